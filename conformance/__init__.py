@@ -1,0 +1,1 @@
+"""The harness: targets, embedded server, state machine, pytest plugin, CLI."""

@@ -1,0 +1,1 @@
+"""pytest11 entry point of xapi-conformance; inert until its options are used."""

@@ -1,0 +1,42 @@
+"""The one currency every layer exchanges: the outcome of a XenAPI call."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+__all__ = ["Failure", "Outcome", "Success", "Value"]
+
+Value: TypeAlias = (
+    "str | int | float | bool | datetime.datetime | Sequence[Value] | Mapping[str, Value]"
+)
+"""A XenAPI value as Python holds it.
+
+int is int64, float is a double, str covers strings, refs and enum values, a Sequence is a set
+(held as a tuple), a Mapping is a map or a record. Wire codecs translate to and from this.
+"""
+
+
+@dataclass(frozen=True)
+class Success:
+    """A call that succeeded with ``value`` (``""`` for void)."""
+
+    value: Value
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A call that failed: xapi's ErrorDescription is ``[code, *params]``."""
+
+    code: str
+    params: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> list[str]:
+        """The ErrorDescription list as it goes on the wire."""
+        return [self.code, *self.params]
+
+
+Outcome: TypeAlias = Success | Failure

@@ -1,0 +1,1 @@
+"""Report renderers: records in, files out."""

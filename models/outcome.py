@@ -7,16 +7,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-__all__ = ["Failure", "Outcome", "Success", "Value"]
+__all__ = ["Encoded", "Failure", "Outcome", "Success", "Value"]
 
 Value: TypeAlias = (
-    "str | int | float | bool | datetime.datetime | Sequence[Value] | Mapping[str, Value]"
+    "str | int | float | bool | datetime.datetime | Encoded | Sequence[Value] | Mapping[str, Value]"
 )
 """A XenAPI value as Python holds it.
 
 int is int64, float is a double, str covers strings, refs and enum values, a Sequence is a set
-(held as a tuple), a Mapping is a map or a record. Wire codecs translate to and from this.
+(held as a tuple), a Mapping is a map or a record, ``Encoded`` is a string of encoded XML-RPC.
+Wire codecs translate to and from this.
 """
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A string holding the XML-RPC ``<value>`` text of ``value``, as xapi fills ``task.result``.
+
+    The model says *what* is encoded; only the wire codecs know *how*.
+    """
+
+    value: Value
 
 
 @dataclass(frozen=True)

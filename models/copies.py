@@ -1,0 +1,181 @@
+"""Creating and destroying VMs: create, clone, copy, snapshot, checkpoint, revert, destroy (§9)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from models import catalogue
+from models.checks import guarded, refresh, update_vm
+from models.errors import XenAPIError, handle_invalid
+from models.outcome import Value
+from models.records import derived_copy, fresh_vm
+from models.transition import Ctx, Handler, Result, as_map, done, vm_of
+from models.unmarshal import UnmarshalError, unmarshal_record
+from models.world import NULL_REF, Record, World, new_ids, with_vm, without_vm
+
+__all__ = ["HANDLERS"]
+
+_CONFIG_FIELDS = (
+    "memory_static_min",
+    "memory_dynamic_min",
+    "memory_target",
+    "memory_dynamic_max",
+    "memory_static_max",
+    "VCPUs_max",
+    "VCPUs_at_startup",
+    "VCPUs_params",
+    "platform",
+    "PV_args",
+    "PV_bootloader",
+    "PV_bootloader_args",
+    "PV_kernel",
+    "PV_legacy_args",
+    "PV_ramdisk",
+    "HVM_boot_params",
+    "HVM_boot_policy",
+    "HVM_shadow_multiplier",
+    "domain_type",
+    "actions_after_shutdown",
+    "actions_after_reboot",
+    "actions_after_crash",
+)
+"""What revert restores from the snapshot (the VM keeps its identity, name and relations)."""
+
+
+def create(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.create: no validation of memory, VCPUs or affinity; only the Suspended data rule."""
+    raw = args[0]
+    assert isinstance(raw, Mapping)
+    try:
+        typed = unmarshal_record(raw, catalogue.create_fields(), catalogue.ENUMS)
+    except UnmarshalError as error:
+        raise XenAPIError("INTERNAL_ERROR", error.text) from error
+    ref, record, world = fresh_vm(ctx.world, typed)
+    if record["power_state"] == "Suspended" and not _suspend_data(record):
+        raise XenAPIError("VM_BAD_POWER_STATE", ref, "halted", "suspended")
+    return done(refresh(with_vm(world, ref, record), ref), ref)
+
+
+def _suspend_data(record: Record) -> bool:
+    return bool(
+        as_map(record["last_boot_CPU_flags"])
+        and record["last_booted_record"]
+        and record["suspend_VDI"] != NULL_REF
+    )
+
+
+def destroy(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.destroy: op check, default-template guard, children re-parented, record gone."""
+    ref = str(args[0])
+
+    def body(vm: Record) -> Result:
+        if as_map(vm["other_config"]).get("default_template") == "true":
+            raise XenAPIError("VM_CANNOT_DELETE_DEFAULT_TEMPLATE")
+        world = ctx.world
+        for child, record in world.vms.items():
+            if record["parent"] == ref:
+                world = with_vm(world, child, {**record, "parent": vm["parent"]})
+        return done(without_vm(world, ref))
+
+    return guarded(ctx.world, ref, "destroy", body)
+
+
+def _add_copy(world: World, ref: str, record: dict[str, Value], source: Record) -> World:
+    """A copy of a Suspended VM is Suspended; a copy of a snapshot is always hard-shut."""
+    record.update(power_state="Halted", suspend_VDI=NULL_REF)
+    if source["power_state"] == "Suspended" and source["is_a_snapshot"] is not True:
+        vdi, _, world = new_ids(world)
+        record.update(power_state="Suspended", suspend_VDI=vdi)
+    return refresh(with_vm(world, ref, record), ref)
+
+
+def _copier(op: str) -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        ref, name = str(args[0]), str(args[1])
+
+        def body(vm: Record) -> Result:
+            if op == "copy" and args[2] != NULL_REF and str(args[2]) not in ctx.world.srs:
+                raise handle_invalid("SR", str(args[2]))
+            new_ref, record, world = derived_copy(
+                ctx.world, vm, name, as_snapshot_of=None, now=ctx.now
+            )
+            return done(refresh(_add_copy(world, new_ref, record, vm), ref), new_ref)
+
+        return guarded(ctx.world, ref, op, body)
+
+    handler.__doc__ = f"VM.{op}: op check, then a new Halted (or Suspended) VM (§9.3)."
+    return handler
+
+
+def _snapshotter(op: str) -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        ref, name = str(args[0]), str(args[1])
+
+        def body(vm: Record) -> Result:
+            new_ref, record, world = derived_copy(
+                ctx.world, vm, name, as_snapshot_of=ref, now=ctx.now
+            )
+            state = "Halted"
+            if op == "checkpoint" and vm["power_state"] in ("Running", "Suspended"):
+                state = "Suspended"
+                vdi, _, world = new_ids(world)
+                record["suspend_VDI"] = vdi
+            record["power_state"] = state
+            world = refresh(with_vm(world, new_ref, record), new_ref)
+            return done(update_vm(world, ref, {"parent": new_ref}), new_ref)
+
+        return guarded(ctx.world, ref, op, body)
+
+    handler.__doc__ = f"VM.{op}: op check, then a snapshot VM; the source's parent becomes it."
+    return handler
+
+
+def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.revert(snapshot): §5.3 failure for non-snapshots, else the VM takes the snapshot's state.
+
+    Reading: a snapshot whose source is gone fails the same way (rebuilding a VM from snapshot
+    metadata is not modelled); unconfirmed.
+    """
+    snap_ref = str(args[0])
+    snap = vm_of(ctx.world, snap_ref)
+    target = str(snap["snapshot_of"])
+    if target not in ctx.world.vms:
+        raise XenAPIError("VM_REVERT_FAILED", snap_ref, target)
+
+    def revert_target(_: Record) -> Result:
+        return guarded(
+            ctx.world, target, "reverting", lambda vm: _reverted(ctx.world, vm, snap, target)
+        )
+
+    return guarded(ctx.world, snap_ref, "revert", revert_target)
+
+
+def _reverted(world: World, vm: Record, snap: Record, target: str) -> Result:
+    changes: dict[str, Value] = {name: snap[name] for name in _CONFIG_FIELDS}
+    changes.update(
+        power_state=snap["power_state"],
+        suspend_VDI=snap["suspend_VDI"],
+        domid=-1,
+        resident_on=NULL_REF,
+        scheduled_to_be_resident_on=NULL_REF,
+    )
+    del vm
+    return done(update_vm(world, target, changes))
+
+
+def provision(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.provision: op check (templates only); with no disks listed there is nothing to do."""
+    ref = str(args[0])
+    return guarded(ctx.world, ref, "provision", lambda _: done(update_vm(ctx.world, ref, {})))
+
+
+HANDLERS: dict[str, Handler] = {
+    "create": create,
+    "destroy": destroy,
+    "clone": _copier("clone"),
+    "copy": _copier("copy"),
+    "snapshot": _snapshotter("snapshot"),
+    "checkpoint": _snapshotter("checkpoint"),
+    "revert": revert,
+    "provision": provision,
+}

@@ -1,0 +1,221 @@
+"""Power-state transitions of the VM class (semantics §1, §2.2, §4.2, §4.4, §5.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from models.checks import guarded, merge, update_vm
+from models.errors import XenAPIError, handle_invalid
+from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt
+from models.outcome import Value
+from models.placement import choose_host, host_error, resident_host
+from models.transition import Ctx, Handler, Result, done, failed, vm_of
+from models.world import NULL_REF, Host, Record, World, new_ids
+
+__all__ = ["HANDLERS"]
+
+
+def _next_domid(world: World) -> int:
+    domids = [vm["domid"] for vm in world.vms.values()]
+    return 1 + max((d for d in domids if isinstance(d, int)), default=0)
+
+
+def _halted(world: World, ref: str, extra: Mapping[str, Value] | None = None) -> World:
+    changes: dict[str, Value] = {
+        "power_state": "Halted",
+        "domid": -1,
+        "resident_on": NULL_REF,
+        "scheduled_to_be_resident_on": NULL_REF,
+        "requires_reboot": False,
+        "current_operations": {},
+    }
+    return update_vm(world, ref, {**changes, **(extra or {})})
+
+
+def _boot(world: World, ref: str, host: Host, paused: bool) -> World:
+    state = "Paused" if paused else "Running"
+    changes: dict[str, Value] = {
+        "power_state": state,
+        "domid": _next_domid(world),
+        "resident_on": host.ref,
+        "scheduled_to_be_resident_on": NULL_REF,
+        "suspend_VDI": NULL_REF,
+    }
+    return update_vm(world, ref, changes)
+
+
+def _placed_start(world: World, ref: str, vm: Record, paused: bool, force: bool) -> Result:
+    host = choose_host(world, ref, vm)
+    if host is None:
+        raise XenAPIError("NO_HOSTS_AVAILABLE")
+    if not force and nested_virt(vm) and not are_pinned_at_static_max(MemoryTuple.from_record(vm)):
+        raise XenAPIError("MEMORY_CONSTRAINT_VIOLATION_MAXPIN", "nested virt")
+    started = done(_boot(world, ref, host, paused))
+    if world.facts.host_memory_sufficient is None:
+        return merge(started, failed(world, XenAPIError("NO_HOSTS_AVAILABLE").failure()))
+    return started
+
+
+def start(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.start: op check, then host placement where every host error is NO_HOSTS_AVAILABLE."""
+    ref, paused, force = str(args[0]), args[1] is True, args[2] is True
+    return guarded(
+        ctx.world, ref, "start", lambda vm: _placed_start(ctx.world, ref, vm, paused, force)
+    )
+
+
+def _host(world: World, ref: Value) -> Host:
+    host = world.hosts.get(str(ref))
+    if host is None:
+        raise handle_invalid("host", str(ref))
+    return host
+
+
+def _boot_on(world: World, ref: str, vm: Record, host: Host, paused: bool) -> Result:
+    error = host_error(world, ref, vm, host)
+    if error:
+        raise error
+    return done(_boot(world, ref, host, paused))
+
+
+def _control_domain_affinity(vm: Record, host: Host) -> None:
+    if vm["is_control_domain"] is True and vm["affinity"] not in (host.ref, NULL_REF):
+        reason = "Cannot boot a control domain on a host different from its affinity"
+        raise XenAPIError("OPERATION_NOT_ALLOWED", reason)
+
+
+def start_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.start_on: host pre-checks, op check, then assert_can_boot_here propagating errors."""
+    ref, paused = str(args[0]), args[2] is True
+    vm = vm_of(ctx.world, ref)
+    host = _host(ctx.world, args[1])
+    _control_domain_affinity(vm, host)
+    return guarded(
+        ctx.world, ref, "start_on", lambda vm: _boot_on(ctx.world, ref, vm, host, paused)
+    )
+
+
+def _to_halted(op: str) -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        ref = str(args[0])
+
+        def body(vm: Record) -> Result:
+            extra: dict[str, Value] = {}
+            if vm["power_state"] == "Suspended":
+                extra["suspend_VDI"] = NULL_REF
+            return done(_halted(ctx.world, ref, extra))
+
+        return guarded(ctx.world, ref, op, body)
+
+    handler.__doc__ = f"VM.{op}: op check, then Halted (a suspend image is dropped)."
+    return handler
+
+
+def _set_state(op: str, state: str, *, new_domain: bool = False) -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        ref = str(args[0])
+        changes: dict[str, Value] = {"power_state": state}
+        if new_domain:
+            changes["domid"] = _next_domid(ctx.world)
+        return guarded(ctx.world, ref, op, lambda _: done(update_vm(ctx.world, ref, changes)))
+
+    handler.__doc__ = f"VM.{op}: op check, then {state}."
+    return handler
+
+
+def suspend(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.suspend: Running → Suspended with a suspend image, no domain, no host."""
+    ref = str(args[0])
+
+    def body(_: Record) -> Result:
+        vdi, _uuid, world = new_ids(ctx.world)
+        changes: dict[str, Value] = {
+            "power_state": "Suspended",
+            "domid": -1,
+            "resident_on": NULL_REF,
+            "scheduled_to_be_resident_on": NULL_REF,
+            "suspend_VDI": vdi,
+        }
+        return done(update_vm(world, ref, changes))
+
+    return guarded(ctx.world, ref, "suspend", body)
+
+
+def _resume_on_host(world: World, ref: str, vm: Record, host: Host | None, paused: bool) -> Result:
+    if host is None:
+        host = choose_host(world, ref, vm)
+        if host is None:
+            raise XenAPIError("NO_HOSTS_AVAILABLE")
+        return done(_boot(world, ref, host, paused))
+    return _boot_on(world, ref, vm, host, paused)
+
+
+def resume(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.resume: Suspended → Running or Paused."""
+    ref, paused = str(args[0]), args[1] is True
+    return guarded(
+        ctx.world, ref, "resume", lambda vm: _resume_on_host(ctx.world, ref, vm, None, paused)
+    )
+
+
+def resume_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.resume_on: like resume, on the given host, propagating its boot errors."""
+    ref, paused = str(args[0]), args[2] is True
+    vm_of(ctx.world, ref)
+    host = _host(ctx.world, args[1])
+    return guarded(
+        ctx.world, ref, "resume_on", lambda vm: _resume_on_host(ctx.world, ref, vm, host, paused)
+    )
+
+
+def power_state_reset(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.power_state_reset (§5.4): not wrapped; control domain and live-domain refusals."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    if vm["is_control_domain"] is True:
+        raise XenAPIError("CANNOT_RESET_CONTROL_DOMAIN", ref)
+    host = resident_host(ctx.world, vm)
+    if vm["power_state"] in ("Running", "Paused") and host is not None:
+        if host.ref != ctx.world.pool.master and host.live:
+            raise XenAPIError("HOST_IS_LIVE", host.ref)
+        # Reading of §5.4: only a domain xenopsd reports Running blocks the reset; Paused does not.
+        if host.ref == ctx.world.pool.master and vm["power_state"] == "Running":
+            raise XenAPIError("DOMAIN_EXISTS", ref)
+    return done(_halted(ctx.world, ref))
+
+
+def pool_migrate(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.pool_migrate: op check (strict unless options force=true), then resident on ``host``."""
+    ref = str(args[0])
+    vm_of(ctx.world, ref)
+    host = _host(ctx.world, args[1])
+    options = args[2] if isinstance(args[2], Mapping) else {}
+    strict = str(options.get("force", "false")).lower() != "true"
+
+    def body(vm: Record) -> Result:
+        if vm["resident_on"] == host.ref:
+            return done(update_vm(ctx.world, ref, {}))  # a localhost migration
+        error = host_error(ctx.world, ref, vm, host)
+        if error:
+            raise error
+        return done(update_vm(ctx.world, ref, {"resident_on": host.ref}))
+
+    return guarded(ctx.world, ref, "pool_migrate", body, strict=strict)
+
+
+HANDLERS: dict[str, Handler] = {
+    "start": start,
+    "start_on": start_on,
+    "clean_shutdown": _to_halted("clean_shutdown"),
+    "hard_shutdown": _to_halted("hard_shutdown"),
+    "shutdown": _to_halted("shutdown"),
+    "clean_reboot": _set_state("clean_reboot", "Running", new_domain=True),
+    "hard_reboot": _set_state("hard_reboot", "Running", new_domain=True),
+    "pause": _set_state("pause", "Paused"),
+    "unpause": _set_state("unpause", "Running"),
+    "suspend": suspend,
+    "resume": resume,
+    "resume_on": resume_on,
+    "power_state_reset": power_state_reset,
+    "pool_migrate": pool_migrate,
+}

@@ -1,0 +1,326 @@
+"""The remaining VM messages: checks, queries, data sources, plugins, blobs, recovery, import.
+
+Where the model has no counterpart for an object xapi would consult (VDIs, RRDs, WLB, a
+conversion service, a remote pool), the answer chosen is written in the handler's docstring.
+"""
+
+from __future__ import annotations
+
+from models.checks import driver_variants, guarded, merge, op_context, refresh, update_vm
+from models.errors import XenAPIError, handle_invalid, vm_bad_power_state
+from models.operations import check_operation_error
+from models.outcome import Value
+from models.placement import host_error
+from models.records import memory_overhead, read_record
+from models.transition import Ctx, Handler, Result, as_map, done, failed, vm_of
+from models.world import NULL_REF, Record, World, new_ids
+
+__all__ = ["HANDLERS", "HOST_BIOS_STRINGS"]
+
+HOST_BIOS_STRINGS: dict[str, Value] = {
+    "bios-vendor": "Xen",
+    "bios-version": "",
+    "system-manufacturer": "Xen",
+    "system-product-name": "HVM domU",
+    "system-version": "",
+    "system-serial-number": "",
+    "baseboard-manufacturer": "",
+    "baseboard-product-name": "",
+    "baseboard-version": "",
+    "baseboard-serial-number": "",
+    "baseboard-asset-tag": "",
+    "baseboard-location-in-chassis": "",
+    "enclosure-asset-tag": "",
+    "hp-rombios": "",
+    "oem-1": "Xen",
+    "oem-2": "MS_VM_CERT/SHA1/bdbeb6e0a816d43fa6d3fe8aaef04c2bad9d3e3d",
+}
+"""The BIOS strings a host hands to copy_bios_strings (xapi's defaults)."""
+
+BIOS_KEYS = frozenset(
+    {
+        "bios-vendor",
+        "bios-version",
+        "system-manufacturer",
+        "system-product-name",
+        "system-version",
+        "system-serial-number",
+        "enclosure-asset-tag",
+        "baseboard-manufacturer",
+        "baseboard-product-name",
+        "baseboard-version",
+        "baseboard-serial-number",
+        "baseboard-asset-tag",
+        "baseboard-location-in-chassis",
+    }
+)
+"""The keys set_bios_strings accepts (the published reference's list)."""
+
+
+def assert_operation_valid(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.assert_operation_valid: check_operation_error (strict) directly, no retry."""
+    ref, op = str(args[0]), str(args[1])
+    vm = vm_of(ctx.world, ref)
+    results: list[Result] = []
+    for drivers in driver_variants(ctx.world):
+        failure = check_operation_error(ref, vm, op, op_context(ctx.world, drivers=drivers))
+        results.append(failed(ctx.world, failure) if failure else done(ctx.world))
+    return merge(*results)
+
+
+def update_allowed_operations(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.update_allowed_operations: recompute the advisory field now."""
+    vm_of(ctx.world, args[0])
+    return done(refresh(ctx.world, str(args[0])))
+
+
+def query_services(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.query_services: op check (NOT_SYSTEM_DOMAIN inside it), then NOT_IMPLEMENTED."""
+
+    def body(_: Record) -> Result:
+        raise XenAPIError("NOT_IMPLEMENTED", "query_services")
+
+    return guarded(ctx.world, str(args[0]), "query_services", body)
+
+
+def get_boot_record(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.get_boot_record (deprecated): op check; the model's boot record is the current one."""
+    ref = str(args[0])
+    return guarded(
+        ctx.world, ref, "get_boot_record", lambda _: done(ctx.world, read_record(ctx.world, ref))
+    )
+
+
+def _op_then(op: str, value: Value = "") -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        return guarded(ctx.world, str(args[0]), op, lambda _: done(ctx.world, value))
+
+    handler.__doc__ = f"The {op} operation check, then {value!r}."
+    return handler
+
+
+def query_data_source(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.query_data_source: Running or Paused (";"-joined states), then 0.0 (no RRDs modelled)."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    if vm["power_state"] not in ("Running", "Paused"):
+        raise vm_bad_power_state(ref, "running;paused", str(vm["power_state"]).lower())
+    return done(ctx.world, 0.0)
+
+
+def call_plugin(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.call_plugin: op check, then only the guest-agent plugin exists (unconfirmed text)."""
+
+    def body(_: Record) -> Result:
+        raise XenAPIError("XENAPI_MISSING_PLUGIN", str(args[1]))
+
+    return guarded(ctx.world, str(args[0]), "call_plugin", body)
+
+
+def compute_memory_overhead(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.compute_memory_overhead: the model's overhead formula (host-specific in xapi)."""
+    return done(ctx.world, memory_overhead(vm_of(ctx.world, args[0])))
+
+
+def maximise_memory(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.maximise_memory(total, approximate): the largest static_max whose overhead still fits."""
+    vm = vm_of(ctx.world, args[0])
+    total = args[1] if isinstance(args[1], int) else 0
+    overhead = memory_overhead({**vm, "memory_static_max": max(0, total)})
+    return done(ctx.world, max(0, total - overhead))
+
+
+def get_possible_hosts(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.get_possible_hosts: the hosts where assert_can_boot_here passes."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    hosts = tuple(
+        h.ref for h in ctx.world.hosts.values() if host_error(ctx.world, ref, vm, h) is None
+    )
+    return done(ctx.world, hosts)
+
+
+def _devices(count: int) -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        vm_of(ctx.world, args[0])
+        return done(ctx.world, tuple(str(n) for n in range(count)))
+
+    handler.__doc__ = f"Free device numbers: the model's VMs have no devices, so 0..{count - 1}."
+    return handler
+
+
+def assert_can_boot_here(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.assert_can_boot_here(host): the host's boot checks, propagated."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    host = ctx.world.hosts.get(str(args[1]))
+    if host is None:
+        raise handle_invalid("host", str(args[1]))
+    error = host_error(ctx.world, ref, vm, host)
+    if error:
+        raise error
+    return done(ctx.world)
+
+
+def _checked_vm(value: Value = "") -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        vm_of(ctx.world, args[0])
+        return done(ctx.world, value)
+
+    handler.__doc__ = f"Succeeds with {value!r} for any VM: the model has no storage to consult."
+    return handler
+
+
+def _session_to(world: World, value: Value) -> None:
+    if str(value) not in world.sessions:
+        raise XenAPIError("SESSION_INVALID", str(value))
+
+
+def get_SRs_required_for_recovery(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.get_SRs_required_for_recovery: no disks, so no SRs; session_to must be live."""
+    vm_of(ctx.world, args[0])
+    _session_to(ctx.world, args[1])
+    return done(ctx.world, ())
+
+
+def recover(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.recover / assert_can_be_recovered into this same pool: nothing to do (unconfirmed)."""
+    vm_of(ctx.world, args[0])
+    _session_to(ctx.world, args[1])
+    return done(ctx.world)
+
+
+def create_new_blob(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.create_new_blob(name, mime_type, public): a new blob ref under ``name`` in blobs."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    blob, _, world = new_ids(ctx.world)
+    blobs = {**as_map(vm["blobs"]), str(args[1]): blob}
+    return done(update_vm(world, ref, {"blobs": blobs}, recompute=False), blob)
+
+
+def _bios_error(key: str, value: str) -> XenAPIError | None:
+    if key not in BIOS_KEYS:
+        return XenAPIError("INVALID_VALUE", key, "Unknown key")
+    if value == "":
+        return XenAPIError("INVALID_VALUE", key, "Value provided is empty")
+    if len(value) > 512:
+        return XenAPIError("INVALID_VALUE", key, "Value provided is too long (> 512 characters)")
+    if not all(" " <= c <= "~" for c in value):
+        return XenAPIError("INVALID_VALUE", key, "Value provided contains non-printable characters")
+    return None
+
+
+def set_bios_strings(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.set_bios_strings: once only; each key known, value non-empty, ≤ 512 printable chars."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    if as_map(vm["bios_strings"]):
+        raise XenAPIError("VM_BIOS_STRINGS_ALREADY_SET")
+    for key, value in as_map(args[1]).items():
+        error = _bios_error(key, str(value))
+        if error:
+            raise error
+    merged = {**HOST_BIOS_STRINGS, **as_map(args[1])}
+    return done(update_vm(ctx.world, ref, {"bios_strings": merged}, recompute=False))
+
+
+def copy_bios_strings(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.copy_bios_strings(host): Halted only, once only; the host's strings are copied."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    if str(args[1]) not in ctx.world.hosts:
+        raise handle_invalid("host", str(args[1]))
+    if vm["power_state"] != "Halted":
+        raise vm_bad_power_state(ref, "halted", str(vm["power_state"]).lower())
+    if as_map(vm["bios_strings"]):
+        raise XenAPIError("VM_BIOS_STRINGS_ALREADY_SET")
+    return done(
+        update_vm(ctx.world, ref, {"bios_strings": dict(HOST_BIOS_STRINGS)}, recompute=False)
+    )
+
+
+def restart_device_models(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.restart_device_models: Running only (text of the state error unconfirmed); no-op here."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    if vm["power_state"] != "Running":
+        raise vm_bad_power_state(ref, "running", str(vm["power_state"]).lower())
+    return done(ctx.world)
+
+
+def _sr(world: World, value: Value) -> None:
+    if str(value) not in world.srs:
+        raise handle_invalid("SR", str(value))
+
+
+def import_(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.import(url, sr, …): the SR must exist; the model fetches nothing, so the import fails.
+
+    Reading: xapi reports an unreachable URL as IMPORT_ERROR; the text is unconfirmed.
+    """
+    _sr(ctx.world, args[1])
+    raise XenAPIError("IMPORT_ERROR", f"Could not fetch {args[0]}")
+
+
+def import_convert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.import_convert: the SR must exist; no conversion service is modelled (unconfirmed)."""
+    _sr(ctx.world, args[3])
+    raise XenAPIError("XENAPI_MISSING_PLUGIN", "conversion")
+
+
+def retrieve_wlb_recommendations(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.retrieve_wlb_recommendations: no WLB is configured in the model."""
+    vm_of(ctx.world, args[0])
+    raise XenAPIError("WLB_NOT_INITIALIZED")
+
+
+def _migrate(op: str) -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        def body(_: Record) -> Result:
+            dest = as_map(args[1])
+            if "master" not in dest or "session_id" not in dest:
+                raise XenAPIError("INTERNAL_ERROR", "Not_found")  # unconfirmed
+            raise XenAPIError("VM_MIGRATE_FAILED", str(args[0]), NULL_REF, NULL_REF, "remote pool")
+
+        return guarded(ctx.world, str(args[0]), "migrate_send", body)
+
+    handler.__doc__ = (
+        f"VM.{op}: the migrate_send check; the model has no remote pool to reach (unconfirmed)."
+    )
+    return handler
+
+
+HANDLERS: dict[str, Handler] = {
+    "assert_operation_valid": assert_operation_valid,
+    "update_allowed_operations": update_allowed_operations,
+    "query_services": query_services,
+    "get_boot_record": get_boot_record,
+    "get_data_sources": _op_then("data_source_op", ()),
+    "record_data_source": _op_then("data_source_op"),
+    "forget_data_source_archives": _op_then("data_source_op"),
+    "query_data_source": query_data_source,
+    "send_sysrq": _op_then("send_sysrq"),
+    "send_trigger": _op_then("send_trigger"),
+    "call_plugin": call_plugin,
+    "get_cooperative": _checked_vm(True),
+    "compute_memory_overhead": compute_memory_overhead,
+    "maximise_memory": maximise_memory,
+    "get_possible_hosts": get_possible_hosts,
+    "get_allowed_VBD_devices": _devices(16),
+    "get_allowed_VIF_devices": _devices(7),
+    "assert_agile": _checked_vm(),
+    "assert_can_boot_here": assert_can_boot_here,
+    "get_SRs_required_for_recovery": get_SRs_required_for_recovery,
+    "assert_can_be_recovered": recover,
+    "recover": recover,
+    "create_new_blob": create_new_blob,
+    "set_bios_strings": set_bios_strings,
+    "copy_bios_strings": copy_bios_strings,
+    "restart_device_models": restart_device_models,
+    "import": import_,
+    "import_convert": import_convert,
+    "retrieve_wlb_recommendations": retrieve_wlb_recommendations,
+    "migrate_send": _migrate("migrate_send"),
+    "assert_can_migrate": _migrate("assert_can_migrate"),
+}

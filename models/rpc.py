@@ -1,0 +1,203 @@
+"""The one transition function: a raw call in, every acceptable (outcome, next world) out.
+
+The RPC layer runs in xapi's order (semantics §4.1): UTF-8, method name, parameter count,
+unmarshalling, removed messages, session, RBAC, async mode, then the message's own handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from models import catalogue, copies, lifecycle, misc, setters
+from models.errors import XenAPIError, internal_error
+from models.generic import generic_handler
+from models.others import OTHER_MESSAGES, SESSIONLESS
+from models.outcome import Failure, Success, Value
+from models.rbac import check_permission
+from models.schema import Message
+from models.transition import Branch, Call, Ctx, Handler, Result, failed
+from models.unmarshal import UnmarshalError, unmarshal
+from models.world import SessionInfo, Task, World, new_ids
+
+__all__ = ["REGISTRY", "Entry", "apply", "resolve"]
+
+ASYNC_PREFIX = "Async."
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A callable message: its declaration and its handler."""
+
+    message: Message
+    handler: Handler
+    takes_session: bool = True
+
+
+_EXPLICIT: dict[str, Handler] = {
+    **lifecycle.HANDLERS,
+    **copies.HANDLERS,
+    **setters.HANDLERS,
+    **misc.HANDLERS,
+}
+
+
+def _removed(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    raise XenAPIError("MESSAGE_REMOVED")
+
+
+def _vm_entry(message: Message) -> Entry:
+    handler = _removed if message.removed else _EXPLICIT.get(message.name)
+    handler = handler or generic_handler(message)
+    if handler is None:
+        raise LookupError(f"VM.{message.name} has neither explicit rules nor a generic form")
+    return Entry(message, handler)
+
+
+def _registry() -> dict[str, Entry]:
+    entries = {m.wire_name: _vm_entry(m) for m in catalogue.MESSAGES.values()}
+    for name, (message, handler) in OTHER_MESSAGES.items():
+        entries[name] = Entry(message, handler, takes_session=name not in SESSIONLESS)
+    return entries
+
+
+REGISTRY: Mapping[str, Entry] = MappingProxyType(_registry())
+"""Wire name (``VM.start``, ``session.logout``…) → entry, for every message the model answers."""
+
+
+def resolve(method: str) -> tuple[str, Entry | None, bool]:
+    """``(sync name, entry or None, is_async)``; ``Obj_msg`` is accepted like ``Obj.msg``."""
+    is_async = method.startswith(ASYNC_PREFIX)
+    name = method.removeprefix(ASYNC_PREFIX)
+    entry = REGISTRY.get(name)
+    if entry is None and "." not in name and "_" in name:
+        cls, _, msg = name.partition("_")
+        entry = REGISTRY.get(f"{cls}.{msg}")
+    return name, entry, is_async
+
+
+def _check_utf8(value: object) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise XenAPIError("INVALID_VALUE", "Invalid UTF-8 string in parameter", value) from None
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_utf8(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_utf8(key)
+            _check_utf8(item)
+
+
+def _session(world: World, raw: object) -> SessionInfo:
+    info = world.sessions.get(raw) if isinstance(raw, str) else None
+    if info is None:
+        raise XenAPIError("SESSION_INVALID", str(raw))
+    return info
+
+
+def _unknown_method(world: World, call: Call) -> XenAPIError:
+    if call.args:
+        session = _session(world, call.args[0])
+        if not session.superuser and session.role != "pool-admin":
+            extension = catalogue.message("start")  # any message: only the role list matters
+            check_permission(
+                session, "host.call_extension", replace(extension, min_role="pool-admin"), ()
+            )
+    return XenAPIError("MESSAGE_METHOD_UNKNOWN", call.method)
+
+
+def _count_error(name: str, entry: Entry, call: Call) -> XenAPIError | None:
+    received = len(call.args) - (1 if entry.takes_session else 0)
+    required = entry.message.required_count
+    has_defaults = required < len(entry.message.params)
+    if received == required or (has_defaults and received > required):
+        return None
+    return XenAPIError("MESSAGE_PARAMETER_COUNT_MISMATCH", name, str(required), str(received))
+
+
+def _typed_args(entry: Entry, raw: tuple[object, ...]) -> tuple[Value, ...]:
+    typed: list[Value] = []
+    for index, param in enumerate(entry.message.params):
+        if index < len(raw):
+            typed.append(unmarshal(raw[index], param.type, catalogue.ENUMS))
+        else:
+            assert param.default is not None
+            typed.append(param.default)
+    return tuple(typed)
+
+
+def apply(world: World, call: Call) -> Result:
+    """Every acceptable answer of xapi to ``call`` in ``world``, each with its next world."""
+    try:
+        return _apply(world, call)
+    except XenAPIError as error:
+        return failed(world, error.failure())
+
+
+def _apply(world: World, call: Call) -> Result:
+    _check_utf8(list(call.args))
+    name, entry, is_async = resolve(call.method)
+    if entry is None:
+        raise _unknown_method(world, call)
+    count_error = _count_error(name, entry, call)
+    if count_error:
+        raise count_error
+    raw = call.args[1:] if entry.takes_session else call.args
+    try:
+        if entry.takes_session and not isinstance(call.args[0], str):
+            raise UnmarshalError(f"Expected string, got '{call.args[0]!r}'")
+        args = _typed_args(entry, raw)
+    except UnmarshalError as error:
+        raise internal_error(error.text) from error
+    return _authorised(world, call, name, entry, args, is_async)
+
+
+def _authorised(
+    world: World, call: Call, name: str, entry: Entry, args: tuple[Value, ...], is_async: bool
+) -> Result:
+    if not entry.takes_session:
+        ctx = Ctx(world, "", SessionInfo("", "", superuser=False), call.now, call.method)
+        return entry.handler(ctx, args)
+    session_ref = str(call.args[0])
+    session = _session(world, session_ref)
+    if entry.message.removed:
+        raise XenAPIError("MESSAGE_REMOVED")
+    check_permission(session, name, entry.message, args)
+    if is_async and not entry.message.has_async:
+        raise XenAPIError("Fault", f"No async mode for this operation (rpc: {call.method})")
+    ctx = Ctx(world, session_ref, session, call.now, call.method)
+    if is_async:
+        return _as_task(ctx, entry, args)
+    return _handled(ctx, entry, args)
+
+
+def _handled(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
+    try:
+        return entry.handler(ctx, args)
+    except XenAPIError as error:
+        return failed(ctx.world, error.failure())
+
+
+def _as_task(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
+    """An Async call: the response is a task ref; the outcome lands in the task (§12)."""
+    branches: list[Branch] = []
+    for branch in _handled(ctx, entry, args):
+        task_ref, task_uuid, world = new_ids(branch.world)
+        task = _task(task_ref, task_uuid, ctx, branch, world)
+        world = replace(world, tasks=MappingProxyType({**world.tasks, task_ref: task}))
+        branches.append(Branch(Success(task_ref), world))
+    return tuple(branches)
+
+
+def _task(ref: str, task_uuid: str, ctx: Ctx, branch: Branch, world: World) -> Task:
+    task = Task(ref, task_uuid, ctx.wire_name, "success", session=ctx.session_ref)
+    task = replace(task, created_index=world.counter)
+    outcome = branch.outcome
+    if isinstance(outcome, Failure):
+        status = "cancelled" if outcome.code == "TASK_CANCELLED" else "failure"
+        return replace(task, status=status, error_info=tuple(outcome.description))
+    return replace(task, result=outcome.value)

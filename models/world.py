@@ -1,0 +1,155 @@
+"""The world the model reasons about: VMs plus the pool, hosts, SRs, sessions and tasks they touch.
+
+Everything here is frozen. A transition builds a new ``World`` with ``dataclasses.replace``; nothing
+is mutated in place, so any earlier world can be kept, compared or replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from models.outcome import Value
+
+__all__ = [
+    "NULL_REF",
+    "Account",
+    "Facts",
+    "Host",
+    "Pool",
+    "Record",
+    "SessionInfo",
+    "Task",
+    "World",
+    "frozen",
+    "new_ids",
+    "with_vm",
+    "without_vm",
+]
+
+NULL_REF = "OpaqueRef:NULL"
+
+Record = Mapping[str, Value]
+"""A VM record keyed by wire field names, never mutated."""
+
+
+def frozen(record: Mapping[str, Value]) -> Record:
+    """Return a read-only view of a fresh copy of ``record``."""
+    return MappingProxyType(dict(record))
+
+
+def _empty() -> Mapping[str, Value]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What decides xapi's answer but which a client cannot see.
+
+    ``None`` means unknown: where the answer depends on it, the model offers every branch.
+    What a client can read (DMC in ``pool.restrictions``, host capabilities) lives in the pool
+    and host records instead.
+    """
+
+    guest_has_pv_drivers: bool | None = True
+    host_memory_sufficient: bool | None = True
+    clone_suspended_allowed: bool = False
+
+
+@dataclass(frozen=True)
+class Account:
+    """A login the server accepts. ``superuser`` sessions bypass RBAC, as PAM logins do."""
+
+    name: str
+    password: str
+    role: str
+    superuser: bool = False
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A live session: who logged in, with which role."""
+
+    user: str
+    role: str
+    superuser: bool
+
+
+@dataclass(frozen=True)
+class Host:
+    """A pool member. ``hvm`` mirrors an "hvm-3.0-x86_64" entry in its capabilities."""
+
+    ref: str
+    uuid: str
+    name_label: str
+    address: str
+    memory_total: int = 64 * 2**30
+    hvm: bool = True
+    live: bool = True
+    control_domain: str = NULL_REF
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The pool singleton: its restrictions decide DMC, its other_config clone-suspended."""
+
+    ref: str
+    uuid: str
+    master: str
+    restrictions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    other_config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Task:
+    """An ``Async.`` call's task. ``result`` holds the value; codecs render xapi's text form."""
+
+    ref: str
+    uuid: str
+    name_label: str
+    status: str
+    result: Value = ""
+    error_info: tuple[str, ...] = ()
+    session: str = NULL_REF
+    created_index: int = 0
+
+
+@dataclass(frozen=True)
+class World:
+    """The model's whole state. ``counter`` and ``salt`` make new refs and uuids deterministic."""
+
+    pool: Pool
+    hosts: Mapping[str, Host]
+    srs: Mapping[str, Record]
+    vms: Mapping[str, Record]
+    accounts: Mapping[str, Account]
+    sessions: Mapping[str, SessionInfo] = field(default_factory=_empty)  # type: ignore[arg-type]
+    tasks: Mapping[str, Task] = field(default_factory=_empty)  # type: ignore[arg-type]
+    facts: Facts = Facts()
+    counter: int = 0
+    salt: str = "xapi-conformance"
+
+
+def _uuid_from(salt: str, counter: int, kind: str) -> str:
+    digest = hashlib.sha256(f"{salt}/{counter}/{kind}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def new_ids(world: World) -> tuple[str, str, World]:
+    """A fresh ``(ref, uuid)`` pair and the world that has used it."""
+    ref = "OpaqueRef:" + _uuid_from(world.salt, world.counter, "ref")
+    new_uuid = _uuid_from(world.salt, world.counter, "uuid")
+    return ref, new_uuid, replace(world, counter=world.counter + 1)
+
+
+def with_vm(world: World, ref: str, record: Mapping[str, Value]) -> World:
+    """The world where VM ``ref`` has ``record`` (added or replaced)."""
+    return replace(world, vms=MappingProxyType({**world.vms, ref: frozen(record)}))
+
+
+def without_vm(world: World, ref: str) -> World:
+    """The world without VM ``ref``."""
+    return replace(world, vms=MappingProxyType({k: v for k, v in world.vms.items() if k != ref}))

@@ -1,0 +1,200 @@
+"""The compatibility matrix: one column per target, one row per method, across several runs."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports.files import atomic_write_text
+from reports.records import RunSummary
+from reports.redact import redact_summary
+
+__all__ = [
+    "MATRIX_HTML_FILE",
+    "MATRIX_MARKDOWN_FILE",
+    "NOT_EXERCISED",
+    "OK",
+    "WAIVED",
+    "Matrix",
+    "build_matrix",
+    "cell_status",
+    "matrix_markdown",
+    "render_matrix",
+    "write_matrix",
+]
+
+MATRIX_HTML_FILE = "matrix.html"
+MATRIX_MARKDOWN_FILE = "matrix.md"
+
+OK = "ok"
+"""Exercised on the target, no divergence."""
+WAIVED = "waived"
+"""Every divergence on the target is waived."""
+NOT_EXERCISED = "not exercised"
+"""Never called on the target, and no divergence recorded for it."""
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The matrix as data: ``cells[row][column]`` is the status of ``methods[row]`` on a target."""
+
+    columns: tuple[str, ...]
+    """One label per run: ``target (protocol)``."""
+    verdicts: tuple[str, ...]
+    """The verdict of each column's run."""
+    methods: tuple[str, ...]
+    cells: tuple[tuple[str, ...], ...]
+
+
+def cell_status(s: RunSummary, method: str) -> str:
+    """``method`` on the run ``s``: ``diverges (n)``, ``waived``, ``ok`` or ``not exercised``.
+
+    ``n`` counts the divergences that are not waived; waived ones only show when all are waived.
+    """
+    active = sum(1 for d in s.divergences if d.method == method and not d.waived)
+    if active:
+        return f"diverges ({active})"
+    if any(d.method == method for d in s.divergences):
+        return WAIVED
+    if any(c.method == method and c.count > 0 for c in s.coverage):
+        return OK
+    return NOT_EXERCISED
+
+
+def _label(s: RunSummary) -> str:
+    return f"{s.target} ({s.protocol})" if s.protocol else s.target
+
+
+def _methods(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
+    """Methods that diverged, or were exercised, on any target."""
+    diverged = {d.method for s in summaries for d in s.divergences}
+    exercised = {c.method for s in summaries for c in s.coverage if c.count > 0}
+    return tuple(sorted(diverged | exercised))
+
+
+def build_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -> Matrix:
+    """The matrix for ``summaries``, one column each, texts scrubbed of ``secrets``."""
+    secrets = tuple(secrets)
+    runs = [redact_summary(s, secrets) for s in summaries]
+    methods = _methods(runs)
+    return Matrix(
+        columns=tuple(_label(s) for s in runs),
+        verdicts=tuple(s.verdict for s in runs),
+        methods=methods,
+        cells=tuple(tuple(cell_status(s, m) for s in runs) for m in methods),
+    )
+
+
+# --- HTML --------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1rem 2rem;color:#1f2328}
+table{border-collapse:collapse}
+th,td{border:1px solid #d0d7de;padding:.2rem .6rem;text-align:left}
+thead th{background:#f6f8fa}
+code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.s-ok,.v-conforms{background:#dafbe1}.s-diverges,.v-diverges{background:#ffebe9;color:#cf222e}
+.s-waived,.v-error{background:#fff8c5}.s-not-exercised{color:#8c959f}
+td.s-diverges,th.v-diverges{font-weight:700}
+.note{color:#57606a}
+"""
+
+_LEGEND = (
+    "ok: exercised, no divergence · diverges (n): n divergences not waived · "
+    "waived: every divergence waived · not exercised: never called"
+)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _status_class(status: str) -> str:
+    return "s-" + status.partition(" (")[0].replace(" ", "-")
+
+
+def _html_table(m: Matrix) -> str:
+    heads = "".join(f'<th scope="col">{_e(c)}</th>' for c in m.columns)
+    verdicts = "".join(f'<th class="v-{_e(v)}">{_e(v)}</th>' for v in m.verdicts)
+    rows = "\n".join(
+        f'<tr><th scope="row"><code>{_e(method)}</code></th>'
+        + "".join(f'<td class="{_status_class(c)}">{_e(c)}</td>' for c in row)
+        + "</tr>"
+        for method, row in zip(m.methods, m.cells, strict=True)
+    )
+    return (
+        f'<table>\n<thead>\n<tr><th scope="col">Method</th>{heads}</tr>\n'
+        f'<tr><th scope="row">Verdict</th>{verdicts}</tr>\n</thead>\n'
+        f"<tbody>\n{rows}\n</tbody>\n</table>"
+    )
+
+
+def render_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -> str:
+    """The matrix as a self-contained HTML page (inline CSS, no script)."""
+    m = build_matrix(summaries, secrets)
+    table = _html_table(m) if m.columns else '<p class="note">No runs.</p>'
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>XenAPI compatibility matrix — xapi-conformance</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>XenAPI compatibility matrix</h1>
+<p class="note">{_e(_LEGEND)}</p>
+{table}
+</body>
+</html>
+"""
+
+
+# --- Markdown ----------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = str.maketrans(
+    {c: "\\" + c for c in "\\|`*[]<>"} | {"\n": " ", "\r": " ", "&": "&amp;"}
+)
+
+
+def _md(value: str) -> str:
+    """``value`` safe in a GitHub-flavoured Markdown table cell."""
+    return value.translate(_MARKDOWN_SPECIAL)
+
+
+def _md_row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def matrix_markdown(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -> str:
+    """The matrix as a GitHub-flavoured Markdown table, the verdicts as its first row."""
+    m = build_matrix(summaries, secrets)
+    lines = ["# XenAPI compatibility matrix", "", _LEGEND, ""]
+    if not m.columns:
+        return "\n".join([*lines, "No runs.", ""])
+    lines += [
+        _md_row(["Method", *(_md(c) for c in m.columns)]),
+        _md_row(["---"] * (len(m.columns) + 1)),
+        _md_row(["**verdict**", *(f"**{_md(v)}**" for v in m.verdicts)]),
+    ]
+    lines += [
+        _md_row([_md(method), *(_md(c) for c in row)])
+        for method, row in zip(m.methods, m.cells, strict=True)
+    ]
+    return "\n".join([*lines, ""])
+
+
+def write_matrix(
+    report_dir: Path, summaries: Sequence[RunSummary], secrets: Iterable[str] = ()
+) -> Path:
+    """Write ``matrix.html`` and ``matrix.md`` atomically in ``report_dir``; return the former."""
+    secrets = tuple(secrets)
+    html_text = render_matrix(summaries, secrets)
+    markdown = matrix_markdown(summaries, secrets)
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(report_dir / MATRIX_MARKDOWN_FILE, markdown)
+    path = report_dir / MATRIX_HTML_FILE
+    atomic_write_text(path, html_text)
+    return path

@@ -1,0 +1,392 @@
+"""The records a conformance run hands to the renderers, and their JSON form.
+
+The JSON form is the layout of ``summary.json``, a contract other tools depend on (see
+:func:`summary_to_json`). Values are expected to be JSON-native (``None``, ``bool``, ``int``,
+``float``, ``str``, lists and string-keyed objects); tuples are written as lists. For such values
+``summary_from_json(summary_to_json(s)) == s`` holds exactly, also through ``json.dumps`` and
+``json.loads``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias, cast
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "VERDICTS",
+    "CoverageCell",
+    "DivergenceRecord",
+    "OutcomeRecord",
+    "RunSummary",
+    "Verdict",
+    "summary_from_json",
+    "summary_to_json",
+]
+
+Verdict: TypeAlias = Literal["conforms", "diverges", "error"]
+"""The overall result of a run: the target conforms, diverges, or the run itself failed."""
+
+VERDICTS: Final[tuple[Verdict, ...]] = ("conforms", "diverges", "error")
+"""Every :data:`Verdict`, in display order."""
+
+SCHEMA_VERSION: Final = 1
+"""The ``schema_version`` written to and required in ``summary.json``."""
+
+
+def to_plain(value: object) -> object:
+    """``value`` with tuples turned into lists and mappings into dicts, recursively."""
+    if isinstance(value, Mapping):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(item) for item in value]
+    return value
+
+
+def json_safe(value: object) -> object:
+    """``value`` made acceptable to strict JSON: what is not JSON-native becomes its ``str``.
+
+    Non-finite floats become ``"nan"``/``"inf"``/``"-inf"``; non-string map keys become strings.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return str(value)
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """The outcome of one call: a success value, or an ErrorDescription.
+
+    ``error`` is the ErrorDescription list (code then params), empty exactly when ``ok``; ``value``
+    is the JSON-able success value, ``None`` for a failure.
+    """
+
+    ok: bool
+    value: object = None
+    error: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "error", tuple(self.error))
+        if self.ok and self.error:
+            raise ValueError("a successful outcome has no error description")
+        if not self.ok and not self.error:
+            raise ValueError("a failed outcome needs at least an error code")
+        if not self.ok and self.value is not None:
+            raise ValueError("a failed outcome has no value")
+        if not all(isinstance(part, str) for part in self.error):
+            raise TypeError("an error description is a list of strings")
+
+    @classmethod
+    def success(cls, value: object) -> OutcomeRecord:
+        """A successful outcome with ``value``."""
+        return cls(ok=True, value=value)
+
+    @classmethod
+    def failure(cls, code: str, *params: str) -> OutcomeRecord:
+        """A failed outcome whose ErrorDescription is ``[code, *params]``."""
+        return cls(ok=False, error=(code, *params))
+
+    def as_json(self) -> object:
+        """The value itself when ``ok``, else the list ``[code, *params]``.
+
+        Ambiguous on its own (a success value can be a list); :meth:`as_tagged_json` is not.
+        """
+        return to_plain(self.value) if self.ok else list(self.error)
+
+    def as_tagged_json(self) -> dict[str, object]:
+        """``{"status": "success", "value": …}`` or ``{"status": "failure", "error": […]}``."""
+        if self.ok:
+            return {"status": "success", "value": to_plain(self.value)}
+        return {"status": "failure", "error": list(self.error)}
+
+    @classmethod
+    def from_tagged_json(cls, data: object, where: str = "outcome") -> OutcomeRecord:
+        """Read back the form written by :meth:`as_tagged_json`; ``ValueError`` when malformed."""
+        obj = _as_object(data, where)
+        status = _str(obj, "status", where)
+        if status == "success":
+            if "value" not in obj:
+                raise ValueError(f"{where}: missing key 'value'")
+            return cls.success(obj["value"])
+        if status == "failure":
+            error = _list(obj, "error", where)
+            if not error or not all(isinstance(part, str) for part in error):
+                raise ValueError(f"{where}.error: expected a non-empty list of strings")
+            return cls(ok=False, error=tuple(cast(list[str], error)))
+        raise ValueError(f"{where}.status: expected 'success' or 'failure', got {status!r}")
+
+
+@dataclass(frozen=True)
+class DivergenceRecord:
+    """One call on which the target did something the model did not allow."""
+
+    method: str
+    params: tuple[object, ...]
+    expected: tuple[OutcomeRecord, ...]
+    """The acceptable outcomes the model predicted."""
+    actual: OutcomeRecord
+    area: str
+    """lifecycle, memory, operations, templates, fields, rpc, roles or async."""
+    kind: str
+    """What diverged, e.g. ``outcome``, ``state`` or ``allowed_operations``."""
+    message: str
+    reproducer: str
+    """A standalone Python script that replays the divergence against the target."""
+    waived: bool = False
+    waiver_reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "expected", tuple(self.expected))
+
+
+@dataclass(frozen=True)
+class CoverageCell:
+    """How many times ``method`` was called on a VM of ``vm_kind`` in ``power_state``.
+
+    ``vm_kind`` is plain, template, default_template or snapshot.
+    """
+
+    method: str
+    power_state: str
+    vm_kind: str
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError(f"coverage count must not be negative: {self.count}")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything the renderers need to know about one conformance run against one target."""
+
+    verdict: Verdict
+    target: str
+    protocol: str
+    profile: str
+    seed: int | None
+    examples: int
+    steps: int
+    coverage: tuple[CoverageCell, ...]
+    divergences: tuple[DivergenceRecord, ...]
+    started: str
+    """When the run started, ISO 8601."""
+    duration_s: float
+    error: str = ""
+    """Why the run failed, when ``verdict`` is ``"error"``."""
+    tool_version: str = ""
+    strictness: str = "exact"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coverage", tuple(self.coverage))
+        object.__setattr__(self, "divergences", tuple(self.divergences))
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def active_divergences(self) -> tuple[DivergenceRecord, ...]:
+        """The divergences that are not waived."""
+        return tuple(d for d in self.divergences if not d.waived)
+
+    @property
+    def waived_divergences(self) -> tuple[DivergenceRecord, ...]:
+        """The divergences that are waived."""
+        return tuple(d for d in self.divergences if d.waived)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def _cell_to_json(cell: CoverageCell) -> dict[str, object]:
+    return {
+        "method": cell.method,
+        "power_state": cell.power_state,
+        "vm_kind": cell.vm_kind,
+        "count": cell.count,
+    }
+
+
+def _divergence_to_json(d: DivergenceRecord) -> dict[str, object]:
+    return {
+        "method": d.method,
+        "params": to_plain(d.params),
+        "expected": [outcome.as_json() for outcome in d.expected],
+        "actual": d.actual.as_json(),
+        "area": d.area,
+        "kind": d.kind,
+        "message": d.message,
+        "reproducer": d.reproducer,
+        "waived": d.waived,
+        "waiver_reason": d.waiver_reason,
+        "expected_outcomes": [outcome.as_tagged_json() for outcome in d.expected],
+        "actual_outcome": d.actual.as_tagged_json(),
+    }
+
+
+def summary_to_json(s: RunSummary) -> dict[str, object]:
+    """The ``summary.json`` object for ``s``, keys in the documented order.
+
+    ``expected``/``actual`` hold outcomes as :meth:`OutcomeRecord.as_json` (a value or an
+    ErrorDescription list); ``expected_outcomes``/``actual_outcome`` hold the same outcomes in the
+    unambiguous tagged form, which :func:`summary_from_json` reads.
+    """
+    return {
+        "verdict": s.verdict,
+        "target": s.target,
+        "protocol": s.protocol,
+        "profile": s.profile,
+        "seed": s.seed,
+        "examples": s.examples,
+        "steps": s.steps,
+        "coverage": {
+            "cells": [_cell_to_json(cell) for cell in s.coverage],
+            "exercised": sum(1 for cell in s.coverage if cell.count > 0),
+        },
+        "divergences": [_divergence_to_json(d) for d in s.divergences],
+        "started": s.started,
+        "duration_s": s.duration_s,
+        "error": s.error,
+        "tool_version": s.tool_version,
+        "strictness": s.strictness,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def _as_object(data: object, where: str) -> Mapping[str, object]:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+    return cast(Mapping[str, object], data)
+
+
+def _get(obj: Mapping[str, object], key: str, where: str) -> object:
+    if key not in obj:
+        raise ValueError(f"{where}: missing key {key!r}")
+    return obj[key]
+
+
+def _wrong(where: str, key: str, wanted: str, value: object) -> ValueError:
+    return ValueError(f"{where}.{key}: expected {wanted}, got {type(value).__name__}")
+
+
+def _str(obj: Mapping[str, object], key: str, where: str) -> str:
+    value = _get(obj, key, where)
+    if not isinstance(value, str):
+        raise _wrong(where, key, "a string", value)
+    return value
+
+
+def _bool(obj: Mapping[str, object], key: str, where: str) -> bool:
+    value = _get(obj, key, where)
+    if not isinstance(value, bool):
+        raise _wrong(where, key, "a boolean", value)
+    return value
+
+
+def _int(obj: Mapping[str, object], key: str, where: str) -> int:
+    value = _get(obj, key, where)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong(where, key, "an integer", value)
+    return value
+
+
+def _optional_int(obj: Mapping[str, object], key: str, where: str) -> int | None:
+    return None if _get(obj, key, where) is None else _int(obj, key, where)
+
+
+def _float(obj: Mapping[str, object], key: str, where: str) -> float:
+    value = _get(obj, key, where)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong(where, key, "a number", value)
+    return float(value)
+
+
+def _list(obj: Mapping[str, object], key: str, where: str) -> list[object]:
+    value = _get(obj, key, where)
+    if not isinstance(value, list | tuple):
+        raise _wrong(where, key, "a list", value)
+    return list(value)
+
+
+def _cell_from_json(data: object, where: str) -> CoverageCell:
+    obj = _as_object(data, where)
+    return CoverageCell(
+        method=_str(obj, "method", where),
+        power_state=_str(obj, "power_state", where),
+        vm_kind=_str(obj, "vm_kind", where),
+        count=_int(obj, "count", where),
+    )
+
+
+def _divergence_from_json(data: object, where: str) -> DivergenceRecord:
+    obj = _as_object(data, where)
+    expected = _list(obj, "expected_outcomes", where)
+    return DivergenceRecord(
+        method=_str(obj, "method", where),
+        params=tuple(_list(obj, "params", where)),
+        expected=tuple(
+            OutcomeRecord.from_tagged_json(item, f"{where}.expected_outcomes[{i}]")
+            for i, item in enumerate(expected)
+        ),
+        actual=OutcomeRecord.from_tagged_json(
+            _get(obj, "actual_outcome", where), f"{where}.actual_outcome"
+        ),
+        area=_str(obj, "area", where),
+        kind=_str(obj, "kind", where),
+        message=_str(obj, "message", where),
+        reproducer=_str(obj, "reproducer", where),
+        waived=_bool(obj, "waived", where),
+        waiver_reason=_str(obj, "waiver_reason", where),
+    )
+
+
+def _verdict(obj: Mapping[str, object], where: str) -> Verdict:
+    verdict = _str(obj, "verdict", where)
+    if verdict not in VERDICTS:
+        raise ValueError(f"{where}.verdict: expected one of {VERDICTS}, got {verdict!r}")
+    return verdict
+
+
+def _items(values: Sequence[object], where: str) -> list[tuple[object, str]]:
+    return [(value, f"{where}[{i}]") for i, value in enumerate(values)]
+
+
+def summary_from_json(d: Mapping[str, object]) -> RunSummary:
+    """The :class:`RunSummary` that :func:`summary_to_json` turned into ``d``.
+
+    Raises ``ValueError`` naming the offending key when ``d`` is not a version-1 summary.
+    """
+    where = "summary"
+    version = _get(d, "schema_version", where)
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{where}.schema_version: expected {SCHEMA_VERSION}, got {version!r}")
+    coverage = _as_object(_get(d, "coverage", where), f"{where}.coverage")
+    cells = _items(_list(coverage, "cells", f"{where}.coverage"), f"{where}.coverage.cells")
+    divergences = _items(_list(d, "divergences", where), f"{where}.divergences")
+    return RunSummary(
+        verdict=_verdict(d, where),
+        target=_str(d, "target", where),
+        protocol=_str(d, "protocol", where),
+        profile=_str(d, "profile", where),
+        seed=_optional_int(d, "seed", where),
+        examples=_int(d, "examples", where),
+        steps=_int(d, "steps", where),
+        coverage=tuple(_cell_from_json(cell, at) for cell, at in cells),
+        divergences=tuple(_divergence_from_json(div, at) for div, at in divergences),
+        started=_str(d, "started", where),
+        duration_s=_float(d, "duration_s", where),
+        error=_str(d, "error", where),
+        tool_version=_str(d, "tool_version", where),
+        strictness=_str(d, "strictness", where),
+    )

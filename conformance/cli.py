@@ -1,9 +1,94 @@
-"""The ``xapi-conformance`` command."""
+"""The ``xapi-conformance`` command: ``serve`` the embedded server, ``run`` the suite."""
 
+from __future__ import annotations
+
+import argparse
 import sys
+from collections.abc import Sequence
+
+from conformance.errors import ConformanceError, UsageError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_DIVERGES, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
-    print("xapi-conformance: not yet implemented", file=sys.stderr)
-    return 2
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so main() owns every exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
+    serve = commands.add_parser("serve", help="run the embedded reference XenAPI server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
+    serve.add_argument("--password", default="", help="password of root (pool-admin)")
+    serve.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD:ROLE",
+        help="a role-limited account (repeatable)",
+    )
+    serve.add_argument("--restrict-dmc", action="store_true", help="start with DMC licensed off")
+    serve.add_argument(
+        "--no-guest-agent", action="store_true", help="guests lack PV drivers (HVM without tools)"
+    )
+    serve.add_argument("--hosts", type=int, default=2, help="hosts in the pool (default 2)")
+
+
+def build_parser() -> _Parser:
+    """The command-line grammar."""
+    parser = _Parser(prog="xapi-conformance", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _serve_parser(commands)
+    from conformance.runner.options import add_run_parser
+
+    add_run_parser(commands)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from conformance.server.config import ServerConfig, parse_account
+    from conformance.server.process import serve_forever
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
+    if args.hosts < 1:
+        raise UsageError(f"--hosts must be at least 1, got {args.hosts}")
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        password=args.password,
+        accounts=tuple(parse_account(a) for a in args.account),
+        restrict_dmc=args.restrict_dmc,
+        guest_agent=not args.no_guest_agent,
+        hosts=args.hosts,
+    )
+    return serve_forever(config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "serve":
+            return _serve(args)
+        from conformance.runner.command import run_command
+
+        return run_command(args)
+    except UsageError as error:
+        print(f"xapi-conformance: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConformanceError as error:
+        print(f"xapi-conformance: {error}", file=sys.stderr)
+        return EXIT_TARGET
+    except OSError as error:
+        print(f"xapi-conformance: {error.strerror or error}", file=sys.stderr)
+        return EXIT_TARGET
+
+
+if __name__ == "__main__":
+    sys.exit(main())

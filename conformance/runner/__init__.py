@@ -1,0 +1,1 @@
+"""`xapi-conformance run`: options, profiles, and the pytest invocation behind it."""

@@ -1,0 +1,1 @@
+"""The embedded reference server: the model served over xapi's wire protocol."""

@@ -1,0 +1,152 @@
+"""event.from for the embedded server: a change log computed by diffing successive worlds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from models.others import host_record, pool_record, task_record
+from models.outcome import Value
+from models.records import read_record
+from models.world import World
+
+__all__ = ["Event", "EventLog", "parse_token", "snapshot_all"]
+
+CLASSES = ("vm", "host", "pool", "sr", "task")
+MAX_WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: ``operation`` is add, mod or del; ``snapshot`` the record after it."""
+
+    id: int
+    timestamp: float
+    cls: str
+    operation: str
+    ref: str
+    snapshot: Mapping[str, Value]
+
+    def as_value(self) -> dict[str, Value]:
+        """The event struct as xapi sends it."""
+        return {
+            "id": self.id,
+            "timestamp": f"{self.timestamp:.6f}",
+            "class": self.cls,
+            "operation": self.operation,
+            "ref": self.ref,
+            "snapshot": dict(self.snapshot),
+        }
+
+
+def snapshot_all(world: World) -> dict[tuple[str, str], Mapping[str, Value]]:
+    """Every object of every evented class: (class, ref) → record."""
+    objects: dict[tuple[str, str], Mapping[str, Value]] = {}
+    for ref in world.vms:
+        objects["vm", ref] = read_record(world, ref)
+    for ref, host in world.hosts.items():
+        objects["host", ref] = host_record(world, host)
+    objects["pool", world.pool.ref] = pool_record(world)
+    for ref, sr in world.srs.items():
+        objects["sr", ref] = dict(sr)
+    for ref, task in world.tasks.items():
+        objects["task", ref] = task_record(task)
+    return objects
+
+
+def parse_token(token: str) -> int | None:
+    """The id of the first event a token has not seen; None when it cannot be parsed.
+
+    Tokens look like xapi's ``"%020d,%020d"``; only the first number carries meaning here.
+    """
+    head, sep, tail = token.partition(",")
+    if not (sep and head.isdigit() and tail.isdigit()):
+        return None
+    return int(head)
+
+
+class EventLog:
+    """A bounded log of events with a condition to wait on; thread-safe."""
+
+    def __init__(self, world: World, capacity: int = 100_000) -> None:
+        self._lock = threading.Condition()
+        self._events: list[Event] = []
+        self._next_id = 0
+        self._capacity = capacity
+        self._objects = snapshot_all(world)
+
+    def record(self, world: World) -> None:
+        """Append the differences between the last recorded world and ``world``."""
+        objects = snapshot_all(world)
+        with self._lock:
+            now = time.time()
+            for (cls, ref), operation, snapshot in _diff(self._objects, objects):
+                self._events.append(Event(self._next_id, now, cls, operation, ref, snapshot))
+                self._next_id += 1
+            del self._events[: max(0, len(self._events) - self._capacity)]
+            self._objects = objects
+            self._lock.notify_all()
+
+    def token(self) -> str:
+        """The token naming the present moment."""
+        with self._lock:
+            return _format(self._next_id)
+
+    def since(self, first: int, classes: set[str], timeout: float) -> tuple[list[Event], str]:
+        """Events from id ``first`` on in ``classes``, waiting up to ``timeout`` for one."""
+        deadline = time.monotonic() + min(max(timeout, 0.0), MAX_WAIT_S)
+        with self._lock:
+            while True:
+                found = [e for e in self._events if e.id >= first and _wanted(e, classes)]
+                remaining = deadline - time.monotonic()
+                if found or remaining <= 0:
+                    return found, _format(self._next_id)
+                self._lock.wait(remaining)
+
+    def current(self, classes: set[str]) -> tuple[list[Event], str]:
+        """Every live object as an ``add`` event: what a "" token returns."""
+        with self._lock:
+            now = time.time()
+            events = [
+                Event(-1, now, cls, "add", ref, snap)
+                for (cls, ref), snap in self._objects.items()
+                if _wanted_class(cls, ref, classes)
+            ]
+            return events, _format(self._next_id)
+
+    def counts(self, classes: set[str]) -> dict[str, int]:
+        """valid_ref_counts: live objects per requested class."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for cls, ref in self._objects:
+                if _wanted_class(cls, ref, classes):
+                    counts[cls] = counts.get(cls, 0) + 1
+            return counts
+
+
+def _format(next_id: int) -> str:
+    return f"{next_id:020d},{0:020d}"
+
+
+def _wanted(event: Event, classes: set[str]) -> bool:
+    return _wanted_class(event.cls, event.ref, classes)
+
+
+def _wanted_class(cls: str, ref: str, classes: set[str]) -> bool:
+    return "*" in classes or cls in classes or f"{cls}/{ref}" in classes
+
+
+def _diff(
+    before: Mapping[tuple[str, str], Mapping[str, Value]],
+    after: Mapping[tuple[str, str], Mapping[str, Value]],
+) -> Iterable[tuple[tuple[str, str], str, Mapping[str, Value]]]:
+    for key, snapshot in after.items():
+        if key not in before:
+            yield key, "add", snapshot
+        elif before[key] != snapshot:
+            yield key, "mod", snapshot
+    for key, snapshot in before.items():
+        if key not in after:
+            yield key, "del", snapshot

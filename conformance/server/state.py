@@ -1,0 +1,53 @@
+"""The server's state: the model's world behind a lock, plus its event log."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+from conformance.server.config import ServerConfig
+from conformance.server.events import EventLog
+from models.outcome import Outcome
+from models.rpc import apply
+from models.setup import initial_world
+from models.transition import Call
+from models.world import Facts, World
+
+__all__ = ["ServerState"]
+
+
+class ServerState:
+    """Serialises calls into the pure model; every call sees and leaves one consistent world."""
+
+    def __init__(self, world: World) -> None:
+        self._lock = threading.Lock()
+        self._world = world
+        self.events = EventLog(world)
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> ServerState:
+        """The starting state for ``config``: hosts, DMC, guest agent and accounts."""
+        facts = Facts(guest_has_pv_drivers=config.guest_agent)
+        world = initial_world(
+            hosts=config.hosts,
+            accounts=config.all_accounts(),
+            dmc_enabled=not config.restrict_dmc,
+            facts=facts,
+            salt=config.salt,
+        )
+        return cls(world)
+
+    @property
+    def world(self) -> World:
+        """The current world (immutable; safe to read without the lock)."""
+        return self._world
+
+    def call(self, method: str, params: tuple[object, ...]) -> Outcome:
+        """Apply one call; when the model offers several branches, the first one is taken."""
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        with self._lock:
+            branch = apply(self._world, Call(method, params, now))[0]
+            if branch.world is not self._world:
+                self._world = branch.world
+                self.events.record(branch.world)
+        return branch.outcome

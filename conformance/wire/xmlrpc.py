@@ -1,0 +1,404 @@
+"""XML-RPC as xapi speaks it (rpclib ``Xmlrpc``, non-strict mode), in both directions.
+
+Server side: ``decode_request`` parses what xapi parses, ``encode_response`` emits xapi's bytes.
+Client side: ``encode_request`` sends what a careful client sends, ``decode_response`` and
+``parse_value_text`` read xapi's bytes without guessing types, so an int64 arrives as ``"123"``
+and a datetime as its text (``typed.from_wire`` applies the declared type).
+
+Raw decoded values: ``<i4>``/``<int>``/``<i8>`` → int, a bare ``<value>`` or ``<string>`` → str,
+``<boolean>`` → bool, ``<double>`` → float, ``<dateTime.iso8601>`` → its text, ``<struct>`` → dict,
+``<array>`` → list (a tuple on the client side), ``<nil/>`` → None, ``<base64>`` → bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+from xml.etree.ElementTree import Element, TreeBuilder
+from xml.parsers import expat
+
+from conformance.wire import WireFormatError
+from conformance.wire.typed import (
+    INT64_MAX,
+    INT64_MIN,
+    datetime_text,
+    failure_from_wire,
+    raw_value,
+)
+from models.outcome import Encoded, Outcome, Success, Value
+
+__all__ = [
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+    "parse_value_text",
+    "value_text",
+]
+
+_XML_DECL = '<?xml version="1.0"?>'
+_T = TypeVar("_T")
+_EXCERPT = 200
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------------------------
+
+_XAPI_DROPPED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xapi_escape(text: str) -> str:
+    """rpclib ``Xmlrpc.encode``: escape ``& < > "``, drop control characters but tab, LF, CR."""
+    text = _XAPI_DROPPED.sub("", text)
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def _client_escape(text: str) -> str:
+    """Escape for a request; CR as ``&#13;`` so it survives XML newline normalisation."""
+    bad = _XML_ILLEGAL.search(text)
+    if bad is not None:
+        raise ValueError(f"character {bad.group()!r} cannot be sent in XML 1.0: {text!r}")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\r", "&#13;")
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How strings and doubles are written: as xapi does, or as a careful client does."""
+
+    escape: Callable[[str], str]
+    double: Callable[[float], str]
+
+
+_XAPI = _Style(escape=_xapi_escape, double=lambda number: f"{number:.16g}")
+_CLIENT = _Style(escape=_client_escape, double=repr)
+
+
+def _encode(value: Value, style: _Style, out: list[str]) -> None:
+    """Append the ``<value>…</value>`` XML of ``value`` to ``out``."""
+    out.append("<value>")
+    if isinstance(value, bool):
+        out.append(f"<boolean>{int(value)}</boolean>")
+    elif isinstance(value, int):
+        out.append(f"{value:d}")
+    elif isinstance(value, float):
+        out.append(f"<double>{style.double(value)}</double>")
+    elif isinstance(value, str):
+        out.append(style.escape(value))
+    elif isinstance(value, datetime.datetime):
+        out.append(f"<dateTime.iso8601>{datetime_text(value)}</dateTime.iso8601>")
+    elif isinstance(value, Encoded):
+        out.append(style.escape(value_text(value.value)))
+    elif isinstance(value, Mapping):
+        _encode_struct(value, style, out)
+    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        _encode_array(value, style, out)
+    else:
+        raise TypeError(f"not a XenAPI value: {value!r}")
+    out.append("</value>")
+
+
+def _encode_struct(struct: Mapping[str, Value], style: _Style, out: list[str]) -> None:
+    out.append("<struct>")
+    for key, item in struct.items():
+        out.append(f"<member><name>{style.escape(str(key))}</name>")
+        _encode(item, style, out)
+        out.append("</member>")
+    out.append("</struct>")
+
+
+def _encode_array(items: Sequence[Value], style: _Style, out: list[str]) -> None:
+    out.append("<array><data>")
+    for item in items:
+        _encode(item, style, out)
+    out.append("</data></array>")
+
+
+def encode_request(method: str, params: Sequence[Value]) -> bytes:
+    """A ``methodCall`` as a careful client sends it to xapi (client side).
+
+    An int goes as a bare ``<value>123</value>``, which xapi's ``int64_of_rpc`` accepts (the
+    stdlib's ``<int>`` cannot carry int64). A float is a ``<double>`` with ``repr`` precision, a
+    datetime ``<dateTime.iso8601>YYYYMMDDTHH:MM:SSZ``, a mapping a ``<struct>``, any other sequence
+    an ``<array>``. Raises ``ValueError`` for a string holding a character that XML 1.0 cannot
+    carry (C0 controls but tab/LF/CR, surrogates, U+FFFE, U+FFFF) and ``TypeError`` for a non-Value.
+    """
+    out = [_XML_DECL, "<methodCall><methodName>", _client_escape(method), "</methodName><params>"]
+    for param in params:
+        out.append("<param>")
+        _encode(param, _CLIENT, out)
+        out.append("</param>")
+    out.append("</params></methodCall>")
+    return "".join(out).encode("utf-8")
+
+
+def encode_response(outcome: Outcome) -> bytes:
+    """xapi's ``methodResponse`` bytes for ``outcome`` (server side; rpclib ``add_response``).
+
+    ``Success`` is a struct ``{Status: "Success", Value: v}``, ``Failure`` a struct
+    ``{Status: "Failure", ErrorDescription: [code, *params]}``. Values are written as by
+    ``value_text``.
+    """
+    struct: dict[str, Value]
+    if isinstance(outcome, Success):
+        struct = {"Status": "Success", "Value": outcome.value}
+    else:
+        struct = {"Status": "Failure", "ErrorDescription": tuple(outcome.description)}
+    out = [_XML_DECL, "<methodResponse><params><param>"]
+    _encode(struct, _XAPI, out)
+    out.append("</param></params></methodResponse>")
+    return "".join(out).encode("utf-8")
+
+
+def value_text(value: Value) -> str:
+    """The ``<value>…</value>`` text of one value, as xapi writes it (rpclib ``Xmlrpc.to_string``).
+
+    This is also what xapi stores in ``task.result``. Strings are bare (``<value>OpaqueRef:…``,
+    void ``""`` is ``<value></value>``), with ``& < > "`` escaped and C0 control characters other
+    than tab, LF and CR dropped. An int is bare text, a float ``<double>`` with ``%.16g``, a bool
+    ``<boolean>1</boolean>``, a datetime ``<dateTime.iso8601>19700101T00:00:00Z``, a sequence an
+    ``<array><data>…``, a mapping a ``<struct>``. ``Encoded(v)`` is the string ``value_text(v)``,
+    so ``value_text(Encoded(v))`` is that XML escaped inside a bare ``<value>``.
+    """
+    out: list[str] = []
+    _encode(value, _XAPI, out)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+def _refuse_doctype(name: str, *_: object) -> None:
+    raise WireFormatError(f"DOCTYPE declarations are refused (<!DOCTYPE {name}>)")
+
+
+def _refuse_entity(name: str, *_: object) -> None:
+    raise WireFormatError(f"ENTITY declarations are refused (<!ENTITY {name}>)")
+
+
+def _parse(body: bytes) -> Element:
+    """Parse XML into an element tree, refusing DTDs and so entity expansion."""
+    parser = expat.ParserCreate()
+    builder = TreeBuilder()
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_entity
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError as error:
+        raise WireFormatError(f"malformed XML ({error})") from None
+    return builder.close()
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:_EXCERPT].decode("utf-8", "replace")
+    return repr(text + ("…" if len(body) > _EXCERPT else ""))
+
+
+def _guarded(body: bytes, decode: Callable[[], _T]) -> _T:
+    """Run ``decode``; a failure becomes a ``WireFormatError`` that quotes the body."""
+    try:
+        return decode()
+    except (WireFormatError, RecursionError) as error:
+        reason = "nesting too deep" if isinstance(error, RecursionError) else str(error)
+        raise WireFormatError(f"{reason}; received {_excerpt(body)}") from None
+
+
+def _blank(text: str | None) -> bool:
+    """Whitespace that rpclib skips between elements."""
+    return text is None or text.strip(" \t\r\n") == ""
+
+
+def _children(element: Element) -> list[Element]:
+    """The child elements, refusing non-blank text around them."""
+    children = list(element)
+    if not _blank(element.text) or not all(_blank(child.tail) for child in children):
+        raise WireFormatError(f"unexpected text in <{element.tag}>")
+    return children
+
+
+def _only(element: Element, tag: str) -> Element:
+    """The single child element, which must be a ``tag``."""
+    children = _children(element)
+    if len(children) != 1 or children[0].tag != tag:
+        found = ", ".join(f"<{child.tag}>" for child in children) or "nothing"
+        raise WireFormatError(f"<{element.tag}> must hold one <{tag}>, found {found}")
+    return children[0]
+
+
+def _leaf(element: Element) -> str:
+    """The text of an element that holds no elements."""
+    if len(element):
+        raise WireFormatError(f"<{element.tag}> must not hold <{element[0].tag}>")
+    return element.text or ""
+
+
+def _int(text: str) -> int:
+    if _INT_TEXT.fullmatch(text) is None or not INT64_MIN <= int(text) <= INT64_MAX:
+        raise WireFormatError(f"not an int64: {text!r}")
+    return int(text)
+
+
+def _double(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise WireFormatError(f"not a double: {text!r}") from None
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except binascii.Error:
+        raise WireFormatError(f"not base64: {text[:40]!r}") from None
+
+
+_SCALARS: dict[str, Callable[[str], object]] = {
+    "int": _int,
+    "i4": _int,
+    "i8": _int,
+    "boolean": lambda text: text == "1",  # rpclib: anything but "1" is false
+    "double": _double,
+    "string": str,
+    "dateTime.iso8601": str,
+    "base64": _base64,
+}
+
+
+def _value(element: Element) -> object:
+    """Decode a ``<value>`` element into a raw Python value."""
+    if element.tag != "value":
+        raise WireFormatError(f"expected <value>, found <{element.tag}>")
+    if not len(element):
+        return element.text or ""
+    return _typed(_only(element, element[0].tag))
+
+
+def _typed(element: Element) -> object:
+    """Decode the type element inside a ``<value>``."""
+    tag = element.tag
+    if tag == "array":
+        return _array(element)
+    if tag == "struct":
+        return _struct(element)
+    if tag == "nil":
+        if not _blank(_leaf(element)):
+            raise WireFormatError("<nil> must be empty")
+        return None
+    parse = _SCALARS.get(tag)
+    if parse is None:
+        raise WireFormatError(f"unknown XML-RPC type <{tag}>")
+    text = _leaf(element)
+    if element.text is None and tag != "string":
+        raise WireFormatError(f"empty <{tag}>")
+    return parse(text)
+
+
+def _array(element: Element) -> list[object]:
+    if not _children(element):
+        return []
+    return [_value(item) for item in _children(_only(element, "data"))]
+
+
+def _struct(element: Element) -> dict[str, object]:
+    """A struct; with duplicate names the first wins, as with rpclib's ``List.assoc``."""
+    struct: dict[str, object] = {}
+    for member in _children(element):
+        if member.tag != "member":
+            raise WireFormatError(f"<struct> must hold <member>s, found <{member.tag}>")
+        parts = _children(member)
+        if [part.tag for part in parts] != ["name", "value"]:
+            raise WireFormatError("a <member> must hold <name> then <value>")
+        struct.setdefault(_leaf(parts[0]), _value(parts[1]))
+    return struct
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------
+
+
+def decode_request(body: bytes) -> tuple[str, tuple[object, ...]]:
+    """The method name and raw params of a ``methodCall`` (server side).
+
+    Params decode as listed in the module docstring (a bare int64 stays a str; a dateTime stays
+    its text). Raises ``WireFormatError`` for malformed XML, a DTD, or a body that is not a
+    ``methodCall`` with ``<methodName>`` and ``<params>``: xapi answers those with HTTP 500.
+    """
+    return _guarded(body, lambda: _call(_parse(body)))
+
+
+def _call(root: Element) -> tuple[str, tuple[object, ...]]:
+    if root.tag != "methodCall":
+        raise WireFormatError(f"expected <methodCall>, found <{root.tag}>")
+    parts = _children(root)
+    if [part.tag for part in parts] != ["methodName", "params"]:
+        raise WireFormatError("a <methodCall> must hold <methodName> then <params>")
+    params = [_value(_only(param, "value")) for param in _params(parts[1])]
+    return _leaf(parts[0]), tuple(params)
+
+
+def _params(element: Element) -> list[Element]:
+    params = _children(element)
+    for param in params:
+        if param.tag != "param":
+            raise WireFormatError(f"<params> must hold <param>s, found <{param.tag}>")
+    return params
+
+
+def decode_response(body: bytes) -> Outcome:
+    """The outcome of xapi's ``methodResponse`` (client side).
+
+    ``Status`` ``Success`` gives ``Success(value)`` with the raw value (a bare int64 stays a str,
+    arrays become tuples); ``Failure`` gives ``Failure(code, params)`` from ``ErrorDescription``.
+    Raises ``WireFormatError``, quoting the start of the body, for anything else: not XML, a
+    fault, no ``Status``, a missing ``Value``, an empty ``ErrorDescription``, a nil or base64
+    value.
+    """
+    return _guarded(body, lambda: _outcome(_parse(body)))
+
+
+def _outcome(root: Element) -> Outcome:
+    if root.tag != "methodResponse":
+        raise WireFormatError(f"expected <methodResponse>, found <{root.tag}>")
+    children = _children(root)
+    if len(children) == 1 and children[0].tag == "fault":
+        raise WireFormatError(f"XML-RPC fault {_value(_only(children[0], 'value'))!r}")
+    params = _only(root, "params")
+    return _status(_value(_only(_only(params, "param"), "value")))
+
+
+def _status(struct: object) -> Outcome:
+    """Read xapi's ``{Status, Value | ErrorDescription}`` struct."""
+    if not isinstance(struct, dict) or "Status" not in struct:
+        raise WireFormatError("the response is not a struct with a Status member")
+    status = struct["Status"]
+    if status == "Success" and "Value" in struct:
+        return Success(raw_value(struct["Value"]))
+    if status == "Failure" and "ErrorDescription" in struct:
+        return failure_from_wire(struct["ErrorDescription"])
+    raise WireFormatError(f"Status {status!r} without its Value or ErrorDescription member")
+
+
+def parse_value_text(text: str) -> object:
+    """Decode one ``<value>…</value>`` text, e.g. ``task.result`` (client side).
+
+    The inverse of ``value_text`` up to the client-side rules of ``decode_response``: a bare
+    int64 stays a str, a dateTime stays its text, arrays become tuples. Raises
+    ``WireFormatError`` for anything else (including ``""``).
+    """
+    body = text.encode("utf-8", "surrogatepass")
+    return _guarded(body, lambda: raw_value(_value(_parse(body))))

@@ -102,7 +102,7 @@ class XenAPIApp:
         classes_raw, token, timeout = params[1], params[2], params[3]
         if not isinstance(classes_raw, list) or not isinstance(token, str):
             return Failure("INTERNAL_ERROR", ("Expected string set and string",))
-        classes = {str(c).lower() for c in classes_raw}
+        classes = {_class_name(str(c)) for c in classes_raw}
         wait = (
             float(timeout)
             if isinstance(timeout, int | float | str) and _is_number(timeout)
@@ -136,6 +136,12 @@ def _canonical(method: str) -> str:
         return method
     cls, _, name = method.partition("_")
     return f"{cls}.{name}" if f"{cls}.{name}" in SERVER_METHODS else method
+
+
+def _class_name(subscription: str) -> str:
+    """Classes match case-insensitively; the ref of a ``vm/REF`` subscription keeps its case."""
+    cls, sep, ref = subscription.partition("/")
+    return f"{cls.lower()}{sep}{ref}"
 
 
 def _is_number(value: object) -> bool:

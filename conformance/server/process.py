@@ -30,10 +30,18 @@ class RunningServer:
     _thread: threading.Thread | None = None
 
     def stop(self) -> None:
-        """Close the listening socket and wait for the serving thread to end."""
-        self._server.close()
+        """Close the listening socket and every connection, then wait for the loop to end."""
+        self._server.trigger.pull_trigger(lambda: _shutdown(self._server))
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _shutdown(server: Any) -> None:
+    """Stop accepting, drop open keep-alive connections, stop the workers; run in the loop thread."""
+    server.close()
+    for channel in list(server._map.values()):
+        channel.close()
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
 
 def _create(config: ServerConfig) -> tuple[Any, ServerState, str]:
@@ -68,7 +76,7 @@ def serve_forever(config: ServerConfig) -> int:
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         del signum
-        server.close()
+        _shutdown(server)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

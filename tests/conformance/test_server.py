@@ -1,0 +1,240 @@
+"""The embedded server over real HTTP: every message, both protocols, limits and concurrency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import xmlrpc.client
+
+import pytest
+import requests
+
+from conformance.errors import ProtocolError, TargetUnreachable, UsageError
+from conformance.server.process import RunningServer
+from conformance.targets import JsonRpcTarget, TargetSettings, XmlRpcTarget, open_target
+from conformance.wire import xmlrpc as xml_codec
+from models import catalogue
+from models.outcome import Failure, Success
+from models.rpc import apply
+from models.schema import XType
+from models.transition import Call
+from tests.conformance.conftest import PASSWORD
+from tests.models.helpers import vm_args
+
+
+def _login(
+    target: XmlRpcTarget | JsonRpcTarget, user: str = "root", password: str = PASSWORD
+) -> str:
+    outcome = target.call("session.login_with_password", user, password, "1.0", "tests")
+    assert isinstance(outcome, Success), outcome
+    return str(outcome.value)
+
+
+def _placeholder(xtype: XType, session: str) -> object:
+    values: dict[str, object] = {
+        "string": "x",
+        "int": "1",
+        "float": 1.5,
+        "bool": False,
+        "ref": "OpaqueRef:NULL",
+        "set": [],
+        "map": {},
+        "record": {},
+        "datetime": "19700101T00:00:00Z",
+    }
+    if xtype.kind == "enum":
+        return catalogue.ENUMS[xtype.name][0]
+    if xtype == XType("ref", name="session"):
+        return session
+    return values[xtype.kind]
+
+
+@pytest.mark.parametrize("protocol", ["xmlrpc", "jsonrpc"])
+def test_every_vm_message_answers_over_http_as_the_model_predicts(
+    server: RunningServer, protocol: str
+) -> None:
+    target = open_target(server.url, protocol)
+    session = _login(target)  # type: ignore[arg-type]
+    vm = target.call("VM.create", session, vm_args())
+    assert isinstance(vm, Success)
+    unknown = []
+    for message in catalogue.MESSAGES.values():
+        args = [_placeholder(p.type, session) for p in message.params]
+        if message.params and message.params[0].type == XType("ref", name="VM"):
+            args[0] = vm.value
+        if message.name == "destroy":
+            continue  # keep the VM for the messages after it; destroy is exercised below
+        before = server.state.world
+        expected = apply(before, Call(message.wire_name, (session, *args)))[0].outcome
+        actual = target.call(message.wire_name, session, *args)  # type: ignore[arg-type]
+        assert type(actual) is type(expected), (message.name, expected, actual)
+        if isinstance(expected, Failure):
+            assert actual == expected, message.name
+            if expected.code == "MESSAGE_METHOD_UNKNOWN":
+                unknown.append(message.name)
+        else:
+            wire = xml_codec.decode_response(xml_codec.encode_response(expected))
+            if protocol == "xmlrpc" and not message.name.startswith(
+                ("create", "clone", "copy", "snapshot", "checkpoint", "create_new_blob")
+            ):
+                assert actual == wire, message.name
+    assert unknown == []
+    assert isinstance(target.call("VM.destroy", session, vm.value), Success)
+
+
+def test_list_methods_names_every_vm_message(server: RunningServer) -> None:
+    methods = xmlrpc.client.ServerProxy(server.url).system.listMethods()["Value"]
+    assert {m.wire_name for m in catalogue.MESSAGES.values()} <= set(methods)
+    assert "event.from" in methods
+
+
+def test_sessions_are_shared_between_protocols(server: RunningServer) -> None:
+    session = _login(XmlRpcTarget(server.url))
+    assert isinstance(JsonRpcTarget(server.url).call("VM.get_all", session), Success)
+    assert isinstance(JsonRpcTarget(server.url, version="1.0").call("VM.get_all", session), Success)
+
+
+def test_wrong_password_is_authentication_failed(server: RunningServer) -> None:
+    outcome = XmlRpcTarget(server.url).call("session.login_with_password", "root", "nope")
+    assert outcome == Failure("SESSION_AUTHENTICATION_FAILED", ("root", "Authentication failure"))
+
+
+def test_role_limited_account_is_denied(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url)
+    root, ro = _login(target), _login(target, "ro", "ro-pw")
+    vm = target.call("VM.create", root, vm_args())
+    assert isinstance(vm, Success)
+    denied = target.call("VM.start", ro, vm.value, False, False)
+    assert isinstance(denied, Failure) and denied.code == "RBAC_PERMISSION_DENIED"
+
+
+def test_concurrent_clients_lose_no_update(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url)
+    session = _login(target)
+    vm = target.call("VM.create", session, vm_args())
+    assert isinstance(vm, Success)
+
+    def add(worker: int) -> None:
+        own = XmlRpcTarget(server.url)
+        for n in range(25):
+            assert isinstance(
+                own.call("VM.add_to_other_config", session, vm.value, f"k{worker}-{n}", "v"),
+                Success,
+            )
+
+    threads = [threading.Thread(target=add, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    config = target.call("VM.get_other_config", session, vm.value)
+    assert isinstance(config, Success) and isinstance(config.value, dict)
+    assert sum(1 for k in config.value if k.startswith("k")) == 8 * 25
+
+
+def test_request_size_is_bounded(server: RunningServer) -> None:
+    response = requests.post(server.url, data=b"x" * (17 * 2**20), timeout=30)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), [("/", b"<not-xml"), ("/jsonrpc", b'{"method":"x","params":[]}')]
+)
+def test_malformed_bodies_get_http_500(server: RunningServer, path: str, body: bytes) -> None:
+    response = requests.post(server.url.rstrip("/") + path, data=body, timeout=10)
+    assert response.status_code == 500
+    assert "text/html" in response.headers["Content-Type"]
+
+
+def test_rpc2_path_and_unknown_paths(server: RunningServer) -> None:
+    assert isinstance(
+        XmlRpcTarget(server.url.rstrip("/") + "/RPC2").call(
+            "session.login_with_password", "root", PASSWORD
+        ),
+        Success,
+    )
+    assert requests.post(server.url + "nope", data=b"", timeout=10).status_code == 404
+    assert requests.get(server.url, timeout=10).status_code == 405
+
+
+def test_dead_server_is_unreachable_not_a_hang() -> None:
+    target = XmlRpcTarget("http://127.0.0.1:9/", TargetSettings(connect_timeout=2, read_timeout=2))
+    with pytest.raises(TargetUnreachable, match="cannot reach"):
+        target.call("session.login_with_password", "root", "secret-password")
+
+
+def test_unreachable_message_never_carries_the_password() -> None:
+    target = XmlRpcTarget("http://127.0.0.1:9/", TargetSettings(connect_timeout=2, read_timeout=2))
+    with pytest.raises(TargetUnreachable) as caught:
+        target.call("session.login_with_password", "root", "secret-password")
+    assert "secret-password" not in str(caught.value)
+
+
+def test_non_xenapi_answer_is_a_protocol_error(server: RunningServer) -> None:
+    with pytest.raises(ProtocolError, match="HTTP 404"):
+        XmlRpcTarget(server.url + "nope").call("session.login_with_password", "root", PASSWORD)
+
+
+@pytest.mark.parametrize("url", ["ftp://host/", "not a url", "https://root:pw@host/"])
+def test_bad_target_urls_are_usage_errors(url: str) -> None:
+    with pytest.raises(UsageError):
+        XmlRpcTarget(url)
+
+
+def test_event_from_tokens_add_mod_del(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url)
+    session = _login(target)
+    first = target.call("event.from", session, ["vm"], "", 1.0)
+    assert isinstance(first, Success) and isinstance(first.value, dict)
+    token = first.value["token"]
+    assert len(first.value["events"]) == 2  # the two control domains
+    vm = target.call("VM.create", session, vm_args())
+    assert isinstance(vm, Success)
+    target.call("VM.start", session, vm.value, False, False)
+    target.call("VM.hard_shutdown", session, vm.value)
+    target.call("VM.destroy", session, vm.value)
+    later = target.call("event.from", session, ["VM"], token, 1.0)
+    assert isinstance(later, Success) and isinstance(later.value, dict)
+    operations = [e["operation"] for e in later.value["events"] if e["ref"] == vm.value]
+    assert operations[0] == "add" and operations[-1] == "del" and "mod" in operations
+    assert all(e["class"] == "vm" for e in later.value["events"])
+    bad = target.call("event.from", session, ["vm"], "garbage", 1.0)
+    assert bad == Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", ("garbage",))
+
+
+def test_event_from_object_subscription_and_timeout(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url)
+    session = _login(target)
+    a = target.call("VM.create", session, vm_args(name_label="a"))
+    b = target.call("VM.create", session, vm_args(name_label="b"))
+    assert isinstance(a, Success) and isinstance(b, Success)
+    token = target.call("event.from", session, ["vm"], "", 0.1).value["token"]  # type: ignore[union-attr,index,call-overload]
+    target.call("VM.set_name_label", session, b.value, "b2")
+    quiet = target.call("event.from", session, [f"vm/{a.value}"], token, 0.3)
+    assert isinstance(quiet, Success) and quiet.value["events"] == ()  # type: ignore[index,call-overload]
+    loud = target.call("event.from", session, [f"vm/{b.value}"], token, 0.3)
+    assert [e["snapshot"]["name_label"] for e in loud.value["events"]] == ["b2"]  # type: ignore[union-attr,index,call-overload]
+
+
+def test_serve_prints_one_ready_line_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "serve", "--password", "pw"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:") and line.endswith("/\n")
+        url = line.removeprefix("listening on ").strip()
+        assert isinstance(
+            XmlRpcTarget(url).call("session.login_with_password", "root", "pw"), Success
+        )
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+        assert process.stdout.read() == ""
+    finally:
+        process.kill()
+        process.wait()

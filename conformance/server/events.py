@@ -12,7 +12,7 @@ from models.outcome import Value
 from models.records import read_record
 from models.world import World
 
-__all__ = ["Event", "EventLog", "parse_token", "snapshot_all"]
+__all__ = ["Event", "EventLog", "parse_token", "snapshot_all", "snapshot_changes"]
 
 CLASSES = ("vm", "host", "pool", "sr", "task")
 MAX_WAIT_S = 60.0
@@ -56,6 +56,41 @@ def snapshot_all(world: World) -> dict[tuple[str, str], Mapping[str, Value]]:
     return objects
 
 
+def _affected_vms(before: World, after: World) -> set[str]:
+    """VMs whose record a client would see change: edited ones and those they relate to."""
+    changed = {r for r, vm in after.vms.items() if before.vms.get(r) is not vm}
+    changed |= set(before.vms) - set(after.vms)
+    related: set[str] = set()
+    for ref in changed:
+        for world in (before, after):
+            vm = world.vms.get(ref)
+            if vm is not None:
+                related.update(str(vm[name]) for name in ("snapshot_of", "parent"))
+    return changed | (related & set(after.vms))
+
+
+def snapshot_changes(
+    before: World, after: World, objects: Mapping[tuple[str, str], Mapping[str, Value]]
+) -> dict[tuple[str, str], Mapping[str, Value]]:
+    """``snapshot_all(after)``, recomputing only what changed since ``before``."""
+    result = {key: snap for key, snap in objects.items() if key[0] in ("vm", "task")}
+    for ref in _affected_vms(before, after):
+        result.pop(("vm", ref), None)
+        if ref in after.vms:
+            result["vm", ref] = read_record(after, ref)
+    for key in [k for k in result if k[0] == "task" and k[1] not in after.tasks]:
+        del result[key]
+    for ref, task in after.tasks.items():
+        if before.tasks.get(ref) is not task or ("task", ref) not in result:
+            result["task", ref] = task_record(task)
+    for ref, host in after.hosts.items():
+        result["host", ref] = host_record(after, host)
+    result["pool", after.pool.ref] = pool_record(after)
+    for ref, sr in after.srs.items():
+        result["sr", ref] = dict(sr)
+    return result
+
+
 def parse_token(token: str) -> int | None:
     """The id of the first event a token has not seen; None when it cannot be parsed.
 
@@ -76,10 +111,16 @@ class EventLog:
         self._next_id = 0
         self._capacity = capacity
         self._objects = snapshot_all(world)
+        self._world = world
 
     def record(self, world: World) -> None:
-        """Append the differences between the last recorded world and ``world``."""
-        objects = snapshot_all(world)
+        """Append the differences between the last recorded world and ``world``.
+
+        Callers serialise calls to ``record`` (the server state's lock), so the diff base is
+        always the world recorded just before.
+        """
+        objects = snapshot_changes(self._world, world, self._objects)
+        self._world = world
         with self._lock:
             now = time.time()
             for (cls, ref), operation, snapshot in _diff(self._objects, objects):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import threading
@@ -73,6 +74,7 @@ def start_in_thread(config: ServerConfig) -> RunningServer:
 def serve_forever(config: ServerConfig) -> int:
     """Serve until SIGINT or SIGTERM; print the one ready line first. Returns the exit status."""
     server, _state, url = _create(config)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queue depth chatter under load
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         del signum

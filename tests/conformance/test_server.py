@@ -238,3 +238,24 @@ def test_serve_prints_one_ready_line_and_stops_on_sigterm() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_incremental_event_snapshots_equal_full_snapshots(server: RunningServer) -> None:
+    from conformance.server.events import snapshot_all, snapshot_changes
+
+    target = XmlRpcTarget(server.url)
+    session = _login(target)
+    before = server.state.world
+    objects = snapshot_all(before)
+    vm = target.call("VM.create", session, vm_args())
+    assert isinstance(vm, Success)
+    for method, args in [
+        ("VM.snapshot", ("s",)),
+        ("VM.start", (False, False)),
+        ("Async.VM.clone", ("c",)),
+    ]:
+        target.call(method, session, vm.value, *args)
+        after = server.state.world
+        objects = snapshot_changes(before, after, objects)
+        assert objects == snapshot_all(after), method
+        before = after

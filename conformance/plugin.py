@@ -1,1 +1,275 @@
-"""pytest11 entry point of xapi-conformance; inert until its options are used."""
+"""pytest11 entry point of xapi-conformance.
+
+Inert until used: it only adds options and fixtures. The suite's tests (``conformance.suite``)
+request the ``xapi_connection`` fixture; nothing else in a test session is touched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Generator, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+
+from conformance.compare import Strictness
+from conformance.connect import RoleAccount, RunConfig, open_connection
+from conformance.divergence import Divergence
+from conformance.errors import UsageError
+from conformance.harness import Connection
+from conformance.profiles import hypothesis_settings
+from conformance.results import (
+    Part,
+    RunFacts,
+    divergence_record,
+    merge_parts,
+    read_parts,
+    write_part,
+)
+from conformance.targets import TargetSettings
+from reports import write_html, write_summary
+
+__all__ = ["pytest_addoption", "pytest_configure"]
+
+PART_KEY = pytest.StashKey[Part]()
+TOKEN_KEY = pytest.StashKey[str]()
+CONNECTION_KEY = pytest.StashKey[Connection]()
+STARTED_KEY = pytest.StashKey[datetime.datetime]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The --xapi-* options."""
+    group = parser.getgroup("xapi-conformance", "XenAPI conformance suite")
+    group.addoption(
+        "--xapi-target",
+        default=None,
+        metavar="URL",
+        help="XenAPI endpoint (default: embedded server)",
+    )
+    group.addoption("--xapi-user", default="root", help="login name (default root)")
+    group.addoption(
+        "--xapi-password-env",
+        default="XAPI_PASSWORD",
+        metavar="VAR",
+        help="env var with the password",
+    )
+    group.addoption("--xapi-protocol", default="xmlrpc", choices=("xmlrpc", "jsonrpc"))
+    group.addoption("--xapi-strictness", default="exact", choices=("exact", "arity", "code"))
+    group.addoption(
+        "--xapi-waivers", default=None, metavar="FILE", help="TOML file of known deviations"
+    )
+    group.addoption("--xapi-report-dir", default="xapi-conformance-report", metavar="DIR")
+    group.addoption("--xapi-profile", default="ci", choices=("ci", "dev", "thorough"))
+    group.addoption("--xapi-max-examples", default=None, type=int, metavar="N")
+    group.addoption(
+        "--xapi-seed", default=None, type=int, metavar="N", help="recorded in the summary"
+    )
+    group.addoption(
+        "--xapi-role-account", action="append", default=[], metavar="ROLE=USER:PASSWORD_ENV"
+    )
+    group.addoption("--xapi-ca-bundle", default=None, metavar="FILE")
+    group.addoption("--xapi-insecure", action="store_true", default=False)
+    group.addoption("--xapi-fault", action="append", default=[], help=argparse_suppress())
+
+
+def argparse_suppress() -> str:
+    """Hidden option help (seeded faults of the embedded server are for the suite's own tests)."""
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Remember when the run started and prepare this process's part under one run token."""
+    config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
+    config.stash[PART_KEY] = Part()
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    config.stash[TOKEN_KEY] = (
+        str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker writes its part under the controller's run token."""
+    node.workerinput["xapi_run_token"] = node.config.stash[TOKEN_KEY]
+
+
+def _report_dir(config: pytest.Config) -> Path:
+    return Path(config.getoption("xapi_report_dir")).resolve()
+
+
+def _role(text: str) -> RoleAccount:
+    role, sep, rest = text.partition("=")
+    user, sep2, env = rest.rpartition(":")
+    if not (sep and sep2 and role and user and env):
+        raise UsageError(f"--role-account expects ROLE=USER:PASSWORD_ENV, got {text!r}")
+    if env not in os.environ:
+        raise UsageError(f"--role-account {role}: environment variable {env} is not set")
+    return RoleAccount(role, user, os.environ[env])
+
+
+def run_config(config: pytest.Config) -> RunConfig:
+    """The run's configuration from the options and the environment."""
+    target = config.getoption("xapi_target")
+    env = config.getoption("xapi_password_env")
+    if target and env not in os.environ:
+        raise UsageError(
+            f"set the password of {config.getoption('xapi_user')!r} in ${env} (never on the command line)"
+        )
+    verify: bool | str = config.getoption("xapi_ca_bundle") or not config.getoption("xapi_insecure")
+    strictness: Strictness = config.getoption("xapi_strictness")
+    waivers = config.getoption("xapi_waivers")
+    return RunConfig(
+        target=target,
+        user=config.getoption("xapi_user"),
+        password=os.environ.get(env, ""),
+        protocol=config.getoption("xapi_protocol"),
+        strictness=strictness,
+        waivers=Path(waivers) if waivers else None,
+        roles=tuple(_role(r) for r in config.getoption("xapi_role_account")),
+        settings=TargetSettings(verify=verify),
+        server_faults=tuple(config.getoption("xapi_fault")),
+    )
+
+
+@pytest.fixture(scope="session")
+def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
+    """The logged-in target for this test session (the embedded server unless --xapi-target)."""
+    connection, close = open_connection(run_config(request.config))
+    request.config.stash[CONNECTION_KEY] = connection
+    progress = _Progress(request.config, connection)
+    progress.start()
+    try:
+        yield connection
+    finally:
+        progress.stop()
+        _absorb(request.config, connection)
+        close()
+
+
+@pytest.fixture(scope="session")
+def xapi_settings(request: pytest.FixtureRequest) -> settings:
+    """Hypothesis settings for the area machines, from the profile."""
+    config = request.config
+    return hypothesis_settings(
+        config.getoption("xapi_profile"), config.getoption("xapi_max_examples"), _report_dir(config)
+    )
+
+
+def _absorb(config: pytest.Config, connection: Connection) -> None:
+    part = config.stash[PART_KEY]
+    tally = connection.tally
+    part.examples += tally.examples
+    part.steps += tally.steps
+    part.coverage.update(tally.coverage)
+    part.divergences.extend(divergence_record(d) for d in tally.divergences)
+
+
+class _Progress:
+    """Writes this process's counters to the report directory every second, for ``run``."""
+
+    def __init__(self, config: pytest.Config, connection: Connection) -> None:
+        self._path = _report_dir(config) / ".progress" / f"{_worker(config)}.txt"
+        self._connection = connection
+        self._part = config.stash[PART_KEY]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="xapi-progress")
+
+    def start(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._write()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            self._write()
+
+    def _write(self) -> None:
+        tally = self._connection.tally
+        failures = len(self._part.divergences) + len(tally.divergences)
+        self._path.write_text(f"{tally.examples} {tally.steps} {failures}\n", encoding="utf-8")
+
+
+def _worker(config: pytest.Config) -> str:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "main"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Record divergences and tool errors of the suite's tests; attach the reproducer."""
+    report = yield
+    if call.excinfo is None or "xapi_connection" not in getattr(item, "fixturenames", ()):
+        return report
+    part = item.config.stash[PART_KEY]
+    error = call.excinfo.value
+    if isinstance(error, Divergence):
+        part.divergences.append(divergence_record(error.info))
+        item.user_properties.append(("reproducer", error.info.reproducer))
+        report.sections.append(("xapi-conformance reproducer", error.info.reproducer))
+    elif not isinstance(error, AssertionError):
+        part.errors.append(f"{item.name}: {type(error).__name__}: {_first_line(error)}")
+    return report
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else ""
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Workers save their part; the controller (or a lone process) writes the reports."""
+    config = session.config
+    if PART_KEY not in config.stash or not _used(session):
+        return
+    parts_dir = _parts_dir(config)
+    if CONNECTION_KEY in config.stash:
+        write_part(parts_dir, _worker(config), config.stash[PART_KEY])
+    if getattr(config, "workerinput", None) is not None:
+        return
+    _write_reports(config, parts_dir)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _parts_dir(config: pytest.Config) -> Path:
+    return _report_dir(config) / ".parts" / config.stash[TOKEN_KEY]
+
+
+def _used(session: pytest.Session) -> bool:
+    """Whether this process, or one of its workers, ran a suite test."""
+    return CONNECTION_KEY in session.config.stash or _parts_dir(session.config).exists()
+
+
+def _write_reports(config: pytest.Config, parts_dir: Path) -> None:
+    report_dir = _report_dir(config)
+    try:
+        tool_version = version("xapi-conformance")
+    except PackageNotFoundError:
+        tool_version = "unknown"
+    facts = RunFacts(
+        target=config.getoption("xapi_target") or "embedded",
+        protocol=config.getoption("xapi_protocol"),
+        profile=config.getoption("xapi_profile"),
+        seed=config.getoption("xapi_seed"),
+        strictness=config.getoption("xapi_strictness"),
+        started=config.stash[STARTED_KEY],
+        tool_version=tool_version,
+    )
+    summary = merge_parts(read_parts(parts_dir), facts)
+    secrets = [os.environ.get(config.getoption("xapi_password_env"), "")]
+    write_summary(report_dir, summary, secrets=secrets)
+    write_html(report_dir, summary, secrets=secrets)

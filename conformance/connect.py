@@ -1,0 +1,119 @@
+"""Opening a run's connection: the target (the embedded server by default), logins, facts."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.compare import Strictness
+from conformance.errors import LoginFailed, UsageError
+from conformance.harness import Connection
+from conformance.importer import Login
+from conformance.server.config import ServerConfig
+from conformance.server.process import start_in_thread
+from conformance.targets import Target, TargetSettings, open_target
+from conformance.waivers import Waivers, load_waivers
+from models.outcome import Failure
+from models.schema import ROLES
+from models.world import Account, Facts
+
+__all__ = ["RoleAccount", "RunConfig", "open_connection"]
+
+SUITE_ROLES = ("vm-operator", "vm-admin", "read-only")
+"""Role-limited accounts the suite creates on the embedded server, for RBAC rules."""
+
+
+@dataclass(frozen=True)
+class RoleAccount:
+    """An external target's account for a role; the password comes from ``password``."""
+
+    role: str
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs to reach its target. ``password`` never appears in reprs."""
+
+    target: str | None = None
+    user: str = "root"
+    password: str = field(default="", repr=False)
+    protocol: str = "xmlrpc"
+    strictness: Strictness = "exact"
+    waivers: Path | None = None
+    roles: tuple[RoleAccount, ...] = ()
+    settings: TargetSettings = field(default_factory=TargetSettings)
+    server_faults: tuple[str, ...] = ()
+
+
+def _login(target: Target, account: Account) -> Login:
+    outcome = target.call(
+        "session.login_with_password", account.name, account.password, "2.21", "xapi-conformance"
+    )
+    if isinstance(outcome, Failure):
+        raise LoginFailed(
+            f"login as {account.name!r} on {target.url} failed with {outcome.code}; "
+            "check --user and the password environment variable"
+        )
+    return Login(str(outcome.value), account)
+
+
+def _embedded(config: RunConfig) -> tuple[Target, Facts, tuple[Account, ...], Callable[[], None]]:
+    password = secrets.token_hex(12)
+    accounts = tuple(Account(f"suite-{role}", secrets.token_hex(12), role) for role in SUITE_ROLES)
+    extra = {"faults": config.server_faults} if config.server_faults else {}
+    server_config = ServerConfig(password=password, accounts=accounts, **extra)  # type: ignore[arg-type]
+    server = start_in_thread(server_config)
+    target = open_target(server.url, config.protocol, config.settings)
+    root = Account("root", password, "pool-admin", superuser=True)
+    return (
+        target,
+        Facts(guest_has_pv_drivers=True, host_memory_sufficient=True),
+        (root, *accounts),
+        server.stop,
+    )
+
+
+def _external(config: RunConfig) -> tuple[Target, Facts, tuple[Account, ...], Callable[[], None]]:
+    assert config.target is not None
+    target = open_target(config.target, config.protocol, config.settings)
+    root = Account(config.user, config.password, "pool-admin", superuser=True)
+    roles = tuple(Account(r.user, r.password, r.role) for r in config.roles)
+    facts = Facts(guest_has_pv_drivers=None, host_memory_sufficient=None)
+    return target, facts, (root, *roles), lambda: None
+
+
+def open_connection(config: RunConfig) -> tuple[Connection, Callable[[], None]]:
+    """Log in to the target (starting the embedded one if none is named); returns a closer."""
+    for role in config.roles:
+        if role.role not in ROLES:
+            raise UsageError(f"unknown role {role.role!r}; roles are: {', '.join(ROLES)}")
+    opener = _embedded if config.target is None else _external
+    target, facts, accounts, stop_server = opener(config)
+    try:
+        logins = [_login(target, account) for account in accounts]
+    except BaseException:
+        target.close()
+        stop_server()
+        raise
+    waivers = load_waivers(config.waivers) if config.waivers else Waivers()
+    connection = Connection(
+        target=target,
+        root=logins[0],
+        roles={login.account.role: login for login in logins[1:]},
+        facts=facts,
+        run_id=secrets.token_hex(4),
+        strictness=config.strictness,
+        waivers=waivers,
+    )
+
+    def close() -> None:
+        for login in logins:
+            target.call("session.logout", login.session)
+        target.close()
+        stop_server()
+
+    return connection, close

@@ -1,0 +1,113 @@
+"""Reading a target's starting state into a model world: facts read once, refs kept as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from conformance.compare import typed_outcome
+from conformance.errors import ProtocolError
+from conformance.targets.base import Target
+from models import catalogue
+from models.outcome import Failure, Value
+from models.records import type_default
+from models.schema import XType
+from models.world import NULL_REF, Account, Facts, Host, Pool, SessionInfo, World, frozen
+
+__all__ = ["Login", "import_world"]
+
+
+@dataclass(frozen=True)
+class Login:
+    """A session the suite holds on the target, with the account behind it."""
+
+    session: str
+    account: Account
+
+
+def _records(target: Target, session: str, cls: str) -> Mapping[str, Mapping[str, object]]:
+    outcome = target.call(f"{cls}.get_all_records", session)
+    if isinstance(outcome, Failure) or not isinstance(outcome.value, Mapping):
+        raise ProtocolError(f"{cls}.get_all_records failed on {target.url}: {outcome}")
+    return {str(k): v for k, v in outcome.value.items() if isinstance(v, Mapping)}
+
+
+def _vm(raw: Mapping[str, object]) -> dict[str, Value]:
+    typed = typed_outcome_value(raw)
+    record = {f.name: type_default(f.type) for f in catalogue.FIELDS.values()}
+    record.update(typed)
+    return record
+
+
+def typed_outcome_value(raw: Mapping[str, object]) -> Mapping[str, Value]:
+    """A raw VM record typed field by field."""
+    from models.outcome import Success
+
+    outcome = typed_outcome(Success(dict(raw)), XType("record", name="VM"))  # type: ignore[arg-type]
+    assert isinstance(outcome, Success) and isinstance(outcome.value, Mapping)
+    return outcome.value
+
+
+def _host(ref: str, raw: Mapping[str, object]) -> Host:
+    capabilities = raw.get("capabilities", ())
+    hvm = (
+        any(str(c).startswith("hvm") for c in capabilities)
+        if isinstance(capabilities, list | tuple)
+        else True
+    )
+    return Host(
+        ref=ref,
+        uuid=str(raw.get("uuid", "")),
+        name_label=str(raw.get("name_label", "")),
+        address=str(raw.get("address", "")),
+        hvm=hvm,
+        control_domain=str(raw.get("control_domain", NULL_REF)),
+    )
+
+
+def _pool(target: Target, session: str) -> Pool:
+    pools = _records(target, session, "pool")
+    if len(pools) != 1:
+        raise ProtocolError(f"expected one pool on {target.url}, found {len(pools)}")
+    ref, raw = next(iter(pools.items()))
+    restrictions = raw.get("restrictions", {})
+    other = raw.get("other_config", {})
+    return Pool(
+        ref,
+        str(raw.get("uuid", "")),
+        str(raw.get("master", NULL_REF)),
+        MappingProxyType(
+            {str(k): str(v) for k, v in restrictions.items()}
+            if isinstance(restrictions, Mapping)
+            else {}
+        ),
+        MappingProxyType(
+            {str(k): str(v) for k, v in other.items()} if isinstance(other, Mapping) else {}
+        ),
+    )
+
+
+def import_world(target: Target, logins: tuple[Login, ...], facts: Facts, salt: str) -> World:
+    """The model's world for the target as it is now, with the suite's sessions in it."""
+    root = logins[0].session
+    hosts = {ref: _host(ref, raw) for ref, raw in _records(target, root, "host").items()}
+    srs = {
+        ref: frozen({str(k): v for k, v in raw.items() if isinstance(v, str)})
+        for ref, raw in _records(target, root, "SR").items()
+    }
+    vms = {ref: frozen(_vm(raw)) for ref, raw in _records(target, root, "VM").items()}
+    sessions = {
+        login.session: SessionInfo(login.account.name, login.account.role, login.account.superuser)
+        for login in logins
+    }
+    return World(
+        pool=_pool(target, root),
+        hosts=MappingProxyType(hosts),
+        srs=MappingProxyType(srs),
+        vms=MappingProxyType(vms),
+        accounts=MappingProxyType({login.account.name: login.account for login in logins}),
+        sessions=MappingProxyType(sessions),
+        facts=facts,
+        salt=salt,
+    )

@@ -1,0 +1,81 @@
+"""The bijection between the model's refs and the target's, and the names people read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from models.outcome import Encoded, Failure, Outcome, Success, Value
+from models.world import NULL_REF
+
+__all__ = ["RefMap"]
+
+REF_PREFIX = "OpaqueRef:"
+
+
+class RefMap:
+    """Model ref ↔ target ref. Objects that existed before the run map to themselves.
+
+    Each bound pair also gets a short name (``vm1``, ``task3``) for messages and reproducers.
+    """
+
+    def __init__(self) -> None:
+        self._to_target: dict[str, str] = {}
+        self._to_model: dict[str, str] = {}
+        self._names: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+
+    def bind(self, model_ref: str, target_ref: str, kind: str = "vm") -> None:
+        """Record that ``model_ref`` is the model's view of ``target_ref``."""
+        self._to_target[model_ref] = target_ref
+        self._to_model[target_ref] = model_ref
+        if model_ref not in self._names:
+            self._counts[kind] = self._counts.get(kind, 0) + 1
+            self._names[model_ref] = f"{kind}{self._counts[kind]}"
+
+    def is_bound(self, model_ref: str) -> bool:
+        """Whether the model ref already has a target counterpart (or is the null ref)."""
+        return model_ref == NULL_REF or model_ref in self._to_target
+
+    def knows_target(self, target_ref: str) -> bool:
+        """Whether ``target_ref`` is already bound."""
+        return target_ref in self._to_model
+
+    def name(self, model_ref: str) -> str | None:
+        """The short name of a suite-created object, if it has one."""
+        return self._names.get(model_ref)
+
+    def to_target(self, value: Value) -> Value:
+        """``value`` with every bound model ref replaced by its target ref."""
+        return _mapped(value, self._to_target)
+
+    def to_model(self, value: Value) -> Value:
+        """``value`` with every bound target ref replaced by its model ref."""
+        return _mapped(value, self._to_model)
+
+    def outcome_to_model(self, outcome: Outcome) -> Outcome:
+        """A target outcome in model terms: refs in values and error params mapped back."""
+        if isinstance(outcome, Failure):
+            return Failure(outcome.code, tuple(self._to_model.get(p, p) for p in outcome.params))
+        return Success(self.to_model(outcome.value))
+
+    def display_outcome(self, outcome: Outcome) -> Outcome:
+        """An outcome with suite refs replaced by their short names."""
+        if isinstance(outcome, Failure):
+            return Failure(outcome.code, tuple(self._names.get(p, p) for p in outcome.params))
+        return Success(self.display(outcome.value))
+
+    def display(self, value: Value) -> Value:
+        """``value`` with suite refs replaced by their short names (for messages)."""
+        return _mapped(value, self._names)
+
+
+def _mapped(value: Value, table: Mapping[str, str]) -> Value:
+    if isinstance(value, str):
+        return table.get(value, value)
+    if isinstance(value, Encoded):
+        return Encoded(_mapped(value.value, table))
+    if isinstance(value, Mapping):
+        return {table.get(k, k): _mapped(v, table) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return tuple(_mapped(v, table) for v in value)
+    return value

@@ -1,0 +1,112 @@
+"""Hypothesis strategies for XenAPI values: VM records, memory tuples, maps, labels, bad refs."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from models import catalogue
+from models.operations import VM_OPERATIONS
+from models.outcome import Value
+from models.schema import XType
+
+__all__ = [
+    "BAD_REFS",
+    "LABELS",
+    "blocked_maps",
+    "memory_tuples",
+    "value_of",
+    "vm_records",
+]
+
+MIB = 2**20
+SIZES = st.sampled_from([64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB, 2048 * MIB])
+LABELS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
+BAD_REFS = st.sampled_from(
+    ["OpaqueRef:NULL", "OpaqueRef:00000000-dead-beef-0000-000000000000", "not-a-ref", ""]
+)
+
+
+@st.composite
+def memory_tuples(draw: st.DrawFn, valid: bool | None = None) -> tuple[int, int, int, int]:
+    """(static_min, dynamic_min, dynamic_max, static_max); ordered when ``valid`` is True."""
+    values = sorted(draw(st.lists(SIZES, min_size=4, max_size=4)))
+    if valid is None:
+        valid = draw(st.booleans())
+    if not valid:
+        values = draw(st.permutations(values))
+    return values[0], values[1], values[2], values[3]
+
+
+def vm_records(
+    tag: tuple[str, str], *, template: bool = False
+) -> st.SearchStrategy[dict[str, Value]]:
+    """A complete VM.create record with valid memory (as clients build them), tagged for clean-up."""
+    key, run_id = tag
+
+    def build(
+        label: str, memory: tuple[int, int, int, int], vcpus: int, hvm: bool
+    ) -> dict[str, Value]:
+        static_min, dynamic_min, dynamic_max, static_max = memory
+        record: dict[str, Value] = {
+            "name_label": f"xapi-conformance {label}",
+            "name_description": "created by xapi-conformance; safe to delete",
+            "user_version": 1,
+            "is_a_template": template,
+            "affinity": "OpaqueRef:NULL",
+            "memory_static_min": static_min,
+            "memory_dynamic_min": dynamic_min,
+            "memory_dynamic_max": dynamic_max,
+            "memory_static_max": static_max,
+            "VCPUs_params": {},
+            "VCPUs_max": vcpus,
+            "VCPUs_at_startup": vcpus,
+            "actions_after_shutdown": "destroy",
+            "actions_after_reboot": "restart",
+            "actions_after_crash": "restart",
+            "HVM_boot_policy": "BIOS order" if hvm else "",
+            "HVM_boot_params": {"order": "dc"} if hvm else {},
+            "platform": {},
+            "other_config": {key: run_id},
+            "recommendations": "",
+            "PCI_bus": "",
+        }
+        for name in (
+            "PV_bootloader",
+            "PV_kernel",
+            "PV_ramdisk",
+            "PV_args",
+            "PV_bootloader_args",
+            "PV_legacy_args",
+        ):
+            record[name] = ""
+        return record
+
+    return st.builds(build, LABELS, memory_tuples(valid=True), st.integers(1, 2), st.just(True))
+
+
+def blocked_maps() -> st.SearchStrategy[dict[str, str]]:
+    """blocked_operations maps over real vm_operations values."""
+    return st.dictionaries(
+        st.sampled_from(VM_OPERATIONS), st.sampled_from(["true", "maintenance", "x"]), max_size=3
+    )
+
+
+def value_of(xtype: XType) -> st.SearchStrategy[Value]:
+    """Any value of ``xtype`` (refs are null or bogus: the caller substitutes real ones)."""
+    simple: dict[str, st.SearchStrategy[Value]] = {
+        "string": LABELS,
+        "int": st.integers(-1, 4),
+        "float": st.sampled_from([0.5, 1.0, 2.0]),
+        "bool": st.booleans(),
+        "ref": BAD_REFS,
+        "datetime": st.just("19700101T00:00:00Z"),
+        "record": st.just({}),
+        "void": st.just(""),
+    }
+    if xtype.kind == "enum":
+        return st.sampled_from(catalogue.ENUMS[xtype.name])
+    if xtype.kind == "set" and xtype.item is not None:
+        return st.lists(value_of(xtype.item), max_size=2).map(tuple)
+    if xtype.kind == "map" and xtype.key is not None and xtype.item is not None:
+        return st.dictionaries(value_of(xtype.key).map(str), value_of(xtype.item), max_size=2)
+    return simple[xtype.kind]

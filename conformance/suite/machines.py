@@ -1,0 +1,472 @@
+"""Hypothesis state machines, one per area, sharing the VM bundle and the state invariant.
+
+Preconditions read only the model. Every rule goes through ``Harness.call``, which compares the
+target with the model and follows the branch the target took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+
+from conformance.harness import RUN_TAG, Connection, Harness
+from conformance.strategies import (
+    BAD_REFS,
+    LABELS,
+    blocked_maps,
+    memory_tuples,
+    value_of,
+    vm_records,
+)
+from models import catalogue
+from models.catalogue import MessageKind, kind_of
+from models.operations import VM_OPERATIONS
+from models.outcome import Success, Value
+from models.schema import Message, XType
+
+__all__ = [
+    "AREAS",
+    "AsyncMachine",
+    "FieldsMachine",
+    "LifecycleMachine",
+    "MemoryMachine",
+    "OperationsMachine",
+    "RolesMachine",
+    "RpcMachine",
+    "TemplatesMachine",
+]
+
+LIFECYCLE = (
+    "start",
+    "clean_shutdown",
+    "hard_shutdown",
+    "shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "pause",
+    "unpause",
+    "suspend",
+    "resume",
+    "power_state_reset",
+)
+HOST_LIFECYCLE = ("start_on", "resume_on", "pool_migrate")
+COPIES = ("clone", "snapshot", "checkpoint")
+_VM = XType("ref", name="VM")
+
+
+def _generic_messages() -> tuple[Message, ...]:
+    kinds = {
+        MessageKind.GET_FIELD,
+        MessageKind.SET_FIELD,
+        MessageKind.MAP_ADD,
+        MessageKind.MAP_REMOVE,
+        MessageKind.SET_ADD,
+        MessageKind.SET_REMOVE,
+    }
+    return tuple(
+        m
+        for m in catalogue.MESSAGES.values()
+        if kind_of(m)[0] in kinds and m.params and m.params[0].type == _VM and not m.removed
+    )
+
+
+def _vm_messages() -> tuple[Message, ...]:
+    return tuple(m for m in catalogue.MESSAGES.values() if m.params and m.params[0].type == _VM)
+
+
+GENERIC_MESSAGES = _generic_messages()
+VM_MESSAGES = _vm_messages()
+
+
+class ConformanceMachine(RuleBasedStateMachine):
+    """Common ground: a harness per example, a bundle of suite VMs, the state invariant."""
+
+    area = "lifecycle"
+    connection: Connection  # set by the test function before the machine runs
+
+    vms = Bundle("vms")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.harness = Harness(self.connection, self.area)
+        self.connection.tally.examples += 1
+
+    def teardown(self) -> None:
+        self.harness.teardown()
+
+    @property
+    def world_vms(self) -> Mapping[str, Mapping[str, Value]]:
+        return self.harness.world.vms
+
+    def _alive(self, ref: str) -> bool:
+        return ref in self.world_vms and not self.harness.desynced
+
+    def _hosts(self) -> list[str]:
+        return sorted(self.harness.world.hosts)
+
+    @initialize(target=vms, record=vm_records((RUN_TAG, "run")))
+    def first_vm(self, record: dict[str, Value]) -> str:
+        return self._create(record)
+
+    def _create(self, record: dict[str, Value]) -> str:
+        record = {**record, "other_config": {RUN_TAG: self.connection.run_id}}
+        outcome = self.harness.call("VM.create", record)
+        return str(outcome.value) if isinstance(outcome, Success) else "OpaqueRef:NULL"
+
+    @invariant()
+    def records_agree(self) -> None:
+        self.harness.check_state()
+
+
+class LifecycleMachine(ConformanceMachine):
+    """Power operations in every state, on plain VMs, templates and snapshots."""
+
+    area = "lifecycle"
+
+    @rule(target=ConformanceMachine.vms, record=vm_records((RUN_TAG, "run")))
+    def create(self, record: dict[str, Value]) -> str:
+        return self._create(record)
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
+    def lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        if not self._alive(vm):
+            return
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call(f"VM.{op}", vm, *args)
+
+    @rule(
+        vm=ConformanceMachine.vms, op=st.sampled_from(HOST_LIFECYCLE), host_index=st.integers(0, 3)
+    )
+    def on_host(self, vm: str, op: str, host_index: int) -> None:
+        if not self._alive(vm):
+            return
+        host = self._hosts()[host_index % len(self._hosts())]
+        args: tuple[Value, ...] = (host, {}) if op == "pool_migrate" else (host, False, False)
+        self.harness.call(f"VM.{op}", vm, *args)
+
+    @rule(
+        target=ConformanceMachine.vms,
+        vm=ConformanceMachine.vms,
+        op=st.sampled_from(COPIES),
+        name=LABELS,
+    )
+    def copy(self, vm: str, op: str, name: str) -> str:
+        if not self._alive(vm):
+            return "OpaqueRef:NULL"
+        outcome = self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}")
+        return str(outcome.value) if isinstance(outcome, Success) else "OpaqueRef:NULL"
+
+    @rule(vm=ConformanceMachine.vms)
+    def revert(self, vm: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.revert", vm)
+
+    @rule(vm=ConformanceMachine.vms)
+    def destroy(self, vm: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.destroy", vm)
+
+
+class MemoryMachine(ConformanceMachine):
+    """Memory setters with ordered and disordered tuples, and the VCPU setters."""
+
+    area = "memory"
+
+    @rule(vm=ConformanceMachine.vms, memory=memory_tuples())
+    def limits(self, vm: str, memory: tuple[int, int, int, int]) -> None:
+        if self._alive(vm):
+            static_min, dynamic_min, dynamic_max, static_max = memory
+            self.harness.call(
+                "VM.set_memory_limits", vm, static_min, static_max, dynamic_min, dynamic_max
+            )
+
+    @rule(
+        vm=ConformanceMachine.vms,
+        memory=memory_tuples(),
+        which=st.sampled_from(["dynamic", "static"]),
+    )
+    def ranges(self, vm: str, memory: tuple[int, int, int, int], which: str) -> None:
+        if self._alive(vm):
+            low, high = (memory[1], memory[2]) if which == "dynamic" else (memory[0], memory[3])
+            self.harness.call(f"VM.set_memory_{which}_range", vm, low, high)
+
+    @rule(
+        vm=ConformanceMachine.vms,
+        memory=memory_tuples(),
+        bound=st.sampled_from(["dynamic_min", "dynamic_max", "static_min", "static_max"]),
+    )
+    def single_bound(self, vm: str, memory: tuple[int, int, int, int], bound: str) -> None:
+        if self._alive(vm):
+            self.harness.call(f"VM.set_memory_{bound}", vm, memory[1])
+
+    @rule(vm=ConformanceMachine.vms, value=memory_tuples().map(lambda m: m[3]))
+    def set_memory(self, vm: str, value: int) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.set_memory", vm, value)
+
+    @rule(
+        vm=ConformanceMachine.vms,
+        count=st.integers(-1, 4),
+        which=st.sampled_from(["set_VCPUs_max", "set_VCPUs_at_startup", "set_VCPUs_number_live"]),
+    )
+    def vcpus(self, vm: str, count: int, which: str) -> None:
+        if self._alive(vm):
+            self.harness.call(f"VM.{which}", vm, count)
+
+    @rule(vm=ConformanceMachine.vms, paused=st.booleans())
+    def start(self, vm: str, paused: bool) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.start", vm, paused, False)
+
+    @rule(vm=ConformanceMachine.vms)
+    def stop(self, vm: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.hard_shutdown", vm)
+
+
+class OperationsMachine(ConformanceMachine):
+    """blocked_operations edits and their effect, allowed_operations, assert_operation_valid."""
+
+    area = "operations"
+
+    @rule(
+        vm=ConformanceMachine.vms,
+        op=st.sampled_from(VM_OPERATIONS),
+        value=st.sampled_from(["true", "x"]),
+    )
+    def block(self, vm: str, op: str, value: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.add_to_blocked_operations", vm, op, value)
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(VM_OPERATIONS))
+    def unblock(self, vm: str, op: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.remove_from_blocked_operations", vm, op)
+
+    @rule(vm=ConformanceMachine.vms, blocked=blocked_maps())
+    def replace_blocked(self, vm: str, blocked: dict[str, str]) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.set_blocked_operations", vm, blocked)
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(VM_OPERATIONS))
+    def assert_valid(self, vm: str, op: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.assert_operation_valid", vm, op)
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
+    def lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        if self._alive(vm):
+            args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+            self.harness.call(f"VM.{op}", vm, *args)
+
+
+class TemplatesMachine(LifecycleMachine):
+    """Templates, default templates and snapshots: making, cloning, refusing."""
+
+    area = "templates"
+
+    @rule(vm=ConformanceMachine.vms, flag=st.booleans())
+    def template_flag(self, vm: str, flag: bool) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.set_is_a_template", vm, flag)
+
+    @rule(vm=ConformanceMachine.vms)
+    def mark_default(self, vm: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.add_to_other_config", vm, "default_template", "true")
+
+    @rule(vm=ConformanceMachine.vms)
+    def provision(self, vm: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.provision", vm)
+
+    @rule(vm=ConformanceMachine.vms)
+    def refresh(self, vm: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.update_allowed_operations", vm)
+
+
+class FieldsMachine(ConformanceMachine):
+    """Every generic getter, setter and map/set edit of the catalogue, with generated values."""
+
+    area = "fields"
+
+    @rule(vm=ConformanceMachine.vms, data=st.data(), message=st.sampled_from(GENERIC_MESSAGES))
+    def generic(self, vm: str, data: st.DataObject, message: Message) -> None:
+        if not self._alive(vm):
+            return
+        args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
+        self.harness.call(message.wire_name, vm, *args)
+
+    @rule(vm=ConformanceMachine.vms, key=st.sampled_from(["k1", "k2", "folder"]), value=LABELS)
+    def map_add(self, vm: str, key: str, value: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.add_to_other_config", vm, key, value)
+
+    @rule(vm=ConformanceMachine.vms, tag=st.sampled_from(["a", "b"]), add=st.booleans())
+    def tags(self, vm: str, tag: str, add: bool) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.add_tags" if add else "VM.remove_tags", vm, tag)
+
+    @rule(vm=ConformanceMachine.vms, label=LABELS)
+    def rename(self, vm: str, label: str) -> None:
+        if self._alive(vm):
+            self.harness.call("VM.set_name_label", vm, label)
+
+    @rule()
+    def queries(self) -> None:
+        if not self.harness.desynced:
+            self.harness.call("VM.get_all")
+            self.harness.call("VM.get_by_name_label", "xapi-conformance none")
+
+
+class RpcMachine(ConformanceMachine):
+    """The RPC layer: unknown methods, parameter counts, argument types, bad refs, sessions."""
+
+    area = "rpc"
+
+    @rule(
+        vm=ConformanceMachine.vms,
+        message=st.sampled_from(VM_MESSAGES),
+        drop=st.integers(0, 2),
+        extra=st.integers(0, 2),
+    )
+    def wrong_count(self, vm: str, message: Message, drop: int, extra: int) -> None:
+        if not self._alive(vm):
+            return
+        args: list[Value] = [vm, *(_neutral(p.type) for p in message.params[1:])]
+        args = args[: max(0, len(args) - drop)] + ["extra"] * extra
+        self.harness.raw_call(message.wire_name, (self.harness.session, *args))
+
+    @rule(vm=ConformanceMachine.vms, message=st.sampled_from(VM_MESSAGES), data=st.data())
+    def any_arguments(self, vm: str, message: Message, data: st.DataObject) -> None:
+        if not self._alive(vm):
+            return
+        args = [data.draw(value_of(p.type), label=p.name) for p in message.params]
+        if (
+            message.params
+            and message.params[0].type == _VM
+            and data.draw(st.booleans(), label="real vm")
+        ):
+            args[0] = vm
+        if message.name == "destroy" and args[0] != vm:
+            return
+        self.harness.call(message.wire_name, *args)
+
+    @rule(
+        ref=BAD_REFS,
+        message=st.sampled_from(["VM.get_record", "VM.start", "VM.destroy", "VM.get_name_label"]),
+    )
+    def bad_ref(self, ref: str, message: str) -> None:
+        if not self.harness.desynced:
+            extra: tuple[Value, ...] = (False, False) if message == "VM.start" else ()
+            self.harness.call(message, ref, *extra)
+
+    @rule(
+        name=st.sampled_from(["VM.frobnicate", "VM.Start", "vm.get_all", "Async.VM.get_name_label"])
+    )
+    def unknown_method(self, name: str) -> None:
+        if not self.harness.desynced:
+            self.harness.call(name)
+
+    @rule(vm=ConformanceMachine.vms)
+    def logged_out_session(self, vm: str) -> None:
+        if not self._alive(vm):
+            return
+        account = self.connection.root.account
+        session = self.harness.call(
+            "session.login_with_password",
+            account.name,
+            account.password,
+            "2.21",
+            "xapi-conformance",
+        )
+        if isinstance(session, Success):
+            self.harness.call("session.logout", session=str(session.value))
+            self.harness.call("VM.get_power_state", vm, session=str(session.value))
+
+
+class RolesMachine(ConformanceMachine):
+    """Role-limited sessions calling every kind of message (RBAC)."""
+
+    area = "roles"
+
+    @rule(
+        vm=ConformanceMachine.vms,
+        role=st.sampled_from(
+            ["vm-operator", "vm-admin", "read-only", "vm-power-admin", "pool-operator"]
+        ),
+        message=st.sampled_from(VM_MESSAGES),
+        data=st.data(),
+    )
+    def as_role(self, vm: str, role: str, message: Message, data: st.DataObject) -> None:
+        session = self.harness.role_session(role)
+        if session is None or not self._alive(vm) or message.name in ("destroy",):
+            return
+        args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
+        self.harness.call(message.wire_name, vm, *args, session=session)
+
+    @rule(
+        vm=ConformanceMachine.vms,
+        role=st.sampled_from(["vm-operator", "read-only"]),
+        op=st.sampled_from(LIFECYCLE),
+        paused=st.booleans(),
+    )
+    def lifecycle_as_role(self, vm: str, role: str, op: str, paused: bool) -> None:
+        session = self.harness.role_session(role)
+        if session is None or not self._alive(vm):
+            return
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call(f"VM.{op}", vm, *args, session=session)
+
+
+class AsyncMachine(LifecycleMachine):
+    """``Async.`` forms polled through their task, mixed with synchronous calls."""
+
+    area = "async"
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
+    def async_lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        if self._alive(vm):
+            args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+            self.harness.call_async(f"VM.{op}", vm, *args)
+
+    @rule(
+        target=ConformanceMachine.vms,
+        vm=ConformanceMachine.vms,
+        op=st.sampled_from(("clone", "snapshot")),
+    )
+    def async_copy(self, vm: str, op: str) -> str:
+        if not self._alive(vm):
+            return "OpaqueRef:NULL"
+        outcome = self.harness.call_async(f"VM.{op}", vm, "xapi-conformance async")
+        return str(outcome.value) if isinstance(outcome, Success) else "OpaqueRef:NULL"
+
+
+def _neutral(xtype: XType) -> Value:
+    if xtype.kind == "enum":
+        return catalogue.ENUMS[xtype.name][0]
+    neutral: dict[str, Value] = {
+        "string": "x",
+        "int": 1,
+        "float": 1.0,
+        "bool": False,
+        "set": (),
+        "map": {},
+    }
+    return neutral.get(xtype.kind, "OpaqueRef:NULL")
+
+
+AREAS: Mapping[str, type[ConformanceMachine]] = {
+    "lifecycle": LifecycleMachine,
+    "memory": MemoryMachine,
+    "operations": OperationsMachine,
+    "templates": TemplatesMachine,
+    "fields": FieldsMachine,
+    "rpc": RpcMachine,
+    "roles": RolesMachine,
+    "async": AsyncMachine,
+}
+"""Area name → machine, as the suite's tests and ``-k`` select them."""

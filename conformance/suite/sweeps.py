@@ -1,0 +1,241 @@
+"""Deterministic sweeps: every lifecycle message in every reachable (power state, VM kind) cell.
+
+The Hypothesis machines explore sequences; the sweeps guarantee the oracle tables are covered
+on every run, each cell from a fresh VM, so a failing cell is already a minimal reproducer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from conformance.harness import RUN_TAG, Connection, Harness
+from models.outcome import Success, Value
+from models.world import NULL_REF
+
+__all__ = ["CELLS", "LIFECYCLE_MESSAGES", "blocked_sweep", "lifecycle_sweep", "memory_sweep"]
+
+MIB = 2**20
+
+LIFECYCLE_MESSAGES = (
+    "start",
+    "start_on",
+    "clean_shutdown",
+    "hard_shutdown",
+    "shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "pause",
+    "unpause",
+    "suspend",
+    "resume",
+    "resume_on",
+    "checkpoint",
+    "snapshot",
+    "clone",
+    "copy",
+    "destroy",
+    "provision",
+    "revert",
+    "power_state_reset",
+    "pool_migrate",
+    "set_is_a_template",
+)
+"""The messages whose behaviour the power-state × VM-kind matrix decides (semantics §2.2)."""
+
+CELLS = (
+    ("Halted", "plain"),
+    ("Running", "plain"),
+    ("Paused", "plain"),
+    ("Suspended", "plain"),
+    ("Halted", "template"),
+    ("Halted", "default_template"),
+    ("Halted", "snapshot"),
+    ("Suspended", "snapshot"),
+)
+"""(power state, VM kind) pairs a client can reach through the API."""
+
+BLOCKABLE = {
+    "start": "start",
+    "start_on": "start_on",
+    "clean_shutdown": "clean_shutdown",
+    "hard_shutdown": "hard_shutdown",
+    "shutdown": "shutdown",
+    "clean_reboot": "clean_reboot",
+    "hard_reboot": "hard_reboot",
+    "pause": "pause",
+    "unpause": "unpause",
+    "suspend": "suspend",
+    "resume": "resume",
+    "checkpoint": "checkpoint",
+    "snapshot": "snapshot",
+    "clone": "clone",
+    "copy": "copy",
+    "destroy": "destroy",
+    "provision": "provision",
+}
+"""Message → the blocked_operations key that must stop it."""
+
+
+def vm_record(connection: Connection, **overrides: Value) -> dict[str, Value]:
+    """A plain, valid VM.create record tagged with the run id."""
+    record: dict[str, Value] = {
+        "name_label": "xapi-conformance sweep",
+        "name_description": "created by xapi-conformance; safe to delete",
+        "user_version": 1,
+        "is_a_template": False,
+        "affinity": NULL_REF,
+        "memory_static_min": 128 * MIB,
+        "memory_dynamic_min": 256 * MIB,
+        "memory_dynamic_max": 512 * MIB,
+        "memory_static_max": 512 * MIB,
+        "VCPUs_params": {},
+        "VCPUs_max": 2,
+        "VCPUs_at_startup": 1,
+        "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart",
+        "actions_after_crash": "restart",
+        "HVM_boot_policy": "BIOS order",
+        "HVM_boot_params": {"order": "dc"},
+        "platform": {},
+        "PCI_bus": "",
+        "other_config": {RUN_TAG: connection.run_id},
+        "recommendations": "",
+        "PV_bootloader": "",
+        "PV_kernel": "",
+        "PV_ramdisk": "",
+        "PV_args": "",
+        "PV_bootloader_args": "",
+        "PV_legacy_args": "",
+    }
+    record.update(overrides)
+    return record
+
+
+def _ref(outcome: object) -> str:
+    return str(outcome.value) if isinstance(outcome, Success) else NULL_REF
+
+
+def reach(harness: Harness, state: str, kind: str) -> str:
+    """A suite VM in ``state`` of ``kind``, built through the API (each step compared)."""
+    connection = harness.connection
+    if kind == "snapshot":
+        source = reach(harness, "Running" if state == "Suspended" else "Halted", "plain")
+        return _ref(
+            harness.call(
+                "VM.checkpoint" if state == "Suspended" else "VM.snapshot", source, "sweep snapshot"
+            )
+        )
+    if kind in ("template", "default_template"):
+        other = {RUN_TAG: connection.run_id}
+        if kind == "default_template":
+            other["default_template"] = "true"
+        return _ref(
+            harness.call("VM.create", vm_record(connection, is_a_template=True, other_config=other))
+        )
+    ref = _ref(harness.call("VM.create", vm_record(connection)))
+    if state != "Halted":
+        harness.call("VM.start", ref, state == "Paused", False)
+    if state == "Suspended":
+        harness.call("VM.suspend", ref)
+    return ref
+
+
+def _args(harness: Harness, message: str) -> tuple[Value, ...]:
+    hosts = sorted(harness.world.hosts)
+    return {
+        "start": (False, False),
+        "resume": (False, False),
+        "start_on": (hosts[-1], False, False),
+        "resume_on": (hosts[-1], False, False),
+        "checkpoint": ("sweep checkpoint",),
+        "snapshot": ("sweep snapshot",),
+        "clone": ("sweep clone",),
+        "copy": ("sweep copy", NULL_REF),
+        "pool_migrate": (hosts[-1], {}),
+        "set_is_a_template": (True,),
+    }.get(message, ())
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One sweep case: a message, in a state, on a kind of VM, optionally blocked first."""
+
+    message: str
+    state: str
+    kind: str
+    blocked: bool = False
+
+    def run(self, connection: Connection, area: str) -> None:
+        """Build the VM, make the call, check the state; always clean up."""
+        harness = Harness(connection, area)
+        connection.tally.examples += 1
+        try:
+            ref = reach(harness, self.state, self.kind)
+            if ref == NULL_REF or harness.desynced:
+                return
+            if self.blocked:
+                harness.call(
+                    "VM.add_to_blocked_operations", ref, BLOCKABLE[self.message], "xapi-conformance"
+                )
+            harness.call(f"VM.{self.message}", ref, *_args(harness, self.message))
+            harness.check_state()
+        finally:
+            harness.teardown()
+
+
+def lifecycle_sweep() -> Iterator[Cell]:
+    """Every lifecycle message in every reachable cell."""
+    for state, kind in CELLS:
+        for message in LIFECYCLE_MESSAGES:
+            yield Cell(message, state, kind)
+
+
+def blocked_sweep() -> Iterator[Cell]:
+    """Every blockable message, blocked, on a plain VM in every power state."""
+    for state, kind in CELLS[:4]:
+        for message in BLOCKABLE:
+            yield Cell(message, state, kind, blocked=True)
+
+
+MEMORY_CASES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("set_memory_dynamic_range", (256 * MIB, 512 * MIB)),
+    ("set_memory_dynamic_range", (512 * MIB, 256 * MIB)),
+    ("set_memory_dynamic_range", (64 * MIB, 256 * MIB)),
+    ("set_memory_dynamic_range", (512 * MIB, 512 * MIB)),
+    ("set_memory_static_range", (128 * MIB, 1024 * MIB)),
+    ("set_memory_static_range", (384 * MIB, 1024 * MIB)),
+    ("set_memory_static_range", (128 * MIB, 384 * MIB)),
+    ("set_memory_limits", (128 * MIB, 1024 * MIB, 256 * MIB, 512 * MIB)),
+    ("set_memory_limits", (128 * MIB, 1024 * MIB, 512 * MIB, 256 * MIB)),
+    ("set_memory_limits", (512 * MIB, 512 * MIB, 512 * MIB, 512 * MIB)),
+    ("set_memory_dynamic_min", (600 * MIB,)),
+    ("set_memory_dynamic_max", (200 * MIB,)),
+    ("set_memory_static_max", (300 * MIB,)),
+    ("set_memory_static_min", (300 * MIB,)),
+    ("set_memory", (768 * MIB,)),
+)
+"""Memory setters with ordered, disordered and pinned values (semantics §6, §14)."""
+
+
+def memory_sweep() -> Iterator[Callable[[Connection, str], None]]:
+    """Each memory case on a Halted and a Running plain VM."""
+    for method, values in MEMORY_CASES:
+        for state in ("Halted", "Running"):
+            yield _memory_case(method, values, state)
+
+
+def _memory_case(
+    method: str, values: tuple[int, ...], state: str
+) -> Callable[[Connection, str], None]:
+    def run(connection: Connection, area: str) -> None:
+        harness = Harness(connection, area)
+        connection.tally.examples += 1
+        try:
+            ref = reach(harness, state, "plain")
+            harness.call(f"VM.{method}", ref, *values)
+            harness.check_state()
+        finally:
+            harness.teardown()
+
+    return run

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conformance.compare import Strictness
 from conformance.errors import LoginFailed, UsageError
-from conformance.harness import Connection
+from conformance.harness import Connection, sweep_run_vms
 from conformance.importer import Login
 from conformance.server.config import ServerConfig
 from conformance.server.process import start_in_thread
@@ -111,6 +111,7 @@ def open_connection(config: RunConfig) -> tuple[Connection, Callable[[], None]]:
     )
 
     def close() -> None:
+        sweep_run_vms(target, logins[0].session, connection.run_id)
         for login in logins:
             target.call("session.logout", login.session)
         target.close()

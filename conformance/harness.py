@@ -36,7 +36,7 @@ from models.schema import XType
 from models.transition import Branch, Call
 from models.world import NULL_REF, Facts, World
 
-__all__ = ["Connection", "Harness", "RunTally", "vm_kind"]
+__all__ = ["Connection", "Harness", "RunTally", "destroy_suite_vm", "sweep_run_vms", "vm_kind"]
 
 RUN_TAG = "xapi-conformance-run"
 RAW_SESSION = ""
@@ -70,6 +70,40 @@ class Connection:
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
         return (self.root, *self.roles.values())
+
+
+def destroy_suite_vm(target: Target, session: str, ref: str) -> None:
+    """Undo what could stop a suite VM's destruction (blocks, template flags), then destroy it.
+
+    Only ever called with refs the suite created; failures are ignored (the VM may be gone).
+    """
+    for method, args in (
+        ("VM.set_blocked_operations", ({},)),
+        ("VM.remove_from_other_config", ("default_template",)),
+        ("VM.set_is_a_template", (False,)),
+        ("VM.hard_shutdown", ()),
+        ("VM.destroy", ()),
+    ):
+        with contextlib.suppress(TargetError):
+            target.call(method, session, ref, *args)
+
+
+def sweep_run_vms(target: Target, session: str, run_id: str) -> list[str]:
+    """Destroy every VM tagged with this run's id that is still there; returns their refs."""
+    records = target.call("VM.get_all_records", session)
+    if not isinstance(records, Success) or not isinstance(records.value, Mapping):
+        return []
+    leftovers = [str(ref) for ref, record in records.value.items() if _tagged(record, run_id)]
+    for ref in leftovers:
+        destroy_suite_vm(target, session, ref)
+    return leftovers
+
+
+def _tagged(record: Value, run_id: str) -> bool:
+    if not isinstance(record, Mapping):
+        return False
+    other = record.get("other_config")
+    return isinstance(other, Mapping) and other.get(RUN_TAG) == run_id
 
 
 def vm_kind(vm: Mapping[str, Value]) -> str:
@@ -126,10 +160,9 @@ class Harness:
 
     def teardown(self) -> None:
         """Destroy every VM this example created on the target (never anything else)."""
-        target_refs = [self.refs.to_target(ref) for ref in self._created_model_refs()]
+        target_refs = [str(self.refs.to_target(ref)) for ref in self._created_model_refs()]
         for ref in [*reversed(target_refs), *self.strays]:
-            self._quietly("VM.hard_shutdown", ref)
-            self._quietly("VM.destroy", ref)
+            destroy_suite_vm(self.connection.target, self.session, ref)
 
     def _created_model_refs(self) -> list[str]:
         return [
@@ -137,10 +170,6 @@ class Harness:
             for call in self.log
             if call.result_ref and (self.refs.name(call.result_ref) or "").startswith("vm")
         ]
-
-    def _quietly(self, method: str, *args: Value) -> None:
-        with contextlib.suppress(TargetError):
-            self.connection.target.call(method, self.session, *args)
 
     # ---- the side-by-side call ---------------------------------------------------------------
 

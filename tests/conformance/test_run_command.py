@@ -1,0 +1,136 @@
+"""`xapi-conformance run` end to end: usage errors, dead targets, the reference server, safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.server.config import ServerConfig
+from conformance.server.process import RunningServer, start_in_thread
+from conformance.targets import XmlRpcTarget
+from models.outcome import Success
+from tests.models.helpers import vm_args
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``xapi-conformance`` as a user runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+def summary(report_dir: Path) -> dict[str, object]:
+    data = json.loads((report_dir / "summary.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--max-examples", "0"),
+        ("run", "--profile", "weekly"),
+        ("run", "-n", "-1"),
+        ("run", "--waivers", "/nonexistent/waivers.toml"),
+        ("run", "--frobnicate"),
+        ("serve", "--account", "nocolons"),
+        ("serve", "--hosts", "0"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args: tuple[str, ...], tmp_path: Path) -> None:
+    result = run(*args, "--report-dir", str(tmp_path)) if args[0] == "run" else run(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("xapi-conformance: ")
+
+
+def test_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "XAPI_PASSWORD"}
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", "--target", "http://127.0.0.1:9/", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "XAPI_PASSWORD" in result.stderr
+
+
+def test_dead_target_exits_3_with_an_error_summary(tmp_path: Path) -> None:
+    result = run("run", "--target", "http://127.0.0.1:9/", "--report-dir", str(tmp_path), env={"XAPI_PASSWORD": "pw-not-shown"})
+    assert result.returncode == 3
+    assert "cannot reach" in result.stderr
+    data = summary(tmp_path)
+    assert data["verdict"] == "error"
+    assert "pw-not-shown" not in (tmp_path / "summary.json").read_text()
+
+
+def test_wrong_password_exits_3(tmp_path: Path) -> None:
+    server = start_in_thread(ServerConfig(password="right"))
+    try:
+        result = run("run", "--target", server.url, "--report-dir", str(tmp_path), env={"XAPI_PASSWORD": "wrong"})
+    finally:
+        server.stop()
+    assert result.returncode == 3
+    assert "SESSION_AUTHENTICATION_FAILED" in result.stderr
+    assert "wrong" not in result.stderr
+
+
+def test_reference_server_conforms_and_every_lifecycle_cell_is_exercised(tmp_path: Path) -> None:
+    result = run("run", "--profile", "dev", "--seed", "7", "-n", "2", "--report-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = summary(tmp_path)
+    assert data["verdict"] == "conforms"
+    assert data["seed"] == 7
+    assert data["examples"] > 100 and data["steps"] > 1000  # type: ignore[operator]
+    cells = data["coverage"]["cells"]  # type: ignore[index]
+    lifecycle = [c for c in cells if c["method"] in ("VM.start", "VM.suspend", "VM.clone", "VM.destroy")]
+    assert lifecycle and all(c["count"] > 0 for c in lifecycle)
+    assert all(c["count"] > 0 for c in cells)
+    for name in ("report.html", "junit.xml"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert any((tmp_path / "allure-results").iterdir())
+
+
+@pytest.fixture
+def populated_server() -> Iterator[tuple[RunningServer, dict[str, object]]]:
+    """An embedded server holding VMs the suite did not create, in several states."""
+    server = start_in_thread(ServerConfig(password="owner-pw"))
+    target = XmlRpcTarget(server.url)
+    session = target.call("session.login_with_password", "root", "owner-pw")
+    assert isinstance(session, Success)
+    s = session.value
+    running = target.call("VM.create", s, vm_args(name_label="production db"))
+    template = target.call("VM.create", s, vm_args(name_label="golden", is_a_template=True))
+    target.call("VM.start", s, running.value, False, False)  # type: ignore[union-attr]
+    target.call("VM.snapshot", s, running.value, "nightly")  # type: ignore[union-attr]
+    del template
+    before = target.call("VM.get_all_records", s)
+    assert isinstance(before, Success) and isinstance(before.value, dict)
+    try:
+        yield server, dict(before.value)
+    finally:
+        server.stop()
+
+
+def test_a_run_leaves_existing_vms_exactly_as_they_were(populated_server: tuple[RunningServer, dict[str, object]], tmp_path: Path) -> None:
+    server, before = populated_server
+    result = run(
+        "run", "--target", server.url, "--profile", "dev", "--max-examples", "5", "--report-dir", str(tmp_path),
+        env={"XAPI_PASSWORD": "owner-pw"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    target = XmlRpcTarget(server.url)
+    session = target.call("session.login_with_password", "root", "owner-pw")
+    after = target.call("VM.get_all_records", session.value)  # type: ignore[union-attr]
+    assert isinstance(after, Success) and isinstance(after.value, dict)
+    assert set(after.value) == set(before), "the run left VMs behind or removed some"
+    for ref, record in before.items():
+        assert after.value[ref] == record, f"{record['name_label']} was changed"  # type: ignore[index]

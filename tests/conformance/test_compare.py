@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conformance.compare import SHAPE_ONLY_FIELDS, field_mismatch, outcome_mismatch, typed_outcome
+from conformance.divergence import DivergenceInfo
 from conformance.errors import UsageError
 from conformance.refs import RefMap
-from conformance.divergence import DivergenceInfo
 from conformance.waivers import Waiver, Waivers, load_waivers
 from models import catalogue
 from models.outcome import Failure, Success
@@ -44,17 +44,29 @@ def test_shape_only_fields_are_real_fields_with_reasons() -> None:
 @pytest.mark.parametrize(
     ("field", "expected", "good", "bad"),
     [
-        ("uuid", "11111111-2222-4333-8444-555555555555", "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "nope"),
+        (
+            "uuid",
+            "11111111-2222-4333-8444-555555555555",
+            "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+            "nope",
+        ),
         ("domid", -1, -1, 7),
         ("domid", 3, 12, -1),
         ("resident_on", "OpaqueRef:NULL", "OpaqueRef:NULL", "OpaqueRef:h"),
         ("resident_on", "OpaqueRef:h1", "OpaqueRef:h2", "OpaqueRef:NULL"),
         ("memory_overhead", 1024, 4096, -1),
         ("blobs", {"a": "OpaqueRef:1"}, {"a": "OpaqueRef:2"}, {}),
-        ("snapshot_time", datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC), datetime.datetime.now(datetime.UTC), "x"),
+        (
+            "snapshot_time",
+            datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC),
+            datetime.datetime.now(datetime.UTC),
+            "x",
+        ),
     ],
 )
-def test_shape_only_rules_accept_shape_and_reject_nonsense(field: str, expected: object, good: object, bad: object) -> None:
+def test_shape_only_rules_accept_shape_and_reject_nonsense(
+    field: str, expected: object, good: object, bad: object
+) -> None:
     assert not field_mismatch(field, expected, good)  # type: ignore[arg-type]
     assert field_mismatch(field, expected, bad)  # type: ignore[arg-type]
 
@@ -63,14 +75,18 @@ def test_exact_fields_and_unordered_sets() -> None:
     assert field_mismatch("name_label", "a", "b")
     assert not field_mismatch("allowed_operations", ("start", "clone"), ("clone", "start"))
     assert field_mismatch("allowed_operations", ("start", "clone"), ("clone",))
-    assert not field_mismatch("other_config", {"mac_seed": "x", "k": "v"}, {"mac_seed": "y", "k": "v"})
+    assert not field_mismatch(
+        "other_config", {"mac_seed": "x", "k": "v"}, {"mac_seed": "y", "k": "v"}
+    )
     assert field_mismatch("other_config", {"mac_seed": "x"}, {})
 
 
 def test_target_answers_are_typed_by_the_declared_return_type() -> None:
     typed = typed_outcome(Success("1073741824"), catalogue.message("get_memory_static_max").returns)
     assert typed == Success(1073741824)
-    record = typed_outcome(Success({"VCPUs_max": "2", "name_label": "x"}), XType("record", name="VM"))
+    record = typed_outcome(
+        Success({"VCPUs_max": "2", "name_label": "x"}), XType("record", name="VM")
+    )
     assert record == Success({"VCPUs_max": 2, "name_label": "x"})
 
 
@@ -90,7 +106,9 @@ def _info(actual: Failure) -> DivergenceInfo:
 
 def test_waivers_match_method_and_code_until_they_expire(tmp_path: Path) -> None:
     path = tmp_path / "w.toml"
-    path.write_text('[[waiver]]\nmethod = "VM.start"\ncode = "NO_HOSTS_AVAILABLE"\nreason = "r"\nexpires = 2027-01-31\n')
+    path.write_text(
+        '[[waiver]]\nmethod = "VM.start"\ncode = "NO_HOSTS_AVAILABLE"\nreason = "r"\nexpires = 2027-01-31\n'
+    )
     before = load_waivers(path, today=datetime.date(2027, 1, 31))
     assert before.match(_info(Failure("NO_HOSTS_AVAILABLE"))) is not None
     assert before.match(_info(Failure("OTHER"))) is None
@@ -101,7 +119,11 @@ def test_waivers_match_method_and_code_until_they_expire(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     "text",
-    ["not toml [", '[[waiver]]\nmethod = "VM.start"\n', '[[waiver]]\nmethod="a"\nreason="r"\nexpires="soon"\n'],
+    [
+        "not toml [",
+        '[[waiver]]\nmethod = "VM.start"\n',
+        '[[waiver]]\nmethod="a"\nreason="r"\nexpires="soon"\n',
+    ],
 )
 def test_malformed_waiver_files_are_usage_errors(tmp_path: Path, text: str) -> None:
     path = tmp_path / "w.toml"

@@ -20,11 +20,17 @@ from tests.models.helpers import vm_args
 pytestmark = pytest.mark.slow
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """``xapi-conformance`` as a user runs it."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True, env=full_env, timeout=timeout
+        [sys.executable, "-m", "conformance.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
     )
 
 
@@ -56,15 +62,34 @@ def test_usage_errors_exit_2_without_traceback(args: tuple[str, ...], tmp_path: 
 def test_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "XAPI_PASSWORD"}
     result = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "run", "--target", "http://127.0.0.1:9/", "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            "--target",
+            "http://127.0.0.1:9/",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "XAPI_PASSWORD" in result.stderr
 
 
 def test_dead_target_exits_3_with_an_error_summary(tmp_path: Path) -> None:
-    result = run("run", "--target", "http://127.0.0.1:9/", "--report-dir", str(tmp_path), env={"XAPI_PASSWORD": "pw-not-shown"})
+    result = run(
+        "run",
+        "--target",
+        "http://127.0.0.1:9/",
+        "--report-dir",
+        str(tmp_path),
+        env={"XAPI_PASSWORD": "pw-not-shown"},
+    )
     assert result.returncode == 3
     assert "cannot reach" in result.stderr
     data = summary(tmp_path)
@@ -75,7 +100,14 @@ def test_dead_target_exits_3_with_an_error_summary(tmp_path: Path) -> None:
 def test_wrong_password_exits_3(tmp_path: Path) -> None:
     server = start_in_thread(ServerConfig(password="right"))
     try:
-        result = run("run", "--target", server.url, "--report-dir", str(tmp_path), env={"XAPI_PASSWORD": "wrong"})
+        result = run(
+            "run",
+            "--target",
+            server.url,
+            "--report-dir",
+            str(tmp_path),
+            env={"XAPI_PASSWORD": "wrong"},
+        )
     finally:
         server.stop()
     assert result.returncode == 3
@@ -91,7 +123,9 @@ def test_reference_server_conforms_and_every_lifecycle_cell_is_exercised(tmp_pat
     assert data["seed"] == 7
     assert data["examples"] > 100 and data["steps"] > 1000  # type: ignore[operator]
     cells = data["coverage"]["cells"]  # type: ignore[index]
-    lifecycle = [c for c in cells if c["method"] in ("VM.start", "VM.suspend", "VM.clone", "VM.destroy")]
+    lifecycle = [
+        c for c in cells if c["method"] in ("VM.start", "VM.suspend", "VM.clone", "VM.destroy")
+    ]
     assert lifecycle and all(c["count"] > 0 for c in lifecycle)
     assert all(c["count"] > 0 for c in cells)
     for name in ("report.html", "junit.xml"):
@@ -120,10 +154,20 @@ def populated_server() -> Iterator[tuple[RunningServer, dict[str, object]]]:
         server.stop()
 
 
-def test_a_run_leaves_existing_vms_exactly_as_they_were(populated_server: tuple[RunningServer, dict[str, object]], tmp_path: Path) -> None:
+def test_a_run_leaves_existing_vms_exactly_as_they_were(
+    populated_server: tuple[RunningServer, dict[str, object]], tmp_path: Path
+) -> None:
     server, before = populated_server
     result = run(
-        "run", "--target", server.url, "--profile", "dev", "--max-examples", "5", "--report-dir", str(tmp_path),
+        "run",
+        "--target",
+        server.url,
+        "--profile",
+        "dev",
+        "--max-examples",
+        "5",
+        "--report-dir",
+        str(tmp_path),
         env={"XAPI_PASSWORD": "owner-pw"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -37,6 +37,9 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--no-guest-agent", action="store_true", help="guests lack PV drivers (HVM without tools)"
     )
     serve.add_argument("--hosts", type=int, default=2, help="hosts in the pool (default 2)")
+    serve.add_argument(  # seeded faults are for the suite's own tests, hence hidden
+        "--fault", action="append", default=[], metavar="NAME", help=argparse.SUPPRESS
+    )
 
 
 def build_parser() -> _Parser:
@@ -52,6 +55,7 @@ def build_parser() -> _Parser:
 
 def _serve(args: argparse.Namespace) -> int:
     from conformance.server.config import ServerConfig, parse_account
+    from conformance.server.faults import known
     from conformance.server.process import serve_forever
 
     if not 0 <= args.port <= 65535:
@@ -66,7 +70,10 @@ def _serve(args: argparse.Namespace) -> int:
         restrict_dmc=args.restrict_dmc,
         guest_agent=not args.no_guest_agent,
         hosts=args.hosts,
+        faults=known(args.fault),
     )
+    if config.faults:
+        print(f"xapi-conformance: seeded faults: {', '.join(config.faults)}", file=sys.stderr)
     return serve_forever(config)
 
 

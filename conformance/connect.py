@@ -64,8 +64,7 @@ def _login(target: Target, account: Account) -> Login:
 def _embedded(config: RunConfig) -> tuple[Target, Facts, tuple[Account, ...], Callable[[], None]]:
     password = secrets.token_hex(12)
     accounts = tuple(Account(f"suite-{role}", secrets.token_hex(12), role) for role in SUITE_ROLES)
-    extra = {"faults": config.server_faults} if config.server_faults else {}
-    server_config = ServerConfig(password=password, accounts=accounts, **extra)  # type: ignore[arg-type]
+    server_config = ServerConfig(password=password, accounts=accounts, faults=config.server_faults)
     server = start_in_thread(server_config)
     target = open_target(server.url, config.protocol, config.settings)
     root = Account("root", password, "pool-admin", superuser=True)

@@ -18,7 +18,8 @@ class ServerConfig:
     """What ``xapi-conformance serve`` was asked for.
 
     ``password`` is root's (pool-admin, a local superuser as on a PAM login); ``accounts`` are
-    role-limited logins that go through RBAC.
+    role-limited logins that go through RBAC. ``faults`` names seeded faults
+    (``conformance.server.faults.FAULTS``), applied in order; empty for the reference server.
     """
 
     host: str = "127.0.0.1"
@@ -31,6 +32,7 @@ class ServerConfig:
     threads: int = 8
     max_request_bytes: int = MAX_REQUEST_BYTES
     salt: str = field(default="xapi-conformance")
+    faults: tuple[str, ...] = ()
 
     def all_accounts(self) -> tuple[Account, ...]:
         """root first, then the role-limited accounts."""

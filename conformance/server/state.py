@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 import threading
+from collections.abc import Sequence
 
 from conformance.server.config import ServerConfig
 from conformance.server.events import EventLog
+from conformance.server.faults import Fault, compose, lookup
 from models.outcome import Outcome
-from models.rpc import apply
 from models.setup import initial_world
 from models.transition import Call
 from models.world import Facts, World
@@ -19,14 +20,15 @@ __all__ = ["ServerState"]
 class ServerState:
     """Serialises calls into the pure model; every call sees and leaves one consistent world."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, faults: Sequence[Fault] = ()) -> None:
         self._lock = threading.Lock()
         self._world = world
+        self._transition = compose(faults)
         self.events = EventLog(world)
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> ServerState:
-        """The starting state for ``config``: hosts, DMC, guest agent and accounts."""
+        """The starting state for ``config``: hosts, DMC, guest agent, accounts and faults."""
         facts = Facts(guest_has_pv_drivers=config.guest_agent)
         world = initial_world(
             hosts=config.hosts,
@@ -35,7 +37,7 @@ class ServerState:
             facts=facts,
             salt=config.salt,
         )
-        return cls(world)
+        return cls(world, lookup(config.faults))
 
     @property
     def world(self) -> World:
@@ -46,7 +48,7 @@ class ServerState:
         """Apply one call; when the model offers several branches, the first one is taken."""
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
         with self._lock:
-            branch = apply(self._world, Call(method, params, now))[0]
+            branch = self._transition(self._world, Call(method, params, now))[0]
             if branch.world is not self._world:
                 self._world = branch.world
                 self.events.record(branch.world)

@@ -410,11 +410,11 @@ class Harness:
             if _matches(outcome, actual, sync, self.connection.strictness):
                 self.world = world
                 self.log.append(
-                    LoggedCall(sync, args, self.session, _result_ref(actual, self.refs))
+                    LoggedCall(f"Async.{sync}", args, self.session, _result_ref(actual, self.refs))
                 )
                 return actual
         self._diverge(
-            LoggedCall(sync, args, self.session),
+            LoggedCall(f"Async.{sync}", args, self.session),
             tuple(o for o, _ in expected),
             actual,
             "async",

@@ -60,9 +60,10 @@ def _outcome_source(outcome: Outcome, names: Mapping[str, str]) -> str:
 def _call_expr(call: LoggedCall, names: Mapping[str, str]) -> str:
     if call.method == LOGIN:
         return "login(USER, PASSWORD)"
-    rendered = ", ".join(
-        [names.get(call.session, repr(call.session)), *(_source(a, names) for a in call.args)]
-    )
+    session = [names.get(call.session, repr(call.session))] if call.session else []
+    rendered = ", ".join([*session, *(_source(a, names) for a in call.args)])
+    if call.method.startswith("Async.") and call.session:
+        return f"call_async({call.method.removeprefix('Async.')!r}, {rendered})"
     return f"call({call.method!r}, {rendered})"
 
 
@@ -96,6 +97,7 @@ import itertools
 import json
 import os
 import sys
+import time
 import urllib.request
 import xmlrpc.client
 
@@ -137,6 +139,25 @@ def call(method, *args):
     if answer.get("Status") == "Success":
         return ("ok", answer.get("Value"))
     return ("error", answer.get("ErrorDescription"))
+
+
+def call_async(method, session, *args):
+    """Async.<method>, then poll its task: the task's outcome as ("ok", value) or ("error", info)."""
+    status, task = call("Async." + method, session, *args)
+    if status != "ok":
+        return (status, task)
+    for _ in range(12000):
+        status, state = call("task.get_status", session, task)
+        if status != "ok" or state != "pending":
+            break
+        time.sleep(0.05)
+    _, record = call("task.get_record", session, task)
+    call("task.destroy", session, task)
+    if record.get("status") == "success":
+        text = record.get("result", "") or "<value></value>"
+        document = "<methodResponse><params><param>" + text + "</param></params></methodResponse>"
+        return ("ok", xmlrpc.client.loads(document)[0][0])
+    return ("error", record.get("error_info", []))
 
 
 def login(user, password):

@@ -204,10 +204,10 @@ def _bios_error(key: str, value: str) -> XenAPIError | None:
         return XenAPIError("INVALID_VALUE", key, "Unknown key")
     if value == "":
         return XenAPIError("INVALID_VALUE", key, "Value provided is empty")
-    if len(value) > 512:
-        return XenAPIError("INVALID_VALUE", key, "Value provided is too long (> 512 characters)")
+    if len(value.encode("utf-8")) > 512:  # OCaml's String.length counts bytes
+        return XenAPIError("INVALID_VALUE", key, f"{value} has length more than 512 characters")
     if not all(" " <= c <= "~" for c in value):
-        return XenAPIError("INVALID_VALUE", key, "Value provided contains non-printable characters")
+        return XenAPIError("INVALID_VALUE", key, f"{value} has non-printable ASCII characters")
     return None
 
 

@@ -18,7 +18,7 @@ from models.outcome import Failure, Success, Value
 from models.rbac import check_permission
 from models.schema import Message
 from models.transition import Branch, Call, Ctx, Handler, Result, failed
-from models.unmarshal import UnmarshalError, unmarshal
+from models.unmarshal import UnmarshalError, rpc_repr, unmarshal
 from models.world import SessionInfo, Task, World, new_ids
 
 __all__ = ["REGISTRY", "Entry", "apply", "resolve"]
@@ -149,7 +149,7 @@ def _apply(world: World, call: Call) -> Result:
     raw = call.args[1:] if entry.takes_session else call.args
     try:
         if entry.takes_session and not isinstance(call.args[0], str):
-            raise UnmarshalError(f"Expected string, got '{call.args[0]!r}'")
+            raise UnmarshalError(f"Expected string, got '{rpc_repr(call.args[0])}'")
         args = _typed_args(entry, raw)
     except UnmarshalError as error:
         raise internal_error(error.text) from error

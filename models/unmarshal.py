@@ -28,7 +28,10 @@ class UnmarshalError(Exception):
 
 
 def rpc_repr(raw: object) -> str:
-    """rpclib's ``Rpc.to_string`` rendering of a raw value, used inside its error texts."""
+    """rpclib's ``Rpc.to_string`` rendering of a raw value, used inside its error texts.
+
+    An array (``Enum``) is ``[a;b]`` and a struct (``Dict``) is ``{k:v;k2:v2}``, ``;``-joined.
+    """
     if isinstance(raw, bool):
         return f"B({str(raw).lower()})"
     if isinstance(raw, int):
@@ -38,9 +41,9 @@ def rpc_repr(raw: object) -> str:
     if isinstance(raw, str):
         return f"S({raw})"
     if isinstance(raw, list | tuple):
-        return "[" + ", ".join(rpc_repr(x) for x in raw) + "]"
+        return "[" + ";".join(rpc_repr(x) for x in raw) + "]"
     if isinstance(raw, dict):
-        return "D(" + ", ".join(f"{k}:{rpc_repr(v)}" for k, v in raw.items()) + ")"
+        return "{" + ";".join(f"{k}:{rpc_repr(v)}" for k, v in raw.items()) + "}"
     return "N"
 
 

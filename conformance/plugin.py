@@ -1,7 +1,8 @@
 """pytest11 entry point of xapi-conformance.
 
-Inert until used: it only adds options and fixtures. The suite's tests (``conformance.suite``)
-request the ``xapi_connection`` fixture; nothing else in a test session is touched.
+Inert until used: at load it only adds options; the harness, the model and the reports are
+imported when a suite test first asks for the ``xapi_connection`` fixture. Nothing else in a
+test session is touched.
 """
 
 from __future__ import annotations
@@ -14,33 +15,23 @@ import threading
 from collections.abc import Generator, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import settings
 
-from conformance.compare import Strictness
-from conformance.connect import RoleAccount, RunConfig, open_connection
-from conformance.divergence import Divergence
-from conformance.errors import UsageError
-from conformance.harness import Connection
-from conformance.profiles import hypothesis_settings
-from conformance.results import (
-    Part,
-    RunFacts,
-    divergence_record,
-    merge_parts,
-    read_parts,
-    write_part,
-)
-from conformance.targets import TargetSettings
-from reports import write_html, write_summary
+if TYPE_CHECKING:
+    from hypothesis import settings
+
+    from conformance.compare import Strictness
+    from conformance.connect import RoleAccount, RunConfig
+    from conformance.harness import Connection
+    from conformance.results import Part
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
-PART_KEY = pytest.StashKey[Part]()
+PART_KEY: pytest.StashKey[Part] = pytest.StashKey()
 TOKEN_KEY = pytest.StashKey[str]()
-CONNECTION_KEY = pytest.StashKey[Connection]()
+CONNECTION_KEY: pytest.StashKey[Connection] = pytest.StashKey()
 STARTED_KEY = pytest.StashKey[datetime.datetime]()
 
 
@@ -89,6 +80,8 @@ def argparse_suppress() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     """Remember when the run started and prepare this process's part under one run token."""
     config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
+    from conformance.results import Part
+
     config.stash[PART_KEY] = Part()
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     config.stash[TOKEN_KEY] = (
@@ -107,6 +100,9 @@ def _report_dir(config: pytest.Config) -> Path:
 
 
 def _role(text: str) -> RoleAccount:
+    from conformance.connect import RoleAccount
+    from conformance.errors import UsageError
+
     role, sep, rest = text.partition("=")
     user, sep2, env = rest.rpartition(":")
     if not (sep and sep2 and role and user and env):
@@ -118,6 +114,10 @@ def _role(text: str) -> RoleAccount:
 
 def run_config(config: pytest.Config) -> RunConfig:
     """The run's configuration from the options and the environment."""
+    from conformance.connect import RunConfig
+    from conformance.errors import UsageError
+    from conformance.targets import TargetSettings
+
     target = config.getoption("xapi_target")
     env = config.getoption("xapi_password_env")
     if target and env not in os.environ:
@@ -143,6 +143,8 @@ def run_config(config: pytest.Config) -> RunConfig:
 @pytest.fixture(scope="session")
 def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     """The logged-in target for this test session (the embedded server unless --xapi-target)."""
+    from conformance.connect import open_connection
+
     connection, close = open_connection(run_config(request.config))
     request.config.stash[CONNECTION_KEY] = connection
     progress = _Progress(request.config, connection)
@@ -158,6 +160,8 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
 @pytest.fixture(scope="session")
 def xapi_settings(request: pytest.FixtureRequest) -> settings:
     """Hypothesis settings for the area machines, from the profile."""
+    from conformance.profiles import hypothesis_settings
+
     config = request.config
     return hypothesis_settings(
         config.getoption("xapi_profile"), config.getoption("xapi_max_examples"), _report_dir(config)
@@ -165,6 +169,8 @@ def xapi_settings(request: pytest.FixtureRequest) -> settings:
 
 
 def _absorb(config: pytest.Config, connection: Connection) -> None:
+    from conformance.results import divergence_record
+
     part = config.stash[PART_KEY]
     tally = connection.tally
     part.examples += tally.examples
@@ -215,6 +221,9 @@ def pytest_runtest_makereport(
     report = yield
     if call.excinfo is None or "xapi_connection" not in getattr(item, "fixturenames", ()):
         return report
+    from conformance.divergence import Divergence
+    from conformance.results import divergence_record
+
     part = item.config.stash[PART_KEY]
     error = call.excinfo.value
     if isinstance(error, Divergence):
@@ -236,6 +245,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if PART_KEY not in config.stash or not _used(session):
         return
+    from conformance.results import write_part
+
     parts_dir = _parts_dir(config)
     if CONNECTION_KEY in config.stash:
         write_part(parts_dir, _worker(config), config.stash[PART_KEY])
@@ -255,6 +266,9 @@ def _used(session: pytest.Session) -> bool:
 
 
 def _write_reports(config: pytest.Config, parts_dir: Path) -> None:
+    from conformance.results import RunFacts, merge_parts, read_parts
+    from reports import write_html, write_summary
+
     report_dir = _report_dir(config)
     try:
         tool_version = version("xapi-conformance")

@@ -47,6 +47,7 @@ class RunConfig:
     roles: tuple[RoleAccount, ...] = ()
     settings: TargetSettings = field(default_factory=TargetSettings)
     server_faults: tuple[str, ...] = ()
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
 
 def _login(target: Target, account: Account) -> Login:
@@ -104,7 +105,7 @@ def open_connection(config: RunConfig) -> tuple[Connection, Callable[[], None]]:
         root=logins[0],
         roles={login.account.role: login for login in logins[1:]},
         facts=facts,
-        run_id=secrets.token_hex(4),
+        run_id=config.run_id,
         strictness=config.strictness,
         waivers=waivers,
     )

@@ -100,10 +100,12 @@ def sweep_run_vms(target: Target, session: str, run_id: str) -> list[str]:
 
 
 def _tagged(record: Value, run_id: str) -> bool:
+    """Tagged by this run: the tag itself, or a worker's tag under it (``run_id.gw0``)."""
     if not isinstance(record, Mapping):
         return False
     other = record.get("other_config")
-    return isinstance(other, Mapping) and other.get(RUN_TAG) == run_id
+    tag = other.get(RUN_TAG) if isinstance(other, Mapping) else None
+    return isinstance(tag, str) and (tag == run_id or tag.startswith(f"{run_id}."))
 
 
 def vm_kind(vm: Mapping[str, Value]) -> str:

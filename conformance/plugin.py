@@ -67,6 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--xapi-ca-bundle", default=None, metavar="FILE")
     group.addoption("--xapi-insecure", action="store_true", default=False)
+    group.addoption("--xapi-run-id", default=None, help=argparse_suppress())
     group.addoption("--xapi-fault", action="append", default=[], help=argparse_suppress())
 
 
@@ -137,6 +138,7 @@ def run_config(config: pytest.Config) -> RunConfig:
         roles=tuple(_role(r) for r in config.getoption("xapi_role_account")),
         settings=TargetSettings(verify=verify),
         server_faults=tuple(config.getoption("xapi_fault")),
+        run_id=f"{config.getoption('xapi_run_id') or secrets.token_hex(4)}.{_worker(config)}",
     )
 
 

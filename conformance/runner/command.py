@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import datetime
 import os
+import secrets
+import signal
 import sys
 import threading
 import time
@@ -184,6 +186,34 @@ def _print_result(report_dir: Path) -> str:
     return summary.verdict
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM stops the run like Ctrl-C: pytest unwinds and every clean-up runs."""
+
+    def handler(signum: int, _frame: object) -> None:
+        del signum
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _final_sweep(args: argparse.Namespace, run_id: str) -> None:
+    """Remove whatever an interrupted worker left on an external target (tagged with run_id)."""
+    if not args.target:
+        return
+    verify: bool | str = args.ca_bundle or not args.insecure
+    config = RunConfig(
+        target=args.target,
+        user=args.user,
+        password=os.environ.get(args.password_env, ""),
+        protocol=args.protocol,
+        settings=TargetSettings(verify=verify),
+        run_id=run_id,
+    )
+    with contextlib.suppress(TargetError):
+        _connection, close = open_connection(config)
+        close()
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite; exit 0 conforms, 1 diverges, 2 usage error, 3 target could not be tested."""
     started = datetime.datetime.now(datetime.UTC)
@@ -195,13 +225,20 @@ def run_command(args: argparse.Namespace) -> int:
         raise
     summary_path = report_dir / "summary.json"
     summary_path.unlink(missing_ok=True)
-    with _progress(report_dir):
-        status = pytest.main(pytest_arguments(args, report_dir))
+    run_id = secrets.token_hex(4)
+    _interrupt_on_sigterm()
+    try:
+        with _progress(report_dir):
+            status = pytest.main([*pytest_arguments(args, report_dir), f"--xapi-run-id={run_id}"])
+    finally:
+        _final_sweep(args, run_id)
     if status in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         raise UsageError(
             f"pytest could not run the suite (exit {int(status)}); check -k and the options"
         )
-    if not summary_path.exists():
+    if status == pytest.ExitCode.INTERRUPTED:
+        _error_summary(args, report_dir, "interrupted; the suite's VMs were removed", started)
+    elif not summary_path.exists():
         _error_summary(
             args,
             report_dir,

@@ -180,3 +180,50 @@ def test_a_run_leaves_existing_vms_exactly_as_they_were(
     assert set(after.value) == set(before), "the run left VMs behind or removed some"
     for ref, record in before.items():
         assert after.value[ref] == record, f"{record['name_label']} was changed"  # type: ignore[index]
+
+
+def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    server = start_in_thread(ServerConfig(password="owner-pw"))
+    try:
+        target = XmlRpcTarget(server.url)
+        session = target.call("session.login_with_password", "root", "owner-pw")
+        assert isinstance(session, Success)
+        before = target.call("VM.get_all", session.value)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "conformance.cli",
+                "run",
+                "--target",
+                server.url,
+                "--profile",
+                "thorough",
+                "-n",
+                "2",
+                "--report-dir",
+                str(tmp_path),
+            ],
+            env={**os.environ, "XAPI_PASSWORD": "owner-pw"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            created = target.call("VM.get_all", session.value)
+            if isinstance(created, Success) and len(created.value) > len(before.value):  # type: ignore[arg-type,union-attr]
+                break
+            time.sleep(0.2)
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 3
+        after = target.call("VM.get_all", session.value)
+        assert isinstance(after, Success) and isinstance(before, Success)
+        assert sorted(after.value) == sorted(before.value)  # type: ignore[arg-type]
+        assert json.loads((tmp_path / "summary.json").read_text())["verdict"] == "error"
+    finally:
+        server.stop()

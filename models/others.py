@@ -12,7 +12,6 @@ from types import MappingProxyType
 
 from models.errors import XenAPIError, handle_invalid, uuid_invalid
 from models.outcome import Encoded, Value
-from models.records import EPOCH
 from models.schema import Message, Param, parse_type
 from models.transition import Ctx, Handler, Result, done
 from models.world import NULL_REF, Host, SessionInfo, Task, World, new_ids
@@ -120,8 +119,8 @@ def task_record(task: Task) -> dict[str, Value]:
         "name_description": "",
         "allowed_operations": (),
         "current_operations": {},
-        "created": EPOCH,
-        "finished": EPOCH,
+        "created": task.created,
+        "finished": task.created,
         "status": task.status,
         "resident_on": NULL_REF,
         "progress": 1.0 if finished else 0.0,

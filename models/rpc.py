@@ -195,7 +195,7 @@ def _as_task(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
 
 def _task(ref: str, task_uuid: str, ctx: Ctx, branch: Branch, world: World) -> Task:
     task = Task(ref, task_uuid, ctx.wire_name, "success", session=ctx.session_ref)
-    task = replace(task, created_index=world.counter)
+    task = replace(task, created_index=world.counter, created=ctx.now)
     outcome = branch.outcome
     if isinstance(outcome, Failure):
         status = "cancelled" if outcome.code == "TASK_CANCELLED" else "failure"

@@ -6,6 +6,7 @@ is mutated in place, so any earlier world can be kept, compared or replayed.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import uuid
 from collections.abc import Mapping
@@ -115,6 +116,7 @@ class Task:
     error_info: tuple[str, ...] = ()
     session: str = NULL_REF
     created_index: int = 0
+    created: datetime.datetime = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 @dataclass(frozen=True)

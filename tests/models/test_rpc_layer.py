@@ -269,3 +269,18 @@ def test_other_class_getters_find_their_way() -> None:
     assert d.fails("SR.get_record", "OpaqueRef:NULL") == Failure(
         "HANDLE_INVALID", ("SR", "OpaqueRef:NULL")
     )
+
+
+def test_task_times_are_the_call_time() -> None:
+    import datetime
+
+    from models.rpc import apply
+    from models.transition import Call
+
+    d = driver()
+    ref = d.new_vm()
+    now = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
+    branch = apply(d.world, Call("Async.VM.clone", (d.session, ref, "c"), now))[0]
+    d.world = branch.world
+    record = d.ok("task.get_record", branch.outcome.value)  # type: ignore[union-attr]
+    assert record["created"] == now == record["finished"]

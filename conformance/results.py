@@ -20,6 +20,8 @@ from reports import (
     OutcomeRecord,
     RunSummary,
     atomic_write_text,
+    divergence_from_json,
+    divergence_to_json,
 )
 
 __all__ = ["Part", "divergence_record", "merge_parts", "outcome_record", "read_parts", "write_part"]
@@ -78,41 +80,9 @@ def _part_json(part: Part) -> dict[str, object]:
         "steps": part.steps,
         "tests": part.tests,
         "coverage": [[m, s, k, n] for (m, s, k), n in sorted(part.coverage.items())],
-        "divergences": [_divergence_json(d) for d in part.divergences],
+        "divergences": [divergence_to_json(d) for d in part.divergences],
         "errors": part.errors,
     }
-
-
-def _divergence_json(d: DivergenceRecord) -> dict[str, object]:
-    return {
-        "method": d.method,
-        "params": list(d.params),
-        "area": d.area,
-        "kind": d.kind,
-        "message": d.message,
-        "reproducer": d.reproducer,
-        "waived": d.waived,
-        "waiver_reason": d.waiver_reason,
-        "expected": [e.as_tagged_json() for e in d.expected],
-        "actual": d.actual.as_tagged_json(),
-    }
-
-
-def _divergence_from(data: Mapping[str, object]) -> DivergenceRecord:
-    expected = data["expected"]
-    assert isinstance(expected, list)
-    return DivergenceRecord(
-        method=str(data["method"]),
-        params=tuple(data["params"]),  # type: ignore[arg-type]
-        expected=tuple(OutcomeRecord.from_tagged_json(e) for e in expected),
-        actual=OutcomeRecord.from_tagged_json(data["actual"]),
-        area=str(data["area"]),
-        kind=str(data["kind"]),
-        message=str(data["message"]),
-        reproducer=str(data["reproducer"]),
-        waived=bool(data["waived"]),
-        waiver_reason=str(data["waiver_reason"]),
-    )
 
 
 def write_part(folder: Path, name: str, part: Part) -> None:
@@ -133,7 +103,7 @@ def read_parts(folder: Path) -> list[Part]:
             errors=data["errors"],
         )
         part.coverage.update({(m, s, k): n for m, s, k, n in data["coverage"]})
-        part.divergences = [_divergence_from(d) for d in data["divergences"]]
+        part.divergences = [divergence_from_json(d) for d in data["divergences"]]
         parts.append(part)
     return parts
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 
+from models.catalogue import ENUMS
 from models.memory import nested_virt, platform_flag
 from models.outcome import Failure, Value
 
@@ -37,58 +38,7 @@ __all__ = [
     "op_to_string",
 ]
 
-VM_OPERATIONS: tuple[str, ...] = (
-    "snapshot",
-    "clone",
-    "copy",
-    "create_template",
-    "revert",
-    "checkpoint",
-    "snapshot_with_quiesce",
-    "provision",
-    "start",
-    "start_on",
-    "pause",
-    "unpause",
-    "clean_shutdown",
-    "clean_reboot",
-    "hard_shutdown",
-    "power_state_reset",
-    "hard_reboot",
-    "suspend",
-    "csvm",
-    "resume",
-    "resume_on",
-    "pool_migrate",
-    "migrate_send",
-    "get_boot_record",
-    "send_sysrq",
-    "send_trigger",
-    "query_services",
-    "shutdown",
-    "call_plugin",
-    "changing_memory_live",
-    "awaiting_memory_live",
-    "changing_dynamic_range",
-    "changing_static_range",
-    "changing_memory_limits",
-    "changing_shadow_memory",
-    "changing_shadow_memory_live",
-    "changing_VCPUs",
-    "changing_VCPUs_live",
-    "changing_NVRAM",
-    "assert_operation_valid",
-    "data_source_op",
-    "update_allowed_operations",
-    "make_into_template",
-    "import",
-    "export",
-    "metadata_export",
-    "reverting",
-    "destroy",
-    "create_vtpm",
-    "sysprep",
-)
+VM_OPERATIONS: tuple[str, ...] = ENUMS["vm_operations"]
 """The ``vm_operations`` enum in datamodel order (``datamodel_vm.ml`` ``operations``)."""
 
 IGNORED_OPS: frozenset[str] = frozenset(

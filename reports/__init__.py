@@ -20,6 +20,8 @@ from reports.records import (
     OutcomeRecord,
     RunSummary,
     Verdict,
+    divergence_from_json,
+    divergence_to_json,
     summary_from_json,
     summary_to_json,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "atomic_write_text",
     "build_matrix",
     "cell_status",
+    "divergence_from_json",
+    "divergence_to_json",
     "matrix_markdown",
     "read_summary",
     "redact",

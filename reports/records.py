@@ -22,6 +22,8 @@ __all__ = [
     "OutcomeRecord",
     "RunSummary",
     "Verdict",
+    "divergence_from_json",
+    "divergence_to_json",
     "summary_from_json",
     "summary_to_json",
 ]
@@ -215,7 +217,8 @@ def _cell_to_json(cell: CoverageCell) -> dict[str, object]:
     }
 
 
-def _divergence_to_json(d: DivergenceRecord) -> dict[str, object]:
+def divergence_to_json(d: DivergenceRecord) -> dict[str, object]:
+    """One divergence as it appears in ``summary.json``."""
     return {
         "method": d.method,
         "params": to_plain(d.params),
@@ -251,7 +254,7 @@ def summary_to_json(s: RunSummary) -> dict[str, object]:
             "cells": [_cell_to_json(cell) for cell in s.coverage],
             "exercised": sum(1 for cell in s.coverage if cell.count > 0),
         },
-        "divergences": [_divergence_to_json(d) for d in s.divergences],
+        "divergences": [divergence_to_json(d) for d in s.divergences],
         "started": s.started,
         "duration_s": s.duration_s,
         "error": s.error,
@@ -329,7 +332,8 @@ def _cell_from_json(data: object, where: str) -> CoverageCell:
     )
 
 
-def _divergence_from_json(data: object, where: str) -> DivergenceRecord:
+def divergence_from_json(data: object, where: str = "divergence") -> DivergenceRecord:
+    """The inverse of :func:`divergence_to_json`; ValueError naming ``where`` on bad input."""
     obj = _as_object(data, where)
     expected = _list(obj, "expected_outcomes", where)
     return DivergenceRecord(
@@ -383,7 +387,7 @@ def summary_from_json(d: Mapping[str, object]) -> RunSummary:
         examples=_int(d, "examples", where),
         steps=_int(d, "steps", where),
         coverage=tuple(_cell_from_json(cell, at) for cell, at in cells),
-        divergences=tuple(_divergence_from_json(div, at) for div, at in divergences),
+        divergences=tuple(divergence_from_json(div, at) for div, at in divergences),
         started=_str(d, "started", where),
         duration_s=_float(d, "duration_s", where),
         error=_str(d, "error", where),

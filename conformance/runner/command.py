@@ -52,8 +52,12 @@ def _validate(args: argparse.Namespace) -> Path:
     return report_dir
 
 
-def _preflight(args: argparse.Namespace) -> None:
-    """Reach and log in to an external target once, so a dead host is exit 3, not test errors."""
+def _touch_target(args: argparse.Namespace, run_id: str | None = None) -> None:
+    """Log in to an external target and out again; closing sweeps VMs tagged with ``run_id``.
+
+    Before the run this makes a dead host or a wrong password exit 3 rather than test errors;
+    after it, it removes whatever an interrupted worker left behind.
+    """
     if not args.target:
         return
     verify: bool | str = args.ca_bundle or not args.insecure
@@ -63,6 +67,7 @@ def _preflight(args: argparse.Namespace) -> None:
         password=os.environ.get(args.password_env, ""),
         protocol=args.protocol,
         settings=TargetSettings(verify=verify),
+        run_id=run_id or secrets.token_hex(4),
     )
     _connection, close = open_connection(config)
     close()
@@ -196,30 +201,12 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _final_sweep(args: argparse.Namespace, run_id: str) -> None:
-    """Remove whatever an interrupted worker left on an external target (tagged with run_id)."""
-    if not args.target:
-        return
-    verify: bool | str = args.ca_bundle or not args.insecure
-    config = RunConfig(
-        target=args.target,
-        user=args.user,
-        password=os.environ.get(args.password_env, ""),
-        protocol=args.protocol,
-        settings=TargetSettings(verify=verify),
-        run_id=run_id,
-    )
-    with contextlib.suppress(TargetError):
-        _connection, close = open_connection(config)
-        close()
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite; exit 0 conforms, 1 diverges, 2 usage error, 3 target could not be tested."""
     started = datetime.datetime.now(datetime.UTC)
     report_dir = _validate(args)
     try:
-        _preflight(args)
+        _touch_target(args)
     except TargetError as error:
         _error_summary(args, report_dir, str(error), started)
         raise
@@ -231,7 +218,8 @@ def run_command(args: argparse.Namespace) -> int:
         with _progress(report_dir):
             status = pytest.main([*pytest_arguments(args, report_dir), f"--xapi-run-id={run_id}"])
     finally:
-        _final_sweep(args, run_id)
+        with contextlib.suppress(TargetError):
+            _touch_target(args, run_id)
     if status in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         raise UsageError(
             f"pytest could not run the suite (exit {int(status)}); check -k and the options"

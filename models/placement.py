@@ -49,12 +49,17 @@ def _vcpu_error(vm: Mapping[str, Value]) -> XenAPIError | None:
 
 
 def _crash_action_error(vm: Mapping[str, Value]) -> XenAPIError | None:
+    """``validate_actions_after_crash``; texts as xapi_vm_helpers.ml words them.
+
+    The rename_restart text is the same in every xapi version read; the coredump text and the
+    domain types it covers changed over time (newest reading used, unconfirmed at e2ee48d6).
+    """
     action = str(vm["actions_after_crash"])
     if action == "rename_restart":
-        reason = "option would leak a domain; use override instead"  # text unconfirmed
+        reason = "option would leak a domain; VMs and not domains are managed by this API"
         return XenAPIError("VALUE_NOT_SUPPORTED", "VM.actions_after_crash", action, reason)
-    if action.startswith("coredump") and vm["domain_type"] in ("hvm", "pvh"):
-        reason = "option is not supported for HVM or PVH guests"  # text unconfirmed
+    if action.startswith("coredump") and vm["domain_type"] in ("hvm", "pvh", "pv_in_pvh"):
+        reason = "cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain"
         return XenAPIError("VALUE_NOT_SUPPORTED", "VM.actions_after_crash", action, reason)
     return None
 

@@ -182,7 +182,11 @@ def test_coredump_crash_action_of_an_hvm_guest_fails_at_boot_unconfirmed_text(
     ref = d.new_vm(actions_after_crash=action)
     assert d.fails("VM.start_on", ref, master, False, False) == Failure(
         "VALUE_NOT_SUPPORTED",
-        ("VM.actions_after_crash", action, "option is not supported for HVM or PVH guests"),
+        (
+            "VM.actions_after_crash",
+            action,
+            "cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain",
+        ),
     )
     assert d.fails("VM.start", ref, False, False) == Failure("NO_HOSTS_AVAILABLE", ())
 

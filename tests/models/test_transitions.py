@@ -432,3 +432,17 @@ def test_set_is_a_template_false_leaves_allowed_operations_stale_unconfirmed() -
     assert "start" not in d.field(ref, "allowed_operations")
     d.ok("VM.update_allowed_operations", ref)
     assert "start" in d.field(ref, "allowed_operations")
+
+
+def test_start_on_refuses_rename_restart_with_xapis_text() -> None:
+    d = driver()
+    ref = d.new_vm(actions_after_crash="rename_restart")
+    host = d.ok("host.get_all")[0]
+    assert d.fails("VM.start_on", ref, host, False, False) == Failure(
+        "VALUE_NOT_SUPPORTED",
+        (
+            "VM.actions_after_crash",
+            "rename_restart",
+            "option would leak a domain; VMs and not domains are managed by this API",
+        ),
+    )

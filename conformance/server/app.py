@@ -6,7 +6,7 @@ import html
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from conformance.server.events import CLASSES, EventLog, parse_token
+from conformance.server.events import parse_token
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
 from models.outcome import Failure, Outcome, Success, Value
@@ -110,16 +110,16 @@ class XenAPIApp:
         )
         log = self.state.events
         if token == "":
-            events, next_token = log.current(classes)
+            batch = log.current(classes)
         else:
             first = parse_token(token)
             if first is None:
                 return Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,))
-            events, next_token = log.since(first, classes, wait)
+            batch = log.since(first, classes, wait)
         result: dict[str, Value] = {
-            "events": tuple(e.as_value() for e in events),
-            "valid_ref_counts": _valid_ref_counts(log),
-            "token": next_token,
+            "events": tuple(e.as_value() for e in batch.events),
+            "valid_ref_counts": batch.counts,
+            "token": batch.token,
         }
         return Success(result)
 
@@ -127,16 +127,9 @@ class XenAPIApp:
         error = self._session_error("event.inject", params, 2)
         if error:
             return error
-        return Success(self.state.events.token())
-
-
-def _valid_ref_counts(log: EventLog) -> dict[str, int]:
-    """Live objects of every class, zeros included, whatever the subscription.
-
-    xapi (``Xapi_event.from_inner``) folds over every table of the database; clients compare these
-    counts with their caches, e.g. Xen Orchestra refetches all tasks when ``task`` differs.
-    """
-    return {cls: 0 for cls in CLASSES} | log.counts({"*"})
+        cls, ref = str(params[1]), str(params[2])
+        token = self.state.events.inject(cls, ref)
+        return Success(token) if token is not None else Failure("HANDLE_INVALID", (cls, ref))
 
 
 def _canonical(method: str) -> str:

@@ -12,7 +12,7 @@ from models.outcome import Value
 from models.records import read_record
 from models.world import World
 
-__all__ = ["Event", "EventLog", "parse_token", "snapshot_all", "snapshot_changes"]
+__all__ = ["Batch", "Event", "EventLog", "parse_token", "snapshot_all", "snapshot_changes"]
 
 CLASSES = ("vm", "host", "pool", "sr", "task")
 MAX_WAIT_S = 60.0
@@ -135,7 +135,7 @@ class EventLog:
         with self._lock:
             return _format(self._next_id)
 
-    def since(self, first: int, classes: set[str], timeout: float) -> tuple[list[Event], str]:
+    def since(self, first: int, classes: set[str], timeout: float) -> Batch:
         """Events from id ``first`` on in ``classes``, waiting up to ``timeout`` for one."""
         deadline = time.monotonic() + min(max(timeout, 0.0), MAX_WAIT_S)
         with self._lock:
@@ -143,10 +143,10 @@ class EventLog:
                 found = [e for e in self._events if e.id >= first and _wanted(e, classes)]
                 remaining = deadline - time.monotonic()
                 if found or remaining <= 0:
-                    return found, _format(self._next_id)
+                    return self._batch(found)
                 self._lock.wait(remaining)
 
-    def current(self, classes: set[str]) -> tuple[list[Event], str]:
+    def current(self, classes: set[str]) -> Batch:
         """Every live object as an ``add`` event: what a "" token returns."""
         with self._lock:
             now = time.time()
@@ -155,16 +155,45 @@ class EventLog:
                 for (cls, ref), snap in self._objects.items()
                 if _wanted_class(cls, ref, classes)
             ]
-            return events, _format(self._next_id)
+            return self._batch(events)
 
-    def counts(self, classes: set[str]) -> dict[str, int]:
-        """valid_ref_counts: live objects per requested class."""
+    def inject(self, cls: str, ref: str) -> str | None:
+        """event.inject: a ``mod`` event for a live object; the token just before it.
+
+        None when no such object exists.
+        """
         with self._lock:
-            counts: dict[str, int] = {}
-            for cls, ref in self._objects:
-                if _wanted_class(cls, ref, classes):
-                    counts[cls] = counts.get(cls, 0) + 1
-            return counts
+            snapshot = self._objects.get((cls.lower(), ref))
+            if snapshot is None:
+                return None
+            token = _format(self._next_id)
+            self._events.append(
+                Event(self._next_id, time.time(), cls.lower(), "mod", ref, snapshot)
+            )
+            self._next_id += 1
+            self._lock.notify_all()
+            return token
+
+    def _batch(self, events: list[Event]) -> Batch:
+        """Events with the token and counts of the same moment (the caller holds the lock)."""
+        counts = dict.fromkeys(CLASSES, 0)
+        for cls, _ref in self._objects:
+            counts[cls] = counts.get(cls, 0) + 1
+        return Batch(events, _format(self._next_id), counts)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one event.from answers: events, the next token, and live objects per class.
+
+    ``counts`` covers every class, zeros included, whatever the subscription: xapi
+    (``Xapi_event.from_inner``) counts every table, and clients compare the counts with their
+    caches (Xen Orchestra refetches all tasks when ``task`` differs).
+    """
+
+    events: list[Event]
+    token: str
+    counts: dict[str, int]
 
 
 def _format(next_id: int) -> str:

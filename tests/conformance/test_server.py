@@ -259,3 +259,19 @@ def test_incremental_event_snapshots_equal_full_snapshots(server: RunningServer)
         objects = snapshot_changes(before, after, objects)
         assert objects == snapshot_all(after), method
         before = after
+
+
+def test_event_inject_makes_a_mod_event_after_its_token(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url)
+    session = _login(target)
+    pool = target.call("pool.get_all", session)
+    assert isinstance(pool, Success)
+    token = target.call("event.inject", session, "pool", pool.value[0])  # type: ignore[index]
+    assert isinstance(token, Success)
+    batch = target.call("event.from", session, ["pool"], token.value, 1.0)
+    assert isinstance(batch, Success) and isinstance(batch.value, dict)
+    assert [(e["class"], e["operation"]) for e in batch.value["events"]] == [("pool", "mod")]
+    assert batch.value["valid_ref_counts"]["task"] in (0, "0")
+    assert target.call("event.inject", session, "pool", "OpaqueRef:NULL") == Failure(
+        "HANDLE_INVALID", ("pool", "OpaqueRef:NULL")
+    )

@@ -29,6 +29,7 @@ from conformance.targets.base import Target
 from conformance.waivers import Waivers
 from conformance.wire import parse_value_text
 from models.catalogue import MessageKind, kind_of
+from models.operations import is_default_template
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.records import read_record
 from models.rpc import resolve
@@ -115,12 +116,7 @@ def vm_kind(vm: Mapping[str, Value]) -> str:
     if vm["is_a_snapshot"] is True:
         return "snapshot"
     if vm["is_a_template"] is True:
-        default = vm["is_default_template"] is True or str(
-            vm["other_config"].get("default_template", "")
-            if isinstance(vm["other_config"], Mapping)
-            else ""
-        ).lower() in ("1", "true")
-        return "default_template" if default else "template"
+        return "default_template" if is_default_template(vm) else "template"
     return "plain"
 
 
@@ -156,10 +152,6 @@ class Harness:
         login = self.connection.roles.get(role)
         return login.session if login else None
 
-    def suite_vms(self) -> list[str]:
-        """Model refs of the VMs this example created that the model still holds."""
-        return [ref for ref in self._created_model_refs() if ref in self.world.vms]
-
     def teardown(self) -> None:
         """Destroy every VM this example created on the target (never anything else)."""
         target_refs = [str(self.refs.to_target(ref)) for ref in self._created_model_refs()]
@@ -186,7 +178,7 @@ class Harness:
         returns = _returns(method)
         actual = typed_outcome(raw, returns)
         self._bind_results(branches, actual, returns)
-        return self._follow(method, args, session_ref, branches, actual, returns)
+        return self._follow(method, args, session_ref, branches, actual)
 
     def raw_call(self, method: str, args: tuple[Value, ...]) -> Outcome:
         """A call whose argument list is sent exactly as given (RPC-layer tests: wrong counts)."""
@@ -196,7 +188,7 @@ class Harness:
         returns = _returns(method)
         actual = typed_outcome(self.connection.target.call(method, *target_args), returns)
         self._bind_results(branches, actual, returns)
-        return self._follow(method, args, RAW_SESSION, branches, actual, returns)
+        return self._follow(method, args, RAW_SESSION, branches, actual)
 
     def _count(self, method: str, args: Sequence[Value]) -> None:
         self.connection.tally.steps += 1
@@ -220,7 +212,8 @@ class Harness:
             if isinstance(value, str) and not self.refs.is_bound(value):
                 self.refs.bind(value, target_ref, returns.name.lower())
                 return
-        self.strays.append(target_ref) if returns.name == "VM" else None
+        if returns.name == "VM":
+            self.strays.append(target_ref)
 
     def _follow(
         self,
@@ -229,7 +222,6 @@ class Harness:
         session: str,
         branches: Sequence[Branch],
         raw_actual: Outcome,
-        returns: XType | None,
     ) -> Outcome:
         actual = self.refs.outcome_to_model(raw_actual)
         for branch in branches:
@@ -357,9 +349,7 @@ class Harness:
         )
         self._count(f"Async.{sync}", args)
         if isinstance(raw, Failure) or any(isinstance(b.outcome, Failure) for b in branches):
-            return self._follow(
-                f"Async.{sync}", args, self.session, branches, raw, XType("ref", name="task")
-            )
+            return self._follow(f"Async.{sync}", args, self.session, branches, raw)
         task_target = str(raw.value)
         final = self._await_task(task_target)
         return self._follow_task(sync, args, branches, task_target, final)

@@ -83,6 +83,23 @@ def test_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
     assert "XAPI_PASSWORD" in result.stderr
 
 
+def test_reference_server_conforms_over_json_rpc(tmp_path: Path) -> None:
+    result = run(
+        "run",
+        "--profile",
+        "dev",
+        "--protocol",
+        "jsonrpc",
+        "-k",
+        "sweep",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = summary(tmp_path)
+    assert data["verdict"] == "conforms" and data["protocol"] == "jsonrpc"
+
+
 def test_dead_target_exits_3_with_an_error_summary(tmp_path: Path) -> None:
     result = run(
         "run",

@@ -48,8 +48,10 @@ def build_parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _serve_parser(commands)
     from conformance.runner.options import add_run_parser
+    from conformance.runner.report import add_report_parser
 
     add_run_parser(commands)
+    add_report_parser(commands)
     return parser
 
 
@@ -83,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "report":
+            from conformance.runner.report import report_command
+
+            return report_command(args)
         from conformance.runner.command import run_command
 
         return run_command(args)

@@ -40,6 +40,8 @@ def _validate(args: argparse.Namespace) -> Path:
         )
     if args.waivers:
         load_waivers(Path(args.waivers))
+    if args.fault and args.target:
+        raise UsageError("--fault seeds the embedded server; it cannot apply to --target")
     if args.insecure and args.ca_bundle:
         raise UsageError("--insecure and --ca-bundle contradict each other; pick one")
     report_dir = Path(args.report_dir).resolve()

@@ -45,6 +45,7 @@ def add_run_parser(commands: Any) -> None:
     )
     run.add_argument("--ca-bundle", default=None, metavar="FILE", help="CA bundle to verify TLS")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    run.add_argument("--fault", action="append", default=[], help=argparse.SUPPRESS)
     run.add_argument(
         "-k", dest="select", default=None, metavar="EXPR", help="select areas (pytest -k)"
     )

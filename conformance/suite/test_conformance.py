@@ -5,13 +5,32 @@ Select areas with ``-k`` (``-k lifecycle``, ``-k "memory or rpc"``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+import allure
 import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from conformance.divergence import Divergence
 from conformance.harness import Connection
 from conformance.suite.machines import AREAS
 from conformance.suite.sweeps import blocked_sweep, lifecycle_sweep, memory_sweep
+
+
+@contextlib.contextmanager
+def reported() -> Iterator[None]:
+    """Attach a divergence's reproducer and its expected/actual answers to the Allure result."""
+    try:
+        yield
+    except Divergence as divergence:
+        allure.attach(
+            divergence.info.reproducer,
+            name="reproducer.py",
+            attachment_type=allure.attachment_type.TEXT,
+        )
+        raise
 
 
 @pytest.mark.parametrize("area", list(AREAS))
@@ -21,22 +40,26 @@ def test_area(area: str, xapi_connection: Connection, xapi_settings: settings) -
     bound = type(
         f"{machine.__name__}On{xapi_connection.run_id}", (machine,), {"connection": xapi_connection}
     )
-    run_state_machine_as_test(bound, settings=xapi_settings)
+    with reported():
+        run_state_machine_as_test(bound, settings=xapi_settings)
 
 
 def test_lifecycle_sweep(xapi_connection: Connection) -> None:
     """Every lifecycle message in every reachable power state and VM kind."""
-    for cell in lifecycle_sweep():
-        cell.run(xapi_connection, "lifecycle")
+    with reported():
+        for cell in lifecycle_sweep():
+            cell.run(xapi_connection, "lifecycle")
 
 
 def test_operations_blocked_sweep(xapi_connection: Connection) -> None:
     """Every blockable message, blocked first, in every power state."""
-    for cell in blocked_sweep():
-        cell.run(xapi_connection, "operations")
+    with reported():
+        for cell in blocked_sweep():
+            cell.run(xapi_connection, "operations")
 
 
 def test_memory_sweep(xapi_connection: Connection) -> None:
     """Memory setters with ordered, disordered and pinned tuples, Halted and Running."""
-    for case in memory_sweep():
-        case(xapi_connection, "memory")
+    with reported():
+        for case in memory_sweep():
+            case(xapi_connection, "memory")

@@ -244,3 +244,43 @@ def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
         assert json.loads((tmp_path / "summary.json").read_text())["verdict"] == "error"
     finally:
         server.stop()
+
+
+def test_report_builds_a_matrix_across_runs(tmp_path: Path) -> None:
+    honest, faulty, out = tmp_path / "honest", tmp_path / "faulty", tmp_path / "matrix"
+    assert (
+        run("run", "--profile", "dev", "-k", "memory_sweep", "--report-dir", str(honest)).returncode
+        == 0
+    )
+    result = run(
+        "run",
+        "--profile",
+        "dev",
+        "-k",
+        "memory_sweep",
+        "--fault",
+        "memory-order-unchecked",
+        "--report-dir",
+        str(faulty),
+    )
+    assert result.returncode == 1
+    assert run("report", str(honest), str(faulty), "--out", str(out)).returncode == 0
+    matrix = (out / "matrix.md").read_text()
+    row = next(line for line in matrix.splitlines() if "VM.set_memory_dynamic_range" in line)
+    assert "ok" in row and "diverges" in row
+    assert (out / "matrix.html").stat().st_size > 0
+    assert run("report", str(tmp_path / "nowhere")).returncode == 2
+
+
+def test_fault_option_is_for_the_embedded_server_only(tmp_path: Path) -> None:
+    result = run(
+        "run",
+        "--target",
+        "http://127.0.0.1:9/",
+        "--fault",
+        "stale-record",
+        "--report-dir",
+        str(tmp_path),
+        env={"XAPI_PASSWORD": "x"},
+    )
+    assert result.returncode == 2

@@ -275,9 +275,11 @@ class Harness:
     ) -> str:
         names = {ref: name for ref in self._named_refs() if (name := self.refs.name(ref))}
         names[self.session] = "session"
+        used = {call.session for call in [*self.log, final]}
         roles = [
             RoleLogin(f"session_{role.replace('-', '_')}", login.account.name, role)
             for role, login in self.connection.roles.items()
+            if login.session in used
         ]
         for role in roles:
             names[self.connection.roles[role.role].session] = role.variable

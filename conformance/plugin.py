@@ -231,7 +231,6 @@ def pytest_runtest_makereport(
     if isinstance(error, Divergence):
         part.divergences.append(divergence_record(error.info))
         item.user_properties.append(("reproducer", error.info.reproducer))
-        report.sections.append(("xapi-conformance reproducer", error.info.reproducer))
     elif not isinstance(error, AssertionError):
         part.errors.append(f"{item.name}: {type(error).__name__}: {_first_line(error)}")
     return report

@@ -217,6 +217,9 @@ _EPILOGUE = """    print("call:    ", {call_text!r})
     print("DIVERGES: the target did not answer as xapi would" if diverges else "conforms now")
 finally:
     for vm in reversed(created):
+        call("VM.set_blocked_operations", session, vm, {{}})
+        call("VM.remove_from_other_config", session, vm, "default_template")
+        call("VM.set_is_a_template", session, vm, False)
         call("VM.hard_shutdown", session, vm)
         call("VM.destroy", session, vm)
     for extra in logins[1:] + logins[:1]:

@@ -77,6 +77,8 @@ def _vm_messages() -> tuple[Message, ...]:
 
 
 GENERIC_MESSAGES = _generic_messages()
+BLOCKABLE_OPS = st.sampled_from(LIFECYCLE) | st.sampled_from(VM_OPERATIONS)
+"""Operations to block: lifecycle ones half the time, so a blocked call follows soon after."""
 VM_MESSAGES = _vm_messages()
 
 
@@ -233,7 +235,7 @@ class OperationsMachine(ConformanceMachine):
 
     @rule(
         vm=ConformanceMachine.vms,
-        op=st.sampled_from(VM_OPERATIONS),
+        op=BLOCKABLE_OPS,
         value=st.sampled_from(["true", "x"]),
     )
     def block(self, vm: str, op: str, value: str) -> None:

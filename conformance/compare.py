@@ -24,6 +24,7 @@ __all__ = [
     "field_mismatch",
     "outcome_mismatch",
     "typed_outcome",
+    "typed_vm_record",
 ]
 
 Strictness = Literal["exact", "arity", "code"]
@@ -72,7 +73,8 @@ SHAPE_ONLY_RESULTS: Mapping[str, str] = {
 """VM messages whose successful result is checked for type only, with the reason."""
 
 
-def _vm_record(raw: object) -> Value:
+def typed_vm_record(raw: object) -> dict[str, Value]:
+    """A VM record from the wire, each catalogue field typed (int64 from strings…)."""
     if not isinstance(raw, Mapping):
         raise WireFormatError(f"expected a VM record, got {type(raw).__name__}")
     return {
@@ -83,13 +85,13 @@ def _vm_record(raw: object) -> Value:
 
 def _typed_value(raw: object, xtype: XType) -> Value:
     if xtype == XType("record", name="VM"):
-        return _vm_record(raw)
+        return typed_vm_record(raw)
     if (
         xtype.kind == "map"
         and xtype.item == XType("record", name="VM")
         and isinstance(raw, Mapping)
     ):
-        return {str(k): _vm_record(v) for k, v in raw.items()}
+        return {str(k): typed_vm_record(v) for k, v in raw.items()}
     return from_wire(raw, xtype)
 
 

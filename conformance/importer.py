@@ -6,13 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from conformance.compare import typed_outcome
+from conformance.compare import typed_vm_record
 from conformance.errors import ProtocolError
 from conformance.targets.base import Target
 from models import catalogue
 from models.outcome import Failure, Value
 from models.records import type_default
-from models.schema import XType
 from models.world import NULL_REF, Account, Facts, Host, Pool, SessionInfo, World, frozen
 
 __all__ = ["Login", "import_world"]
@@ -34,19 +33,9 @@ def _records(target: Target, session: str, cls: str) -> Mapping[str, Mapping[str
 
 
 def _vm(raw: Mapping[str, object]) -> dict[str, Value]:
-    typed = typed_outcome_value(raw)
     record = {f.name: type_default(f.type) for f in catalogue.FIELDS.values()}
-    record.update(typed)
+    record.update(typed_vm_record(raw))
     return record
-
-
-def typed_outcome_value(raw: Mapping[str, object]) -> Mapping[str, Value]:
-    """A raw VM record typed field by field."""
-    from models.outcome import Success
-
-    outcome = typed_outcome(Success(dict(raw)), XType("record", name="VM"))  # type: ignore[arg-type]
-    assert isinstance(outcome, Success) and isinstance(outcome.value, Mapping)
-    return outcome.value
 
 
 def _host(ref: str, raw: Mapping[str, object]) -> Host:

@@ -284,3 +284,26 @@ def test_fault_option_is_for_the_embedded_server_only(tmp_path: Path) -> None:
         env={"XAPI_PASSWORD": "x"},
     )
     assert result.returncode == 2
+
+
+def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
+    results = []
+    for name in ("first", "second"):
+        report = tmp_path / name
+        assert (
+            run(
+                "run",
+                "--profile",
+                "dev",
+                "--seed",
+                "11",
+                "-k",
+                "test_area",
+                "--report-dir",
+                str(report),
+            ).returncode
+            == 0
+        )
+        data = summary(report)
+        results.append((data["examples"], data["steps"], data["coverage"]))
+    assert results[0] == results[1]

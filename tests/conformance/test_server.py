@@ -275,3 +275,33 @@ def test_event_inject_makes_a_mod_event_after_its_token(server: RunningServer) -
     assert target.call("event.inject", session, "pool", "OpaqueRef:NULL") == Failure(
         "HANDLE_INVALID", ("pool", "OpaqueRef:NULL")
     )
+
+
+def test_no_guest_agent_and_restricted_dmc_behave_as_xapi() -> None:
+    from conformance.server.config import ServerConfig
+    from conformance.server.process import start_in_thread
+
+    server = start_in_thread(
+        ServerConfig(password=PASSWORD, guest_agent=False, restrict_dmc=True, hosts=3)
+    )
+    try:
+        target = XmlRpcTarget(server.url)
+        session = _login(target)
+        assert len(target.call("host.get_all", session).value) == 3  # type: ignore[arg-type,union-attr]
+        pool = target.call("pool.get_all", session).value[0]  # type: ignore[index,union-attr]
+        assert target.call("pool.get_restrictions", session, pool).value["restrict_dmc"] == "true"  # type: ignore[index,union-attr,call-overload]
+        vm = target.call("VM.create", session, vm_args())
+        assert isinstance(vm, Success)
+        assert target.call(
+            "VM.set_memory_dynamic_range", session, vm.value, str(2**28), str(2**29)
+        ) == Failure("MEMORY_CONSTRAINT_VIOLATION_MAXPIN", ("DMC disabled",))
+        target.call("VM.start", session, vm.value, False, False)
+        assert target.call("VM.clean_shutdown", session, vm.value) == Failure(
+            "VM_LACKS_FEATURE", (vm.value,)
+        )
+        assert target.call("VM.suspend", session, vm.value) == Failure(
+            "VM_LACKS_FEATURE", (vm.value,)
+        )
+        assert isinstance(target.call("VM.hard_shutdown", session, vm.value), Success)
+    finally:
+        server.stop()

@@ -307,3 +307,35 @@ def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
         data = summary(report)
         results.append((data["examples"], data["steps"], data["coverage"]))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ServerConfig(password="owner-pw", guest_agent=False),
+        ServerConfig(password="owner-pw", restrict_dmc=True, hosts=1),
+    ],
+    ids=["guests-without-pv-drivers", "dmc-restricted-single-host"],
+)
+def test_external_targets_with_facts_the_suite_must_discover_conform(
+    config: ServerConfig, tmp_path: Path
+) -> None:
+    server = start_in_thread(config)
+    try:
+        result = run(
+            "run",
+            "--target",
+            server.url,
+            "--profile",
+            "dev",
+            "--seed",
+            "2",
+            "-n",
+            "2",
+            "--report-dir",
+            str(tmp_path),
+            env={"XAPI_PASSWORD": "owner-pw"},
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -25,6 +25,7 @@ from conformance.errors import TargetError
 from conformance.importer import Login, import_world
 from conformance.refs import RefMap
 from conformance.reproducer import LoggedCall, RoleLogin, render_reproducer
+from conformance.strategies import RUN_TAG
 from conformance.targets.base import Target
 from conformance.waivers import Waivers
 from conformance.wire import parse_value_text
@@ -40,7 +41,6 @@ from models.world import NULL_REF, Facts, World
 
 __all__ = ["Connection", "Harness", "RunTally", "destroy_suite_vm", "sweep_run_vms", "vm_kind"]
 
-RUN_TAG = "xapi-conformance-run"
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
 

@@ -15,10 +15,21 @@ __all__ = [
     "blocked_maps",
     "memory_tuples",
     "value_of",
+    "vm_record",
     "vm_records",
 ]
 
 MIB = 2**20
+RUN_TAG = "xapi-conformance-run"
+"""The other_config key that marks a VM as created by a run (value: the run id)."""
+PV_FIELDS = (
+    "PV_bootloader",
+    "PV_kernel",
+    "PV_ramdisk",
+    "PV_args",
+    "PV_bootloader_args",
+    "PV_legacy_args",
+)
 SIZES = st.sampled_from([64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB, 2048 * MIB])
 LABELS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
 BAD_REFS = st.sampled_from(
@@ -37,51 +48,56 @@ def memory_tuples(draw: st.DrawFn, valid: bool | None = None) -> tuple[int, int,
     return values[0], values[1], values[2], values[3]
 
 
-def vm_records(
-    tag: tuple[str, str], *, template: bool = False
-) -> st.SearchStrategy[dict[str, Value]]:
-    """A complete VM.create record with valid memory (as clients build them), tagged for clean-up."""
-    key, run_id = tag
+def vm_record(run_id: str, **overrides: Value) -> dict[str, Value]:
+    """A complete, valid VM.create record as a careful client sends it, tagged with ``run_id``.
 
-    def build(
-        label: str, memory: tuple[int, int, int, int], vcpus: int, hvm: bool
-    ) -> dict[str, Value]:
+    HVM (``BIOS order``), 128 MiB–512 MiB memory in order, 2 VCPUs with 1 at startup.
+    """
+    record: dict[str, Value] = {
+        "name_label": "xapi-conformance",
+        "name_description": "created by xapi-conformance; safe to delete",
+        "user_version": 1,
+        "is_a_template": False,
+        "affinity": "OpaqueRef:NULL",
+        "memory_static_min": 128 * MIB,
+        "memory_dynamic_min": 256 * MIB,
+        "memory_dynamic_max": 512 * MIB,
+        "memory_static_max": 512 * MIB,
+        "VCPUs_params": {},
+        "VCPUs_max": 2,
+        "VCPUs_at_startup": 1,
+        "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart",
+        "actions_after_crash": "restart",
+        "HVM_boot_policy": "BIOS order",
+        "HVM_boot_params": {"order": "dc"},
+        "platform": {},
+        "PCI_bus": "",
+        "other_config": {RUN_TAG: run_id},
+        "recommendations": "",
+        **dict.fromkeys(PV_FIELDS, ""),
+    }
+    record.update(overrides)
+    return record
+
+
+def vm_records(run_id: str) -> st.SearchStrategy[dict[str, Value]]:
+    """VM.create records with generated labels, ordered memory and VCPU counts."""
+
+    def build(label: str, memory: tuple[int, int, int, int], vcpus: int) -> dict[str, Value]:
         static_min, dynamic_min, dynamic_max, static_max = memory
-        record: dict[str, Value] = {
-            "name_label": f"xapi-conformance {label}",
-            "name_description": "created by xapi-conformance; safe to delete",
-            "user_version": 1,
-            "is_a_template": template,
-            "affinity": "OpaqueRef:NULL",
-            "memory_static_min": static_min,
-            "memory_dynamic_min": dynamic_min,
-            "memory_dynamic_max": dynamic_max,
-            "memory_static_max": static_max,
-            "VCPUs_params": {},
-            "VCPUs_max": vcpus,
-            "VCPUs_at_startup": vcpus,
-            "actions_after_shutdown": "destroy",
-            "actions_after_reboot": "restart",
-            "actions_after_crash": "restart",
-            "HVM_boot_policy": "BIOS order" if hvm else "",
-            "HVM_boot_params": {"order": "dc"} if hvm else {},
-            "platform": {},
-            "other_config": {key: run_id},
-            "recommendations": "",
-            "PCI_bus": "",
-        }
-        for name in (
-            "PV_bootloader",
-            "PV_kernel",
-            "PV_ramdisk",
-            "PV_args",
-            "PV_bootloader_args",
-            "PV_legacy_args",
-        ):
-            record[name] = ""
-        return record
+        return vm_record(
+            run_id,
+            name_label=f"xapi-conformance {label}",
+            memory_static_min=static_min,
+            memory_dynamic_min=dynamic_min,
+            memory_dynamic_max=dynamic_max,
+            memory_static_max=static_max,
+            VCPUs_max=vcpus,
+            VCPUs_at_startup=vcpus,
+        )
 
-    return st.builds(build, LABELS, memory_tuples(valid=True), st.integers(1, 2), st.just(True))
+    return st.builds(build, LABELS, memory_tuples(valid=True), st.integers(1, 2))
 
 
 def blocked_maps() -> st.SearchStrategy[dict[str, str]]:

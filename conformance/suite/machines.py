@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
-from conformance.harness import RUN_TAG, Connection, Harness
+from conformance.harness import Connection, Harness
 from conformance.strategies import (
     BAD_REFS,
     LABELS,
+    RUN_TAG,
     blocked_maps,
     memory_tuples,
     value_of,
@@ -108,7 +109,7 @@ class ConformanceMachine(RuleBasedStateMachine):
     def _hosts(self) -> list[str]:
         return sorted(self.harness.world.hosts)
 
-    @initialize(target=vms, record=vm_records((RUN_TAG, "run")))
+    @initialize(target=vms, record=vm_records(""))
     def first_vm(self, record: dict[str, Value]) -> str:
         return self._create(record)
 
@@ -127,7 +128,7 @@ class LifecycleMachine(ConformanceMachine):
 
     area = "lifecycle"
 
-    @rule(target=ConformanceMachine.vms, record=vm_records((RUN_TAG, "run")))
+    @rule(target=ConformanceMachine.vms, record=vm_records(""))
     def create(self, record: dict[str, Value]) -> str:
         return self._create(record)
 

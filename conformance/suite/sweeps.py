@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from conformance.harness import RUN_TAG, Connection, Harness
+from conformance import strategies
+from conformance.harness import Connection, Harness
+from conformance.strategies import RUN_TAG
 from models.outcome import Success, Value
 from models.world import NULL_REF
 
@@ -78,38 +80,8 @@ BLOCKABLE = {
 
 
 def vm_record(connection: Connection, **overrides: Value) -> dict[str, Value]:
-    """A plain, valid VM.create record tagged with the run id."""
-    record: dict[str, Value] = {
-        "name_label": "xapi-conformance sweep",
-        "name_description": "created by xapi-conformance; safe to delete",
-        "user_version": 1,
-        "is_a_template": False,
-        "affinity": NULL_REF,
-        "memory_static_min": 128 * MIB,
-        "memory_dynamic_min": 256 * MIB,
-        "memory_dynamic_max": 512 * MIB,
-        "memory_static_max": 512 * MIB,
-        "VCPUs_params": {},
-        "VCPUs_max": 2,
-        "VCPUs_at_startup": 1,
-        "actions_after_shutdown": "destroy",
-        "actions_after_reboot": "restart",
-        "actions_after_crash": "restart",
-        "HVM_boot_policy": "BIOS order",
-        "HVM_boot_params": {"order": "dc"},
-        "platform": {},
-        "PCI_bus": "",
-        "other_config": {RUN_TAG: connection.run_id},
-        "recommendations": "",
-        "PV_bootloader": "",
-        "PV_kernel": "",
-        "PV_ramdisk": "",
-        "PV_args": "",
-        "PV_bootloader_args": "",
-        "PV_legacy_args": "",
-    }
-    record.update(overrides)
-    return record
+    """A plain, valid VM.create record tagged with the connection's run id."""
+    return strategies.vm_record(connection.run_id, name_label="xapi-conformance sweep", **overrides)
 
 
 def _ref(outcome: object) -> str:

@@ -53,7 +53,7 @@ LIFECYCLE = (
     "power_state_reset",
 )
 HOST_LIFECYCLE = ("start_on", "resume_on", "pool_migrate")
-COPIES = ("clone", "snapshot", "checkpoint")
+COPIES = ("clone", "copy", "snapshot", "checkpoint")
 _VM = XType("ref", name="VM")
 
 
@@ -158,7 +158,8 @@ class LifecycleMachine(ConformanceMachine):
     def copy(self, vm: str, op: str, name: str) -> str:
         if not self._alive(vm):
             return "OpaqueRef:NULL"
-        outcome = self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}")
+        sr: tuple[Value, ...] = ("OpaqueRef:NULL",) if op == "copy" else ()
+        outcome = self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}", *sr)
         return str(outcome.value) if isinstance(outcome, Success) else "OpaqueRef:NULL"
 
     @rule(vm=ConformanceMachine.vms)

@@ -1,4 +1,8 @@
-"""The ``xapi-conformance`` command: ``serve`` the embedded server, ``run`` the suite."""
+"""xapi-conformance: a property-based conformance suite for XenAPI VM-class servers.
+
+run tests a target (the embedded reference server by default), serve starts the embedded
+server as a XenAPI simulator, report re-renders reports or builds a cross-target matrix.
+"""
 
 from __future__ import annotations
 

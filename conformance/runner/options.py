@@ -26,13 +26,41 @@ def add_run_parser(commands: Any) -> None:
         metavar="VAR",
         help="environment variable holding the password (default XAPI_PASSWORD)",
     )
-    run.add_argument("--protocol", choices=("xmlrpc", "jsonrpc"), default="xmlrpc")
-    run.add_argument("--profile", choices=PROFILES, default="ci")
-    run.add_argument("--max-examples", type=int, default=None, metavar="N")
-    run.add_argument("--seed", type=int, default=None, metavar="N")
-    run.add_argument("--strictness", choices=STRICTNESS, default="exact")
-    run.add_argument("--waivers", default=None, metavar="FILE")
-    run.add_argument("--report-dir", default="./xapi-conformance-report", metavar="DIR")
+    run.add_argument(
+        "--protocol",
+        choices=("xmlrpc", "jsonrpc"),
+        default="xmlrpc",
+        help="wire protocol (default xmlrpc)",
+    )
+    run.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="ci",
+        help="dev (fast), ci (default, about a minute), thorough (nightly)",
+    )
+    run.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per area (overrides the profile)",
+    )
+    run.add_argument("--seed", type=int, default=None, metavar="N", help="repeat a run exactly")
+    run.add_argument(
+        "--strictness",
+        choices=STRICTNESS,
+        default="exact",
+        help="compare error params exactly (default), by count, or by code only",
+    )
+    run.add_argument(
+        "--waivers", default=None, metavar="FILE", help="TOML file of known deviations (see README)"
+    )
+    run.add_argument(
+        "--report-dir",
+        default="./xapi-conformance-report",
+        metavar="DIR",
+        help="where reports go (default ./xapi-conformance-report)",
+    )
     run.add_argument(
         "-n", dest="workers", type=int, default=0, metavar="N", help="parallel workers"
     )

@@ -28,7 +28,7 @@ from conformance.reproducer import LoggedCall, RoleLogin, render_reproducer
 from conformance.strategies import RUN_TAG
 from conformance.targets.base import Target
 from conformance.waivers import Waivers
-from conformance.wire import parse_value_text
+from conformance.wire import jsonrpc, parse_value_text, xmlrpc
 from models.catalogue import MessageKind, kind_of
 from models.checks import driver_variants, op_context
 from models.operations import allowed_operations, is_default_template
@@ -176,7 +176,9 @@ class Harness:
         session_ref = session or self.session
         self._count(method, args)
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-        branches = _apply(self.world, Call(method, (session_ref, *args), now))
+        branches = _apply(
+            self.world, Call(method, self._as_received(method, (session_ref, *args)), now)
+        )
         target_args = tuple(self.refs.to_target(a) for a in args)
         raw = self.connection.target.call(method, self.refs.to_target(session_ref), *target_args)
         returns = _returns(method)
@@ -187,12 +189,17 @@ class Harness:
     def raw_call(self, method: str, args: tuple[Value, ...]) -> Outcome:
         """A call whose argument list is sent exactly as given (RPC-layer tests: wrong counts)."""
         self._count(method, args[1:])
-        branches = _apply(self.world, Call(method, args))
+        branches = _apply(self.world, Call(method, self._as_received(method, args)))
         target_args = [self.refs.to_target(a) for a in args]
         returns = _returns(method)
         actual = typed_outcome(self.connection.target.call(method, *target_args), returns)
         self._bind_results(branches, actual, returns)
         return self._follow(method, args, RAW_SESSION, branches, actual)
+
+    def _as_received(self, method: str, args: tuple[Value, ...]) -> tuple[object, ...]:
+        """The arguments as a server decodes them after the wire (int64 travels as a string
+        over XML-RPC, so an int given for a string parameter arrives as a valid string)."""
+        return received_arguments(self.connection.target.protocol, method, args)
 
     def _count(self, method: str, args: Sequence[Value]) -> None:
         self.connection.tally.steps += 1
@@ -386,7 +393,8 @@ class Harness:
         """``Async.<method>``: the task ref now, then the task's outcome compared when it ends."""
         sync = method.removeprefix("Async.")
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-        branches = _apply(self.world, Call(f"Async.{sync}", (self.session, *args), now))
+        received = self._as_received(f"Async.{sync}", (self.session, *args))
+        branches = _apply(self.world, Call(f"Async.{sync}", received, now))
         raw = self.connection.target.call(
             f"Async.{sync}", self.session, *(self.refs.to_target(a) for a in args)
         )
@@ -456,6 +464,13 @@ class Harness:
             unordered=False,
         )
         return actual
+
+
+def received_arguments(protocol: str, method: str, args: tuple[Value, ...]) -> tuple[object, ...]:
+    """``args`` after a round trip through the protocol's codec, as the server sees them."""
+    if protocol == "jsonrpc":
+        return jsonrpc.decode_request(jsonrpc.encode_request(method, args, 1)).params
+    return xmlrpc.decode_request(xmlrpc.encode_request(method, args))[1]
 
 
 def _result_ref(outcome: Outcome, refs: RefMap) -> str | None:

@@ -86,6 +86,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "--no-header",
         "-rN",
         "--tb=line",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
         f"--junitxml={report_dir / 'junit.xml'}",
         f"--alluredir={report_dir / 'allure-results'}",
         f"--xapi-report-dir={report_dir}",

@@ -55,6 +55,8 @@ LIFECYCLE = (
 HOST_LIFECYCLE = ("start_on", "resume_on", "pool_migrate")
 COPIES = ("clone", "copy", "snapshot", "checkpoint")
 _VM = XType("ref", name="VM")
+WRONG_TYPED: tuple[Value, ...] = ("yes", True, 7, 1.5, (), {"k": "v"})
+"""Values to put where another type is declared (an int reaches XML-RPC servers as a string)."""
 
 
 def _generic_messages() -> tuple[Message, ...]:
@@ -357,6 +359,16 @@ class RpcMachine(ConformanceMachine):
             args[0] = vm
         if message.name == "destroy" and args[0] != vm:
             return
+        self.harness.call(message.wire_name, *args)
+
+    @rule(vm=ConformanceMachine.vms, message=st.sampled_from(VM_MESSAGES), data=st.data())
+    def wrong_type(self, vm: str, message: Message, data: st.DataObject) -> None:
+        """One argument of another type than declared: xapi's unmarshaller refuses it first."""
+        if not self._alive(vm) or len(message.params) < 2 or message.name == "destroy":
+            return
+        args: list[Value] = [vm, *(_neutral(p.type) for p in message.params[1:])]
+        index = data.draw(st.integers(1, len(args) - 1), label="argument")
+        args[index] = data.draw(st.sampled_from(WRONG_TYPED), label="wrong value")
         self.harness.call(message.wire_name, *args)
 
     @rule(

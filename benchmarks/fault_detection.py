@@ -38,9 +38,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", default="dev")
+    parser.add_argument("--fault", action="append", default=[], help="only these faults (repeatable)")
     options = parser.parse_args()
     print(f"{'fault':24} {'selection':10} {'found':>5} {'seconds':>8} {'examples':>8} {'steps':>7}")
-    for fault in FAULTS:
+    for fault in options.fault or FAULTS:
         for selection in ("test_area", "sweep"):
             found, seconds, examples, steps = _run(fault, selection, options.seed, options.profile)
             print(f"{fault:24} {selection:10} {'yes' if found else 'no':>5} {seconds:8.1f} {examples:8} {steps:7}")

@@ -21,7 +21,7 @@ from models.world import Account, Facts
 
 __all__ = ["RoleAccount", "RunConfig", "open_connection"]
 
-SUITE_ROLES = ("vm-operator", "vm-admin", "read-only")
+SUITE_ROLES = ("pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only")
 """Role-limited accounts the suite creates on the embedded server, for RBAC rules."""
 
 

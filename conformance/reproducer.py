@@ -89,7 +89,9 @@ _PRELUDE = '''#!/usr/bin/env python3
 Replays the shortest call sequence the suite found and shows the divergent answer.
 Standard library only. Usage:
     XAPI_PASSWORD=... python3 {filename} [URL] [USER] [xmlrpc|jsonrpc]
-Exit status: 1 when the divergence shows, 0 when the target answers as xapi would.
+Role-limited sessions read their passwords from XAPI_PASSWORD_<ROLE> (e.g. XAPI_PASSWORD_READ_ONLY).
+Exit status: 1 when the divergence shows, 0 when the target answers as xapi would, 2 when it
+cannot replay (login refused).
 The VMs it creates are destroyed before it exits.
 """
 
@@ -163,7 +165,8 @@ def call_async(method, session, *args):
 def login(user, password):
     status, value = call("session.login_with_password", user, password, "2.21", "xapi-conformance reproducer")
     if status != "ok":
-        sys.exit(f"login failed: {{value[0]}}")
+        print(f"cannot replay: login as {{user!r}} failed with {{value[0]}}", file=sys.stderr)
+        sys.exit(2)
     logins.append(value)
     return value
 

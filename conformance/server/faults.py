@@ -20,7 +20,7 @@ from models.checks import update_vm
 from models.outcome import Failure, Success, Value
 from models.rpc import ASYNC_PREFIX, apply
 from models.transition import Branch, Call, Result
-from models.world import World, with_vm
+from models.world import SessionInfo, World, with_vm
 
 __all__ = [
     "FAULTS",
@@ -271,6 +271,34 @@ def _task_succeeded(branch: Branch) -> Branch:
     return replace(branch, world=replace(branch.world, tasks=MappingProxyType(tasks)))
 
 
+@dataclass(frozen=True)
+class RbacIgnored:
+    """Role-limited sessions may call anything: the permission check is skipped.
+
+    Divergence: a read-only session's ``VM.start(vm, False, False)`` answers ``Success("")``
+    where xapi answers ``RBAC_PERMISSION_DENIED ["vm.start"; "No permission in user session.
+    (Roles with this permission: …)"]``.
+    """
+
+    def apply(self, world: World, call: Call, honest: Transition) -> Result:
+        """The honest transition run as if the caller's session were a superuser's."""
+        session = call.args[0] if call.args else None
+        info = world.sessions.get(session) if isinstance(session, str) else None
+        if info is None or info.superuser:
+            return honest(world, call)
+        elevated = MappingProxyType({**world.sessions, session: replace(info, superuser=True)})
+        result = honest(replace(world, sessions=elevated), call)
+        return _map_branches(
+            result, lambda b: replace(b, world=_demoted(b.world, str(session), info))
+        )
+
+
+def _demoted(world: World, session: str, info: SessionInfo) -> World:
+    if session not in world.sessions:
+        return world
+    return replace(world, sessions=MappingProxyType({**world.sessions, session: info}))
+
+
 FAULTS: Mapping[str, Fault] = MappingProxyType(
     {
         "wrong-error-param": WrongErrorParam(),
@@ -279,6 +307,7 @@ FAULTS: Mapping[str, Fault] = MappingProxyType(
         "memory-order-unchecked": MemoryOrderUnchecked(),
         "stale-record": StaleRecord(),
         "lost-async-error": LostAsyncError(),
+        "rbac-ignored": RbacIgnored(),
     }
 )
 """Every seeded fault by the name ``serve --fault`` and ``ServerConfig.faults`` use."""

@@ -412,7 +412,7 @@ class RolesMachine(ConformanceMachine):
     @rule(
         vm=ConformanceMachine.vms,
         role=st.sampled_from(
-            ["vm-operator", "vm-admin", "read-only", "vm-power-admin", "pool-operator"]
+            ["pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only"]
         ),
         message=st.sampled_from(VM_MESSAGES),
         data=st.data(),
@@ -426,7 +426,7 @@ class RolesMachine(ConformanceMachine):
 
     @rule(
         vm=ConformanceMachine.vms,
-        role=st.sampled_from(["vm-operator", "read-only"]),
+        role=st.sampled_from(["vm-operator", "vm-admin", "read-only"]),
         op=st.sampled_from(LIFECYCLE),
         paused=st.booleans(),
     )

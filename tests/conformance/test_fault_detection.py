@@ -14,10 +14,12 @@ import pytest
 
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
+from models.world import Account
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "fault-pw"
+ACCOUNTS = (Account("ro", "ro-pw", "read-only"),)
 
 # fault → (areas to run, expected code in the divergence's expected outcome or kind, method)
 CASES = {
@@ -27,14 +29,17 @@ CASES = {
     "memory-order-unchecked": ("memory_sweep", "MEMORY_CONSTRAINT_VIOLATION_ORDER"),
     "stale-record": ("fields", "state"),
     "lost-async-error": ("async", "async"),
+    "rbac-ignored": ("roles", "RBAC_PERMISSION_DENIED"),
 }
 
 
 @pytest.fixture
 def servers(request: pytest.FixtureRequest) -> Iterator[tuple[RunningServer, RunningServer]]:
     """A faulty embedded server and an honest one."""
-    faulty = start_in_thread(ServerConfig(password=PASSWORD, faults=(request.param,)))
-    honest = start_in_thread(ServerConfig(password=PASSWORD))
+    faulty = start_in_thread(
+        ServerConfig(password=PASSWORD, accounts=ACCOUNTS, faults=(request.param,))
+    )
+    honest = start_in_thread(ServerConfig(password=PASSWORD, accounts=ACCOUNTS))
     try:
         yield faulty, honest
     finally:
@@ -43,7 +48,7 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[RunningServer, Run
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XAPI_PASSWORD": PASSWORD}
+    env = {**os.environ, "XAPI_PASSWORD": PASSWORD, "RO_PASSWORD": "ro-pw"}
     return subprocess.run(
         [sys.executable, "-m", "conformance.cli", *args],
         check=False,
@@ -55,7 +60,7 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 
 def _reproduce(script: Path, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XAPI_PASSWORD": PASSWORD}
+    env = {**os.environ, "XAPI_PASSWORD": PASSWORD, "XAPI_PASSWORD_READ_ONLY": "ro-pw"}
     return subprocess.run(
         [sys.executable, str(script), url],
         check=False,
@@ -84,6 +89,8 @@ def test_seeded_fault_is_found_and_reproduced(
         "1",
         "-k",
         area,
+        "--role-account",
+        "read-only=ro:RO_PASSWORD",
         "--report-dir",
         str(tmp_path),
     )

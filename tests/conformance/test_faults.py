@@ -214,6 +214,34 @@ def test_lost_async_error_reports_a_failed_task_as_successful(pair: Pair) -> Non
         assert client.ok("task.get_error_info", task) == error
 
 
+def test_rbac_ignored_lets_a_read_only_session_start_a_vm() -> None:
+    from conformance.targets import XmlRpcTarget
+    from models.world import Account
+
+    accounts = (Account("ro", "ro-pw", "read-only"),)
+    servers = [
+        start_in_thread(ServerConfig(password=PASSWORD, accounts=accounts, faults=faults))
+        for faults in ((), ("rbac-ignored",))
+    ]
+    try:
+        answers = []
+        for server in servers:
+            target = XmlRpcTarget(server.url)
+            root = target.call("session.login_with_password", "root", PASSWORD)
+            ro = target.call("session.login_with_password", "ro", "ro-pw")
+            assert isinstance(root, Success) and isinstance(ro, Success)
+            vm = target.call("VM.create", root.value, cast(Value, vm_args()))
+            assert isinstance(vm, Success)
+            answers.append(target.call("VM.start", ro.value, vm.value, False, False))
+        honest, faulty = answers
+        assert isinstance(honest, Failure) and honest.code == "RBAC_PERMISSION_DENIED"
+        assert honest.params[0] == "vm.start"
+        assert faulty == Success("")
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def test_faults_compose_in_order() -> None:
     d = driver()
     vm = d.new_vm()

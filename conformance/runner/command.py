@@ -26,6 +26,7 @@ from reports import read_summary, write_html, write_summary
 __all__ = ["pytest_arguments", "run_command"]
 
 EXIT_OK, EXIT_DIVERGES, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
+SHOWN_DIVERGENCES = 20
 _VERDICT_EXIT = {"conforms": EXIT_OK, "diverges": EXIT_DIVERGES, "error": EXIT_TARGET}
 
 
@@ -184,9 +185,12 @@ def _print_result(report_dir: Path) -> str:
         f"verdict: {summary.verdict} — {summary.examples:,} examples, {summary.steps:,} steps, "
         f"{sum(1 for c in summary.coverage if c.count)} of {len(summary.coverage)} coverage cells"
     )
-    for divergence in summary.divergences:
+    for divergence in summary.divergences[:SHOWN_DIVERGENCES]:
         mark = "waived" if divergence.waived else "DIVERGES"
         print(f"  {mark}: {divergence.message}")
+    hidden = len(summary.divergences) - SHOWN_DIVERGENCES
+    if hidden > 0:
+        print(f"  … and {hidden} more in report.html")
     if summary.error:
         print(f"  error: {summary.error}")
     print(

@@ -6,16 +6,24 @@ on every run, each cell from a fresh VM, so a failing cell is already a minimal 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from conformance import strategies
+from conformance.divergence import Divergence
 from conformance.harness import Connection, Harness
 from conformance.strategies import RUN_TAG
 from models.outcome import Success, Value
 from models.world import NULL_REF
 
-__all__ = ["CELLS", "LIFECYCLE_MESSAGES", "blocked_sweep", "lifecycle_sweep", "memory_sweep"]
+__all__ = [
+    "CELLS",
+    "LIFECYCLE_MESSAGES",
+    "blocked_sweep",
+    "lifecycle_sweep",
+    "memory_sweep",
+    "run_all",
+]
 
 MIB = 2**20
 
@@ -138,7 +146,7 @@ class Cell:
     kind: str
     blocked: bool = False
 
-    def run(self, connection: Connection, area: str) -> None:
+    def __call__(self, connection: Connection, area: str) -> None:
         """Build the VM, make the call, check the state; always clean up."""
         harness = Harness(connection, area)
         connection.tally.examples += 1
@@ -211,3 +219,19 @@ def _memory_case(
             harness.teardown()
 
     return run
+
+
+def run_all(
+    cases: Iterable[Callable[[Connection, str], None]], connection: Connection, area: str
+) -> None:
+    """Run every case; a divergence does not stop the sweep, so the report lists every failing
+    cell. The first divergence is raised at the end; the others are recorded in the tally."""
+    found: list[Divergence] = []
+    for case in cases:
+        try:
+            case(connection, area)
+        except Divergence as divergence:
+            found.append(divergence)
+    if found:
+        connection.tally.divergences.extend(d.info for d in found[1:])
+        raise found[0]

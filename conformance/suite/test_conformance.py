@@ -16,7 +16,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance.divergence import Divergence
 from conformance.harness import Connection
 from conformance.suite.machines import AREAS
-from conformance.suite.sweeps import blocked_sweep, lifecycle_sweep, memory_sweep
+from conformance.suite.sweeps import blocked_sweep, lifecycle_sweep, memory_sweep, run_all
 
 
 @contextlib.contextmanager
@@ -37,9 +37,7 @@ def reported() -> Iterator[None]:
 def test_area(area: str, xapi_connection: Connection, xapi_settings: settings) -> None:
     """Random call sequences of one area, compared step by step, shrunk on divergence."""
     machine = AREAS[area]
-    bound = type(
-        f"{machine.__name__}On{xapi_connection.run_id}", (machine,), {"connection": xapi_connection}
-    )
+    bound = type(f"{machine.__name__}Bound", (machine,), {"connection": xapi_connection})
     with reported():
         run_state_machine_as_test(bound, settings=xapi_settings)
 
@@ -47,19 +45,16 @@ def test_area(area: str, xapi_connection: Connection, xapi_settings: settings) -
 def test_lifecycle_sweep(xapi_connection: Connection) -> None:
     """Every lifecycle message in every reachable power state and VM kind."""
     with reported():
-        for cell in lifecycle_sweep():
-            cell.run(xapi_connection, "lifecycle")
+        run_all(lifecycle_sweep(), xapi_connection, "lifecycle")
 
 
 def test_operations_blocked_sweep(xapi_connection: Connection) -> None:
     """Every blockable message, blocked first, in every power state."""
     with reported():
-        for cell in blocked_sweep():
-            cell.run(xapi_connection, "operations")
+        run_all(blocked_sweep(), xapi_connection, "operations")
 
 
 def test_memory_sweep(xapi_connection: Connection) -> None:
     """Memory setters with ordered, disordered and pinned tuples, Halted and Running."""
     with reported():
-        for case in memory_sweep():
-            case(xapi_connection, "memory")
+        run_all(memory_sweep(), xapi_connection, "memory")

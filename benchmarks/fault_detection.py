@@ -24,9 +24,25 @@ def _run(fault: str, selection: str, seed: int, profile: str) -> tuple[bool, flo
     with tempfile.TemporaryDirectory() as report:
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "conformance.cli", "run", "--fault", fault, "--profile", profile,
-             "--seed", str(seed), "-k", selection, "--report-dir", report],
-            check=False, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "conformance.cli",
+                "run",
+                "--fault",
+                fault,
+                "--profile",
+                profile,
+                "--seed",
+                str(seed),
+                "-k",
+                selection,
+                "--report-dir",
+                report,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
         )
         elapsed = time.perf_counter() - started
         summary = json.loads((Path(report) / "summary.json").read_text())
@@ -38,13 +54,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", default="dev")
-    parser.add_argument("--fault", action="append", default=[], help="only these faults (repeatable)")
+    parser.add_argument(
+        "--fault", action="append", default=[], help="only these faults (repeatable)"
+    )
     options = parser.parse_args()
     print(f"{'fault':24} {'selection':10} {'found':>5} {'seconds':>8} {'examples':>8} {'steps':>7}")
     for fault in options.fault or FAULTS:
         for selection in ("test_area", "sweep"):
             found, seconds, examples, steps = _run(fault, selection, options.seed, options.profile)
-            print(f"{fault:24} {selection:10} {'yes' if found else 'no':>5} {seconds:8.1f} {examples:8} {steps:7}")
+            print(
+                f"{fault:24} {selection:10} {'yes' if found else 'no':>5} {seconds:8.1f} {examples:8} {steps:7}"
+            )
 
 
 if __name__ == "__main__":

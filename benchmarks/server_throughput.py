@@ -19,6 +19,7 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 import requests
 
+from conformance.strategies import vm_record
 from conformance.wire import xmlrpc
 
 MIB = 2**20
@@ -42,43 +43,6 @@ def _echo_server(ready: mp.Queue) -> None:  # type: ignore[type-arg]
     server.serve_forever()
 
 
-def _vm_record() -> dict[str, object]:
-    record: dict[str, object] = {
-        name: ""
-        for name in (
-            "PV_bootloader",
-            "PV_kernel",
-            "PV_ramdisk",
-            "PV_args",
-            "PV_bootloader_args",
-            "PV_legacy_args",
-            "PCI_bus",
-            "recommendations",
-        )
-    }
-    record.update(
-        name_label="bench",
-        user_version="1",
-        is_a_template=False,
-        affinity="OpaqueRef:NULL",
-        memory_static_max=str(256 * MIB),
-        memory_dynamic_max=str(256 * MIB),
-        memory_dynamic_min=str(256 * MIB),
-        memory_static_min=str(128 * MIB),
-        VCPUs_params={},
-        VCPUs_max="1",
-        VCPUs_at_startup="1",
-        actions_after_shutdown="destroy",
-        actions_after_reboot="restart",
-        actions_after_crash="restart",
-        HVM_boot_policy="BIOS order",
-        HVM_boot_params={},
-        platform={},
-        other_config={},
-    )
-    return record
-
-
 def _call(http: requests.Session, url: str, method: str, *params: object) -> object:
     body = xmlrpc.encode_request(method, params)  # type: ignore[arg-type]
     outcome = xmlrpc.decode_response(http.post(url, data=body, timeout=30).content)
@@ -93,7 +57,7 @@ def _client(url: str, workload: str, seconds: float, results: mp.Queue) -> None:
         per_step = 1
     else:
         session = _call(http, url, "session.login_with_password", "root", "")
-        vm = _call(http, url, "VM.create", session, _vm_record())
+        vm = _call(http, url, "VM.create", session, vm_record("benchmark"))
         if workload == "getter":
             step = lambda: _call(http, url, "VM.get_power_state", session, vm)  # noqa: E731
             per_step = 1

@@ -21,6 +21,7 @@ from conformance.strategies import (
     value_of,
     vm_records,
 )
+from conformance.suite.sweeps import LIFECYCLE_MESSAGES
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.operations import VM_OPERATIONS
@@ -39,21 +40,14 @@ __all__ = [
     "TemplatesMachine",
 ]
 
-LIFECYCLE = (
-    "start",
-    "clean_shutdown",
-    "hard_shutdown",
-    "shutdown",
-    "clean_reboot",
-    "hard_reboot",
-    "pause",
-    "unpause",
-    "suspend",
-    "resume",
-    "power_state_reset",
-)
 HOST_LIFECYCLE = ("start_on", "resume_on", "pool_migrate")
 COPIES = ("clone", "copy", "snapshot", "checkpoint")
+LIFECYCLE = tuple(
+    m
+    for m in LIFECYCLE_MESSAGES
+    if m not in (*HOST_LIFECYCLE, *COPIES, "destroy", "provision", "revert", "set_is_a_template")
+)
+"""Power operations that take the VM alone (or start_paused/force): the machines' own rules."""
 _VM = XType("ref", name="VM")
 WRONG_TYPED: tuple[Value, ...] = ("yes", True, 7, 1.5, (), {"k": "v"})
 """Values to put where another type is declared (an int reaches XML-RPC servers as a string)."""

@@ -48,7 +48,10 @@ class _HttpTarget:
     def _post(self, endpoint: str, body: bytes, method: str) -> bytes:
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         try:
-            response = self._session.post(endpoint, data=body, timeout=timeout)
+            # verify per request: a session-level setting loses to REQUESTS_CA_BUNDLE (requests#3829)
+            response = self._session.post(
+                endpoint, data=body, timeout=timeout, verify=self.settings.verify
+            )
         except requests.exceptions.SSLError as error:
             raise TargetUnreachable(
                 f"TLS verification of {self.url} failed during {method} ({type(error).__name__}); "

@@ -7,6 +7,7 @@ test session is touched.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import secrets
@@ -67,15 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--xapi-ca-bundle", default=None, metavar="FILE")
     group.addoption("--xapi-insecure", action="store_true", default=False)
-    group.addoption("--xapi-run-id", default=None, help=argparse_suppress())
-    group.addoption("--xapi-fault", action="append", default=[], help=argparse_suppress())
-
-
-def argparse_suppress() -> str:
-    """Hidden option help (seeded faults of the embedded server are for the suite's own tests)."""
-    import argparse
-
-    return argparse.SUPPRESS
+    group.addoption("--xapi-run-id", default=None, help=argparse.SUPPRESS)
+    group.addoption("--xapi-fault", action="append", default=[], help=argparse.SUPPRESS)
 
 
 def pytest_configure(config: pytest.Config) -> None:

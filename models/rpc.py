@@ -14,7 +14,7 @@ from models import catalogue, copies, lifecycle, misc, setters
 from models.errors import XenAPIError, internal_error
 from models.generic import generic_handler
 from models.others import OTHER_MESSAGES, SESSIONLESS
-from models.outcome import Failure, Success, Value
+from models.outcome import Failure, Outcome, Success, Value
 from models.rbac import check_permission
 from models.schema import Message
 from models.transition import Branch, Call, Ctx, Handler, Result, failed
@@ -187,16 +187,14 @@ def _as_task(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
     branches: list[Branch] = []
     for branch in _handled(ctx, entry, args):
         task_ref, task_uuid, world = new_ids(branch.world)
-        task = _task(task_ref, task_uuid, ctx, branch, world)
+        task = _task(task_ref, task_uuid, ctx, branch.outcome)
         world = replace(world, tasks=MappingProxyType({**world.tasks, task_ref: task}))
         branches.append(Branch(Success(task_ref), world))
     return tuple(branches)
 
 
-def _task(ref: str, task_uuid: str, ctx: Ctx, branch: Branch, world: World) -> Task:
-    task = Task(ref, task_uuid, ctx.wire_name, "success", session=ctx.session_ref)
-    task = replace(task, created_index=world.counter, created=ctx.now)
-    outcome = branch.outcome
+def _task(ref: str, task_uuid: str, ctx: Ctx, outcome: Outcome) -> Task:
+    task = Task(ref, task_uuid, ctx.wire_name, "success", session=ctx.session_ref, created=ctx.now)
     if isinstance(outcome, Failure):
         status = "cancelled" if outcome.code == "TASK_CANCELLED" else "failure"
         return replace(task, status=status, error_info=tuple(outcome.description))

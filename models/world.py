@@ -115,7 +115,6 @@ class Task:
     result: Value = ""
     error_info: tuple[str, ...] = ()
     session: str = NULL_REF
-    created_index: int = 0
     created: datetime.datetime = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 

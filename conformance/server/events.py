@@ -130,11 +130,6 @@ class EventLog:
             self._objects = objects
             self._lock.notify_all()
 
-    def token(self) -> str:
-        """The token naming the present moment."""
-        with self._lock:
-            return _format(self._next_id)
-
     def since(self, first: int, classes: set[str], timeout: float) -> Batch:
         """Events from id ``first`` on in ``classes``, waiting up to ``timeout`` for one."""
         deadline = time.monotonic() + min(max(timeout, 0.0), MAX_WAIT_S)

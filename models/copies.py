@@ -8,7 +8,7 @@ from models import catalogue
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid
 from models.outcome import Value
-from models.records import derived_copy, fresh_vm
+from models.records import NO_DOMAIN, derived_copy, fresh_vm
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
 from models.unmarshal import UnmarshalError, unmarshal_record
 from models.world import NULL_REF, Record, World, new_ids, with_vm, without_vm
@@ -143,23 +143,14 @@ def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         raise XenAPIError("VM_REVERT_FAILED", snap_ref, target)
 
     def revert_target(_: Record) -> Result:
-        return guarded(
-            ctx.world, target, "reverting", lambda vm: _reverted(ctx.world, vm, snap, target)
-        )
+        return guarded(ctx.world, target, "reverting", lambda _: _reverted(ctx.world, snap, target))
 
     return guarded(ctx.world, snap_ref, "revert", revert_target)
 
 
-def _reverted(world: World, vm: Record, snap: Record, target: str) -> Result:
+def _reverted(world: World, snap: Record, target: str) -> Result:
     changes: dict[str, Value] = {name: snap[name] for name in _CONFIG_FIELDS}
-    changes.update(
-        power_state=snap["power_state"],
-        suspend_VDI=snap["suspend_VDI"],
-        domid=-1,
-        resident_on=NULL_REF,
-        scheduled_to_be_resident_on=NULL_REF,
-    )
-    del vm
+    changes.update(NO_DOMAIN, power_state=snap["power_state"], suspend_VDI=snap["suspend_VDI"])
     return done(update_vm(world, target, changes))
 
 

@@ -9,6 +9,7 @@ from models.errors import XenAPIError, handle_invalid
 from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt
 from models.outcome import Value
 from models.placement import choose_host, host_error, resident_host
+from models.records import NO_DOMAIN
 from models.transition import Ctx, Handler, Result, done, failed, vm_of
 from models.world import NULL_REF, Host, Record, World, new_ids
 
@@ -23,9 +24,7 @@ def _next_domid(world: World) -> int:
 def _halted(world: World, ref: str, extra: Mapping[str, Value] | None = None) -> World:
     changes: dict[str, Value] = {
         "power_state": "Halted",
-        "domid": -1,
-        "resident_on": NULL_REF,
-        "scheduled_to_be_resident_on": NULL_REF,
+        **NO_DOMAIN,
         "requires_reboot": False,
         "current_operations": {},
     }
@@ -131,9 +130,7 @@ def suspend(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         vdi, _uuid, world = new_ids(ctx.world)
         changes: dict[str, Value] = {
             "power_state": "Suspended",
-            "domid": -1,
-            "resident_on": NULL_REF,
-            "scheduled_to_be_resident_on": NULL_REF,
+            **NO_DOMAIN,
             "suspend_VDI": vdi,
         }
         return done(update_vm(world, ref, changes))

@@ -13,6 +13,7 @@ from models.world import NULL_REF, Record, World, frozen, new_ids
 
 __all__ = [
     "EPOCH",
+    "NO_DOMAIN",
     "RELATION_FIELDS",
     "clear_residence",
     "derived_copy",
@@ -123,9 +124,15 @@ def _map(value: Value | None) -> Mapping[str, Value]:
     return value if isinstance(value, Mapping) else {}
 
 
+NO_DOMAIN: Mapping[str, Value] = MappingProxyType(
+    {"domid": -1, "resident_on": NULL_REF, "scheduled_to_be_resident_on": NULL_REF}
+)
+"""A VM with no running domain: what Halted, and Suspended outside a checkpoint, leave behind."""
+
+
 def clear_residence(record: dict[str, Value]) -> None:
     """What force_state_reset does on entering Halted: no domain, no host."""
-    record.update(domid=-1, resident_on=NULL_REF, scheduled_to_be_resident_on=NULL_REF)
+    record.update(NO_DOMAIN)
 
 
 _COPY_RESETS: Mapping[str, Value] = MappingProxyType(

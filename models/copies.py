@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from xml.etree import ElementTree
 
 from models import catalogue
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid
-from models.outcome import Value
+from models.outcome import Failure, Value
 from models.records import NO_DOMAIN, derived_copy, fresh_vm
-from models.transition import Ctx, Handler, Result, as_map, done, vm_of
+from models.transition import Ctx, Handler, Result, as_map, done, failed, vm_of
 from models.unmarshal import UnmarshalError, unmarshal_record
 from models.world import NULL_REF, Record, World, new_ids, with_vm, without_vm
 
@@ -155,9 +156,51 @@ def _reverted(world: World, snap: Record, target: str) -> Result:
 
 
 def provision(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.provision: op check (templates only); with no disks listed there is nothing to do."""
+    """VM.provision (templates only): the VM stops being a template, then its disks are made.
+
+    xapi clears ``is_a_template`` first (kept even if a later step fails), then creates the disks
+    other_config:disks lists (each SR named by uuid), then drops the ``disks`` and
+    ``postinstall`` keys. The model has no VDIs: it checks the SRs and drops the keys.
+    """
     ref = str(args[0])
-    return guarded(ctx.world, ref, "provision", lambda _: done(update_vm(ctx.world, ref, {})))
+    return guarded(ctx.world, ref, "provision", lambda vm: _provisioned(ctx.world, ref, vm))
+
+
+def _provisioned(world: World, ref: str, vm: Record) -> Result:
+    world = update_vm(world, ref, {"is_a_template": False})
+    other_config = dict(as_map(vm["other_config"]))
+    if "disks" not in other_config and "postinstall" not in other_config:
+        return done(world)
+    try:
+        sr_uuids = _disk_srs(str(other_config.get("disks", "")))
+    except ValueError:
+        return failed(world, Failure("INTERNAL_ERROR", ("Xapi_templates.Parse_failure",)))
+    known = {str(sr.get("uuid", "")) for sr in world.srs.values()}
+    for sr_uuid in sr_uuids:
+        if sr_uuid not in known:
+            return failed(world, Failure("UUID_INVALID", ("sr", sr_uuid)))
+    for key in ("disks", "postinstall"):
+        other_config.pop(key, None)
+    return done(update_vm(world, ref, {"other_config": other_config}))
+
+
+def _disk_srs(spec: str) -> list[str]:
+    """The SR uuid of each ``<disk>`` of a ``<provision>`` spec; ValueError if malformed."""
+    if not spec:
+        return []
+    try:
+        root = ElementTree.fromstring(spec)
+    except ElementTree.ParseError as error:
+        raise ValueError(spec) from error
+    required = {"device", "size", "sr", "bootable"}
+    if root.tag != "provision" or root.attrib:
+        raise ValueError(spec)
+    disks = list(root)
+    if any(d.tag != "disk" or not required <= set(d.attrib) or len(d) for d in disks):
+        raise ValueError(spec)
+    for disk in disks:
+        int(disk.attrib["size"])
+    return [d.attrib["sr"] for d in disks]
 
 
 HANDLERS: dict[str, Handler] = {

@@ -16,12 +16,20 @@ from models.schema import Message, Param, parse_type
 from models.transition import Ctx, Handler, Result, done
 from models.world import NULL_REF, Host, SessionInfo, Task, World, new_ids
 
-__all__ = ["OTHER_MESSAGES", "SESSIONLESS", "host_record", "login", "pool_record", "task_record"]
+__all__ = [
+    "OTHER_MESSAGES",
+    "SESSIONLESS",
+    "SR_DEFAULTS",
+    "host_record",
+    "login",
+    "pool_record",
+    "session_record",
+    "sr_record",
+    "task_record",
+]
 
 SESSIONLESS = frozenset({"session.login_with_password"})
 """Messages whose first parameter is not a session."""
-
-API_VERSION = (2, 21)
 
 
 def _message(
@@ -40,18 +48,18 @@ def _param(text: str) -> tuple[str, str, str | None]:
     return name, type_text, (default.strip().strip('"') if default else None)
 
 
-def login(world: World, user: str, password: str) -> tuple[str, World]:
+def login(world: World, user: str, password: str, originator: str = "") -> tuple[str, World]:
     """session.login_with_password: a new session ref, or SESSION_AUTHENTICATION_FAILED."""
     account = world.accounts.get(user)
     if account is None or account.password != password:
         raise XenAPIError("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
-    ref, _, world = new_ids(world)
-    info = SessionInfo(user=user, role=account.role, superuser=account.superuser)
+    ref, session_uuid, world = new_ids(world)
+    info = SessionInfo(account.name, account.role, account.superuser, session_uuid, originator)
     return ref, replace(world, sessions=MappingProxyType({**world.sessions, ref: info}))
 
 
 def _login(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    ref, world = login(ctx.world, str(args[0]), str(args[1]))
+    ref, world = login(ctx.world, str(args[0]), str(args[1]), str(args[3]))
     return done(world, ref)
 
 
@@ -60,28 +68,132 @@ def _logout(ctx: Ctx, _: tuple[Value, ...]) -> Result:
     return done(replace(ctx.world, sessions=MappingProxyType(sessions)))
 
 
+MAP = "(string -> string) map"
+
+_POOL_FIELDS: tuple[tuple[str, str], ...] = (
+    ("uuid", "string"),
+    ("name_label", "string"),
+    ("name_description", "string"),
+    ("master", "host ref"),
+    ("default_SR", "SR ref"),
+    ("suspend_image_SR", "SR ref"),
+    ("crash_dump_SR", "SR ref"),
+    ("ha_enabled", "bool"),
+    ("wlb_enabled", "bool"),
+    ("restrictions", MAP),
+    ("other_config", MAP),
+    ("gui_config", MAP),
+    ("tags", "string set"),
+)
+
+_HOST_FIELDS: tuple[tuple[str, str], ...] = (
+    ("uuid", "string"),
+    ("name_label", "string"),
+    ("name_description", "string"),
+    ("address", "string"),
+    ("hostname", "string"),
+    ("enabled", "bool"),
+    ("API_version_major", "int"),
+    ("API_version_minor", "int"),
+    ("API_version_vendor", "string"),
+    ("API_version_vendor_implementation", MAP),
+    ("capabilities", "string set"),
+    ("software_version", MAP),
+    ("cpu_info", MAP),
+    ("memory_overhead", "int"),
+    ("control_domain", "VM ref"),
+    ("resident_VMs", "VM ref set"),
+    ("metrics", "host_metrics ref"),
+    ("other_config", MAP),
+    ("tags", "string set"),
+)
+
+_SR_FIELDS: tuple[tuple[str, str], ...] = (
+    ("uuid", "string"),
+    ("name_label", "string"),
+    ("name_description", "string"),
+    ("type", "string"),
+    ("content_type", "string"),
+    ("shared", "bool"),
+    ("physical_size", "int"),
+    ("physical_utilisation", "int"),
+    ("virtual_allocation", "int"),
+    ("VDIs", "VDI ref set"),
+    ("PBDs", "PBD ref set"),
+    ("other_config", MAP),
+    ("sm_config", MAP),
+    ("tags", "string set"),
+    ("allowed_operations", "storage_operations set"),
+    ("current_operations", "(string -> storage_operations) map"),
+    ("clustered", "bool"),
+    ("is_tools_sr", "bool"),
+)
+
+_SESSION_FIELDS: tuple[tuple[str, str], ...] = (
+    ("uuid", "string"),
+    ("this_host", "host ref"),
+    ("this_user", "user ref"),
+    ("pool", "bool"),
+    ("is_local_superuser", "bool"),
+    ("subject", "subject ref"),
+    ("auth_user_name", "string"),
+    ("originator", "string"),
+    ("parent", "session ref"),
+    ("other_config", MAP),
+)
+
+SR_DEFAULTS: Mapping[str, Value] = MappingProxyType(
+    {
+        "uuid": "",
+        "name_label": "",
+        "name_description": "",
+        "type": "ext",
+        "content_type": "user",
+        "shared": False,
+        "physical_size": 0,
+        "physical_utilisation": 0,
+        "virtual_allocation": 0,
+        "VDIs": (),
+        "PBDs": (),
+        "other_config": {},
+        "sm_config": {},
+        "tags": (),
+        "allowed_operations": (),
+        "current_operations": {},
+        "clustered": False,
+        "is_tools_sr": False,
+    }
+)
+"""An SR's fields where the world's record leaves them out (e.g. imported from a real pool)."""
+
+
 def pool_record(world: World) -> dict[str, Value]:
     """The pool's record as a client reads it (the fields a VM client uses)."""
     pool = world.pool
+    default_sr = next(iter(world.srs), NULL_REF)
     return {
         "uuid": pool.uuid,
         "name_label": "",
         "name_description": "",
         "master": pool.master,
-        "default_SR": next(iter(world.srs), NULL_REF),
-        "restrictions": dict(pool.restrictions),
-        "other_config": dict(pool.other_config),
+        "default_SR": default_sr,
+        "suspend_image_SR": default_sr,
+        "crash_dump_SR": default_sr,
         "ha_enabled": False,
         "wlb_enabled": False,
+        "restrictions": dict(pool.restrictions),
+        "other_config": dict(pool.other_config),
+        "gui_config": {},
         "tags": (),
     }
 
 
 def host_record(world: World, host: Host) -> dict[str, Value]:
-    """A host's record: capabilities, versions, the VMs resident on it."""
+    """A host's record: capabilities, the versions of the release followed, resident VMs."""
     capabilities = ("xen-3.0-x86_64", "xen-3.0-x86_32p") + (
         ("hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64") if host.hvm else ()
     )
+    release = world.release
     return {
         "uuid": host.uuid,
         "name_label": host.name_label,
@@ -89,24 +201,41 @@ def host_record(world: World, host: Host) -> dict[str, Value]:
         "address": host.address,
         "hostname": host.name_label,
         "enabled": True,
-        "API_version_major": API_VERSION[0],
-        "API_version_minor": API_VERSION[1],
+        "API_version_major": release.api_major,
+        "API_version_minor": release.api_minor,
         "API_version_vendor": "XenSource",
+        "API_version_vendor_implementation": {},
         "capabilities": capabilities,
-        "software_version": {
-            "product_brand": "xapi-conformance",
-            "product_version": "0.1.0",
-            "platform_name": "XCP",
-            "platform_version": "3.4.0",
-            "xapi": "24.19",
-            "xen": "4.17.0",
-        },
+        "software_version": release.software_version(host.name_label),
+        "cpu_info": {"cpu_count": "4", "socket_count": "1", "vendor": "GenuineIntel"},
         "memory_overhead": 0,
         "control_domain": host.control_domain,
         "resident_VMs": tuple(r for r, vm in world.vms.items() if vm["resident_on"] == host.ref),
         "metrics": NULL_REF,
         "other_config": {},
         "tags": (),
+    }
+
+
+def sr_record(world: World, ref: str) -> dict[str, Value]:
+    """SR ``ref``'s record, every field present."""
+    return {**SR_DEFAULTS, **world.srs[ref]}
+
+
+def session_record(world: World, ref: str) -> dict[str, Value]:
+    """Session ``ref``'s record: logged in to the pool master (``this_host``), never a pool one."""
+    info = world.sessions[ref]
+    return {
+        "uuid": info.uuid,
+        "this_host": world.pool.master,
+        "this_user": NULL_REF,
+        "pool": False,
+        "is_local_superuser": info.superuser,
+        "subject": NULL_REF,
+        "auth_user_name": info.user,
+        "originator": info.originator,
+        "parent": NULL_REF,
+        "other_config": {},
     }
 
 
@@ -149,6 +278,7 @@ _pool_ref = _lookup("pool", lambda w: {w.pool.ref: w.pool})
 _host_ref = _lookup("host", lambda w: w.hosts)
 _sr_ref = _lookup("SR", lambda w: w.srs)
 _task_ref = _lookup("task", lambda w: w.tasks)
+_session_ref = _lookup("session", lambda w: w.sessions)
 
 
 def _records(cls: str, world: World) -> dict[str, dict[str, Value]]:
@@ -157,11 +287,19 @@ def _records(cls: str, world: World) -> dict[str, dict[str, Value]]:
     if cls == "host":
         return {ref: host_record(world, h) for ref, h in world.hosts.items()}
     if cls == "SR":
-        return {ref: dict(sr) for ref, sr in world.srs.items()}
+        return {ref: sr_record(world, ref) for ref in world.srs}
+    if cls == "session":
+        return {ref: session_record(world, ref) for ref in world.sessions}
     return {ref: task_record(t) for ref, t in world.tasks.items()}
 
 
-_FINDERS = {"pool": _pool_ref, "host": _host_ref, "SR": _sr_ref, "task": _task_ref}
+_FINDERS = {
+    "pool": _pool_ref,
+    "host": _host_ref,
+    "SR": _sr_ref,
+    "task": _task_ref,
+    "session": _session_ref,
+}
 
 
 def _class_handlers(cls: str) -> dict[str, Handler]:
@@ -182,11 +320,16 @@ def _class_handlers(cls: str) -> dict[str, Handler]:
                 return done(ctx.world, ref)
         raise uuid_invalid(cls, str(args[0]))
 
+    def get_by_name_label(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        records = _records(cls, ctx.world).items()
+        return done(ctx.world, tuple(ref for ref, r in records if r["name_label"] == args[0]))
+
     return {
         "get_all": get_all,
         "get_all_records": get_all_records,
         "get_record": get_record,
         "get_by_uuid": get_by_uuid,
+        "get_by_name_label": get_by_name_label,
     }
 
 
@@ -212,24 +355,10 @@ def _task_cancel(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "pool": (
-        ("master", "host ref"),
-        ("restrictions", "(string -> string) map"),
-        ("other_config", "(string -> string) map"),
-        ("uuid", "string"),
-        ("name_label", "string"),
-    ),
-    "host": (
-        ("capabilities", "string set"),
-        ("software_version", "(string -> string) map"),
-        ("name_label", "string"),
-        ("uuid", "string"),
-        ("address", "string"),
-        ("resident_VMs", "VM ref set"),
-        ("API_version_major", "int"),
-        ("API_version_minor", "int"),
-    ),
-    "SR": (("name_label", "string"), ("uuid", "string")),
+    "pool": _POOL_FIELDS,
+    "host": _HOST_FIELDS,
+    "SR": _SR_FIELDS,
+    "session": _SESSION_FIELDS,
     "task": (
         ("status", "task_status_type"),
         ("result", "string"),
@@ -240,6 +369,16 @@ _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+_CLASS_MESSAGES: dict[str, tuple[str, ...]] = {
+    "pool": ("get_all", "get_all_records", "get_record", "get_by_uuid"),
+    "host": ("get_all", "get_all_records", "get_record", "get_by_uuid", "get_by_name_label"),
+    "SR": ("get_all", "get_all_records", "get_record", "get_by_uuid", "get_by_name_label"),
+    "session": ("get_record", "get_by_uuid"),
+    "task": ("get_all", "get_all_records", "get_record", "get_by_uuid", "get_by_name_label"),
+}
+"""Per class, the generic messages xapi generates for it: ``get_by_name_label`` only where the
+class has a ``name`` namespace (pool's ``name_label`` is a plain field, so pool has none)."""
+
 
 def _class_messages(cls: str) -> dict[str, tuple[Message, Handler]]:
     record_type = f"{cls} record"
@@ -248,11 +387,12 @@ def _class_messages(cls: str) -> dict[str, tuple[Message, Handler]]:
         "get_all_records": ("", f"({cls} ref -> {record_type}) map"),
         "get_record": (f"{cls} ref self", record_type),
         "get_by_uuid": ("string uuid", f"{cls} ref"),
+        "get_by_name_label": ("string label", f"{cls} ref set"),
     }
     handlers = _class_handlers(cls)
     entries = {
-        f"{cls}.{name}": (_message(f"{cls}.{name}", params, returns), handlers[name])
-        for name, (params, returns) in shapes.items()
+        f"{cls}.{name}": (_message(f"{cls}.{name}", *shapes[name]), handlers[name])
+        for name in _CLASS_MESSAGES[cls]
     }
     for field, type_text in _FIELDS[cls]:
         name = f"{cls}.get_{field}"

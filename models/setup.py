@@ -7,6 +7,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from models.checks import refresh
+from models.others import SR_DEFAULTS
 from models.outcome import Value
 from models.records import fresh_vm
 from models.world import NULL_REF, Account, Facts, Host, Pool, World, new_ids, with_vm
@@ -57,15 +58,12 @@ def _hosts(world: World, count: int) -> tuple[World, list[Host]]:
 def _sr(world: World) -> tuple[World, str, dict[str, Value]]:
     ref, sr_uuid, world = new_ids(world)
     record: dict[str, Value] = {
+        **SR_DEFAULTS,
         "uuid": sr_uuid,
         "name_label": "Local storage",
-        "name_description": "",
-        "type": "ext",
-        "content_type": "user",
-        "shared": False,
-        "VDIs": (),
-        "PBDs": (),
-        "other_config": {},
+        "physical_size": 500 * GIB,
+        "other_config": {"i18n-key": "local-storage"},
+        "allowed_operations": ("scan", "plug", "unplug", "vdi_create", "vdi_destroy"),
     }
     return world, ref, record
 

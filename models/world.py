@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from models.outcome import Value
+from models.releases import DEFAULT_RELEASE, Release
 
 __all__ = [
     "NULL_REF",
@@ -77,6 +78,8 @@ class SessionInfo:
     user: str
     role: str
     superuser: bool
+    uuid: str = ""
+    originator: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class World:
     facts: Facts = Facts()
     counter: int = 0
     salt: str = "xapi-conformance"
+    release: Release = DEFAULT_RELEASE
+    """The xapi release whose behaviour (and host versions) the model follows."""
 
 
 def _uuid_from(salt: str, counter: int, kind: str) -> str:

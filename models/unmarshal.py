@@ -61,9 +61,12 @@ def _int(raw: object, _: XType, __: Mapping[str, tuple[str, ...]]) -> Value:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     if isinstance(raw, str):
-        if _INT64.match(raw.strip()):
-            return int(raw)
-        raise UnmarshalError("Int64.of_string")
+        text = raw.strip()
+        if _INT64.match(text) and len(text.lstrip("-").lstrip("0")) <= 19:
+            number = int(text)
+            if -(2**63) <= number < 2**63:
+                return number
+        raise UnmarshalError("Int64.of_string")  # OCaml's Int64.of_string fails on overflow
     raise _expected("int64", raw)
 
 

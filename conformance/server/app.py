@@ -1,18 +1,33 @@
-"""The embedded server as a WSGI application: XML-RPC on / and /RPC2, JSON-RPC on /jsonrpc."""
+"""The embedded server's XenAPI endpoint: XML-RPC on / and /RPC2, JSON-RPC on /jsonrpc.
+
+``XenAPIApp.answer`` turns one request body into a ``Reply``, or into a ``Pending`` long poll
+that the caller waits on: the HTTP front end (``conformance.server.http``) parks it without a
+thread, the WSGI callable (in-process targets, wsgiref) blocks on it.
+
+What xapi answers, and so what this answers: a body its parsers cannot read, or one over
+``Constants.http_limit_max_rpc_size``, gets its HTML 500 page (``Http_svr.response_internal_error``);
+a readable call gets a XenAPI response, errors included. Unlike xapi's page, ours never quotes the
+exception, so it never echoes a byte of the request (a password in a malformed login included).
+"""
 
 from __future__ import annotations
 
-import html
+import sys
+import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from conformance.server.events import parse_token
+from conformance.server.config import MAX_REQUEST_BYTES
+from conformance.server.events import Batch, Poll, parse_token
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
 from models.outcome import Failure, Outcome, Success, Value
 from models.rpc import REGISTRY
+from models.schema import XType
+from models.unmarshal import UnmarshalError, unmarshal
 
-__all__ = ["XenAPIApp"]
+__all__ = ["Pending", "Reply", "XenAPIApp", "error_page"]
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 Environ = dict[str, Any]
@@ -20,61 +35,163 @@ Environ = dict[str, Any]
 XMLRPC_PATHS = frozenset({"/", "/RPC2"})
 JSONRPC_PATH = "/jsonrpc"
 SERVER_METHODS = ("system.listMethods", "event.from", "event.inject")
+_FLOAT = XType("float")
+
+_PAGE_500 = (
+    "<html><body><h1>HTTP 500 internal server error</h1>An unexpected error occurred; please "
+    "wait a while and try again. If the problem persists, please contact your support "
+    "representative.<h1> Additional information </h1>{}</body></html>"
+)
+_PAGES = {
+    400: "<html><body><h1>HTTP 400 bad request</h1>The HTTP request was malformed. Please "
+    "correct and retry.</body></html>",
+    408: "<html><body><h1>HTTP 408 request timeout</h1>Timed out waiting for the request."
+    "</body></html>",
+    431: "<html><body><h1>HTTP 431 request header fields too large</h1>Exceeded the maximum "
+    "header size.</body></html>",
+}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Error",
+}
 
 
-class _TooLarge(Exception):
-    pass
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer: status, content type and body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    @property
+    def status_line(self) -> str:
+        """``"200 OK"``: the WSGI status."""
+        return f"{self.status} {_REASONS.get(self.status, '')}".rstrip()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event.from that waits: its poll, and how to answer once the poll is ready."""
+
+    poll: Poll
+    finish: Callable[[], Reply]
+
+
+def error_page(status: int, extra: str = "") -> Reply:
+    """xapi's HTML error page for ``status`` (``Http_svr.response_*``); never the request."""
+    text = _PAGE_500.format(extra) if status == 500 else _PAGES.get(status, "")
+    return Reply(status, "text/html", text.encode())
+
+
+def _plain(status: int, text: str) -> Reply:
+    return Reply(status, "text/plain", text.encode())
+
+
+UNREADABLE_XML = error_page(500, "the request body is not an XML-RPC methodCall")
+UNREADABLE_JSON = error_page(500, "the request body is not a JSON-RPC request")
+TOO_LARGE = error_page(500, "Http_svr.Client_requested_size_over_limit")
+INTERNAL = error_page(500, "the embedded server failed; its log names the error")
 
 
 class XenAPIApp:
-    """A WSGI callable that answers XenAPI calls from a ``ServerState``."""
+    """Answers XenAPI calls from a ``ServerState``; also a WSGI callable."""
 
-    def __init__(self, state: ServerState, max_request_bytes: int = 16 * 2**20) -> None:
+    def __init__(self, state: ServerState, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self.state = state
         self.max_request_bytes = max_request_bytes
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/") or "/"
-        if environ.get("REQUEST_METHOD") != "POST":
-            return _plain(
-                start_response, "405 Method Not Allowed", "POST XenAPI calls to / or /jsonrpc\n"
-            )
+    # ---- HTTP-level entry points --------------------------------------------------------
+
+    def refuse(self, method: str, path: str, length: int | None) -> Reply | None:
+        """The answer to a request refused before its body is read, or None to read it."""
+        if method != "POST":
+            return _plain(405, "POST XenAPI calls to / or /jsonrpc\n")
         if path not in XMLRPC_PATHS and path != JSONRPC_PATH:
-            return _plain(start_response, "404 Not Found", f"no XenAPI endpoint at {path}\n")
-        try:
-            body = self._body(environ)
-        except _TooLarge:
-            return _plain(start_response, "413 Payload Too Large", "request body too large\n")
+            return _plain(404, "no XenAPI endpoint at this path\n")
+        if length is not None and length > self.max_request_bytes:
+            return TOO_LARGE
+        return None
+
+    def answer(self, path: str, body: bytes) -> Reply | Pending:
+        """The answer to one request body; never raises."""
+        if len(body) > self.max_request_bytes:
+            return TOO_LARGE
         try:
             if path == JSONRPC_PATH:
-                return _ok(start_response, "application/json", self._jsonrpc(body))
-            return _ok(start_response, "text/xml", self._xmlrpc(body))
-        except WireFormatError as error:
-            return _http_500(start_response, str(error))
+                return self._jsonrpc(body)
+            return self._xmlrpc(body)
+        except Exception as error:
+            log_internal_error(error)
+            return INTERNAL
 
-    def _body(self, environ: Environ) -> bytes:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """WSGI: the same answers, a long poll blocking the calling thread."""
+        path = environ.get("PATH_INFO", "/") or "/"
         length_text = environ.get("CONTENT_LENGTH") or ""
         length = int(length_text) if length_text.isdigit() else None
-        if length is not None and length > self.max_request_bytes:
-            raise _TooLarge
-        body: bytes = environ["wsgi.input"].read(
-            length if length is not None else self.max_request_bytes + 1
-        )
-        if len(body) > self.max_request_bytes:
-            raise _TooLarge
-        return body
+        reply = self.refuse(environ.get("REQUEST_METHOD", ""), path, length)
+        if reply is None:
+            limit = length if length is not None else self.max_request_bytes + 1
+            answer = self.answer(path, environ["wsgi.input"].read(limit))
+            if isinstance(answer, Pending):
+                answer.poll.wait_blocking()
+                answer = answer.finish()
+            reply = answer
+        headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))]
+        start_response(reply.status_line, headers)
+        return [reply.body]
 
-    def _xmlrpc(self, body: bytes) -> bytes:
-        method, params = xmlrpc.decode_request(body)
-        return xmlrpc.encode_response(self.dispatch(method, params))
+    # ---- the two protocols --------------------------------------------------------------
 
-    def _jsonrpc(self, body: bytes) -> bytes:
-        request = jsonrpc.decode_request(body)
-        outcome = self.dispatch(request.method, request.params)
-        return jsonrpc.encode_response(outcome, request.id, request.version)
+    def _xmlrpc(self, body: bytes) -> Reply | Pending:
+        try:
+            method, params = xmlrpc.decode_request(body)
+        except WireFormatError:
+            return UNREADABLE_XML
+        return self._respond(method, params, xmlrpc.encode_response, "text/xml")
+
+    def _jsonrpc(self, body: bytes) -> Reply | Pending:
+        try:
+            request = jsonrpc.decode_request(body)
+        except WireFormatError:
+            return UNREADABLE_JSON
+
+        def encode(outcome: Outcome) -> bytes:
+            return jsonrpc.encode_response(outcome, request.id, request.version)
+
+        return self._respond(request.method, request.params, encode, "application/json")
+
+    def _respond(
+        self,
+        method: str,
+        params: tuple[object, ...],
+        encode: Callable[[Outcome], bytes],
+        content_type: str,
+    ) -> Reply | Pending:
+        result = self._dispatch(method, params)
+        if isinstance(result, Poll):
+            poll = result
+            return Pending(poll, lambda: Reply(200, content_type, encode(_poll_outcome(poll))))
+        return Reply(200, content_type, encode(result))
+
+    # ---- dispatch -----------------------------------------------------------------------
 
     def dispatch(self, method: str, params: tuple[object, ...]) -> Outcome:
-        """Answer one call: the server's own methods here, everything else from the model."""
+        """Answer one call, a long poll blocking until it is ready."""
+        result = self._dispatch(method, params)
+        if isinstance(result, Poll):
+            result.wait_blocking()
+            return _poll_outcome(result)
+        return result
+
+    def _dispatch(self, method: str, params: tuple[object, ...]) -> Outcome | Poll:
+        """The server's own methods here, everything else from the model."""
         method = _canonical(method)
         if method == "system.listMethods":
             return Success(tuple(sorted((*REGISTRY, *SERVER_METHODS))))
@@ -82,7 +199,11 @@ class XenAPIApp:
             return self._event_from(params)
         if method == "event.inject":
             return self._event_inject(params)
-        return self.state.call(method, params)
+        try:
+            return self.state.call(method, params)
+        except Exception as error:  # xapi's dispatch_exn_wrapper: any exception is an error
+            log_internal_error(error)
+            return Failure("INTERNAL_ERROR", (f"{type(error).__name__} in the embedded server",))
 
     def _session_error(
         self, name: str, params: tuple[object, ...], expected: int
@@ -95,33 +216,31 @@ class XenAPIApp:
             return Failure("SESSION_INVALID", (str(params[0]),))
         return None
 
-    def _event_from(self, params: tuple[object, ...]) -> Outcome:
+    def _event_from(self, params: tuple[object, ...]) -> Outcome | Poll:
         error = self._session_error("event.from", params, 3)
         if error:
             return error
-        classes_raw, token, timeout = params[1], params[2], params[3]
+        session, classes_raw, token, timeout_raw = params
         if not isinstance(classes_raw, list) or not isinstance(token, str):
             return Failure("INTERNAL_ERROR", ("Expected string set and string",))
+        try:
+            timeout = float(unmarshal(timeout_raw, _FLOAT, {}))  # type: ignore[arg-type]
+        except UnmarshalError as bad:
+            return Failure("INTERNAL_ERROR", (bad.text,))
         classes = {_class_name(str(c)) for c in classes_raw}
-        wait = (
-            float(timeout)
-            if isinstance(timeout, int | float | str) and _is_number(timeout)
-            else 0.0
-        )
         log = self.state.events
         if token == "":
-            batch = log.current(classes)
-        else:
-            first = parse_token(token)
-            if first is None:
-                return Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,))
-            batch = log.since(first, classes, wait)
-        result: dict[str, Value] = {
-            "events": tuple(e.as_value() for e in batch.events),
-            "valid_ref_counts": batch.counts,
-            "token": batch.token,
-        }
-        return Success(result)
+            return _batch_outcome(log.current(classes))
+        first = parse_token(token)
+        if first is None:
+            return Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,))
+        state = self.state
+
+        def alive() -> bool:
+            return session in state.world.sessions
+
+        poll = Poll.start(log, first, classes, timeout, str(session), alive)
+        return _poll_outcome(poll) if poll.ready() else poll
 
     def _event_inject(self, params: tuple[object, ...]) -> Outcome:
         error = self._session_error("event.inject", params, 2)
@@ -130,6 +249,37 @@ class XenAPIApp:
         cls, ref = str(params[1]), str(params[2])
         token = self.state.events.inject(cls, ref)
         return Success(token) if token is not None else Failure("HANDLE_INVALID", (cls, ref))
+
+
+def _poll_outcome(poll: Poll) -> Outcome:
+    """What a ready poll answers: its batch, or SESSION_INVALID once its session is gone."""
+    batch = poll.batch()
+    if batch is None:
+        return Failure("SESSION_INVALID", (poll.session,))
+    return _batch_outcome(batch)
+
+
+def _batch_outcome(batch: Batch) -> Outcome:
+    result: dict[str, Value] = {
+        "events": tuple(e.as_value() for e in batch.events),
+        "valid_ref_counts": batch.counts,
+        "token": batch.token,
+    }
+    return Success(result)
+
+
+def log_internal_error(error: BaseException) -> None:
+    """Report a failure of the server's own code on stderr: where, and the exception's type.
+
+    The message is left out: it may quote the request (a password included).
+    """
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    print(
+        f"xapi-conformance: internal error in the embedded server "
+        f"({type(error).__name__}); please report it with these frames:\n{frames}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _canonical(method: str) -> str:
@@ -144,31 +294,3 @@ def _class_name(subscription: str) -> str:
     """Classes match case-insensitively; the ref of a ``vm/REF`` subscription keeps its case."""
     cls, sep, ref = subscription.partition("/")
     return f"{cls.lower()}{sep}{ref}"
-
-
-def _is_number(value: object) -> bool:
-    try:
-        float(str(value))
-    except ValueError:
-        return False
-    return True
-
-
-def _ok(start_response: StartResponse, content_type: str, body: bytes) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return [body]
-
-
-def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
-    body = text.encode()
-    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-
-
-def _http_500(start_response: StartResponse, reason: str) -> list[bytes]:
-    body = f"<html><body><h1>HTTP 500 internal server error</h1>{html.escape(reason)}</body></html>".encode()
-    start_response(
-        "500 Internal Server Error",
-        [("Content-Type", "text/html"), ("Content-Length", str(len(body)))],
-    )
-    return [body]

@@ -10,7 +10,8 @@ from models.world import Account
 
 __all__ = ["ServerConfig", "parse_account"]
 
-MAX_REQUEST_BYTES = 16 * 2**20
+MAX_REQUEST_BYTES = 300 * 1024
+"""xapi's limit on an RPC body (``Constants.http_limit_max_rpc_size``)."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,13 @@ class ServerConfig:
     ``password`` is root's (pool-admin, a local superuser as on a PAM login); ``accounts`` are
     role-limited logins that go through RBAC. ``faults`` names seeded faults
     (``conformance.server.faults.FAULTS``), applied in order; empty for the reference server.
+
+    Connection limits, as xapi's ``Http_svr`` sets them for TCP where it has one: a connection
+    waiting for its next request is closed after ``idle_timeout`` seconds; once a request has
+    begun, each read may take ``read_timeout`` seconds and the whole request (headers and
+    body) ``request_timeout`` seconds (xapi: 10 s and 60 s); at most ``max_connections`` are
+    served at once (xapi: 800), the next ones wait to be accepted. ``threads`` run the model;
+    long polls hold none of them.
     """
 
     host: str = "127.0.0.1"
@@ -31,6 +39,10 @@ class ServerConfig:
     hosts: int = 2
     threads: int = 8
     max_request_bytes: int = MAX_REQUEST_BYTES
+    idle_timeout: float = 120.0
+    read_timeout: float = 10.0
+    request_timeout: float = 60.0
+    max_connections: int = 800
     salt: str = field(default="xapi-conformance")
     faults: tuple[str, ...] = ()
 

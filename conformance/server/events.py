@@ -1,10 +1,16 @@
-"""event.from for the embedded server: a change log computed by diffing successive worlds."""
+"""event.from for the embedded server: a change log computed by diffing successive worlds.
+
+A long poll is a ``Poll``: what it waits for, until when, and for which session. It holds no
+thread and no lock while it waits: the HTTP front end parks it on the log's listeners, and the
+WSGI app (in-process targets) blocks on the log's condition instead.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from models.others import host_record, pool_record, task_record
@@ -12,10 +18,39 @@ from models.outcome import Value
 from models.records import read_record
 from models.world import World
 
-__all__ = ["Batch", "Event", "EventLog", "parse_token", "snapshot_all", "snapshot_changes"]
+__all__ = [
+    "Batch",
+    "Event",
+    "EventLog",
+    "Poll",
+    "parse_token",
+    "snapshot_all",
+    "snapshot_changes",
+    "wait_seconds",
+]
 
 CLASSES = ("vm", "host", "pool", "sr", "task")
-MAX_WAIT_S = 60.0
+DEFAULT_WAIT_S = 24 * 3600.0
+"""xapi's wait when a timeout is not a usable span (``Xapi_event.from``: 24 hours)."""
+_MAX_SPAN_NS = 2**53 - 1
+"""The longest span ``Mtime.Span.of_float_ns`` accepts (about 104 days)."""
+CAPACITY = 10_000
+"""Events kept for tokens to catch up on; bounds the log's memory (each holds a snapshot)."""
+
+
+def wait_seconds(timeout: float) -> float:
+    """How long event.from waits for ``timeout`` seconds, as xapi decides it.
+
+    ``Clock.Timer.s_to_span`` refuses NaN, a negative span and one beyond about 104 days
+    (2**53 - 1 ns after rounding half away from zero); xapi then waits 24 hours.
+    """
+    if math.isnan(timeout):
+        return DEFAULT_WAIT_S
+    scaled = timeout * 1e9
+    nanoseconds = math.copysign(math.floor(abs(scaled) + 0.5), scaled)
+    if nanoseconds < 0 or nanoseconds > _MAX_SPAN_NS:
+        return DEFAULT_WAIT_S
+    return nanoseconds / 1e9
 
 
 @dataclass(frozen=True)
@@ -105,13 +140,30 @@ def parse_token(token: str) -> int | None:
 class EventLog:
     """A bounded log of events with a condition to wait on; thread-safe."""
 
-    def __init__(self, world: World, capacity: int = 100_000) -> None:
+    def __init__(self, world: World, capacity: int = CAPACITY) -> None:
         self._lock = threading.Condition()
         self._events: list[Event] = []
         self._next_id = 0
         self._capacity = capacity
         self._objects = snapshot_all(world)
         self._world = world
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from any thread, so it must be quick) after every change."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener``."""
+        with self._lock:
+            self._listeners.remove(listener)
+
+    def _notify(self) -> None:
+        """Wake blocking waiters and listeners (the caller holds the lock)."""
+        self._lock.notify_all()
+        for listener in self._listeners:
+            listener()
 
     def record(self, world: World) -> None:
         """Append the differences between the last recorded world and ``world``.
@@ -128,18 +180,34 @@ class EventLog:
                 self._next_id += 1
             del self._events[: max(0, len(self._events) - self._capacity)]
             self._objects = objects
-            self._lock.notify_all()
+            self._notify()
 
-    def since(self, first: int, classes: set[str], timeout: float) -> Batch:
-        """Events from id ``first`` on in ``classes``, waiting up to ``timeout`` for one."""
-        deadline = time.monotonic() + min(max(timeout, 0.0), MAX_WAIT_S)
+    def since(self, first: int, classes: set[str]) -> Batch:
+        """Events from id ``first`` on in ``classes``, at once (empty when there are none)."""
         with self._lock:
-            while True:
-                found = [e for e in self._events if e.id >= first and _wanted(e, classes)]
-                remaining = deadline - time.monotonic()
-                if found or remaining <= 0:
-                    return self._batch(found)
-                self._lock.wait(remaining)
+            return self._batch(self._found(first, classes))
+
+    def has_since(self, first: int, classes: set[str]) -> bool:
+        """Whether an event from id ``first`` on in ``classes`` is in the log."""
+        with self._lock:
+            return any(True for _ in self._matching(first, classes))
+
+    def wait_until(self, predicate: Callable[[], bool], seconds: float) -> None:
+        """Block until ``predicate`` holds after a change, or ``seconds`` pass.
+
+        ``predicate`` is checked under the log's (re-entrant) lock, so no change is missed
+        between a check and the wait.
+        """
+        with self._lock:
+            self._lock.wait_for(predicate, seconds)
+
+    def _found(self, first: int, classes: set[str]) -> list[Event]:
+        return list(self._matching(first, classes))
+
+    def _matching(self, first: int, classes: set[str]) -> Iterable[Event]:
+        """Events from id ``first`` on in ``classes``; ids are consecutive, so slice, not scan."""
+        start = max(0, first - self._events[0].id) if self._events else 0
+        return (e for e in self._events[start:] if _wanted(e, classes))
 
     def current(self, classes: set[str]) -> Batch:
         """Every live object as an ``add`` event: what a "" token returns."""
@@ -166,7 +234,7 @@ class EventLog:
                 Event(self._next_id, time.time(), cls.lower(), "mod", ref, snapshot)
             )
             self._next_id += 1
-            self._lock.notify_all()
+            self._notify()
             return token
 
     def _batch(self, events: list[Event]) -> Batch:
@@ -175,6 +243,58 @@ class EventLog:
         for cls, _ref in self._objects:
             counts[cls] = counts.get(cls, 0) + 1
         return Batch(events, _format(self._next_id), counts)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """One waiting event.from: events from ``first`` in ``classes`` until ``deadline``.
+
+    ``alive`` tells whether ``session``, the caller's, still exists: xapi wakes a waiting call with
+    SESSION_INVALID when its session is destroyed (``Xapi_event.From.wait2``).
+    """
+
+    log: EventLog
+    first: int
+    classes: frozenset[str]
+    deadline: float
+    session: str
+    alive: Callable[[], bool]
+
+    @classmethod
+    def start(
+        cls,
+        log: EventLog,
+        first: int,
+        classes: set[str],
+        timeout: float,
+        session: str,
+        alive: Callable[[], bool],
+    ) -> Poll:
+        """A poll of ``session`` that waits as xapi waits for ``timeout`` seconds, from now."""
+        deadline = time.monotonic() + wait_seconds(timeout)
+        return cls(log, first, frozenset(classes), deadline, session, alive)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (0 once it has passed)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def ready(self) -> bool:
+        """Whether to answer now: an event, the deadline, or the session gone."""
+        return (
+            self.remaining() <= 0
+            or not self.alive()
+            or self.log.has_since(self.first, set(self.classes))
+        )
+
+    def wait_blocking(self) -> None:
+        """Block the calling thread until ``ready`` (the WSGI app's way)."""
+        self.log.wait_until(self.ready, self.remaining())
+
+    def batch(self) -> Batch | None:
+        """What event.from answers now; None when the session is gone."""
+        if not self.alive():
+            return None
+        return self.log.since(self.first, set(self.classes))
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,11 @@ def _json_value(value: Value) -> object:
 
 
 def _dumps(document: dict[str, object]) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a client's "\ud800") stays a JSON escape
+        return json.dumps(document, separators=(",", ":")).encode("ascii")
 
 
 def encode_request(

@@ -7,8 +7,10 @@ server as a XenAPI simulator, report re-renders reports or builds a cross-target
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from conformance.errors import ConformanceError, UsageError
 
@@ -24,17 +26,43 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+_UNSAFE = "UNSAFE: visible to every local user in the process list; "
+
+
 def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
-    serve = commands.add_parser("serve", help="run the embedded reference XenAPI server")
+    serve = commands.add_parser(
+        "serve",
+        help="run the embedded reference XenAPI server",
+        description="Run the embedded reference XenAPI server (a XenAPI simulator). Give root's "
+        "password with --password-env or --password-file, role-limited accounts with "
+        "--accounts-file: passwords on the command line are visible to every local user.",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
-    serve.add_argument("--password", default="", help="password of root (pool-admin)")
+    root = serve.add_mutually_exclusive_group()
+    root.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read root's password (pool-admin) from environment variable VAR",
+    )
+    root.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read root's password from the first line of FILE",
+    )
+    root.add_argument("--password", help=_UNSAFE + "use --password-env or --password-file instead")
+    serve.add_argument(
+        "--accounts-file",
+        metavar="FILE",
+        help="role-limited accounts, one a line: NAME:ROLE:env:VAR or NAME:ROLE:file:PATH "
+        "(# starts a comment)",
+    )
     serve.add_argument(
         "--account",
         action="append",
         default=[],
         metavar="NAME:PASSWORD:ROLE",
-        help="a role-limited account (repeatable)",
+        help=_UNSAFE + "a role-limited account (repeatable); use --accounts-file instead",
     )
     serve.add_argument("--restrict-dmc", action="store_true", help="start with DMC licensed off")
     serve.add_argument(
@@ -59,8 +87,19 @@ def build_parser() -> _Parser:
     return parser
 
 
+def _root_password(args: argparse.Namespace) -> str:
+    """root's password from --password-env, --password-file or (unsafe) --password; "" if none."""
+    from conformance.server.config import read_secret
+
+    if args.password_env is not None:
+        return read_secret(f"env:{args.password_env}", os.environ)
+    if args.password_file is not None:
+        return read_secret(f"file:{args.password_file}", os.environ)
+    return str(args.password or "")
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from conformance.server.config import ServerConfig, parse_account
+    from conformance.server.config import ServerConfig, parse_account, read_accounts_file
     from conformance.server.faults import known
     from conformance.server.process import serve_forever
 
@@ -68,11 +107,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
     if args.hosts < 1:
         raise UsageError(f"--hosts must be at least 1, got {args.hosts}")
+    accounts = tuple(parse_account(a) for a in args.account)
+    if args.accounts_file is not None:
+        accounts += read_accounts_file(Path(args.accounts_file))
     config = ServerConfig(
         host=args.host,
         port=args.port,
-        password=args.password,
-        accounts=tuple(parse_account(a) for a in args.account),
+        password=_root_password(args),
+        accounts=accounts,
         restrict_dmc=args.restrict_dmc,
         guest_agent=not args.no_guest_agent,
         hosts=args.hosts,

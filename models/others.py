@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from models.errors import XenAPIError, handle_invalid, uuid_invalid
 from models.outcome import Encoded, Value
+from models.rbac import check_permission
 from models.schema import Message, Param, parse_type
 from models.transition import Ctx, Handler, Result, done
 from models.world import NULL_REF, Host, SessionInfo, Task, World, new_ids
@@ -342,15 +343,31 @@ def _field_getter(cls: str, field: str) -> Handler:
     return handler
 
 
+_TASK_ANY = _message("task.destroy/any", role="pool-operator")
+"""xapi's extra permission to act on another subject's task (``_R_POOL_OP`` and above)."""
+
+
+def _assert_task_op_valid(ctx: Ctx, ref: str) -> None:
+    """``TaskHelper.assert_op_valid``: a subject may act on its own tasks; others need
+    ``task.destroy/any``. A task is one's own when the session that made it belongs to the same
+    user; once that session is gone, it is no one's.
+    """
+    owner = ctx.world.sessions.get(ctx.world.tasks[ref].session)
+    if owner is not None and owner.user == ctx.session.user:
+        return
+    check_permission(ctx.session, _TASK_ANY.name, _TASK_ANY, ())
+
+
 def _task_destroy(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     ref = _task_ref(ctx.world, args[0])
+    _assert_task_op_valid(ctx, ref)
     tasks = {k: v for k, v in ctx.world.tasks.items() if k != ref}
     return done(replace(ctx.world, tasks=MappingProxyType(tasks)))
 
 
 def _task_cancel(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """Tasks of the model finish at once, so there is nothing left to cancel."""
-    _task_ref(ctx.world, args[0])
+    _assert_task_op_valid(ctx, _task_ref(ctx.world, args[0]))
     return done(ctx.world)
 
 

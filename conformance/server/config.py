@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conformance.errors import UsageError
 from models.schema import ROLES
 from models.world import Account
 
-__all__ = ["ServerConfig", "parse_account"]
+__all__ = ["ServerConfig", "parse_account", "read_accounts_file", "read_secret"]
 
 MAX_REQUEST_BYTES = 300 * 1024
 """xapi's limit on an RPC body (``Constants.http_limit_max_rpc_size``)."""
@@ -59,8 +62,61 @@ def parse_account(text: str) -> Account:
         raise UsageError(
             f"--account expects NAME:PASSWORD:ROLE, got {text.split(':', maxsplit=1)[0]!r}:…"
         )
+    return _account(name, role, password, "--account")
+
+
+def read_secret(source: str, environ: Mapping[str, str], base: Path | None = None) -> str:
+    """A password from ``env:VAR`` (an environment variable) or ``file:PATH`` (a file's first line).
+
+    A relative PATH is taken from ``base`` (the accounts file's folder) when given. Errors name
+    the variable or the file, never a value.
+    """
+    kind, sep, where = source.partition(":")
+    if sep and kind == "env":
+        if where not in environ:
+            raise UsageError(f"the environment variable {where} is not set")
+        return environ[where]
+    if sep and kind == "file":
+        path = Path(where) if base is None else base / where
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read the password file {path}: {error}") from None
+        return lines[0] if lines else ""
+    raise UsageError(f"a password source is env:VAR or file:PATH, got {kind!r}…")
+
+
+def read_accounts_file(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[Account, ...]:
+    """Role-limited accounts, one a line: ``NAME:ROLE:env:VAR`` or ``NAME:ROLE:file:PATH``.
+
+    Blank lines and lines starting with ``#`` are skipped. The file itself holds no password, so
+    it can be kept with a CI configuration; a relative PATH is read beside the file.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read the accounts file {path}: {error}") from None
+    accounts = []
+    for number, line in enumerate(lines, 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            accounts.append(_account_line(line.strip(), f"{path}:{number}", environ, path.parent))
+    return tuple(accounts)
+
+
+def _account_line(line: str, where: str, environ: Mapping[str, str], base: Path) -> Account:
+    name, _, rest = line.partition(":")
+    role, _, source = rest.partition(":")
+    if not (name and role and source):
+        raise UsageError(f"{where}: expected NAME:ROLE:env:VAR or NAME:ROLE:file:PATH")
+    try:
+        return _account(name, role, read_secret(source, environ, base), "the accounts file")
+    except UsageError as error:
+        raise UsageError(f"{where}: {error}") from None
+
+
+def _account(name: str, role: str, password: str, origin: str) -> Account:
     if role not in ROLES:
-        raise UsageError(f"--account role {role!r} is not one of: {', '.join(ROLES)}")
+        raise UsageError(f"{origin}: role {role!r} is not one of: {', '.join(ROLES)}")
     if name == "root":
-        raise UsageError("--account cannot redefine root; use --password for root")
+        raise UsageError(f"{origin} cannot redefine root; use --password-env for root")
     return Account(name, password, role)

@@ -47,7 +47,10 @@ def wait_seconds(timeout: float) -> float:
     if math.isnan(timeout):
         return DEFAULT_WAIT_S
     scaled = timeout * 1e9
-    nanoseconds = math.copysign(math.floor(abs(scaled) + 0.5), scaled)
+    whole = math.floor(abs(scaled)) if math.isfinite(scaled) else math.inf
+    if abs(scaled) - whole >= 0.5:  # OCaml's Float.round: half away from zero, exactly
+        whole += 1
+    nanoseconds = math.copysign(whole, scaled)
     if nanoseconds < 0 or nanoseconds > _MAX_SPAN_NS:
         return DEFAULT_WAIT_S
     return nanoseconds / 1e9

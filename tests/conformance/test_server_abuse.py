@@ -502,3 +502,24 @@ def test_command_line_passwords_are_documented_as_unsafe() -> None:
     )
     assert result.stdout.count("UNSAFE") == 2
     assert "--password-env" in result.stdout and "--accounts-file" in result.stdout
+
+
+# ---- memory -----------------------------------------------------------------------------------
+
+
+def test_the_event_log_keeps_at_most_its_capacity() -> None:
+    """The log is the only store that grows with traffic; it keeps the latest events only."""
+    from dataclasses import replace
+
+    from conformance.server.events import EventLog
+    from models.setup import initial_world
+
+    world = initial_world(hosts=1, accounts=(), dmc_enabled=True)
+    log = EventLog(world, capacity=50)
+    pool = world.pool
+    for n in range(200):
+        world = replace(world, pool=replace(pool, other_config={"n": str(n)}))
+        log.record(world)
+    batch = log.since(0, {"pool"})
+    assert len(batch.events) == 50
+    assert batch.events[-1].snapshot["other_config"] == {"n": "199"}

@@ -80,8 +80,8 @@ class FrontEnd:
         try:
             async with self._slots:
                 await _Connection(self, reader, writer).serve()
-        except (_Closed, ConnectionError, asyncio.CancelledError):
-            pass
+        except (_Closed, ConnectionError, TimeoutError, asyncio.CancelledError):
+            pass  # the client left, or did not read its answer in time
         except Exception as error:
             log_internal_error(error)
         finally:

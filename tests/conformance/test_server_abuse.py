@@ -523,3 +523,38 @@ def test_the_event_log_keeps_at_most_its_capacity() -> None:
     batch = log.since(0, {"pool"})
     assert len(batch.events) == 50
     assert batch.events[-1].snapshot["other_config"] == {"n": "199"}
+
+
+def _hammer(url: str, stopping: threading.Event, failures: list[BaseException]) -> None:
+    target = XmlRpcTarget(url)
+    try:
+        session = _login(target)
+        while not stopping.is_set():
+            target.call("VM.get_all_records", session)
+    except TargetUnreachable:
+        pass  # the server went away under us: expected
+    except BaseException as error:
+        failures.append(error)
+
+
+def test_stop_while_clients_call_closes_nothing_twice(capfd: pytest.CaptureFixture[str]) -> None:
+    """The EBADF at stop (waitress's trigger pipe closed, then written to by a worker) is gone:
+    stopping with calls in flight ends every connection on the loop that owns it.
+    """
+    for _ in range(5):
+        server = start_in_thread(ServerConfig(password=PASSWORD))
+        stopping = threading.Event()
+        failures: list[BaseException] = []
+        clients = [
+            threading.Thread(target=_hammer, args=(server.url, stopping, failures))
+            for _ in range(4)
+        ]
+        for client in clients:
+            client.start()
+        time.sleep(0.2)
+        server.stop()
+        stopping.set()
+        for client in clients:
+            client.join(timeout=10)
+        assert failures == []
+    assert "internal error" not in capfd.readouterr().err

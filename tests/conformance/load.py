@@ -23,7 +23,14 @@ from conformance.targets import JsonRpcTarget, XmlRpcTarget
 from models.outcome import Failure, Success, Value
 from tests.models.helpers import vm_args
 
-__all__ = ["LoadResult", "login_latency_under_polls", "rss_kib", "run_load", "serving"]
+__all__ = [
+    "LoadResult",
+    "cpu_seconds",
+    "login_latency_under_polls",
+    "rss_kib",
+    "run_load",
+    "serving",
+]
 
 POLLERS = 2
 
@@ -152,6 +159,14 @@ def login_latency_under_polls(url: str, password: str, polls: int = 8) -> float:
         thread.join()
     root.call("VM.destroy", session, vm.value)  # type: ignore[union-attr]
     return latency
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used (Linux ``/proc``): a cost that does
+    not depend on how busy the machine is, unlike calls per second.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:

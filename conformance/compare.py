@@ -9,22 +9,28 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from conformance.wire import WireFormatError, from_wire
 from models import catalogue
+from models.catalogue import MessageKind, kind_of
 from models.outcome import Failure, Outcome, Success, Value
+from models.rpc import resolve
 from models.schema import XType
 from models.world import NULL_REF
 
 __all__ = [
     "SHAPE_ONLY_FIELDS",
     "SHAPE_ONLY_RESULTS",
+    "AnswerRules",
+    "Mismatch",
     "Strictness",
     "field_mismatch",
     "outcome_mismatch",
     "typed_outcome",
     "typed_vm_record",
+    "wire_mismatch",
 ]
 
 Strictness = Literal["exact", "arity", "code"]
@@ -73,24 +79,79 @@ SHAPE_ONLY_RESULTS: Mapping[str, str] = {
 """VM messages whose successful result is checked for type only, with the reason."""
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """Why an answer is not one xapi gives: where (the result, a field, an error parameter), how."""
+
+    where: str
+    how: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.how}"
+
+
+@dataclass(frozen=True)
+class AnswerRules:
+    """How one method's answer is typed and compared, resolved once per call.
+
+    ``answer`` types what the target sends back at once (a task ref for ``Async.``); ``result``
+    types the final value (the task's result for ``Async.``).
+    """
+
+    method: str
+    name: str
+    is_async: bool
+    known: bool
+    takes_session: bool
+    answer: XType | None
+    result: XType | None
+    result_field: str | None = None
+    shape_only: bool = False
+
+    @classmethod
+    def of(cls, method: str) -> AnswerRules:
+        """The rules of ``method`` as the model's registry declares it."""
+        name, entry, is_async = resolve(method)
+        if entry is None:
+            return cls(method, name, is_async, False, True, None, None)
+        message = entry.message
+        result_field, shape_only = None, False
+        if name.startswith("VM."):
+            kind, field = kind_of(message)
+            result_field = field if kind == MessageKind.GET_FIELD else None
+            shape_only = message.name in SHAPE_ONLY_RESULTS
+        answer = XType("ref", name="task") if is_async else message.returns
+        return cls(
+            method,
+            name,
+            is_async,
+            True,
+            entry.takes_session,
+            answer,
+            message.returns,
+            result_field,
+            shape_only,
+        )
+
+
 def typed_vm_record(raw: object) -> dict[str, Value]:
     """A VM record from the wire, each catalogue field typed (int64 from strings…)."""
     if not isinstance(raw, Mapping):
         raise WireFormatError(f"expected a VM record, got {type(raw).__name__}")
-    return {
-        k: from_wire(v, catalogue.FIELDS[k].type) if k in catalogue.FIELDS else v
-        for k, v in raw.items()
-    }
+    typed: dict[str, Value] = {}
+    for key, value in raw.items():
+        spec = catalogue.FIELDS.get(key)
+        try:
+            typed[key] = from_wire(value, spec.type) if spec else value
+        except WireFormatError as error:
+            raise WireFormatError(f"field {key}: {error}") from None
+    return typed
 
 
 def _typed_value(raw: object, xtype: XType) -> Value:
-    if xtype == XType("record", name="VM"):
+    if xtype == _VM_RECORD:
         return typed_vm_record(raw)
-    if (
-        xtype.kind == "map"
-        and xtype.item == XType("record", name="VM")
-        and isinstance(raw, Mapping)
-    ):
+    if xtype.kind == "map" and xtype.item == _VM_RECORD and isinstance(raw, Mapping):
         return {str(k): typed_vm_record(v) for k, v in raw.items()}
     return from_wire(raw, xtype)
 
@@ -100,6 +161,104 @@ def typed_outcome(outcome: Outcome, returns: XType | None) -> Outcome:
     if isinstance(outcome, Failure) or returns is None:
         return outcome
     return Success(_typed_value(outcome.value, returns))
+
+
+_VM_RECORD = XType("record", name="VM")
+_WIRE_KINDS: Mapping[str, tuple[type, ...]] = {
+    "string": (str,),
+    "ref": (str,),
+    "enum": (str,),
+    "bool": (bool,),
+    "float": (float, int),
+    "datetime": (str, datetime.datetime),
+}
+
+
+def wire_mismatch(
+    raw: object, xtype: XType, protocol: str, where: str = "result"
+) -> Mismatch | None:
+    """Whether a decoded answer has the wire type xapi sends for ``xtype``, strictly.
+
+    xapi sends int64 as a bare string over XML-RPC and as a number over JSON-RPC; a bool is
+    never the text "true"; a string is never a number.
+    """
+    if xtype.kind == "int":
+        wanted: tuple[type, ...] = (str,) if protocol == "xmlrpc" else (int,)
+        ok = isinstance(raw, wanted) and not isinstance(raw, bool)
+        return None if ok else _wrong_type(raw, xtype, protocol, where)
+    if xtype.kind in _WIRE_KINDS:
+        ok = isinstance(raw, _WIRE_KINDS[xtype.kind]) and (
+            xtype.kind == "bool" or not isinstance(raw, bool)
+        )
+        return None if ok else _wrong_type(raw, xtype, protocol, where)
+    if xtype.kind == "void":
+        return None if raw == "" else _wrong_type(raw, xtype, protocol, where)
+    if xtype.kind == "set":
+        return _items_mismatch(raw, xtype, protocol, where)
+    if xtype.kind == "map":
+        return _map_wire_mismatch(raw, xtype, protocol, where)
+    if xtype == _VM_RECORD:
+        return _record_wire_mismatch(raw, protocol, where)
+    return None
+
+
+def _items_mismatch(raw: object, xtype: XType, protocol: str, where: str) -> Mismatch | None:
+    if not isinstance(raw, list | tuple):
+        return _wrong_type(raw, xtype, protocol, where)
+    item = xtype.item or XType("string")
+    for index, element in enumerate(raw):
+        found = wire_mismatch(element, item, protocol, f"{where}[{index}]")
+        if found:
+            return found
+    return None
+
+
+def _map_wire_mismatch(raw: object, xtype: XType, protocol: str, where: str) -> Mismatch | None:
+    if not isinstance(raw, Mapping):
+        return _wrong_type(raw, xtype, protocol, where)
+    item = xtype.item or XType("string")
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            return Mismatch(where, f"map key {key!r} is not a string")
+        found = wire_mismatch(value, item, protocol, f"{where}[{key!r}]")
+        if found:
+            return found
+    return None
+
+
+def _record_wire_mismatch(raw: object, protocol: str, where: str) -> Mismatch | None:
+    if not isinstance(raw, Mapping):
+        return _wrong_type(raw, _VM_RECORD, protocol, where)
+    for name, spec in catalogue.FIELDS.items():
+        if name in raw:
+            found = wire_mismatch(raw[name], spec.type, protocol, _field_path(where, name))
+            if found:
+                return found
+    return None
+
+
+def _field_path(where: str, name: str) -> str:
+    return f"field {name}" if where == "result" else f"{where}.{name}"
+
+
+def _wrong_type(raw: object, xtype: XType, protocol: str, where: str) -> Mismatch:
+    sent = "a bare string" if xtype.kind == "int" and protocol == "xmlrpc" else _article(xtype)
+    return Mismatch(
+        where,
+        f"xapi sends {xtype} as {sent} over {protocol}; the target sent "
+        f"{type(raw).__name__} {_short(raw)}",
+    )
+
+
+def _article(xtype: XType) -> str:
+    return {"int": "a number", "set": "an array", "map": "a struct", "void": "an empty string"}.get(
+        xtype.kind, f"a {xtype.kind}"
+    )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _round(value: float) -> float:
@@ -185,6 +344,75 @@ def field_mismatch(field: str, expected: Value, actual: Value) -> bool:
     return not values_equal(expected, actual, catalogue.FIELDS[field].type, field)
 
 
+def value_mismatch(
+    expected: Value, actual: Value, xtype: XType, field: str | None = None, where: str = "result"
+) -> Mismatch | None:
+    """Where and how ``actual`` differs from ``expected`` (None when equal by the rules above)."""
+    if values_equal(expected, actual, xtype, field):
+        return None
+    if xtype == _VM_RECORD and isinstance(expected, Mapping) and isinstance(actual, Mapping):
+        return _record_difference(expected, actual, where)
+    if xtype.kind == "map" and isinstance(expected, Mapping) and isinstance(actual, Mapping):
+        return _map_difference(expected, actual, xtype, field, where)
+    if xtype.kind == "set" and isinstance(expected, Sequence) and isinstance(actual, Sequence):
+        return _set_difference(expected, actual, where)
+    return Mismatch(where, f"expected {_short(expected)}, got {_short(actual)}")
+
+
+def _record_difference(
+    expected: Mapping[str, Value], actual: Mapping[str, Value], where: str
+) -> Mismatch:
+    differing = record_mismatches(expected, actual)
+    name = differing[0]
+    path = _field_path(where, name)
+    if name not in actual:
+        first = Mismatch(path, "missing from the record")
+    else:
+        spec = catalogue.FIELDS[name].type
+        first = value_mismatch(expected[name], actual[name], spec, name, path) or Mismatch(
+            path, "differs"
+        )
+    if len(differing) == 1:
+        return first
+    return Mismatch(first.where, f"{first.how} (also differing: {', '.join(differing[1:4])})")
+
+
+def _map_difference(
+    expected: Mapping[str, Value],
+    actual: Mapping[str, Value],
+    xtype: XType,
+    field: str | None,
+    where: str,
+) -> Mismatch:
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    if missing or extra:
+        parts = [
+            f"missing keys {missing}" if missing else "",
+            f"extra keys {extra}" if extra else "",
+        ]
+        return Mismatch(where, "; ".join(p for p in parts if p))
+    item = xtype.item or XType("string")
+    loose = SHAPE_ONLY_MAP_KEYS.get(field or "", frozenset())
+    for key, value in expected.items():
+        if key in loose:
+            continue
+        found = value_mismatch(value, actual[key], item, None, f"{where}[{_short(key)}]")
+        if found:
+            return found
+    return Mismatch(where, "differs")
+
+
+def _set_difference(expected: Sequence[Value], actual: Sequence[Value], where: str) -> Mismatch:
+    missing = [v for v in expected if v not in actual]
+    extra = [v for v in actual if v not in expected]
+    parts = [
+        f"missing {_short(missing)}" if missing else "",
+        f"extra {_short(extra)}" if extra else "",
+    ]
+    return Mismatch(where, "; ".join(p for p in parts if p) or "differs in multiplicity")
+
+
 def outcome_mismatch(
     expected: Outcome,
     actual: Outcome,
@@ -193,27 +421,36 @@ def outcome_mismatch(
     result_field: str | None = None,
     shape_only: bool = False,
     strictness: Strictness = "exact",
-) -> str | None:
+) -> Mismatch | None:
     """Why ``actual`` does not match ``expected``, or None when it does."""
-    if isinstance(expected, Failure) != isinstance(actual, Failure):
-        return "success versus failure"
+    if isinstance(expected, Failure) and isinstance(actual, Success):
+        return Mismatch("outcome", f"xapi fails with {expected.code}; the target succeeded")
+    if isinstance(expected, Success) and isinstance(actual, Failure):
+        return Mismatch("outcome", f"xapi succeeds; the target failed with {actual.code}")
     if isinstance(expected, Failure) and isinstance(actual, Failure):
         return _failure_mismatch(expected, actual, strictness)
     assert isinstance(expected, Success) and isinstance(actual, Success)
     if shape_only or returns is None:
         return None
-    if not values_equal(expected.value, actual.value, returns, result_field):
-        return "different value"
-    return None
+    return value_mismatch(expected.value, actual.value, returns, result_field)
 
 
-def _failure_mismatch(expected: Failure, actual: Failure, strictness: Strictness) -> str | None:
+def _failure_mismatch(
+    expected: Failure, actual: Failure, strictness: Strictness
+) -> Mismatch | None:
     if expected.code != actual.code:
-        return "different error code"
+        return Mismatch("error code", f"expected {expected.code}, got {actual.code}")
     if strictness == "code":
         return None
     if len(expected.params) != len(actual.params):
-        return "different number of error parameters"
-    if strictness == "arity" or expected.params == actual.params:
+        return Mismatch(
+            "error parameters",
+            f"expected {len(expected.params)} {_short(list(expected.params))}, "
+            f"got {len(actual.params)} {_short(list(actual.params))}",
+        )
+    if strictness == "arity":
         return None
-    return "different error parameters"
+    for index, (want, got) in enumerate(zip(expected.params, actual.params, strict=True)):
+        if want != got:
+            return Mismatch(f"error parameter {index + 1}", f"expected {want!r}, got {got!r}")
+    return None

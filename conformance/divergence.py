@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
+
+from hypothesis.errors import UnsatisfiedAssumption
 
 from models.outcome import Outcome, Value
 
-__all__ = ["Divergence", "DivergenceInfo"]
+__all__ = ["Desynced", "Divergence", "DivergenceInfo"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,14 @@ class DivergenceInfo:
     reproducer: str = ""
     waived: bool = False
     waiver_reason: str = ""
+    reason: str = ""
+    """Where and how the answer differs (a field, an error parameter, a wire type)."""
+    waiver_expires: datetime.date | None = None
+
+    def key(self) -> tuple[object, ...]:
+        """What makes two divergences the same report (the reproducer and values aside)."""
+        actual_code = getattr(self.actual, "code", "success")
+        return (self.area, self.method, self.kind, actual_code)
 
 
 class Divergence(AssertionError):
@@ -34,3 +45,10 @@ class Divergence(AssertionError):
             text += "\n\nReproducer (run with XAPI_PASSWORD set):\n" + info.reproducer
         super().__init__(text)
         self.info = info
+
+
+class Desynced(UnsatisfiedAssumption):
+    """The model can no longer follow the target in this example: a waived divergence whose
+    successor state the model cannot know. The example ends, neither passed nor failed; the
+    waived divergence is already recorded. (Hypothesis treats it as an unsatisfied assumption;
+    the sweeps catch it.)"""

@@ -1,26 +1,32 @@
 """The harness: every call goes to the model and the target side by side, and is compared.
 
-The model's acceptable branches decide; the harness follows the branch the target took. A call
-no branch accepts is a ``Divergence``, carrying the example's calls as a runnable reproducer.
+One exchange pipeline serves plain, raw (argument lists sent exactly as given) and ``Async.``
+calls: the arguments as the server will decode them → the model's branches → the target's
+answer, typed strictly at the boundary → the first branch it matches is followed, or a
+``Divergence`` carries the reason and the example's calls as a runnable reproducer. The model
+decides which answers are acceptable (including where facts are unknown); the harness only
+follows the branch the target took.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from conformance.compare import (
-    SHAPE_ONLY_RESULTS,
+    AnswerRules,
+    Mismatch,
     Strictness,
     outcome_mismatch,
-    record_mismatches,
     typed_outcome,
+    wire_mismatch,
 )
-from conformance.divergence import Divergence, DivergenceInfo
+from conformance.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.errors import TargetError
 from conformance.importer import Login, import_world
 from conformance.refs import RefMap
@@ -28,35 +34,44 @@ from conformance.reproducer import LoggedCall, RoleLogin, render_reproducer
 from conformance.strategies import RUN_TAG
 from conformance.targets.base import Target
 from conformance.waivers import Waivers
-from conformance.wire import jsonrpc, parse_value_text, xmlrpc
-from models.catalogue import MessageKind, kind_of
-from models.checks import driver_variants, op_context
-from models.operations import allowed_operations, is_default_template
+from conformance.wire import WireFormatError, jsonrpc, parse_value_text, xmlrpc
+from models.operations import is_default_template
 from models.outcome import Encoded, Failure, Outcome, Success, Value
-from models.records import read_record
-from models.rpc import resolve
+from models.rpc import apply
 from models.schema import XType
 from models.transition import Branch, Call
 from models.world import NULL_REF, Facts, World
 
-__all__ = ["Connection", "Harness", "RunTally", "destroy_suite_vm", "sweep_run_vms", "vm_kind"]
+__all__ = [
+    "Connection",
+    "Harness",
+    "RunTally",
+    "destroy_suite_vm",
+    "received_arguments",
+    "sweep_run_vms",
+    "vm_kind",
+]
 
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
 
-RAW_SESSION = ""
-"""The session marker of a logged call whose arguments already include everything sent."""
-TASK_WAIT_S = 600.0
+TASK_POLL_S = 0.05
+_TASK = XType("ref", name="task")
 
 
 @dataclass
 class RunTally:
-    """What a test session accumulates: examples, steps, coverage cells, divergences."""
+    """What a test session accumulates: examples, steps, coverage cells, waived divergences."""
 
     examples: int = 0
     steps: int = 0
     coverage: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     divergences: list[DivergenceInfo] = field(default_factory=list)
+
+    def record(self, info: DivergenceInfo) -> None:
+        """Keep ``info`` unless the same divergence (generated again, or shrunk) is already kept."""
+        if all(kept.key() != info.key() for kept in self.divergences):
+            self.divergences.append(info)
 
 
 @dataclass
@@ -71,6 +86,8 @@ class Connection:
     strictness: Strictness = "exact"
     waivers: Waivers = field(default_factory=Waivers)
     tally: RunTally = field(default_factory=RunTally)
+    task_timeout: float = 600.0
+    """Seconds an ``Async.`` call's task may stay pending before the target counts as stalled."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
@@ -124,6 +141,34 @@ def vm_kind(vm: Mapping[str, Value]) -> str:
     return "plain"
 
 
+def received_arguments(protocol: str, method: str, args: tuple[Value, ...]) -> tuple[object, ...]:
+    """``args`` after a round trip through the protocol's codec, as the server sees them."""
+    if protocol == "jsonrpc":
+        return jsonrpc.decode_request(jsonrpc.encode_request(method, args, 1)).params
+    return xmlrpc.decode_request(xmlrpc.encode_request(method, args))[1]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What the target answered, as far as it could be read: an outcome, or why it is malformed.
+
+    ``via_task`` says the outcome arrived through an ``Async.`` call's task.
+    """
+
+    outcome: Outcome
+    via_task: bool = False
+    malformed: Mismatch | None = None
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """One acceptable answer of the model and the world that follows it."""
+
+    outcome: Outcome
+    world: World
+    via_task: bool = False
+
+
 class Harness:
     """One example's view: the model world, the ref map, the calls made, the VMs to clean up."""
 
@@ -134,9 +179,6 @@ class Harness:
         self.log: list[LoggedCall] = []
         self.strays: list[str] = []
         self.world: World = self._import()
-        self.desynced = False
-
-    # ---- set-up and clean-up ---------------------------------------------------------------
 
     def _import(self) -> World:
         connection = self.connection
@@ -156,102 +198,213 @@ class Harness:
         login = self.connection.roles.get(role)
         return login.session if login else None
 
+    def suite_vms(self) -> list[str]:
+        """The model refs of the VMs this example created that the model still holds."""
+        return [ref for ref in self.refs.bound("vm") if ref in self.world.vms]
+
     def teardown(self) -> None:
         """Destroy every VM this example created on the target (never anything else)."""
-        target_refs = [str(self.refs.to_target(ref)) for ref in self._created_model_refs()]
+        target_refs = [str(self.refs.to_target(ref)) for ref in self.refs.bound("vm")]
         for ref in [*reversed(target_refs), *self.strays]:
             destroy_suite_vm(self.connection.target, self.session, ref)
 
-    def _created_model_refs(self) -> list[str]:
-        return [
-            call.result_ref
-            for call in self.log
-            if call.result_ref and (self.refs.name(call.result_ref) or "").startswith("vm")
-        ]
-
-    # ---- the side-by-side call ---------------------------------------------------------------
+    # ---- the calls rules make ----------------------------------------------------------------
 
     def call(self, method: str, *args: Value, session: str | None = None) -> Outcome:
-        """Make ``method(session, *args)`` on both sides; follow the target's branch or diverge."""
-        session_ref = session or self.session
-        self._count(method, args)
-        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-        branches = _apply(
-            self.world, Call(method, self._as_received(method, (session_ref, *args)), now)
-        )
-        target_args = tuple(self.refs.to_target(a) for a in args)
-        raw = self.connection.target.call(method, self.refs.to_target(session_ref), *target_args)
-        returns = _returns(method)
-        actual = typed_outcome(raw, returns)
-        self._bind_results(branches, actual, returns)
-        return self._follow(method, args, session_ref, branches, actual)
+        """``method(session, *args)`` on both sides (no session for messages that take none)."""
+        rules = AnswerRules.of(method)
+        sent = (session or self.session, *args) if rules.takes_session else args
+        return self.exchange(rules, sent)
 
     def raw_call(self, method: str, args: tuple[Value, ...]) -> Outcome:
         """A call whose argument list is sent exactly as given (RPC-layer tests: wrong counts)."""
-        self._count(method, args[1:])
-        branches = _apply(self.world, Call(method, self._as_received(method, args)))
-        target_args = [self.refs.to_target(a) for a in args]
-        returns = _returns(method)
-        actual = typed_outcome(self.connection.target.call(method, *target_args), returns)
-        self._bind_results(branches, actual, returns)
-        return self._follow(method, args, RAW_SESSION, branches, actual)
+        return self.exchange(AnswerRules.of(method), args)
 
-    def _as_received(self, method: str, args: tuple[Value, ...]) -> tuple[object, ...]:
-        """The arguments as a server decodes them after the wire (int64 travels as a string
-        over XML-RPC, so an int given for a string parameter arrives as a valid string)."""
-        return received_arguments(self.connection.target.protocol, method, args)
+    def call_async(self, method: str, *args: Value) -> Outcome:
+        """``Async.<method>``: the task's outcome, compared when the task ends."""
+        return self.call(f"Async.{method.removeprefix('Async.')}", *args)
 
-    def _count(self, method: str, args: Sequence[Value]) -> None:
+    def check_state(self) -> None:
+        """Read every suite VM's record from the target and compare it with the model's."""
+        for ref in self.suite_vms():
+            self.exchange(AnswerRules.of("VM.get_record"), (self.session, ref), kind="state")
+
+    # ---- the pipeline ------------------------------------------------------------------------
+
+    def exchange(
+        self, rules: AnswerRules, args: tuple[Value, ...], *, kind: str = "outcome"
+    ) -> Outcome:
+        """Predict, send, type, match; follow the branch taken or diverge. Returns the answer."""
+        if kind == "outcome":
+            self._count(rules, args)
+        expected = self._predict(rules, args)
+        answer = self._send(rules, args)
+        if answer.malformed is None:
+            returns = rules.result if answer.via_task else rules.answer
+            self._bind_results(expected, answer.outcome, returns)
+            answer = replace(answer, outcome=self.refs.outcome_to_model(answer.outcome))
+            chosen, mismatch = self._match(rules, expected, answer)
+            if chosen is not None:
+                self._follow(rules, args, chosen, answer.outcome, kind)
+                return answer.outcome
+        else:
+            mismatch = answer.malformed
+        return self._diverge(rules, args, expected, answer, mismatch, kind)
+
+    def _predict(self, rules: AnswerRules, args: tuple[Value, ...]) -> list[_Expected]:
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        received = received_arguments(self.connection.target.protocol, rules.method, args)
+        branches = apply(self.world, Call(rules.method, received, now))
+        if not rules.is_async:
+            return [_Expected(b.outcome, b.world) for b in branches]
+        return [_through_task(b) for b in branches]
+
+    def _send(self, rules: AnswerRules, args: tuple[Value, ...]) -> _Answer:
+        target = self.connection.target
+        raw = target.call(rules.method, *(self.refs.to_target(a) for a in args))
+        answer = self._typed(raw, rules.answer, "result")
+        if not rules.is_async or answer.malformed or not isinstance(answer.outcome, Success):
+            return answer
+        session = args[0] if args else self.session
+        return self._await_task(str(self.refs.to_target(session)), str(answer.outcome.value), rules)
+
+    def _typed(self, raw: Outcome, returns: XType | None, where: str) -> _Answer:
+        """``raw`` typed as ``returns`` (still in target terms), or why it cannot be."""
+        if isinstance(raw, Failure) or returns is None:
+            return _Answer(raw)
+        protocol = self.connection.target.protocol
+        problem = wire_mismatch(raw.value, returns, protocol, where)
+        if problem is None:
+            try:
+                return _Answer(typed_outcome(raw, returns))
+            except WireFormatError as error:
+                problem = Mismatch(where, str(error))
+        return _Answer(raw, malformed=problem)
+
+    def _await_task(self, session: str, task: str, rules: AnswerRules) -> _Answer:
+        """Poll the task until it ends, read its outcome, destroy it."""
+        target = self.connection.target
+        deadline = time.monotonic() + self.connection.task_timeout
+        while True:
+            status = target.call("task.get_status", session, task)
+            if not isinstance(status, Success) or status.value != "pending":
+                break
+            if time.monotonic() > deadline:
+                raise TargetError(
+                    f"the task of {rules.method} is still pending after "
+                    f"{self.connection.task_timeout:g} s: the target looks stalled"
+                )
+            time.sleep(TASK_POLL_S)
+        record = target.call("task.get_record", session, task)
+        target.call("task.destroy", session, task)
+        return self._task_answer(record, rules)
+
+    def _task_answer(self, record: Outcome, rules: AnswerRules) -> _Answer:
+        if isinstance(record, Failure):
+            problem = Mismatch(
+                "task", f"task.get_record of the call's own task failed with {record.code}"
+            )
+            return _Answer(record, via_task=True, malformed=problem)
+        task = record.value if isinstance(record.value, Mapping) else {}
+        status = task.get("status")
+        if status == "success":
+            return self._task_result(task.get("result", ""), rules)
+        info = task.get("error_info", ())
+        if status in ("failure", "cancelled") and isinstance(info, Sequence) and info:
+            codes = [str(x) for x in info]
+            return _Answer(Failure(codes[0], tuple(codes[1:])), via_task=True)
+        problem = Mismatch("task", f"status {status!r} with error_info {info!r}")
+        return _Answer(Failure("", ()), via_task=True, malformed=problem)
+
+    def _task_result(self, text: Value, rules: AnswerRules) -> _Answer:
+        try:
+            raw = parse_value_text(str(text))
+        except WireFormatError as error:
+            problem = Mismatch("task.result", f"not a XenAPI value ({error})")
+            return _Answer(Success(str(text)), via_task=True, malformed=problem)
+        typed = self._typed(Success(raw), rules.result, "task.result")  # type: ignore[arg-type]
+        return replace(typed, via_task=True)
+
+    def _match(
+        self, rules: AnswerRules, expected: Sequence[_Expected], answer: _Answer
+    ) -> tuple[_Expected | None, Mismatch]:
+        """The first acceptable answer the target's matches, else the most telling mismatch."""
+        mismatches: list[tuple[_Expected, Mismatch]] = []
+        for candidate in expected:
+            mismatch = self._mismatch(rules, candidate, answer)
+            if mismatch is None:
+                return candidate, Mismatch("", "")
+            mismatches.append((candidate, mismatch))
+        if not mismatches:
+            return None, Mismatch("outcome", "the model offers no answer")
+        alike = [m for c, m in mismatches if _same_kind(c.outcome, answer.outcome)]
+        return None, (alike or [mismatches[0][1]])[0]
+
+    def _mismatch(
+        self, rules: AnswerRules, candidate: _Expected, answer: _Answer
+    ) -> Mismatch | None:
+        if candidate.via_task != answer.via_task:
+            return Mismatch(
+                "outcome",
+                "xapi answers through the task" if candidate.via_task else "xapi answers at once",
+            )
+        return outcome_mismatch(
+            self._own_only(rules.name, candidate.outcome),
+            self._own_only(rules.name, answer.outcome),
+            returns=rules.result if answer.via_task else rules.answer,
+            result_field=rules.result_field,
+            shape_only=rules.shape_only,
+            strictness=self.connection.strictness,
+        )
+
+    def _follow(
+        self,
+        rules: AnswerRules,
+        args: tuple[Value, ...],
+        chosen: _Expected,
+        actual: Outcome,
+        kind: str,
+    ) -> None:
+        self.world = chosen.world
+        if kind == "outcome":
+            self.log.append(
+                replace(_logged(rules, args), result_ref=_result_ref(actual, self.refs))
+            )
+
+    def _count(self, rules: AnswerRules, args: Sequence[Value]) -> None:
         self.connection.tally.steps += 1
-        if not method.removeprefix("Async.").startswith("VM.") or not args:
+        vm_args = args[1:] if rules.takes_session else args
+        if not rules.name.startswith("VM.") or not vm_args:
             return
-        vm = self.world.vms.get(str(args[0]))
-        if vm is not None and self.refs.name(str(args[0])):
-            key = (method.removeprefix("Async."), str(vm["power_state"]), vm_kind(vm))
+        vm = self.world.vms.get(str(vm_args[0]))
+        if vm is not None and self.refs.kind(str(vm_args[0])) == "vm":
+            key = (rules.name, str(vm["power_state"]), vm_kind(vm))
             self.connection.tally.coverage[key] += 1
 
     def _bind_results(
-        self, branches: Sequence[Branch], actual: Outcome, returns: XType | None
+        self, expected: Sequence[_Expected], actual: Outcome, returns: XType | None
     ) -> None:
+        """A new target ref in a successful answer is bound to the model ref a branch created."""
         if not isinstance(actual, Success) or returns is None or returns.kind != "ref":
             return
         target_ref = str(actual.value)
         if target_ref == NULL_REF or self.refs.knows_target(target_ref):
             return
-        for branch in branches:
-            value = branch.outcome.value if isinstance(branch.outcome, Success) else None
+        for candidate in expected:
+            value = candidate.outcome.value if isinstance(candidate.outcome, Success) else None
             if isinstance(value, str) and not self.refs.is_bound(value):
                 self.refs.bind(value, target_ref, returns.name.lower())
                 return
         if returns.name == "VM":
             self.strays.append(target_ref)
 
-    def _follow(
-        self,
-        method: str,
-        args: tuple[Value, ...],
-        session: str,
-        branches: Sequence[Branch],
-        raw_actual: Outcome,
-    ) -> Outcome:
-        actual = self._own_only(method, self.refs.outcome_to_model(raw_actual))
-        for branch in branches:
-            expected = self._own_only(method, branch.outcome)
-            if _matches(expected, actual, method, self.connection.strictness):
-                self.world = branch.world
-                self.log.append(LoggedCall(method, args, session, _result_ref(actual, self.refs)))
-                return actual
-        call = LoggedCall(method, args, session)
-        self._diverge(call, tuple(b.outcome for b in branches), actual, "outcome", unordered=False)
-        return actual
-
-    def _own_only(self, method: str, outcome: Outcome) -> Outcome:
+    def _own_only(self, name: str, outcome: Outcome) -> Outcome:
         """A query over all VMs, cut down to the VMs this example created.
 
         On a shared target other clients (and the run's other workers) create and destroy VMs
         the model cannot follow; the suite judges only its own.
         """
-        if method not in ALL_VM_QUERIES or not isinstance(outcome, Success):
+        if name not in ALL_VM_QUERIES or not isinstance(outcome, Success):
             return outcome
         value = outcome.value
         if isinstance(value, Mapping):
@@ -261,47 +414,84 @@ class Harness:
         return outcome
 
     def _own(self, ref: str) -> bool:
-        return (self.refs.name(ref) or "").startswith("vm")
+        return self.refs.kind(ref) == "vm"
 
-    # ---- divergences -----------------------------------------------------------------------
+    # ---- divergences -------------------------------------------------------------------------
 
     def _diverge(
         self,
+        rules: AnswerRules,
+        args: tuple[Value, ...],
+        expected: Sequence[_Expected],
+        answer: _Answer,
+        mismatch: Mismatch,
+        kind: str,
+    ) -> Outcome:
+        call, outcomes = _logged(rules, args), tuple(e.outcome for e in expected)
+        if kind == "state":
+            call, outcomes, answer = _field_view(call, outcomes, answer, mismatch)
+        info = self._info(call, outcomes, answer, mismatch, kind)
+        waiver = self.connection.waivers.match(info)
+        if waiver is None:
+            raise Divergence(info)
+        self.connection.tally.record(
+            replace(info, waived=True, waiver_reason=waiver.reason, waiver_expires=waiver.expires)
+        )
+        return self._step_past(expected, answer)
+
+    def _step_past(self, expected: Sequence[_Expected], answer: _Answer) -> Outcome:
+        """Follow a waived answer where the model knows what follows it, else end the example.
+
+        A failure leaves the target as it was; a success is followed when every model branch
+        that also succeeds leads to the same world.
+        """
+        if answer.malformed is None and isinstance(answer.outcome, Failure):
+            return answer.outcome
+        worlds = [e.world for e in expected if isinstance(e.outcome, Success)]
+        if answer.malformed is None and worlds and all(w == worlds[0] for w in worlds):
+            self.world = worlds[0]
+            return answer.outcome
+        raise Desynced()
+
+    def _info(
+        self,
         call: LoggedCall,
         expected: tuple[Outcome, ...],
-        actual: Outcome,
+        answer: _Answer,
+        mismatch: Mismatch,
         kind: str,
-        *,
-        unordered: bool,
-    ) -> None:
-        display_args = tuple(self.refs.display(a) for a in call.args)
+    ) -> DivergenceInfo:
+        display_args = tuple(self._display(a) for a in call.args)
         text = _call_text(call.method, display_args)
+        shown_actual = _outcome_text(self.refs.display_outcome(answer.outcome))
         shown_expected = " or ".join(_outcome_text(self.refs.display_outcome(e)) for e in expected)
+        area_kind = "async" if answer.via_task and kind == "outcome" else kind
+        if kind == "state" and "allowed_operations" in mismatch.where:
+            area_kind = "allowed_operations"
         message = (
-            f"[{self.area}] {text}: the target answered {_outcome_text(self.refs.display_outcome(actual))}, "
-            f"xapi answers {shown_expected}"
+            f"[{self.area}] {text}: {self.refs.display(str(mismatch))}. "
+            f"The target answered {shown_actual}; xapi answers {shown_expected}"
         )
-        info = DivergenceInfo(
+        return DivergenceInfo(
             method=call.method,
             params=display_args,
             expected=tuple(self.refs.display_outcome(e) for e in expected),
-            actual=self.refs.display_outcome(actual),
+            actual=self.refs.display_outcome(answer.outcome),
             area=self.area,
-            kind=kind,
+            kind=area_kind,
             message=message,
-            reproducer=self._reproducer(call, expected, text, unordered),
+            reproducer=self._reproducer(call, expected, text, unordered=kind == "state"),
+            reason=str(self.refs.display(str(mismatch))),
         )
-        waiver = self.connection.waivers.match(info)
-        if waiver is not None:
-            self.connection.tally.divergences.append(
-                replace(info, waived=True, waiver_reason=waiver.reason)
-            )
-            self.desynced = True
-            return
-        raise Divergence(info)
+
+    def _display(self, value: Value) -> Value:
+        """``value`` with suite refs as short names and the accounts' passwords masked."""
+        secrets = {login.account.password for login in self.connection.logins()} - {""}
+        shown = self.refs.display(value)
+        return "<password>" if isinstance(shown, str) and shown in secrets else shown
 
     def _reproducer(
-        self, final: LoggedCall, expected: tuple[Outcome, ...], text: str, unordered: bool
+        self, final: LoggedCall, expected: tuple[Outcome, ...], text: str, *, unordered: bool
     ) -> str:
         names = {ref: name for ref in self._named_refs() if (name := self.refs.name(ref))}
         names[self.session] = "session"
@@ -332,145 +522,52 @@ class Harness:
     def _named_refs(self) -> list[str]:
         return [call.result_ref for call in self.log if call.result_ref]
 
-    # ---- state checks ------------------------------------------------------------------------
 
-    def check_state(self) -> None:
-        """Compare every suite VM's record on the target with the model's, field by field."""
-        if self.desynced:
-            return
-        for ref in self._created_model_refs():
-            if ref in self.world.vms:
-                self._check_vm(ref)
-
-    def _check_vm(self, ref: str) -> None:
-        target = self.connection.target
-        raw = target.call("VM.get_record", self.session, self.refs.to_target(ref))
-        actual = self.refs.outcome_to_model(typed_outcome(raw, XType("record", name="VM")))
-        expected = read_record(self.world, ref)
-        if not isinstance(actual, Success) or not isinstance(actual.value, Mapping):
-            self._diverge(
-                LoggedCall("VM.get_record", (ref,), self.session),
-                (Success(expected),),
-                actual,
-                "state",
-                unordered=False,
-            )
-            return
-        candidates = self._allowed_candidates(ref)
-        reported = actual.value.get("allowed_operations", ())
-        if isinstance(reported, Sequence) and {str(op) for op in reported} in candidates:
-            expected["allowed_operations"] = reported
-        differing = record_mismatches(expected, actual.value)
-        if differing:
-            name = differing[0]
-            kind = "allowed_operations" if name == "allowed_operations" else "state"
-            final = LoggedCall(f"VM.get_{name}", (ref,), self.session)
-            self._diverge(
-                final,
-                (Success(expected[name]),),
-                Success(actual.value.get(name, "<missing>")),
-                kind,
-                unordered=True,
-            )
-
-    def _allowed_candidates(self, ref: str) -> list[set[str]]:
-        """Acceptable allowed_operations: the stored set, and when guest drivers are unknown,
-        the set each driver assumption gives (advisory field, recomputed by xapi as it sees the guest).
-        """
-        vm = self.world.vms[ref]
-        ops = vm["allowed_operations"]
-        stored = {str(op) for op in ops} if isinstance(ops, Sequence) else set()
-        variants = driver_variants(self.world)
-        if len(variants) == 1:
-            return [stored]
-        return [stored] + [
-            set(allowed_operations(ref, vm, op_context(self.world, drivers=d))) for d in variants
-        ]
-
-    # ---- async ---------------------------------------------------------------------------------
-
-    def call_async(self, method: str, *args: Value) -> Outcome:
-        """``Async.<method>``: the task ref now, then the task's outcome compared when it ends."""
-        sync = method.removeprefix("Async.")
-        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-        received = self._as_received(f"Async.{sync}", (self.session, *args))
-        branches = _apply(self.world, Call(f"Async.{sync}", received, now))
-        raw = self.connection.target.call(
-            f"Async.{sync}", self.session, *(self.refs.to_target(a) for a in args)
-        )
-        self._count(f"Async.{sync}", args)
-        if isinstance(raw, Failure) or any(isinstance(b.outcome, Failure) for b in branches):
-            return self._follow(f"Async.{sync}", args, self.session, branches, raw)
-        task_target = str(raw.value)
-        final = self._await_task(task_target)
-        return self._follow_task(sync, args, branches, task_target, final)
-
-    def _await_task(self, task_ref: str) -> Outcome:
-        target = self.connection.target
-        deadline = time.monotonic() + TASK_WAIT_S
-        while True:
-            status = target.call("task.get_status", self.session, task_ref)
-            if not isinstance(status, Success) or status.value != "pending":
-                break
-            if time.monotonic() > deadline:
-                raise TargetError(f"task of an Async call still pending after {TASK_WAIT_S:g}s")
-            time.sleep(0.05)
-        record = target.call("task.get_record", self.session, task_ref)
-        target.call("task.destroy", self.session, task_ref)
-        if not isinstance(record, Success) or not isinstance(record.value, Mapping):
-            return Failure("HANDLE_INVALID", ("task", task_ref))
-        if record.value.get("status") == "success":
-            return Success(parse_value_text(str(record.value.get("result", ""))))  # type: ignore[arg-type]
-        info = record.value.get("error_info", ())
-        codes = [str(x) for x in info] if isinstance(info, Sequence) else []
-        return Failure(codes[0] if codes else "", tuple(codes[1:]))
-
-    def _follow_task(
-        self,
-        sync: str,
-        args: tuple[Value, ...],
-        branches: Sequence[Branch],
-        task_target: str,
-        final: Outcome,
-    ) -> Outcome:
-        returns = _returns(sync)
-        expected: list[tuple[Outcome, World]] = []
-        for branch in branches:
-            task = branch.world.tasks[str(branch.outcome.value)]  # type: ignore[union-attr]
-            outcome: Outcome = (
-                Failure(task.error_info[0], task.error_info[1:])
-                if task.error_info
-                else Success(task.result.value if isinstance(task.result, Encoded) else task.result)
-            )
-            world = replace(
-                branch.world, tasks={k: v for k, v in branch.world.tasks.items() if k != task.ref}
-            )
-            expected.append((outcome, world))
-        typed = typed_outcome(final, returns)
-        self._bind_results([Branch(o, w) for o, w in expected], typed, returns)
-        actual = self.refs.outcome_to_model(typed)
-        for outcome, world in expected:
-            if _matches(outcome, actual, sync, self.connection.strictness):
-                self.world = world
-                self.log.append(
-                    LoggedCall(f"Async.{sync}", args, self.session, _result_ref(actual, self.refs))
-                )
-                return actual
-        self._diverge(
-            LoggedCall(f"Async.{sync}", args, self.session),
-            tuple(o for o, _ in expected),
-            actual,
-            "async",
-            unordered=False,
-        )
-        return actual
+def _through_task(branch: Branch) -> _Expected:
+    """A model branch of an ``Async.`` call as the client sees it once the task ends."""
+    if isinstance(branch.outcome, Failure):
+        return _Expected(branch.outcome, branch.world)
+    task_ref = str(branch.outcome.value)
+    task = branch.world.tasks[task_ref]
+    outcome: Outcome = (
+        Failure(task.error_info[0], task.error_info[1:])
+        if task.error_info
+        else Success(task.result.value if isinstance(task.result, Encoded) else task.result)
+    )
+    tasks = {k: v for k, v in branch.world.tasks.items() if k != task_ref}
+    return _Expected(outcome, replace(branch.world, tasks=tasks), via_task=True)
 
 
-def received_arguments(protocol: str, method: str, args: tuple[Value, ...]) -> tuple[object, ...]:
-    """``args`` after a round trip through the protocol's codec, as the server sees them."""
-    if protocol == "jsonrpc":
-        return jsonrpc.decode_request(jsonrpc.encode_request(method, args, 1)).params
-    return xmlrpc.decode_request(xmlrpc.encode_request(method, args))[1]
+def _field_view(
+    call: LoggedCall, expected: tuple[Outcome, ...], answer: _Answer, mismatch: Mismatch
+) -> tuple[LoggedCall, tuple[Outcome, ...], _Answer]:
+    """A record that differs in one field, shown as that field's getter (what a reproducer can
+    compare exactly; uuids and other shape-only fields stay out of it)."""
+    name = re.match(r"field (\w+)", mismatch.where)
+    actual = answer.outcome
+    if name is None or answer.malformed or not isinstance(actual, Success):
+        return call, expected, answer
+    field_name = name.group(1)
+    shown = tuple(_field_of(e, field_name) for e in expected)
+    getter = replace(call, method=f"VM.get_{field_name}")
+    return getter, shown, replace(answer, outcome=_field_of(actual, field_name))
+
+
+def _field_of(outcome: Outcome, name: str) -> Outcome:
+    if isinstance(outcome, Success) and isinstance(outcome.value, Mapping):
+        return Success(outcome.value.get(name, "<missing>"))
+    return outcome
+
+
+def _logged(rules: AnswerRules, args: tuple[Value, ...]) -> LoggedCall:
+    """The call as the reproducer replays it: session apart, unless sent raw."""
+    if rules.takes_session and args:
+        return LoggedCall(rules.method, args[1:], str(args[0]))
+    return LoggedCall(rules.method, args, "")
+
+
+def _same_kind(expected: Outcome, actual: Outcome) -> bool:
+    return isinstance(expected, Failure) == isinstance(actual, Failure)
 
 
 def _result_ref(outcome: Outcome, refs: RefMap) -> str | None:
@@ -478,39 +575,6 @@ def _result_ref(outcome: Outcome, refs: RefMap) -> str | None:
     if isinstance(outcome, Success) and isinstance(outcome.value, str) and refs.name(outcome.value):
         return outcome.value
     return None
-
-
-def _apply(world: World, call: Call) -> tuple[Branch, ...]:
-    from models.rpc import apply
-
-    return apply(world, call)
-
-
-def _returns(method: str) -> XType | None:
-    _name, entry, is_async = resolve(method)
-    if entry is None:
-        return None
-    return XType("ref", name="task") if is_async else entry.message.returns
-
-
-def _matches(expected: Outcome, actual: Outcome, method: str, strictness: Strictness) -> bool:
-    """Whether ``actual`` is acceptable for ``expected``, with the method's comparison rules."""
-    name, entry, is_async = resolve(method)
-    returns = _returns(method)
-    result_field, shape_only = None, False
-    if entry is not None and not is_async and name.startswith("VM."):
-        kind, field_name = kind_of(entry.message)
-        result_field = field_name if kind == MessageKind.GET_FIELD else None
-        shape_only = entry.message.name in SHAPE_ONLY_RESULTS
-    mismatch = outcome_mismatch(
-        expected,
-        actual,
-        returns=returns,
-        result_field=result_field,
-        shape_only=shape_only,
-        strictness=strictness,
-    )
-    return mismatch is None
 
 
 def _call_text(method: str, args: tuple[Value, ...]) -> str:

@@ -22,6 +22,7 @@ class RefMap:
         self._to_target: dict[str, str] = {}
         self._to_model: dict[str, str] = {}
         self._names: dict[str, str] = {}
+        self._kinds: dict[str, str] = {}
         self._counts: dict[str, int] = {}
 
     def bind(self, model_ref: str, target_ref: str, kind: str = "vm") -> None:
@@ -31,6 +32,15 @@ class RefMap:
         if model_ref not in self._names:
             self._counts[kind] = self._counts.get(kind, 0) + 1
             self._names[model_ref] = f"{kind}{self._counts[kind]}"
+            self._kinds[model_ref] = kind
+
+    def kind(self, model_ref: str) -> str | None:
+        """The class (``vm``, ``task``, ``session``) a bound ref was bound as, if bound."""
+        return self._kinds.get(model_ref)
+
+    def bound(self, kind: str) -> list[str]:
+        """The model refs bound as ``kind``, in the order they were bound."""
+        return [ref for ref, bound_kind in self._kinds.items() if bound_kind == kind]
 
     def is_bound(self, model_ref: str) -> bool:
         """Whether the model ref already has a target counterpart (or is the null ref)."""

@@ -1,15 +1,32 @@
-"""Running xapi's operation check on a VM, once per value of the facts the caller cannot see."""
+"""Running xapi's operation check on a VM, once per value of the facts the caller cannot see.
+
+Where the guest-driver fact is unknown and xapi's answer depends on it, each branch fixes the
+fact (``assume_drivers``): once a target has answered as a guest without drivers would, the
+model keeps that fact for the rest of the example. allowed_operations, which xapi stores as it
+sees the guest, is kept for both assumptions until a branch decides.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
 
 from models.operations import OpContext, allowed_operations, check_operation_error
 from models.outcome import Value
 from models.transition import Branch, Result, attempt, failed, vm_of
-from models.world import Record, World, with_vm
+from models.world import Record, World, frozen, with_vm
 
-__all__ = ["driver_variants", "guarded", "merge", "op_context", "refresh", "update_vm"]
+__all__ = [
+    "assume_drivers",
+    "driver_variants",
+    "guarded",
+    "merge",
+    "op_context",
+    "readings",
+    "refresh",
+    "update_vm",
+]
 
 
 def driver_variants(world: World) -> tuple[bool, ...]:
@@ -28,6 +45,35 @@ def op_context(world: World, *, drivers: bool, strict: bool = True) -> OpContext
     )
 
 
+def assume_drivers(world: World, drivers: bool) -> World:
+    """``world`` once the guest-driver fact is known to be ``drivers`` (unchanged if known)."""
+    if world.facts.guest_has_pv_drivers is not None:
+        return world
+    vms = dict(world.vms)
+    if not drivers:
+        for ref, ops in world.allowed_without_drivers.items():
+            if ref in vms:
+                vms[ref] = frozen({**vms[ref], "allowed_operations": ops})
+    return replace(
+        world,
+        vms=MappingProxyType(vms),
+        facts=replace(world.facts, guest_has_pv_drivers=drivers),
+        allowed_without_drivers=MappingProxyType({}),
+    )
+
+
+def readings(world: World) -> tuple[World, ...]:
+    """The worlds a read of allowed_operations may reveal: one per guest-driver assumption
+    where the stored values differ, else ``world`` alone."""
+    undecided = any(
+        ref in world.vms and ops != world.vms[ref]["allowed_operations"]
+        for ref, ops in world.allowed_without_drivers.items()
+    )
+    if not undecided:
+        return (world,)
+    return tuple(assume_drivers(world, drivers) for drivers in (True, False))
+
+
 def merge(*results: Result) -> Result:
     """The union of several results, without duplicate branches, in first-seen order."""
     seen: list[Branch] = []
@@ -44,13 +90,22 @@ def guarded(
     *,
     strict: bool = True,
 ) -> Result:
-    """``check_operation_error`` for ``op`` then ``body``, branching on unknown guest drivers."""
+    """``check_operation_error`` for ``op`` then ``body``, branching on unknown guest drivers.
+
+    When the assumptions give different answers, each branch fixes the fact it assumed.
+    """
     vm = vm_of(world, ref)
     results: list[Result] = []
-    for drivers in driver_variants(world):
+    variants = driver_variants(world)
+    for drivers in variants:
         context = op_context(world, drivers=drivers, strict=strict)
         failure = check_operation_error(str(ref), vm, op, context)
         results.append(failed(world, failure) if failure else attempt(world, lambda: body(vm)))
+    if len(results) > 1 and results[0] != results[1]:
+        results = [
+            tuple(Branch(b.outcome, assume_drivers(b.world, d)) for b in result)
+            for d, result in zip(variants, results, strict=True)
+        ]
     return merge(*results)
 
 
@@ -59,9 +114,20 @@ def refresh(world: World, ref: str) -> World:
     vm = world.vms.get(ref)
     if vm is None:
         return world
-    drivers = driver_variants(world)[0]
-    ops = allowed_operations(ref, vm, op_context(world, drivers=drivers))
-    return with_vm(world, ref, {**vm, "allowed_operations": tuple(sorted(ops))})
+    variants = driver_variants(world)
+    ops = _sorted_ops(ref, vm, op_context(world, drivers=variants[0]))
+    refreshed = with_vm(world, ref, {**vm, "allowed_operations": ops})
+    if len(variants) == 1:
+        return refreshed
+    without = _sorted_ops(ref, vm, op_context(world, drivers=False))
+    alternatives = {k: v for k, v in world.allowed_without_drivers.items() if k != ref}
+    if without != ops:
+        alternatives[ref] = without
+    return replace(refreshed, allowed_without_drivers=MappingProxyType(alternatives))
+
+
+def _sorted_ops(ref: str, vm: Record, context: OpContext) -> tuple[str, ...]:
+    return tuple(sorted(allowed_operations(ref, vm, context)))
 
 
 def update_vm(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from models.catalogue import MessageKind, kind_of
-from models.checks import update_vm
+from models.checks import readings, update_vm
 from models.errors import internal_error, map_duplicate_key, uuid_invalid
-from models.outcome import Value
+from models.outcome import Success, Value
 from models.records import read_record
 from models.schema import Message
-from models.transition import Ctx, Handler, Result, as_map, done, vm_of
+from models.transition import Branch, Ctx, Handler, Result, as_map, done, vm_of
+from models.world import World
 
 __all__ = ["generic_handler"]
 
@@ -21,9 +22,16 @@ RECOMPUTING_FIELDS = frozenset({"blocked_operations"})
 def _getter(field: str) -> Handler:
     def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         vm_of(ctx.world, args[0])
+        if field == "allowed_operations":
+            return _read(ctx.world, lambda world: read_record(world, str(args[0]))[field])
         return done(ctx.world, read_record(ctx.world, str(args[0]))[field])
 
     return handler
+
+
+def _read(world: World, value_in: Callable[[World], Value]) -> Result:
+    """A read that shows allowed_operations: one branch per world the answer may reveal."""
+    return tuple(Branch(Success(value_in(seen)), seen) for seen in readings(world))
 
 
 def _setter(field: str) -> Handler:
@@ -76,7 +84,7 @@ def _set_edit(field: str, *, add: bool) -> Handler:
 
 def _get_record(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     vm_of(ctx.world, args[0])
-    return done(ctx.world, read_record(ctx.world, str(args[0])))
+    return _read(ctx.world, lambda world: read_record(world, str(args[0])))
 
 
 def _get_all(ctx: Ctx, _: tuple[Value, ...]) -> Result:
@@ -84,7 +92,7 @@ def _get_all(ctx: Ctx, _: tuple[Value, ...]) -> Result:
 
 
 def _get_all_records(ctx: Ctx, _: tuple[Value, ...]) -> Result:
-    return done(ctx.world, {ref: read_record(ctx.world, ref) for ref in ctx.world.vms})
+    return _read(ctx.world, lambda world: {ref: read_record(world, ref) for ref in world.vms})
 
 
 def _get_by_uuid(ctx: Ctx, args: tuple[Value, ...]) -> Result:

@@ -133,6 +133,10 @@ class World:
     sessions: Mapping[str, SessionInfo] = field(default_factory=_empty)  # type: ignore[arg-type]
     tasks: Mapping[str, Task] = field(default_factory=_empty)  # type: ignore[arg-type]
     facts: Facts = Facts()
+    allowed_without_drivers: Mapping[str, tuple[str, ...]] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """While guest drivers are unknown: each VM's allowed_operations as xapi would have stored
+    them if the guest had no PV drivers, where that differs from the record's (which assumes
+    drivers). Discarded once a branch fixes the fact."""
     counter: int = 0
     salt: str = "xapi-conformance"
     release: Release = DEFAULT_RELEASE

@@ -1,15 +1,27 @@
 """Hypothesis state machines, one per area, sharing the VM bundle and the state invariant.
 
-Preconditions read only the model. Every rule goes through ``Harness.call``, which compares the
-target with the model and follows the branch the target took.
+The bundle holds only VMs that exist: a VM enters it when a create or copy succeeds and leaves
+it when a destroy succeeds (``consumes``), so rules never draw a placeholder and never return
+early. Every rule goes through the harness, which compares the target with the model and follows
+the branch the target took.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
 
 from conformance.harness import Connection, Harness
 from conformance.strategies import (
@@ -25,7 +37,7 @@ from conformance.suite.sweeps import LIFECYCLE_MESSAGES
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.operations import VM_OPERATIONS
-from models.outcome import Success, Value
+from models.outcome import Outcome, Success, Value
 from models.schema import Message, XType
 
 __all__ = [
@@ -74,9 +86,18 @@ def _vm_messages() -> tuple[Message, ...]:
 
 
 GENERIC_MESSAGES = _generic_messages()
+NULL_REF = "OpaqueRef:NULL"
+ROLES = ("pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only")
 BLOCKABLE_OPS = st.sampled_from(LIFECYCLE) | st.sampled_from(VM_OPERATIONS)
 """Operations to block: lifecycle ones half the time, so a blocked call follows soon after."""
 VM_MESSAGES = _vm_messages()
+KEEPING_MESSAGES = tuple(m for m in VM_MESSAGES if m.name != "destroy")
+"""VM messages that never destroy their VM: safe to send on a bundle VM that stays drawn."""
+TYPED_MESSAGES = tuple(m for m in KEEPING_MESSAGES if len(m.params) >= 2)
+"""Messages with a parameter after the VM, to send one of the wrong type."""
+
+
+VmResult = str | MultipleResults[str]
 
 
 class ConformanceMachine(RuleBasedStateMachine):
@@ -95,55 +116,33 @@ class ConformanceMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.harness.teardown()
 
-    @property
-    def world_vms(self) -> Mapping[str, Mapping[str, Value]]:
-        return self.harness.world.vms
-
-    def _alive(self, ref: str) -> bool:
-        return ref in self.world_vms and not self.harness.desynced
-
     def _hosts(self) -> list[str]:
         return sorted(self.harness.world.hosts)
 
-    @initialize(target=vms, record=vm_records(""))
-    def first_vm(self, record: dict[str, Value]) -> str:
+    @initialize(target=vms, record=vm_records())
+    def first_vm(self, record: dict[str, Value]) -> VmResult:
         return self._create(record)
 
-    def _create(self, record: dict[str, Value]) -> str:
+    @rule(target=vms, record=vm_records())
+    def create(self, record: dict[str, Value]) -> VmResult:
+        return self._create(record)
+
+    def _create(self, record: dict[str, Value]) -> VmResult:
         record = {**record, "other_config": {RUN_TAG: self.connection.run_id}}
-        outcome = self.harness.call("VM.create", record)
-        return str(outcome.value) if isinstance(outcome, Success) else "OpaqueRef:NULL"
+        return _new_vm(self.harness.call("VM.create", record))
 
     @invariant()
     def records_agree(self) -> None:
         self.harness.check_state()
 
 
-class LifecycleMachine(ConformanceMachine):
-    """Power operations in every state, on plain VMs, templates and snapshots."""
+def _new_vm(outcome: Outcome) -> VmResult:
+    """The bundle entry of a call that may have made a VM: its ref, or nothing."""
+    return str(outcome.value) if isinstance(outcome, Success) else multiple()
 
-    area = "lifecycle"
 
-    @rule(target=ConformanceMachine.vms, record=vm_records(""))
-    def create(self, record: dict[str, Value]) -> str:
-        return self._create(record)
-
-    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
-    def lifecycle(self, vm: str, op: str, paused: bool) -> None:
-        if not self._alive(vm):
-            return
-        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
-        self.harness.call(f"VM.{op}", vm, *args)
-
-    @rule(
-        vm=ConformanceMachine.vms, op=st.sampled_from(HOST_LIFECYCLE), host_index=st.integers(0, 3)
-    )
-    def on_host(self, vm: str, op: str, host_index: int) -> None:
-        if not self._alive(vm):
-            return
-        host = self._hosts()[host_index % len(self._hosts())]
-        args: tuple[Value, ...] = (host, {}) if op == "pool_migrate" else (host, False, False)
-        self.harness.call(f"VM.{op}", vm, *args)
+class CopyRules(ConformanceMachine):
+    """Clone, copy, snapshot and checkpoint of whatever VMs the area has shaped."""
 
     @rule(
         target=ConformanceMachine.vms,
@@ -151,36 +150,50 @@ class LifecycleMachine(ConformanceMachine):
         op=st.sampled_from(COPIES),
         name=LABELS,
     )
-    def copy(self, vm: str, op: str, name: str) -> str:
-        if not self._alive(vm):
-            return "OpaqueRef:NULL"
-        sr: tuple[Value, ...] = ("OpaqueRef:NULL",) if op == "copy" else ()
-        outcome = self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}", *sr)
-        return str(outcome.value) if isinstance(outcome, Success) else "OpaqueRef:NULL"
+    def copy(self, vm: str, op: str, name: str) -> VmResult:
+        sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+        return _new_vm(self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}", *sr))
+
+    @rule(target=ConformanceMachine.vms, vm=consumes(ConformanceMachine.vms))
+    def destroy(self, vm: str) -> VmResult:
+        self.harness.call("VM.destroy", vm)
+        return vm if vm in self.harness.world.vms else multiple()
+
+
+class LifecycleMachine(CopyRules):
+    """Power operations in every state, on plain VMs, templates and snapshots."""
+
+    area = "lifecycle"
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
+    def lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call(f"VM.{op}", vm, *args)
+
+    @rule(
+        vm=ConformanceMachine.vms, op=st.sampled_from(HOST_LIFECYCLE), host_index=st.integers(0, 3)
+    )
+    def on_host(self, vm: str, op: str, host_index: int) -> None:
+        host = self._hosts()[host_index % len(self._hosts())]
+        args: tuple[Value, ...] = (host, {}) if op == "pool_migrate" else (host, False, False)
+        self.harness.call(f"VM.{op}", vm, *args)
 
     @rule(vm=ConformanceMachine.vms)
     def revert(self, vm: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.revert", vm)
-
-    @rule(vm=ConformanceMachine.vms)
-    def destroy(self, vm: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.destroy", vm)
+        self.harness.call("VM.revert", vm)
 
 
-class MemoryMachine(ConformanceMachine):
+class MemoryMachine(CopyRules):
     """Memory setters with ordered and disordered tuples, and the VCPU setters."""
 
     area = "memory"
 
     @rule(vm=ConformanceMachine.vms, memory=memory_tuples())
     def limits(self, vm: str, memory: tuple[int, int, int, int]) -> None:
-        if self._alive(vm):
-            static_min, dynamic_min, dynamic_max, static_max = memory
-            self.harness.call(
-                "VM.set_memory_limits", vm, static_min, static_max, dynamic_min, dynamic_max
-            )
+        static_min, dynamic_min, dynamic_max, static_max = memory
+        self.harness.call(
+            "VM.set_memory_limits", vm, static_min, static_max, dynamic_min, dynamic_max
+        )
 
     @rule(
         vm=ConformanceMachine.vms,
@@ -188,9 +201,8 @@ class MemoryMachine(ConformanceMachine):
         which=st.sampled_from(["dynamic", "static"]),
     )
     def ranges(self, vm: str, memory: tuple[int, int, int, int], which: str) -> None:
-        if self._alive(vm):
-            low, high = (memory[1], memory[2]) if which == "dynamic" else (memory[0], memory[3])
-            self.harness.call(f"VM.set_memory_{which}_range", vm, low, high)
+        low, high = (memory[1], memory[2]) if which == "dynamic" else (memory[0], memory[3])
+        self.harness.call(f"VM.set_memory_{which}_range", vm, low, high)
 
     @rule(
         vm=ConformanceMachine.vms,
@@ -198,13 +210,11 @@ class MemoryMachine(ConformanceMachine):
         bound=st.sampled_from(["dynamic_min", "dynamic_max", "static_min", "static_max"]),
     )
     def single_bound(self, vm: str, memory: tuple[int, int, int, int], bound: str) -> None:
-        if self._alive(vm):
-            self.harness.call(f"VM.set_memory_{bound}", vm, memory[1])
+        self.harness.call(f"VM.set_memory_{bound}", vm, memory[1])
 
     @rule(vm=ConformanceMachine.vms, value=memory_tuples().map(lambda m: m[3]))
     def set_memory(self, vm: str, value: int) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.set_memory", vm, value)
+        self.harness.call("VM.set_memory", vm, value)
 
     @rule(
         vm=ConformanceMachine.vms,
@@ -212,21 +222,18 @@ class MemoryMachine(ConformanceMachine):
         which=st.sampled_from(["set_VCPUs_max", "set_VCPUs_at_startup", "set_VCPUs_number_live"]),
     )
     def vcpus(self, vm: str, count: int, which: str) -> None:
-        if self._alive(vm):
-            self.harness.call(f"VM.{which}", vm, count)
+        self.harness.call(f"VM.{which}", vm, count)
 
     @rule(vm=ConformanceMachine.vms, paused=st.booleans())
     def start(self, vm: str, paused: bool) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.start", vm, paused, False)
+        self.harness.call("VM.start", vm, paused, False)
 
     @rule(vm=ConformanceMachine.vms)
     def stop(self, vm: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.hard_shutdown", vm)
+        self.harness.call("VM.hard_shutdown", vm)
 
 
-class OperationsMachine(ConformanceMachine):
+class OperationsMachine(CopyRules):
     """blocked_operations edits and their effect, allowed_operations, assert_operation_valid."""
 
     area = "operations"
@@ -237,29 +244,24 @@ class OperationsMachine(ConformanceMachine):
         value=st.sampled_from(["true", "x"]),
     )
     def block(self, vm: str, op: str, value: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.add_to_blocked_operations", vm, op, value)
+        self.harness.call("VM.add_to_blocked_operations", vm, op, value)
 
     @rule(vm=ConformanceMachine.vms, op=st.sampled_from(VM_OPERATIONS))
     def unblock(self, vm: str, op: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.remove_from_blocked_operations", vm, op)
+        self.harness.call("VM.remove_from_blocked_operations", vm, op)
 
     @rule(vm=ConformanceMachine.vms, blocked=blocked_maps())
     def replace_blocked(self, vm: str, blocked: dict[str, str]) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.set_blocked_operations", vm, blocked)
+        self.harness.call("VM.set_blocked_operations", vm, blocked)
 
     @rule(vm=ConformanceMachine.vms, op=st.sampled_from(VM_OPERATIONS))
     def assert_valid(self, vm: str, op: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.assert_operation_valid", vm, op)
+        self.harness.call("VM.assert_operation_valid", vm, op)
 
     @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
     def lifecycle(self, vm: str, op: str, paused: bool) -> None:
-        if self._alive(vm):
-            args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
-            self.harness.call(f"VM.{op}", vm, *args)
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call(f"VM.{op}", vm, *args)
 
 
 class TemplatesMachine(LifecycleMachine):
@@ -269,57 +271,47 @@ class TemplatesMachine(LifecycleMachine):
 
     @rule(vm=ConformanceMachine.vms, flag=st.booleans())
     def template_flag(self, vm: str, flag: bool) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.set_is_a_template", vm, flag)
+        self.harness.call("VM.set_is_a_template", vm, flag)
 
     @rule(vm=ConformanceMachine.vms)
     def mark_default(self, vm: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.add_to_other_config", vm, "default_template", "true")
+        self.harness.call("VM.add_to_other_config", vm, "default_template", "true")
 
     @rule(vm=ConformanceMachine.vms)
     def provision(self, vm: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.provision", vm)
+        self.harness.call("VM.provision", vm)
 
     @rule(vm=ConformanceMachine.vms)
     def refresh(self, vm: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.update_allowed_operations", vm)
+        self.harness.call("VM.update_allowed_operations", vm)
 
 
-class FieldsMachine(ConformanceMachine):
+class FieldsMachine(CopyRules):
     """Every generic getter, setter and map/set edit of the catalogue, with generated values."""
 
     area = "fields"
 
     @rule(vm=ConformanceMachine.vms, data=st.data(), message=st.sampled_from(GENERIC_MESSAGES))
     def generic(self, vm: str, data: st.DataObject, message: Message) -> None:
-        if not self._alive(vm):
-            return
         args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
         self.harness.call(message.wire_name, vm, *args)
 
     @rule(vm=ConformanceMachine.vms, key=st.sampled_from(["k1", "k2", "folder"]), value=LABELS)
     def map_add(self, vm: str, key: str, value: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.add_to_other_config", vm, key, value)
+        self.harness.call("VM.add_to_other_config", vm, key, value)
 
     @rule(vm=ConformanceMachine.vms, tag=st.sampled_from(["a", "b"]), add=st.booleans())
     def tags(self, vm: str, tag: str, add: bool) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.add_tags" if add else "VM.remove_tags", vm, tag)
+        self.harness.call("VM.add_tags" if add else "VM.remove_tags", vm, tag)
 
     @rule(vm=ConformanceMachine.vms, label=LABELS)
     def rename(self, vm: str, label: str) -> None:
-        if self._alive(vm):
-            self.harness.call("VM.set_name_label", vm, label)
+        self.harness.call("VM.set_name_label", vm, label)
 
     @rule()
     def queries(self) -> None:
-        if not self.harness.desynced:
-            self.harness.call("VM.get_all")
-            self.harness.call("VM.get_by_name_label", "xapi-conformance none")
+        self.harness.call("VM.get_all")
+        self.harness.call("VM.get_by_name_label", "xapi-conformance none")
 
 
 class RpcMachine(ConformanceMachine):
@@ -334,16 +326,12 @@ class RpcMachine(ConformanceMachine):
         extra=st.integers(0, 2),
     )
     def wrong_count(self, vm: str, message: Message, drop: int, extra: int) -> None:
-        if not self._alive(vm):
-            return
         args: list[Value] = [vm, *(_neutral(p.type) for p in message.params[1:])]
         args = args[: max(0, len(args) - drop)] + ["extra"] * extra
         self.harness.raw_call(message.wire_name, (self.harness.session, *args))
 
-    @rule(vm=ConformanceMachine.vms, message=st.sampled_from(VM_MESSAGES), data=st.data())
+    @rule(vm=ConformanceMachine.vms, message=st.sampled_from(KEEPING_MESSAGES), data=st.data())
     def any_arguments(self, vm: str, message: Message, data: st.DataObject) -> None:
-        if not self._alive(vm):
-            return
         args = [data.draw(value_of(p.type), label=p.name) for p in message.params]
         if (
             message.params
@@ -351,15 +339,11 @@ class RpcMachine(ConformanceMachine):
             and data.draw(st.booleans(), label="real vm")
         ):
             args[0] = vm
-        if message.name == "destroy" and args[0] != vm:
-            return
         self.harness.call(message.wire_name, *args)
 
-    @rule(vm=ConformanceMachine.vms, message=st.sampled_from(VM_MESSAGES), data=st.data())
+    @rule(vm=ConformanceMachine.vms, message=st.sampled_from(TYPED_MESSAGES), data=st.data())
     def wrong_type(self, vm: str, message: Message, data: st.DataObject) -> None:
         """One argument of another type than declared: xapi's unmarshaller refuses it first."""
-        if not self._alive(vm) or len(message.params) < 2 or message.name == "destroy":
-            return
         args: list[Value] = [vm, *(_neutral(p.type) for p in message.params[1:])]
         index = data.draw(st.integers(1, len(args) - 1), label="argument")
         args[index] = data.draw(st.sampled_from(WRONG_TYPED), label="wrong value")
@@ -370,21 +354,18 @@ class RpcMachine(ConformanceMachine):
         message=st.sampled_from(["VM.get_record", "VM.start", "VM.destroy", "VM.get_name_label"]),
     )
     def bad_ref(self, ref: str, message: str) -> None:
-        if not self.harness.desynced:
-            extra: tuple[Value, ...] = (False, False) if message == "VM.start" else ()
-            self.harness.call(message, ref, *extra)
+        extra: tuple[Value, ...] = (False, False) if message == "VM.start" else ()
+        self.harness.call(message, ref, *extra)
 
     @rule(
         name=st.sampled_from(["VM.frobnicate", "VM.Start", "vm.get_all", "Async.VM.get_name_label"])
     )
     def unknown_method(self, name: str) -> None:
-        if not self.harness.desynced:
-            self.harness.call(name)
+        self.harness.call(name)
 
-    @rule(vm=ConformanceMachine.vms)
-    def logged_out_session(self, vm: str) -> None:
-        if not self._alive(vm):
-            return
+    @rule(vm=ConformanceMachine.vms, logout=st.booleans())
+    def fresh_session(self, vm: str, logout: bool) -> None:
+        """Log in, use the session, log out (or not), use it again: logout must end it."""
         account = self.connection.root.account
         session = self.harness.call(
             "session.login_with_password",
@@ -394,40 +375,44 @@ class RpcMachine(ConformanceMachine):
             "xapi-conformance",
         )
         if isinstance(session, Success):
-            self.harness.call("session.logout", session=str(session.value))
             self.harness.call("VM.get_power_state", vm, session=str(session.value))
+            if logout:
+                self.harness.call("session.logout", session=str(session.value))
+            self.harness.call("VM.get_power_state", vm, session=str(session.value))
+            if not logout:
+                self.harness.call("session.logout", session=str(session.value))
 
 
-class RolesMachine(ConformanceMachine):
+def _has_roles(machine: ConformanceMachine) -> bool:
+    return bool(machine.connection.roles)
+
+
+class RolesMachine(CopyRules):
     """Role-limited sessions calling every kind of message (RBAC)."""
 
     area = "roles"
 
-    @rule(
-        vm=ConformanceMachine.vms,
-        role=st.sampled_from(
-            ["pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only"]
-        ),
-        message=st.sampled_from(VM_MESSAGES),
-        data=st.data(),
-    )
-    def as_role(self, vm: str, role: str, message: Message, data: st.DataObject) -> None:
-        session = self.harness.role_session(role)
-        if session is None or not self._alive(vm) or message.name in ("destroy",):
-            return
+    def _role_session(self, data: st.DataObject, roles: Sequence[str]) -> str:
+        available = [role for role in roles if role in self.connection.roles]
+        role = data.draw(st.sampled_from(available or sorted(self.connection.roles)), label="role")
+        return self.connection.roles[role].session
+
+    @precondition(_has_roles)
+    @rule(vm=ConformanceMachine.vms, message=st.sampled_from(KEEPING_MESSAGES), data=st.data())
+    def as_role(self, vm: str, message: Message, data: st.DataObject) -> None:
+        session = self._role_session(data, ROLES)
         args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
         self.harness.call(message.wire_name, vm, *args, session=session)
 
+    @precondition(_has_roles)
     @rule(
         vm=ConformanceMachine.vms,
-        role=st.sampled_from(["vm-operator", "vm-admin", "read-only"]),
         op=st.sampled_from(LIFECYCLE),
         paused=st.booleans(),
+        data=st.data(),
     )
-    def lifecycle_as_role(self, vm: str, role: str, op: str, paused: bool) -> None:
-        session = self.harness.role_session(role)
-        if session is None or not self._alive(vm):
-            return
+    def lifecycle_as_role(self, vm: str, op: str, paused: bool, data: st.DataObject) -> None:
+        session = self._role_session(data, ("vm-operator", "vm-admin", "read-only"))
         args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
         self.harness.call(f"VM.{op}", vm, *args, session=session)
 
@@ -439,20 +424,18 @@ class AsyncMachine(LifecycleMachine):
 
     @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
     def async_lifecycle(self, vm: str, op: str, paused: bool) -> None:
-        if self._alive(vm):
-            args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
-            self.harness.call_async(f"VM.{op}", vm, *args)
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call_async(f"VM.{op}", vm, *args)
 
-    @rule(
-        target=ConformanceMachine.vms,
-        vm=ConformanceMachine.vms,
-        op=st.sampled_from(("clone", "snapshot")),
-    )
-    def async_copy(self, vm: str, op: str) -> str:
-        if not self._alive(vm):
-            return "OpaqueRef:NULL"
-        outcome = self.harness.call_async(f"VM.{op}", vm, "xapi-conformance async")
-        return str(outcome.value) if isinstance(outcome, Success) else "OpaqueRef:NULL"
+    @rule(target=ConformanceMachine.vms, vm=ConformanceMachine.vms, op=st.sampled_from(COPIES))
+    def async_copy(self, vm: str, op: str) -> VmResult:
+        sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+        return _new_vm(self.harness.call_async(f"VM.{op}", vm, "xapi-conformance async", *sr))
+
+    @rule(vm=ConformanceMachine.vms, op=BLOCKABLE_OPS)
+    def block(self, vm: str, op: str) -> None:
+        """Blocked operations make Async calls fail through their task."""
+        self.harness.call("VM.add_to_blocked_operations", vm, op, "xapi-conformance")
 
 
 def _neutral(xtype: XType) -> Value:
@@ -466,7 +449,7 @@ def _neutral(xtype: XType) -> Value:
         "set": (),
         "map": {},
     }
-    return neutral.get(xtype.kind, "OpaqueRef:NULL")
+    return neutral.get(xtype.kind, NULL_REF)
 
 
 AREAS: Mapping[str, type[ConformanceMachine]] = {

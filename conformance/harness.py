@@ -469,7 +469,7 @@ class Harness:
         if kind == "state" and "allowed_operations" in mismatch.where:
             area_kind = "allowed_operations"
         message = (
-            f"[{self.area}] {text}: {self.refs.display(str(mismatch))}. "
+            f"[{self.area}] {text}: {self.refs.display_text(str(mismatch))}. "
             f"The target answered {shown_actual}; xapi answers {shown_expected}"
         )
         return DivergenceInfo(
@@ -481,7 +481,7 @@ class Harness:
             kind=area_kind,
             message=message,
             reproducer=self._reproducer(call, expected, text, unordered=kind == "state"),
-            reason=str(self.refs.display(str(mismatch))),
+            reason=self.refs.display_text(str(mismatch)),
         )
 
     def _display(self, value: Value) -> Value:

@@ -74,6 +74,17 @@ class RefMap:
             return Failure(outcome.code, tuple(self._names.get(p, p) for p in outcome.params))
         return Success(self.display(outcome.value))
 
+    def display_text(self, text: str) -> str:
+        """``text`` with every suite ref in it (model's or target's) replaced by its short name."""
+        if REF_PREFIX not in text:
+            return text
+        for model_ref, name in self._names.items():
+            text = text.replace(model_ref, name)
+            target_ref = self._to_target.get(model_ref)
+            if target_ref:
+                text = text.replace(target_ref, name)
+        return text
+
     def display(self, value: Value) -> Value:
         """``value`` with suite refs replaced by their short names (for messages)."""
         return _mapped(value, self._names)

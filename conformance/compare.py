@@ -30,6 +30,7 @@ __all__ = [
     "outcome_mismatch",
     "typed_outcome",
     "typed_vm_record",
+    "value_mismatch",
     "wire_mismatch",
 ]
 

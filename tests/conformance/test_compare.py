@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance.compare import SHAPE_ONLY_FIELDS, field_mismatch, outcome_mismatch, typed_outcome
+from conformance.compare import (
+    SHAPE_ONLY_FIELDS,
+    AnswerRules,
+    field_mismatch,
+    outcome_mismatch,
+    typed_outcome,
+    value_mismatch,
+    wire_mismatch,
+)
 from conformance.divergence import DivergenceInfo
 from conformance.errors import UsageError
 from conformance.refs import RefMap
@@ -140,3 +148,131 @@ def test_missing_waiver_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_waiver_without_code_covers_any_answer() -> None:
     waivers = Waivers((Waiver("VM.start", "", "r", datetime.date(2999, 1, 1)),))
     assert waivers.match(_info(Failure("ANYTHING"))) is not None
+
+
+VM_RECORD = XType("record", name="VM")
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "xtype", "where", "how"),
+    [
+        (
+            {"a": "1"},
+            {"b": "1"},
+            XType("map", key=XType("string"), item=XType("string")),
+            "result",
+            "missing keys ['a']; extra keys ['b']",
+        ),
+        (
+            {"a": "1"},
+            {"a": "2"},
+            XType("map", key=XType("string"), item=XType("string")),
+            "result['a']",
+            "expected '1', got '2'",
+        ),
+        (
+            ("x", "y"),
+            ("y", "z"),
+            XType("set", item=XType("string")),
+            "result",
+            "missing ['x']; extra ['z']",
+        ),
+        (
+            {"name_label": "a", "tags": ()},
+            {"name_label": "b", "tags": ("t",)},
+            VM_RECORD,
+            "field name_label",
+            "expected 'a', got 'b' (also differing: tags)",
+        ),
+        ({"name_label": "a"}, {}, VM_RECORD, "field name_label", "missing from the record"),
+        (3, 4, XType("int"), "result", "expected 3, got 4"),
+    ],
+)
+def test_value_mismatch_says_where_and_how(
+    expected: object, actual: object, xtype: XType, where: str, how: str
+) -> None:
+    mismatch = value_mismatch(expected, actual, xtype)  # type: ignore[arg-type]
+    assert mismatch is not None
+    assert (mismatch.where, mismatch.how) == (where, how)
+
+
+def test_equal_values_have_no_mismatch() -> None:
+    assert (
+        value_mismatch(
+            {"a": ("x",)},
+            {"a": ("x",)},
+            XType("map", key=XType("string"), item=XType("set", item=XType("string"))),
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "xtype", "protocol", "where"),
+    [
+        ("1", XType("int"), "jsonrpc", "result"),
+        (1, XType("int"), "xmlrpc", "result"),
+        (True, XType("int"), "jsonrpc", "result"),
+        ("x", XType("void"), "xmlrpc", "result"),
+        ("a", XType("set", item=XType("string")), "xmlrpc", "result"),
+        ([1], XType("set", item=XType("string")), "xmlrpc", "result[0]"),
+        (
+            {"k": 1},
+            XType("map", key=XType("string"), item=XType("string")),
+            "xmlrpc",
+            "result['k']",
+        ),
+        ([], XType("map", key=XType("string"), item=XType("string")), "xmlrpc", "result"),
+        ({"VCPUs_max": 2}, VM_RECORD, "xmlrpc", "field VCPUs_max"),
+        ("rec", VM_RECORD, "xmlrpc", "result"),
+        (1.5, XType("string"), "jsonrpc", "result"),
+        (True, XType("float"), "jsonrpc", "result"),
+    ],
+)
+def test_wire_mismatch_names_the_wrongly_typed_place(
+    raw: object, xtype: XType, protocol: str, where: str
+) -> None:
+    mismatch = wire_mismatch(raw, xtype, protocol)
+    assert mismatch is not None and mismatch.where == where
+
+
+@pytest.mark.parametrize(
+    ("raw", "xtype", "protocol"),
+    [
+        ("1", XType("int"), "xmlrpc"),
+        (1, XType("int"), "jsonrpc"),
+        (1, XType("float"), "jsonrpc"),
+        ("", XType("void"), "xmlrpc"),
+        ({"VCPUs_max": "2", "unknown": 3}, VM_RECORD, "xmlrpc"),
+        ("19700101T00:00:00Z", XType("datetime"), "jsonrpc"),
+        ({}, XType("record", name="task"), "xmlrpc"),
+    ],
+)
+def test_wire_mismatch_accepts_what_xapi_sends(raw: object, xtype: XType, protocol: str) -> None:
+    assert wire_mismatch(raw, xtype, protocol) is None
+
+
+def test_failure_mismatches_name_code_count_and_parameter() -> None:
+    expected = Failure("VM_BAD_POWER_STATE", ("vm1", "halted", "running"))
+    assert str(outcome_mismatch(expected, Failure("X"), returns=None)) == (
+        "error code: expected VM_BAD_POWER_STATE, got X"
+    )
+    count = outcome_mismatch(expected, Failure("VM_BAD_POWER_STATE", ("vm1",)), returns=None)
+    assert count is not None and count.where == "error parameters"
+    assert str(outcome_mismatch(expected, Success(""), returns=None)).startswith(
+        "outcome: xapi fails"
+    )
+    assert str(outcome_mismatch(Success(""), expected, returns=None)).startswith(
+        "outcome: xapi succeeds"
+    )
+
+
+def test_answer_rules_resolve_once_per_method() -> None:
+    rules = AnswerRules.of("Async.VM.clone")
+    assert rules.is_async and rules.answer == XType("ref", name="task")
+    assert rules.result == XType("ref", name="VM")
+    getter = AnswerRules.of("VM.get_uuid")
+    assert getter.result_field == "uuid" and not getter.is_async
+    assert AnswerRules.of("session.login_with_password").takes_session is False
+    assert AnswerRules.of("VM.frobnicate").known is False
+    assert AnswerRules.of("VM.get_data_sources").shape_only

@@ -473,3 +473,36 @@ def test_teardown_removes_blocked_templates_and_copies(harness: Harness) -> None
     harness.teardown()
     connection = harness.connection
     assert sweep_run_vms(connection.target, connection.root.session, "harness-tests") == []
+
+
+# ---- the deterministic sweeps ------------------------------------------------------------------
+
+
+def test_the_sweeps_conform_on_the_honest_server() -> None:
+    from conformance.suite.sweeps import blocked_sweep, lifecycle_sweep, memory_sweep, run_all
+
+    connection = connect()
+    run_all(list(lifecycle_sweep())[::7], connection, "lifecycle")
+    run_all(list(blocked_sweep())[::5], connection, "operations")
+    run_all(list(memory_sweep())[::3], connection, "memory")
+    assert connection.tally.examples > 20 and not connection.tally.divergences
+
+
+def test_a_sweep_reports_every_failing_cell() -> None:
+    from conformance.suite.sweeps import Cell, run_all
+
+    fault = Fault(lambda c: c.method == "VM.pause", _fail_start)
+    connection = connect(_server(faults=(fault,)))
+    cells = [Cell("pause", "Running", "plain"), Cell("pause", "Halted", "plain")]
+    with pytest.raises(Divergence, match="NO_HOSTS_AVAILABLE"):
+        run_all(cells, connection, "lifecycle")
+    assert len(connection.tally.divergences) == 1
+
+
+def test_a_sweep_cell_ends_quietly_when_a_waiver_desyncs_it() -> None:
+    from conformance.suite.sweeps import Cell, run_all
+
+    fault = Fault(lambda c: c.method == "VM.pause", _success_instead)
+    connection = connect(_server(faults=(fault,)), waivers=_waivers("VM.pause"))
+    run_all([Cell("pause", "Halted", "plain")], connection, "lifecycle")
+    assert [d.waived for d in connection.tally.divergences] == [True]

@@ -179,6 +179,8 @@ class Harness:
         self.log: list[LoggedCall] = []
         self.strays: list[str] = []
         self.world: World = self._import()
+        self.off_track = False
+        self._touched: set[str] = set()
 
     def _import(self) -> World:
         connection = self.connection
@@ -224,10 +226,26 @@ class Harness:
         """``Async.<method>``: the task's outcome, compared when the task ends."""
         return self.call(f"Async.{method.removeprefix('Async.')}", *args)
 
-    def check_state(self) -> None:
-        """Read every suite VM's record from the target and compare it with the model's."""
-        for ref in self.suite_vms():
+    def check_state(self, *, full: bool = False) -> None:
+        """Read suite VMs' records from the target and compare them with the model's.
+
+        After a step only the VMs the step may have changed are read (those whose model record
+        changed, and those the call named); ``full`` reads every suite VM, as at the end of an
+        example, which catches a change the model did not expect anywhere.
+        """
+        refs = self.suite_vms() if full else [r for r in self.suite_vms() if r in self._touched]
+        self._touched.clear()
+        for ref in refs:
             self.exchange(AnswerRules.of("VM.get_record"), (self.session, ref), kind="state")
+
+    def finish(self) -> None:
+        """End the example: a full record comparison unless it already diverged or desynced,
+        then teardown."""
+        try:
+            if not self.off_track:
+                self.check_state(full=True)
+        finally:
+            self.teardown()
 
     # ---- the pipeline ------------------------------------------------------------------------
 
@@ -365,11 +383,18 @@ class Harness:
         actual: Outcome,
         kind: str,
     ) -> None:
-        self.world = chosen.world
+        self._moved_to(chosen.world, args)
         if kind == "outcome":
             self.log.append(
                 replace(_logged(rules, args), result_ref=_result_ref(actual, self.refs))
             )
+
+    def _moved_to(self, world: World, args: tuple[Value, ...]) -> None:
+        """Follow ``world``; remember which VMs the step changed or named, for check_state."""
+        before = self.world.vms
+        self._touched.update(ref for ref, vm in world.vms.items() if before.get(ref) is not vm)
+        self._touched.update(str(a) for a in args if isinstance(a, str) and a in world.vms)
+        self.world = world
 
     def _count(self, rules: AnswerRules, args: Sequence[Value]) -> None:
         self.connection.tally.steps += 1
@@ -433,6 +458,7 @@ class Harness:
         info = self._info(call, outcomes, answer, mismatch, kind)
         waiver = self.connection.waivers.match(info)
         if waiver is None:
+            self.off_track = True
             raise Divergence(info)
         self.connection.tally.record(
             replace(info, waived=True, waiver_reason=waiver.reason, waiver_expires=waiver.expires)
@@ -449,8 +475,9 @@ class Harness:
             return answer.outcome
         worlds = [e.world for e in expected if isinstance(e.outcome, Success)]
         if answer.malformed is None and worlds and all(w == worlds[0] for w in worlds):
-            self.world = worlds[0]
+            self._moved_to(worlds[0], ())
             return answer.outcome
+        self.off_track = True
         raise Desynced()
 
     def _info(

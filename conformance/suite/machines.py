@@ -114,7 +114,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.connection.tally.examples += 1
 
     def teardown(self) -> None:
-        self.harness.teardown()
+        self.harness.finish()
 
     def _hosts(self) -> list[str]:
         return sorted(self.harness.world.hosts)

@@ -183,7 +183,7 @@ def _run_case(
         if prepare is not None:
             harness.call(prepare[0], ref, *prepare[1:])
         harness.call(method, ref, *args(harness))
-        harness.check_state()
+        harness.check_state(full=True)
     except Desynced:
         return
     finally:

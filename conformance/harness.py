@@ -456,9 +456,14 @@ class Harness:
         if kind == "state":
             call, outcomes, answer = _field_view(call, outcomes, answer, mismatch)
         info = self._info(call, outcomes, answer, mismatch, kind)
-        waiver = self.connection.waivers.match(info)
+        waivers = self.connection.waivers
+        waiver = waivers.match(info)
         if waiver is None:
             self.off_track = True
+            expired = [w for w in waivers.expired() if w.covers(info)]
+            if expired:
+                note = f" (a waiver for this expired on {expired[0].expires.isoformat()})"
+                info = replace(info, message=info.message + note)
             raise Divergence(info)
         self.connection.tally.record(
             replace(info, waived=True, waiver_reason=waiver.reason, waiver_expires=waiver.expires)

@@ -30,8 +30,15 @@ def _getter(field: str) -> Handler:
 
 
 def _read(world: World, value_in: Callable[[World], Value]) -> Result:
-    """A read that shows allowed_operations: one branch per world the answer may reveal."""
-    return tuple(Branch(Success(value_in(seen)), seen) for seen in readings(world))
+    """A read that shows allowed_operations: one branch per world the answer may reveal.
+
+    Where the answer is the same in every such world it reveals nothing, and the fact stays
+    unknown.
+    """
+    values = [(value_in(seen), seen) for seen in readings(world)]
+    if all(value == values[0][0] for value, _ in values):
+        return done(world, values[0][0])
+    return tuple(Branch(Success(value), seen) for value, seen in values)
 
 
 def _setter(field: str) -> Handler:

@@ -421,7 +421,7 @@ def test_an_expired_waiver_does_not_waive() -> None:
     )
     h = Harness(connect(_server(faults=(fault,)), waivers=expired), "lifecycle")
     vm = new_vm(h)
-    with pytest.raises(Divergence):
+    with pytest.raises(Divergence, match="a waiver for this expired on 2000-01-01"):
         h.call("VM.start", vm, False, False)
     h.teardown()
 
@@ -519,3 +519,15 @@ def test_a_sweep_cell_ends_quietly_when_a_waiver_desyncs_it() -> None:
     connection = connect(_server(faults=(fault,)), waivers=_waivers("VM.pause"))
     run_all([Cell("pause", "Halted", "plain")], connection, "lifecycle")
     assert [d.waived for d in connection.tally.divergences] == [True]
+
+
+def test_a_read_that_reveals_nothing_leaves_the_fact_unknown() -> None:
+    """Reading a Halted VM's record says nothing of guest drivers; a running one's does."""
+    h = Harness(connect(_server(guest_agent=False), facts=Facts(guest_has_pv_drivers=None)), "x")
+    halted, running = new_vm(h), new_vm(h)
+    h.call("VM.start", running, False, False)
+    h.call("VM.get_record", halted)
+    assert h.world.facts.guest_has_pv_drivers is None
+    h.check_state(full=True)
+    assert h.world.facts.guest_has_pv_drivers is False
+    h.finish()

@@ -74,9 +74,19 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xapi-conformance")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> _Parser:
     """The command-line grammar."""
     parser = _Parser(prog="xapi-conformance", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _serve_parser(commands)
     from conformance.runner.options import add_run_parser

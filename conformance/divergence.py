@@ -23,6 +23,8 @@ class DivergenceInfo:
     reproducer: str = ""
     waived: bool = False
     waiver_reason: str = ""
+    calls: tuple[tuple[str, Outcome | None], ...] = ()
+    """The example's calls as (display text, target's answer), the divergent one last."""
 
 
 class Divergence(AssertionError):

@@ -24,7 +24,7 @@ from conformance.divergence import Divergence, DivergenceInfo
 from conformance.errors import TargetError
 from conformance.importer import Login, import_world
 from conformance.refs import RefMap
-from conformance.reproducer import LoggedCall, RoleLogin, render_reproducer
+from conformance.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
 from conformance.strategies import RUN_TAG
 from conformance.targets.base import Target
 from conformance.waivers import Waivers
@@ -57,6 +57,7 @@ class RunTally:
     steps: int = 0
     coverage: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     divergences: list[DivergenceInfo] = field(default_factory=list)
+    messages: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -203,6 +204,8 @@ class Harness:
 
     def _count(self, method: str, args: Sequence[Value]) -> None:
         self.connection.tally.steps += 1
+        if method.removeprefix("Async.").startswith("VM."):
+            self.connection.tally.messages[method.removeprefix("Async.")] += 1
         if not method.removeprefix("Async.").startswith("VM.") or not args:
             return
         vm = self.world.vms.get(str(args[0]))
@@ -239,7 +242,9 @@ class Harness:
             expected = self._own_only(method, branch.outcome)
             if _matches(expected, actual, method, self.connection.strictness):
                 self.world = branch.world
-                self.log.append(LoggedCall(method, args, session, _result_ref(actual, self.refs)))
+                self.log.append(
+                    LoggedCall(method, args, session, _result_ref(actual, self.refs), actual)
+                )
                 return actual
         call = LoggedCall(method, args, session)
         self._diverge(call, tuple(b.outcome for b in branches), actual, "outcome", unordered=False)
@@ -290,6 +295,7 @@ class Harness:
             kind=kind,
             message=message,
             reproducer=self._reproducer(call, expected, text, unordered),
+            calls=(*self._shown_calls(), (text, self.refs.display_outcome(actual))),
         )
         waiver = self.connection.waivers.match(info)
         if waiver is not None:
@@ -328,6 +334,18 @@ class Harness:
             protocol=target.protocol,
             strictness=self.connection.strictness,
         )
+
+    def _shown_calls(self) -> list[tuple[str, Outcome | None]]:
+        """The example's calls so far as (text, answer), in display form (passwords left out)."""
+        return [
+            (
+                "session.login_with_password(…)"
+                if call.method == LOGIN
+                else _call_text(call.method, tuple(self.refs.display(a) for a in call.args)),
+                None if call.answer is None else self.refs.display_outcome(call.answer),
+            )
+            for call in self.log
+        ]
 
     def _named_refs(self) -> list[str]:
         return [call.result_ref for call in self.log if call.result_ref]
@@ -453,7 +471,9 @@ class Harness:
             if _matches(outcome, actual, sync, self.connection.strictness):
                 self.world = world
                 self.log.append(
-                    LoggedCall(f"Async.{sync}", args, self.session, _result_ref(actual, self.refs))
+                    LoggedCall(
+                        f"Async.{sync}", args, self.session, _result_ref(actual, self.refs), actual
+                    )
                 )
                 return actual
         self._diverge(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from models.outcome import Encoded, Failure, Outcome, Value
 
-__all__ = ["LoggedCall", "RoleLogin", "render_reproducer"]
+__all__ = ["LOGIN", "LoggedCall", "RoleLogin", "render_reproducer"]
 
 LOGIN = "session.login_with_password"
 
@@ -21,6 +21,8 @@ class LoggedCall:
     args: tuple[Value, ...]
     session: str
     result_ref: str | None = None
+    answer: Outcome | None = None
+    """The target's answer, in model terms, when the call matched the model."""
 
 
 @dataclass(frozen=True)

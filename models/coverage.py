@@ -1,0 +1,43 @@
+"""The coverage space: every VM message, and every (message, power state, VM kind) cell a client
+can reach through the API, for reports that show what a run did not exercise."""
+
+from __future__ import annotations
+
+from models.catalogue import MESSAGES
+from models.others import API_VERSION
+from models.schema import XType
+
+__all__ = ["REACHABLE_STATES", "RELEASE", "coverage_cells", "vm_messages"]
+
+RELEASE = f"xapi e2ee48d6 (XenAPI {API_VERSION[0]}.{API_VERSION[1]})"
+"""The xapi release whose behaviour the model predicts (the source read for the semantics)."""
+
+REACHABLE_STATES: tuple[tuple[str, str], ...] = (
+    ("Halted", "plain"),
+    ("Running", "plain"),
+    ("Paused", "plain"),
+    ("Suspended", "plain"),
+    ("Halted", "template"),
+    ("Halted", "default_template"),
+    ("Halted", "snapshot"),
+    ("Suspended", "snapshot"),
+)
+"""(power state, VM kind) pairs a client can put a VM in through the API."""
+
+_VM_REF = XType("ref", name="VM")
+
+
+def vm_messages() -> tuple[str, ...]:
+    """Every message of the VM class, as ``VM.<name>``, in reference order."""
+    return tuple(f"VM.{name}" for name in MESSAGES)
+
+
+def coverage_cells() -> tuple[tuple[str, str, str], ...]:
+    """(``VM.<message>``, power state, VM kind) for every message that acts on one VM, in every
+    reachable (power state, VM kind) pair."""
+    return tuple(
+        (f"VM.{message.name}", state, kind)
+        for message in MESSAGES.values()
+        if message.params and message.params[0].type == _VM_REF
+        for state, kind in REACHABLE_STATES
+    )

@@ -471,13 +471,32 @@ def test_matrix_marks_a_method_diverging_on_one_target_only(tmp_path: Path) -> N
     assert path.read_text(encoding="utf-8") == page
 
 
-def test_matrix_counts_only_unwaived_divergences_and_shows_waived_ones() -> None:
+def test_matrix_counts_findings_of_unwaived_divergences_and_shows_waived_ones() -> None:
     waived_only = summary(divergences=(divergence(waived=True),))
     mixed = summary(divergences=(divergence(), divergence(), divergence(waived=True)))
     m = build_matrix([waived_only, mixed, summary(verdict="error", coverage=(), divergences=())])
     row = m.cells[m.methods.index("VM.start")]
-    assert row == ("waived", "diverges (2)", "not exercised")
+    assert row == ("waived", "diverges (1)", "not exercised")  # two divergences, one finding
     assert m.verdicts[2] == "error"
+
+
+def test_matrix_names_columns_by_target_identity_and_warns_when_runs_differ() -> None:
+    xcp = summary(
+        target_identity={
+            "product_brand": "XCP-ng",
+            "product_version": "8.3.0",
+            "api_version": "2.21",
+        }
+    )
+    other = summary(seed=99, profile="thorough")
+    m = build_matrix([xcp, other])
+    assert m.columns == ("XCP-ng 8.3.0 API 2.21 (xmlrpc)", "https://xs1.example (xmlrpc)")
+    assert [w.split(" (")[0] for w in m.warnings] == [
+        "the runs differ in profile",
+        "the runs differ in seed",
+    ]
+    assert "Warning:" in render_matrix([xcp, other]) and "Warning:" in matrix_markdown([xcp, other])
+    assert build_matrix([xcp, xcp]).warnings == ()
 
 
 def test_matrix_markdown_escapes_table_syntax() -> None:

@@ -4,13 +4,22 @@ can reach through the API, for reports that show what a run did not exercise."""
 from __future__ import annotations
 
 from models.catalogue import MESSAGES
-from models.others import API_VERSION
+from models.releases import DEFAULT_RELEASE, Release
 from models.schema import XType
 
-__all__ = ["REACHABLE_STATES", "RELEASE", "coverage_cells", "vm_messages"]
+__all__ = ["REACHABLE_STATES", "RELEASE", "coverage_cells", "release_text", "vm_messages"]
 
-RELEASE = f"xapi e2ee48d6 (XenAPI {API_VERSION[0]}.{API_VERSION[1]})"
-"""The xapi release whose behaviour the model predicts (the source read for the semantics)."""
+
+def release_text(release: Release) -> str:
+    """A release as reports name it: ``xapi 26.17 (XenServer 8.4.0, XenAPI 2.21)``."""
+    return (
+        f"xapi {release.xapi} ({release.product_brand} {release.product_version}, "
+        f"XenAPI {release.api_major}.{release.api_minor})"
+    )
+
+
+RELEASE = release_text(DEFAULT_RELEASE)
+"""The xapi release whose behaviour the model follows by default."""
 
 REACHABLE_STATES: tuple[tuple[str, str], ...] = (
     ("Halted", "plain"),

@@ -202,9 +202,15 @@ def _terminal() -> TextIO:
     return os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="replace")
 
 
+def _plain_interval(elapsed: float) -> float:
+    """Seconds between plain progress lines: 15 for the first two minutes, then 60, so that
+    a long CI log stays short."""
+    return 15.0 if elapsed < 120 else 60.0
+
+
 @contextlib.contextmanager
 def _progress(report_dir: Path) -> Iterator[None]:
-    """One line updated in place on a terminal, a plain line every 15 s otherwise."""
+    """One line updated in place on a terminal; otherwise a plain line every 15 s, then 60 s."""
     stop = threading.Event()
     started = time.monotonic()
     counters = _Counters(report_dir / ".progress")
@@ -222,7 +228,7 @@ def _progress(report_dir: Path) -> Iterator[None]:
         out.flush()
 
     def loop() -> None:
-        while not stop.wait(1.0 if interactive else 15.0):
+        while not stop.wait(1.0 if interactive else _plain_interval(time.monotonic() - started)):
             show()
 
     thread = threading.Thread(target=loop, daemon=True)

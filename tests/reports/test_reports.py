@@ -203,13 +203,13 @@ def summary(**changes: object) -> RunSummary:
 # --- records and summary.json ------------------------------------------------------------------
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(summaries)
 def test_summary_json_round_trips_exactly(s: RunSummary) -> None:
     assert summary_from_json(summary_to_json(s)) == s
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(summaries)
 def test_summary_json_round_trips_through_json_text(s: RunSummary) -> None:
     text = json.dumps(summary_to_json(s), ensure_ascii=False)

@@ -26,6 +26,9 @@ def _finding_case(s: RunSummary, f: FindingRecord) -> ET.Element:
     case = ET.Element(
         "testcase", classname=f"{SUITE_NAME}.{f.area}", name=f"{f.id}: {f.title}", time="0"
     )
+    properties = ET.SubElement(case, "properties")
+    for name, value in (("reproducer", f.reproducer), ("methods", " ".join(f.methods))):
+        ET.SubElement(properties, "property", name=name, value=value)
     example = s.divergence(f.example)
     text = (
         f"{example.message}\n\n{f.count} divergence(s) in {', '.join(f.methods)}\n"
@@ -35,9 +38,6 @@ def _finding_case(s: RunSummary, f: FindingRecord) -> ET.Element:
         ET.SubElement(case, "skipped", message=f"known in the baseline: {f.title}")
     else:
         ET.SubElement(case, "failure", message=f.title, type="divergence").text = text
-    properties = ET.SubElement(case, "properties")
-    for name, value in (("reproducer", f.reproducer), ("methods", " ".join(f.methods))):
-        ET.SubElement(properties, "property", name=name, value=value)
     return case
 
 

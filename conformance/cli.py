@@ -69,14 +69,30 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--no-guest-agent", action="store_true", help="guests lack PV drivers (HVM without tools)"
     )
     serve.add_argument("--hosts", type=int, default=2, help="hosts in the pool (default 2)")
+    serve.add_argument(
+        "--xapi-version",
+        default="",
+        metavar="V",
+        help="behave as xapi release V, e.g. 24.19 or 1.249 (default: the newest known)",
+    )
     serve.add_argument(  # seeded faults are for the suite's own tests, hence hidden
         "--fault", action="append", default=[], metavar="NAME", help=argparse.SUPPRESS
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xapi-conformance")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> _Parser:
     """The command-line grammar."""
     parser = _Parser(prog="xapi-conformance", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _serve_parser(commands)
     from conformance.runner.options import add_run_parser
@@ -99,7 +115,12 @@ def _root_password(args: argparse.Namespace) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from conformance.server.config import ServerConfig, parse_account, read_accounts_file
+    from conformance.server.config import (
+        ServerConfig,
+        parse_account,
+        parse_release,
+        read_accounts_file,
+    )
     from conformance.server.faults import known
     from conformance.server.process import serve_forever
 
@@ -119,7 +140,9 @@ def _serve(args: argparse.Namespace) -> int:
         guest_agent=not args.no_guest_agent,
         hosts=args.hosts,
         faults=known(args.fault),
+        xapi_version=args.xapi_version,
     )
+    parse_release(config.xapi_version)  # a bad version is a usage error before binding
     if config.faults:
         print(f"xapi-conformance: seeded faults: {', '.join(config.faults)}", file=sys.stderr)
     return serve_forever(config)

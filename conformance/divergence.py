@@ -35,6 +35,9 @@ class DivergenceInfo:
         actual_code = getattr(self.actual, "code", "success")
         return (self.area, self.method, self.kind, actual_code)
 
+    calls: tuple[tuple[str, Outcome | None], ...] = ()
+    """The example's calls as (display text, target's answer), the divergent one last."""
+
 
 class Divergence(AssertionError):
     """The target answered differently from every outcome the model accepts."""

@@ -30,7 +30,7 @@ from conformance.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.errors import TargetError
 from conformance.importer import Login, import_world
 from conformance.refs import RefMap
-from conformance.reproducer import LoggedCall, RoleLogin, render_reproducer
+from conformance.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
 from conformance.strategies import RUN_TAG
 from conformance.targets.base import Target
 from conformance.waivers import Waivers
@@ -67,6 +67,7 @@ class RunTally:
     steps: int = 0
     coverage: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     divergences: list[DivergenceInfo] = field(default_factory=list)
+    messages: Counter[str] = field(default_factory=Counter)
 
     def record(self, info: DivergenceInfo) -> None:
         """Keep ``info`` unless the same divergence (generated again, or shrunk) is already kept."""
@@ -385,8 +386,9 @@ class Harness:
     ) -> None:
         self._moved_to(chosen.world, args)
         if kind == "outcome":
+            logged = _logged(rules, args)
             self.log.append(
-                replace(_logged(rules, args), result_ref=_result_ref(actual, self.refs))
+                replace(logged, result_ref=_result_ref(actual, self.refs), answer=actual)
             )
 
     def _moved_to(self, world: World, args: tuple[Value, ...]) -> None:
@@ -398,6 +400,8 @@ class Harness:
 
     def _count(self, rules: AnswerRules, args: Sequence[Value]) -> None:
         self.connection.tally.steps += 1
+        if rules.name.startswith("VM."):
+            self.connection.tally.messages[rules.name] += 1
         vm_args = args[1:] if rules.takes_session else args
         if not rules.name.startswith("VM.") or not vm_args:
             return
@@ -514,7 +518,20 @@ class Harness:
             message=message,
             reproducer=self._reproducer(call, expected, text, unordered=kind == "state"),
             reason=self.refs.display_text(str(mismatch)),
+            calls=(*self._shown_calls(), (text, self.refs.display_outcome(answer.outcome))),
         )
+
+    def _shown_calls(self) -> list[tuple[str, Outcome | None]]:
+        """The example's calls so far as (text, answer), in display form (passwords left out)."""
+        return [
+            (
+                "session.login_with_password(…)"
+                if call.method == LOGIN
+                else _call_text(call.method, tuple(self._display(a) for a in call.args)),
+                None if call.answer is None else self.refs.display_outcome(call.answer),
+            )
+            for call in self.log
+        ]
 
     def _display(self, value: Value) -> Value:
         """``value`` with suite refs as short names and the accounts' passwords masked."""

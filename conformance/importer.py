@@ -12,9 +12,10 @@ from conformance.targets.base import Target
 from models import catalogue
 from models.outcome import Failure, Value
 from models.records import type_default
+from models.releases import DEFAULT_RELEASE, Release, release_of_software_version
 from models.world import NULL_REF, Account, Facts, Host, Pool, SessionInfo, World, frozen
 
-__all__ = ["Login", "import_world"]
+__all__ = ["Login", "import_world", "master_release"]
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,21 @@ def _pool(target: Target, session: str) -> Pool:
     )
 
 
-def import_world(target: Target, logins: tuple[Login, ...], facts: Facts, salt: str) -> World:
-    """The model's world for the target as it is now, with the suite's sessions in it."""
+def import_world(
+    target: Target,
+    logins: tuple[Login, ...],
+    facts: Facts,
+    salt: str,
+    release: Release | None = None,
+) -> World:
+    """The model's world for the target as it is now, with the suite's sessions in it.
+
+    The model behaves as ``release``, or else as the release the pool master reports in its
+    ``software_version`` (the newest known when it reports none).
+    """
     root = logins[0].session
-    hosts = {ref: _host(ref, raw) for ref, raw in _records(target, root, "host").items()}
+    raw_hosts = _records(target, root, "host")
+    hosts = {ref: _host(ref, raw) for ref, raw in raw_hosts.items()}
     srs = {
         ref: frozen({str(k): v for k, v in raw.items() if isinstance(v, str)})
         for ref, raw in _records(target, root, "SR").items()
@@ -90,8 +102,9 @@ def import_world(target: Target, logins: tuple[Login, ...], facts: Facts, salt: 
         login.session: SessionInfo(login.account.name, login.account.role, login.account.superuser)
         for login in logins
     }
+    pool = _pool(target, root)
     return World(
-        pool=_pool(target, root),
+        pool=pool,
         hosts=MappingProxyType(hosts),
         srs=MappingProxyType(srs),
         vms=MappingProxyType(vms),
@@ -99,4 +112,14 @@ def import_world(target: Target, logins: tuple[Login, ...], facts: Facts, salt: 
         sessions=MappingProxyType(sessions),
         facts=facts,
         salt=salt,
+        release=release or master_release(raw_hosts.get(pool.master, {})),
     )
+
+
+def master_release(raw_master: Mapping[str, object]) -> Release:
+    """The release a host record's ``software_version`` names; the newest known if none."""
+    versions = raw_master.get("software_version", {})
+    if not isinstance(versions, Mapping):
+        return DEFAULT_RELEASE
+    found = release_of_software_version({str(k): str(v) for k, v in versions.items()})
+    return found or DEFAULT_RELEASE

@@ -8,6 +8,7 @@ test session is touched.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import secrets
@@ -34,6 +35,7 @@ PART_KEY: pytest.StashKey[Part] = pytest.StashKey()
 TOKEN_KEY = pytest.StashKey[str]()
 CONNECTION_KEY: pytest.StashKey[Connection] = pytest.StashKey()
 STARTED_KEY = pytest.StashKey[datetime.datetime]()
+WRITTEN_KEY = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,7 +63,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xapi-profile", default="ci", choices=("ci", "dev", "thorough"))
     group.addoption("--xapi-max-examples", default=None, type=int, metavar="N")
     group.addoption(
-        "--xapi-seed", default=None, type=int, metavar="N", help="recorded in the summary"
+        "--xapi-seed",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Hypothesis seed, recorded in the summary (default: one picked and printed)",
+    )
+    group.addoption(
+        "--xapi-baseline",
+        default=None,
+        metavar="PATH",
+        help="summary.json of an earlier run: its findings are known, only new ones fail",
+    )
+    group.addoption(
+        "--xapi-max-findings",
+        default=None,
+        type=int,
+        metavar="N",
+        help="stop once N findings are seen",
     )
     group.addoption(
         "--xapi-role-account", action="append", default=[], metavar="ROLE=USER:PASSWORD_ENV"
@@ -73,15 +92,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Remember when the run started and prepare this process's part under one run token."""
+    """Remember when the run started and prepare this process's part under one run token.
+
+    Without a seed, one is picked here (xdist workers inherit it); the suite's fixture hands it
+    to Hypothesis, so that every run can be repeated with ``--xapi-seed``.
+    """
+    _settle_seed(config)
     config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
     from conformance.results import Part
 
     config.stash[PART_KEY] = Part()
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is None:
+        _baseline(config)
     config.stash[TOKEN_KEY] = (
         str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
     )
+
+
+def _settle_seed(config: pytest.Config) -> None:
+    """One seed for the summary and for Hypothesis: --xapi-seed, else --hypothesis-seed, else
+    one picked at random."""
+    option = config.option
+    if getattr(option, "xapi_seed", None) is None:
+        given = str(getattr(option, "hypothesis_seed", None) or "")
+        option.xapi_seed = int(given) if given.isdigit() else secrets.randbelow(2**31)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Hypothesis uses ``seed`` for the suite's tests, and its previous seed afterwards."""
+    from hypothesis import core
+
+    previous = core.global_force_seed
+    core.global_force_seed = seed  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        core.global_force_seed = previous
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -140,13 +188,18 @@ def run_config(config: pytest.Config) -> RunConfig:
 def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     """The logged-in target for this test session (the embedded server unless --xapi-target)."""
     from conformance.connect import open_connection
+    from conformance.results import target_identity
 
     connection, close = open_connection(run_config(request.config))
     request.config.stash[CONNECTION_KEY] = connection
+    part = request.config.stash[PART_KEY]
+    if not part.identity:
+        part.identity.update(target_identity(connection.target, connection.root.session))
     progress = _Progress(request.config, connection)
     progress.start()
     try:
-        yield connection
+        with _seeded(request.config.getoption("xapi_seed")):
+            yield connection
     finally:
         progress.stop()
         _absorb(request.config, connection)
@@ -172,6 +225,7 @@ def _absorb(config: pytest.Config, connection: Connection) -> None:
     part.examples += tally.examples
     part.steps += tally.steps
     part.coverage.update(tally.coverage)
+    part.messages.update(tally.messages)
     part.divergences.extend(divergence_record(d) for d in tally.divergences)
 
 
@@ -215,19 +269,51 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Record divergences and tool errors of the suite's tests; attach the reproducer."""
     report = yield
-    if call.excinfo is None or "xapi_connection" not in getattr(item, "fixturenames", ()):
+    if "xapi_connection" not in getattr(item, "fixturenames", ()):
+        return report
+    part = item.config.stash[PART_KEY]
+    if call.when == "call":
+        part.areas.add(item_area(item))
+    if call.excinfo is None:
         return report
     from conformance.divergence import Divergence
     from conformance.results import divergence_record
 
-    part = item.config.stash[PART_KEY]
     error = call.excinfo.value
     if isinstance(error, Divergence):
         part.divergences.append(divergence_record(error.info))
         item.user_properties.append(("reproducer", error.info.reproducer))
+        _stop_at_max_findings(item)
     elif not isinstance(error, AssertionError):
         part.errors.append(f"{item.name}: {type(error).__name__}: {_first_line(error)}")
     return report
+
+
+SWEEP_AREAS = {
+    "test_lifecycle_sweep": "lifecycle",
+    "test_operations_blocked_sweep": "operations",
+    "test_memory_sweep": "memory",
+}
+"""The area each deterministic sweep belongs to."""
+
+
+def item_area(item: pytest.Item) -> str:
+    """The area a suite test exercises (its ``area`` parameter, or its sweep's area)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "area" in callspec.params:
+        return str(callspec.params["area"])
+    return SWEEP_AREAS.get(getattr(item, "originalname", item.name), item.name)
+
+
+def _stop_at_max_findings(item: pytest.Item) -> None:
+    limit = item.config.getoption("xapi_max_findings")
+    if limit is None:
+        return
+    from reports import group_findings
+
+    found = len(group_findings(item.config.stash[PART_KEY].divergences))
+    if found >= limit:
+        item.session.shouldfail = f"--max-findings {limit}: {found} finding(s) seen"
 
 
 def _first_line(error: BaseException) -> str:
@@ -248,7 +334,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if getattr(config, "workerinput", None) is not None:
         return
     _write_reports(config, parts_dir)
-    shutil.rmtree(parts_dir, ignore_errors=True)
+    shutil.rmtree(parts_dir.parent, ignore_errors=True)
+    shutil.rmtree(_report_dir(config) / ".progress", ignore_errors=True)
 
 
 def _parts_dir(config: pytest.Config) -> Path:
@@ -260,9 +347,24 @@ def _used(session: pytest.Session) -> bool:
     return CONNECTION_KEY in session.config.stash or _parts_dir(session.config).exists()
 
 
+def _baseline(config: pytest.Config) -> Any:
+    """The baseline run's summary, or None; a clear usage error when it cannot be read."""
+    from reports import read_summary
+
+    path = config.getoption("xapi_baseline")
+    if not path:
+        return None
+    try:
+        return read_summary(Path(path))
+    except (OSError, ValueError) as error:
+        raise pytest.UsageError(
+            f"--baseline {path}: not a summary.json this tool wrote ({error})"
+        ) from None
+
+
 def _write_reports(config: pytest.Config, parts_dir: Path) -> None:
     from conformance.results import RunFacts, merge_parts, read_parts
-    from reports import write_html, write_summary
+    from reports import write_reports
 
     report_dir = _report_dir(config)
     try:
@@ -277,8 +379,17 @@ def _write_reports(config: pytest.Config, parts_dir: Path) -> None:
         strictness=config.getoption("xapi_strictness"),
         started=config.stash[STARTED_KEY],
         tool_version=tool_version,
+        baseline=_baseline(config),
+        baseline_path=config.getoption("xapi_baseline") or "",
     )
     summary = merge_parts(read_parts(parts_dir), facts)
     secrets = [os.environ.get(config.getoption("xapi_password_env"), "")]
-    write_summary(report_dir, summary, secrets=secrets)
-    write_html(report_dir, summary, secrets=secrets)
+    config.stash[WRITTEN_KEY] = write_reports(report_dir, summary, secrets=secrets)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Used as a plugin directly (not through ``run``): say where the reports went."""
+    if WRITTEN_KEY in config.stash and not config.getoption("xapi_run_id"):
+        terminalreporter.write_line(
+            f"xapi-conformance: reports in {config.stash[WRITTEN_KEY].parent}"
+        )

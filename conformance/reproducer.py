@@ -6,11 +6,17 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from conformance.compare import SHAPE_ONLY_FIELDS, SHAPE_ONLY_MAP_KEYS, SHAPE_ONLY_RESULTS
+from conformance.reproducer_template import HEADER, PLUMBING
+from models.catalogue import MessageKind, kind_of
 from models.outcome import Encoded, Failure, Outcome, Value
+from models.rpc import resolve
+from models.schema import XType
 
-__all__ = ["LoggedCall", "RoleLogin", "render_reproducer"]
+__all__ = ["LOGIN", "LoggedCall", "RoleLogin", "render_reproducer"]
 
 LOGIN = "session.login_with_password"
+_VM_RECORD = XType("record", name="VM")
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class LoggedCall:
     args: tuple[Value, ...]
     session: str
     result_ref: str | None = None
+    answer: Outcome | None = None
+    """The target's answer, in model terms, when the call matched the model."""
 
 
 @dataclass(frozen=True)
@@ -83,152 +91,25 @@ def _step_line(call: LoggedCall, names: Mapping[str, str]) -> str:
     return f"{variable} = remember({expression}, {into})"
 
 
-_PRELUDE = '''#!/usr/bin/env python3
-"""xapi-conformance reproducer: {title}
-
-Replays the shortest call sequence the suite found and shows the divergent answer.
-Standard library only. Usage:
-    XAPI_PASSWORD=... python3 {filename} [URL] [USER] [xmlrpc|jsonrpc]
-Role-limited sessions read their passwords from XAPI_PASSWORD_<ROLE> (e.g. XAPI_PASSWORD_READ_ONLY).
-Exit status: 1 when the divergence shows, 0 when the target answers as xapi would, 2 when it
-cannot replay (login refused).
-The VMs it creates are destroyed before it exits.
-"""
-
-import itertools
-import json
-import os
-import sys
-import time
-import urllib.request
-import xmlrpc.client
-
-URL = sys.argv[1] if len(sys.argv) > 1 else {url!r}
-USER = sys.argv[2] if len(sys.argv) > 2 else {user!r}
-PROTOCOL = sys.argv[3] if len(sys.argv) > 3 else {protocol!r}
-PASSWORD = os.environ.get("XAPI_PASSWORD", "")
-STRICTNESS = {strictness!r}
-IDS = itertools.count(1)
-
-
-def wire(value):
-    """int64 travels as a string over XML-RPC (xapi accepts digits)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and PROTOCOL == "xmlrpc":
-        return str(value)
-    if isinstance(value, dict):
-        return {{k: wire(v) for k, v in value.items()}}
-    if isinstance(value, list):
-        return [wire(v) for v in value]
-    return value
-
-
-def call(method, *args):
-    """One XenAPI call: ("ok", value) or ("error", [code, *params])."""
-    args = [wire(a) for a in args]
-    if PROTOCOL == "jsonrpc":
-        body = json.dumps({{"jsonrpc": "2.0", "method": method, "params": args, "id": next(IDS)}})
-        request = urllib.request.Request(URL.rstrip("/") + "/jsonrpc", body.encode(),
-                                         {{"Content-Type": "application/json"}})
-        answer = json.load(urllib.request.urlopen(request, timeout=300))
-        if "error" in answer and answer["error"] is not None:
-            error = answer["error"]
-            return ("error", [error["message"], *error.get("data", [])] if isinstance(error, dict) else error)
-        return ("ok", answer.get("result"))
-    proxy = xmlrpc.client.ServerProxy(URL, allow_none=True)
-    answer = getattr(proxy, method)(*args)
-    if answer.get("Status") == "Success":
-        return ("ok", answer.get("Value"))
-    return ("error", answer.get("ErrorDescription"))
-
-
-def call_async(method, session, *args):
-    """Async.<method>, then poll its task: the task's outcome as ("ok", value) or ("error", info)."""
-    status, task = call("Async." + method, session, *args)
-    if status != "ok":
-        return (status, task)
-    for _ in range(12000):
-        status, state = call("task.get_status", session, task)
-        if status != "ok" or state != "pending":
-            break
-        time.sleep(0.05)
-    _, record = call("task.get_record", session, task)
-    call("task.destroy", session, task)
-    if record.get("status") == "success":
-        text = record.get("result", "") or "<value></value>"
-        document = "<methodResponse><params><param>" + text + "</param></params></methodResponse>"
-        return ("ok", xmlrpc.client.loads(document)[0][0])
-    return ("error", record.get("error_info", []))
-
-
-def login(user, password):
-    status, value = call("session.login_with_password", user, password, "2.21", "xapi-conformance reproducer")
-    if status != "ok":
-        print(f"cannot replay: login as {{user!r}} failed with {{value[0]}}", file=sys.stderr)
-        sys.exit(2)
-    logins.append(value)
-    return value
-
-
-def remember(answer, into):
-    status, value = answer
-    if status == "ok" and isinstance(value, str) and value.startswith("OpaqueRef:"):
-        into.append(value)
-        return value
-    return "OpaqueRef:NULL"
-
-
-def norm(value):
-    """Compare as the suite does: ints as strings, sets unordered."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, str)):
-        return str(value)
-    if isinstance(value, float):
-        return float("%.16g" % value)
-    if isinstance(value, dict):
-        return {{str(k): norm(v) for k, v in value.items()}}
-    if isinstance(value, (list, tuple)):
-        return sorted((norm(v) for v in value), key=repr) if UNORDERED else [norm(v) for v in value]
-    return str(value)
-
-
-def matches(answer, expected):
-    if answer[0] != expected[0]:
-        return False
-    if answer[0] == "ok":
-        return norm(answer[1]) == norm(expected[1])
-    got, want = answer[1], expected[1]
-    if STRICTNESS == "code":
-        return got[:1] == want[:1]
-    if STRICTNESS == "arity":
-        return got[:1] == want[:1] and len(got) == len(want)
-    return list(got) == list(want)
-
-
-created, others, logins = [], [], []
-session = login(USER, PASSWORD)
-diverges = False
-try:
-'''
-
-_EPILOGUE = """    print("call:    ", {call_text!r})
-    print("expected:", " or ".join(repr(e) for e in expected))
-    print("actual:  ", repr(answer))
-    diverges = not any(matches(answer, e) for e in expected)
-    print("DIVERGES: the target did not answer as xapi would" if diverges else "conforms now")
-finally:
-    for vm in reversed(created):
-        call("VM.set_blocked_operations", session, vm, {{}})
-        call("VM.remove_from_other_config", session, vm, "default_template")
-        call("VM.set_is_a_template", session, vm, False)
-        call("VM.hard_shutdown", session, vm)
-        call("VM.destroy", session, vm)
-    for extra in logins[1:] + logins[:1]:
-        call("session.logout", extra)
-sys.exit(1 if diverges else 0)
-"""
+def _comparison(method: str) -> dict[str, object]:
+    """How the suite compares the success value of ``method`` (see conformance.compare)."""
+    name, entry, _is_async = resolve(method.removeprefix("Async."))
+    rules: dict[str, object] = {
+        "result_shape_only": False,
+        "result_field": None,
+        "result_records": None,
+    }
+    if entry is None or not name.startswith("VM."):
+        return rules
+    message_kind, field_name = kind_of(entry.message)
+    returns = entry.message.returns
+    rules["result_shape_only"] = entry.message.name in SHAPE_ONLY_RESULTS
+    rules["result_field"] = field_name if message_kind == MessageKind.GET_FIELD else None
+    if returns == _VM_RECORD:
+        rules["result_records"] = "record"
+    elif returns.kind == "map" and returns.item == _VM_RECORD:
+        rules["result_records"] = "records"
+    return rules
 
 
 def render_reproducer(
@@ -246,24 +127,28 @@ def render_reproducer(
     protocol: str,
     strictness: str,
 ) -> str:
-    """The script: log in, replay ``steps``, make ``final`` and compare it with ``expected``.
+    """The script: the call sequence first (log in, replay ``steps``, make ``final``), then the
+    plumbing that compares the answer with ``expected`` by the suite's rules.
 
     ``names`` maps model refs (VMs, tasks, sessions) to the variables that hold the target's.
     """
-    prelude = _PRELUDE.format(
-        title=title,
-        filename="reproducer.py",
-        url=url,
-        user=user,
-        protocol=protocol,
-        strictness=strictness,
-    ).replace("STRICTNESS = ", f"UNORDERED = {unordered!r}\nSTRICTNESS = ", 1)
-    lines = [prelude]
+    lines = [HEADER.format(title=title, filename="reproducer.py")]
     for role in roles:
         env = "XAPI_PASSWORD_" + role.role.upper().replace("-", "_")
         lines.append(f"    {role.variable} = login({role.user!r}, os.environ.get({env!r}, ''))")
     lines += [f"    {_step_line(step, names)}" for step in steps]
     lines.append(f"    answer = {_call_expr(final, names)}")
     lines.append(f"    expected = [{', '.join(_outcome_source(e, names) for e in expected)}]")
-    lines.append(_EPILOGUE.format(call_text=display))
-    return "\n".join(lines)
+    lines.append("    return answer, expected")
+    plumbing = PLUMBING.format(
+        url=url,
+        user=user,
+        protocol=protocol,
+        strictness=strictness,
+        unordered=unordered,
+        call_text=display,
+        shape_only_fields=sorted(SHAPE_ONLY_FIELDS),
+        shape_only_map_keys={k: sorted(v) for k, v in SHAPE_ONLY_MAP_KEYS.items()},
+        **_comparison(final.method),
+    )
+    return "\n".join(lines) + plumbing

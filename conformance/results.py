@@ -11,20 +11,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.divergence import DivergenceInfo
-from conformance.suite.sweeps import CELLS, LIFECYCLE_MESSAGES
+from conformance.targets import Target
 from conformance.wire.typed import datetime_text
-from models.outcome import Encoded, Failure, Outcome, Value
+from models.coverage import RELEASE, coverage_cells, vm_messages
+from models.outcome import Encoded, Failure, Outcome, Success, Value
 from reports import (
+    CallRecord,
     CoverageCell,
     DivergenceRecord,
+    MessageCount,
     OutcomeRecord,
     RunSummary,
     atomic_write_text,
     divergence_from_json,
     divergence_to_json,
+    with_findings,
 )
 
-__all__ = ["Part", "divergence_record", "merge_parts", "outcome_record", "read_parts", "write_part"]
+__all__ = [
+    "Part",
+    "RunFacts",
+    "divergence_record",
+    "merge_parts",
+    "outcome_record",
+    "read_parts",
+    "target_identity",
+    "write_part",
+]
 
 
 def _plain(value: Value) -> object:
@@ -59,6 +72,10 @@ def divergence_record(info: DivergenceInfo) -> DivergenceRecord:
         reproducer=info.reproducer,
         waived=info.waived,
         waiver_reason=info.waiver_reason,
+        calls=tuple(
+            CallRecord(text, None if answer is None else outcome_record(answer))
+            for text, answer in info.calls
+        ),
     )
 
 
@@ -72,6 +89,9 @@ class Part:
     divergences: list[DivergenceRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     tests: int = 0
+    messages: Counter[str] = field(default_factory=Counter)
+    areas: set[str] = field(default_factory=set)
+    identity: dict[str, str] = field(default_factory=dict)
 
 
 def _part_json(part: Part) -> dict[str, object]:
@@ -82,6 +102,9 @@ def _part_json(part: Part) -> dict[str, object]:
         "coverage": [[m, s, k, n] for (m, s, k), n in sorted(part.coverage.items())],
         "divergences": [divergence_to_json(d) for d in part.divergences],
         "errors": part.errors,
+        "messages": dict(part.messages),
+        "areas": sorted(part.areas),
+        "identity": part.identity,
     }
 
 
@@ -104,15 +127,58 @@ def read_parts(folder: Path) -> list[Part]:
         )
         part.coverage.update({(m, s, k): n for m, s, k, n in data["coverage"]})
         part.divergences = [divergence_from_json(d) for d in data["divergences"]]
+        part.messages.update(data.get("messages", {}))
+        part.areas.update(data.get("areas", []))
+        part.identity.update(data.get("identity", {}))
         parts.append(part)
     return parts
 
 
 def _coverage(counts: Counter[tuple[str, str, str]]) -> tuple[CoverageCell, ...]:
-    cells = {(f"VM.{m}", s, k): 0 for m in LIFECYCLE_MESSAGES for s, k in CELLS}
+    """Every cell the model can reach, with its count (0 when not exercised), and any other
+    cell the run recorded."""
+    cells = dict.fromkeys(coverage_cells(), 0)
     for key, count in counts.items():
         cells[key] = cells.get(key, 0) + count
     return tuple(CoverageCell(m, s, k, n) for (m, s, k), n in sorted(cells.items()))
+
+
+def _messages(counts: Counter[str]) -> tuple[MessageCount, ...]:
+    """Every VM message of the catalogue with its call count (calls of names the catalogue
+    does not have, sent by the rpc area on purpose, are not messages)."""
+    return tuple(MessageCount(name, counts.get(name, 0)) for name in vm_messages())
+
+
+IDENTITY_KEYS = ("product_brand", "product_version", "platform_name", "platform_version", "xapi")
+"""Keys of the pool master's software_version copied into the target identity, when present."""
+
+
+def target_identity(target: Target, session: str) -> dict[str, str]:
+    """What the pool master says it is: product, versions, API version, hostname.
+
+    Read with ``pool.get_all_records`` and ``host.get_record``; what cannot be read is left out.
+    """
+    pools = target.call("pool.get_all_records", session)
+    if not isinstance(pools, Success) or not isinstance(pools.value, Mapping) or not pools.value:
+        return {}
+    pool = next(iter(pools.value.values()))
+    master = pool.get("master") if isinstance(pool, Mapping) else None
+    host = target.call("host.get_record", session, str(master))
+    if not isinstance(host, Success) or not isinstance(host.value, Mapping):
+        return {}
+    record = host.value
+    software = record.get("software_version", {})
+    identity = {
+        k: str(software[k])
+        for k in IDENTITY_KEYS
+        if isinstance(software, Mapping) and k in software
+    }
+    major, minor = record.get("API_version_major"), record.get("API_version_minor")
+    if major is not None and minor is not None:
+        identity["api_version"] = f"{major}.{minor}"
+    if record.get("hostname"):
+        identity["hostname"] = str(record["hostname"])
+    return identity
 
 
 @dataclass(frozen=True)
@@ -126,6 +192,8 @@ class RunFacts:
     strictness: str
     started: datetime.datetime
     tool_version: str
+    baseline: RunSummary | None = None
+    baseline_path: str = ""
 
 
 def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -> RunSummary:
@@ -137,6 +205,9 @@ def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -
         total.coverage.update(part.coverage)
         total.divergences.extend(part.divergences)
         total.errors.extend(part.errors)
+        total.messages.update(part.messages)
+        total.areas.update(part.areas)
+        total.identity.update(part.identity)
     errors = [e for e in [extra_error, *total.errors] if e]
     verdict = (
         "error"
@@ -145,7 +216,7 @@ def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -
         if any(not d.waived for d in total.divergences)
         else "conforms"
     )
-    return RunSummary(
+    summary = RunSummary(
         verdict=verdict,  # type: ignore[arg-type]
         target=facts.target,
         protocol=facts.protocol,
@@ -160,7 +231,12 @@ def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -
         error="; ".join(errors),
         tool_version=facts.tool_version,
         strictness=facts.strictness,
+        messages=_messages(total.messages),
+        target_identity=total.identity,
+        release=RELEASE,
+        areas=tuple(sorted(total.areas)),
     )
+    return with_findings(summary, facts.baseline, facts.baseline_path)
 
 
 def _unique(divergences: Iterable[DivergenceRecord]) -> list[DivergenceRecord]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
-from models.errors import XenAPIError, handle_invalid, uuid_invalid
+from models.errors import XenAPIError, handle_invalid, map_duplicate_key, uuid_invalid
 from models.outcome import Encoded, Value
 from models.rbac import check_permission
 from models.schema import Message, Param, parse_type
@@ -358,6 +358,24 @@ def _assert_task_op_valid(ctx: Ctx, ref: str) -> None:
     check_permission(ctx.session, _TASK_ANY.name, _TASK_ANY, ())
 
 
+def _pool_add_to_other_config(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    pool = ctx.world.pool
+    _pool_ref(ctx.world, args[0])
+    key, value = str(args[1]), str(args[2])
+    if key in pool.other_config:
+        raise map_duplicate_key("pool", "other_config", pool.ref, key)
+    other_config = MappingProxyType({**pool.other_config, key: value})
+    return done(replace(ctx.world, pool=replace(pool, other_config=other_config)))
+
+
+def _pool_remove_from_other_config(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    pool = ctx.world.pool
+    _pool_ref(ctx.world, args[0])
+    kept = {k: v for k, v in pool.other_config.items() if k != str(args[1])}
+    other_config = MappingProxyType(kept)
+    return done(replace(ctx.world, pool=replace(pool, other_config=other_config)))
+
+
 def _task_destroy(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     ref = _task_ref(ctx.world, args[0])
     _assert_task_op_valid(ctx, ref)
@@ -428,6 +446,20 @@ def _all_messages() -> dict[str, tuple[Message, Handler]]:
             _login,
         ),
         "session.logout": (_message("session.logout"), _logout),
+        "pool.add_to_other_config": (
+            _message(
+                "pool.add_to_other_config",
+                "pool ref self,string key,string value",
+                role="pool-operator",
+            ),
+            _pool_add_to_other_config,
+        ),
+        "pool.remove_from_other_config": (
+            _message(
+                "pool.remove_from_other_config", "pool ref self,string key", role="pool-operator"
+            ),
+            _pool_remove_from_other_config,
+        ),
         "task.destroy": (_message("task.destroy", "task ref self"), _task_destroy),
         "task.cancel": (_message("task.cancel", "task ref self"), _task_cancel),
     }

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_RELEASE", "RELEASES", "Release", "release", "release_of_software_version"]
+__all__ = [
+    "DEFAULT_RELEASE",
+    "MESSAGES_SINCE",
+    "RELEASES",
+    "Release",
+    "release",
+    "release_of_software_version",
+    "released",
+]
 
 
 @dataclass(frozen=True)
@@ -113,3 +121,16 @@ def release_of_software_version(software_version: dict[str, str]) -> Release | N
     """The release a host's ``software_version`` names (its ``xapi`` key), or None if absent."""
     text = software_version.get("xapi_build") or software_version.get("xapi") or ""
     return release(text) if version_key(text) else None
+
+
+MESSAGES_SINCE: dict[str, str] = {
+    "VM.restart_device_models": "23.30",  # CP-45571, first in v23.30.0
+}
+"""Messages newer than some known release: wire name → the first xapi version that has them.
+An older server knows nothing of them: MESSAGE_METHOD_UNKNOWN, as for any unknown name."""
+
+
+def released(chosen: Release, wire_name: str) -> bool:
+    """Whether a server of release ``chosen`` has message ``wire_name``."""
+    since = MESSAGES_SINCE.get(wire_name)
+    return since is None or chosen.at_least(since)

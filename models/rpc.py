@@ -16,6 +16,7 @@ from models.generic import generic_handler
 from models.others import OTHER_MESSAGES, SESSIONLESS
 from models.outcome import Failure, Outcome, Success, Value
 from models.rbac import check_permission
+from models.releases import released
 from models.schema import Message
 from models.transition import Branch, Call, Ctx, Handler, Result, failed
 from models.unmarshal import UnmarshalError, rpc_repr, unmarshal
@@ -141,7 +142,7 @@ def apply(world: World, call: Call) -> Result:
 def _apply(world: World, call: Call) -> Result:
     _check_utf8(list(call.args))
     name, entry, is_async = resolve(call.method)
-    if entry is None:
+    if entry is None or not released(world.release, name):
         raise _unknown_method(world, call)
     count_error = _count_error(name, entry, call)
     if count_error:

@@ -10,6 +10,7 @@ from models.checks import refresh
 from models.others import SR_DEFAULTS
 from models.outcome import Value
 from models.records import fresh_vm
+from models.releases import DEFAULT_RELEASE, Release
 from models.world import NULL_REF, Account, Facts, Host, Pool, World, new_ids, with_vm
 
 __all__ = ["DOM0_MEMORY", "initial_world"]
@@ -75,8 +76,10 @@ def initial_world(
     dmc_enabled: bool = True,
     facts: Facts = Facts(),
     salt: str = "xapi-conformance",
+    release: Release = DEFAULT_RELEASE,
 ) -> World:
-    """A pool of ``hosts`` hosts (each with a dom0), one SR, the given accounts, no guest VMs."""
+    """A pool of ``hosts`` hosts (each with a dom0), one SR, the given accounts, no guest VMs,
+    behaving as xapi ``release``."""
     seed = World(
         pool=Pool(NULL_REF, "", NULL_REF),
         hosts=MappingProxyType({}),
@@ -85,6 +88,7 @@ def initial_world(
         accounts=MappingProxyType({a.name: a for a in accounts}),
         facts=facts,
         salt=salt,
+        release=release,
     )
     world, host_list = _hosts(seed, max(1, hosts))
     pool_ref, pool_uuid, world = new_ids(world)

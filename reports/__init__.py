@@ -1,7 +1,17 @@
 """Report renderers: records in, files out."""
 
+from reports.allure import ALLURE_DIR, write_allure
+from reports.bundle import write_reports, write_reproducers
 from reports.files import atomic_write_bytes, atomic_write_text
+from reports.findings import (
+    REPRODUCERS_DIR,
+    compare_with_baseline,
+    difference,
+    group_findings,
+    with_findings,
+)
 from reports.html import HTML_FILE, render_html, write_html
+from reports.junit import JUNIT_FILE, render_junit, write_junit
 from reports.matrix import (
     MATRIX_HTML_FILE,
     MATRIX_MARKDOWN_FILE,
@@ -15,8 +25,12 @@ from reports.matrix import (
 from reports.records import (
     SCHEMA_VERSION,
     VERDICTS,
+    CallRecord,
     CoverageCell,
     DivergenceRecord,
+    FindingRecord,
+    FixedFinding,
+    MessageCount,
     OutcomeRecord,
     RunSummary,
     Verdict,
@@ -29,16 +43,23 @@ from reports.redact import MASK, redact, redact_summary, redact_url_credentials,
 from reports.summary import SUMMARY_FILE, read_summary, render_summary_json, write_summary
 
 __all__ = [
+    "ALLURE_DIR",
     "HTML_FILE",
+    "JUNIT_FILE",
     "MASK",
     "MATRIX_HTML_FILE",
     "MATRIX_MARKDOWN_FILE",
+    "REPRODUCERS_DIR",
     "SCHEMA_VERSION",
     "SUMMARY_FILE",
     "VERDICTS",
+    "CallRecord",
     "CoverageCell",
     "DivergenceRecord",
+    "FindingRecord",
+    "FixedFinding",
     "Matrix",
+    "MessageCount",
     "OutcomeRecord",
     "RunSummary",
     "Verdict",
@@ -46,8 +67,11 @@ __all__ = [
     "atomic_write_text",
     "build_matrix",
     "cell_status",
+    "compare_with_baseline",
+    "difference",
     "divergence_from_json",
     "divergence_to_json",
+    "group_findings",
     "matrix_markdown",
     "read_summary",
     "redact",
@@ -55,11 +79,17 @@ __all__ = [
     "redact_url_credentials",
     "redact_value",
     "render_html",
+    "render_junit",
     "render_matrix",
     "render_summary_json",
     "summary_from_json",
     "summary_to_json",
+    "with_findings",
+    "write_allure",
     "write_html",
+    "write_junit",
     "write_matrix",
+    "write_reports",
+    "write_reproducers",
     "write_summary",
 ]

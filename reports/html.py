@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
 import html
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from reports.files import atomic_write_text
-from reports.records import CoverageCell, DivergenceRecord, OutcomeRecord, RunSummary, json_safe
+from reports.records import (
+    CoverageCell,
+    DivergenceRecord,
+    FindingRecord,
+    OutcomeRecord,
+    RunSummary,
+    divergence_id,
+    json_safe,
+)
 from reports.redact import redact_summary
 
 __all__ = ["HTML_FILE", "render_html", "write_html"]
@@ -52,6 +61,14 @@ ol.outcomes{margin:0;padding-left:1.5rem}
 .coverage td.absent{color:#8c959f;text-align:center}
 .coverage colgroup.kind{border-left:3px solid #57606a}
 .note{color:#57606a}
+.identity{font-size:1.05rem;margin:.25rem 0 1rem}
+.finding{border:1px solid #d0d7de;border-left:6px solid #cf222e;border-radius:4px;
+padding:.25rem 1rem .75rem;margin:1rem 0}
+.finding.known{border-left-color:#9a6700}
+.finding h3 .fid{font:600 .9rem ui-monospace,monospace;color:#57606a}
+mark{background:#ffd8b5;border-radius:2px;padding:0 1px}
+.status-new{background:#cf222e}.status-known{background:#9a6700}
+details.divergence-list>summary{cursor:pointer;font-weight:600}
 """
 
 
@@ -91,7 +108,9 @@ def _banner(s: RunSummary) -> str:
     if s.verdict == "error":
         detail = "The run did not complete; the results below are partial."
     else:
-        detail = f"{active} divergence(s), {waived} waived"
+        detail = f"{len(s.findings)} finding(s) from {active} divergence(s), {waived} waived"
+        if s.baseline:
+            detail += f"; {len(s.new_findings)} new against the baseline"
     parts = [
         f'<div class="banner v-{_e(s.verdict)}" role="status">{_e(s.verdict.upper())}',
         f"<small>{_e(s.target)} · {_e(detail)}</small></div>",
@@ -102,9 +121,33 @@ def _banner(s: RunSummary) -> str:
     return "\n".join(parts)
 
 
+def identity_text(s: RunSummary) -> str:
+    """One line naming the target: product and version, API version, xapi version, hostname."""
+    identity = s.target_identity
+    product = " ".join(
+        v for v in (identity.get("product_brand"), identity.get("product_version")) if v
+    )
+    parts = [
+        product,
+        f"API {identity['api_version']}" if "api_version" in identity else "",
+        f"xapi {identity['xapi']}" if "xapi" in identity else "",
+        identity.get("hostname", ""),
+    ]
+    return " · ".join(p for p in parts if p) or "identity not read"
+
+
+def _identity(s: RunSummary) -> str:
+    judged = f" — judged against {s.release}" if s.release else ""
+    return (
+        f'<p class="identity" id="identity"><strong>{_e(identity_text(s))}</strong>{_e(judged)}</p>'
+    )
+
+
 def _facts(s: RunSummary) -> str:
     facts = [
         ("Target", s.target),
+        *((f"Target {k}", v) for k, v in s.target_identity.items()),
+        ("Judged against", s.release or "unknown"),
         ("Protocol", s.protocol),
         ("Profile", s.profile),
         ("Seed", "none recorded" if s.seed is None else str(s.seed)),
@@ -169,6 +212,72 @@ def _divergence(d: DivergenceRecord, anchor: str) -> str:
 </section>"""
 
 
+def _marked(text: str, other: str) -> str:
+    """``text`` escaped, with the pieces that differ from ``other`` in ``<mark>``."""
+    matcher = difflib.SequenceMatcher(a=text, b=other, autojunk=False)
+    pieces = []
+    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
+        piece = _e(text[i1:i2])
+        pieces.append(piece if tag == "equal" or not piece else f"<mark>{piece}</mark>")
+    return "".join(pieces)
+
+
+def _closest(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> OutcomeRecord | None:
+    same = [e for e in expected if e.ok == actual.ok]
+    return same[0] if same else (expected[0] if expected else None)
+
+
+def _diff_sides(d: DivergenceRecord) -> str:
+    """Expected and actual side by side, with what differs highlighted."""
+    want = _closest(d.expected, d.actual)
+    got_text = _json(d.actual.as_tagged_json())
+    want_text = _json(want.as_tagged_json()) if want else ""
+    others = [e for e in d.expected if e is not want]
+    more = (
+        f'<p class="note">xapi may also answer: {_e("; ".join(_json(o.as_tagged_json()) for o in others))}</p>'
+        if others
+        else ""
+    )
+    return (
+        '<div class="sides">'
+        f'<div><h4>Expected (xapi)</h4><pre class="expected">{_marked(want_text, got_text)}</pre>{more}</div>'
+        f'<div><h4>Actual (target)</h4><pre class="actual">{_marked(got_text, want_text)}</pre></div>'
+        "</div>"
+    )
+
+
+def _finding(s: RunSummary, f: FindingRecord) -> str:
+    example = s.divergence(f.example)
+    status = (
+        f' <span class="badge status-{_e(f.status)}">{_e(f.status.upper())}</span>'
+        if f.status
+        else ""
+    )
+    links = ", ".join(f'<a href="#{_e(i)}">{_e(i)}</a>' for i in f.divergences)
+    css = "finding known" if f.status == "known" else "finding"
+    return f"""<section class="{css}" id="{_e(f.id)}">
+<h3><span class="fid">{_e(f.id)}</span> {_e(f.title)}{status}</h3>
+<table class="facts">
+<tr><th scope="row">Area</th><td>{_e(f.area)}</td></tr>
+<tr><th scope="row">Divergences</th><td>{f.count}: {links}</td></tr>
+<tr><th scope="row">Methods</th><td>{", ".join(f"<code>{_e(m)}</code>" for m in f.methods)}</td></tr>
+<tr><th scope="row">Example</th><td>{_e(example.message)}</td></tr>
+<tr><th scope="row">Reproducer</th><td><a class="reproducer" href="{_e(f.reproducer)}">{_e(f.reproducer)}</a>
+<span class="note">run <code>XAPI_PASSWORD=… python3 {_e(f.reproducer)} [URL]</code>: exit 1 while it diverges, 0 once fixed, 2 when the target cannot be reached</span></td></tr>
+</table>
+{_diff_sides(example)}
+</section>"""
+
+
+def _findings(s: RunSummary) -> str:
+    heading = f'<h2 id="findings">Findings ({len(s.findings)})</h2>'
+    fixed = "".join(f"<li><code>{_e(f.id)}</code> {_e(f.title)}</li>" for f in s.fixed)
+    fixed_html = f'<h3 id="fixed">Fixed since the baseline</h3><ul>{fixed}</ul>' if fixed else ""
+    if not s.findings:
+        return f'{heading}\n<p class="note">None.</p>{fixed_html}'
+    return "\n".join([heading, *(_finding(s, f) for f in s.findings), fixed_html])
+
+
 def _index(divergences: Sequence[tuple[str, DivergenceRecord]]) -> str:
     rows = "\n".join(
         f'<tr><td><a href="#{_e(a)}">{_e(a)}</a></td><td><code>{_e(d.method)}</code></td>'
@@ -181,14 +290,16 @@ def _index(divergences: Sequence[tuple[str, DivergenceRecord]]) -> str:
 
 
 def _divergence_section(
-    title: str, anchor: str, prefix: str, divergences: Sequence[DivergenceRecord]
+    title: str, anchor: str, numbered: Sequence[tuple[str, DivergenceRecord]]
 ) -> str:
-    heading = f'<h2 id="{anchor}">{_e(title)} ({len(divergences)})</h2>'
-    if not divergences:
+    heading = f'<h2 id="{anchor}">{_e(title)} ({len(numbered)})</h2>'
+    if not numbered:
         return f'{heading}\n<p class="note">None.</p>'
-    numbered = [(f"{prefix}{i}", d) for i, d in enumerate(divergences, start=1)]
     bodies = "\n".join(_divergence(d, a) for a, d in numbered)
-    return f"{heading}\n{_index(numbered)}\n{bodies}"
+    return (
+        f'{heading}\n{_index(numbered)}\n<details class="divergence-list">'
+        f"<summary>Each divergence, with its own reproducer</summary>\n{bodies}\n</details>"
+    )
 
 
 # --- coverage ----------------------------------------------------------------------------------
@@ -231,7 +342,11 @@ def _coverage_head(columns: Sequence[tuple[str, list[str]]]) -> str:
 def _coverage(s: RunSummary) -> str:
     cells = s.coverage
     exercised = sum(1 for c in cells if c.count > 0)
-    heading = f'<h2 id="coverage">Coverage ({exercised} of {len(cells)} cells exercised)</h2>'
+    percent = 100 * exercised / len(cells) if cells else 0.0
+    heading = (
+        f'<h2 id="coverage">Coverage ({exercised} of {len(cells)} cells exercised, '
+        f"{percent:.0f}%)</h2>"
+    )
     if not cells:
         return f'{heading}\n<p class="note">No coverage recorded.</p>'
     counts = _coverage_counts(cells)
@@ -248,6 +363,26 @@ def _coverage(s: RunSummary) -> str:
     )
     table = f"{_coverage_head(columns)}\n<tbody>\n{rows}\n</tbody>"
     return f'{heading}\n{legend}\n<table class="coverage">\n{table}\n</table>'
+
+
+def _messages(s: RunSummary) -> str:
+    exercised = sum(1 for m in s.messages if m.count)
+    heading = f'<h2 id="messages">Messages ({exercised} of {len(s.messages)} called)</h2>'
+    if not s.messages:
+        return f'{heading}\n<p class="note">No message counts recorded.</p>'
+    missing = [m.method for m in s.messages if not m.count]
+    rows = "\n".join(
+        f'<tr><th scope="row"><code>{_e(m.method)}</code></th>{_coverage_cell(m.count)}</tr>'
+        for m in s.messages
+    )
+    gap = (
+        f'<p class="note">Never called ({len(missing)}): {_e(", ".join(missing))}</p>'
+        if missing
+        else ""
+    )
+    return (
+        f'{heading}\n{gap}\n<table class="coverage messages">\n<tbody>\n{rows}\n</tbody>\n</table>'
+    )
 
 
 # --- page --------------------------------------------------------------------------------------
@@ -276,14 +411,22 @@ def render_html(s: RunSummary, secrets: Iterable[str] = ()) -> str:
     HTML-escaped.
     """
     s = redact_summary(s, secrets)
+    numbered = [(divergence_id(i), d) for i, d in enumerate(s.divergences)]
     body = "\n".join(
         [
             f"<h1>XenAPI conformance report: <code>{_e(s.target)}</code></h1>",
+            _identity(s),
             _banner(s),
-            _facts(s),
-            _divergence_section("Divergences", "divergences", "D", s.active_divergences),
-            _divergence_section("Waived divergences", "waived", "W", s.waived_divergences),
+            _findings(s),
+            _divergence_section(
+                "Divergences", "divergences", [(a, d) for a, d in numbered if not d.waived]
+            ),
+            _divergence_section(
+                "Waived divergences", "waived", [(a, d) for a, d in numbered if d.waived]
+            ),
             _coverage(s),
+            _messages(s),
+            _facts(s),
         ]
     )
     return _page(f"{s.verdict}: {s.target} — xapi-conformance", body)

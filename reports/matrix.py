@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reports.files import atomic_write_text
-from reports.records import RunSummary
+from reports.findings import group_findings
+from reports.records import FindingRecord, RunSummary
 from reports.redact import redact_summary
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "build_matrix",
     "cell_status",
     "matrix_markdown",
+    "matrix_warnings",
     "render_matrix",
     "write_matrix",
 ]
@@ -41,37 +43,72 @@ class Matrix:
     """The matrix as data: ``cells[row][column]`` is the status of ``methods[row]`` on a target."""
 
     columns: tuple[str, ...]
-    """One label per run: ``target (protocol)``."""
+    """One label per run: the target's product and API version (or URL), and protocol."""
     verdicts: tuple[str, ...]
     """The verdict of each column's run."""
     methods: tuple[str, ...]
     cells: tuple[tuple[str, ...], ...]
+    warnings: tuple[str, ...] = ()
+    """Facts in which the runs differ (profile, seed, strictness, release)."""
+
+
+def _findings(s: RunSummary) -> tuple[FindingRecord, ...]:
+    """The run's findings (grouped anew for a version-1 summary, which has none recorded)."""
+    return s.findings or group_findings(s.divergences)
 
 
 def cell_status(s: RunSummary, method: str) -> str:
     """``method`` on the run ``s``: ``diverges (n)``, ``waived``, ``ok`` or ``not exercised``.
 
-    ``n`` counts the divergences that are not waived; waived ones only show when all are waived.
+    ``n`` counts the findings that involve ``method``; waived divergences only show when every
+    divergence of the method is waived.
     """
-    active = sum(1 for d in s.divergences if d.method == method and not d.waived)
-    if active:
-        return f"diverges ({active})"
+    found = sum(1 for f in _findings(s) if method in f.methods)
+    if found:
+        return f"diverges ({found})"
     if any(d.method == method for d in s.divergences):
         return WAIVED
-    if any(c.method == method and c.count > 0 for c in s.coverage):
-        return OK
-    return NOT_EXERCISED
+    exercised = any(c.method == method and c.count > 0 for c in s.coverage) or any(
+        m.method == method and m.count > 0 for m in s.messages
+    )
+    return OK if exercised else NOT_EXERCISED
 
 
 def _label(s: RunSummary) -> str:
-    return f"{s.target} ({s.protocol})" if s.protocol else s.target
+    """A column's name: the target's product, version and API version when it said them."""
+    identity = s.target_identity
+    product = " ".join(
+        v for v in (identity.get("product_brand"), identity.get("product_version")) if v
+    )
+    api = f" API {identity['api_version']}" if "api_version" in identity else ""
+    name = f"{product}{api}" if product else s.target
+    return f"{name} ({s.protocol})" if s.protocol else name
 
 
 def _methods(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
-    """Methods that diverged, or were exercised, on any target."""
+    """Every method any run knows of (all catalogue messages for version-2 summaries), or
+    that diverged or was exercised on any target."""
     diverged = {d.method for s in summaries for d in s.divergences}
-    exercised = {c.method for s in summaries for c in s.coverage if c.count > 0}
-    return tuple(sorted(diverged | exercised))
+    known = {c.method for s in summaries for c in s.coverage}
+    known |= {m.method for s in summaries for m in s.messages}
+    return tuple(sorted(diverged | known))
+
+
+COMPARED_FACTS = ("profile", "seed", "strictness", "release")
+"""Facts of a run that should match across the columns of one matrix."""
+
+
+def matrix_warnings(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
+    """One warning per fact in which the runs compared differ."""
+    warnings = []
+    for fact in COMPARED_FACTS:
+        values = [str(getattr(s, fact)) for s in summaries]
+        if len(set(values)) > 1:
+            shown = ", ".join(f"{_label(s)}: {v}" for s, v in zip(summaries, values, strict=True))
+            warnings.append(
+                f"the runs differ in {fact} ({shown}); their columns are not like for like"
+            )
+    return tuple(warnings)
 
 
 def build_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -> Matrix:
@@ -84,6 +121,7 @@ def build_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -
         verdicts=tuple(s.verdict for s in runs),
         methods=methods,
         cells=tuple(tuple(cell_status(s, m) for s in runs) for m in methods),
+        warnings=matrix_warnings(runs),
     )
 
 
@@ -99,10 +137,11 @@ code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .s-waived,.v-error{background:#fff8c5}.s-not-exercised{color:#8c959f}
 td.s-diverges,th.v-diverges{font-weight:700}
 .note{color:#57606a}
+.warning{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem;border-radius:4px}
 """
 
 _LEGEND = (
-    "ok: exercised, no divergence · diverges (n): n divergences not waived · "
+    "ok: exercised, no divergence · diverges (n): in n findings · "
     "waived: every divergence waived · not exercised: never called"
 )
 
@@ -135,6 +174,7 @@ def render_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) 
     """The matrix as a self-contained HTML page (inline CSS, no script)."""
     m = build_matrix(summaries, secrets)
     table = _html_table(m) if m.columns else '<p class="note">No runs.</p>'
+    warnings = "".join(f'<p class="warning">Warning: {_e(w)}</p>' for w in m.warnings)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -145,6 +185,7 @@ def render_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) 
 <body>
 <h1>XenAPI compatibility matrix</h1>
 <p class="note">{_e(_LEGEND)}</p>
+{warnings}
 {table}
 </body>
 </html>
@@ -171,6 +212,7 @@ def matrix_markdown(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()
     """The matrix as a GitHub-flavoured Markdown table, the verdicts as its first row."""
     m = build_matrix(summaries, secrets)
     lines = ["# XenAPI compatibility matrix", "", _LEGEND, ""]
+    lines += [f"> **Warning:** {_md(w)}" for w in m.warnings] + ([""] if m.warnings else [])
     if not m.columns:
         return "\n".join([*lines, "No runs.", ""])
     lines += [

@@ -11,19 +11,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias, cast
 
 __all__ = [
+    "FINDING_STATUSES",
     "SCHEMA_VERSION",
     "VERDICTS",
+    "CallRecord",
     "CoverageCell",
     "DivergenceRecord",
+    "FindingRecord",
+    "FixedFinding",
+    "MessageCount",
     "OutcomeRecord",
     "RunSummary",
     "Verdict",
     "divergence_from_json",
+    "divergence_id",
     "divergence_to_json",
+    "finding_from_json",
+    "finding_to_json",
     "summary_from_json",
     "summary_to_json",
 ]
@@ -34,8 +42,11 @@ Verdict: TypeAlias = Literal["conforms", "diverges", "error"]
 VERDICTS: Final[tuple[Verdict, ...]] = ("conforms", "diverges", "error")
 """Every :data:`Verdict`, in display order."""
 
-SCHEMA_VERSION: Final = 1
-"""The ``schema_version`` written to and required in ``summary.json``."""
+SCHEMA_VERSION: Final = 2
+"""The ``schema_version`` written to ``summary.json`` (version 1 is still read)."""
+
+FINDING_STATUSES: Final = ("new", "known", "")
+"""A finding's status against a baseline: ``new``, ``known``, or ``""`` (no baseline given)."""
 
 
 def to_plain(value: object) -> object:
@@ -127,6 +138,14 @@ class OutcomeRecord:
 
 
 @dataclass(frozen=True)
+class CallRecord:
+    """One call of a divergence's example: its text, and the target's answer when recorded."""
+
+    call: str
+    answer: OutcomeRecord | None = None
+
+
+@dataclass(frozen=True)
 class DivergenceRecord:
     """One call on which the target did something the model did not allow."""
 
@@ -144,10 +163,13 @@ class DivergenceRecord:
     """A standalone Python script that replays the divergence against the target."""
     waived: bool = False
     waiver_reason: str = ""
+    calls: tuple[CallRecord, ...] = ()
+    """The example's calls in order, the divergent one last (empty when not recorded)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
         object.__setattr__(self, "expected", tuple(self.expected))
+        object.__setattr__(self, "calls", tuple(self.calls))
 
 
 @dataclass(frozen=True)
@@ -165,6 +187,48 @@ class CoverageCell:
     def __post_init__(self) -> None:
         if self.count < 0:
             raise ValueError(f"coverage count must not be negative: {self.count}")
+
+
+@dataclass(frozen=True)
+class MessageCount:
+    """How many times one VM message was called in the run (0 when never)."""
+
+    method: str
+    count: int
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    """Divergences showing one difference, whatever the method, VM, state or values.
+
+    ``divergences`` are the ids (``D1``, ``D2``…) of the divergences grouped here; ``example``
+    is the id of the shortest one, whose reproducer is written to ``reproducer`` (a path
+    relative to the report directory).
+    """
+
+    id: str
+    title: str
+    area: str
+    count: int
+    methods: tuple[str, ...]
+    divergences: tuple[str, ...]
+    example: str
+    reproducer: str
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "divergences", tuple(self.divergences))
+        if self.status not in FINDING_STATUSES:
+            raise ValueError(f"finding status must be one of {FINDING_STATUSES}")
+
+
+@dataclass(frozen=True)
+class FixedFinding:
+    """A finding of the baseline run that this run no longer shows."""
+
+    id: str
+    title: str
 
 
 @dataclass(frozen=True)
@@ -187,10 +251,29 @@ class RunSummary:
     """Why the run failed, when ``verdict`` is ``"error"``."""
     tool_version: str = ""
     strictness: str = "exact"
+    findings: tuple[FindingRecord, ...] = ()
+    """The active divergences grouped by the difference they show (see reports.findings)."""
+    messages: tuple[MessageCount, ...] = ()
+    """Every VM message of the catalogue with its call count."""
+    target_identity: Mapping[str, str] = field(default_factory=dict)
+    """What the pool master says it is: product_brand, product_version, api_version…"""
+    release: str = ""
+    """The xapi release the model judges against."""
+    areas: tuple[str, ...] = ()
+    """The areas the run tested."""
+    baseline: str = ""
+    """The baseline summary the findings were compared with, if any."""
+    fixed: tuple[FixedFinding, ...] = ()
+    """Findings of the baseline this run no longer shows."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coverage", tuple(self.coverage))
         object.__setattr__(self, "divergences", tuple(self.divergences))
+        object.__setattr__(self, "findings", tuple(self.findings))
+        object.__setattr__(self, "messages", tuple(self.messages))
+        object.__setattr__(self, "target_identity", dict(self.target_identity))
+        object.__setattr__(self, "areas", tuple(self.areas))
+        object.__setattr__(self, "fixed", tuple(self.fixed))
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
@@ -203,6 +286,20 @@ class RunSummary:
     def waived_divergences(self) -> tuple[DivergenceRecord, ...]:
         """The divergences that are waived."""
         return tuple(d for d in self.divergences if d.waived)
+
+    @property
+    def new_findings(self) -> tuple[FindingRecord, ...]:
+        """Findings not in the baseline (every finding when no baseline was given)."""
+        return tuple(f for f in self.findings if f.status != "known")
+
+    def divergence(self, divergence_id: str) -> DivergenceRecord:
+        """The divergence with id ``D<n>`` (see :func:`divergence_id`)."""
+        return self.divergences[int(divergence_id.removeprefix("D")) - 1]
+
+
+def divergence_id(index: int) -> str:
+    """The id of the divergence at ``index`` (0-based) in ``RunSummary.divergences``."""
+    return f"D{index + 1}"
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -217,9 +314,10 @@ def _cell_to_json(cell: CoverageCell) -> dict[str, object]:
     }
 
 
-def divergence_to_json(d: DivergenceRecord) -> dict[str, object]:
-    """One divergence as it appears in ``summary.json``."""
+def divergence_to_json(d: DivergenceRecord, divergence_id: str = "") -> dict[str, object]:
+    """One divergence as it appears in ``summary.json`` (with its ``id`` when given)."""
     return {
+        **({"id": divergence_id} if divergence_id else {}),
         "method": d.method,
         "params": to_plain(d.params),
         "expected": [outcome.as_json() for outcome in d.expected],
@@ -232,6 +330,34 @@ def divergence_to_json(d: DivergenceRecord) -> dict[str, object]:
         "waiver_reason": d.waiver_reason,
         "expected_outcomes": [outcome.as_tagged_json() for outcome in d.expected],
         "actual_outcome": d.actual.as_tagged_json(),
+        "calls": [
+            {"call": c.call, "answer": c.answer.as_tagged_json() if c.answer else None}
+            for c in d.calls
+        ],
+    }
+
+
+def finding_to_json(f: FindingRecord) -> dict[str, object]:
+    """One finding as it appears in ``summary.json``."""
+    return {
+        "id": f.id,
+        "title": f.title,
+        "area": f.area,
+        "count": f.count,
+        "methods": list(f.methods),
+        "divergences": list(f.divergences),
+        "example": f.example,
+        "reproducer": f.reproducer,
+        "status": f.status,
+    }
+
+
+def _coverage_json(s: RunSummary) -> dict[str, object]:
+    return {
+        "cells": [_cell_to_json(cell) for cell in s.coverage],
+        "messages": [{"method": m.method, "count": m.count} for m in s.messages],
+        "exercised": sum(1 for cell in s.coverage if cell.count > 0),
+        "messages_exercised": sum(1 for m in s.messages if m.count > 0),
     }
 
 
@@ -250,11 +376,16 @@ def summary_to_json(s: RunSummary) -> dict[str, object]:
         "seed": s.seed,
         "examples": s.examples,
         "steps": s.steps,
-        "coverage": {
-            "cells": [_cell_to_json(cell) for cell in s.coverage],
-            "exercised": sum(1 for cell in s.coverage if cell.count > 0),
-        },
-        "divergences": [divergence_to_json(d) for d in s.divergences],
+        "target_identity": dict(s.target_identity),
+        "release": s.release,
+        "areas": list(s.areas),
+        "coverage": _coverage_json(s),
+        "findings": [finding_to_json(f) for f in s.findings],
+        "baseline": s.baseline,
+        "fixed": [{"id": f.id, "title": f.title} for f in s.fixed],
+        "divergences": [
+            divergence_to_json(d, divergence_id(i)) for i, d in enumerate(s.divergences)
+        ],
         "started": s.started,
         "duration_s": s.duration_s,
         "error": s.error,
@@ -352,7 +483,24 @@ def divergence_from_json(data: object, where: str = "divergence") -> DivergenceR
         reproducer=_str(obj, "reproducer", where),
         waived=_bool(obj, "waived", where),
         waiver_reason=_str(obj, "waiver_reason", where),
+        calls=_calls(obj.get("calls", []), f"{where}.calls"),
     )
+
+
+def _calls(data: object, where: str) -> tuple[CallRecord, ...]:
+    if not isinstance(data, list):
+        raise ValueError(f"{where}: expected a list")
+    calls = []
+    for item, at in _items(data, where):
+        obj = _as_object(item, at)
+        answer = _get(obj, "answer", at)
+        calls.append(
+            CallRecord(
+                _str(obj, "call", at),
+                None if answer is None else OutcomeRecord.from_tagged_json(answer, f"{at}.answer"),
+            )
+        )
+    return tuple(calls)
 
 
 def _verdict(obj: Mapping[str, object], where: str) -> Verdict:
@@ -366,18 +514,83 @@ def _items(values: Sequence[object], where: str) -> list[tuple[object, str]]:
     return [(value, f"{where}[{i}]") for i, value in enumerate(values)]
 
 
+def _str_list(obj: Mapping[str, object], key: str, where: str) -> tuple[str, ...]:
+    values = _list(obj, key, where)
+    if not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{where}.{key}: expected a list of strings")
+    return tuple(cast(list[str], values))
+
+
+def finding_from_json(data: object, where: str = "finding") -> FindingRecord:
+    """The inverse of :func:`finding_to_json`; ValueError naming ``where`` on bad input."""
+    obj = _as_object(data, where)
+    status = _str(obj, "status", where)
+    if status not in FINDING_STATUSES:
+        raise ValueError(f"{where}.status: expected one of {FINDING_STATUSES}, got {status!r}")
+    return FindingRecord(
+        id=_str(obj, "id", where),
+        title=_str(obj, "title", where),
+        area=_str(obj, "area", where),
+        count=_int(obj, "count", where),
+        methods=_str_list(obj, "methods", where),
+        divergences=_str_list(obj, "divergences", where),
+        example=_str(obj, "example", where),
+        reproducer=_str(obj, "reproducer", where),
+        status=status,
+    )
+
+
+def _message_from_json(data: object, where: str) -> MessageCount:
+    obj = _as_object(data, where)
+    return MessageCount(_str(obj, "method", where), _int(obj, "count", where))
+
+
+def _fixed_from_json(data: object, where: str) -> FixedFinding:
+    obj = _as_object(data, where)
+    return FixedFinding(_str(obj, "id", where), _str(obj, "title", where))
+
+
+def _identity(d: Mapping[str, object], where: str) -> dict[str, str]:
+    identity = _as_object(_get(d, "target_identity", where), f"{where}.target_identity")
+    if not all(isinstance(v, str) for v in identity.values()):
+        raise ValueError(f"{where}.target_identity: expected string values")
+    return {k: cast(str, v) for k, v in identity.items()}
+
+
+def _version_2_fields(d: Mapping[str, object], where: str) -> dict[str, object]:
+    """The keys schema version 2 added, read from ``d``."""
+    coverage = _as_object(_get(d, "coverage", where), f"{where}.coverage")
+    at = f"{where}.coverage.messages"
+    findings = _items(_list(d, "findings", where), f"{where}.findings")
+    return {
+        "findings": tuple(finding_from_json(f, w) for f, w in findings),
+        "messages": tuple(
+            _message_from_json(m, w) for m, w in _items(_list(coverage, "messages", at), at)
+        ),
+        "target_identity": _identity(d, where),
+        "release": _str(d, "release", where),
+        "areas": _str_list(d, "areas", where),
+        "baseline": _str(d, "baseline", where),
+        "fixed": tuple(
+            _fixed_from_json(f, w) for f, w in _items(_list(d, "fixed", where), f"{where}.fixed")
+        ),
+    }
+
+
 def summary_from_json(d: Mapping[str, object]) -> RunSummary:
     """The :class:`RunSummary` that :func:`summary_to_json` turned into ``d``.
 
-    Raises ``ValueError`` naming the offending key when ``d`` is not a version-1 summary.
+    Reads schema versions 1 and 2 (a version-1 summary has no findings, identity or message
+    counts). Raises ``ValueError`` naming the offending key when ``d`` is neither.
     """
     where = "summary"
     version = _get(d, "schema_version", where)
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"{where}.schema_version: expected {SCHEMA_VERSION}, got {version!r}")
+    if version not in (1, SCHEMA_VERSION):
+        raise ValueError(f"{where}.schema_version: expected 1 or {SCHEMA_VERSION}, got {version!r}")
     coverage = _as_object(_get(d, "coverage", where), f"{where}.coverage")
     cells = _items(_list(coverage, "cells", f"{where}.coverage"), f"{where}.coverage.cells")
     divergences = _items(_list(d, "divergences", where), f"{where}.divergences")
+    extra = _version_2_fields(d, where) if version == SCHEMA_VERSION else {}
     return RunSummary(
         verdict=_verdict(d, where),
         target=_str(d, "target", where),
@@ -393,4 +606,5 @@ def summary_from_json(d: Mapping[str, object]) -> RunSummary:
         error=_str(d, "error", where),
         tool_version=_str(d, "tool_version", where),
         strictness=_str(d, "strictness", where),
+        **extra,  # type: ignore[arg-type]
     )

@@ -6,35 +6,87 @@ import argparse
 import contextlib
 import datetime
 import os
+import re
 import secrets
+import shutil
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
 from conformance.connect import RunConfig, open_connection
 from conformance.errors import TargetError, UsageError
 from conformance.results import RunFacts, merge_parts
+from conformance.runner.options import AREA_NAMES, SUITE_TESTS
 from conformance.targets import TargetSettings
 from conformance.waivers import load_waivers
-from reports import read_summary, write_html, write_summary
+from reports import (
+    ALLURE_DIR,
+    JUNIT_FILE,
+    REPRODUCERS_DIR,
+    RunSummary,
+    read_summary,
+    write_reports,
+)
 
 __all__ = ["pytest_arguments", "run_command"]
 
 EXIT_OK, EXIT_DIVERGES, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
-SHOWN_DIVERGENCES = 20
+SHOWN_FINDINGS = 20
 _VERDICT_EXIT = {"conforms": EXIT_OK, "diverges": EXIT_DIVERGES, "error": EXIT_TARGET}
+_K_WORDS = re.compile(r"[A-Za-z_][\w-]*")
+PYTEST_LOG = "pytest.log"
+"""pytest's own output of a run without -v (each failure with its traceback)."""
+_STALE = (JUNIT_FILE, ALLURE_DIR, REPRODUCERS_DIR, PYTEST_LOG, ".parts", ".progress")
+"""What an earlier run left in the report directory that this run replaces or never leaves."""
+
+
+def _check_selection(expression: str | None) -> None:
+    """-k names areas; a word that is no area is a typo, not an empty run."""
+    if expression is None:
+        return
+    words = [w for w in _K_WORDS.findall(expression) if w not in ("and", "or", "not")]
+    names = [n.lower() for n in (*AREA_NAMES, *SUITE_TESTS)]
+    unknown = [w for w in words if not any(w.lower() in n for n in names)]
+    if unknown or not words:
+        raise UsageError(
+            f"-k {expression!r} selects no area ({', '.join(unknown) or 'empty'}); "
+            f"areas are: {', '.join(AREA_NAMES)}"
+        )
+
+
+def _check_baseline(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        read_summary(Path(path))
+    except FileNotFoundError:
+        raise UsageError(f"--baseline {path}: no such file") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"--baseline {path}: not a summary.json this tool wrote ({error})"
+        ) from None
+
+
+def _workers(value: str) -> str:
+    if value == "auto" or (value.isdigit() and int(value) >= 0):
+        return value
+    raise UsageError(f"-n takes a number of workers or 'auto', got {value!r}")
 
 
 def _validate(args: argparse.Namespace) -> Path:
     if args.max_examples is not None and args.max_examples < 1:
         raise UsageError("--max-examples must be at least 1")
-    if args.workers < 0:
-        raise UsageError("-n must be 0 (no workers) or more")
+    if args.max_findings is not None and args.max_findings < 1:
+        raise UsageError("--max-findings must be at least 1")
+    args.workers = _workers(str(args.workers))
+    _check_selection(args.select)
+    _check_baseline(args.baseline)
     if args.target and args.password_env not in os.environ:
         raise UsageError(
             f"set the password for {args.user!r} in ${args.password_env}; it is never read from the command line"
@@ -83,14 +135,12 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "conformance.suite",
         "-p",
         "no:cacheprovider",
-        "-q",
+        "-v" if args.verbose else "-q",
+        "--tb=short",
         "--no-header",
         "-rN",
-        "--tb=line",
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",
-        f"--junitxml={report_dir / 'junit.xml'}",
-        f"--alluredir={report_dir / 'allure-results'}",
         f"--xapi-report-dir={report_dir}",
         f"--xapi-user={args.user}",
         f"--xapi-password-env={args.password_env}",
@@ -103,6 +153,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "--xapi-max-examples": args.max_examples,
         "--xapi-waivers": args.waivers,
         "--xapi-ca-bundle": args.ca_bundle,
+        "--xapi-baseline": args.baseline,
+        "--xapi-max-findings": args.max_findings,
         "-k": args.select,
     }
     argv += [
@@ -118,38 +170,69 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         argv.append("--xapi-insecure")
     argv += [f"--xapi-role-account={r}" for r in args.role_account]
     argv += [f"--xapi-fault={f}" for f in getattr(args, "fault", [])]
-    if args.workers:
+    if args.exitfirst:
+        argv.append("-x")
+    if args.workers not in ("0", 0):
         argv += ["-n", str(args.workers)]
     return argv
 
 
-@contextlib.contextmanager
-def _progress(report_dir: Path) -> Iterator[None]:
-    stop = threading.Event()
-    started = time.monotonic()
-    interactive = sys.stderr.isatty()
+class _Counters:
+    """The workers' progress files summed; each worker's figures never go down (a file read
+    mid-write, or removed at the end, keeps its last figures)."""
 
-    def show() -> None:
-        examples = steps = divergences = 0
-        for path in (report_dir / ".progress").glob("*.txt"):
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._seen: dict[str, tuple[int, int, int]] = {}
+
+    def read(self) -> tuple[int, int, int]:
+        for path in self._folder.glob("*.txt"):
             with contextlib.suppress(OSError, ValueError):
                 e, s, d = (int(x) for x in path.read_text().split())
-                examples, steps, divergences = examples + e, steps + s, divergences + d
-        elapsed = int(time.monotonic() - started)
-        line = f"examples {examples:,} · steps {steps:,} · divergences {divergences} · {elapsed // 60:02d}:{elapsed % 60:02d}"
-        print(
-            f"\r{line}" if interactive else line,
-            end="" if interactive else "\n",
-            file=sys.stderr,
-            flush=True,
+                old = self._seen.get(path.name, (0, 0, 0))
+                self._seen[path.name] = (max(e, old[0]), max(s, old[1]), max(d, old[2]))
+        figures = list(self._seen.values())
+        return (
+            sum(f[0] for f in figures),
+            sum(f[1] for f in figures),
+            sum(f[2] for f in figures),
         )
 
+
+def _terminal() -> TextIO:
+    """The process's real stderr, which pytest's output capture does not swallow."""
+    return os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="replace")
+
+
+def _plain_interval(elapsed: float) -> float:
+    """Seconds between plain progress lines: 15 for the first two minutes, then 60, so that
+    a long CI log stays short."""
+    return 15.0 if elapsed < 120 else 60.0
+
+
+@contextlib.contextmanager
+def _progress(report_dir: Path) -> Iterator[None]:
+    """One line updated in place on a terminal; otherwise a plain line every 15 s, then 60 s."""
+    stop = threading.Event()
+    started = time.monotonic()
+    counters = _Counters(report_dir / ".progress")
+    out = _terminal()
+    interactive = out.isatty()
+
+    def show() -> None:
+        examples, steps, divergences = counters.read()
+        elapsed = int(time.monotonic() - started)
+        line = (
+            f"examples {examples:,} · steps {steps:,} · divergences {divergences} · "
+            f"{elapsed // 60:02d}:{elapsed % 60:02d}"
+        )
+        out.write(f"\r{line}\033[K" if interactive else line + "\n")
+        out.flush()
+
     def loop() -> None:
-        while not stop.wait(1.0 if interactive else 15.0):
+        while not stop.wait(1.0 if interactive else _plain_interval(time.monotonic() - started)):
             show()
 
-    for stale in (report_dir / ".progress").glob("*.txt"):
-        stale.unlink(missing_ok=True)
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
@@ -159,7 +242,8 @@ def _progress(report_dir: Path) -> Iterator[None]:
         thread.join(timeout=5)
         show()
         if interactive:
-            print(file=sys.stderr)
+            out.write("\n")
+        out.close()
 
 
 def _error_summary(
@@ -175,28 +259,84 @@ def _error_summary(
         "",
     )
     summary = merge_parts([], facts, extra_error=reason)
-    write_summary(report_dir, summary)
-    write_html(report_dir, summary)
+    write_reports(report_dir, summary)
 
 
-def _print_result(report_dir: Path) -> str:
+def _remove_stale(report_dir: Path) -> None:
+    """The report directory holds only the current run: earlier runs' files go first."""
+    (report_dir / "summary.json").unlink(missing_ok=True)
+    for name in _STALE:
+        path = report_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _coverage_line(s: RunSummary) -> str:
+    cells = sum(1 for c in s.coverage if c.count)
+    messages = sum(1 for m in s.messages if m.count)
+    percent = 100 * cells / len(s.coverage) if s.coverage else 0.0
+    return (
+        f"coverage: {cells} of {len(s.coverage)} cells ({percent:.0f}%), "
+        f"{messages} of {len(s.messages)} messages"
+    )
+
+
+def _finding_lines(s: RunSummary, report_dir: Path) -> list[str]:
+    lines = []
+    for f in s.findings[:SHOWN_FINDINGS]:
+        mark = " (known)" if f.status == "known" else ""
+        lines.append(
+            f"  {f.id} [{f.area}] {f.title}{mark} — {f.count}× in {len(f.methods)} method(s); "
+            f"{report_dir / f.reproducer}"
+        )
+    if len(s.findings) > SHOWN_FINDINGS:
+        lines.append(f"  … and {len(s.findings) - SHOWN_FINDINGS} more in report.html")
+    lines += [f"  fixed since the baseline: {f.id} {f.title}" for f in s.fixed]
+    if s.waived_divergences:
+        lines.append(f"  {len(s.waived_divergences)} divergence(s) waived")
+    return lines
+
+
+def _verdict_line(s: RunSummary) -> str:
+    found = f"{len(s.findings)} finding(s) from {len(s.active_divergences)} divergence(s)"
+    if s.baseline:
+        found += f", {len(s.new_findings)} new against the baseline"
+    return (
+        f"verdict: {s.verdict} — {found}; {s.examples:,} examples, {s.steps:,} steps"
+        if s.verdict != "error"
+        else f"verdict: error — {s.error}"
+    )
+
+
+def _print_result(report_dir: Path) -> int:
+    """The verdict, one line per finding, the seed and where the reports are; the exit status."""
     summary = read_summary(report_dir / "summary.json")
-    print(
-        f"verdict: {summary.verdict} — {summary.examples:,} examples, {summary.steps:,} steps, "
-        f"{sum(1 for c in summary.coverage if c.count)} of {len(summary.coverage)} coverage cells"
+    lines = [_verdict_line(summary), *_finding_lines(summary, report_dir), _coverage_line(summary)]
+    if summary.seed is not None:
+        lines.append(f"seed: {summary.seed} (repeat with --seed {summary.seed})")
+    lines.append(
+        f"reports: {report_dir / 'report.html'} (and summary.json, junit.xml, allure-results/, "
+        f"{PYTEST_LOG})"
     )
-    for divergence in summary.divergences[:SHOWN_DIVERGENCES]:
-        mark = "waived" if divergence.waived else "DIVERGES"
-        print(f"  {mark}: {divergence.message}")
-    hidden = len(summary.divergences) - SHOWN_DIVERGENCES
-    if hidden > 0:
-        print(f"  … and {hidden} more in report.html")
-    if summary.error:
-        print(f"  error: {summary.error}")
-    print(
-        f"reports: {report_dir / 'report.html'}, {report_dir / 'summary.json'}, {report_dir / 'junit.xml'}"
-    )
-    return summary.verdict
+    print("\n".join(lines))
+    if summary.verdict == "diverges" and summary.baseline and not summary.new_findings:
+        return EXIT_OK
+    return _VERDICT_EXIT[summary.verdict]
+
+
+@contextlib.contextmanager
+def _pytest_output(report_dir: Path, verbose: bool) -> Iterator[None]:
+    """pytest's own output goes to the terminal with -v, else to ``pytest.log`` in the reports."""
+    if verbose:
+        yield
+        return
+    with (
+        (report_dir / PYTEST_LOG).open("w", encoding="utf-8") as log,
+        contextlib.redirect_stdout(log),
+    ):
+        yield
 
 
 def _interrupt_on_sigterm() -> None:
@@ -213,17 +353,20 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the suite; exit 0 conforms, 1 diverges, 2 usage error, 3 target could not be tested."""
     started = datetime.datetime.now(datetime.UTC)
     report_dir = _validate(args)
+    _remove_stale(report_dir)
     try:
         _touch_target(args)
     except TargetError as error:
         _error_summary(args, report_dir, str(error), started)
         raise
     summary_path = report_dir / "summary.json"
-    summary_path.unlink(missing_ok=True)
+    if args.seed is None:
+        args.seed = secrets.randbelow(2**31)
+    print(f"seed: {args.seed} (repeat with --seed {args.seed})", file=sys.stderr, flush=True)
     run_id = secrets.token_hex(4)
     _interrupt_on_sigterm()
     try:
-        with _progress(report_dir):
+        with _progress(report_dir), _pytest_output(report_dir, args.verbose):
             status = pytest.main([*pytest_arguments(args, report_dir), f"--xapi-run-id={run_id}"])
     finally:
         with contextlib.suppress(TargetError):
@@ -241,4 +384,4 @@ def run_command(args: argparse.Namespace) -> int:
             f"the suite ended without results (pytest exit {int(status)})",
             started,
         )
-    return _VERDICT_EXIT[_print_result(report_dir)]
+    return _print_result(report_dir)

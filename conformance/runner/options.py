@@ -5,16 +5,55 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_run_parser"]
+__all__ = ["AREA_NAMES", "add_run_parser"]
 
 PROFILES = ("ci", "dev", "thorough")
 STRICTNESS = ("exact", "arity", "code")
+AREA_NAMES = (
+    "lifecycle",
+    "memory",
+    "operations",
+    "templates",
+    "fields",
+    "rpc",
+    "roles",
+    "async",
+    "sweep",
+)
+"""What ``-k`` selects: the suite's areas (its machines) and the deterministic sweeps."""
+
+SUITE_TESTS = (
+    "test_area",
+    "test_lifecycle_sweep",
+    "test_operations_blocked_sweep",
+    "test_memory_sweep",
+)
+"""The suite's test functions, which ``-k`` may also name (as with pytest)."""
+
+RUN_DESCRIPTION = """\
+Run the conformance suite: random call sequences and deterministic sweeps, sent to the
+target and to the reference model side by side; every answer is compared. Divergences are
+grouped into findings, each with a reproducer script under the report directory's
+reproducers/."""
+
+RUN_EPILOG = f"""\
+exit status:
+  0  the target conforms (or every finding is known in --baseline)
+  1  findings: the target diverges from xapi
+  2  usage error (bad option, unreadable file)
+  3  the target could not be tested (unreachable, login refused, broken protocol)
+
+areas (-k): {", ".join(AREA_NAMES)}"""
 
 
 def add_run_parser(commands: Any) -> None:
     """Register ``run`` on the subcommand table."""
     run: argparse.ArgumentParser = commands.add_parser(
-        "run", help="run the conformance suite against a target (default: the embedded server)"
+        "run",
+        help="run the conformance suite against a target (default: the embedded server)",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
         "--target", default=None, metavar="URL", help="XenAPI endpoint (default: embedded server)"
@@ -62,7 +101,36 @@ def add_run_parser(commands: Any) -> None:
         help="where reports go (default ./xapi-conformance-report)",
     )
     run.add_argument(
-        "-n", dest="workers", type=int, default=0, metavar="N", help="parallel workers"
+        "-n",
+        dest="workers",
+        default="0",
+        metavar="N",
+        help="parallel workers: a number, or auto for one per core (default 0: none)",
+    )
+    run.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="summary.json of an earlier run: its findings are known; only new ones exit 1",
+    )
+    run.add_argument(
+        "-x",
+        dest="exitfirst",
+        action="store_true",
+        help="stop at the first test with a finding",
+    )
+    run.add_argument(
+        "--max-findings",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop once N findings are seen",
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show each test and its failure as pytest reports it",
     )
     run.add_argument(
         "--role-account",
@@ -75,5 +143,9 @@ def add_run_parser(commands: Any) -> None:
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     run.add_argument("--fault", action="append", default=[], help=argparse.SUPPRESS)
     run.add_argument(
-        "-k", dest="select", default=None, metavar="EXPR", help="select areas (pytest -k)"
+        "-k",
+        dest="select",
+        default=None,
+        metavar="EXPR",
+        help=f"select areas (pytest -k): {', '.join(AREA_NAMES)}",
     )

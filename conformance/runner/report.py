@@ -24,9 +24,9 @@ def add_report_parser(commands: Any) -> None:
     )
     report.add_argument(
         "--out",
-        default="xapi-conformance-matrix",
+        default=None,
         metavar="DIR",
-        help="where the matrix goes (several DIRs)",
+        help="where to write (default: the DIR itself for one, xapi-conformance-matrix for several)",
     )
 
 
@@ -45,9 +45,9 @@ def report_command(args: argparse.Namespace) -> int:
     directories = [Path(d) for d in args.report_dirs]
     summaries = [_summary(d) for d in directories]
     if len(summaries) == 1:
-        print(f"wrote {write_html(directories[0], summaries[0])}")
+        print(f"wrote {write_html(Path(args.out or directories[0]), summaries[0])}")
         return 0
-    out = Path(args.out)
+    out = Path(args.out or "xapi-conformance-matrix")
     out.mkdir(parents=True, exist_ok=True)
     html_path = write_matrix(out, summaries)
     print(f"wrote {html_path} and {html_path.with_suffix('.md')}")

@@ -8,10 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.errors import UsageError
+from models.releases import DEFAULT_RELEASE, Release, release
 from models.schema import ROLES
 from models.world import Account
 
-__all__ = ["ServerConfig", "parse_account", "read_accounts_file", "read_secret"]
+__all__ = [
+    "ServerConfig",
+    "parse_account",
+    "parse_release",
+    "read_accounts_file",
+    "read_secret",
+]
 
 MAX_REQUEST_BYTES = 300 * 1024
 """xapi's limit on an RPC body (``Constants.http_limit_max_rpc_size``)."""
@@ -48,10 +55,22 @@ class ServerConfig:
     max_connections: int = 800
     salt: str = field(default="xapi-conformance")
     faults: tuple[str, ...] = ()
+    xapi_version: str = ""
+    """The xapi release to behave as (``serve --xapi-version``); empty for the newest known."""
 
     def all_accounts(self) -> tuple[Account, ...]:
         """root first, then the role-limited accounts."""
         return (Account("root", self.password, "pool-admin", superuser=True), *self.accounts)
+
+
+def parse_release(text: str) -> Release:
+    """``--xapi-version`` → the release; a clear UsageError when it is not a version."""
+    if not text:
+        return DEFAULT_RELEASE
+    try:
+        return release(text)
+    except ValueError as error:
+        raise UsageError(f"--xapi-version: {error}") from None
 
 
 def parse_account(text: str) -> Account:

@@ -6,7 +6,7 @@ import datetime
 import threading
 from collections.abc import Sequence
 
-from conformance.server.config import ServerConfig
+from conformance.server.config import ServerConfig, parse_release
 from conformance.server.events import EventLog
 from conformance.server.faults import Fault, compose, lookup
 from models.outcome import Outcome
@@ -36,6 +36,7 @@ class ServerState:
             dmc_enabled=not config.restrict_dmc,
             facts=facts,
             salt=config.salt,
+            release=parse_release(config.xapi_version),
         )
         return cls(world, lookup(config.faults))
 

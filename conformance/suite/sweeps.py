@@ -13,6 +13,7 @@ from conformance import strategies
 from conformance.divergence import Desynced, Divergence
 from conformance.harness import Connection, Harness
 from conformance.strategies import RUN_TAG
+from models.coverage import REACHABLE_STATES
 from models.outcome import Success, Value
 from models.world import NULL_REF
 
@@ -53,16 +54,7 @@ LIFECYCLE_MESSAGES = (
 )
 """The messages whose behaviour the power-state × VM-kind matrix decides (semantics §2.2)."""
 
-CELLS = (
-    ("Halted", "plain"),
-    ("Running", "plain"),
-    ("Paused", "plain"),
-    ("Suspended", "plain"),
-    ("Halted", "template"),
-    ("Halted", "default_template"),
-    ("Halted", "snapshot"),
-    ("Suspended", "snapshot"),
-)
+CELLS = REACHABLE_STATES
 """(power state, VM kind) pairs a client can reach through the API."""
 
 BLOCKABLE = (

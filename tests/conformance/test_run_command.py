@@ -13,7 +13,9 @@ import pytest
 
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
+from conformance.suite.sweeps import CELLS, LIFECYCLE_MESSAGES
 from conformance.targets import XmlRpcTarget
+from models.coverage import coverage_cells
 from models.outcome import Success
 from tests.models.helpers import vm_args
 
@@ -146,7 +148,13 @@ def test_reference_server_conforms_and_every_lifecycle_cell_is_exercised(tmp_pat
         c for c in cells if c["method"] in ("VM.start", "VM.suspend", "VM.clone", "VM.destroy")
     ]
     assert lifecycle and all(c["count"] > 0 for c in lifecycle)
-    assert all(c["count"] > 0 for c in cells)
+    swept = {(f"VM.{m}", s, k) for m in LIFECYCLE_MESSAGES for s, k in CELLS}
+    counts = {(c["method"], c["power_state"], c["vm_kind"]): c["count"] for c in cells}
+    assert all(counts[cell] > 0 for cell in swept)
+    assert len(cells) == len(coverage_cells()) and any(c["count"] == 0 for c in cells)
+    messages = data["coverage"]["messages"]  # type: ignore[index]
+    assert len(messages) == 219
+    assert next(m for m in messages if m["method"] == "VM.create")["count"] > 0
     for name in ("report.html", "junit.xml"):
         assert (tmp_path / name).stat().st_size > 0
     assert any((tmp_path / "allure-results").iterdir())

@@ -11,6 +11,7 @@ import pytest
 
 from models.outcome import Failure
 from models.releases import DEFAULT_RELEASE, RELEASES, release, release_of_software_version
+from models.world import Account
 from tests.models.helpers import driver
 
 DISK = '<disk device="0" size="10737418240" sr="{sr}" bootable="true"/>'
@@ -133,3 +134,18 @@ def test_provision_of_a_vm_is_refused() -> None:
     d = driver()
     vm = d.new_vm()
     assert d.fails("VM.provision", vm).code == "PROVISION_ONLY_ALLOWED_ON_TEMPLATE"
+
+
+def test_pool_other_config_add_and_remove() -> None:
+    d = driver(accounts=(Account("ro", "ro", "read-only"),))
+    pool = d.ok("pool.get_all")[0]
+    d.ok("pool.add_to_other_config", pool, "k", "v")
+    assert d.ok("pool.get_other_config", pool)["k"] == "v"
+    assert d.fails("pool.add_to_other_config", pool, "k", "w") == Failure(
+        "MAP_DUPLICATE_KEY", ("pool", "other_config", pool, "k")
+    )
+    d.ok("pool.remove_from_other_config", pool, "k")
+    d.ok("pool.remove_from_other_config", pool, "k")  # an absent key is no error
+    assert "k" not in d.ok("pool.get_other_config", pool)
+    d.session = d.login("ro", "ro")
+    assert d.fails("pool.add_to_other_config", pool, "k", "v").code == "RBAC_PERMISSION_DENIED"

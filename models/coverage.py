@@ -1,0 +1,52 @@
+"""The coverage space: every VM message, and every (message, power state, VM kind) cell a client
+can reach through the API, for reports that show what a run did not exercise."""
+
+from __future__ import annotations
+
+from models.catalogue import MESSAGES
+from models.releases import DEFAULT_RELEASE, Release
+from models.schema import XType
+
+__all__ = ["REACHABLE_STATES", "RELEASE", "coverage_cells", "release_text", "vm_messages"]
+
+
+def release_text(release: Release) -> str:
+    """A release as reports name it: ``xapi 26.17 (XenServer 8.4.0, XenAPI 2.21)``."""
+    return (
+        f"xapi {release.xapi} ({release.product_brand} {release.product_version}, "
+        f"XenAPI {release.api_major}.{release.api_minor})"
+    )
+
+
+RELEASE = release_text(DEFAULT_RELEASE)
+"""The xapi release whose behaviour the model follows by default."""
+
+REACHABLE_STATES: tuple[tuple[str, str], ...] = (
+    ("Halted", "plain"),
+    ("Running", "plain"),
+    ("Paused", "plain"),
+    ("Suspended", "plain"),
+    ("Halted", "template"),
+    ("Halted", "default_template"),
+    ("Halted", "snapshot"),
+    ("Suspended", "snapshot"),
+)
+"""(power state, VM kind) pairs a client can put a VM in through the API."""
+
+_VM_REF = XType("ref", name="VM")
+
+
+def vm_messages() -> tuple[str, ...]:
+    """Every message of the VM class, as ``VM.<name>``, in reference order."""
+    return tuple(f"VM.{name}" for name in MESSAGES)
+
+
+def coverage_cells() -> tuple[tuple[str, str, str], ...]:
+    """(``VM.<message>``, power state, VM kind) for every message that acts on one VM, in every
+    reachable (power state, VM kind) pair."""
+    return tuple(
+        (f"VM.{message.name}", state, kind)
+        for message in MESSAGES.values()
+        if message.params and message.params[0].type == _VM_REF
+        for state, kind in REACHABLE_STATES
+    )

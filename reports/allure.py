@@ -1,0 +1,202 @@
+"""``allure-results/``: one Allure test result per finding, one passing result per clean area.
+
+Each call of a finding's example is a step with its request and response attached; the area is
+the epic and the methods are features; the reproducer is an attachment (never in the error
+box); ``environment.properties`` names the target, and ``categories.json`` groups by error code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reports.files import atomic_write_text
+from reports.records import (
+    CallRecord,
+    DivergenceRecord,
+    FindingRecord,
+    OutcomeRecord,
+    RunSummary,
+    json_safe,
+)
+from reports.redact import redact_summary
+
+__all__ = ["ALLURE_DIR", "write_allure"]
+
+ALLURE_DIR = "allure-results"
+"""The folder :func:`write_allure` fills in the report directory (replacing what was there)."""
+
+
+@dataclass
+class _Results:
+    """The files of one allure-results folder, by name."""
+
+    files: dict[str, str] = field(default_factory=dict)
+
+    def attach(self, name: str, text: str, mime: str = "text/plain") -> dict[str, str]:
+        extension = "json" if mime == "application/json" else "txt"
+        source = f"{uuid.uuid4()}-attachment.{extension}"
+        self.files[source] = text
+        return {"name": name, "source": source, "type": mime}
+
+
+def _answer_text(answer: OutcomeRecord | None) -> str:
+    if answer is None:
+        return "(not recorded)"
+    return json.dumps(json_safe(answer.as_tagged_json()), indent=2, ensure_ascii=False)
+
+
+def _step(results: _Results, call: CallRecord, status: str, start: int) -> dict[str, object]:
+    return {
+        "name": call.call,
+        "status": status,
+        "stage": "finished",
+        "start": start,
+        "stop": start,
+        "attachments": [
+            results.attach("request", call.call),
+            results.attach("response", _answer_text(call.answer), "application/json"),
+        ],
+        "steps": [],
+    }
+
+
+def _steps(results: _Results, d: DivergenceRecord, start: int) -> list[dict[str, object]]:
+    calls = list(d.calls) or [CallRecord(d.message.partition(": ")[0], d.actual)]
+    steps = [_step(results, c, "passed", start) for c in calls[:-1]]
+    last = _step(results, calls[-1], "failed", start)
+    expected = [e.as_tagged_json() for e in d.expected]
+    text = json.dumps(json_safe(expected), indent=2, ensure_ascii=False)
+    last["attachments"].append(  # type: ignore[attr-defined]
+        results.attach("expected (xapi)", text, "application/json")
+    )
+    return [*steps, last]
+
+
+def _labels(area: str, methods: Iterable[str], s: RunSummary) -> list[dict[str, str]]:
+    labels = [
+        {"name": "epic", "value": area},
+        {"name": "suite", "value": area},
+        {"name": "framework", "value": "xapi-conformance"},
+        {"name": "host", "value": s.target},
+    ]
+    return labels + [{"name": "feature", "value": m} for m in methods]
+
+
+def _history_id(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+
+
+def _finding_result(
+    results: _Results, s: RunSummary, f: FindingRecord, reproducers: dict[str, str], start: int
+) -> dict[str, object]:
+    example = s.divergence(f.example)
+    attachments = [results.attach(f"reproducer {f.reproducer}", reproducers.get(f.id, ""))]
+    message = f"{f.title} ({f.count} divergence(s); reproducer {f.reproducer})"
+    return {
+        "uuid": str(uuid.uuid4()),
+        "historyId": _history_id(f.id),
+        "name": f"{f.id}: {f.title}",
+        "fullName": f"xapi-conformance.{f.area}.{f.id}",
+        "status": "skipped" if f.status == "known" else "failed",
+        "statusDetails": {"message": message, "trace": example.message},
+        "stage": "finished",
+        "start": start,
+        "stop": start + int(s.duration_s * 1000),
+        "labels": _labels(f.area, f.methods, s),
+        "steps": _steps(results, example, start),
+        "attachments": attachments,
+        "parameters": [{"name": "status", "value": f.status or "new"}],
+    }
+
+
+def _area_result(s: RunSummary, area: str, start: int) -> dict[str, object]:
+    return {
+        "uuid": str(uuid.uuid4()),
+        "historyId": _history_id(area),
+        "name": f"{area}: no finding",
+        "fullName": f"xapi-conformance.{area}",
+        "status": "passed",
+        "stage": "finished",
+        "start": start,
+        "stop": start + int(s.duration_s * 1000),
+        "labels": _labels(area, (), s),
+        "steps": [],
+        "attachments": [],
+    }
+
+
+def _environment(s: RunSummary) -> str:
+    facts = {
+        **{f"target.{k}": v for k, v in s.target_identity.items()},
+        "target": s.target,
+        "protocol": s.protocol,
+        "profile": s.profile,
+        "seed": "" if s.seed is None else str(s.seed),
+        "strictness": s.strictness,
+        "release": s.release,
+        "tool_version": s.tool_version,
+    }
+    return "".join(f"{k.replace(' ', '_')}={' '.join(v.split())}\n" for k, v in facts.items())
+
+
+def _categories(s: RunSummary) -> str:
+    codes = sorted(
+        {
+            s.divergence(f.example).actual.error[0]
+            for f in s.findings
+            if not s.divergence(f.example).actual.ok
+        }
+    )
+    categories = [
+        {"name": f"error code {code}", "matchedStatuses": ["failed"], "traceRegex": f".*{code}.*"}
+        for code in codes
+    ]
+    categories.append({"name": "divergences", "matchedStatuses": ["failed"]})
+    return json.dumps(categories, indent=2)
+
+
+def _start_ms(s: RunSummary) -> int:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(s.started).timestamp() * 1000)
+    except ValueError:
+        return 0
+
+
+def render_allure(
+    s: RunSummary, reproducers: dict[str, str], secrets: Iterable[str] = ()
+) -> dict[str, str]:
+    """The files of the allure-results folder for ``s``, by name; ``reproducers`` maps each
+    finding's id to its script."""
+    secrets = tuple(secrets)
+    s = redact_summary(s, secrets)
+    results = _Results()
+    start = _start_ms(s)
+    tests = [_finding_result(results, s, f, reproducers, start) for f in s.findings]
+    failing = {f.area for f in s.findings}
+    tests += [_area_result(s, a, start) for a in s.areas if a not in failing]
+    for test in tests:
+        results.files[f"{test['uuid']}-result.json"] = json.dumps(test, indent=1)
+    results.files["environment.properties"] = _environment(s)
+    results.files["categories.json"] = _categories(s)
+    return results.files
+
+
+def write_allure(
+    report_dir: Path, s: RunSummary, reproducers: dict[str, str], secrets: Iterable[str] = ()
+) -> Path:
+    """Replace ``report_dir/allure-results`` with the results of ``s``; return the folder."""
+    files = render_allure(s, reproducers, secrets)
+    folder = Path(report_dir) / ALLURE_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        atomic_write_text(folder / name, text)
+    return folder

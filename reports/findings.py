@@ -1,0 +1,206 @@
+"""Findings: divergences grouped by the difference they show, and compared with a baseline.
+
+Two divergences are one finding when they differ only in method, VM, power state or values and
+show the same difference: the same error code with the same parameter differing the same way,
+the same VM field going stale, the same code where xapi refuses… A finding's id is derived from
+that difference alone, so the same bug found by another seed, or another run, has the same id.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from reports.records import (
+    DivergenceRecord,
+    FindingRecord,
+    FixedFinding,
+    OutcomeRecord,
+    RunSummary,
+    divergence_id,
+)
+
+__all__ = [
+    "REPRODUCERS_DIR",
+    "Difference",
+    "baseline_findings",
+    "compare_with_baseline",
+    "difference",
+    "finding_id",
+    "group_findings",
+    "with_findings",
+]
+
+REPRODUCERS_DIR = "reproducers"
+"""The folder of the report directory that holds one reproducer script per finding."""
+
+_RECORD_KINDS = frozenset({"state", "allowed_operations"})
+"""Divergence kinds that compare a VM field after a call (the final call is ``VM.get_<field>``)."""
+
+_SUITE_REF = re.compile(r"\b(vm|task|session)\d+\b")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """What a divergence shows, independent of method, VM and values: ``key`` groups, ``title``
+    says it in one line."""
+
+    key: str
+    title: str
+
+
+def _plain_refs(text: str) -> str:
+    """``text`` with the suite's ref names (vm1, task2…) made anonymous."""
+    return _SUITE_REF.sub(lambda m: m.group(1).upper(), text)
+
+
+def _edits(expected: str, actual: str) -> tuple[tuple[str, str], ...]:
+    """The (xapi's, target's) pieces that differ between two texts, in order."""
+    matcher = difflib.SequenceMatcher(a=expected, b=actual, autojunk=False)
+    return tuple(
+        (expected[i1:i2], actual[j1:j2])
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    )
+
+
+def _param_difference(code: str, expected: Sequence[str], actual: Sequence[str]) -> Difference:
+    """Same code and arity: which parameter differs, and how."""
+    pairs = [
+        (i, _plain_refs(e), _plain_refs(a))
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+    ]
+    differing = [(i, e, a) for i, e, a in pairs if e != a]
+    if not differing:
+        return Difference(f"params:{code}:order", f"{code}: parameters differ from xapi's")
+    index, e, a = differing[0]
+    edits = _edits(e, a)
+    changed = sum(len(x) + len(y) for x, y in edits)
+    where = f"{code}: parameter {index + 1}"
+    if len(edits) == 1 or changed * 2 < len(e) + len(a):
+        shown = {(x, y) for x, y in edits}
+        if len(shown) == 1:
+            removed, added = next(iter(shown))
+            title = f"{where} has {added!r} where xapi has {removed!r}"
+        else:
+            title = f"{where} is spelled differently from xapi's ({e!r} vs {a!r})"
+        return Difference(f"params:{code}:{index}:{sorted(shown)!r}", title)
+    return Difference(f"params:{code}:{index}:value", f"{where} differs from xapi's")
+
+
+def _closest(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> OutcomeRecord | None:
+    """The expected outcome most like ``actual``: same code, then same success or failure."""
+    same_code = [e for e in expected if not e.ok and not actual.ok and e.error[0] == actual.error[0]]
+    same_side = [e for e in expected if e.ok == actual.ok]
+    return next(iter(same_code or same_side), None)
+
+
+def _failure_difference(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> Difference:
+    code, params = actual.error[0], actual.error[1:]
+    closest = _closest(expected, actual)
+    if closest is None:
+        return Difference(f"refuses:{code}", f"the target refuses with {code} calls xapi accepts")
+    want_code, want = closest.error[0], closest.error[1:]
+    if want_code != code:
+        return Difference(
+            f"code:{want_code}:{code}", f"the target fails with {code} where xapi fails with {want_code}"
+        )
+    if len(want) != len(params):
+        return Difference(
+            f"arity:{code}:{len(want)}:{len(params)}",
+            f"{code} carries {len(params)} parameter(s) where xapi's carries {len(want)}",
+        )
+    return _param_difference(code, want, params)
+
+
+def difference(d: DivergenceRecord) -> Difference:
+    """The difference ``d`` shows (see the module docstring)."""
+    if d.kind in _RECORD_KINDS:
+        field = d.method.removeprefix("VM.get_")
+        return Difference(
+            f"field:{field}", f"the VM's {field} differs from xapi's after a call (stale or wrong)"
+        )
+    if not d.actual.ok:
+        return _failure_difference(d.expected, d.actual)
+    codes = sorted({e.error[0] for e in d.expected if not e.ok})
+    if codes and not any(e.ok for e in d.expected):
+        refused = " or ".join(codes)
+        return Difference(
+            f"accepts:{'|'.join(codes)}", f"the target accepts calls xapi refuses with {refused}"
+        )
+    return Difference(f"value:{d.method}", f"{d.method} returns a different value from xapi's")
+
+
+def finding_id(key: str) -> str:
+    """A short id derived from a difference's key alone (stable across runs and seeds)."""
+    return "F-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+
+
+def _example_size(d: DivergenceRecord) -> tuple[int, int]:
+    """How long a divergence's reproducer is: shorter is the better example."""
+    return (d.reproducer.count("\n"), len(d.reproducer))
+
+
+def _finding(
+    diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]
+) -> FindingRecord:
+    example_id, _ = min(members, key=lambda m: _example_size(m[1]))
+    identifier = finding_id(diff.key)
+    areas = Counter(d.area for _, d in members)
+    return FindingRecord(
+        id=identifier,
+        title=diff.title,
+        area=areas.most_common(1)[0][0],
+        count=len(members),
+        methods=tuple(sorted({d.method for _, d in members})),
+        divergences=tuple(i for i, _ in members),
+        example=example_id,
+        reproducer=f"{REPRODUCERS_DIR}/{identifier}.py",
+    )
+
+
+def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingRecord, ...]:
+    """The findings of the active (not waived) ``divergences``, most frequent first.
+
+    Divergence ids are positions in ``divergences`` (``D1`` is the first), as in summary.json.
+    """
+    groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]] = {}
+    for index, d in enumerate(divergences):
+        if d.waived:
+            continue
+        diff = difference(d)
+        groups.setdefault(diff.key, (diff, []))[1].append((divergence_id(index), d))
+    findings = [_finding(diff, members) for diff, members in groups.values()]
+    return tuple(sorted(findings, key=lambda f: (-f.count, f.id)))
+
+
+def compare_with_baseline(
+    findings: Sequence[FindingRecord], baseline: Sequence[FindingRecord]
+) -> tuple[tuple[FindingRecord, ...], tuple[FixedFinding, ...]]:
+    """``findings`` marked ``known`` (in ``baseline``) or ``new``, and the baseline's findings
+    this run no longer shows (fixed)."""
+    known = {f.id for f in baseline}
+    seen = {f.id for f in findings}
+    marked = tuple(replace(f, status="known" if f.id in known else "new") for f in findings)
+    fixed = tuple(FixedFinding(f.id, f.title) for f in baseline if f.id not in seen)
+    return marked, fixed
+
+
+def baseline_findings(baseline: RunSummary) -> tuple[FindingRecord, ...]:
+    """The findings of a baseline run (grouped anew when it is a version-1 summary)."""
+    return baseline.findings or group_findings(baseline.divergences)
+
+
+def with_findings(
+    s: RunSummary, baseline: RunSummary | None = None, baseline_path: str = ""
+) -> RunSummary:
+    """``s`` with its findings grouped and, when a baseline is given, marked new or known."""
+    findings = group_findings(s.divergences)
+    if baseline is None:
+        return replace(s, findings=findings)
+    marked, fixed = compare_with_baseline(findings, baseline_findings(baseline))
+    return replace(s, findings=marked, baseline=baseline_path, fixed=fixed)

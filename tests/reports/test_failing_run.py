@@ -1,0 +1,226 @@
+"""A failing run against a server with two seeded faults, as a user sees it.
+
+The terminal fits a screen; summary.json, junit.xml, Allure and the HTML page count the same
+findings; each finding's reproducer exits 1 on the faulty server and 2 on a dead URL; a repeat
+with the first run as its baseline exits 0. The HTML page is opened in headless Chromium and
+the Allure results are rendered by Allure's own command line, where those are installed (CI
+installs both and sets XAPI_REQUIRE_BROWSER=1 so they cannot be skipped there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from conformance.server.config import ServerConfig
+from conformance.server.process import RunningServer, start_in_thread
+from tests.conformance.test_run_command import run
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "faulty-pw"
+FAULTS = ("wrong-error-param", "stale-record")
+RUN_ARGS = ("--profile", "dev", "--seed", "5", "-k", "sweep or fields", "-n", "2")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ALLURE = Path(__file__).parent / "allure" / "node_modules" / ".bin" / "allure"
+REQUIRED = os.environ.get("XAPI_REQUIRE_BROWSER") == "1"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@pytest.fixture(scope="module")
+def faulty_server() -> Iterator[RunningServer]:
+    server = start_in_thread(ServerConfig(password=PASSWORD, faults=FAULTS))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def failing_run(
+    faulty_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    report = tmp_path_factory.mktemp("failing") / "report"
+    result = run(
+        "run",
+        "--target",
+        faulty_server.url,
+        *RUN_ARGS,
+        "--report-dir",
+        str(report),
+        env={"XAPI_PASSWORD": PASSWORD},
+    )
+    return result, report
+
+
+def findings(report: Path) -> list[dict[str, object]]:
+    data = json.loads((report / "summary.json").read_text())
+    assert data["schema_version"] == 2
+    return list(data["findings"])
+
+
+def test_a_failing_run_fits_a_screen_and_names_each_finding(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, report = failing_run
+    assert result.returncode == 1, result.stdout + result.stderr
+    printed = (result.stdout + result.stderr).splitlines()
+    assert len(printed) < 80
+    found = findings(report)
+    assert 2 <= len(found) <= 4
+    for finding in found:
+        assert any(
+            str(finding["id"]) in line and str(finding["reproducer"]) in line for line in printed
+        )
+    assert not any("def replay" in line or "FAILURES" in line for line in printed)
+    assert "repeat with --seed 5" in result.stdout
+    assert sorted(p.name for p in report.iterdir()) == [
+        "allure-results",
+        "junit.xml",
+        "pytest.log",
+        "report.html",
+        "reproducers",
+        "summary.json",
+    ]
+
+
+def test_every_report_counts_the_same_findings(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, report = failing_run
+    count = len(findings(report))
+    junit = ET.parse(report / "junit.xml").getroot()
+    assert len(junit.findall(".//testcase/failure")) == count
+    allure = [json.loads(p.read_text()) for p in (report / "allure-results").glob("*-result.json")]
+    assert sum(1 for r in allure if r["status"] == "failed") == count
+    assert (report / "report.html").read_text().count('<section class="finding"') == count
+
+
+def test_each_reproducer_exits_1_on_the_faulty_server_and_2_on_a_dead_url(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path], faulty_server: RunningServer
+) -> None:
+    _, report = failing_run
+    env = {**os.environ, "XAPI_PASSWORD": PASSWORD}
+    for finding in findings(report):
+        script = report / str(finding["reproducer"])
+        here = subprocess.run(
+            [sys.executable, str(script), faulty_server.url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert here.returncode == 1, here.stdout + here.stderr
+        assert here.stdout.count("\n> ") >= 1 and "DIVERGES" in here.stdout
+        dead = subprocess.run(
+            [sys.executable, str(script), "http://127.0.0.1:9/"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert dead.returncode == 2 and "Traceback" not in dead.stderr
+        assert "cannot replay" in dead.stderr
+
+
+def test_a_repeat_with_the_first_run_as_baseline_exits_0(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path],
+    faulty_server: RunningServer,
+    tmp_path: Path,
+) -> None:
+    _, first = failing_run
+    result = run(
+        "run",
+        "--target",
+        faulty_server.url,
+        *RUN_ARGS,
+        "--baseline",
+        str(first / "summary.json"),
+        "--report-dir",
+        str(tmp_path),
+        env={"XAPI_PASSWORD": PASSWORD},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {f["status"] for f in findings(tmp_path)} == {"known"}
+
+
+def _needs(tool: object, what: str) -> None:
+    if not tool:
+        if REQUIRED:
+            pytest.fail(f"{what} is not installed, and XAPI_REQUIRE_BROWSER=1")
+        pytest.skip(f"{what} is not installed (CI installs it)")
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def test_the_html_report_of_a_failing_run_in_headless_chromium(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _needs(CHROMIUM, "Debian's chromium")
+    _, report = failing_run
+    page = (report / "report.html").as_uri()
+    dom = _chromium("--dump-dom", page).stdout
+    count = len(findings(report))
+    assert len(re.findall(r'<section class="finding"', dom)) == count
+    assert re.search(r'<p class="identity" id="identity"><strong>\w[^<]* · API 2\.\d+', dom)
+    assert "judged against xapi" in dom
+    assert (
+        len(re.findall(r'<a class="reproducer" href="reproducers/F-[0-9a-f]{8}\.py"', dom)) == count
+    )
+    assert "<mark>" in dom
+    assert '<td class="miss" title="not exercised">0</td>' in dom
+    artefacts = Path(os.environ.get("XAPI_ARTIFACTS", report.parent))
+    artefacts.mkdir(parents=True, exist_ok=True)
+    shot = artefacts / "report-failing-run.png"
+    _chromium("--window-size=1280,2000", f"--screenshot={shot}", page)
+    assert shot.stat().st_size > 10_000
+
+
+def test_the_allure_results_load_in_allure(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    _needs(ALLURE.exists(), "the npm allure package (tests/reports/allure)")
+    _, report = failing_run
+    out = tmp_path / "allure-report"
+    rendered = subprocess.run(
+        [str(ALLURE), "generate", str(report / "allure-results"), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    stats = json.loads((out / "summary.json").read_text())["stats"]
+    assert stats["failed"] == len(findings(report))
+    assert (out / "index.html").exists()

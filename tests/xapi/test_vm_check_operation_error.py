@@ -1,0 +1,102 @@
+"""Ported from xapi's ocaml/tests/test_vm_check_operation_error.ml.
+
+What is observable on the wire: ``VM.assert_operation_valid`` runs check_operation_error with
+strict=true; setters show their power-state checks. ``is_allowed_concurrently`` is observable
+only while another operation is in ``current_operations``: the model's operations finish
+within the call, so those expectations are xfails naming that.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from models import catalogue
+from models.outcome import Failure
+from tests.xapi.conftest import Api
+from tests.xapi.oracle import missing
+
+
+def test_null_vdi_every_operation_is_checked_without_internal_error(api: Api) -> None:
+    """test_null_vdi: check_operation_error answers every op (here: without a CD VBD)."""
+    vm = api.new_vm()
+    for op in catalogue.ENUMS["vm_operations"]:
+        outcome = api.call("VM.assert_operation_valid", vm, op)
+        assert not (isinstance(outcome, Failure) and outcome.code == "INTERNAL_ERROR"), op
+
+
+def test_null_vdi_with_an_empty_cd_vbd(api: Api) -> None:
+    """test_null_vdi, its setup: a read-only empty CD VBD whose VDI is null."""
+    missing(api, "VBD.create", {}, reason="the model has no VBDs")
+
+
+def test_vm_set_nvram_when_vm_is_running(api: Api) -> None:
+    """test_vm_set_nvram when VM is running: VM_BAD_POWER_STATE [vm; halted; running]."""
+    vm = api.new_vm()
+    api.ok("VM.set_NVRAM", vm, {"EFI-variables": "AAAA"})
+    api.ok("VM.start", vm, False, False)
+    assert api.fails("VM.set_NVRAM", vm, {"EFI-variables": "BBBB"}) == Failure(
+        "VM_BAD_POWER_STATE", (vm, "halted", "running")
+    )
+    assert api.get(vm, "NVRAM") == {"EFI-variables": "AAAA"}
+
+
+def test_vm_set_nvram_efi_variables_when_vm_is_running(api: Api) -> None:
+    """test_vm_set_nvram when VM is running: set_NVRAM_EFI_variables still updates NVRAM."""
+    vm = api.in_state("Running")
+    missing(
+        api,
+        "VM.set_NVRAM_EFI_variables",
+        vm,
+        "CCCC",
+        reason="VM.set_NVRAM_EFI_variables (internal, newer than the catalogue) is not modelled",
+    )
+
+
+@pytest.mark.parametrize("op", ["assert_operation_valid", "update_allowed_operations"])
+def test_operation_checks_allowed(api: Api, op: str) -> None:
+    """test_operation_checks_allowed: ops that check other ops are always allowed."""
+    vm = api.new_vm()
+    assert api.ok("VM.assert_operation_valid", vm, op) == ""
+
+
+def test_migration_allowed_when_cbt_enabled_vdis_are_not_moved(api: Api) -> None:
+    """test_migration_allowed_when_cbt_enabled_vdis_are_not_moved: migrate_send passes the
+    check on a halted VM (the CBT VDI part needs VDIs, which the model lacks)."""
+    vm = api.new_vm()
+    assert api.ok("VM.assert_operation_valid", vm, "migrate_send") == ""
+
+
+def test_sxm_allowed_when_rum(api: Api) -> None:
+    """test_sxm_allowed_when_rum: migrate_send allowed while a rolling upgrade is in progress."""
+    vm = api.new_vm()
+    pool = api.ok("pool.get_all")[0]
+    api.ok("pool.add_to_other_config", pool, "rolling_upgrade_in_progress", "x")
+    assert api.ok("VM.assert_operation_valid", vm, "migrate_send") == ""
+    api.ok("pool.remove_from_other_config", pool, "rolling_upgrade_in_progress")
+    assert api.ok("VM.assert_operation_valid", vm, "migrate_send") == ""
+
+
+CONCURRENCY = [
+    pytest.param("snapshot", "", True, id="snapshot-alone"),
+    pytest.param("snapshot", "checkpoint", True, id="snapshot-when-checkpoint"),
+    pytest.param("migrate_send", "clean_reboot", False, id="migrate_send-when-clean_reboot"),
+    pytest.param("clean_reboot", "migrate_send", True, id="clean_reboot-when-migrate_send"),
+    pytest.param("hard_shutdown", "*", True, id="hard_shutdown-when-any-but-itself"),
+    pytest.param("clean_shutdown", "*", False, id="clean_shutdown-only-when-migrate_send"),
+    pytest.param("hard_reboot", "*", True, id="hard_reboot-when-any-but-hard_shutdown/reboot"),
+]
+
+
+@pytest.mark.parametrize(("op", "current", "allowed"), CONCURRENCY)
+def test_is_allowed_concurrently(api: Api, op: str, current: str, allowed: bool) -> None:
+    """allowed_specs / test_allow_concurrently: which ops may run beside a current one."""
+    del op, allowed
+    vm = api.in_state("Running")
+    if not current:
+        assert api.ok("VM.assert_operation_valid", vm, "snapshot") == ""
+        return
+    assert api.get(vm, "current_operations") == {}
+    pytest.xfail(
+        f"needs {current!r} in progress: the model's operations finish within the call, "
+        "so current_operations is never observed non-empty"
+    )

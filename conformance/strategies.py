@@ -82,10 +82,16 @@ def vm_record(run_id: str, **overrides: Value) -> dict[str, Value]:
 
 
 def vm_records() -> st.SearchStrategy[dict[str, Value]]:
-    """VM.create records with generated labels, ordered memory and VCPU counts (untagged: the
-    machine adds its run's tag)."""
+    """VM.create records with generated labels, ordered memory, VCPU counts and, half the
+    time, blocked operations, tags and other_config keys (so copies of shaped VMs are made).
+    The machine adds its run's tag to other_config."""
 
-    def build(label: str, memory: tuple[int, int, int, int], vcpus: int) -> dict[str, Value]:
+    def build(
+        label: str,
+        memory: tuple[int, int, int, int],
+        vcpus: int,
+        shape: dict[str, Value],
+    ) -> dict[str, Value]:
         static_min, dynamic_min, dynamic_max, static_max = memory
         return vm_record(
             "",
@@ -96,9 +102,18 @@ def vm_records() -> st.SearchStrategy[dict[str, Value]]:
             memory_static_max=static_max,
             VCPUs_max=vcpus,
             VCPUs_at_startup=vcpus,
+            **shape,
         )
 
-    return st.builds(build, LABELS, memory_tuples(valid=True), st.integers(1, 2))
+    shapes = st.fixed_dictionaries(
+        {},
+        optional={
+            "blocked_operations": blocked_maps(),
+            "tags": st.lists(st.sampled_from(["a", "b", "c"]), unique=True).map(tuple),
+            "other_config": st.dictionaries(st.sampled_from(["k1", "folder"]), LABELS, max_size=2),
+        },
+    )
+    return st.builds(build, LABELS, memory_tuples(valid=True), st.integers(1, 2), shapes)
 
 
 def blocked_maps() -> st.SearchStrategy[dict[str, str]]:

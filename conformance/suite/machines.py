@@ -128,7 +128,9 @@ class ConformanceMachine(RuleBasedStateMachine):
         return self._create(record)
 
     def _create(self, record: dict[str, Value]) -> VmResult:
-        record = {**record, "other_config": {RUN_TAG: self.connection.run_id}}
+        other = record.get("other_config")
+        tagged = {**(other if isinstance(other, Mapping) else {}), RUN_TAG: self.connection.run_id}
+        record = {**record, "other_config": tagged}
         return _new_vm(self.harness.call("VM.create", record))
 
     @invariant()

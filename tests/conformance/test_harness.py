@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.divergence import Desynced, Divergence
@@ -324,8 +324,12 @@ def test_the_rpc_machine_finds_a_logout_that_leaves_the_session_valid() -> None:
     with pytest.raises(Divergence, match="SESSION_INVALID"):
         run_state_machine_as_test(
             type("Rpc", (AREAS["rpc"],), {"connection": connect(_server(faults=(fault,)))}),
-            settings=replace_settings(max_examples=60),
+            settings=replace_settings(max_examples=60, phases=DETECT),
         )
+
+
+DETECT = (Phase.explicit, Phase.reuse, Phase.generate)
+"""Find, do not shrink: these tests ask whether the machine reaches the fault."""
 
 
 def replace_settings(**changes: object) -> settings:
@@ -348,7 +352,9 @@ def test_the_operations_machine_finds_a_clone_that_keeps_blocked_operations() ->
     connection = connect(_server(faults=(fault,)))
     machine = type("Ops", (AREAS["operations"],), {"connection": connection})
     with pytest.raises(Divergence, match="blocked_operations"):
-        run_state_machine_as_test(machine, settings=replace_settings(max_examples=100))
+        run_state_machine_as_test(
+            machine, settings=replace_settings(max_examples=300, phases=DETECT)
+        )
 
 
 def test_a_task_reporting_success_for_a_failed_call_is_found() -> None:

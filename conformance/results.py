@@ -13,7 +13,7 @@ from pathlib import Path
 from conformance.divergence import DivergenceInfo
 from conformance.targets import Target
 from conformance.wire.typed import datetime_text
-from models.coverage import RELEASE, coverage_cells, vm_messages
+from models.coverage import coverage_cells, judged_release, vm_messages
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from reports import (
     CallRecord,
@@ -149,7 +149,14 @@ def _messages(counts: Counter[str]) -> tuple[MessageCount, ...]:
     return tuple(MessageCount(name, counts.get(name, 0)) for name in vm_messages())
 
 
-IDENTITY_KEYS = ("product_brand", "product_version", "platform_name", "platform_version", "xapi")
+IDENTITY_KEYS = (
+    "product_brand",
+    "product_version",
+    "platform_name",
+    "platform_version",
+    "xapi",
+    "xapi_build",
+)
 """Keys of the pool master's software_version copied into the target identity, when present."""
 
 
@@ -231,7 +238,7 @@ def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -
         strictness=facts.strictness,
         messages=_messages(total.messages),
         target_identity=total.identity,
-        release=RELEASE,
+        release=judged_release(total.identity),
         areas=tuple(sorted(total.areas)),
     )
     return with_findings(summary, facts.baseline, facts.baseline_path)

@@ -12,11 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance.errors import ConformanceError, UsageError
+from conformance.errors import ConformanceError, ExitCode, UsageError
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_DIVERGES, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,15 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from conformance.runner.command import run_command
 
         return run_command(args)
-    except UsageError as error:
-        print(f"xapi-conformance: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except ConformanceError as error:
         print(f"xapi-conformance: {error}", file=sys.stderr)
-        return EXIT_TARGET
+        return error.exit_code
     except OSError as error:
         print(f"xapi-conformance: {error.strerror or error}", file=sys.stderr)
-        return EXIT_TARGET
+        return ExitCode.TARGET
+    except KeyboardInterrupt:
+        print("xapi-conformance: interrupted", file=sys.stderr)
+        return ExitCode.TARGET
 
 
 if __name__ == "__main__":

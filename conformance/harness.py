@@ -425,7 +425,7 @@ class Harness:
 
     def _await_task(self, task_ref: str) -> Outcome:
         target = self.connection.target
-        deadline = time.monotonic() + TASK_WAIT_S
+        deadline = time.monotonic() + (TASK_WAIT_S := self.connection.target.settings.task_timeout)
         while True:
             status = target.call("task.get_status", self.session, task_ref)
             if not isinstance(status, Success) or status.value != "pending":

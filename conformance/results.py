@@ -29,6 +29,7 @@ from reports import (
 )
 
 __all__ = [
+    "STOPPED_EARLY",
     "Part",
     "RunFacts",
     "divergence_record",
@@ -176,7 +177,9 @@ def target_identity(target: Target, session: str) -> dict[str, str]:
     record = host.value
     software = record.get("software_version", {})
     identity = {
-        k: str(software[k]) for k in IDENTITY_KEYS if isinstance(software, Mapping) and k in software
+        k: str(software[k])
+        for k in IDENTITY_KEYS
+        if isinstance(software, Mapping) and k in software
     }
     major, minor = record.get("API_version_major"), record.get("API_version_minor")
     if major is not None and minor is not None:
@@ -201,8 +204,17 @@ class RunFacts:
     baseline_path: str = ""
 
 
-def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -> RunSummary:
-    """One summary from every process's part; the verdict from divergences and errors."""
+STOPPED_EARLY = "the run was interrupted before its end; the counts are those reached so far"
+
+
+def merge_parts(
+    parts: Iterable[Part], facts: RunFacts, extra_error: str = "", interrupted: bool = False
+) -> RunSummary:
+    """One summary from every process's part; the verdict from divergences and errors.
+
+    An interrupted run conforms to nothing: its verdict is "diverges" when a divergence was
+    already found, else "error".
+    """
     total = Part()
     for part in parts:
         total.examples += part.examples
@@ -214,13 +226,15 @@ def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -
         total.areas.update(part.areas)
         total.identity.update(part.identity)
     errors = [e for e in [extra_error, *total.errors] if e]
+    diverges = any(not d.waived for d in total.divergences)
     verdict = (
         "error"
-        if errors
+        if errors or (interrupted and not diverges)
         else "diverges"
-        if any(not d.waived for d in total.divergences)
+        if diverges
         else "conforms"
     )
+    errors += [STOPPED_EARLY] if interrupted else []
     summary = RunSummary(
         verdict=verdict,  # type: ignore[arg-type]
         target=facts.target,

@@ -9,19 +9,20 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 import pytest
 
-from conformance.connect import RunConfig, open_connection
-from conformance.errors import TargetError, UsageError
-from conformance.results import RunFacts, merge_parts
+from conformance.connect import RunConfig, open_connection, target_settings
+from conformance.errors import ExitCode, TargetError, UsageError
+from conformance.results import STOPPED_EARLY, RunFacts, merge_parts
+from conformance.runner import interrupts
 from conformance.runner.options import AREA_NAMES, SUITE_TESTS
 from conformance.targets import TargetSettings
 from conformance.waivers import load_waivers
@@ -36,9 +37,12 @@ from reports import (
 
 __all__ = ["pytest_arguments", "run_command"]
 
-EXIT_OK, EXIT_DIVERGES, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 SHOWN_FINDINGS = 20
-_VERDICT_EXIT = {"conforms": EXIT_OK, "diverges": EXIT_DIVERGES, "error": EXIT_TARGET}
+_VERDICT_EXIT = {
+    "conforms": ExitCode.CONFORMS,
+    "diverges": ExitCode.DIVERGES,
+    "error": ExitCode.TARGET,
+}
 _K_WORDS = re.compile(r"[A-Za-z_][\w-]*")
 PYTEST_LOG = "pytest.log"
 """pytest's own output of a run without -v (each failure with its traceback)."""
@@ -68,7 +72,9 @@ def _check_baseline(path: str | None) -> None:
     except FileNotFoundError:
         raise UsageError(f"--baseline {path}: no such file") from None
     except (OSError, ValueError) as error:
-        raise UsageError(f"--baseline {path}: not a summary.json this tool wrote ({error})") from None
+        raise UsageError(
+            f"--baseline {path}: not a summary.json this tool wrote ({error})"
+        ) from None
 
 
 def _workers(value: str) -> str:
@@ -93,8 +99,7 @@ def _validate(args: argparse.Namespace) -> Path:
         load_waivers(Path(args.waivers))
     if args.fault and args.target:
         raise UsageError("--fault seeds the embedded server; it cannot apply to --target")
-    if args.insecure and args.ca_bundle:
-        raise UsageError("--insecure and --ca-bundle contradict each other; pick one")
+    _settings(args)
     report_dir = Path(args.report_dir).resolve()
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -105,21 +110,26 @@ def _validate(args: argparse.Namespace) -> Path:
     return report_dir
 
 
+def _settings(args: argparse.Namespace, stall_after: int | None = None) -> TargetSettings:
+    settings = target_settings(args.timeout, args.max_response_mb, args.ca_bundle, args.insecure)
+    return replace(settings, stall_after=stall_after) if stall_after else settings
+
+
 def _touch_target(args: argparse.Namespace, run_id: str | None = None) -> None:
     """Log in to an external target and out again; closing sweeps VMs tagged with ``run_id``.
 
     Before the run this makes a dead host or a wrong password exit 3 rather than test errors;
-    after it, it removes whatever an interrupted worker left behind.
+    after it, it removes whatever an interrupted worker left behind, giving up at the first
+    missed deadline (a stalled target never holds the clean-up longer than that).
     """
     if not args.target:
         return
-    verify: bool | str = args.ca_bundle or not args.insecure
     config = RunConfig(
         target=args.target,
         user=args.user,
         password=os.environ.get(args.password_env, ""),
         protocol=args.protocol,
-        settings=TargetSettings(verify=verify),
+        settings=_settings(args, stall_after=1 if run_id else None),
         run_id=run_id or secrets.token_hex(4),
     )
     _connection, close = open_connection(config)
@@ -145,6 +155,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         f"--xapi-protocol={args.protocol}",
         f"--xapi-profile={args.profile}",
         f"--xapi-strictness={args.strictness}",
+        f"--xapi-timeout={args.timeout}",
+        f"--xapi-max-response-mb={args.max_response_mb}",
     ]
     optional = {
         "--xapi-target": args.target,
@@ -320,7 +332,7 @@ def _print_result(report_dir: Path) -> int:
     )
     print("\n".join(lines))
     if summary.verdict == "diverges" and summary.baseline and not summary.new_findings:
-        return EXIT_OK
+        return ExitCode.CONFORMS
     return _VERDICT_EXIT[summary.verdict]
 
 
@@ -337,32 +349,34 @@ def _pytest_output(report_dir: Path, verbose: bool) -> Iterator[None]:
         yield
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM stops the run like Ctrl-C: pytest unwinds and every clean-up runs."""
-
-    def handler(signum: int, _frame: object) -> None:
-        del signum
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def run_command(args: argparse.Namespace) -> int:
-    """Run the suite; exit 0 conforms, 1 diverges, 2 usage error, 3 target could not be tested."""
+    """Run the suite; exit 0 conforms, 1 diverges, 2 usage error, 3 target could not be tested.
+
+    Interrupted (Ctrl-C, SIGTERM), the run still ends with reports: the counts so far and the
+    verdict "error", or "diverges" if a divergence was already found.
+    """
     started = datetime.datetime.now(datetime.UTC)
     report_dir = _validate(args)
     _remove_stale(report_dir)
+    interrupts.install()
     try:
-        _touch_target(args)
+        _run(args, report_dir, started)
     except TargetError as error:
         _error_summary(args, report_dir, str(error), started)
         raise
-    summary_path = report_dir / "summary.json"
+    except KeyboardInterrupt:
+        if not (report_dir / "summary.json").exists():
+            _error_summary(args, report_dir, STOPPED_EARLY, started)
+    return _print_result(report_dir)
+
+
+def _run(args: argparse.Namespace, report_dir: Path, started: datetime.datetime) -> None:
+    """Check the target, run the suite through pytest, sweep what the run left behind."""
+    _touch_target(args)
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
     print(f"seed: {args.seed} (repeat with --seed {args.seed})", file=sys.stderr, flush=True)
     run_id = secrets.token_hex(4)
-    _interrupt_on_sigterm()
     try:
         with _progress(report_dir), _pytest_output(report_dir, args.verbose):
             status = pytest.main([*pytest_arguments(args, report_dir), f"--xapi-run-id={run_id}"])
@@ -373,13 +387,10 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"pytest could not run the suite (exit {int(status)}); check -k and the options"
         )
-    if status == pytest.ExitCode.INTERRUPTED:
-        _error_summary(args, report_dir, "interrupted; the suite's VMs were removed", started)
-    elif not summary_path.exists():
-        _error_summary(
-            args,
-            report_dir,
-            f"the suite ended without results (pytest exit {int(status)})",
-            started,
+    if not (report_dir / "summary.json").exists():
+        reason = (
+            STOPPED_EARLY
+            if status == pytest.ExitCode.INTERRUPTED
+            else f"the suite ended without results (pytest exit {int(status)})"
         )
-    return _print_result(report_dir)
+        _error_summary(args, report_dir, reason, started)

@@ -45,6 +45,15 @@ exit status:
 
 areas (-k): {", ".join(AREA_NAMES)}"""
 
+DEFAULT_TIMEOUT_S = 30.0
+"""Per-call deadline: far above what a real pool takes for the suite's diskless VMs."""
+
+DEFAULT_MAX_RESPONSE_MB = 64
+"""Largest answer read: a thousand-VM pool's ``VM.get_all_records`` is a few MB."""
+
+STALL_AFTER = 3
+"""Consecutive missed deadlines after which a target is stalled and the run ends."""
+
 
 def add_run_parser(commands: Any) -> None:
     """Register ``run`` on the subcommand table."""
@@ -99,6 +108,21 @@ def add_run_parser(commands: Any) -> None:
         default="./xapi-conformance-report",
         metavar="DIR",
         help="where reports go (default ./xapi-conformance-report)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"deadline of each call's whole answer and of an Async task (default "
+        f"{DEFAULT_TIMEOUT_S:g}); {STALL_AFTER} missed in a row stop the run",
+    )
+    run.add_argument(
+        "--max-response-mb",
+        type=int,
+        default=DEFAULT_MAX_RESPONSE_MB,
+        metavar="MB",
+        help=f"largest answer read from the target (default {DEFAULT_MAX_RESPONSE_MB})",
     )
     run.add_argument(
         "-n",

@@ -13,8 +13,8 @@ from typing import cast
 
 import pytest
 
-from conformance.cli import EXIT_USAGE, main
-from conformance.errors import UsageError
+from conformance.cli import main
+from conformance.errors import ExitCode, UsageError
 from conformance.server.config import ServerConfig
 from conformance.server.faults import FAULTS, compose, lookup
 from conformance.server.process import RunningServer, start_in_thread
@@ -263,7 +263,7 @@ def test_unknown_fault_in_config_is_a_usage_error() -> None:
 
 
 def test_serve_rejects_an_unknown_fault(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--fault", "nope"]) == EXIT_USAGE
+    assert main(["serve", "--fault", "nope"]) == ExitCode.USAGE
     message = capsys.readouterr().err
     assert "unknown fault 'nope'" in message
     assert all(name in message for name in FAULTS)

@@ -7,7 +7,6 @@ test session is touched.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import datetime
@@ -40,72 +39,11 @@ WRITTEN_KEY = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """The --xapi-* options."""
-    group = parser.getgroup("xapi-conformance", "XenAPI conformance suite")
-    group.addoption(
-        "--xapi-target",
-        default=None,
-        metavar="URL",
-        help="XenAPI endpoint (default: embedded server)",
-    )
-    group.addoption("--xapi-user", default="root", help="login name (default root)")
-    group.addoption(
-        "--xapi-password-env",
-        default="XAPI_PASSWORD",
-        metavar="VAR",
-        help="env var with the password",
-    )
-    group.addoption("--xapi-protocol", default="xmlrpc", choices=("xmlrpc", "jsonrpc"))
-    group.addoption("--xapi-strictness", default="exact", choices=("exact", "arity", "code"))
-    group.addoption(
-        "--xapi-waivers", default=None, metavar="FILE", help="TOML file of known deviations"
-    )
-    group.addoption("--xapi-report-dir", default="xapi-conformance-report", metavar="DIR")
-    group.addoption("--xapi-profile", default="ci", choices=("ci", "dev", "thorough"))
-    group.addoption("--xapi-max-examples", default=None, type=int, metavar="N")
-    group.addoption(
-        "--xapi-seed",
-        default=None,
-        type=int,
-        metavar="N",
-        help="Hypothesis seed, recorded in the summary (default: one picked and printed)",
-    )
-    group.addoption(
-        "--xapi-baseline",
-        default=None,
-        metavar="PATH",
-        help="summary.json of an earlier run: its findings are known, only new ones fail",
-    )
-    group.addoption(
-        "--xapi-max-findings",
-        default=None,
-        type=int,
-        metavar="N",
-        help="stop once N findings are seen",
-    )
-    group.addoption(
-        "--xapi-role-account", action="append", default=[], metavar="ROLE=USER:PASSWORD_ENV"
-    )
-    from conformance.runner.options import DEFAULT_MAX_RESPONSE_MB, DEFAULT_TIMEOUT_S
+    """The --xapi-* options: the twins of ``run``'s (``conformance.runner.options.OPTIONS``)."""
+    from conformance.runner.options import add_plugin_options
 
-    group.addoption(
-        "--xapi-timeout",
-        default=DEFAULT_TIMEOUT_S,
-        type=float,
-        metavar="SECONDS",
-        help="deadline of each call's whole answer and of an Async task",
-    )
-    group.addoption(
-        "--xapi-max-response-mb",
-        default=DEFAULT_MAX_RESPONSE_MB,
-        type=int,
-        metavar="MB",
-        help="largest answer read from the target",
-    )
-    group.addoption("--xapi-ca-bundle", default=None, metavar="FILE")
-    group.addoption("--xapi-insecure", action="store_true", default=False)
-    group.addoption("--xapi-run-id", default=None, help=argparse.SUPPRESS)
-    group.addoption("--xapi-fault", action="append", default=[], help=argparse.SUPPRESS)
+    group = parser.getgroup("xapi-conformance", "XenAPI conformance suite")
+    add_plugin_options(group.addoption)
 
 
 def pytest_configure(config: pytest.Config) -> None:

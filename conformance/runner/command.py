@@ -23,7 +23,7 @@ from conformance.connect import RunConfig, open_connection, target_settings
 from conformance.errors import ExitCode, TargetError, UsageError
 from conformance.results import STOPPED_EARLY, RunFacts, merge_parts
 from conformance.runner import interrupts
-from conformance.runner.options import AREA_NAMES, SUITE_TESTS
+from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
 from conformance.targets import TargetSettings
 from conformance.waivers import load_waivers
 from reports import (
@@ -138,7 +138,7 @@ def _touch_target(args: argparse.Namespace, run_id: str | None = None) -> None:
 
 def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     """The pytest command line ``run`` stands for (also printed with --verbose runs)."""
-    argv = [
+    return [
         "--pyargs",
         "conformance.suite",
         "-p",
@@ -149,42 +149,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "-rN",
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",
-        f"--xapi-report-dir={report_dir}",
-        f"--xapi-user={args.user}",
-        f"--xapi-password-env={args.password_env}",
-        f"--xapi-protocol={args.protocol}",
-        f"--xapi-profile={args.profile}",
-        f"--xapi-strictness={args.strictness}",
-        f"--xapi-timeout={args.timeout}",
-        f"--xapi-max-response-mb={args.max_response_mb}",
+        *plugin_arguments(args, {"report-dir": str(report_dir)}),
     ]
-    optional = {
-        "--xapi-target": args.target,
-        "--xapi-max-examples": args.max_examples,
-        "--xapi-waivers": args.waivers,
-        "--xapi-ca-bundle": args.ca_bundle,
-        "--xapi-baseline": args.baseline,
-        "--xapi-max-findings": args.max_findings,
-        "-k": args.select,
-    }
-    argv += [
-        f"{name}={value}" if name.startswith("--") else name
-        for name, value in optional.items()
-        if value is not None
-    ]
-    if args.select:
-        argv.append(args.select)
-    if args.seed is not None:
-        argv += [f"--hypothesis-seed={args.seed}", f"--xapi-seed={args.seed}"]
-    if args.insecure:
-        argv.append("--xapi-insecure")
-    argv += [f"--xapi-role-account={r}" for r in args.role_account]
-    argv += [f"--xapi-fault={f}" for f in getattr(args, "fault", [])]
-    if args.exitfirst:
-        argv.append("-x")
-    if args.workers not in ("0", 0):
-        argv += ["-n", str(args.workers)]
-    return argv
 
 
 class _Counters:

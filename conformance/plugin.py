@@ -448,7 +448,8 @@ def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) ->
         config.getoption("xmlpath", None),
         config.getoption("allure_report_dir", None),
     ]
-    redact_files([Path(p) for p in outputs if p], secrets, skip={"hypothesis-db"})
+    # pytest.log is still open for pytest's last lines: ``run`` redacts it once closed
+    redact_files([Path(p) for p in outputs if p], secrets, skip={"hypothesis-db", "pytest.log"})
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

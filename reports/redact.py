@@ -105,7 +105,9 @@ def _spellings(secret: str) -> set[bytes]:
 
 def _files(paths: Iterable[Path], skip: Collection[str]) -> Iterator[Path]:
     for path in paths:
-        if path.is_dir() and path.name not in skip:
+        if path.name in skip:
+            continue
+        if path.is_dir():
             for child in sorted(path.iterdir()):
                 yield from _files([child], skip)
         elif path.is_file():
@@ -117,8 +119,8 @@ def redact_files(
 ) -> list[Path]:
     """Rewrite every file at or under ``paths`` that holds a secret, each spelling masked.
 
-    The last line of defence for files other tools write (JUnit, Allure); directories named
-    in ``skip`` are left alone. Returns the files that had to change.
+    The last line of defence for files other tools write (JUnit, Allure); files and
+    directories named in ``skip`` are left alone. Returns the files that had to change.
     """
     forms = sorted(
         {form for secret in _ordered(secrets) for form in _spellings(secret)},

@@ -32,6 +32,7 @@ from reports import (
     REPRODUCERS_DIR,
     RunSummary,
     read_summary,
+    redact_files,
     write_reports,
 )
 
@@ -113,6 +114,12 @@ def _validate(args: argparse.Namespace) -> Path:
 def _settings(args: argparse.Namespace, stall_after: int | None = None) -> TargetSettings:
     settings = target_settings(args.timeout, args.max_response_mb, args.ca_bundle, args.insecure)
     return replace(settings, stall_after=stall_after) if stall_after else settings
+
+
+def _passwords(args: argparse.Namespace) -> list[str]:
+    """The run's passwords (its session refs are masked in-process, by the plugin)."""
+    names = [args.password_env, *(r.rpartition(":")[2] for r in args.role_account)]
+    return [os.environ[name] for name in names if os.environ.get(name)]
 
 
 def _touch_target(args: argparse.Namespace, run_id: str | None = None) -> None:
@@ -346,6 +353,7 @@ def _run(args: argparse.Namespace, report_dir: Path, started: datetime.datetime)
     try:
         with _progress(report_dir), _pytest_output(report_dir, args.verbose):
             status = pytest.main([*pytest_arguments(args, report_dir), f"--xapi-run-id={run_id}"])
+        redact_files([report_dir / PYTEST_LOG], _passwords(args))
     finally:
         with contextlib.suppress(TargetError):
             _touch_target(args, run_id)

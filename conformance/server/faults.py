@@ -35,6 +35,7 @@ __all__ = [
     "compose",
     "known",
     "lookup",
+    "summary",
 ]
 
 Transition = Callable[[World, Call], Result]
@@ -311,6 +312,11 @@ FAULTS: Mapping[str, Fault] = MappingProxyType(
     }
 )
 """Every seeded fault by the name ``serve --fault`` and ``ServerConfig.faults`` use."""
+
+
+def summary(fault: Fault) -> str:
+    """The first line of the fault's docstring: what ``serve --list-faults`` prints."""
+    return (type(fault).__doc__ or "").strip().splitlines()[0].replace("``", "")
 
 
 def known(names: Iterable[str]) -> tuple[str, ...]:

@@ -94,7 +94,9 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--fault", action="append", default=[], metavar="NAME", help=argparse.SUPPRESS
     )
     serve.add_argument(
-        "--list-faults", action="store_true", help="list the seeded faults (--fault NAME) and exit"
+        "--list-faults",
+        action="store_true",
+        help="list the seeded faults the suite's own tests use, and exit",
     )
 
 

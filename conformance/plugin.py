@@ -24,6 +24,7 @@ import pytest
 if TYPE_CHECKING:
     from hypothesis import settings
 
+    from conformance.budget import Budget
     from conformance.compare import Strictness
     from conformance.connect import RoleAccount, RunConfig
     from conformance.harness import Connection
@@ -36,6 +37,7 @@ TOKEN_KEY = pytest.StashKey[str]()
 CONNECTION_KEY: pytest.StashKey[Connection] = pytest.StashKey()
 STARTED_KEY = pytest.StashKey[datetime.datetime]()
 WRITTEN_KEY = pytest.StashKey[Path]()
+BUDGET_KEY: pytest.StashKey[Budget | None] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +56,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     _settle_seed(config)
     config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
+    config.stash[BUDGET_KEY] = None
+    if config.getoption("xapi_time_budget", None) is not None:
+        from conformance.budget import session_budget
+
+        config.stash[BUDGET_KEY] = session_budget(
+            config.getoption("xapi_time_budget"), config.stash[STARTED_KEY]
+        )
     from conformance.results import Part
 
     config.stash[PART_KEY] = Part()
@@ -89,6 +98,24 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
     finally:
         core.global_force_seed = previous
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With a time budget, the sweeps run first and every selected test gets its share."""
+    budget = config.stash.get(BUDGET_KEY, None)
+    if budget is None:
+        return
+    from conformance.budget import plan_tests
+
+    order = plan_tests(budget, [item.name for item in items])
+    items.sort(key=lambda item: order.index(item.name))
+
+
+@pytest.fixture(scope="session")
+def xapi_budget(request: pytest.FixtureRequest) -> Budget | None:
+    """The run's time budget (``--xapi-time-budget``), or None for a run without one."""
+    return request.config.stash.get(BUDGET_KEY, None)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -389,6 +416,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     parts_dir = _parts_dir(config)
     if CONNECTION_KEY in config.stash:
         write_part(parts_dir, _worker(config), _snapshot(config))
+        budget = config.stash.get(BUDGET_KEY, None)
+        if budget is not None:
+            from conformance.budget import write_record
+
+            write_record(budget, _report_dir(config), _worker(config))
     if getattr(config, "workerinput", None) is not None:
         return
     _write_reports(config, parts_dir, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
@@ -443,6 +475,10 @@ def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) ->
     summary = merge_parts(read_parts(parts_dir), facts, interrupted=interrupted)
     secrets = _secrets(config)
     config.stash[WRITTEN_KEY] = write_reports(report_dir, summary, secrets=secrets)
+    if config.stash.get(BUDGET_KEY, None) is not None:
+        from conformance.budget import add_to_summary
+
+        add_to_summary(report_dir)
     outputs = [
         report_dir,
         config.getoption("xmlpath", None),

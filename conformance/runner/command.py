@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import re
 import secrets
@@ -19,6 +20,7 @@ from typing import TextIO
 
 import pytest
 
+from conformance.budget import parse_duration
 from conformance.connect import RunConfig, open_connection, target_settings
 from conformance.errors import ExitCode, TargetError, UsageError
 from conformance.results import STOPPED_EARLY, RunFacts, merge_parts
@@ -101,6 +103,8 @@ def _validate(args: argparse.Namespace) -> Path:
     if args.fault and args.target:
         raise UsageError("--fault seeds the embedded server; it cannot apply to --target")
     _settings(args)
+    if args.time_budget is not None:
+        parse_duration(args.time_budget)
     report_dir = Path(args.report_dir).resolve()
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -293,10 +297,31 @@ def _verdict_line(s: RunSummary) -> str:
     )
 
 
-def _print_result(report_dir: Path) -> int:
+def _budget_line(report_dir: Path, started: datetime.datetime) -> list[str]:
+    """The time budget, the whole run's time and what was left out, when it had a budget.
+
+    The run's time (start-up and final clean-up included) replaces the suite's own measure
+    in summary.json.
+    """
+    path = report_dir / "summary.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        budget = summary["budget"]
+        budget["used"] = round((datetime.datetime.now(datetime.UTC) - started).total_seconds(), 1)
+        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        left = "; ".join(budget["left_out"]) or "nothing"
+        return [
+            f"time budget: {budget['seconds']:g} s, used {budget['used']:g} s; left out: {left}"
+        ]
+    return []
+
+
+def _print_result(report_dir: Path, started: datetime.datetime) -> int:
     """The verdict, one line per finding, the seed and where the reports are; the exit status."""
+    budget = _budget_line(report_dir, started)
     summary = read_summary(report_dir / "summary.json")
     lines = [_verdict_line(summary), *_finding_lines(summary, report_dir), _coverage_line(summary)]
+    lines += budget
     if summary.seed is not None:
         lines.append(f"seed: {summary.seed} (repeat with --seed {summary.seed})")
     lines.append(
@@ -340,7 +365,7 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if not (report_dir / "summary.json").exists():
             _error_summary(args, report_dir, STOPPED_EARLY, started)
-    return _print_result(report_dir)
+    return _print_result(report_dir, started)
 
 
 def _run(args: argparse.Namespace, report_dir: Path, started: datetime.datetime) -> None:

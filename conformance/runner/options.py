@@ -229,6 +229,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("ca-bundle", "CA bundle to verify TLS", metavar="FILE"),
     Option("insecure", "do not verify TLS certificates", switch=True),
+    Option(
+        "time-budget",
+        "end the run near this time: seconds, or 90s, 15m, 1h30m (sweeps first, shrinking "
+        "bounded; what was left out is reported)",
+        metavar="DURATION",
+    ),
     Option("fault", "seeded fault of the embedded server", repeat=True, hidden=True),
     Option(
         "select",

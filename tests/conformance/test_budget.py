@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -124,3 +130,43 @@ def test_shrinking_bounded_restores_hypothesis_bound() -> None:
     with shrinking_bounded(7.2):
         assert engine.MAX_SHRINKING_SECONDS == 8
     assert before == engine.MAX_SHRINKING_SECONDS
+
+
+# ---- end to end: run --time-budget against the embedded server ------------------------------
+
+
+def _run(tmp_path: Path, *options: str) -> tuple[int, dict[str, Any]]:
+    command = [sys.executable, "-m", "conformance.cli", "run", "--seed", "1", *options]
+    result = subprocess.run(
+        [*command, "--report-dir", str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    summary: dict[str, Any] = json.loads((tmp_path / "summary.json").read_text())
+    assert "time budget: 12 s" in result.stdout, result.stdout + result.stderr
+    return result.returncode, summary
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_conforms_and_reports_what_it_left_out(tmp_path: Path) -> None:
+    status, summary = _run(tmp_path, "--time-budget", "12")
+    assert (status, summary["verdict"]) == (0, "conforms")
+    budget = summary["budget"]
+    assert budget["seconds"] == 12 and budget["used"] > 0
+    assert any("examples" in item or "cells" in item for item in budget["left_out"])
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_still_finds_a_fault_first_in_the_sweeps(tmp_path: Path) -> None:
+    status, summary = _run(tmp_path, "--time-budget", "12", "--fault", "wrong-error-param")
+    assert (status, summary["verdict"]) == (1, "diverges")
+    assert "VM_BAD_POWER_STATE" in summary["divergences"][0]["message"]
+
+
+def test_run_refuses_a_bad_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.cli import main
+
+    assert main(["run", "--time-budget", "soon"]) == 2
+    assert "--time-budget expects seconds" in capsys.readouterr().err

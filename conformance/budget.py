@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.divergence import Divergence
 from conformance.errors import UsageError
@@ -150,15 +150,27 @@ class BudgetSpent(KeyboardInterrupt):
 
 
 class _Watch:
-    """Whether a divergence was raised in this test (Hypothesis is then shrinking it)."""
+    """A test's share: whether a divergence was raised (Hypothesis is then shrinking it) and
+    how many examples started."""
 
-    def __init__(self) -> None:
+    def __init__(self, until: float, clock: Callable[[], float]) -> None:
+        self.until = until
+        self.clock = clock
         self.diverged = False
         self.examples = 0
 
+    def check(self) -> None:
+        """BudgetSpent once the share is spent, unless a divergence is being shrunk."""
+        if self.clock() >= self.until and not self.diverged:
+            raise BudgetSpent
+
+
+UNBUDGETED = frozenset({"teardown"})
+"""Harness methods that run whatever the budget: clean-up must happen."""
+
 
 class _Watched:
-    """A harness whose divergences are noted in a watch (every other use passes through)."""
+    """A harness that checks the budget before each call and notes divergences raised."""
 
     def __init__(self, inner: object, watch: _Watch) -> None:
         object.__setattr__(self, "_inner", inner)
@@ -171,6 +183,8 @@ class _Watched:
         watch: _Watch = object.__getattribute__(self, "_watch")
 
         def watched(*args: Any, **kwargs: Any) -> Any:
+            if name not in UNBUDGETED:
+                watch.check()
             try:
                 return value(*args, **kwargs)
             except Divergence:
@@ -187,29 +201,17 @@ def budgeted_machine(
     machine: type[RuleBasedStateMachine], until: float, clock: Callable[[], float]
 ) -> tuple[type[RuleBasedStateMachine], Callable[[], int]]:
     """``machine`` that raises BudgetSpent when an example would start after ``until``, or at
-    the next step of one that runs past it, unless a divergence is being shrunk. Returns the
-    class and a function counting the examples that started."""
-    watch = _Watch()
-
-    def over() -> bool:
-        return clock() >= until and not watch.diverged
+    the next harness call of one that runs past it, unless a divergence is being shrunk.
+    Returns the class and a function counting the examples that started."""
+    watch = _Watch(until, clock)
 
     def __init__(self: Any) -> None:
-        if over():
-            raise BudgetSpent
+        watch.check()
         machine.__init__(self)
         self.harness = _Watched(self.harness, watch)
         watch.examples += 1
 
-    def within_budget(self: Any) -> None:
-        if over():
-            raise BudgetSpent
-
-    bound = type(
-        f"{machine.__name__}Budgeted",
-        (machine,),
-        {"__init__": __init__, "within_budget": invariant()(within_budget)},
-    )
+    bound = type(f"{machine.__name__}Budgeted", (machine,), {"__init__": __init__})
     return bound, lambda: watch.examples
 
 

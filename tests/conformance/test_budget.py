@@ -118,7 +118,7 @@ def test_a_machine_starts_no_example_after_its_deadline_and_stops_one_at_its_nex
 def test_a_divergence_found_before_the_deadline_is_still_shrunk_after_it() -> None:
     clock = _Clock()
     toy = type("Toy", (_Toy,), {"clock": clock, "fail_at": 0})
-    bound, _examples = budgeted_machine(toy, until=clock.now + 1, clock=clock)
+    bound, _examples = budgeted_machine(toy, until=clock.now + 2, clock=clock)
     with pytest.raises(Divergence), shrinking_bounded(30):
         run_state_machine_as_test(bound, settings=_SETTINGS)
 

@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conformance.server.faults import FAULTS
 
@@ -49,6 +50,12 @@ class Attempt:
 def reproducer_calls(script: str) -> int:
     """The calls a reproducer replays: its steps and the final, divergent call."""
     return sum(1 for line in script.splitlines() if _CALL.match(line))
+
+
+def _calls(divergence: dict[str, Any]) -> int:
+    """The shrunk reproducer's length: the calls summary.json lists, or those in its script."""
+    calls = divergence.get("calls")
+    return len(calls) if isinstance(calls, list) else reproducer_calls(divergence["reproducer"])
 
 
 def _progress(report: Path) -> tuple[int, int] | None:
@@ -93,7 +100,7 @@ def _attempt(fault: str, seed: int, profile: str) -> Attempt:
         found=process.returncode == 1 and head is not None,
         seconds=seconds,
         steps=steps,
-        reproducer_calls=reproducer_calls(head["reproducer"]) if head else None,
+        reproducer_calls=_calls(head) if head else None,
         area=head["area"] if head else None,
     )
 

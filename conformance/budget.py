@@ -47,7 +47,7 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\
 
 T = TypeVar("T")
 
-SWEEP_WEIGHT = 2.0
+SWEEP_WEIGHT = 4.0
 """A sweep's share of generation time relative to an area machine's."""
 
 

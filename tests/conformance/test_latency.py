@@ -16,8 +16,8 @@ from typing import cast
 
 import pytest
 
-from conformance.cli import EXIT_USAGE, main
-from conformance.errors import UsageError
+from conformance.cli import main
+from conformance.errors import ExitCode, UsageError
 from conformance.server.config import ServerConfig
 from conformance.server.latency import (
     CLASSES,
@@ -161,7 +161,7 @@ def test_a_bad_toml_profile_is_a_usage_error(tmp_path: Path, text: str, message:
 def test_serve_refuses_bad_latency_options(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["serve", *argv]) == EXIT_USAGE
+    assert main(["serve", *argv]) == ExitCode.USAGE
     assert message in capsys.readouterr().err
 
 

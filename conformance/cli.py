@@ -11,12 +11,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conformance.errors import ConformanceError, UsageError
+from conformance.errors import ConformanceError, ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from conformance.server.latency import LatencyProfile
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_DIVERGES, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,8 +77,26 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="V",
         help="behave as xapi release V, e.g. 24.19 or 1.249 (default: the newest known)",
     )
+    serve.add_argument(
+        "--latency",
+        default=None,
+        metavar="PROFILE",
+        help="make calls take a pool's time: 'xapi' or a TOML file (see README)",
+    )
+    serve.add_argument(
+        "--latency-scale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="multiply every --latency figure by F (0.1: ten times faster)",
+    )
     serve.add_argument(  # seeded faults are for the suite's own tests, hence hidden
         "--fault", action="append", default=[], metavar="NAME", help=argparse.SUPPRESS
+    )
+    serve.add_argument(
+        "--list-faults",
+        action="store_true",
+        help="list the seeded faults the suite's own tests use, and exit",
     )
 
 
@@ -124,6 +144,8 @@ def _serve(args: argparse.Namespace) -> int:
     from conformance.server.faults import known
     from conformance.server.process import serve_forever
 
+    if args.list_faults:
+        return _list_faults()
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
     if args.hosts < 1:
@@ -141,11 +163,31 @@ def _serve(args: argparse.Namespace) -> int:
         hosts=args.hosts,
         faults=known(args.fault),
         xapi_version=args.xapi_version,
+        latency=_latency(args.latency, args.latency_scale),
     )
     parse_release(config.xapi_version)  # a bad version is a usage error before binding
     if config.faults:
         print(f"xapi-conformance: seeded faults: {', '.join(config.faults)}", file=sys.stderr)
     return serve_forever(config)
+
+
+def _latency(profile: str | None, scale: float | None) -> LatencyProfile | None:
+    from conformance.server.latency import load_profile
+
+    if profile is None:
+        if scale is not None:
+            raise UsageError("--latency-scale needs --latency PROFILE")
+        return None
+    loaded = load_profile(profile)
+    return loaded if scale is None else loaded.scaled(scale)
+
+
+def _list_faults() -> int:
+    from conformance.server.faults import FAULTS, summary
+
+    for name, fault in FAULTS.items():
+        print(f"{name:32} {summary(fault)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,15 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from conformance.runner.command import run_command
 
         return run_command(args)
-    except UsageError as error:
-        print(f"xapi-conformance: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except ConformanceError as error:
         print(f"xapi-conformance: {error}", file=sys.stderr)
-        return EXIT_TARGET
+        return error.exit_code
     except OSError as error:
         print(f"xapi-conformance: {error.strerror or error}", file=sys.stderr)
-        return EXIT_TARGET
+        return ExitCode.TARGET
+    except KeyboardInterrupt:
+        print("xapi-conformance: interrupted", file=sys.stderr)
+        return ExitCode.TARGET
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.compare import Strictness
-from conformance.errors import LoginFailed, UsageError
+from conformance.errors import LoginFailed, ProtocolError, TargetError, UsageError
 from conformance.harness import Connection, sweep_run_vms
 from conformance.importer import Login
 from conformance.server.config import ServerConfig
@@ -19,7 +21,11 @@ from models.outcome import Failure
 from models.schema import ROLES
 from models.world import Account, Facts
 
-__all__ = ["RoleAccount", "RunConfig", "open_connection"]
+__all__ = ["RoleAccount", "RunConfig", "open_connection", "target_settings"]
+
+MAX_SESSION_REF = 1024
+"""A session ref longer than this is no ref (xapi's are 46 characters): it would be resent on
+every call."""
 
 SUITE_ROLES = ("pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only")
 """Role-limited accounts the suite creates on the embedded server, for RBAC rules."""
@@ -32,6 +38,24 @@ class RoleAccount:
     role: str
     user: str
     password: str = field(repr=False)
+
+
+def target_settings(
+    timeout: float, max_response_mb: int, ca_bundle: str | None, insecure: bool
+) -> TargetSettings:
+    """The transport settings the options ask for; ``UsageError`` for impossible values."""
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    if max_response_mb < 1:
+        raise UsageError(f"--max-response-mb must be at least 1, got {max_response_mb}")
+    if insecure and ca_bundle:
+        raise UsageError("--insecure and --ca-bundle contradict each other; pick one")
+    return TargetSettings(
+        timeout=timeout,
+        connect_timeout=min(timeout, TargetSettings.connect_timeout),
+        max_response_bytes=max_response_mb * 2**20,
+        verify=ca_bundle or not insecure,
+    )
 
 
 @dataclass(frozen=True)
@@ -59,7 +83,13 @@ def _login(target: Target, account: Account) -> Login:
             f"login as {account.name!r} on {target.url} failed with {outcome.code}; "
             "check --user and the password environment variable"
         )
-    return Login(str(outcome.value), account)
+    if not isinstance(outcome.value, str) or len(outcome.value) > MAX_SESSION_REF:
+        size = len(outcome.value) if isinstance(outcome.value, str) else type(outcome.value)
+        raise ProtocolError(
+            f"login as {account.name!r} on {target.url} answered a session ref that is no ref "
+            f"({size}); xapi answers a short OpaqueRef"
+        )
+    return Login(outcome.value, account)
 
 
 def _embedded(config: RunConfig) -> tuple[Target, Facts, tuple[Account, ...], Callable[[], None]]:
@@ -111,10 +141,15 @@ def open_connection(config: RunConfig) -> tuple[Connection, Callable[[], None]]:
     )
 
     def close() -> None:
-        sweep_run_vms(target, logins[0].session, connection.run_id)
-        for login in logins:
-            target.call("session.logout", login.session)
-        target.close()
-        stop_server()
+        """Remove the run's VMs and log out, as far as the target answers; always release."""
+        try:
+            with contextlib.suppress(TargetError):
+                sweep_run_vms(target, logins[0].session, connection.run_id)
+            for login in logins:
+                with contextlib.suppress(TargetError):
+                    target.call("session.logout", login.session)
+        finally:
+            target.close()
+            stop_server()
 
     return connection, close

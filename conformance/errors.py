@@ -1,4 +1,4 @@
-"""The exception trees of the harness.
+"""The exception trees of the harness, and the exit codes of ``xapi-conformance``.
 
 A divergence between the model and a target is an ``AssertionError`` (a test failure). Problems of
 the tool, the transport or the user's input are ``ConformanceError`` (a test error, CLI exit 2/3).
@@ -7,22 +7,40 @@ A XenAPI error is neither: it is a value, ``models.outcome.Failure``.
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "ConformanceError",
+    "ExitCode",
     "LoginFailed",
     "ProtocolError",
     "TargetError",
+    "TargetStalled",
+    "TargetTimeout",
     "TargetUnreachable",
     "UsageError",
 ]
 
 
+class ExitCode(enum.IntEnum):
+    """The exit status of every command (the only place these numbers are written)."""
+
+    CONFORMS = 0
+    DIVERGES = 1
+    USAGE = 2
+    TARGET = 3
+
+
 class ConformanceError(Exception):
     """A problem of the tool, the transport or the input, not of the target's conformance."""
+
+    exit_code = ExitCode.TARGET
 
 
 class UsageError(ConformanceError):
     """The user asked for something impossible: a bad option, file or value. CLI exit 2."""
+
+    exit_code = ExitCode.USAGE
 
 
 class TargetError(ConformanceError):
@@ -31,6 +49,14 @@ class TargetError(ConformanceError):
 
 class TargetUnreachable(TargetError):
     """The target did not answer: connection refused, DNS failure, TLS failure or timeout."""
+
+
+class TargetTimeout(TargetUnreachable):
+    """One call's deadline passed before its whole answer arrived."""
+
+
+class TargetStalled(TargetError):
+    """Several calls in a row missed their deadline: the run ends, later calls fail at once."""
 
 
 class ProtocolError(TargetError):

@@ -87,8 +87,9 @@ class Connection:
     strictness: Strictness = "exact"
     waivers: Waivers = field(default_factory=Waivers)
     tally: RunTally = field(default_factory=RunTally)
-    task_timeout: float = 600.0
-    """Seconds an ``Async.`` call's task may stay pending before the target counts as stalled."""
+    task_timeout: float | None = None
+    """Seconds an ``Async.`` call's task may stay pending before the target counts as stalled
+    (default: the target's settings, from ``--timeout``)."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
@@ -303,15 +304,16 @@ class Harness:
     def _await_task(self, session: str, task: str, rules: AnswerRules) -> _Answer:
         """Poll the task until it ends, read its outcome, destroy it."""
         target = self.connection.target
-        deadline = time.monotonic() + self.connection.task_timeout
+        limit = self.connection.task_timeout or target.settings.task_timeout
+        deadline = time.monotonic() + limit
         while True:
             status = target.call("task.get_status", session, task)
             if not isinstance(status, Success) or status.value != "pending":
                 break
             if time.monotonic() > deadline:
                 raise TargetError(
-                    f"the task of {rules.method} is still pending after "
-                    f"{self.connection.task_timeout:g} s: the target looks stalled"
+                    f"the task of {rules.method} is still pending after {limit:g} s: "
+                    "the target looks stalled"
                 )
             time.sleep(TASK_POLL_S)
         record = target.call("task.get_record", session, task)

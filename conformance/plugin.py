@@ -7,8 +7,8 @@ test session is touched.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import copy
 import datetime
 import os
 import secrets
@@ -24,6 +24,7 @@ import pytest
 if TYPE_CHECKING:
     from hypothesis import settings
 
+    from conformance.budget import Budget
     from conformance.compare import Strictness
     from conformance.connect import RoleAccount, RunConfig
     from conformance.harness import Connection
@@ -36,59 +37,15 @@ TOKEN_KEY = pytest.StashKey[str]()
 CONNECTION_KEY: pytest.StashKey[Connection] = pytest.StashKey()
 STARTED_KEY = pytest.StashKey[datetime.datetime]()
 WRITTEN_KEY = pytest.StashKey[Path]()
+BUDGET_KEY: pytest.StashKey[Budget | None] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """The --xapi-* options."""
+    """The --xapi-* options: the twins of ``run``'s (``conformance.runner.options.OPTIONS``)."""
+    from conformance.runner.options import add_plugin_options
+
     group = parser.getgroup("xapi-conformance", "XenAPI conformance suite")
-    group.addoption(
-        "--xapi-target",
-        default=None,
-        metavar="URL",
-        help="XenAPI endpoint (default: embedded server)",
-    )
-    group.addoption("--xapi-user", default="root", help="login name (default root)")
-    group.addoption(
-        "--xapi-password-env",
-        default="XAPI_PASSWORD",
-        metavar="VAR",
-        help="env var with the password",
-    )
-    group.addoption("--xapi-protocol", default="xmlrpc", choices=("xmlrpc", "jsonrpc"))
-    group.addoption("--xapi-strictness", default="exact", choices=("exact", "arity", "code"))
-    group.addoption(
-        "--xapi-waivers", default=None, metavar="FILE", help="TOML file of known deviations"
-    )
-    group.addoption("--xapi-report-dir", default="xapi-conformance-report", metavar="DIR")
-    group.addoption("--xapi-profile", default="ci", choices=("ci", "dev", "thorough"))
-    group.addoption("--xapi-max-examples", default=None, type=int, metavar="N")
-    group.addoption(
-        "--xapi-seed",
-        default=None,
-        type=int,
-        metavar="N",
-        help="Hypothesis seed, recorded in the summary (default: one picked and printed)",
-    )
-    group.addoption(
-        "--xapi-baseline",
-        default=None,
-        metavar="PATH",
-        help="summary.json of an earlier run: its findings are known, only new ones fail",
-    )
-    group.addoption(
-        "--xapi-max-findings",
-        default=None,
-        type=int,
-        metavar="N",
-        help="stop once N findings are seen",
-    )
-    group.addoption(
-        "--xapi-role-account", action="append", default=[], metavar="ROLE=USER:PASSWORD_ENV"
-    )
-    group.addoption("--xapi-ca-bundle", default=None, metavar="FILE")
-    group.addoption("--xapi-insecure", action="store_true", default=False)
-    group.addoption("--xapi-run-id", default=None, help=argparse.SUPPRESS)
-    group.addoption("--xapi-fault", action="append", default=[], help=argparse.SUPPRESS)
+    add_plugin_options(group.addoption)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,6 +56,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     _settle_seed(config)
     config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
+    config.stash[BUDGET_KEY] = None
+    if config.getoption("xapi_time_budget", None) is not None:
+        from conformance.budget import session_budget
+
+        config.stash[BUDGET_KEY] = session_budget(
+            config.getoption("xapi_time_budget"), config.stash[STARTED_KEY]
+        )
     from conformance.results import Part
 
     config.stash[PART_KEY] = Part()
@@ -108,6 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[TOKEN_KEY] = (
         str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
     )
+    if workerinput and config.getoption("xapi_run_id"):
+        from conformance.runner import interrupts
+
+        interrupts.install(quiet=True)  # run's workers: a second Ctrl-C exits without a word
 
 
 def _settle_seed(config: pytest.Config) -> None:
@@ -130,6 +98,24 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
     finally:
         core.global_force_seed = previous
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With a time budget, the sweeps run first and every selected test gets its share."""
+    budget = config.stash.get(BUDGET_KEY, None)
+    if budget is None:
+        return
+    from conformance.budget import plan_tests
+
+    order = plan_tests(budget, [item.name for item in items])
+    items.sort(key=lambda item: order.index(item.name))
+
+
+@pytest.fixture(scope="session")
+def xapi_budget(request: pytest.FixtureRequest) -> Budget | None:
+    """The run's time budget (``--xapi-time-budget``), or None for a run without one."""
+    return request.config.stash.get(BUDGET_KEY, None)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -157,9 +143,8 @@ def _role(text: str) -> RoleAccount:
 
 def run_config(config: pytest.Config) -> RunConfig:
     """The run's configuration from the options and the environment."""
-    from conformance.connect import RunConfig
+    from conformance.connect import RunConfig, target_settings
     from conformance.errors import UsageError
-    from conformance.targets import TargetSettings
 
     target = config.getoption("xapi_target")
     env = config.getoption("xapi_password_env")
@@ -167,7 +152,6 @@ def run_config(config: pytest.Config) -> RunConfig:
         raise UsageError(
             f"set the password of {config.getoption('xapi_user')!r} in ${env} (never on the command line)"
         )
-    verify: bool | str = config.getoption("xapi_ca_bundle") or not config.getoption("xapi_insecure")
     strictness: Strictness = config.getoption("xapi_strictness")
     waivers = config.getoption("xapi_waivers")
     return RunConfig(
@@ -178,7 +162,12 @@ def run_config(config: pytest.Config) -> RunConfig:
         strictness=strictness,
         waivers=Path(waivers) if waivers else None,
         roles=tuple(_role(r) for r in config.getoption("xapi_role_account")),
-        settings=TargetSettings(verify=verify),
+        settings=target_settings(
+            config.getoption("xapi_timeout"),
+            config.getoption("xapi_max_response_mb"),
+            config.getoption("xapi_ca_bundle"),
+            config.getoption("xapi_insecure"),
+        ),
         server_faults=tuple(config.getoption("xapi_fault")),
         run_id=f"{config.getoption('xapi_run_id') or secrets.token_hex(4)}.{_worker(config)}",
     )
@@ -202,7 +191,6 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
             yield connection
     finally:
         progress.stop()
-        _absorb(request.config, connection)
         close()
 
 
@@ -217,10 +205,9 @@ def xapi_settings(request: pytest.FixtureRequest) -> settings:
     )
 
 
-def _absorb(config: pytest.Config, connection: Connection) -> None:
+def _absorb(part: Part, connection: Connection) -> None:
     from conformance.results import divergence_record
 
-    part = config.stash[PART_KEY]
     tally = connection.tally
     part.examples += tally.examples
     part.steps += tally.steps
@@ -229,13 +216,45 @@ def _absorb(config: pytest.Config, connection: Connection) -> None:
     part.divergences.extend(divergence_record(d) for d in tally.divergences)
 
 
+def _snapshot(config: pytest.Config) -> Part:
+    """This process's results so far (its tests' records and the connection's tally), with
+    every password and session ref masked. Taken every second, so an interrupted or killed
+    worker still counts."""
+    from reports import redact_value
+
+    part = copy.deepcopy(config.stash[PART_KEY])
+    connection = config.stash.get(CONNECTION_KEY, None)
+    if connection is not None:
+        _absorb(part, connection)
+    part.divergences = [redact_value(d, _secrets(config)) for d in part.divergences]  # type: ignore[misc]
+    part.errors = [str(redact_value(e, _secrets(config))) for e in part.errors]
+    return part
+
+
+def _secrets(config: pytest.Config) -> list[str]:
+    """Every password the run uses, and every session ref its target handed out."""
+    known = [os.environ.get(config.getoption("xapi_password_env"), "")]
+    known += [
+        os.environ.get(r.rpartition(":")[2], "") for r in config.getoption("xapi_role_account")
+    ]
+    connection = config.stash.get(CONNECTION_KEY, None)
+    if connection is not None:
+        known += [
+            secret
+            for login in connection.logins()
+            for secret in (login.session, login.account.password)
+        ]
+        known += sorted(getattr(connection.target, "secrets", ()))
+    return [secret for secret in known if secret]
+
+
 class _Progress:
     """Writes this process's counters to the report directory every second, for ``run``."""
 
     def __init__(self, config: pytest.Config, connection: Connection) -> None:
+        del connection
         self._path = _report_dir(config) / ".progress" / f"{_worker(config)}.txt"
-        self._connection = connection
-        self._part = config.stash[PART_KEY]
+        self._config = config
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="xapi-progress")
 
@@ -253,9 +272,15 @@ class _Progress:
             self._write()
 
     def _write(self) -> None:
-        tally = self._connection.tally
-        failures = len(self._part.divergences) + len(tally.divergences)
-        self._path.write_text(f"{tally.examples} {tally.steps} {failures}\n", encoding="utf-8")
+        from conformance.results import write_part
+
+        try:
+            snapshot = _snapshot(self._config)
+        except RuntimeError:  # the tally changed while it was copied: next second
+            return
+        counts = f"{snapshot.examples} {snapshot.steps} {len(snapshot.divergences)}\n"
+        self._path.write_text(counts, encoding="utf-8")
+        write_part(_parts_dir(self._config), _worker(self._config), snapshot)
 
 
 def _worker(config: pytest.Config) -> str:
@@ -267,7 +292,13 @@ def _worker(config: pytest.Config) -> str:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Record divergences and tool errors of the suite's tests; attach the reproducer."""
+    """Record divergences and tool errors of the suite's tests; attach the reproducer.
+
+    Before any report is made (terminal, JUnit, Allure), the error's text loses every password
+    and session ref of the run.
+    """
+    if call.excinfo is not None and CONNECTION_KEY in item.config.stash:
+        _redact_error(call.excinfo.value, _secrets(item.config))
     report = yield
     if "xapi_connection" not in getattr(item, "fixturenames", ()):
         return report
@@ -285,7 +316,11 @@ def pytest_runtest_makereport(
         item.user_properties.append(("reproducer", error.info.reproducer))
         _stop_at_max_findings(item)
     elif not isinstance(error, AssertionError):
-        part.errors.append(f"{item.name}: {type(error).__name__}: {_first_line(error)}")
+        cause, fatal = _real_cause(item.config, error)
+        part.errors.append(f"{item.name}: {cause}")
+        report.longrepr = f"{item.nodeid}: {cause}"
+        if fatal and not item.session.shouldstop:
+            item.session.shouldstop = cause
     return report
 
 
@@ -321,8 +356,58 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else ""
 
 
+def _real_cause(config: pytest.Config, error: BaseException) -> tuple[str, bool]:
+    """What went wrong, named by its root (a stalled or unreachable target, not Hypothesis'
+    Flaky* that a failing target provokes), and whether it ends the run."""
+    from conformance.errors import ConformanceError, TargetStalled, TargetTimeout, TargetUnreachable
+
+    connection = config.stash.get(CONNECTION_KEY, None)
+    stalled = str(getattr(connection.target, "stalled", "")) if connection else ""
+    if stalled:
+        return f"TargetStalled: {stalled}", True
+    root = _find(error, ConformanceError) or error
+    fatal = isinstance(root, TargetStalled | TargetUnreachable) and not isinstance(
+        root, TargetTimeout
+    )
+    return f"{type(root).__name__}: {_first_line(root)}", fatal
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then its causes, contexts and grouped exceptions, each once."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += list(getattr(current, "exceptions", ()))
+
+
+def _redact_error(error: BaseException, secrets: list[str]) -> None:
+    """Mask ``secrets`` in the messages and notes of ``error`` and of what it wraps."""
+    from reports import redact
+
+    for current in _chain(error):
+        current.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in current.args)
+        notes = getattr(current, "__notes__", None)
+        if isinstance(notes, list):
+            notes[:] = [redact(n, secrets) if isinstance(n, str) else n for n in notes]
+
+
+def _find(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` in ``error``, its causes, contexts and grouped exceptions."""
+    return next((e for e in _chain(error) if isinstance(e, kind)), None)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Workers save their part; the controller (or a lone process) writes the reports."""
+    """Workers save their part; the controller (or a lone process) writes the reports.
+
+    Last of its kind: the session's fixtures are torn down (an interrupted run's too) and
+    junit.xml is written, so the reports see every count and every file can be redacted.
+    """
     config = session.config
     if PART_KEY not in config.stash or not _used(session):
         return
@@ -330,10 +415,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     parts_dir = _parts_dir(config)
     if CONNECTION_KEY in config.stash:
-        write_part(parts_dir, _worker(config), config.stash[PART_KEY])
+        write_part(parts_dir, _worker(config), _snapshot(config))
+        budget = config.stash.get(BUDGET_KEY, None)
+        if budget is not None:
+            from conformance.budget import write_record
+
+            write_record(budget, _report_dir(config), _worker(config))
     if getattr(config, "workerinput", None) is not None:
         return
-    _write_reports(config, parts_dir)
+    _write_reports(config, parts_dir, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     shutil.rmtree(parts_dir.parent, ignore_errors=True)
     shutil.rmtree(_report_dir(config) / ".progress", ignore_errors=True)
 
@@ -362,9 +452,9 @@ def _baseline(config: pytest.Config) -> Any:
         ) from None
 
 
-def _write_reports(config: pytest.Config, parts_dir: Path) -> None:
+def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) -> None:
     from conformance.results import RunFacts, merge_parts, read_parts
-    from reports import write_reports
+    from reports import redact_files, write_reports
 
     report_dir = _report_dir(config)
     try:
@@ -382,9 +472,20 @@ def _write_reports(config: pytest.Config, parts_dir: Path) -> None:
         baseline=_baseline(config),
         baseline_path=config.getoption("xapi_baseline") or "",
     )
-    summary = merge_parts(read_parts(parts_dir), facts)
-    secrets = [os.environ.get(config.getoption("xapi_password_env"), "")]
+    summary = merge_parts(read_parts(parts_dir), facts, interrupted=interrupted)
+    secrets = _secrets(config)
     config.stash[WRITTEN_KEY] = write_reports(report_dir, summary, secrets=secrets)
+    if config.stash.get(BUDGET_KEY, None) is not None:
+        from conformance.budget import add_to_summary
+
+        add_to_summary(report_dir)
+    outputs = [
+        report_dir,
+        config.getoption("xmlpath", None),
+        config.getoption("allure_report_dir", None),
+    ]
+    # pytest.log is still open for pytest's last lines: ``run`` redacts it once closed
+    redact_files([Path(p) for p in outputs if p], secrets, skip={"hypothesis-db", "pytest.log"})
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from conformance.divergence import DivergenceInfo
 from conformance.targets import Target
 from conformance.wire.typed import datetime_text
-from models.coverage import RELEASE, coverage_cells, vm_messages
+from models.coverage import coverage_cells, judged_release, vm_messages
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from reports import (
     CallRecord,
@@ -29,6 +29,7 @@ from reports import (
 )
 
 __all__ = [
+    "STOPPED_EARLY",
     "Part",
     "RunFacts",
     "divergence_record",
@@ -149,7 +150,14 @@ def _messages(counts: Counter[str]) -> tuple[MessageCount, ...]:
     return tuple(MessageCount(name, counts.get(name, 0)) for name in vm_messages())
 
 
-IDENTITY_KEYS = ("product_brand", "product_version", "platform_name", "platform_version", "xapi")
+IDENTITY_KEYS = (
+    "product_brand",
+    "product_version",
+    "platform_name",
+    "platform_version",
+    "xapi",
+    "xapi_build",
+)
 """Keys of the pool master's software_version copied into the target identity, when present."""
 
 
@@ -196,8 +204,17 @@ class RunFacts:
     baseline_path: str = ""
 
 
-def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -> RunSummary:
-    """One summary from every process's part; the verdict from divergences and errors."""
+STOPPED_EARLY = "the run was interrupted before its end; the counts are those reached so far"
+
+
+def merge_parts(
+    parts: Iterable[Part], facts: RunFacts, extra_error: str = "", interrupted: bool = False
+) -> RunSummary:
+    """One summary from every process's part; the verdict from divergences and errors.
+
+    An interrupted run conforms to nothing: its verdict is "diverges" when a divergence was
+    already found, else "error".
+    """
     total = Part()
     for part in parts:
         total.examples += part.examples
@@ -209,13 +226,15 @@ def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -
         total.areas.update(part.areas)
         total.identity.update(part.identity)
     errors = [e for e in [extra_error, *total.errors] if e]
+    diverges = any(not d.waived for d in total.divergences)
     verdict = (
         "error"
-        if errors
+        if errors or (interrupted and not diverges)
         else "diverges"
-        if any(not d.waived for d in total.divergences)
+        if diverges
         else "conforms"
     )
+    errors += [STOPPED_EARLY] if interrupted else []
     summary = RunSummary(
         verdict=verdict,  # type: ignore[arg-type]
         target=facts.target,
@@ -233,7 +252,7 @@ def merge_parts(parts: Iterable[Part], facts: RunFacts, extra_error: str = "") -
         strictness=facts.strictness,
         messages=_messages(total.messages),
         target_identity=total.identity,
-        release=RELEASE,
+        release=judged_release(total.identity),
         areas=tuple(sorted(total.areas)),
     )
     return with_findings(summary, facts.baseline, facts.baseline_path)

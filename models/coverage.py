@@ -4,10 +4,17 @@ can reach through the API, for reports that show what a run did not exercise."""
 from __future__ import annotations
 
 from models.catalogue import MESSAGES
-from models.releases import DEFAULT_RELEASE, Release
+from models.releases import DEFAULT_RELEASE, Release, release_of_software_version
 from models.schema import XType
 
-__all__ = ["REACHABLE_STATES", "RELEASE", "coverage_cells", "release_text", "vm_messages"]
+__all__ = [
+    "REACHABLE_STATES",
+    "RELEASE",
+    "coverage_cells",
+    "judged_release",
+    "release_text",
+    "vm_messages",
+]
 
 
 def release_text(release: Release) -> str:
@@ -20,6 +27,12 @@ def release_text(release: Release) -> str:
 
 RELEASE = release_text(DEFAULT_RELEASE)
 """The xapi release whose behaviour the model follows by default."""
+
+
+def judged_release(software_version: dict[str, str]) -> str:
+    """The release the model follows for a pool master reporting ``software_version`` (as the
+    importer chooses it), named as reports name it."""
+    return release_text(release_of_software_version(software_version) or DEFAULT_RELEASE)
 
 REACHABLE_STATES: tuple[tuple[str, str], ...] = (
     ("Halted", "plain"),

@@ -253,7 +253,7 @@ def task_record(task: Task) -> dict[str, Value]:
         "finished": task.created,
         "status": task.status,
         "resident_on": NULL_REF,
-        "progress": 1.0 if finished else 0.0,
+        "progress": 1.0 if finished else task.progress,
         "type": "<none/>",
         "result": Encoded(task.result) if task.status == "success" else "",
         "error_info": task.error_info,

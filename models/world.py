@@ -119,6 +119,8 @@ class Task:
     error_info: tuple[str, ...] = ()
     session: str = NULL_REF
     created: datetime.datetime = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    progress: float = 0.0
+    """How far a ``pending`` task has come (0 to 1); a finished task reports 1."""
 
 
 @dataclass(frozen=True)

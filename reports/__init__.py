@@ -39,7 +39,14 @@ from reports.records import (
     summary_from_json,
     summary_to_json,
 )
-from reports.redact import MASK, redact, redact_summary, redact_url_credentials, redact_value
+from reports.redact import (
+    MASK,
+    redact,
+    redact_files,
+    redact_summary,
+    redact_url_credentials,
+    redact_value,
+)
 from reports.summary import SUMMARY_FILE, read_summary, render_summary_json, write_summary
 
 __all__ = [
@@ -75,6 +82,7 @@ __all__ = [
     "matrix_markdown",
     "read_summary",
     "redact",
+    "redact_files",
     "redact_summary",
     "redact_url_credentials",
     "redact_value",

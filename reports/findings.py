@@ -94,7 +94,9 @@ def _param_difference(code: str, expected: Sequence[str], actual: Sequence[str])
 
 def _closest(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> OutcomeRecord | None:
     """The expected outcome most like ``actual``: same code, then same success or failure."""
-    same_code = [e for e in expected if not e.ok and not actual.ok and e.error[0] == actual.error[0]]
+    same_code = [
+        e for e in expected if not e.ok and not actual.ok and e.error[0] == actual.error[0]
+    ]
     same_side = [e for e in expected if e.ok == actual.ok]
     return next(iter(same_code or same_side), None)
 
@@ -107,7 +109,8 @@ def _failure_difference(expected: Sequence[OutcomeRecord], actual: OutcomeRecord
     want_code, want = closest.error[0], closest.error[1:]
     if want_code != code:
         return Difference(
-            f"code:{want_code}:{code}", f"the target fails with {code} where xapi fails with {want_code}"
+            f"code:{want_code}:{code}",
+            f"the target fails with {code} where xapi fails with {want_code}",
         )
     if len(want) != len(params):
         return Difference(
@@ -145,9 +148,7 @@ def _example_size(d: DivergenceRecord) -> tuple[int, int]:
     return (d.reproducer.count("\n"), len(d.reproducer))
 
 
-def _finding(
-    diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]
-) -> FindingRecord:
+def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) -> FindingRecord:
     example_id, _ = min(members, key=lambda m: _example_size(m[1]))
     identifier = finding_id(diff.key)
     areas = Counter(d.area for _, d in members)

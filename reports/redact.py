@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from reports.files import atomic_write_bytes
 from reports.records import RunSummary
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["MASK", "redact", "redact_summary", "redact_url_credentials", "redact_value"]
+__all__ = [
+    "MASK",
+    "redact",
+    "redact_files",
+    "redact_summary",
+    "redact_url_credentials",
+    "redact_value",
+]
 
 MASK = "***"
 """What a secret is replaced with."""
@@ -83,3 +94,46 @@ def redact_summary(s: RunSummary, secrets: Iterable[str] = ()) -> RunSummary:
     The verdict is left alone. Credential-bearing URLs are masked even with no secrets given.
     """
     return _walk_record(s, _ordered(secrets))
+
+
+def _spellings(secret: str) -> set[bytes]:
+    """A secret as it may be written: plain, HTML/XML-escaped, JSON-escaped (UTF-8 bytes)."""
+    forms = {secret, html.escape(secret), html.escape(secret, quote=False)}
+    forms |= {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return {form.encode("utf-8") for form in forms if form}
+
+
+def _files(paths: Iterable[Path], skip: Collection[str]) -> Iterator[Path]:
+    for path in paths:
+        if path.name in skip:
+            continue
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                yield from _files([child], skip)
+        elif path.is_file():
+            yield path
+
+
+def redact_files(
+    paths: Iterable[Path], secrets: Iterable[str], skip: Collection[str] = ()
+) -> list[Path]:
+    """Rewrite every file at or under ``paths`` that holds a secret, each spelling masked.
+
+    The last line of defence for files other tools write (JUnit, Allure); files and
+    directories named in ``skip`` are left alone. Returns the files that had to change.
+    """
+    forms = sorted(
+        {form for secret in _ordered(secrets) for form in _spellings(secret)},
+        key=len,
+        reverse=True,
+    )
+    changed = []
+    for path in _files(paths, skip) if forms else ():
+        data = path.read_bytes()
+        scrubbed = data
+        for form in forms:
+            scrubbed = scrubbed.replace(form, MASK.encode())
+        if scrubbed != data:
+            atomic_write_bytes(path, scrubbed)
+            changed.append(path)
+    return changed

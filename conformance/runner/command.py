@@ -5,24 +5,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import re
 import secrets
 import shutil
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 import pytest
 
-from conformance.connect import RunConfig, open_connection
-from conformance.errors import TargetError, UsageError
-from conformance.results import RunFacts, merge_parts
-from conformance.runner.options import AREA_NAMES, SUITE_TESTS
+from conformance.budget import parse_duration
+from conformance.connect import RunConfig, open_connection, target_settings
+from conformance.errors import ExitCode, TargetError, UsageError
+from conformance.results import STOPPED_EARLY, RunFacts, merge_parts
+from conformance.runner import interrupts
+from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
 from conformance.targets import TargetSettings
 from conformance.waivers import load_waivers
 from reports import (
@@ -31,14 +34,18 @@ from reports import (
     REPRODUCERS_DIR,
     RunSummary,
     read_summary,
+    redact_files,
     write_reports,
 )
 
 __all__ = ["pytest_arguments", "run_command"]
 
-EXIT_OK, EXIT_DIVERGES, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 SHOWN_FINDINGS = 20
-_VERDICT_EXIT = {"conforms": EXIT_OK, "diverges": EXIT_DIVERGES, "error": EXIT_TARGET}
+_VERDICT_EXIT = {
+    "conforms": ExitCode.CONFORMS,
+    "diverges": ExitCode.DIVERGES,
+    "error": ExitCode.TARGET,
+}
 _K_WORDS = re.compile(r"[A-Za-z_][\w-]*")
 PYTEST_LOG = "pytest.log"
 """pytest's own output of a run without -v (each failure with its traceback)."""
@@ -95,8 +102,9 @@ def _validate(args: argparse.Namespace) -> Path:
         load_waivers(Path(args.waivers))
     if args.fault and args.target:
         raise UsageError("--fault seeds the embedded server; it cannot apply to --target")
-    if args.insecure and args.ca_bundle:
-        raise UsageError("--insecure and --ca-bundle contradict each other; pick one")
+    _settings(args)
+    if args.time_budget is not None:
+        parse_duration(args.time_budget)
     report_dir = Path(args.report_dir).resolve()
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -107,21 +115,32 @@ def _validate(args: argparse.Namespace) -> Path:
     return report_dir
 
 
+def _settings(args: argparse.Namespace, stall_after: int | None = None) -> TargetSettings:
+    settings = target_settings(args.timeout, args.max_response_mb, args.ca_bundle, args.insecure)
+    return replace(settings, stall_after=stall_after) if stall_after else settings
+
+
+def _passwords(args: argparse.Namespace) -> list[str]:
+    """The run's passwords (its session refs are masked in-process, by the plugin)."""
+    names = [args.password_env, *(r.rpartition(":")[2] for r in args.role_account)]
+    return [os.environ[name] for name in names if os.environ.get(name)]
+
+
 def _touch_target(args: argparse.Namespace, run_id: str | None = None) -> None:
     """Log in to an external target and out again; closing sweeps VMs tagged with ``run_id``.
 
     Before the run this makes a dead host or a wrong password exit 3 rather than test errors;
-    after it, it removes whatever an interrupted worker left behind.
+    after it, it removes whatever an interrupted worker left behind, giving up at the first
+    missed deadline (a stalled target never holds the clean-up longer than that).
     """
     if not args.target:
         return
-    verify: bool | str = args.ca_bundle or not args.insecure
     config = RunConfig(
         target=args.target,
         user=args.user,
         password=os.environ.get(args.password_env, ""),
         protocol=args.protocol,
-        settings=TargetSettings(verify=verify),
+        settings=_settings(args, stall_after=1 if run_id else None),
         run_id=run_id or secrets.token_hex(4),
     )
     _connection, close = open_connection(config)
@@ -130,7 +149,7 @@ def _touch_target(args: argparse.Namespace, run_id: str | None = None) -> None:
 
 def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     """The pytest command line ``run`` stands for (also printed with --verbose runs)."""
-    argv = [
+    return [
         "--pyargs",
         "conformance.suite",
         "-p",
@@ -141,40 +160,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "-rN",
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",
-        f"--xapi-report-dir={report_dir}",
-        f"--xapi-user={args.user}",
-        f"--xapi-password-env={args.password_env}",
-        f"--xapi-protocol={args.protocol}",
-        f"--xapi-profile={args.profile}",
-        f"--xapi-strictness={args.strictness}",
+        *plugin_arguments(args, {"report-dir": str(report_dir)}),
     ]
-    optional = {
-        "--xapi-target": args.target,
-        "--xapi-max-examples": args.max_examples,
-        "--xapi-waivers": args.waivers,
-        "--xapi-ca-bundle": args.ca_bundle,
-        "--xapi-baseline": args.baseline,
-        "--xapi-max-findings": args.max_findings,
-        "-k": args.select,
-    }
-    argv += [
-        f"{name}={value}" if name.startswith("--") else name
-        for name, value in optional.items()
-        if value is not None
-    ]
-    if args.select:
-        argv.append(args.select)
-    if args.seed is not None:
-        argv += [f"--hypothesis-seed={args.seed}", f"--xapi-seed={args.seed}"]
-    if args.insecure:
-        argv.append("--xapi-insecure")
-    argv += [f"--xapi-role-account={r}" for r in args.role_account]
-    argv += [f"--xapi-fault={f}" for f in getattr(args, "fault", [])]
-    if args.exitfirst:
-        argv.append("-x")
-    if args.workers not in ("0", 0):
-        argv += ["-n", str(args.workers)]
-    return argv
 
 
 class _Counters:
@@ -310,10 +297,31 @@ def _verdict_line(s: RunSummary) -> str:
     )
 
 
-def _print_result(report_dir: Path) -> int:
+def _budget_line(report_dir: Path, started: datetime.datetime) -> list[str]:
+    """The time budget, the whole run's time and what was left out, when it had a budget.
+
+    The run's time (start-up and final clean-up included) replaces the suite's own measure
+    in summary.json.
+    """
+    path = report_dir / "summary.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        budget = summary["budget"]
+        budget["used"] = round((datetime.datetime.now(datetime.UTC) - started).total_seconds(), 1)
+        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        left = "; ".join(budget["left_out"]) or "nothing"
+        return [
+            f"time budget: {budget['seconds']:g} s, used {budget['used']:g} s; left out: {left}"
+        ]
+    return []
+
+
+def _print_result(report_dir: Path, started: datetime.datetime) -> int:
     """The verdict, one line per finding, the seed and where the reports are; the exit status."""
+    budget = _budget_line(report_dir, started)
     summary = read_summary(report_dir / "summary.json")
     lines = [_verdict_line(summary), *_finding_lines(summary, report_dir), _coverage_line(summary)]
+    lines += budget
     if summary.seed is not None:
         lines.append(f"seed: {summary.seed} (repeat with --seed {summary.seed})")
     lines.append(
@@ -322,7 +330,7 @@ def _print_result(report_dir: Path) -> int:
     )
     print("\n".join(lines))
     if summary.verdict == "diverges" and summary.baseline and not summary.new_findings:
-        return EXIT_OK
+        return ExitCode.CONFORMS
     return _VERDICT_EXIT[summary.verdict]
 
 
@@ -339,35 +347,38 @@ def _pytest_output(report_dir: Path, verbose: bool) -> Iterator[None]:
         yield
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM stops the run like Ctrl-C: pytest unwinds and every clean-up runs."""
-
-    def handler(signum: int, _frame: object) -> None:
-        del signum
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def run_command(args: argparse.Namespace) -> int:
-    """Run the suite; exit 0 conforms, 1 diverges, 2 usage error, 3 target could not be tested."""
+    """Run the suite; exit 0 conforms, 1 diverges, 2 usage error, 3 target could not be tested.
+
+    Interrupted (Ctrl-C, SIGTERM), the run still ends with reports: the counts so far and the
+    verdict "error", or "diverges" if a divergence was already found.
+    """
     started = datetime.datetime.now(datetime.UTC)
     report_dir = _validate(args)
     _remove_stale(report_dir)
+    interrupts.install()
     try:
-        _touch_target(args)
+        _run(args, report_dir, started)
     except TargetError as error:
         _error_summary(args, report_dir, str(error), started)
         raise
-    summary_path = report_dir / "summary.json"
+    except KeyboardInterrupt:
+        if not (report_dir / "summary.json").exists():
+            _error_summary(args, report_dir, STOPPED_EARLY, started)
+    return _print_result(report_dir, started)
+
+
+def _run(args: argparse.Namespace, report_dir: Path, started: datetime.datetime) -> None:
+    """Check the target, run the suite through pytest, sweep what the run left behind."""
+    _touch_target(args)
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
     print(f"seed: {args.seed} (repeat with --seed {args.seed})", file=sys.stderr, flush=True)
     run_id = secrets.token_hex(4)
-    _interrupt_on_sigterm()
     try:
         with _progress(report_dir), _pytest_output(report_dir, args.verbose):
             status = pytest.main([*pytest_arguments(args, report_dir), f"--xapi-run-id={run_id}"])
+        redact_files([report_dir / PYTEST_LOG], _passwords(args))
     finally:
         with contextlib.suppress(TargetError):
             _touch_target(args, run_id)
@@ -375,13 +386,10 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"pytest could not run the suite (exit {int(status)}); check -k and the options"
         )
-    if status == pytest.ExitCode.INTERRUPTED:
-        _error_summary(args, report_dir, "interrupted; the suite's VMs were removed", started)
-    elif not summary_path.exists():
-        _error_summary(
-            args,
-            report_dir,
-            f"the suite ended without results (pytest exit {int(status)})",
-            started,
+    if not (report_dir / "summary.json").exists():
+        reason = (
+            STOPPED_EARLY
+            if status == pytest.ExitCode.INTERRUPTED
+            else f"the suite ended without results (pytest exit {int(status)})"
         )
-    return _print_result(report_dir)
+        _error_summary(args, report_dir, reason, started)

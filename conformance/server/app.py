@@ -20,6 +20,7 @@ from typing import Any
 
 from conformance.server.config import MAX_REQUEST_BYTES
 from conformance.server.events import Batch, Poll, parse_token
+from conformance.server.latency import SlowCalls
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
 from models.outcome import Failure, Outcome, Success, Value
@@ -102,9 +103,15 @@ INTERNAL = error_page(500, "the embedded server failed; its log names the error"
 class XenAPIApp:
     """Answers XenAPI calls from a ``ServerState``; also a WSGI callable."""
 
-    def __init__(self, state: ServerState, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        latency: SlowCalls | None = None,
+    ) -> None:
         self.state = state
         self.max_request_bytes = max_request_bytes
+        self.latency = latency
 
     # ---- HTTP-level entry points --------------------------------------------------------
 
@@ -200,6 +207,8 @@ class XenAPIApp:
         if method == "event.inject":
             return self._event_inject(params)
         try:
+            if self.latency is not None:
+                return self.latency.call(self.state, method, params)
             return self.state.call(method, params)
         except Exception as error:  # xapi's dispatch_exn_wrapper: any exception is an error
             log_internal_error(error)

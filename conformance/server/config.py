@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.errors import UsageError
+from conformance.server.latency import LatencyProfile
 from models.releases import DEFAULT_RELEASE, Release, release
 from models.schema import ROLES
 from models.world import Account
@@ -38,6 +39,7 @@ class ServerConfig:
     body) ``request_timeout`` seconds (xapi: 10 s and 60 s); at most ``max_connections`` are
     served at once (xapi: 800), the next ones wait to be accepted. ``threads`` run the model;
     long polls hold none of them.
+    ``latency`` makes calls take the time they take on a pool (``serve --latency``).
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +59,7 @@ class ServerConfig:
     faults: tuple[str, ...] = ()
     xapi_version: str = ""
     """The xapi release to behave as (``serve --xapi-version``); empty for the newest known."""
+    latency: LatencyProfile | None = None
 
     def all_accounts(self) -> tuple[Account, ...]:
         """root first, then the role-limited accounts."""

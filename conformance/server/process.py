@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
 from conformance.server.http import FrontEnd
+from conformance.server.latency import SlowCalls
 from conformance.server.state import ServerState
 
 __all__ = ["RunningServer", "serve_forever", "start_in_thread"]
@@ -55,7 +56,8 @@ def _url(host: str, port: int) -> str:
 
 def _front_end(config: ServerConfig) -> tuple[FrontEnd, ServerState]:
     state = ServerState.from_config(config)
-    return FrontEnd(XenAPIApp(state, config.max_request_bytes), config), state
+    slow = SlowCalls(config.latency) if config.latency else None
+    return FrontEnd(XenAPIApp(state, config.max_request_bytes, slow), config), state
 
 
 def start_in_thread(config: ServerConfig) -> RunningServer:

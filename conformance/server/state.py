@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from conformance.server.config import ServerConfig, parse_release
 from conformance.server.events import EventLog
-from conformance.server.faults import Fault, compose, lookup
+from conformance.server.faults import Fault, Transition, compose, lookup
 from models.outcome import Outcome
 from models.setup import initial_world
 from models.transition import Call
@@ -44,6 +44,20 @@ class ServerState:
     def world(self) -> World:
         """The current world (immutable; safe to read without the lock)."""
         return self._world
+
+    @property
+    def transition(self) -> Transition:
+        """The model's transition as this server applies it (seeded faults included)."""
+        return self._transition
+
+    def update(self, change: Callable[[World], World]) -> World:
+        """Replace the world by ``change(world)`` under the lock, recording its events."""
+        with self._lock:
+            world = change(self._world)
+            if world is not self._world:
+                self._world = world
+                self.events.record(world)
+            return world
 
     def call(self, method: str, params: tuple[object, ...]) -> Outcome:
         """Apply one call; when the model offers several branches, the first one is taken."""

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import allure
 import pytest
 from hypothesis import settings
-from hypothesis.stateful import run_state_machine_as_test
 
+from conformance.budget import Budget, run_cells, run_machine
 from conformance.divergence import Divergence
 from conformance.harness import Connection
 from conformance.suite.machines import AREAS
@@ -34,27 +34,42 @@ def reported() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("area", list(AREAS))
-def test_area(area: str, xapi_connection: Connection, xapi_settings: settings) -> None:
+def test_area(
+    area: str,
+    xapi_connection: Connection,
+    xapi_settings: settings,
+    xapi_budget: Budget | None,
+    request: pytest.FixtureRequest,
+) -> None:
     """Random call sequences of one area, compared step by step, shrunk on divergence."""
     machine = AREAS[area]
     bound = type(f"{machine.__name__}Bound", (machine,), {"connection": xapi_connection})
     with reported():
-        run_state_machine_as_test(bound, settings=xapi_settings)
+        run_machine(bound, xapi_settings, xapi_budget, request.node.name)
 
 
-def test_lifecycle_sweep(xapi_connection: Connection) -> None:
+def test_lifecycle_sweep(
+    xapi_connection: Connection, xapi_budget: Budget | None, request: pytest.FixtureRequest
+) -> None:
     """Every lifecycle message in every reachable power state and VM kind."""
+    cells = run_cells(lifecycle_sweep(), xapi_budget, request.node.name)
     with reported():
-        run_all(lifecycle_sweep(), xapi_connection, "lifecycle")
+        run_all(cells, xapi_connection, "lifecycle")
 
 
-def test_operations_blocked_sweep(xapi_connection: Connection) -> None:
+def test_operations_blocked_sweep(
+    xapi_connection: Connection, xapi_budget: Budget | None, request: pytest.FixtureRequest
+) -> None:
     """Every blockable message, blocked first, in every power state."""
+    cells = run_cells(blocked_sweep(), xapi_budget, request.node.name)
     with reported():
-        run_all(blocked_sweep(), xapi_connection, "operations")
+        run_all(cells, xapi_connection, "operations")
 
 
-def test_memory_sweep(xapi_connection: Connection) -> None:
+def test_memory_sweep(
+    xapi_connection: Connection, xapi_budget: Budget | None, request: pytest.FixtureRequest
+) -> None:
     """Memory setters with ordered, disordered and pinned tuples, Halted and Running."""
+    cells = run_cells(memory_sweep(), xapi_budget, request.node.name)
     with reported():
-        run_all(memory_sweep(), xapi_connection, "memory")
+        run_all(cells, xapi_connection, "memory")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from conformance.runner.options import DEFAULT_MAX_RESPONSE_MB, DEFAULT_TIMEOUT_S, STALL_AFTER
 from models.outcome import Outcome, Value
 
 __all__ = ["Protocol_", "Target", "TargetSettings"]
@@ -14,15 +15,25 @@ Protocol_ = Literal["xmlrpc", "jsonrpc"]
 
 @dataclass(frozen=True)
 class TargetSettings:
-    """Transport settings: timeouts in seconds and TLS verification.
+    """Transport settings: deadlines in seconds, the answer size bound, TLS verification.
 
-    ``verify`` is True (system CAs), a CA bundle path, or False only when the user asked for
-    ``--insecure`` explicitly.
+    ``timeout`` bounds each call's whole exchange (connect, send, headers and body), and the
+    wait for an Async call's task (``task_timeout``). ``connect_timeout`` bounds connecting
+    within it. ``stall_after`` consecutive missed deadlines make the target stalled: every later
+    call fails at once. ``verify`` is True (system CAs), a CA bundle path, or False only when the
+    user asked for ``--insecure`` explicitly.
     """
 
+    timeout: float = DEFAULT_TIMEOUT_S
     connect_timeout: float = 10.0
-    read_timeout: float = 120.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_MB * 2**20
+    stall_after: int = STALL_AFTER
     verify: bool | str = True
+
+    @property
+    def task_timeout(self) -> float:
+        """How long an Async call's task may stay ``pending`` before the target is in error."""
+        return self.timeout
 
 
 class Target(Protocol):
@@ -34,6 +45,7 @@ class Target(Protocol):
 
     url: str
     protocol: Protocol_
+    settings: TargetSettings
 
     def call(self, method: str, *params: Value) -> Outcome:
         """Send one call; return what the target answered."""

@@ -1,18 +1,41 @@
-"""Network targets over ``requests``: one keep-alive session, timeouts, TLS verification."""
+"""Network targets: XML-RPC and JSON-RPC over one bounded, keep-alive HTTP connection.
+
+Every failure of the exchange becomes a ``TargetError`` naming what happened and what to do;
+messages quote at most a short excerpt of the target's text, with the password and the session
+refs the target was given masked.
+"""
 
 from __future__ import annotations
 
+import http.client
 import itertools
-from urllib.parse import urlsplit, urlunsplit
+import ssl
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
-import requests
-
-from conformance.errors import ProtocolError, TargetUnreachable, UsageError
+from conformance.errors import (
+    ProtocolError,
+    TargetStalled,
+    TargetTimeout,
+    TargetUnreachable,
+    UsageError,
+)
 from conformance.targets.base import Protocol_, Target, TargetSettings
+from conformance.targets.transport import HttpAnswer, HttpTransport, ResponseTooLarge, excerpt
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
-from models.outcome import Outcome, Value
+from models.outcome import Outcome, Success, Value
 
 __all__ = ["JsonRpcTarget", "XmlRpcTarget", "open_target"]
+
+SECRET_PARAMS = {
+    "session.login_with_password": (1,),
+    "session.slave_local_login_with_password": (1,),
+    "session.slave_login": (1,),
+    "session.change_password": (1, 2),
+}
+"""Messages that carry passwords, and where: these values are masked in every message."""
+
+_LOGINS = frozenset(SECRET_PARAMS) - {"session.change_password"}
 
 
 def _checked_url(url: str) -> str:
@@ -23,16 +46,20 @@ def _checked_url(url: str) -> str:
         raise UsageError(
             "put credentials in --user and the password environment variable, not the URL"
         )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise UsageError(f"the port of the target URL {url!r} is not a number 0..65535") from None
     return url
 
 
-def _endpoint(url: str, path: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
 class _HttpTarget:
-    """Shared POST logic; subclasses encode and decode."""
+    """Shared exchange logic; subclasses encode and decode.
+
+    ``secrets`` collects the passwords sent and the session refs received, for masking.
+    After ``settings.stall_after`` missed deadlines in a row the target is stalled: every
+    later call raises ``TargetStalled`` at once, so clean-up never waits on a dead server.
+    """
 
     protocol: Protocol_
     content_type = "text/xml"
@@ -40,40 +67,102 @@ class _HttpTarget:
     def __init__(self, url: str, settings: TargetSettings | None = None) -> None:
         self.url = _checked_url(url)
         self.settings = settings or TargetSettings()
-        self._session = requests.Session()
-        self._session.verify = self.settings.verify
-        self._session.headers["Content-Type"] = self.content_type
-        self._session.headers["User-Agent"] = "xapi-conformance"
+        self.secrets: set[str] = set()
+        self.stalled: str = ""
+        self._missed = 0
+        self._transport = HttpTransport(self.url, self.settings)
 
-    def _post(self, endpoint: str, body: bytes, method: str) -> bytes:
-        timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+    def call(self, method: str, *params: Value) -> Outcome:
+        """Send one call; return what the target answered."""
+        for index in SECRET_PARAMS.get(method, ()):
+            if index < len(params) and isinstance(params[index], str):
+                self.secrets.add(str(params[index]))
+        outcome = self._call(method, params)
+        if method in _LOGINS and isinstance(outcome, Success) and isinstance(outcome.value, str):
+            self.secrets.add(outcome.value)
+        return outcome
+
+    def _call(self, method: str, params: tuple[Value, ...]) -> Outcome:
+        raise NotImplementedError
+
+    def _decoded(self, method: str, decode: Callable[[bytes], Outcome], body: bytes) -> Outcome:
         try:
-            # verify per request: a session-level setting loses to REQUESTS_CA_BUNDLE (requests#3829)
-            response = self._session.post(
-                endpoint, data=body, timeout=timeout, verify=self.settings.verify
+            outcome = decode(body)
+        except WireFormatError as error:
+            raise ProtocolError(
+                f"{self.url} answered {method} with a malformed body: "
+                f"{excerpt(str(error), self.secrets)}"
+            ) from None
+        return outcome
+
+    def _post(self, endpoint_path: str, body: bytes, method: str) -> bytes:
+        if self.stalled:
+            raise TargetStalled(self.stalled)
+        answer = self._exchange(endpoint_path, body, method)
+        self._missed = 0
+        if 300 <= answer.status < 400:
+            where = excerpt(answer.location, self.secrets) or "nowhere (no Location header)"
+            raise ProtocolError(
+                f"{self.url} answered {method} with HTTP {answer.status}, a redirect to {where}; "
+                "redirects are never followed (the login would carry the password there): "
+                "if you trust that address, pass it as --target"
             )
-        except requests.exceptions.SSLError as error:
+        if answer.status != 200:
+            raise ProtocolError(
+                f"{self.url} answered {method} with HTTP {answer.status}, not a XenAPI response: "
+                f"{excerpt(answer.body.decode('utf-8', 'replace'), self.secrets) or '(empty body)'}"
+            )
+        return answer.body
+
+    def _exchange(self, path: str, body: bytes, method: str) -> HttpAnswer:
+        try:
+            return self._transport.post(path, body, self.content_type)
+        except TimeoutError:
+            raise self._missed_deadline(method) from None
+        except ResponseTooLarge as error:
+            size = f"{error.length:,} bytes" if error.length is not None else "more than that"
+            raise ProtocolError(
+                f"{self.url} answered {method} with {size}, over the {error.limit // 2**20} MB "
+                "bound; raise --max-response-mb if that answer is genuine"
+            ) from None
+        except (ssl.SSLError, ssl.CertificateError) as error:
             raise TargetUnreachable(
                 f"TLS verification of {self.url} failed during {method} ({type(error).__name__}); "
                 "pass --ca-bundle FILE for a private CA, or --insecure to skip verification"
             ) from None
-        except requests.exceptions.Timeout:
+        except http.client.RemoteDisconnected:
             raise TargetUnreachable(
-                f"{self.url} did not answer {method} within {timeout[1]:g}s (connect {timeout[0]:g}s)"
+                f"{self.url} closed the connection without answering {method}; is it restarting?"
             ) from None
-        except requests.exceptions.RequestException as error:
-            raise TargetUnreachable(
-                f"cannot reach {self.url} ({type(error).__name__}); is the server running and the URL right?"
-            ) from None
-        if response.status_code != 200:
+        except http.client.HTTPException as error:
             raise ProtocolError(
-                f"{self.url} answered {method} with HTTP {response.status_code}, not a XenAPI response"
+                f"{self.url} answered {method} with something that is not HTTP "
+                f"({type(error).__name__})"
+            ) from None
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise TargetUnreachable(
+                f"cannot reach {self.url} ({reason}); is the server running and the URL right?"
+            ) from None
+
+    def _missed_deadline(self, method: str) -> TargetTimeout | TargetStalled:
+        self._missed += 1
+        limit = self.settings.timeout
+        if self._missed < self.settings.stall_after:
+            return TargetTimeout(
+                f"{self.url} did not answer {method} completely within {limit:g}s "
+                "(the per-call deadline, --timeout)"
             )
-        return response.content
+        self.stalled = (
+            f"{self.url} stalled: {self._missed} calls in a row (the last {method}) got no "
+            f"complete answer within {limit:g}s each; the run stops. Check the server, or "
+            "raise --timeout if it is only slow"
+        )
+        return TargetStalled(self.stalled)
 
     def close(self) -> None:
-        """Close the keep-alive connections."""
-        self._session.close()
+        """Close the keep-alive connection."""
+        self._transport.close()
 
 
 class XmlRpcTarget(_HttpTarget):
@@ -81,16 +170,11 @@ class XmlRpcTarget(_HttpTarget):
 
     protocol: Protocol_ = "xmlrpc"
 
-    def call(self, method: str, *params: Value) -> Outcome:
+    def _call(self, method: str, params: tuple[Value, ...]) -> Outcome:
         """POST one methodCall; decode the Status/Value/ErrorDescription envelope."""
-        endpoint = self.url if urlsplit(self.url).path else _endpoint(self.url, "/")
-        body = self._post(endpoint, xmlrpc.encode_request(method, params), method)
-        try:
-            return xmlrpc.decode_response(body)
-        except WireFormatError as error:
-            raise ProtocolError(
-                f"{self.url} answered {method} with a malformed body: {error}"
-            ) from None
+        path = urlsplit(self.url).path or "/"
+        body = self._post(path, xmlrpc.encode_request(method, params), method)
+        return self._decoded(method, xmlrpc.decode_response, body)
 
 
 class JsonRpcTarget(_HttpTarget):
@@ -106,16 +190,11 @@ class JsonRpcTarget(_HttpTarget):
         self.version: jsonrpc.Version = version
         self._ids = itertools.count(1)
 
-    def call(self, method: str, *params: Value) -> Outcome:
+    def _call(self, method: str, params: tuple[Value, ...]) -> Outcome:
         """POST one JSON-RPC request; decode either error shape."""
         body = jsonrpc.encode_request(method, params, next(self._ids), self.version)
-        answer = self._post(_endpoint(self.url, "/jsonrpc"), body, method)
-        try:
-            return jsonrpc.decode_response(answer)
-        except WireFormatError as error:
-            raise ProtocolError(
-                f"{self.url} answered {method} with a malformed body: {error}"
-            ) from None
+        answer = self._post("/jsonrpc", body, method)
+        return self._decoded(method, jsonrpc.decode_response, answer)
 
 
 def open_target(url: str, protocol: str, settings: TargetSettings | None = None) -> Target:

@@ -7,7 +7,7 @@ import itertools
 
 from conformance.errors import ProtocolError
 from conformance.server.app import XenAPIApp
-from conformance.targets.base import Protocol_
+from conformance.targets.base import Protocol_, TargetSettings
 from conformance.wire import jsonrpc, xmlrpc
 from models.outcome import Outcome, Value
 
@@ -21,6 +21,7 @@ class InProcessTarget:
         self.app = app
         self.protocol: Protocol_ = protocol
         self.url = "inprocess://embedded/"
+        self.settings = TargetSettings()
         self._ids = itertools.count(1)
 
     def call(self, method: str, *params: Value) -> Outcome:

@@ -23,7 +23,7 @@ from conformance.server.faults import Transition
 from conformance.server.state import ServerState
 from conformance.strategies import vm_record
 from conformance.suite.machines import AREAS
-from conformance.targets.base import Protocol_
+from conformance.targets.base import Protocol_, TargetSettings
 from conformance.targets.inprocess import InProcessTarget
 from conformance.waivers import Waiver, Waivers
 from models.outcome import Failure, Outcome, Success, Value
@@ -63,6 +63,10 @@ class Tampered:
     inner: InProcessTarget
     method: str
     answer: Callable[[Outcome], Outcome]
+
+    @property
+    def settings(self) -> TargetSettings:
+        return self.inner.settings
 
     @property
     def url(self) -> str:

@@ -13,7 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from conformance.cli import EXIT_USAGE, main
+from conformance.cli import main
+from conformance.errors import ExitCode
 from conformance.importer import Login, import_world
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
@@ -97,5 +98,5 @@ def test_served_release_shows_in_the_host_record() -> None:
 
 
 def test_serve_refuses_a_version_that_is_not_one(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--xapi-version", "latest"]) == EXIT_USAGE
+    assert main(["serve", "--xapi-version", "latest"]) == ExitCode.USAGE
     assert "--xapi-version" in capsys.readouterr().err

@@ -164,13 +164,13 @@ def test_rpc2_path_and_unknown_paths(server: RunningServer) -> None:
 
 
 def test_dead_server_is_unreachable_not_a_hang() -> None:
-    target = XmlRpcTarget("http://127.0.0.1:9/", TargetSettings(connect_timeout=2, read_timeout=2))
+    target = XmlRpcTarget("http://127.0.0.1:9/", TargetSettings(timeout=2))
     with pytest.raises(TargetUnreachable, match="cannot reach"):
         target.call("session.login_with_password", "root", "secret-password")
 
 
 def test_unreachable_message_never_carries_the_password() -> None:
-    target = XmlRpcTarget("http://127.0.0.1:9/", TargetSettings(connect_timeout=2, read_timeout=2))
+    target = XmlRpcTarget("http://127.0.0.1:9/", TargetSettings(timeout=2))
     with pytest.raises(TargetUnreachable) as caught:
         target.call("session.login_with_password", "root", "secret-password")
     assert "secret-password" not in str(caught.value)

@@ -224,3 +224,23 @@ def test_the_allure_results_load_in_allure(
     stats = json.loads((out / "summary.json").read_text())["stats"]
     assert stats["failed"] == len(findings(report))
     assert (out / "index.html").exists()
+
+
+@pytest.mark.parametrize("stop", [["-x"], ["--max-findings", "1"]], ids=["x", "max-findings"])
+def test_a_run_can_stop_at_its_first_finding(stop: list[str], tmp_path: Path) -> None:
+    result = run(
+        "run",
+        "--profile",
+        "dev",
+        "--fault",
+        "wrong-error-param",
+        "-k",
+        "sweep",
+        *stop,
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["areas"] == ["lifecycle"]  # the operations and memory sweeps never ran
+    assert len(data["findings"]) == 1

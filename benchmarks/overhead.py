@@ -1,0 +1,201 @@
+"""The suite's own overhead: a run next to a bare replay of the very same calls (a benchmark).
+
+1. Starts the embedded server in its own process, recording every request body it receives.
+2. Runs ``xapi-conformance run --target URL`` (one process, a fixed seed) against it.
+3. Starts a fresh, identical server and replays the recorded bodies in order over one
+   keep-alive ``http.client`` connection: the time the calls cost with no suite around them.
+
+The ratio of the suite's time to the replay's time is the suite's overhead (Hypothesis, the
+model, the comparison, the recording). Two suite times are given: the whole ``run`` command
+(start-up, pytest, reports) and the span from its first call to its last one.
+
+With ``--latency PROFILE`` it also estimates how long the same calls would take against a
+server with that latency (``serve --latency``): the sum of each recorded call's delay, plus
+the suite's own time.
+
+Usage: python benchmarks/overhead.py [--profile ci] [--seed 3] [-k EXPR] [--latency xapi]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from models.outcome import Success
+from models.world import World
+
+PASSWORD = "overhead-pw"
+
+Recorded = list[tuple[float, str, bytes, bool]]
+"""(seconds since the epoch, path, request body, whether the answer was a success)."""
+
+
+def _serve_recording(out: Path) -> int:
+    """The ``--record`` mode: an embedded server that writes what it received to ``out``."""
+    from conformance.server import process
+    from conformance.server.app import XenAPIApp
+    from conformance.server.config import ServerConfig
+
+    recorded: Recorded = []
+
+    class Recording(XenAPIApp):
+        succeeded = False
+
+        def _xmlrpc(self, body: bytes) -> Any:
+            answer = super()._xmlrpc(body)
+            recorded.append((time.time(), "/", body, self.succeeded))
+            return answer
+
+        def _dispatch(self, method: str, params: tuple[object, ...]) -> Any:
+            outcome = super()._dispatch(method, params)
+            self.succeeded = _succeeded(self.state.world, method, outcome)
+            return outcome
+
+    process.XenAPIApp = Recording  # type: ignore[misc]
+    status = process.serve_forever(ServerConfig(password=PASSWORD))
+    out.write_bytes(pickle.dumps(recorded))
+    return status
+
+
+def _succeeded(world: World, method: str, outcome: object) -> bool:
+    """A success, and for an ``Async.`` call a task that succeeded."""
+    if not isinstance(outcome, Success):
+        return False
+    task = world.tasks.get(str(outcome.value)) if method.startswith("Async.") else None
+    return task is None or task.status == "success"
+
+
+def _start_server(record: Path | None) -> tuple[subprocess.Popen[str], str]:
+    if record is not None:
+        command = [sys.executable, __file__, "--record", str(record)]
+    else:
+        command = [sys.executable, "-m", "conformance.cli", "serve", "--password", PASSWORD]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    if not line.startswith("listening on "):
+        server.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return server, line.removeprefix("listening on ").strip()
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=60)
+
+
+def _run_suite(url: str, options: argparse.Namespace) -> float:
+    command = [sys.executable, "-m", "conformance.cli", "run", "--target", url]
+    command += ["--profile", options.profile, "--seed", str(options.seed)]
+    if options.k:
+        command += ["-k", options.k]
+    with tempfile.TemporaryDirectory() as report:
+        started = time.perf_counter()
+        subprocess.run(
+            [*command, "--report-dir", report],
+            check=False,
+            env={**os.environ, "XAPI_PASSWORD": PASSWORD},
+            capture_output=True,
+        )
+        elapsed = time.perf_counter() - started
+        summary = json.loads((Path(report) / "summary.json").read_text())
+    print(
+        f"suite: verdict {summary['verdict']}, {summary['examples']} examples, "
+        f"{summary['steps']} steps"
+    )
+    return elapsed
+
+
+def _replay(url: str, recorded: Recorded) -> float:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    headers = {"Content-Type": "text/xml"}
+    started = time.perf_counter()
+    for _at, path, body, _ok in recorded:
+        connection.request("POST", path, body, headers)
+        connection.getresponse().read()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return elapsed
+
+
+def _methods(recorded: Recorded) -> Iterable[tuple[str, bool]]:
+    from conformance.wire import xmlrpc
+
+    for _at, _path, body, ok in recorded:
+        yield xmlrpc.decode_request(body)[0], ok
+
+
+def _estimate(recorded: Recorded, profile: str, suite_seconds: float) -> None:
+    from conformance.server.latency import load_profile, message_class
+
+    latency = load_profile(profile)
+    seconds: Counter[str] = Counter()
+    for method, ok in _methods(recorded):
+        seconds[message_class(method)] += latency.delay(method, succeeded=ok)
+    total = sum(seconds.values())
+    print(
+        f"estimated run against --latency {profile} (unscaled): {total / 60:.1f} min of calls "
+        f"+ {suite_seconds / 60:.1f} min of the suite's own time"
+    )
+    for name, spent in seconds.most_common():
+        print(f"  {name:22} {spent / 60:8.1f} min")
+
+
+def _report(recorded: Recorded, suite_seconds: float, replay_seconds: float) -> None:
+    span = recorded[-1][0] - recorded[0][0]
+    print(f"calls: {len(recorded):,}")
+    print(f"suite, whole run command: {suite_seconds:8.1f} s")
+    print(f"suite, first to last call: {span:7.1f} s")
+    print(f"bare replay of the same calls: {replay_seconds:.1f} s")
+    print(
+        f"overhead ratio: {span / replay_seconds:.2f}x (calls span), "
+        f"{suite_seconds / replay_seconds:.2f}x (whole command)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print; ``--record FILE`` is the recording server's own mode."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("-k", default=None, help="select areas, as run -k")
+    parser.add_argument("--latency", default=None, help="also estimate a run at this latency")
+    parser.add_argument("--record", type=Path, default=None, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.record is not None:
+        return _serve_recording(options.record)
+    with tempfile.TemporaryDirectory() as scratch:
+        record = Path(scratch) / "calls.pickle"
+        server, url = _start_server(record)
+        try:
+            suite_seconds = _run_suite(url, options)
+        finally:
+            _stop(server)
+        recorded: Recorded = pickle.loads(record.read_bytes())
+    server, url = _start_server(None)
+    try:
+        replay_seconds = _replay(url, recorded)
+    finally:
+        _stop(server)
+    _report(recorded, suite_seconds, replay_seconds)
+    if options.latency:
+        _estimate(recorded, options.latency, suite_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""HTTP POST to one origin with a deadline on the whole exchange and a bound on the answer.
+
+A socket timeout bounds each read, not the response: a server that drips a byte a second never
+trips it. Here every send and receive is given only what is left of the call's deadline, so
+connecting, sending, the headers and the body together take at most ``TargetSettings.timeout``.
+Bodies larger than ``max_response_bytes`` are refused before they fill memory, and redirects are
+never followed (a 3xx is reported with its Location).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import math
+import select
+import socket
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from conformance.targets.base import TargetSettings
+
+__all__ = ["EXCERPT_CHARS", "HttpAnswer", "HttpTransport", "ResponseTooLarge", "excerpt"]
+
+EXCERPT_CHARS = 200
+"""The most of a target's text an error message quotes."""
+
+_ERROR_BODY_BYTES = 4096
+"""How much of a non-200 answer is read, for the excerpt."""
+
+_CHUNK = 65536
+
+
+def excerpt(text: str, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS) -> str:
+    """The start of ``text`` on one line, secrets masked, at most ``limit`` characters.
+
+    Secrets are masked before cutting, so half a secret never survives at the cut.
+    """
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    window = text[: limit + sum(map(len, ordered[:1])) + 1]
+    for secret in ordered:
+        window = window.replace(secret, "***")
+    window = " ".join(window.split())
+    return window if len(window) <= limit else window[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What came back: the status, the Location of a redirect, and the (bounded) body."""
+
+    status: int
+    location: str
+    body: bytes
+
+
+class _DeadlineSocket:
+    """A socket whose every send and receive gets only what is left of ``deadline``.
+
+    Like a real socket's ``makefile``, an open reader keeps the socket open after ``close``
+    (http.client closes the connection before the body of a ``Connection: close`` answer is read).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline = math.inf
+        self._readers = 0
+        self._closed = False
+
+    def _arm(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("deadline passed")
+        self.sock.settimeout(remaining)
+
+    def sendall(self, data: bytes) -> None:
+        self._arm()
+        self.sock.sendall(data)
+
+    def recv_into(self, buffer: memoryview, nbytes: int = 0) -> int:
+        self._arm()
+        return self.sock.recv_into(buffer, nbytes)
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+        del mode, args, kwargs
+        self._readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def setsockopt(self, *args: object) -> None:
+        self.sock.setsockopt(*args)  # type: ignore[call-overload]
+
+    def reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closed and self._readers <= 0:
+            self.sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._readers <= 0:
+            self.sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The raw stream http.client reads responses from."""
+
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._sock.reader_closed()
+        super().close()
+
+
+class _Http(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)
+
+
+class _Https(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)
+
+
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+class HttpTransport:
+    """One keep-alive connection to the URL's origin; ``post`` is one bounded exchange.
+
+    Raises ``TimeoutError`` when the deadline passes, ``ssl.SSLError`` for TLS failures and
+    ``OSError``/``http.client.HTTPException`` for the rest; the caller names them for the user.
+    """
+
+    def __init__(self, url: str, settings: TargetSettings) -> None:
+        parts = urlsplit(url)
+        self.settings = settings
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._context = _tls_context(settings.verify) if self._https else None
+        self._connection: http.client.HTTPConnection | None = None
+
+    def post(self, path: str, body: bytes, content_type: str) -> HttpAnswer:
+        """POST ``body``; the answer within the deadline, its body bounded in size.
+
+        A kept-alive connection the server closed just before the request was sent is retried
+        once on a new connection (nothing of an answer came back), as browsers and urllib3 do.
+        """
+        deadline = time.monotonic() + self.settings.timeout
+        reused = self._connection is not None
+        try:
+            return self._exchange(path, body, content_type, deadline)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+        return self._exchange(path, body, content_type, deadline)
+
+    def _exchange(self, path: str, body: bytes, content_type: str, deadline: float) -> HttpAnswer:
+        connection = self._open(deadline)
+        try:
+            sock = connection.sock
+            assert isinstance(sock, _DeadlineSocket)
+            sock.deadline = deadline
+            connection.request("POST", path, body, self._headers(content_type))
+            response = connection.getresponse()
+            answer = self._answer(response)
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return answer
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        return {"Content-Type": content_type, "User-Agent": "xapi-conformance"}
+
+    def _open(self, deadline: float) -> http.client.HTTPConnection:
+        if self._connection is not None and _dropped(self._connection):
+            self.close()
+        if self._connection is None:
+            connect_s = min(self.settings.connect_timeout, max(deadline - time.monotonic(), 0.001))
+            if self._https:
+                self._connection = _Https(
+                    self._host, self._port, timeout=connect_s, context=self._context
+                )
+            else:
+                self._connection = _Http(self._host, self._port, timeout=connect_s)
+            self._connection.connect()
+        return self._connection
+
+    def _answer(self, response: http.client.HTTPResponse) -> HttpAnswer:
+        location = response.getheader("Location") or ""
+        if response.status != 200:
+            return HttpAnswer(response.status, location, self._read(response, _ERROR_BODY_BYTES))
+        limit = self.settings.max_response_bytes
+        if response.length is not None and response.length > limit:
+            raise ResponseTooLarge(response.length, limit)
+        return HttpAnswer(200, location, self._read(response, limit, refuse=True))
+
+    def _read(self, response: http.client.HTTPResponse, limit: int, refuse: bool = False) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit or refuse:
+            chunk = response.read1(_CHUNK)
+            if not chunk:
+                response.close()  # fully read: the connection is free for the next call
+                return b"".join(chunks)
+            size += len(chunk)
+            if refuse and size > limit:
+                raise ResponseTooLarge(None, limit)
+            chunks.append(chunk)
+        self.close()  # the rest of an error body is not worth waiting for
+        return b"".join(chunks)[:limit]
+
+    def close(self) -> None:
+        """Drop the connection (the next post opens a new one)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class ResponseTooLarge(Exception):
+    """The answer is larger than ``max_response_bytes`` (``length`` when it was announced)."""
+
+    def __init__(self, length: int | None, limit: int) -> None:
+        super().__init__(length, limit)
+        self.length = length
+        self.limit = limit
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether a kept-alive connection was closed by the server (readable while idle)."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)

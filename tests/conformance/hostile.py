@@ -1,0 +1,261 @@
+"""Hostile loopback HTTP servers: silent, dripping, huge, echoing, redirecting, stalling, dying.
+
+Each is a real socket server on 127.0.0.1 (no mocks): the suite's transport meets them exactly
+as it would meet a misbehaving XenAPI host. ``Proxy`` forwards to an honest server until told to
+stall or die, for the mid-run cases.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Hostile", "Proxy", "Request", "hostile_server", "proxy"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request as the server read it."""
+
+    head: bytes
+    body: bytes
+
+
+Behaviour = Callable[[Request, socket.socket, threading.Event], bool]
+"""Answers one request on the socket; returns whether to keep the connection for another."""
+
+
+def read_request(sock: socket.socket) -> Request | None:
+    """The next request on a kept-alive connection, or None when the client closed it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return Request(head, body)
+
+
+def answer(sock: socket.socket, status: str, body: bytes, *headers: str) -> None:
+    """Send a complete response with a Content-Length."""
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers, "", ""]
+    sock.sendall("\r\n".join(lines).encode() + body)
+
+
+@dataclass
+class Hostile:
+    """A running hostile server: its URL, the requests it saw, and its stop switch."""
+
+    url: str
+    requests: list[Request] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    close: Callable[[], None] = lambda: None
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@contextmanager
+def hostile_server(behave: Behaviour) -> Iterator[Hostile]:
+    """Serve ``behave`` on a free loopback port until the block ends."""
+    state: Hostile
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            sock: socket.socket = self.request
+            try:
+                while not state.stop.is_set():
+                    request = read_request(sock)
+                    if request is None:
+                        return
+                    state.requests.append(request)
+                    if not behave(request, sock, state.stop):
+                        return
+            except OSError:
+                return
+
+    server = _Server(("127.0.0.1", 0), Handler)
+
+    def close() -> None:
+        state.stop.set()
+        server.shutdown()
+        server.server_close()
+
+    state = Hostile(f"http://127.0.0.1:{server.server_address[1]}/", close=close)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        close()
+
+
+def silent(_request: Request, _sock: socket.socket, stop: threading.Event) -> bool:
+    """Reads the request and never answers."""
+    stop.wait()
+    return False
+
+
+def drip(_request: Request, sock: socket.socket, stop: threading.Event) -> bool:
+    """A valid status line, then the rest one byte a second, forever."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.wait(1.0):
+        sock.sendall(b"X")
+    return False
+
+
+def drip_body(_request: Request, sock: socket.socket, stop: threading.Event) -> bool:
+    """Complete headers, then a body one byte a second."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n<")
+    while not stop.wait(1.0):
+        sock.sendall(b" ")
+    return False
+
+
+def huge(_request: Request, sock: socket.socket, stop: threading.Event) -> bool:
+    """A 200 MB answer, announced, streamed until the client hangs up."""
+    return _stream(sock, stop, b"Content-Length: 209715200\r\n")
+
+
+def huge_chunked(_request: Request, sock: socket.socket, stop: threading.Event) -> bool:
+    """A 200 MB answer in chunks, its size never announced."""
+    return _stream(sock, stop, b"Transfer-Encoding: chunked\r\n", chunked=True)
+
+
+def _stream(
+    sock: socket.socket, stop: threading.Event, header: bytes, chunked: bool = False
+) -> bool:
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n" + header + b"\r\n")
+    block = b"<methodResponse>" + b"A" * 2**20
+    if chunked:
+        block = f"{len(block):x}\r\n".encode() + block + b"\r\n"
+    sent = 0
+    while not stop.is_set() and sent < 200 * 2**20:
+        sock.sendall(block)
+        sent += len(block)
+    return False
+
+
+def echo_error(request: Request, sock: socket.socket, _stop: threading.Event) -> bool:
+    """HTTP 500 whose page repeats the request, password included."""
+    answer(sock, "500 Internal Server Error", b"<html>bad request: " + request.body + b"</html>")
+    return True
+
+
+def echo_body(request: Request, sock: socket.socket, _stop: threading.Event) -> bool:
+    """HTTP 200 whose body is the request itself (not a XenAPI response)."""
+    answer(sock, "200 OK", request.body, "Content-Type: text/xml")
+    return True
+
+
+def redirect_to(location: str) -> Behaviour:
+    """HTTP 307 to ``location``, which a client that follows it would POST the login to."""
+
+    def behave(_request: Request, sock: socket.socket, _stop: threading.Event) -> bool:
+        answer(sock, "307 Temporary Redirect", b"", f"Location: {location}")
+        return True
+
+    return behave
+
+
+@dataclass
+class Proxy:
+    """Forwards to ``upstream`` until ``stall_after`` or ``die_after`` requests were forwarded.
+
+    ``hang_up`` closes each connection after its answer, as servers do with idle keep-alives;
+    ``rewrite`` changes each answer's body (given the request) before it is sent.
+    """
+
+    upstream: str
+    stall_after: int | None = None
+    die_after: int | None = None
+    hang_up: bool = False
+    rewrite: Callable[[Request, bytes], bytes] | None = None
+    forwarded: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    dead: threading.Event = field(default_factory=threading.Event)
+    stalled_at: float = 0.0
+
+    def behave(self, request: Request, sock: socket.socket, stop: threading.Event) -> bool:
+        with self.lock:
+            self.forwarded += 1
+            count = self.forwarded
+        if self.die_after is not None and count > self.die_after:
+            self.dead.set()
+            return False
+        if self.stall_after is not None and count > self.stall_after:
+            self.stalled_at = self.stalled_at or time.monotonic()
+            stop.wait()
+            return False
+        status, body, content_type = self._forward(request)
+        if self.rewrite is not None:
+            body = self.rewrite(request, body)
+        answer(sock, status, body, f"Content-Type: {content_type}")
+        return not self.hang_up
+
+    def _forward(self, request: Request) -> tuple[str, bytes, str]:
+        line = request.head.split(b"\r\n")[0].decode()
+        path = line.split()[1]
+        host, port = self.upstream.split("//")[1].rstrip("/").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            connection.request("POST", path, request.body, {"Content-Type": "text/xml"})
+            response = connection.getresponse()
+            body = response.read()
+            kind = response.getheader("Content-Type") or "text/xml"
+            return f"{response.status} {response.reason}", body, kind
+        finally:
+            connection.close()
+
+
+@contextmanager
+def proxy(upstream: str, **options: Any) -> Iterator[tuple[Hostile, Proxy]]:
+    """A proxy to ``upstream`` (see ``Proxy`` for the options)."""
+    relay = Proxy(upstream, **options)
+    with hostile_server(relay.behave) as server:
+        watcher = threading.Thread(target=_close_when_dead, args=(server, relay), daemon=True)
+        watcher.start()
+        yield server, relay
+
+
+def _close_when_dead(server: Hostile, relay: Proxy) -> None:
+    """Once dead, refuse: the listening socket is closed."""
+    relay.dead.wait()
+    server.close()
+
+
+def method_of(request: Request) -> str:
+    """The XML-RPC method a request calls."""
+    head, _, rest = request.body.partition(b"<methodName>")
+    del head
+    return rest.partition(b"</methodName>")[0].decode()
+
+
+def xml_success(value: str) -> bytes:
+    """xapi's XML-RPC success envelope around a string."""
+    return (
+        "<?xml version='1.0'?><methodResponse><params><param><value><struct>"
+        "<member><name>Status</name><value>Success</value></member>"
+        f"<member><name>Value</name><value>{value}</value></member>"
+        "</struct></value></param></params></methodResponse>"
+    ).encode()

@@ -1,0 +1,382 @@
+"""Every seeded fault, both sides, on the model: the honest transition answers as xapi does,
+the faulty one answers what the catalogue says. No server, no socket: these run in milliseconds.
+
+Each scenario builds a world through the honest model, then makes one call (and optionally one
+read after it) on both transitions from that same world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from conformance.cli import main
+from conformance.server.faults import FAULTS, TOPICS, compose, lookup
+from conformance.suite.machines import AREAS
+from models.outcome import Encoded, Failure, Outcome, Success, Value
+from models.rpc import apply
+from models.transition import Call
+from models.world import NULL_REF, Account, World
+from tests.models.helpers import GIB, MIB, Driver, driver
+
+OK = Success("")
+RESULT = object()
+"""Stands, in a read's arguments, for the value the faulty call's honest twin returned."""
+ACCOUNTS = (Account("ro", "ro-pw", "read-only"), Account("op", "op-pw", "vm-operator"))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One call on both sides, what xapi answers (``expected``) and what the fault answers
+    (``wrong``); either may be None for "whatever it is, as long as the two differ". With
+    ``read``, the outcomes compared are those of that read, made after the call."""
+
+    call: tuple[object, ...]
+    expected: Value | Outcome | None
+    wrong: Value | Outcome | None
+    read: tuple[object, ...] | None = None
+    session: str | None = None
+
+
+def _bps(vm: str, expected: str, actual: str) -> Failure:
+    return Failure("VM_BAD_POWER_STATE", (vm, expected, actual))
+
+
+def _blocked(d: Driver, state: str, op: str) -> str:
+    vm = d.in_state(state)
+    d.ok("VM.add_to_blocked_operations", vm, op, "R")
+    return vm
+
+
+def _template(d: Driver, **other: str) -> str:
+    return d.new_vm(is_a_template=True, other_config=other)
+
+
+def _role(d: Driver, name: str) -> str:
+    return d.login(name, f"{name}-pw")
+
+
+def _rbac(permission: str, roles: str) -> Failure:
+    text = f"No permission in user session. (Roles with this permission: {roles})"
+    return Failure("RBAC_PERMISSION_DENIED", (permission, text))
+
+
+_ALL_BUT_RO = "pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator"
+
+SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
+    "wrong-state-allowed": lambda d: (
+        (vm := d.in_state("Paused"))
+        and Scenario(("VM.suspend", vm), _bps(vm, "running", "paused"), OK)
+    ),
+    "start-paused-ignored": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.start", vm, True, False), "Paused", "Running", read=("VM.get_power_state", vm)
+        )
+    ),
+    "suspend-keeps-host": lambda d: (
+        (vm := d.in_state("Running"))
+        and Scenario(("VM.suspend", vm), NULL_REF, None, read=("VM.get_resident_on", vm))
+    ),
+    "shutdown-keeps-domid": lambda d: (
+        (vm := d.in_state("Running"))
+        and Scenario(("VM.hard_shutdown", vm), -1, None, read=("VM.get_domid", vm))
+    ),
+    "unpause-running-accepted": lambda d: (
+        (vm := d.in_state("Running"))
+        and Scenario(("VM.unpause", vm), _bps(vm, "paused", "running"), OK)
+    ),
+    "hard-shutdown-suspended-refused": lambda d: (
+        (vm := d.in_state("Suspended"))
+        and Scenario(("VM.hard_shutdown", vm), OK, _bps(vm, "paused, running", "suspended"))
+    ),
+    "wrong-error-param": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.hard_shutdown", vm),
+            _bps(vm, "paused, suspended, running", "halted"),
+            _bps(vm, "paused;suspended;running", "halted"),
+        )
+    ),
+    "power-state-capitalised": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.clean_shutdown", vm), _bps(vm, "running", "halted"), _bps(vm, "running", "Halted")
+        )
+    ),
+    "handle-invalid-lowercase": lambda d: Scenario(
+        ("VM.get_record", NULL_REF),
+        Failure("HANDLE_INVALID", ("VM", NULL_REF)),
+        Failure("HANDLE_INVALID", ("vm", NULL_REF)),
+    ),
+    "blocked-reason-lost": lambda d: (
+        (vm := _blocked(d, "Halted", "start"))
+        and Scenario(
+            ("VM.start", vm, False, False),
+            Failure("OPERATION_BLOCKED", (vm, "R")),
+            Failure("OPERATION_BLOCKED", (vm, "start")),
+        )
+    ),
+    "template-error-code": lambda d: (
+        (vm := _template(d))
+        and Scenario(
+            ("VM.start", vm, False, False),
+            Failure("VM_IS_TEMPLATE", (vm, "start")),
+            Failure("OPERATION_NOT_ALLOWED", ("VM is a template: start",)),
+        )
+    ),
+    "map-duplicate-uuid": lambda d: (
+        (vm := d.new_vm(other_config={"k": "v"}))
+        and Scenario(
+            ("VM.add_to_other_config", vm, "k", "w"),
+            Failure("MAP_DUPLICATE_KEY", ("VM", "other_config", vm, "k")),
+            Failure("MAP_DUPLICATE_KEY", ("VM", "other_config", d.field(vm, "uuid"), "k")),
+        )
+    ),
+    "memory-order-unchecked": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.set_memory_dynamic_range", vm, str(768 * MIB), str(640 * MIB)),
+            Failure("MEMORY_CONSTRAINT_VIOLATION_ORDER"),
+            OK,
+        )
+    ),
+    "target-not-following": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.set_memory_dynamic_range", vm, str(384 * MIB), str(768 * MIB)),
+            384 * MIB,
+            None,
+            read=("VM.get_memory_target", vm),
+        )
+    ),
+    "static-max-unchecked": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.set_memory_static_max", vm, str(768 * MIB)),
+            Failure("MEMORY_CONSTRAINT_VIOLATION_ORDER"),
+            OK,
+        )
+    ),
+    "vcpus-unchecked": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.set_VCPUs_at_startup", vm, "5"),
+            Failure(
+                "INVALID_VALUE", ("VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max", "5")
+            ),
+            OK,
+        )
+    ),
+    "dynamic-range-running-refused": lambda d: (
+        (vm := d.in_state("Running"))
+        and Scenario(
+            ("VM.set_memory_dynamic_range", vm, str(512 * MIB), str(GIB)),
+            OK,
+            _bps(vm, "halted", "running"),
+        )
+    ),
+    "blocked-ignored": lambda d: (
+        (vm := _blocked(d, "Halted", "start"))
+        and Scenario(("VM.start", vm, False, False), Failure("OPERATION_BLOCKED", (vm, "R")), OK)
+    ),
+    "blocked-checked-late": lambda d: (
+        (vm := _blocked(d, "Halted", "unpause"))
+        and Scenario(
+            ("VM.unpause", vm),
+            Failure("OPERATION_BLOCKED", (vm, "R")),
+            _bps(vm, "paused", "halted"),
+        )
+    ),
+    "allowed-ops-stale": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.start", vm, False, False), None, None, read=("VM.get_allowed_operations", vm)
+        )
+    ),
+    "assert-valid-lax": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(("VM.assert_operation_valid", vm, "unpause"), _bps(vm, "paused", "halted"), OK)
+    ),
+    "unblock-ignored": lambda d: (
+        (vm := _blocked(d, "Halted", "start"))
+        and Scenario(
+            ("VM.remove_from_blocked_operations", vm, "start"),
+            {},
+            {"start": "R"},
+            read=("VM.get_blocked_operations", vm),
+        )
+    ),
+    "template-startable": lambda d: (
+        (vm := _template(d))
+        and Scenario(("VM.start", vm, False, False), Failure("VM_IS_TEMPLATE", (vm, "start")), OK)
+    ),
+    "default-template-destroyable": lambda d: (
+        (vm := _template(d, default_template="true"))
+        and Scenario(("VM.destroy", vm), Failure("VM_IS_TEMPLATE", (vm, "destroy")), OK)
+    ),
+    "snapshot-of-unset": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(("VM.snapshot", vm, "s"), vm, NULL_REF, read=("VM.get_snapshot_of", RESULT))
+    ),
+    "checkpoint-without-memory": lambda d: (
+        (vm := d.in_state("Running"))
+        and Scenario(
+            ("VM.checkpoint", vm, "c"), "Suspended", "Halted", read=("VM.get_power_state", RESULT)
+        )
+    ),
+    "stale-record": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.set_name_label", vm, "renamed"),
+            "renamed",
+            "test-vm",
+            read=("VM.get_name_label", vm),
+        )
+    ),
+    "tags-duplicated": lambda d: (
+        (vm := d.new_vm(tags=["a"]))
+        and Scenario(("VM.add_tags", vm, "a"), ("a",), ("a", "a"), read=("VM.get_tags", vm))
+    ),
+    "record-missing-field": lambda d: (
+        (vm := d.new_vm()) and Scenario(("VM.get_record", vm), None, None)
+    ),
+    "param-count-with-session": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.start", vm),
+            Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", ("VM.start", "3", "1")),
+            Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", ("VM.start", "4", "2")),
+        )
+    ),
+    "unknown-method-bare": lambda d: Scenario(
+        ("VM.frobnicate",),
+        Failure("MESSAGE_METHOD_UNKNOWN", ("VM.frobnicate",)),
+        Failure("MESSAGE_METHOD_UNKNOWN"),
+    ),
+    "type-error-text": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.set_is_a_template", vm, "yes"),
+            Failure("INTERNAL_ERROR", ("Expected bool, got 'S(yes)'",)),
+            Failure("INTERNAL_ERROR", ("type error: expected bool, got 'S(yes)'",)),
+        )
+    ),
+    "rbac-ignored": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.start", vm, False, False),
+            _rbac("vm.start", _ALL_BUT_RO),
+            OK,
+            session=_role(d, "ro"),
+        )
+    ),
+    "rbac-permission-case": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.start", vm, False, False),
+            _rbac("vm.start", _ALL_BUT_RO),
+            _rbac("VM.start", _ALL_BUT_RO),
+            session=_role(d, "ro"),
+        )
+    ),
+    "operator-denied-start": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.start", vm, False, False),
+            OK,
+            _rbac("vm.start", "pool-admin, pool-operator, vm-power-admin, vm-admin"),
+            session=_role(d, "op"),
+        )
+    ),
+    "lost-async-error": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("Async.VM.hard_shutdown", vm), "failure", "success", read=("task.get_status", RESULT)
+        )
+    ),
+    "async-result-dropped": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("Async.VM.clone", vm, "c"), None, Encoded(""), read=("task.get_result", RESULT)
+        )
+    ),
+    "async-error-code-only": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("Async.VM.hard_shutdown", vm),
+            ("VM_BAD_POWER_STATE", vm, "paused, suspended, running", "halted"),
+            ("VM_BAD_POWER_STATE",),
+            read=("task.get_error_info", RESULT),
+        )
+    ),
+    "async-effect-lost": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("Async.VM.start", vm, False, False),
+            "Running",
+            "Halted",
+            read=("VM.get_power_state", vm),
+        )
+    ),
+}
+
+
+def _outcome(value: Value | Outcome) -> Outcome:
+    return value if isinstance(value, Success | Failure) else Success(value)
+
+
+def _step(
+    transition: Callable[[World, Call], tuple[object, ...]], world: World, call: Call
+) -> tuple[Outcome, World]:
+    branches = transition(world, call)
+    assert len(branches) == 1, branches
+    branch = branches[0]
+    return branch.outcome, branch.world  # type: ignore[attr-defined]
+
+
+def _both_sides(name: str, scenario: Scenario, d: Driver) -> tuple[Outcome, Outcome]:
+    faulty = compose(lookup([name]))
+    method, *args = scenario.call
+    call = Call(str(method), (scenario.session or d.session, *args))
+    honest, honest_world = _step(apply, d.world, call)
+    wrong, faulty_world = _step(faulty, d.world, call)
+    if scenario.read is None:
+        return honest, wrong
+    result = honest.value if isinstance(honest, Success) else None
+    read_method, *read_args = scenario.read
+    read_args = [result if arg is RESULT else arg for arg in read_args]
+    read = Call(str(read_method), (d.session, *read_args))
+    return _step(apply, honest_world, read)[0], _step(faulty, faulty_world, read)[0]
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_the_fault_diverges_where_its_catalogue_entry_says(name: str) -> None:
+    d = driver(accounts=ACCOUNTS)
+    scenario = SCENARIOS[name](d)
+    honest, wrong = _both_sides(name, scenario, d)
+    if scenario.expected is not None:
+        assert honest == _outcome(scenario.expected)
+    if scenario.wrong is not None:
+        assert wrong == _outcome(scenario.wrong)
+    assert honest != wrong
+
+
+def test_every_fault_has_a_scenario_a_topic_and_an_area() -> None:
+    assert set(SCENARIOS) == set(FAULTS)
+    assert len(FAULTS) >= 30
+    for name, seeded in FAULTS.items():
+        assert seeded.topic in TOPICS, name
+        assert seeded.area in AREAS, name
+        assert seeded.summary and "\n" not in seeded.summary, name
+        assert "xapi" in seeded.divergence, name
+    assert {seeded.topic for seeded in FAULTS.values()} == set(TOPICS)
+
+
+def test_list_faults_prints_one_line_per_fault(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--list-faults"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(FAULTS)
+    assert all(FAULTS[line.split()[0]].summary in line for line in lines)

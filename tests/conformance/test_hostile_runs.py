@@ -1,0 +1,253 @@
+"""``xapi-conformance run`` against hostile targets: bounded, exit 3, a clear first message,
+complete reports, and no password or session ref in any output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.runner.interrupts import SECOND_SIGNAL_MESSAGE
+from conformance.server.config import ServerConfig
+from conformance.server.process import RunningServer, start_in_thread
+from tests.conformance import hostile
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "hostile-known-pw-7c1e"
+STARTUP_S = 40.0
+"""Python, pytest and the suite starting on a loaded 2-core machine, over any deadline."""
+
+
+def run(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``xapi-conformance run`` with the known password; the result and its duration."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XAPI_PASSWORD": PASSWORD},
+        timeout=timeout,
+    )
+    return result, time.monotonic() - started
+
+
+def summary(report_dir: Path) -> dict[str, object]:
+    data = json.loads((report_dir / "summary.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture
+def upstream() -> Iterator[RunningServer]:
+    """An honest embedded server with the known password, behind the hostile proxies."""
+    server = start_in_thread(ServerConfig(password=PASSWORD))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("behave", [hostile.silent, hostile.drip], ids=["hung", "dripping"])
+def test_a_hung_or_dripping_target_is_classified_within_the_deadline(
+    behave: hostile.Behaviour, tmp_path: Path
+) -> None:
+    with hostile.hostile_server(behave) as server:
+        result, took = run("--target", server.url, "--timeout", "2", "--report-dir", str(tmp_path))
+    assert result.returncode == 3, result.stderr
+    assert took < 2 + STARTUP_S
+    first = result.stderr.splitlines()[0]
+    assert "did not answer session.login_with_password completely within 2s" in first
+    data = summary(tmp_path)
+    assert data["verdict"] == "error" and "within 2s" in str(data["error"])
+
+
+def test_a_target_stalling_mid_run_ends_the_run_with_exit_3(
+    upstream: RunningServer, tmp_path: Path
+) -> None:
+    with hostile.proxy(upstream.url, stall_after=400) as (server, relay):
+        result, _ = run(
+            "--target",
+            server.url,
+            "--timeout",
+            "1",
+            "--profile",
+            "dev",
+            "--report-dir",
+            str(tmp_path),
+        )
+        stalled_for = time.monotonic() - relay.stalled_at
+    assert relay.stalled_at, "the run ended before the proxy stalled"
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert stalled_for < 3 * 1 + STARTUP_S
+    data = summary(tmp_path)
+    assert data["verdict"] == "error"
+    assert str(data["error"]).split(": ", 1)[1].startswith("TargetStalled"), data["error"]
+    assert "stalled: 3 calls in a row" in result.stdout
+    assert data["examples"] or data["steps"], "the counts reached before the stall are reported"
+
+
+def test_a_target_dying_mid_run_reports_the_unreachable_target_first(
+    upstream: RunningServer, tmp_path: Path
+) -> None:
+    with hostile.proxy(upstream.url, die_after=400) as (server, _):
+        result, took = run(
+            "--target", server.url, "--profile", "dev", "-k", "sweep", "--report-dir", str(tmp_path)
+        )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert took < 60
+    error = str(summary(tmp_path)["error"])
+    assert "TargetUnreachable" in error.split(";", maxsplit=1)[0], error
+    assert "Flaky" not in error.split(";", maxsplit=1)[0]
+
+
+def test_a_200_mb_answer_is_refused_at_the_size_bound(tmp_path: Path) -> None:
+    with hostile.hostile_server(hostile.huge) as server:
+        result, took = run(
+            "--target", server.url, "--max-response-mb", "1", "--report-dir", str(tmp_path)
+        )
+    assert result.returncode == 3
+    assert "209,715,200 bytes, over the 1 MB bound" in result.stderr
+    assert took < STARTUP_S
+
+
+def test_a_redirect_is_an_error_naming_the_location_and_nothing_is_sent_there(
+    tmp_path: Path,
+) -> None:
+    with hostile.hostile_server(hostile.echo_body) as elsewhere:
+        redirect = hostile.redirect_to(elsewhere.url)
+        with hostile.hostile_server(redirect) as server:
+            result, _ = run("--target", server.url, "--report-dir", str(tmp_path))
+        assert elsewhere.requests == []
+    assert result.returncode == 3
+    assert f"HTTP 307, a redirect to {elsewhere.url}" in result.stderr
+
+
+def test_an_async_task_pending_forever_is_given_up_after_the_deadline(
+    upstream: RunningServer, tmp_path: Path
+) -> None:
+    def pending(request: hostile.Request, body: bytes) -> bytes:
+        return (
+            hostile.xml_success("pending")
+            if hostile.method_of(request) == "task.get_status"
+            else body
+        )
+
+    with hostile.proxy(upstream.url, rewrite=pending) as (server, _):
+        result, took = run(
+            "--target", server.url, "--timeout", "1", "--profile", "dev", "-k", "async",
+            "--max-examples", "10", "--seed", "1", "--report-dir", str(tmp_path),
+        )  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "still pending after 1s" in str(summary(tmp_path)["error"])
+    assert took < 120
+
+
+def test_no_output_of_a_run_holds_the_password_or_a_session_ref(
+    upstream: RunningServer, tmp_path: Path
+) -> None:
+    refs: list[str] = []
+    leaked: set[str] = set()
+
+    def leak(request: hostile.Request, body: bytes) -> bytes:
+        if hostile.method_of(request) == "session.login_with_password":
+            refs.extend(m.decode() for m in re.findall(rb"OpaqueRef:[0-9a-f-]+", body))
+        if b"<name>ErrorDescription</name>" not in body:
+            return body
+        leaked.update(refs[-1:])  # the run's live session
+        secret = " ".join([PASSWORD, *refs[-1:]])
+        return body.replace(b"<array><data><value>", f"<array><data><value>{secret} ".encode(), 1)
+
+    report = tmp_path / "report"
+    with hostile.proxy(upstream.url, rewrite=leak) as (server, _):
+        result, _ = run(
+            "--target", server.url, "--profile", "dev", "-k", "lifecycle_sweep",
+            "--report-dir", str(report),
+        )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr  # the leaked codes diverge
+    assert leaked, "no session ref was leaked"
+    outputs = {"stdout": result.stdout, "stderr": result.stderr}
+    outputs |= {
+        str(path): path.read_text(errors="replace")
+        for path in report.rglob("*")
+        if path.is_file() and "hypothesis-db" not in path.parts
+    }
+    assert any("junit" in name for name in outputs) and any("allure" in n for n in outputs)
+    for name, text in outputs.items():
+        for secret in [PASSWORD, *leaked]:
+            assert secret not in text, f"{secret[:12]}… appears in {name}"
+    assert "***" in (report / "junit.xml").read_text()
+
+
+def _start_run(server_url: str, report_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            "--target",
+            server_url,
+            "--profile",
+            "thorough",
+            "--report-dir",
+            str(report_dir),
+            *extra,
+        ],
+        env={**os.environ, "XAPI_PASSWORD": PASSWORD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_progress(report_dir: Path, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        counts = [p.read_text().split() for p in (report_dir / ".progress").glob("*.txt")]
+        if any(c and int(c[0]) >= 5 for c in counts):
+            return
+        time.sleep(0.3)
+    pytest.fail("the run made no progress")
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_one_interrupt_writes_reports_with_the_counts_so_far(
+    workers: str, upstream: RunningServer, tmp_path: Path
+) -> None:
+    process = _start_run(upstream.url, tmp_path, "-n", workers)
+    _wait_for_progress(tmp_path, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 3, stdout + stderr
+    assert "Traceback" not in stderr
+    data = summary(tmp_path)
+    assert data["verdict"] == "error" and "interrupted" in str(data["error"])
+    assert int(data["examples"]) >= 5  # type: ignore[call-overload]
+
+
+def test_a_second_interrupt_exits_at_once_with_one_line(
+    upstream: RunningServer, tmp_path: Path
+) -> None:
+    with hostile.proxy(upstream.url) as (server, relay):
+        process = _start_run(server.url, tmp_path)
+        _wait_for_progress(tmp_path, process)
+        relay.stall_after = relay.forwarded  # the clean-up after the first signal waits
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(1.0)  # signals sent closer together may arrive as one
+            process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 3, stdout + stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert SECOND_SIGNAL_MESSAGE.strip() in stderr

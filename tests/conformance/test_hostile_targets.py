@@ -1,0 +1,157 @@
+"""The transport against hostile loopback servers: every case ends within its deadline.
+
+Each test shows both sides where there are two: the honest answer goes through, the hostile one
+is a ``TargetError`` whose message says what happened, never with the password in it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conformance.errors import ProtocolError, TargetStalled, TargetTimeout, TargetUnreachable
+from conformance.server.process import RunningServer
+from conformance.targets import JsonRpcTarget, TargetSettings, XmlRpcTarget
+from conformance.targets.transport import excerpt
+from models.outcome import Success
+from tests.conformance import hostile
+from tests.conformance.conftest import PASSWORD
+
+FAST = TargetSettings(timeout=1.0)
+"""For hostile servers: a short deadline."""
+HONEST = TargetSettings(timeout=30.0)
+"""For honest servers: a deadline a loaded machine always meets."""
+MARGIN_S = 10.0
+"""Slack over a deadline for a loaded 2-core machine; a hang would take far longer."""
+
+
+def _login(target: XmlRpcTarget | JsonRpcTarget, password: str = PASSWORD) -> object:
+    return target.call("session.login_with_password", "root", password, "2.21", "test")
+
+
+@pytest.mark.parametrize("behave", [hostile.silent, hostile.drip, hostile.drip_body])
+def test_a_call_ends_within_its_deadline(behave: hostile.Behaviour) -> None:
+    with hostile.hostile_server(behave) as server:
+        target = XmlRpcTarget(server.url, FAST)
+        started = time.monotonic()
+        with pytest.raises(TargetTimeout, match=r"within 1s \(the per-call deadline, --timeout\)"):
+            _login(target)
+        assert time.monotonic() - started < FAST.timeout + MARGIN_S
+
+
+def test_an_honest_server_answers_within_the_same_deadline(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url, HONEST)
+    for _ in range(3):  # keep-alive: the connection is reused and still bounded
+        assert isinstance(_login(target), Success)
+
+
+def test_consecutive_missed_deadlines_stall_the_target_and_later_calls_fail_at_once() -> None:
+    with hostile.hostile_server(hostile.silent) as server:
+        target = XmlRpcTarget(server.url, TargetSettings(timeout=0.5, stall_after=3))
+        for _ in range(2):
+            with pytest.raises(TargetTimeout):
+                _login(target)
+        with pytest.raises(TargetStalled, match="3 calls in a row"):
+            _login(target)
+        seen = len(server.requests)
+        started = time.monotonic()
+        with pytest.raises(TargetStalled, match="stalled"):
+            target.call("VM.get_all", "OpaqueRef:x")
+        assert time.monotonic() - started < 1
+        assert len(server.requests) == seen, "a stalled target is not called again"
+
+
+def test_an_answer_in_time_resets_the_count_of_missed_deadlines(server: RunningServer) -> None:
+    with hostile.proxy(server.url, stall_after=1) as (relay, _):
+        target = XmlRpcTarget(relay.url, TargetSettings(timeout=5, stall_after=2))
+        assert isinstance(_login(target), Success)
+        with pytest.raises(TargetTimeout):
+            _login(target)
+    assert target.stalled == ""
+
+
+@pytest.mark.parametrize("behave", [hostile.huge, hostile.huge_chunked])
+def test_an_answer_over_the_size_bound_is_refused_early(behave: hostile.Behaviour) -> None:
+    settings = TargetSettings(timeout=30, max_response_bytes=2**20)
+    with hostile.hostile_server(behave) as server:
+        started = time.monotonic()
+        with pytest.raises(ProtocolError, match="over the 1 MB bound; raise --max-response-mb"):
+            _login(XmlRpcTarget(server.url, settings))
+        assert time.monotonic() - started < 20  # not the 200 MB
+
+
+def test_an_answer_under_the_size_bound_is_read(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url, TargetSettings(max_response_bytes=2**20))
+    session = _login(target)
+    assert isinstance(session, Success)
+    assert isinstance(target.call("VM.get_all_records", session.value), Success)
+
+
+def test_a_redirect_is_never_followed_and_its_location_is_named() -> None:
+    with hostile.hostile_server(hostile.echo_body) as elsewhere:
+        redirect = hostile.redirect_to(elsewhere.url + "steal")
+        with (
+            hostile.hostile_server(redirect) as server,
+            pytest.raises(ProtocolError, match="HTTP 307, a redirect to http://127") as caught,
+        ):
+            _login(XmlRpcTarget(server.url, FAST))
+        assert elsewhere.requests == [], "the login was sent to the redirect's target"
+    assert f"{elsewhere.url}steal" in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize("target_class", [XmlRpcTarget, JsonRpcTarget])
+@pytest.mark.parametrize("behave", [hostile.echo_error, hostile.echo_body])
+def test_errors_quote_a_short_excerpt_with_the_password_masked(
+    behave: hostile.Behaviour, target_class: type[XmlRpcTarget]
+) -> None:
+    with hostile.hostile_server(behave) as server:
+        with pytest.raises(ProtocolError) as caught:
+            _login(target_class(server.url, FAST))
+        assert server.requests and PASSWORD.encode() in server.requests[0].body
+    message = str(caught.value)
+    assert PASSWORD not in message
+    assert len(message) < 500
+
+
+def test_session_refs_the_target_gave_are_masked_in_its_errors(server: RunningServer) -> None:
+    target = XmlRpcTarget(server.url, HONEST)
+    session = _login(target)
+    assert isinstance(session, Success)
+    assert session.value in target.secrets and PASSWORD in target.secrets
+    text = f"echo of {session.value} and {PASSWORD}"
+    assert excerpt(text, target.secrets) == "echo of *** and ***"
+
+
+def test_an_excerpt_never_keeps_half_a_secret_at_its_cut() -> None:
+    secret = "p" * 30
+    text = "x" * 190 + secret + "tail"
+    assert "p" not in excerpt(text, [secret])
+    assert len(excerpt("y" * 1000)) == 200
+
+
+def test_a_server_that_closes_idle_connections_is_reconnected(server: RunningServer) -> None:
+    with hostile.proxy(server.url, hang_up=True) as (relay, _):
+        target = XmlRpcTarget(relay.url, HONEST)
+        for _ in range(3):
+            assert isinstance(_login(target), Success)
+        time.sleep(0.2)  # the server's close has arrived before the next call
+        assert isinstance(_login(target), Success)
+
+
+def test_a_server_gone_mid_run_is_unreachable(server: RunningServer) -> None:
+    with hostile.proxy(server.url, die_after=1) as (relay, _):
+        target = XmlRpcTarget(relay.url, HONEST)
+        assert isinstance(_login(target), Success)
+        with pytest.raises(TargetUnreachable):
+            _login(target)
+        with pytest.raises(TargetUnreachable, match="cannot reach"):
+            _login(target)
+
+
+def test_a_bad_port_is_a_usage_error_not_a_traceback() -> None:
+    from conformance.errors import UsageError
+
+    with pytest.raises(UsageError, match="port"):
+        XmlRpcTarget("http://127.0.0.1:99999/")

@@ -1,0 +1,23 @@
+"""The coverage space and the release named in reports come from models/ (catalogue data)."""
+
+from __future__ import annotations
+
+from models import catalogue
+from models.coverage import REACHABLE_STATES, coverage_cells, judged_release, vm_messages
+
+
+def test_every_vm_message_is_counted_and_every_one_acting_on_a_vm_has_every_reachable_cell() -> (
+    None
+):
+    assert len(vm_messages()) == len(catalogue.MESSAGES) == 219
+    cells = coverage_cells()
+    on_a_vm = {m for m, _, _ in cells}
+    assert "VM.start" in on_a_vm and "VM.create" not in on_a_vm and "VM.get_all" not in on_a_vm
+    assert len(cells) == len(on_a_vm) * len(REACHABLE_STATES) == len(set(cells))
+
+
+def test_the_release_judged_against_follows_the_pool_master() -> None:
+    assert judged_release({"xapi": "24.19", "xapi_build": "24.19.2"}).startswith(
+        "xapi 24.19 (XCP-ng"
+    )
+    assert judged_release({}).startswith("xapi 26.17 (XenServer")

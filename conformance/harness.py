@@ -312,7 +312,7 @@ class Harness:
                 break
             if time.monotonic() > deadline:
                 raise TargetError(
-                    f"the task of {rules.method} is still pending after {limit:g} s: "
+                    f"the task of {rules.method} is still pending after {limit:g}s: "
                     "the target looks stalled"
                 )
             time.sleep(TASK_POLL_S)

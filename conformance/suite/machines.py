@@ -248,8 +248,13 @@ class OperationsMachine(CopyRules):
     def block(self, vm: str, op: str, value: str) -> None:
         self.harness.call("VM.add_to_blocked_operations", vm, op, value)
 
-    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(VM_OPERATIONS))
-    def unblock(self, vm: str, op: str) -> None:
+    @rule(vm=ConformanceMachine.vms, data=st.data())
+    def unblock(self, vm: str, data: st.DataObject) -> None:
+        """Unblock an operation: half the time one the VM has blocked, so the edit shows."""
+        blocked = self.harness.world.vms[vm]["blocked_operations"]
+        keys = sorted(blocked) if isinstance(blocked, Mapping) else []
+        choices = st.sampled_from(keys) if keys and data.draw(st.booleans()) else None
+        op = data.draw(choices or st.sampled_from(VM_OPERATIONS), label="op")
         self.harness.call("VM.remove_from_blocked_operations", vm, op)
 
     @rule(vm=ConformanceMachine.vms, blocked=blocked_maps())

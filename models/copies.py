@@ -160,9 +160,9 @@ record itself and also keeps these (``extended_do_not_copy``)."""
 def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.revert(snapshot): the VM gets back every field of its record at snapshot time.
 
-    A snapshot whose VM was destroyed first recreates that VM from the snapshot (its uuid from
-    the metadata) and points every snapshot of the old VM at it; without metadata (a VM that
-    is not a snapshot) that fails VM_REVERT_FAILED [snapshot; snapshot_of]. Then the op checks
+    A VM that is not a snapshot (no metadata) fails VM_REVERT_FAILED [snapshot; snapshot_of];
+    so does, in the model only, a snapshot whose VM was destroyed (xapi recreates that VM from
+    the snapshot, with a ref the suite could not map). Then the op checks
     (``revert`` on the snapshot, ``reverting`` on the VM), a fresh generation id, and the
     snapshot's power state (xapi_vm.ml and xapi_vm_snapshot.ml ``revert``).
     """
@@ -170,7 +170,9 @@ def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     snap = vm_of(ctx.world, snap_ref)
     world, target = ctx.world, str(snap["snapshot_of"])
     if target not in world.vms:
-        world, target = _vm_from_snapshot(world, snap_ref, snap)
+        # xapi recreates the VM from the snapshot (create_vm_from_snapshot); a client learns the
+        # new VM's ref only from snapshot_of, which the suite cannot yet follow: not modelled.
+        raise XenAPIError("VM_REVERT_FAILED", snap_ref, target)
 
     def revert_target(_: Record) -> Result:
         return guarded(
@@ -178,33 +180,6 @@ def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         )
 
     return guarded(world, snap_ref, "revert", revert_target)
-
-
-def _vm_from_snapshot(world: World, snap_ref: str, snap: Record) -> tuple[World, str]:
-    """xapi_vm_snapshot.ml ``create_vm_from_snapshot``."""
-    old = str(snap["snapshot_of"])
-    source = world.snapshot_sources.get(snap_ref)
-    if source is None:
-        raise XenAPIError("VM_REVERT_FAILED", snap_ref, old)
-    ref, fresh, world = fresh_vm(world, {})
-    record = dict(fresh)
-    record.update({k: v for k, v in snap.items() if k in _DO_NOT_COPY})
-    record.update({k: v for k, v in source.items() if k not in _DO_NOT_COPY})
-    record.update(
-        NO_DOMAIN,
-        uuid=source["uuid"],
-        power_state="Halted",
-        suspend_VDI=NULL_REF,
-        parent=NULL_REF,
-        ha_always_run=False,
-        current_operations={},
-        metrics=record["metrics"],
-    )
-    world = refresh(with_vm(world, ref, record), ref)
-    for other, vm in world.vms.items():
-        if vm["snapshot_of"] == old:
-            world = with_vm(world, other, {**vm, "snapshot_of": ref})
-    return world, ref
 
 
 def _reverted(world: World, snap_ref: str, vm: Record, target: str) -> Result:

@@ -42,6 +42,7 @@ def op_context(world: World, *, drivers: bool, strict: bool = True) -> OpContext
         clone_suspended_allowed=world.facts.clone_suspended_allowed
         or world.pool.other_config.get("allow_clone_suspended_vm") == "true",
         guest_has_pv_drivers=drivers,
+        booted_flags=world.booted_flags,
     )
 
 

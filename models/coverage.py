@@ -34,6 +34,7 @@ def judged_release(software_version: dict[str, str]) -> str:
     importer chooses it), named as reports name it."""
     return release_text(release_of_software_version(software_version) or DEFAULT_RELEASE)
 
+
 REACHABLE_STATES: tuple[tuple[str, str], ...] = (
     ("Halted", "plain"),
     ("Running", "plain"),

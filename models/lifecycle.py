@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
 
 from models.checks import guarded, merge, update_vm
 from models.errors import XenAPIError, handle_invalid
-from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt
+from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt, platform_flag
 from models.outcome import Value
 from models.placement import choose_host, host_error, resident_host
 from models.records import NO_DOMAIN
-from models.transition import Ctx, Handler, Result, done, failed, vm_of
+from models.transition import Ctx, Handler, Result, as_map, attempt, done, failed, vm_of
 from models.world import NULL_REF, Host, Record, World, new_ids
 
 __all__ = ["HANDLERS"]
@@ -40,7 +42,14 @@ def _boot(world: World, ref: str, host: Host, paused: bool) -> World:
         "scheduled_to_be_resident_on": NULL_REF,
         "suspend_VDI": NULL_REF,
     }
-    return update_vm(world, ref, changes)
+    return update_vm(_captured(world, ref), ref, changes)
+
+
+def _captured(world: World, ref: str) -> World:
+    """A new domain: xenopsd captures nomigrate and nested-virt from the platform now."""
+    vm = world.vms[ref]
+    flags = (platform_flag(vm, "nomigrate"), nested_virt(vm))
+    return replace(world, booted_flags=MappingProxyType({**world.booted_flags, ref: flags}))
 
 
 def _placed_start(world: World, ref: str, vm: Record, paused: bool, force: bool) -> Result:
@@ -55,12 +64,57 @@ def _placed_start(world: World, ref: str, vm: Record, paused: bool, force: bool)
     return started
 
 
+DEVICE_MODEL_BIOS = "qemu-upstream-compat"
+DEVICE_MODEL_UEFI = "qemu-upstream-uefi"
+
+
+def _ha_on_boot(world: World, ref: str, vm: Record) -> World:
+    """xapi_vm.ml start/resume: a VM to restart under HA is marked ha_always_run, first thing."""
+    if vm["ha_restart_priority"] == "restart":
+        return update_vm(world, ref, {"ha_always_run": True})
+    return world
+
+
+def _boot_platform(vm: Record) -> dict[str, Value]:
+    """The platform VM.start stores: an HVM guest gets a device model (qemu-trad upgraded),
+    ``secureboot=auto`` resolves to "false" (the pool has no UEFI certificates)."""
+    platform = {str(k): v for k, v in as_map(vm["platform"]).items()}
+    if vm["domain_type"] == "hvm":
+        firmware = as_map(vm["HVM_boot_params"]).get("firmware", "bios")
+        if firmware not in ("bios", "uefi"):
+            raise XenAPIError("INVALID_VALUE", "HVM-boot-params['firmware']", str(firmware))
+        default = DEVICE_MODEL_UEFI if firmware == "uefi" else DEVICE_MODEL_BIOS
+        if platform.get("device-model", "qemu-trad") == "qemu-trad":
+            platform["device-model"] = default
+    if platform.get("secureboot") == "auto":
+        platform["secureboot"] = "false"
+    return platform
+
+
+def _starting(world: World, ref: str, boot: Callable[[World, Record], Result]) -> Result:
+    """What VM.start writes before placing the VM (kept if placement then fails), then ``boot``."""
+    world = _ha_on_boot(world, ref, world.vms[ref])
+
+    def placed() -> Result:
+        vm = world.vms[ref]
+        platform = _boot_platform(vm)
+        updated = (
+            update_vm(world, ref, {"platform": platform}) if platform != vm["platform"] else world
+        )
+        return attempt(updated, lambda: boot(updated, updated.vms[ref]))
+
+    return attempt(world, placed)
+
+
 def start(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.start: op check, then host placement where every host error is NO_HOSTS_AVAILABLE."""
+    """VM.start: op check, HA flag and platform writes, then host placement where every host
+    error is NO_HOSTS_AVAILABLE."""
     ref, paused, force = str(args[0]), args[1] is True, args[2] is True
-    return guarded(
-        ctx.world, ref, "start", lambda vm: _placed_start(ctx.world, ref, vm, paused, force)
-    )
+
+    def boot(world: World, vm: Record) -> Result:
+        return _placed_start(world, ref, vm, paused, force)
+
+    return guarded(ctx.world, ref, "start", lambda _: _starting(ctx.world, ref, boot))
 
 
 def _host(world: World, ref: Value) -> Host:
@@ -89,9 +143,11 @@ def start_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     vm = vm_of(ctx.world, ref)
     host = _host(ctx.world, args[1])
     _control_domain_affinity(vm, host)
-    return guarded(
-        ctx.world, ref, "start_on", lambda vm: _boot_on(ctx.world, ref, vm, host, paused)
-    )
+
+    def boot(world: World, vm: Record) -> Result:
+        return _boot_on(world, ref, vm, host, paused)
+
+    return guarded(ctx.world, ref, "start_on", lambda _: _starting(ctx.world, ref, boot))
 
 
 def _to_halted(op: str) -> Handler:
@@ -99,7 +155,7 @@ def _to_halted(op: str) -> Handler:
         ref = str(args[0])
 
         def body(vm: Record) -> Result:
-            extra: dict[str, Value] = {}
+            extra: dict[str, Value] = {"ha_always_run": False}
             if vm["power_state"] == "Suspended":
                 extra["suspend_VDI"] = NULL_REF
             return done(_halted(ctx.world, ref, extra))
@@ -116,7 +172,12 @@ def _set_state(op: str, state: str, *, new_domain: bool = False) -> Handler:
         changes: dict[str, Value] = {"power_state": state}
         if new_domain:
             changes["domid"] = _next_domid(ctx.world)
-        return guarded(ctx.world, ref, op, lambda _: done(update_vm(ctx.world, ref, changes)))
+
+        def body(_: Record) -> Result:
+            world = _captured(ctx.world, ref) if new_domain else ctx.world
+            return done(update_vm(world, ref, changes))
+
+        return guarded(ctx.world, ref, op, body)
 
     handler.__doc__ = f"VM.{op}: op check, then {state}."
     return handler
@@ -132,6 +193,7 @@ def suspend(ctx: Ctx, args: tuple[Value, ...]) -> Result:
             "power_state": "Suspended",
             **NO_DOMAIN,
             "suspend_VDI": vdi,
+            "ha_always_run": False,
         }
         return done(update_vm(world, ref, changes))
 
@@ -147,12 +209,16 @@ def _resume_on_host(world: World, ref: str, vm: Record, host: Host | None, pause
     return _boot_on(world, ref, vm, host, paused)
 
 
+def _resumed(world: World, ref: str, vm: Record, host: Host | None, paused: bool) -> Result:
+    """The HA flag first (kept if resuming then fails), then the resume itself."""
+    world = _ha_on_boot(world, ref, vm)
+    return attempt(world, lambda: _resume_on_host(world, ref, world.vms[ref], host, paused))
+
+
 def resume(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.resume: Suspended → Running or Paused."""
     ref, paused = str(args[0]), args[1] is True
-    return guarded(
-        ctx.world, ref, "resume", lambda vm: _resume_on_host(ctx.world, ref, vm, None, paused)
-    )
+    return guarded(ctx.world, ref, "resume", lambda vm: _resumed(ctx.world, ref, vm, None, paused))
 
 
 def resume_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -161,7 +227,7 @@ def resume_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     vm_of(ctx.world, ref)
     host = _host(ctx.world, args[1])
     return guarded(
-        ctx.world, ref, "resume_on", lambda vm: _resume_on_host(ctx.world, ref, vm, host, paused)
+        ctx.world, ref, "resume_on", lambda vm: _resumed(ctx.world, ref, vm, host, paused)
     )
 
 

@@ -18,7 +18,7 @@ checks that depend on them never fire: ``VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPER
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from models.catalogue import ENUMS
 from models.memory import nested_virt, platform_flag
@@ -256,6 +256,8 @@ class OpContext:
     """A rolling pool upgrade is in progress (pool ``other_config:rolling_upgrade_in_progress``)."""
     vtpm_count: int = 0
     """How many VTPMs the VM already has."""
+    booted_flags: Mapping[str, tuple[bool, bool]] = field(default_factory=dict)
+    """Per VM, ``(nomigrate, nested_virt)`` captured at its last boot (xapi's VM_metrics)."""
 
 
 def _str_field(vm: Mapping[str, Value], key: str, default: str) -> str:
@@ -434,6 +436,15 @@ def _check_provision(s: _Subject) -> Failure | None:
     return None
 
 
+def _mobility_flags(s: _Subject) -> tuple[bool, bool]:
+    """``(nomigrate, nested_virt)``: as captured at boot while the VM has a domain (its
+    VM_metrics), else from the platform (xapi_vm_lifecycle.ml ``nomigrate``/``nested_virt``)."""
+    captured = s.ctx.booted_flags.get(s.ref)
+    if captured is not None and s.vm.get("power_state") in ("Running", "Paused", "Suspended"):
+        return captured
+    return platform_flag(s.vm, "nomigrate"), nested_virt(s.vm)
+
+
 def _check_revert(s: _Subject) -> Failure | None:
     if s.op == "revert" and not s.is_snapshot:
         return s.fail("REVERT_ONLY_ALLOWED_ON_SNAPSHOT")
@@ -443,13 +454,14 @@ def _check_revert(s: _Subject) -> Failure | None:
 def _check_mobility(s: _Subject) -> Failure | None:
     if s.op not in _SUSPEND_LIKE_OPS or not s.ctx.strict:
         return None
-    if platform_flag(s.vm, "nomigrate") or nested_virt(s.vm):
+    nomigrate, nested = _mobility_flags(s)
+    if nomigrate or nested:
         return s.fail("VM_IS_IMMOBILE", s.ref)
     return None
 
 
 def _check_nested_virt(s: _Subject) -> Failure | None:
-    if s.op == "changing_dynamic_range" and s.ctx.strict and nested_virt(s.vm):
+    if s.op == "changing_dynamic_range" and s.ctx.strict and _mobility_flags(s)[1]:
         return s.fail("VM_IS_USING_NESTED_VIRT", s.ref)
     return None
 

@@ -17,6 +17,7 @@ __all__ = [
     "RELATION_FIELDS",
     "clear_residence",
     "derived_copy",
+    "fresh_genid",
     "fresh_vm",
     "memory_overhead",
     "read_record",
@@ -166,7 +167,8 @@ def derived_copy(
     generation, _, world = new_ids(world)
     record = dict(source)
     record.update(_COPY_RESETS)
-    record.update(uuid=new_uuid, name_label=name, generation_id=generation[-12:])
+    genid = fresh_genid(str(source["generation_id"]), generation)
+    record.update(uuid=new_uuid, name_label=name, generation_id=genid)
     snapshot = as_snapshot_of is not None
     record["is_a_snapshot"] = snapshot
     record["is_a_template"] = snapshot or source["is_a_template"] is True
@@ -175,8 +177,17 @@ def derived_copy(
         for k, v in _map(source["other_config"]).items()
         if k not in {"default_template", "xensource_internal"}
     }
-    if source["is_a_template"] is True and source["is_a_snapshot"] is not True:
+    if source["is_a_template"] is True and "base_template_name" not in other:
         other["base_template_name"] = source["name_label"]
+    record["snapshot_info"] = (
+        {
+            "disk-snapshot-type": "crash_consistent",
+            "power-state-at-snapshot": str(source["power_state"]),
+        }
+        if snapshot
+        else {}
+    )
+    record["snapshot_metadata"] = f"(snapshot of VM {source['uuid']})" if snapshot else ""
     if as_snapshot_of is not None:
         record.update(snapshot_of=as_snapshot_of, snapshot_time=now, parent=source["parent"])
     else:
@@ -188,6 +199,14 @@ def derived_copy(
     metrics, _, world = new_ids(world)
     record["metrics"] = metrics
     return ref, record, world
+
+
+def fresh_genid(current: str, seed: str) -> str:
+    """xapi's fresh_genid: an empty generation id stays empty, else two fresh int64s "a:b"."""
+    if current == "":
+        return ""
+    digits = seed.removeprefix("OpaqueRef:").replace("-", "")
+    return f"{int(digits[:15], 16)}:{int(digits[15:30], 16)}"
 
 
 def read_record(world: World, ref: str) -> dict[str, Value]:

@@ -331,7 +331,38 @@ def _nvram_remove(old: Mapping[str, Value], args: tuple[Value, ...], _: str) -> 
     return {k: v for k, v in old.items() if k != args[0]}
 
 
+def _non_negative(field_name: str) -> Handler:
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        ref = str(args[0])
+        vm_of(ctx.world, ref)
+        value = args[1]
+        assert isinstance(value, int)
+        if value < 0:
+            raise invalid_value(f"{field_name} must be non-negative", str(value))
+        return done(update_vm(ctx.world, ref, {field_name: value}))
+
+    handler.__doc__ = f"VM.set_{field_name}: INVALID_VALUE for a negative value (xapi_vm.ml)."
+    return handler
+
+
+def set_appliance(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.set_appliance: never on a control domain, template or snapshot; the ref is stored as
+    given (xapi's DB setter does not check it), then allowed_operations are recomputed."""
+    ref = str(args[0])
+    vm = vm_of(ctx.world, ref)
+    if any(vm[flag] is True for flag in ("is_control_domain", "is_a_template", "is_a_snapshot")):
+        raise XenAPIError(
+            "OPERATION_NOT_ALLOWED",
+            "Control domains, templates and snapshots cannot be assigned to appliances.",
+        )
+    return done(update_vm(ctx.world, ref, {"appliance": args[1]}))
+
+
 HANDLERS: dict[str, Handler] = {
+    "set_start_delay": _non_negative("start_delay"),
+    "set_shutdown_delay": _non_negative("shutdown_delay"),
+    "set_order": _non_negative("order"),
+    "set_appliance": set_appliance,
     "set_memory_dynamic_range": set_memory_dynamic_range,
     "set_memory_dynamic_min": set_memory_dynamic_min,
     "set_memory_dynamic_max": set_memory_dynamic_max,

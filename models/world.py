@@ -143,6 +143,12 @@ class World:
     salt: str = "xapi-conformance"
     release: Release = DEFAULT_RELEASE
     """The xapi release whose behaviour (and host versions) the model follows."""
+    booted_flags: Mapping[str, tuple[bool, bool]] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Per VM, ``(nomigrate, nested_virt)`` as xenopsd captured them from the platform at its
+    last boot (xapi's VM_metrics); later platform changes do not count until the next boot."""
+    snapshot_sources: Mapping[str, Record] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Per snapshot ref, the source VM's record when it was taken: what xapi serialises into
+    ``snapshot_metadata`` and VM.revert restores from (the wire field itself is opaque)."""
 
 
 def _uuid_from(salt: str, counter: int, kind: str) -> str:

@@ -351,3 +351,32 @@ def test_every_message_answers_something_other_than_method_unknown(message: Mess
 def test_kinds_cover_the_generic_messages() -> None:
     kinds = {kind_of(m)[0] for m in catalogue.MESSAGES.values()}
     assert MessageKind.GET_FIELD in kinds and MessageKind.MAP_ADD in kinds
+
+
+# ---- validation read from xapi_vm.ml ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field_name", ["start_delay", "shutdown_delay", "order"])
+def test_negative_delays_and_order_are_refused(field_name: str) -> None:
+    d = driver()
+    vm = d.new_vm()
+    assert d.fails(f"VM.set_{field_name}", vm, "-1") == Failure(
+        "INVALID_VALUE", (f"{field_name} must be non-negative", "-1")
+    )
+    d.ok(f"VM.set_{field_name}", vm, "5")
+    assert d.field(vm, field_name) == 5
+
+
+@pytest.mark.parametrize("kind", ["template", "snapshot", "control domain"])
+def test_appliance_is_refused_on_templates_snapshots_and_control_domains(kind: str) -> None:
+    d = driver()
+    if kind == "template":
+        vm = d.new_vm(is_a_template=True)
+    elif kind == "snapshot":
+        vm = d.ok("VM.snapshot", d.new_vm(), "s")
+    else:
+        vm = next(r for r, v in d.world.vms.items() if v["is_control_domain"])
+    assert d.fails("VM.set_appliance", vm, "OpaqueRef:NULL") == Failure(
+        "OPERATION_NOT_ALLOWED",
+        ("Control domains, templates and snapshots cannot be assigned to appliances.",),
+    )

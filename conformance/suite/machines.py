@@ -253,8 +253,8 @@ class OperationsMachine(CopyRules):
         """Unblock an operation: half the time one the VM has blocked, so the edit shows."""
         blocked = self.harness.world.vms[vm]["blocked_operations"]
         keys = sorted(blocked) if isinstance(blocked, Mapping) else []
-        pool = keys if keys and data.draw(st.booleans(), label="a blocked one") else VM_OPERATIONS
-        op = data.draw(st.sampled_from(list(pool)), label="op")
+        from_blocked: bool = bool(keys) and data.draw(st.booleans(), label="a blocked one")
+        op = data.draw(st.sampled_from(keys if from_blocked else list(VM_OPERATIONS)), label="op")
         self.harness.call("VM.remove_from_blocked_operations", vm, op)
 
     @rule(vm=ConformanceMachine.vms, blocked=blocked_maps())

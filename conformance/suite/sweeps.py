@@ -57,24 +57,10 @@ LIFECYCLE_MESSAGES = (
 CELLS = REACHABLE_STATES
 """(power state, VM kind) pairs a client can reach through the API."""
 
-BLOCKABLE = (
-    "start",
-    "start_on",
-    "clean_shutdown",
-    "hard_shutdown",
-    "shutdown",
-    "clean_reboot",
-    "hard_reboot",
-    "pause",
-    "unpause",
-    "suspend",
-    "resume",
-    "checkpoint",
-    "snapshot",
-    "clone",
-    "copy",
-    "destroy",
-    "provision",
+BLOCKABLE = tuple(
+    m
+    for m in LIFECYCLE_MESSAGES
+    if m not in ("resume_on", "revert", "power_state_reset", "pool_migrate", "set_is_a_template")
 )
 """Messages a blocked_operations key of the same name stops."""
 

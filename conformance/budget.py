@@ -26,7 +26,7 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.divergence import Divergence
-from conformance.errors import UsageError
+from conformance.errors import TargetError, UsageError
 
 __all__ = [
     "Budget",
@@ -149,6 +149,19 @@ class BudgetSpent(KeyboardInterrupt):
     """
 
 
+class TargetGaveOut(KeyboardInterrupt):
+    """A target problem (``TargetError``) inside a machine: its Hypothesis run ends here.
+
+    Hypothesis would take a TargetError for a failure and shrink it, replaying examples against
+    a target that has stopped answering properly; on a loaded machine one of those replays can
+    end in a divergence that then hides the real cause. ``run_machine`` re-raises ``error``.
+    """
+
+    def __init__(self, error: TargetError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Watch:
     """A test's share: whether a divergence was raised (Hypothesis is then shrinking it) and
     how many examples started."""
@@ -190,6 +203,8 @@ class _Watched:
             except Divergence:
                 watch.diverged = True
                 raise
+            except TargetError as error:
+                raise TargetGaveOut(error) from error
 
         return watched
 
@@ -237,7 +252,8 @@ def run_machine(
 ) -> None:
     """Run ``machine`` as a Hypothesis test, within the budget's share for ``name`` if any."""
     if budget is None:
-        run_state_machine_as_test(machine, settings=hypothesis_settings)
+        bound, _started = budgeted_machine(machine, math.inf, time.monotonic)
+        _run_watched(bound, hypothesis_settings)
         return
     until = budget.deadline_for(name)
     if until <= budget.clock():
@@ -246,10 +262,18 @@ def run_machine(
     bound, started = budgeted_machine(machine, until, budget.clock)
     try:
         with shrinking_bounded(budget.shrinking):
-            run_state_machine_as_test(bound, settings=hypothesis_settings)
+            _run_watched(bound, hypothesis_settings)
     except BudgetSpent:
         planned = hypothesis_settings.max_examples
         budget.left_out.append(f"{name}: stopped after {started()} of {planned} examples")
+
+
+def _run_watched(machine: type[RuleBasedStateMachine], hypothesis_settings: settings) -> None:
+    """The Hypothesis run of a watched machine; a target problem ends it as itself."""
+    try:
+        run_state_machine_as_test(machine, settings=hypothesis_settings)
+    except TargetGaveOut as gave_out:
+        raise gave_out.error from None
 
 
 def run_cells(cells: Iterable[T], budget: Budget | None, name: str) -> Iterable[T]:

@@ -36,15 +36,38 @@ _UNREDACTED_FIELDS = frozenset({"verdict"})
 _R = TypeVar("_R", bound="DataclassInstance")
 
 
+SHORT_SECRET = 8
+"""Secrets shorter than this are masked only where they stand alone, not inside a longer word:
+masking every ``x`` of a one-letter password would turn ``examples`` into ``e***amples``, wreck
+summary.json and junit.xml, and hide nothing."""
+
+_WORD = "A-Za-z0-9"
+
+
 def _ordered(secrets: Iterable[str]) -> tuple[str, ...]:
     """Non-empty secrets, longest first, so a secret inside another leaves no tail behind."""
     return tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
 
+def _text_pattern(secret: str) -> re.Pattern[str]:
+    escaped = re.escape(secret)
+    if len(secret) >= SHORT_SECRET:
+        return re.compile(escaped)
+    return re.compile(f"(?<![{_WORD}]){escaped}(?![{_WORD}])")
+
+
+def _bytes_pattern(secret: bytes, length: int) -> re.Pattern[bytes]:
+    escaped = re.escape(secret)
+    if length >= SHORT_SECRET:
+        return re.compile(escaped)
+    word = _WORD.encode()
+    return re.compile(b"(?<![" + word + b"])" + escaped + b"(?![" + word + b"])")
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each non-empty secret replaced by ``***``."""
+    """``text`` with each non-empty secret replaced by ``***`` (see ``SHORT_SECRET``)."""
     for secret in _ordered(secrets):
-        text = text.replace(secret, MASK)
+        text = _text_pattern(secret).sub(MASK, text)
     return text
 
 
@@ -123,16 +146,17 @@ def redact_files(
     directories named in ``skip`` are left alone. Returns the files that had to change.
     """
     forms = sorted(
-        {form for secret in _ordered(secrets) for form in _spellings(secret)},
-        key=len,
+        {(form, len(secret)) for secret in _ordered(secrets) for form in _spellings(secret)},
+        key=lambda spelled: len(spelled[0]),
         reverse=True,
     )
+    patterns = [_bytes_pattern(form, length) for form, length in forms]
     changed = []
-    for path in _files(paths, skip) if forms else ():
+    for path in _files(paths, skip) if patterns else ():
         data = path.read_bytes()
         scrubbed = data
-        for form in forms:
-            scrubbed = scrubbed.replace(form, MASK.encode())
+        for pattern in patterns:
+            scrubbed = pattern.sub(MASK.encode(), scrubbed)
         if scrubbed != data:
             atomic_write_bytes(path, scrubbed)
             changed.append(path)

@@ -22,7 +22,7 @@ import pytest
 
 from conformance.budget import parse_duration
 from conformance.connect import RunConfig, open_connection, target_settings
-from conformance.errors import ExitCode, TargetError, UsageError
+from conformance.errors import ConformanceError, ExitCode, TargetError, UsageError
 from conformance.results import STOPPED_EARLY, RunFacts, merge_parts
 from conformance.runner import interrupts
 from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
@@ -319,7 +319,13 @@ def _budget_line(report_dir: Path, started: datetime.datetime) -> list[str]:
 def _print_result(report_dir: Path, started: datetime.datetime) -> int:
     """The verdict, one line per finding, the seed and where the reports are; the exit status."""
     budget = _budget_line(report_dir, started)
-    summary = read_summary(report_dir / "summary.json")
+    try:
+        summary = read_summary(report_dir / "summary.json")
+    except (OSError, ValueError) as error:
+        raise ConformanceError(
+            f"the run ended but its summary.json cannot be read ({error}); "
+            f"junit.xml and {PYTEST_LOG} in {report_dir} may still tell what happened"
+        ) from None
     lines = [_verdict_line(summary), *_finding_lines(summary, report_dir), _coverage_line(summary)]
     lines += budget
     if summary.seed is not None:

@@ -198,8 +198,14 @@ MEMORY_CASES: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("set_memory_static_max", (300 * MIB,)),
     ("set_memory_static_min", (300 * MIB,)),
     ("set_memory", (768 * MIB,)),
+    ("set_VCPUs_at_startup", (0,)),
+    ("set_VCPUs_at_startup", (1,)),
+    ("set_VCPUs_at_startup", (64,)),
+    ("set_VCPUs_max", (0,)),
+    ("set_VCPUs_max", (4,)),
 )
-"""Memory setters with ordered, disordered and pinned values (semantics §6, §14)."""
+"""Memory and VCPU setters with ordered, disordered and pinned values (semantics §6, §14;
+xapi_vm_helpers.ml validate_VCPUs: 0 < VCPUs_at_startup <= VCPUs_max)."""
 
 
 def memory_sweep() -> Iterator[Callable[[Connection, str], None]]:

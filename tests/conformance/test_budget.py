@@ -18,10 +18,11 @@ from conformance.budget import (
     BudgetSpent,
     budgeted_machine,
     parse_duration,
+    run_machine,
     shrinking_bounded,
 )
 from conformance.divergence import Divergence, DivergenceInfo
-from conformance.errors import UsageError
+from conformance.errors import TargetStalled, UsageError
 from models.outcome import Success
 
 
@@ -76,10 +77,15 @@ def _info() -> DivergenceInfo:
 
 
 class _Harness:
-    def __init__(self, fail_at: int | None) -> None:
+    def __init__(self, fail_at: int | None, target_fails_at: int | None = None) -> None:
         self.fail_at = fail_at
+        self.target_fails_at = target_fails_at
+        self.calls = 0
 
     def call(self, value: int) -> int:
+        self.calls += 1
+        if self.target_fails_at is not None and self.calls >= self.target_fails_at:
+            raise TargetStalled("the target stalled")
         if self.fail_at is not None and value >= self.fail_at:
             raise Divergence(_info())
         return value
@@ -87,11 +93,14 @@ class _Harness:
 
 class _Toy(RuleBasedStateMachine):
     fail_at: int | None = None
+    target_fails_at: int | None = None
     clock: _Clock
+    started: list[int]
 
     def __init__(self) -> None:
         super().__init__()
-        self.harness = _Harness(self.fail_at)
+        self.started.append(1)
+        self.harness = _Harness(self.fail_at, self.target_fails_at)
 
     @rule(value=st.integers(0, 10))
     def step(self, value: int) -> None:
@@ -107,7 +116,7 @@ _SETTINGS = settings(
 
 def test_a_machine_starts_no_example_after_its_deadline_and_stops_one_at_its_next_step() -> None:
     clock = _Clock()
-    toy = type("Toy", (_Toy,), {"clock": clock})
+    toy = type("Toy", (_Toy,), {"clock": clock, "started": []})
     bound, examples = budgeted_machine(toy, until=clock.now + 12, clock=clock)
     with pytest.raises(BudgetSpent):
         run_state_machine_as_test(bound, settings=_SETTINGS)
@@ -117,10 +126,30 @@ def test_a_machine_starts_no_example_after_its_deadline_and_stops_one_at_its_nex
 
 def test_a_divergence_found_before_the_deadline_is_still_shrunk_after_it() -> None:
     clock = _Clock()
-    toy = type("Toy", (_Toy,), {"clock": clock, "fail_at": 0})
+    toy = type("Toy", (_Toy,), {"clock": clock, "fail_at": 0, "started": []})
     bound, _examples = budgeted_machine(toy, until=clock.now + 2, clock=clock)
     with pytest.raises(Divergence), shrinking_bounded(30):
         run_state_machine_as_test(bound, settings=_SETTINGS)
+
+
+@pytest.mark.parametrize("budget", [None, 60.0])
+def test_a_target_error_ends_the_machine_at_once_as_itself_not_shrunk(
+    budget: float | None,
+) -> None:
+    clock = _Clock()
+    started: list[int] = []
+    toy = type("Toy", (_Toy,), {"clock": clock, "target_fails_at": 3, "started": started})
+    watched = None if budget is None else Budget(budget, clock.now, clock)
+    with pytest.raises(TargetStalled, match="stalled"):
+        run_machine(toy, _SETTINGS, watched, "test_area[x]")
+    assert len(started) == 1  # a shrinking Hypothesis would have replayed it
+
+
+def test_without_a_target_error_the_machine_runs_all_its_examples() -> None:
+    started: list[int] = []
+    toy = type("Toy", (_Toy,), {"clock": _Clock(), "started": started})
+    run_machine(toy, _SETTINGS, None, "test_area[x]")
+    assert len(started) >= _SETTINGS.max_examples
 
 
 def test_shrinking_bounded_restores_hypothesis_bound() -> None:

@@ -48,7 +48,7 @@ CASES: dict[str, tuple[str, str]] = {
     "memory-order-unchecked": (MEMORY_SWEEP, "MEMORY_CONSTRAINT_VIOLATION_ORDER"),
     "target-not-following": (MEMORY_SWEEP, "memory_target"),
     "static-max-unchecked": (MEMORY_SWEEP, "MEMORY_CONSTRAINT_VIOLATION_ORDER"),
-    "vcpus-unchecked": ("test_area and memory", "INVALID_VALUE"),
+    "vcpus-unchecked": (MEMORY_SWEEP, "INVALID_VALUE"),
     "dynamic-range-running-refused": (MEMORY_SWEEP, "VM.set_memory_dynamic_range"),
     "blocked-ignored": (BLOCKED_SWEEP, "OPERATION_BLOCKED"),
     "blocked-checked-late": (BLOCKED_SWEEP, "OPERATION_BLOCKED"),

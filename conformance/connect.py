@@ -13,7 +13,7 @@ from conformance.compare import Strictness
 from conformance.errors import LoginFailed, ProtocolError, TargetError, UsageError
 from conformance.harness import Connection, sweep_run_vms
 from conformance.importer import Login
-from conformance.server.config import ServerConfig
+from conformance.server.config import ServerConfig, parse_release
 from conformance.server.process import start_in_thread
 from conformance.targets import Target, TargetSettings, open_target
 from conformance.waivers import Waivers, load_waivers
@@ -71,6 +71,8 @@ class RunConfig:
     roles: tuple[RoleAccount, ...] = ()
     settings: TargetSettings = field(default_factory=TargetSettings)
     server_faults: tuple[str, ...] = ()
+    xapi_version: str = ""
+    """The release to judge by (``--xapi-version``); empty: the one the pool master reports."""
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
 
@@ -95,7 +97,12 @@ def _login(target: Target, account: Account) -> Login:
 def _embedded(config: RunConfig) -> tuple[Target, Facts, tuple[Account, ...], Callable[[], None]]:
     password = secrets.token_hex(12)
     accounts = tuple(Account(f"suite-{role}", secrets.token_hex(12), role) for role in SUITE_ROLES)
-    server_config = ServerConfig(password=password, accounts=accounts, faults=config.server_faults)
+    server_config = ServerConfig(
+        password=password,
+        accounts=accounts,
+        faults=config.server_faults,
+        xapi_version=config.xapi_version,
+    )
     server = start_in_thread(server_config)
     target = open_target(server.url, config.protocol, config.settings)
     root = Account("root", password, "pool-admin", superuser=True)
@@ -138,6 +145,7 @@ def open_connection(config: RunConfig) -> tuple[Connection, Callable[[], None]]:
         run_id=config.run_id,
         strictness=config.strictness,
         waivers=waivers,
+        release=parse_release(config.xapi_version) if config.xapi_version else None,
     )
 
     def close() -> None:

@@ -37,6 +37,7 @@ from conformance.waivers import Waivers
 from conformance.wire import WireFormatError, jsonrpc, parse_value_text, xmlrpc
 from models.operations import is_default_template
 from models.outcome import Encoded, Failure, Outcome, Success, Value
+from models.releases import Release
 from models.rpc import apply
 from models.schema import XType
 from models.transition import Branch, Call
@@ -90,6 +91,8 @@ class Connection:
     task_timeout: float | None = None
     """Seconds an ``Async.`` call's task may stay pending before the target counts as stalled
     (default: the target's settings, from ``--timeout``)."""
+    release: Release | None = None
+    """The xapi release to judge by (``--xapi-version``); None: the one the pool master reports."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
@@ -187,7 +190,9 @@ class Harness:
     def _import(self) -> World:
         connection = self.connection
         salt = f"model-{connection.run_id}-{connection.tally.examples}"
-        world = import_world(connection.target, connection.logins(), connection.facts, salt)
+        world = import_world(
+            connection.target, connection.logins(), connection.facts, salt, connection.release
+        )
         for login in connection.logins():
             self.refs.bind(login.session, login.session, "session")
         return world

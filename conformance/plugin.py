@@ -169,6 +169,7 @@ def run_config(config: pytest.Config) -> RunConfig:
             config.getoption("xapi_insecure"),
         ),
         server_faults=tuple(config.getoption("xapi_fault")),
+        xapi_version=config.getoption("xapi_version") or "",
         run_id=f"{config.getoption('xapi_run_id') or secrets.token_hex(4)}.{_worker(config)}",
     )
 
@@ -471,6 +472,7 @@ def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) ->
         tool_version=tool_version,
         baseline=_baseline(config),
         baseline_path=config.getoption("xapi_baseline") or "",
+        xapi_version=config.getoption("xapi_version") or "",
     )
     summary = merge_parts(read_parts(parts_dir), facts, interrupted=interrupted)
     secrets = _secrets(config)

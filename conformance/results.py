@@ -202,6 +202,19 @@ class RunFacts:
     tool_version: str
     baseline: RunSummary | None = None
     baseline_path: str = ""
+    xapi_version: str = ""
+    """The release chosen with ``--xapi-version`` (empty: the one the target reports)."""
+
+
+def _judged(identity: dict[str, str], chosen: str) -> str:
+    """The release judged against, and when it was chosen, what the target says it runs."""
+    text = judged_release(identity, chosen)
+    if not chosen:
+        return text
+    reported = identity.get("xapi_build") or identity.get("xapi")
+    return f"{text}, chosen with --xapi-version" + (
+        f" (the target reports xapi {reported})" if reported else ""
+    )
 
 
 STOPPED_EARLY = "the run was interrupted before its end; the counts are those reached so far"
@@ -252,7 +265,7 @@ def merge_parts(
         strictness=facts.strictness,
         messages=_messages(total.messages),
         target_identity=total.identity,
-        release=judged_release(total.identity),
+        release=_judged(total.identity, facts.xapi_version),
         areas=tuple(sorted(total.areas)),
     )
     return with_findings(summary, facts.baseline, facts.baseline_path)

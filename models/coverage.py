@@ -4,7 +4,7 @@ can reach through the API, for reports that show what a run did not exercise."""
 from __future__ import annotations
 
 from models.catalogue import MESSAGES
-from models.releases import DEFAULT_RELEASE, Release, release_of_software_version
+from models.releases import DEFAULT_RELEASE, Release, release, release_of_software_version
 from models.schema import XType
 
 __all__ = [
@@ -29,9 +29,12 @@ RELEASE = release_text(DEFAULT_RELEASE)
 """The xapi release whose behaviour the model follows by default."""
 
 
-def judged_release(software_version: dict[str, str]) -> str:
-    """The release the model follows for a pool master reporting ``software_version`` (as the
-    importer chooses it), named as reports name it."""
+def judged_release(software_version: dict[str, str], chosen: str = "") -> str:
+    """The release the model follows, named as reports name it: xapi ``chosen`` when one was
+    chosen, else the one a pool master reporting ``software_version`` names (as the importer
+    reads it). ``chosen`` must be a version (``release`` raises ValueError otherwise)."""
+    if chosen:
+        return release_text(release(chosen))
     return release_text(release_of_software_version(software_version) or DEFAULT_RELEASE)
 
 

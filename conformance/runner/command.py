@@ -26,6 +26,7 @@ from conformance.errors import ConformanceError, ExitCode, TargetError, UsageErr
 from conformance.results import STOPPED_EARLY, RunFacts, merge_parts
 from conformance.runner import interrupts
 from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
+from conformance.server.config import parse_release
 from conformance.targets import TargetSettings
 from conformance.waivers import load_waivers
 from reports import (
@@ -105,6 +106,8 @@ def _validate(args: argparse.Namespace) -> Path:
     _settings(args)
     if args.time_budget is not None:
         parse_duration(args.time_budget)
+    if args.xapi_version:
+        parse_release(args.xapi_version)
     report_dir = Path(args.report_dir).resolve()
     try:
         report_dir.mkdir(parents=True, exist_ok=True)

@@ -235,6 +235,14 @@ OPTIONS: tuple[Option, ...] = (
         "bounded; what was left out is reported)",
         metavar="DURATION",
     ),
+    Option(
+        "version",
+        "judge by xapi release V (e.g. 24.19) instead of the one the pool master reports; "
+        "the embedded server then behaves as V",
+        metavar="V",
+        flags=("--xapi-version",),
+        dest="xapi_version",
+    ),
     Option("fault", "seeded fault of the embedded server", repeat=True, hidden=True),
     Option(
         "select",

@@ -9,16 +9,25 @@ and a model of another release would report a divergence.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from conformance.cli import main
+from conformance.divergence import Divergence
 from conformance.errors import ExitCode
+from conformance.harness import Connection, Harness
 from conformance.importer import Login, import_world
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
+from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
+from conformance.strategies import vm_record
 from conformance.targets.inprocess import InProcessTarget
 from models.outcome import Failure, Success
 from models.releases import DEFAULT_RELEASE, release
@@ -100,3 +109,81 @@ def test_served_release_shows_in_the_host_record() -> None:
 def test_serve_refuses_a_version_that_is_not_one(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--xapi-version", "latest"]) == ExitCode.USAGE
     assert "--xapi-version" in capsys.readouterr().err
+
+
+# ---- run --xapi-version: the release judged by, chosen instead of read ---------------------
+
+
+def _harness(served: str, chosen: str) -> Harness:
+    state = ServerState.from_config(
+        ServerConfig(password=PASSWORD, xapi_version=served, salt="release-tests")
+    )
+    target = InProcessTarget(XenAPIApp(state))
+    connection = Connection(
+        target=target,
+        root=Login(_login(target), ROOT),
+        roles={},
+        facts=Facts(),
+        run_id="release-tests",
+        release=release(chosen) if chosen else None,
+    )
+    return Harness(connection, "operations")
+
+
+@pytest.mark.parametrize(
+    ("served", "chosen", "diverges"),
+    [
+        pytest.param("23.31", "", False, id="23.31-read-from-the-target"),
+        pytest.param("23.31", "23.31", False, id="23.31-chosen-alike"),
+        pytest.param("23.31", "24.19", True, id="23.31-judged-as-24.19"),
+        pytest.param("24.19", "23.31", True, id="24.19-judged-as-23.31"),
+        pytest.param("24.19", "", False, id="24.19-read-from-the-target"),
+    ],
+)
+def test_a_chosen_release_decides_the_verdict(served: str, chosen: str, diverges: bool) -> None:
+    """The same answer conforms to the release the target reports and diverges from another."""
+    h = _harness(served, chosen)
+    try:
+        vm = h.call("VM.create", vm_record("release-tests"))
+        assert isinstance(vm, Success)
+        assert h.world.release.xapi == (chosen or served)
+        if diverges:
+            with pytest.raises(Divergence, match="error parameter"):
+                h.call("VM.restart_device_models", str(vm.value))
+        else:
+            answer = h.call("VM.restart_device_models", str(vm.value))
+            assert isinstance(answer, Failure) and answer.code == "VM_BAD_POWER_STATE"
+    finally:
+        h.teardown()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XAPI_PASSWORD": PASSWORD},
+        timeout=300,
+    )
+
+
+def test_run_names_the_chosen_release_and_the_reported_one(tmp_path: Path) -> None:
+    server = start_in_thread(ServerConfig(password=PASSWORD, xapi_version="23.31"))
+    try:
+        result = _run(
+            "--target", server.url, "--xapi-version", "24.19", "--profile", "dev",
+            "-k", "rpc", "--max-examples", "2", "--seed", "1", "--report-dir", str(tmp_path),
+        )  # fmt: skip
+    finally:
+        server.stop()
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    judged = json.loads((tmp_path / "summary.json").read_text())["release"]
+    assert judged.startswith("xapi 24.19 ")
+    assert "chosen with --xapi-version (the target reports xapi 23.31)" in judged
+
+
+def test_run_refuses_a_version_that_is_not_one(tmp_path: Path) -> None:
+    result = _run("--xapi-version", "newest", "--report-dir", str(tmp_path))
+    assert result.returncode == ExitCode.USAGE
+    assert "--xapi-version" in result.stderr and "Traceback" not in result.stderr

@@ -7,16 +7,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-__all__ = ["Encoded", "Failure", "Outcome", "Success", "Value"]
+__all__ = ["Encoded", "Failure", "Int32", "Outcome", "Success", "Value"]
 
 Value: TypeAlias = (
-    "str | int | float | bool | datetime.datetime | Encoded | Sequence[Value] | Mapping[str, Value]"
+    "str | int | float | bool | datetime.datetime | Encoded | Int32 | Sequence[Value] "
+    "| Mapping[str, Value]"
 )
 """A XenAPI value as Python holds it.
 
 int is int64, float is a double, str covers strings, refs and enum values, a Sequence is a set
-(held as a tuple), a Mapping is a map or a record, ``Encoded`` is a string of encoded XML-RPC.
-Wire codecs translate to and from this.
+(held as a tuple), a Mapping is a map or a record, ``Encoded`` is a string of encoded XML-RPC,
+``Int32`` an int xapi marshals as a 32-bit int. Wire codecs translate to and from this.
 """
 
 
@@ -28,6 +29,15 @@ class Encoded:
     """
 
     value: Value
+
+
+@dataclass(frozen=True)
+class Int32:
+    """An int xapi marshals as ``Rpc.Int32`` (``<i4>`` over XML-RPC, a number over JSON-RPC),
+    unlike the datamodel's ints (int64: bare text over XML-RPC). event.from's
+    ``valid_ref_counts`` are such ints. Decoded answers hold plain ints."""
+
+    value: int
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from conformance.server.events import Batch, Poll, parse_token
 from conformance.server.latency import SlowCalls
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
-from models.outcome import Failure, Outcome, Success, Value
+from models.outcome import Failure, Int32, Outcome, Success, Value
 from models.rpc import REGISTRY
 from models.schema import XType
 from models.unmarshal import UnmarshalError, unmarshal
@@ -238,8 +238,6 @@ class XenAPIApp:
             return Failure("INTERNAL_ERROR", (bad.text,))
         classes = {_class_name(str(c)) for c in classes_raw}
         log = self.state.events
-        if token == "":
-            return _batch_outcome(log.current(classes))
         first = parse_token(token)
         if first is None:
             return Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,))
@@ -271,7 +269,7 @@ def _poll_outcome(poll: Poll) -> Outcome:
 def _batch_outcome(batch: Batch) -> Outcome:
     result: dict[str, Value] = {
         "events": tuple(e.as_value() for e in batch.events),
-        "valid_ref_counts": batch.counts,
+        "valid_ref_counts": {cls: Int32(count) for cls, count in batch.counts.items()},
         "token": batch.token,
     }
     return Success(result)

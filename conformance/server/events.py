@@ -1,4 +1,4 @@
-"""event.from for the embedded server: a change log computed by diffing successive worlds.
+"""event.from for the embedded server: objects' generations, computed by diffing successive worlds.
 
 A long poll is a ``Poll``: what it waits for, until when, and for which session. It holds no
 thread and no lock while it waits: the HTTP front end parks it on the log's listeners, and the
@@ -29,13 +29,15 @@ __all__ = [
     "wait_seconds",
 ]
 
-CLASSES = ("vm", "host", "pool", "sr", "task")
+CLASSES = ("task", "pool", "vm", "host", "sr")
+"""The evented classes, in the order of xapi's datamodel (``Datamodel.all_system``)."""
 DEFAULT_WAIT_S = 24 * 3600.0
 """xapi's wait when a timeout is not a usable span (``Xapi_event.from``: 24 hours)."""
 _MAX_SPAN_NS = 2**53 - 1
 """The longest span ``Mtime.Span.of_float_ns`` accepts (about 104 days)."""
 CAPACITY = 10_000
-"""Events kept for tokens to catch up on; bounds the log's memory (each holds a snapshot)."""
+"""Destroyed objects remembered for tokens to catch up on (their del events); bounds the log's
+memory. Live objects are remembered once each, whatever their number of changes."""
 
 
 def wait_seconds(timeout: float) -> float:
@@ -58,25 +60,29 @@ def wait_seconds(timeout: float) -> float:
 
 @dataclass(frozen=True)
 class Event:
-    """One change: ``operation`` is add, mod or del; ``snapshot`` the record after it."""
+    """One object's change since a token: ``operation`` add, mod or del; ``snapshot`` the record
+    now (None for del). ``id`` is the generation of the change: of the creation for add, of the
+    last change for mod and del."""
 
     id: int
-    timestamp: float
     cls: str
     operation: str
     ref: str
-    snapshot: Mapping[str, Value]
+    snapshot: Mapping[str, Value] | None
 
     def as_value(self) -> dict[str, Value]:
-        """The event struct as xapi sends it."""
-        return {
-            "id": self.id,
-            "timestamp": f"{self.timestamp:.6f}",
+        """The event struct as xapi's event.from sends it (``Xapi_event.from_inner``): the id a
+        string, the timestamp always "0.0", no snapshot for del."""
+        value: dict[str, Value] = {
+            "id": str(self.id),
+            "timestamp": "0.0",
             "class": self.cls,
             "operation": self.operation,
             "ref": self.ref,
-            "snapshot": dict(self.snapshot),
         }
+        if self.snapshot is not None:
+            value["snapshot"] = dict(self.snapshot)
+        return value
 
 
 def snapshot_all(world: World) -> dict[tuple[str, str], Mapping[str, Value]]:
@@ -130,25 +136,56 @@ def snapshot_changes(
 
 
 def parse_token(token: str) -> int | None:
-    """The id of the first event a token has not seen; None when it cannot be parsed.
+    """The generation a token has seen up to (0 for ""); None when it cannot be parsed.
 
     Tokens look like xapi's ``"%020d,%020d"``; only the first number carries meaning here.
     """
+    if token == "":
+        return 0
     head, sep, tail = token.partition(",")
     if not (sep and head.isdigit() and tail.isdigit()):
         return None
     return int(head)
 
 
+INJECTABLE = {"VM": "vm", "host": "host", "pool": "pool", "SR": "sr", "task": "task"}
+"""event.inject's class names (the database's table names, case and all) → event classes."""
+
+
+@dataclass
+class _Stat:
+    """When an object was created and last changed (generations), as xapi's database keeps."""
+
+    created: int
+    modified: int
+
+
+@dataclass(frozen=True)
+class _Tombstone:
+    created: int
+    deleted: int
+    cls: str
+    ref: str
+
+
 class EventLog:
-    """A bounded log of events with a condition to wait on; thread-safe."""
+    """Every object's creation and last change as generations, as xapi's database keeps them;
+    event.from reads the objects changed since a token. Thread-safe.
+
+    As ``Xapi_event.from`` does, an object appears at most once per answer: ``add`` when created
+    since the token (whatever changed after), ``mod`` when changed, ``del`` when destroyed, and
+    not at all when created and destroyed since the token.
+    """
 
     def __init__(self, world: World, capacity: int = CAPACITY) -> None:
         self._lock = threading.Condition()
-        self._events: list[Event] = []
-        self._next_id = 0
+        self._generation = 1
         self._capacity = capacity
         self._objects = snapshot_all(world)
+        self._stats = {key: _Stat(1, 1) for key in self._objects}
+        self._recent: dict[tuple[str, str], int] = dict.fromkeys(self._objects, 1)
+        """Live objects by their last change, oldest first (re-inserted on each change)."""
+        self._deleted: list[_Tombstone] = []
         self._world = world
         self._listeners: list[Callable[[], None]] = []
 
@@ -169,7 +206,7 @@ class EventLog:
             listener()
 
     def record(self, world: World) -> None:
-        """Append the differences between the last recorded world and ``world``.
+        """Note the objects created, changed and destroyed since the last recorded world.
 
         Callers serialise calls to ``record`` (the server state's lock), so the diff base is
         always the world recorded just before.
@@ -177,23 +214,35 @@ class EventLog:
         objects = snapshot_changes(self._world, world, self._objects)
         self._world = world
         with self._lock:
-            now = time.time()
-            for (cls, ref), operation, snapshot in _diff(self._objects, objects):
-                self._events.append(Event(self._next_id, now, cls, operation, ref, snapshot))
-                self._next_id += 1
-            del self._events[: max(0, len(self._events) - self._capacity)]
+            for key, operation, _snapshot in _diff(self._objects, objects):
+                self._change(key, operation)
+            del self._deleted[: max(0, len(self._deleted) - self._capacity)]
             self._objects = objects
             self._notify()
 
-    def since(self, first: int, classes: set[str]) -> Batch:
-        """Events from id ``first`` on in ``classes``, at once (empty when there are none)."""
-        with self._lock:
-            return self._batch(self._found(first, classes))
+    def _change(self, key: tuple[str, str], operation: str) -> None:
+        """One more generation for ``key`` (the caller holds the lock)."""
+        self._generation += 1
+        generation = self._generation
+        self._recent.pop(key, None)
+        if operation == "del":
+            stat = self._stats.pop(key)
+            self._deleted.append(_Tombstone(stat.created, generation, *key))
+            return
+        stat = self._stats.setdefault(key, _Stat(generation, generation))
+        stat.modified = generation
+        self._recent[key] = generation
 
-    def has_since(self, first: int, classes: set[str]) -> bool:
-        """Whether an event from id ``first`` on in ``classes`` is in the log."""
+    def since(self, since: int, classes: set[str]) -> Batch:
+        """What event.from answers for a token that has seen generation ``since``."""
         with self._lock:
-            return any(True for _ in self._matching(first, classes))
+            events, last = self._collect(since, classes)
+            return self._batch(events, last)
+
+    def has_since(self, since: int, classes: set[str]) -> bool:
+        """Whether event.from would answer an event for a token at ``since``."""
+        with self._lock:
+            return bool(self._collect(since, classes)[0])
 
     def wait_until(self, predicate: Callable[[], bool], seconds: float) -> None:
         """Block until ``predicate`` holds after a change, or ``seconds`` pass.
@@ -204,53 +253,62 @@ class EventLog:
         with self._lock:
             self._lock.wait_for(predicate, seconds)
 
-    def _found(self, first: int, classes: set[str]) -> list[Event]:
-        return list(self._matching(first, classes))
-
-    def _matching(self, first: int, classes: set[str]) -> Iterable[Event]:
-        """Events from id ``first`` on in ``classes``; ids are consecutive, so slice, not scan."""
-        start = max(0, first - self._events[0].id) if self._events else 0
-        return (e for e in self._events[start:] if _wanted(e, classes))
-
-    def current(self, classes: set[str]) -> Batch:
-        """Every live object as an ``add`` event: what a "" token returns."""
-        with self._lock:
-            now = time.time()
-            events = [
-                Event(-1, now, cls, "add", ref, snap)
-                for (cls, ref), snap in self._objects.items()
-                if _wanted_class(cls, ref, classes)
-            ]
-            return self._batch(events)
+    def _collect(self, since: int, classes: set[str]) -> tuple[list[Event], int]:
+        """Events after generation ``since`` in ``classes`` (adds, mods, dels, each in class
+        then ref order) and the newest generation among the objects matched, as
+        ``Xapi_event.collect_events`` finds them (the caller holds the lock)."""
+        last = since
+        adds: list[Event] = []
+        mods: list[Event] = []
+        for (cls, ref), modified in reversed(self._recent.items()):
+            if modified <= since:
+                break
+            if not _wanted_class(cls, ref, classes):
+                continue
+            last = max(last, modified)
+            created = self._stats[cls, ref].created
+            snapshot = self._objects[cls, ref]
+            if created > since:
+                adds.append(Event(created, cls, "add", ref, snapshot))
+            else:
+                mods.append(Event(modified, cls, "mod", ref, snapshot))
+        dels: list[Event] = []
+        for tomb in reversed(self._deleted):
+            if tomb.deleted <= since:
+                break
+            if _wanted_class(tomb.cls, tomb.ref, classes):
+                last = max(last, tomb.deleted)
+                if tomb.created <= since:
+                    dels.append(Event(tomb.deleted, tomb.cls, "del", tomb.ref, None))
+        return [*_ordered(adds), *_ordered(mods), *_ordered(dels)], last
 
     def inject(self, cls: str, ref: str) -> str | None:
-        """event.inject: a ``mod`` event for a live object; the token just before it.
-
-        None when no such object exists.
-        """
+        """event.inject: a change of a live object of class ``cls`` (a table name: ``VM``,
+        ``SR``...); the token just before it. None when ``ref`` is no object of that class."""
         with self._lock:
-            snapshot = self._objects.get((cls.lower(), ref))
-            if snapshot is None:
+            key = (INJECTABLE.get(cls, ""), ref)
+            if key not in self._stats:
                 return None
-            token = _format(self._next_id)
-            self._events.append(
-                Event(self._next_id, time.time(), cls.lower(), "mod", ref, snapshot)
-            )
-            self._next_id += 1
+            self._change(key, "mod")
             self._notify()
-            return token
+            return _format(self._generation - 1)
 
-    def _batch(self, events: list[Event]) -> Batch:
+    def _batch(self, events: list[Event], last: int) -> Batch:
         """Events with the token and counts of the same moment (the caller holds the lock)."""
         counts = dict.fromkeys(CLASSES, 0)
         for cls, _ref in self._objects:
             counts[cls] = counts.get(cls, 0) + 1
-        return Batch(events, _format(self._next_id), counts)
+        return Batch(events, _format(last), counts)
+
+
+def _ordered(events: list[Event]) -> list[Event]:
+    """Class order as xapi's datamodel lists its tables, then refs."""
+    return sorted(events, key=lambda e: (CLASSES.index(e.cls), e.ref))
 
 
 @dataclass(frozen=True)
 class Poll:
-    """One waiting event.from: events from ``first`` in ``classes`` until ``deadline``.
+    """One waiting event.from: events after generation ``first`` in ``classes`` until ``deadline``.
 
     ``alive`` tells whether ``session``, the caller's, still exists: xapi wakes a waiting call with
     SESSION_INVALID when its session is destroyed (``Xapi_event.From.wait2``).

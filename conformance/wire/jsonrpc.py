@@ -23,7 +23,7 @@ from conformance.wire.typed import (
     raw_value,
 )
 from conformance.wire.xmlrpc import value_text
-from models.outcome import Encoded, Failure, Outcome, Success, Value
+from models.outcome import Encoded, Failure, Int32, Outcome, Success, Value
 
 __all__ = [
     "JsonRpcRequest",
@@ -66,6 +66,8 @@ def _json_value(value: Value) -> object:
         return datetime_text(value)
     if isinstance(value, Encoded):
         return value_text(value.value)
+    if isinstance(value, Int32):
+        return value.value
     if isinstance(value, Mapping):
         return {str(key): _json_value(item) for key, item in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):

@@ -30,7 +30,7 @@ from conformance.wire.typed import (
     failure_from_wire,
     raw_value,
 )
-from models.outcome import Encoded, Outcome, Success, Value
+from models.outcome import Encoded, Int32, Outcome, Success, Value
 
 __all__ = [
     "decode_request",
@@ -98,6 +98,8 @@ def _encode(value: Value, style: _Style, out: list[str]) -> None:
         out.append(f"<dateTime.iso8601>{datetime_text(value)}</dateTime.iso8601>")
     elif isinstance(value, Encoded):
         out.append(style.escape(value_text(value.value)))
+    elif isinstance(value, Int32):
+        out.append(f"<i4>{value.value:d}</i4>")
     elif isinstance(value, Mapping):
         _encode_struct(value, style, out)
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):

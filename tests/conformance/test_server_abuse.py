@@ -508,10 +508,12 @@ def test_command_line_passwords_are_documented_as_unsafe() -> None:
 
 
 def test_the_event_log_keeps_at_most_its_capacity() -> None:
-    """The log is the only store that grows with traffic; it keeps the latest events only."""
+    """The log grows with traffic only by destroyed objects (for their del events), and keeps
+    the latest ones; a live object's changes are remembered once, as its last generation."""
     from dataclasses import replace
+    from types import MappingProxyType
 
-    from conformance.server.events import EventLog
+    from conformance.server.events import EventLog, parse_token
     from models.setup import initial_world
 
     world = initial_world(hosts=1, accounts=(), dmc_enabled=True)
@@ -520,9 +522,20 @@ def test_the_event_log_keeps_at_most_its_capacity() -> None:
     for n in range(200):
         world = replace(world, pool=replace(pool, other_config={"n": str(n)}))
         log.record(world)
-    batch = log.since(0, {"pool"})
-    assert len(batch.events) == 50
-    assert batch.events[-1].snapshot["other_config"] == {"n": "199"}
+    [event] = log.since(1, {"pool"}).events
+    assert event.snapshot is not None and event.snapshot["other_config"] == {"n": "199"}
+    srs = {f"OpaqueRef:sr-{n}": MappingProxyType({"uuid": str(n)}) for n in range(200)}
+    world = replace(world, srs=MappingProxyType({**world.srs, **srs}))
+    log.record(world)
+    token = parse_token(log.since(0, {"sr"}).token)
+    assert token is not None
+    for ref in srs:
+        world = replace(
+            world, srs=MappingProxyType({r: v for r, v in world.srs.items() if r != ref})
+        )
+        log.record(world)
+    gone = log.since(token, {"sr"}).events
+    assert len(gone) == 50 and {e.operation for e in gone} == {"del"}
 
 
 def _hammer(url: str, stopping: threading.Event, failures: list[BaseException]) -> None:

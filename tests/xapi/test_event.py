@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from models.outcome import Failure, Success
 from tests.xapi.conftest import Api
 from tests.xapi.oracle import missing
 
@@ -98,7 +99,7 @@ def test_event_from_parallel(wire_api: Api, source: str) -> None:
     errors: list[str] = []
 
     def plain() -> None:
-        outcome = wire_api.call("event.from", [], "", 10.0)
+        outcome = wire_api.call("event.from", [], "", 2.0)
         if not hasattr(outcome, "value"):
             errors.append(str(outcome))
 
@@ -156,3 +157,90 @@ def test_event_from_number(wire_api: Api) -> None:
         wire_api.ok("VM.set_name_label", vm, "renamed")
     refs = [e["ref"] for e in _from(wire_api, ["vm"], "", 10.0)["events"]]
     assert len(refs) == len(set(refs))
+
+
+# ---- what one event.from answers, read from xapi_event.ml (from_inner, collect_events) ------
+
+
+def _events_of(api: Api, classes: list[str], token: str, ref: str) -> list[dict[str, Any]]:
+    return [e for e in _from(api, classes, token, 1.0)["events"] if e["ref"] == ref]
+
+
+def test_created_then_modified_is_one_add_with_the_record_now(wire_api: Api) -> None:
+    """xapi_event.ml collect_events: an object created since the token is an add, whatever
+    changed after; its snapshot is the record as it is now, its id the creation's generation."""
+    token = _from(wire_api, ["vm"], "", 5.0)["token"]
+    vm = wire_api.new_vm(name_label="first")
+    wire_api.ok("VM.set_name_label", vm, "second")
+    [event] = _events_of(wire_api, ["vm"], token, vm)
+    assert event["operation"] == "add"
+    assert event["snapshot"]["name_label"] == "second"
+
+
+def test_created_then_destroyed_is_no_event(wire_api: Api) -> None:
+    """xapi_event.ml collect_events: a deleted object is a del only if it existed at the token;
+    created and destroyed since, it is not seen at all (the poll waits on)."""
+    token = _from(wire_api, ["vm"], "", 5.0)["token"]
+    vm = wire_api.new_vm()
+    wire_api.ok("VM.destroy", vm)
+    assert _events_of(wire_api, ["vm"], token, vm) == []
+
+
+def test_modified_then_destroyed_is_one_del_without_snapshot(wire_api: Api) -> None:
+    """xapi_event.ml from_inner: deletes are events_of ~with_snapshot:false, so a del carries
+    no snapshot field at all."""
+    vm = wire_api.new_vm()
+    token = _from(wire_api, ["vm"], "", 5.0)["token"]
+    wire_api.ok("VM.set_name_label", vm, "renamed")
+    wire_api.ok("VM.destroy", vm)
+    [event] = _events_of(wire_api, ["vm"], token, vm)
+    assert event["operation"] == "del" and "snapshot" not in event
+
+
+def test_event_ids_are_strings_and_timestamps_zero(wire_api: Api) -> None:
+    """Event_types.event: id and timestamp are strings; from_inner sets ts to "0.0" and the id
+    to the generation of the change, so ids grow with later changes."""
+    token = _from(wire_api, ["vm"], "", 5.0)["token"]
+    first, second = wire_api.new_vm(), wire_api.new_vm()
+    events = {e["ref"]: e for e in _from(wire_api, ["vm"], token, 1.0)["events"]}
+    for event in events.values():
+        assert isinstance(event["id"], str) and event["id"].isdigit()
+        assert event["timestamp"] == "0.0"
+    assert int(events[first]["id"]) < int(events[second]["id"])
+
+
+def test_valid_ref_counts_are_int32(wire_api: Api) -> None:
+    """Event_types.rpc_of_event_from: counts are Rpc.Int32, <i4> over XML-RPC (a bare int64
+    would read back as a string) and a number over JSON-RPC; one per table, live objects only."""
+    vm = wire_api.new_vm()
+    counts = _from(wire_api, ["vm"], "", 5.0)["valid_ref_counts"]
+    assert all(type(count) is int for count in counts.values())
+    before = counts["vm"]
+    wire_api.ok("VM.destroy", vm)
+    assert _from(wire_api, ["vm"], "", 5.0)["valid_ref_counts"]["vm"] == before - 1
+
+
+@pytest.mark.parametrize(
+    ("cls", "valid"),
+    [("VM", True), ("vm", False), ("pool", False), ("SR", False), ("Vm", False)],
+)
+def test_event_inject_wants_the_table_name_of_the_ref(wire_api: Api, cls: str, valid: bool) -> None:
+    """xapi_event.ml inject: the ref's table must equal the class exactly (table names: "VM",
+    "SR", "pool"...), else HANDLE_INVALID [class; ref]; the token returned sees the change."""
+    vm = wire_api.new_vm()
+    outcome = wire_api.call("event.inject", cls, vm)
+    if not valid:
+        assert outcome == Failure("HANDLE_INVALID", (cls, vm))
+        return
+    assert isinstance(outcome, Success) and isinstance(outcome.value, str)
+    [event] = _events_of(wire_api, ["vm"], outcome.value, vm)
+    assert event["operation"] == "mod"
+
+
+def test_an_empty_token_waits_when_nothing_matches(wire_api: Api) -> None:
+    """xapi_event.ml Token.of_string: "" is generation 0, polled as any token: with no object
+    in the subscription, event.from waits its timeout and answers no events."""
+    start = time.monotonic()
+    batch = _from(wire_api, ["vm/OpaqueRef:none"], "", 1.0)
+    assert 1.0 <= time.monotonic() - start < 3.0
+    assert batch["events"] == ()

@@ -15,7 +15,7 @@ from models.errors import XenAPIError, internal_error
 from models.generic import generic_handler
 from models.others import OTHER_MESSAGES, SESSIONLESS
 from models.outcome import Failure, Outcome, Success, Value
-from models.rbac import check_permission
+from models.rbac import check_map_update, check_permission
 from models.releases import released
 from models.schema import Message
 from models.transition import Branch, Call, Ctx, Handler, Result, failed
@@ -168,12 +168,26 @@ def _authorised(
     if entry.message.removed:
         raise XenAPIError("MESSAGE_REMOVED")
     check_permission(session, name, entry.message, args)
+    _check_map_keys(world, session, name, args)
     if is_async and not entry.message.has_async:
         raise XenAPIError("Fault", f"No async mode for this operation (rpc: {call.method})")
     ctx = Ctx(world, session_ref, session, call.now, call.method)
     if is_async:
         return _as_task(ctx, entry, args)
     return _handled(ctx, entry, args)
+
+
+_RBAC_MAP_SETTERS = {"VM.set_other_config": "other_config", "VM.set_platform": "platform"}
+"""Setters that check the protected keys they change (``Helpers.set_map_with_rbac``)."""
+
+
+def _check_map_keys(world: World, session: SessionInfo, name: str, args: tuple[Value, ...]) -> None:
+    field = _RBAC_MAP_SETTERS.get(name)
+    vm = world.vms.get(str(args[0])) if field else None
+    if field and vm is not None and isinstance(args[1], Mapping):
+        old = vm[field]
+        assert isinstance(old, Mapping)
+        check_map_update(session, field, old, args[1])
 
 
 def _handled(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:

@@ -20,6 +20,7 @@ from conformance.server.state import ServerState
 from conformance.targets.inprocess import InProcessTarget
 from conformance.wire.xmlrpc import value_text
 from models.outcome import Encoded, Failure, Outcome, Success
+from models.releases import DEFAULT_RELEASE, release
 from models.rpc import apply
 from models.setup import initial_world
 from models.transition import Call
@@ -94,16 +95,23 @@ class Api:
 
 
 def _accounts() -> tuple[Account, ...]:
-    return (Account("operator", "op-pw", "vm-operator"), Account("ro", "ro-pw", "read-only"))
+    return (
+        Account("operator", "op-pw", "vm-operator"),
+        Account("admin", "admin-pw", "vm-admin"),
+        Account("ro", "ro-pw", "read-only"),
+    )
 
 
-def make_api(kind: str) -> Api:
-    """A logged-in root client of backend ``kind`` (model, xmlrpc or jsonrpc)."""
+def make_api(kind: str, xapi_version: str = "") -> Api:
+    """A logged-in root client of backend ``kind`` (model, xmlrpc or jsonrpc), behaving as xapi
+    ``xapi_version`` (default: the newest release known)."""
     if kind == "model":
         every = (Account("root", PASSWORD, "pool-admin", superuser=True), *_accounts())
-        backend: Any = ModelBackend(initial_world(accounts=every))
+        chosen = release(xapi_version) if xapi_version else DEFAULT_RELEASE
+        backend: Any = ModelBackend(initial_world(accounts=every, release=chosen))
     else:
-        state = ServerState.from_config(ServerConfig(password=PASSWORD, accounts=_accounts()))
+        config = ServerConfig(password=PASSWORD, accounts=_accounts(), xapi_version=xapi_version)
+        state = ServerState.from_config(config)
         backend = InProcessTarget(XenAPIApp(state), protocol=kind)  # type: ignore[arg-type]
     api = Api(backend, kind)
     login = api.raw("session.login_with_password", "root", PASSWORD, "2.21", "xapi-oracle")

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from models.checks import guarded, merge, update_vm
 from models.errors import XenAPIError, handle_invalid
 from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt, platform_flag
+from models.misc import HOST_BIOS_STRINGS
 from models.outcome import Value
 from models.placement import choose_host, host_error, resident_host
 from models.records import NO_DOMAIN
@@ -91,8 +92,17 @@ def _boot_platform(vm: Record) -> dict[str, Value]:
     return platform
 
 
+def _generic_bios_strings(world: World, ref: str) -> World:
+    """message_forwarding.ml start/start_on: a VM without BIOS strings gets the generic ones
+    (``Xapi_vm_helpers.consider_generic_bios_strings``) before it is placed."""
+    if as_map(world.vms[ref]["bios_strings"]):
+        return world
+    return update_vm(world, ref, {"bios_strings": dict(HOST_BIOS_STRINGS)})
+
+
 def _starting(world: World, ref: str, boot: Callable[[World, Record], Result]) -> Result:
     """What VM.start writes before placing the VM (kept if placement then fails), then ``boot``."""
+    world = _generic_bios_strings(world, ref)
     world = _ha_on_boot(world, ref, world.vms[ref])
 
     def placed() -> Result:

@@ -6,11 +6,13 @@ conversion service, a remote pool), the answer chosen is written in the handler'
 
 from __future__ import annotations
 
+from models.catalogue import roles_at_least
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, vm_bad_power_state
 from models.outcome import Value
 from models.placement import host_error
 from models.records import memory_overhead, read_record
+from models.releases import changed
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
 from models.world import NULL_REF, Record, World, new_ids
 
@@ -67,13 +69,18 @@ def update_allowed_operations(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return done(refresh(ctx.world, str(args[0])))
 
 
-def query_services(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.query_services: op check (NOT_SYSTEM_DOMAIN inside it), then NOT_IMPLEMENTED."""
+def _not_implemented(op: str) -> Handler:
+    """The op check, then NOT_IMPLEMENTED [op] as xapi_vm.ml raises it (query_services:
+    NOT_SYSTEM_DOMAIN inside the check; send_sysrq, send_trigger: Running only)."""
 
-    def body(_: Record) -> Result:
-        raise XenAPIError("NOT_IMPLEMENTED", "query_services")
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        def body(_: Record) -> Result:
+            raise XenAPIError("NOT_IMPLEMENTED", op)
 
-    return guarded(ctx.world, str(args[0]), "query_services", body)
+        return guarded(ctx.world, str(args[0]), op, body)
+
+    handler.__doc__ = f"VM.{op}: the operation check, then NOT_IMPLEMENTED."
+    return handler
 
 
 def get_boot_record(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -101,13 +108,65 @@ def query_data_source(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return done(ctx.world, 0.0)
 
 
+GUEST_AGENT_PLUGIN = "guest-agent-operation"
+RUN_SCRIPT_KEY = "allow_guest_agent_run_script"
+"""The pool other_config key that allows the run-script function (Xapi_globs)."""
+MAX_SCRIPT_BYTES = 1024
+
+
 def call_plugin(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.call_plugin: op check, then only the guest-agent plugin exists (unconfirmed text)."""
+    """VM.call_plugin (xapi_vm.ml): the op check (Running only), then the one plugin there is,
+    ``guest-agent-operation``, with three functions. Not modelled: the rate limit of one call
+    per VM every 10 s (VM_CALL_PLUGIN_RATE_LIMIT, its wait a float of the host's clock)."""
+    plugin, fn = str(args[1]), str(args[2])
 
     def body(_: Record) -> Result:
-        raise XenAPIError("XENAPI_MISSING_PLUGIN", str(args[1]))
+        if plugin != GUEST_AGENT_PLUGIN:
+            raise XenAPIError("XENAPI_MISSING_PLUGIN", plugin)
+        if fn in ("request-rdp-on", "request-rdp-off"):
+            raise _not_executed(fn)  # the guests report no feature-ts2 in their guest metrics
+        if fn == "run-script":
+            return _run_script(ctx, {str(k): str(v) for k, v in as_map(args[3]).items()})
+        text = f'The requested fn "{fn}" could not be found in plugin "{plugin}".'
+        raise XenAPIError("XENAPI_PLUGIN_FAILURE", "failed to find fn", text, text)
 
     return guarded(ctx.world, str(args[0]), "call_plugin", body)
+
+
+def _not_executed(fn: str) -> XenAPIError:
+    text = (
+        f'The requested fn "{fn}" of plugin "{GUEST_AGENT_PLUGIN}" could not be executed for '
+        "lack of guest agent control feature."
+    )
+    return XenAPIError("XENAPI_PLUGIN_FAILURE", "failed to execute fn", text, text)
+
+
+def _run_script(ctx: Ctx, args: dict[str, str]) -> Result:
+    """xapi_vm.ml run_script: allowed by the pool, required arguments, vm-power-admin (the
+    permission of VM.checkpoint), a script of at most 1024 bytes; then the guest runs it.
+    The simulator has no guest: it answers "" (xenopsd's task without a result)."""
+    if ctx.world.pool.other_config.get(RUN_SCRIPT_KEY) != "true":
+        raise XenAPIError("FEATURE_RESTRICTED")
+    for name in ("username", "password", "script"):
+        if name not in args:
+            raise XenAPIError(
+                "XENAPI_PLUGIN_FAILURE", "missing argument", "", f"Argument {name} is required."
+            )
+    session = ctx.session
+    if not session.superuser and session.role not in roles_at_least("vm-power-admin"):
+        raise XenAPIError(
+            "RBAC_PERMISSION_DENIED",
+            "vm.call_plugin",
+            "No permission to run script, must have VM power admin role or higher.",
+        )
+    if len(args["script"].encode()) > MAX_SCRIPT_BYTES:
+        raise XenAPIError(
+            "XENAPI_PLUGIN_FAILURE",
+            "length restriction",
+            "",
+            f"The script length must not exceed {MAX_SCRIPT_BYTES} bytes",
+        )
+    return done(ctx.world, "")
 
 
 def compute_memory_overhead(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -133,13 +192,29 @@ def get_possible_hosts(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return done(ctx.world, hosts)
 
 
-def _devices(count: int) -> Handler:
-    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-        vm_of(ctx.world, args[0])
-        return done(ctx.world, tuple(str(n) for n in range(count)))
+VBD_DEVICES = 255
+"""xapi_vm_helpers.ml allowed_VBD_devices: disks 0..254 (HVM and PV guests, since 2015)."""
+VBD_DEVICES_CONTROL_DOMAIN = 256
+VIF_DEVICES = 16
+"""allowed_VIF_devices: 0..15 since xapi 25.29 (947e4965be); 0..6 before."""
+VIF_DEVICES_BEFORE_25_29 = 7
 
-    handler.__doc__ = f"Free device numbers: the model's VMs have no devices, so 0..{count - 1}."
-    return handler
+
+def get_allowed_VBD_devices(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.get_allowed_VBD_devices: the disk numbers not used by a VBD (the model's VMs have none)
+    of the range for the VM's kind (a control domain's goes to 255)."""
+    vm = vm_of(ctx.world, args[0])
+    count = VBD_DEVICES_CONTROL_DOMAIN if vm["is_control_domain"] else VBD_DEVICES
+    return done(ctx.world, tuple(str(n) for n in range(count)))
+
+
+def get_allowed_VIF_devices(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.get_allowed_VIF_devices: the device numbers not used by a VIF (the model's VMs have
+    none); 16 from xapi 25.29, 7 before (the release followed decides)."""
+    vm_of(ctx.world, args[0])
+    newer = changed(ctx.world.release, "get_allowed_VIF_devices: 16 devices, not 7")
+    count = VIF_DEVICES if newer else VIF_DEVICES_BEFORE_25_29
+    return done(ctx.world, tuple(str(n) for n in range(count)))
 
 
 def assert_can_boot_here(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -219,18 +294,16 @@ def set_bios_strings(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 def copy_bios_strings(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.copy_bios_strings(host): Halted only, once only; the host's strings are copied."""
-    ref = str(args[0])
+    """VM.copy_bios_strings(host) (xapi_vm_helpers.ml): once only, in any power state (no
+    operation check); the host's strings are copied and the host becomes the VM's affinity."""
+    ref, host = str(args[0]), str(args[1])
     vm = vm_of(ctx.world, ref)
-    if str(args[1]) not in ctx.world.hosts:
-        raise handle_invalid("host", str(args[1]))
-    if vm["power_state"] != "Halted":
-        raise vm_bad_power_state(ref, "halted", str(vm["power_state"]).lower())
     if as_map(vm["bios_strings"]):
         raise XenAPIError("VM_BIOS_STRINGS_ALREADY_SET")
-    return done(
-        update_vm(ctx.world, ref, {"bios_strings": dict(HOST_BIOS_STRINGS)}, recompute=False)
-    )
+    if host not in ctx.world.hosts:
+        raise handle_invalid("host", host)
+    changes: dict[str, Value] = {"bios_strings": dict(HOST_BIOS_STRINGS), "affinity": host}
+    return done(update_vm(ctx.world, ref, changes, recompute=False))
 
 
 def restart_device_models(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -244,7 +317,9 @@ def restart_device_models(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """
     ref = str(args[0])
     vm = vm_of(ctx.world, ref)
-    if not ctx.world.release.at_least("24.10"):
+    if not changed(
+        ctx.world.release, "restart_device_models: its own power-state check, capitalised states"
+    ):
         return guarded(ctx.world, ref, "pool_migrate", lambda _: done(ctx.world))
     if vm["power_state"] != "Running":
         raise XenAPIError("VM_BAD_POWER_STATE", ref, "Running", str(vm["power_state"]))
@@ -296,21 +371,21 @@ def _migrate(op: str) -> Handler:
 HANDLERS: dict[str, Handler] = {
     "assert_operation_valid": assert_operation_valid,
     "update_allowed_operations": update_allowed_operations,
-    "query_services": query_services,
+    "query_services": _not_implemented("query_services"),
     "get_boot_record": get_boot_record,
     "get_data_sources": _op_then("data_source_op", ()),
     "record_data_source": _op_then("data_source_op"),
     "forget_data_source_archives": _op_then("data_source_op"),
     "query_data_source": query_data_source,
-    "send_sysrq": _op_then("send_sysrq"),
-    "send_trigger": _op_then("send_trigger"),
+    "send_sysrq": _not_implemented("send_sysrq"),
+    "send_trigger": _not_implemented("send_trigger"),
     "call_plugin": call_plugin,
     "get_cooperative": _checked_vm(True),
     "compute_memory_overhead": compute_memory_overhead,
     "maximise_memory": maximise_memory,
     "get_possible_hosts": get_possible_hosts,
-    "get_allowed_VBD_devices": _devices(16),
-    "get_allowed_VIF_devices": _devices(7),
+    "get_allowed_VBD_devices": get_allowed_VBD_devices,
+    "get_allowed_VIF_devices": get_allowed_VIF_devices,
     "assert_agile": _checked_vm(),
     "assert_can_boot_here": assert_can_boot_here,
     "get_SRs_required_for_recovery": get_SRs_required_for_recovery,

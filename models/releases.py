@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CHANGES",
     "DEFAULT_RELEASE",
     "MESSAGES_SINCE",
     "RELEASES",
     "Release",
+    "changed",
     "release",
     "release_of_software_version",
     "released",
@@ -128,6 +130,20 @@ MESSAGES_SINCE: dict[str, str] = {
 }
 """Messages newer than some known release: wire name → the first xapi version that has them.
 An older server knows nothing of them: MESSAGE_METHOD_UNKNOWN, as for any unknown name."""
+
+
+CHANGES: dict[str, str] = {
+    "restart_device_models: its own power-state check, capitalised states": "24.10",  # CA-388107
+    "get_allowed_VIF_devices: 16 devices, not 7": "25.29",  # 947e4965be, first in v25.29.0
+}
+"""Behaviours that changed between known releases: what changed → the first xapi version with
+the new behaviour (older releases keep the old one). See also ``MESSAGES_SINCE``."""
+
+
+def changed(chosen: Release, change: str) -> bool:
+    """Whether a server of release ``chosen`` has the new behaviour ``change`` (a key of
+    ``CHANGES``)."""
+    return chosen.at_least(CHANGES[change])
 
 
 def released(chosen: Release, wire_name: str) -> bool:

@@ -199,12 +199,17 @@ def set_VCPUs_at_startup(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 def set_VCPUs_number_live(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.set_VCPUs_number_live: changing_VCPUs_live, range 1..VCPUs_max, then at_startup := n."""
+    """VM.set_VCPUs_number_live: changing_VCPUs_live, range 1..VCPUs_max, then at_startup := n.
+
+    Out of range, xenopsd raises ``Invalid_vcpus vcpu_max`` (xenops_server.ml VM_set_vcpus) and
+    xapi_xenops.ml set_vcpus turns it into INVALID_VALUE [rule; the VM's VCPUs_max]: the
+    parameter is the maximum, not the number asked for.
+    """
     ref, value = str(args[0]), _int(args[1])
 
     def body(vm: Record) -> Result:
         if not 1 <= value <= _int(vm["VCPUs_max"]):
-            raise invalid_value(VCPU_LIVE_RULE, str(value))
+            raise invalid_value(VCPU_LIVE_RULE, str(_int(vm["VCPUs_max"])))
         return done(update_vm(ctx.world, ref, {"VCPUs_at_startup": value}))
 
     return guarded(ctx.world, ref, "changing_VCPUs_live", body)

@@ -21,6 +21,7 @@ from conformance.errors import (
     UsageError,
 )
 from conformance.targets.base import Protocol_, Target, TargetSettings
+from conformance.targets.route import DeadlinePassed
 from conformance.targets.transport import HttpAnswer, HttpTransport, ResponseTooLarge, excerpt
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
 from models.outcome import Outcome, Success, Value
@@ -117,8 +118,8 @@ class _HttpTarget:
     def _exchange(self, path: str, body: bytes, method: str) -> HttpAnswer:
         try:
             return self._transport.post(path, body, self.content_type)
-        except TimeoutError:
-            raise self._missed_deadline(method) from None
+        except TimeoutError as error:
+            raise self._missed_deadline(method, error) from None
         except ResponseTooLarge as error:
             size = f"{error.length:,} bytes" if error.length is not None else "more than that"
             raise ProtocolError(
@@ -140,17 +141,21 @@ class _HttpTarget:
                 f"({type(error).__name__})"
             ) from None
         except OSError as error:
-            reason = error.strerror or type(error).__name__
+            reason = error.strerror or str(error) or type(error).__name__
+            proxy = self._transport.route.proxy
+            via = f" through the proxy {proxy} (from the *_PROXY variables)" if proxy else ""
             raise TargetUnreachable(
-                f"cannot reach {self.url} ({reason}); is the server running and the URL right?"
+                f"cannot reach {self.url}{via} ({reason}); is the server running and the URL "
+                f"right?{' Set NO_PROXY to bypass the proxy.' if proxy else ''}"
             ) from None
 
-    def _missed_deadline(self, method: str) -> TargetTimeout | TargetStalled:
+    def _missed_deadline(self, method: str, error: TimeoutError) -> TargetTimeout | TargetStalled:
         self._missed += 1
         limit = self.settings.timeout
+        stage = f" ({error.stage})" if isinstance(error, DeadlinePassed) else ""
         if self._missed < self.settings.stall_after:
             return TargetTimeout(
-                f"{self.url} did not answer {method} completely within {limit:g}s "
+                f"{self.url} did not answer {method} completely within {limit:g}s{stage} "
                 "(the per-call deadline, --timeout)"
             )
         self.stalled = (

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from conformance.targets.base import TargetSettings
+from conformance.targets.route import handshake, open_socket, route_to
 
 __all__ = ["EXCERPT_CHARS", "HttpAnswer", "HttpTransport", "ResponseTooLarge", "excerpt"]
 
@@ -124,15 +125,39 @@ class _DeadlineReader(io.RawIOBase):
 
 
 class _Http(http.client.HTTPConnection):
+    """A connection whose opening (resolve, connect, proxy CONNECT) ends by ``deadline``."""
+
+    deadline = math.inf
+    connect_s = math.inf
+
     def connect(self) -> None:
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock)
+        raw = open_socket(self.host, self.port, self.deadline, self.connect_s)
+        self.sock = _DeadlineSocket(raw)
+        self.sock.deadline = self.deadline
+        if getattr(self, "_tunnel_host", None):
+            self._tunnel()  # type: ignore[attr-defined]
 
 
-class _Https(http.client.HTTPSConnection):
+class _Https(_Http):
+    """TLS over ``_Http``'s socket (or its proxy tunnel), the handshake within the deadline."""
+
+    default_port = http.client.HTTPS_PORT
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, server_name: str) -> None:
+        super().__init__(host, port)
+        self.context = context
+        self.server_name = server_name
+
     def connect(self) -> None:
         super().connect()
-        self.sock = _DeadlineSocket(self.sock)
+        plain = self.sock
+        assert isinstance(plain, _DeadlineSocket)
+        tls = self.context.wrap_socket(
+            plain.sock, server_hostname=self.server_name, do_handshake_on_connect=False
+        )
+        handshake(tls, self.deadline)
+        self.sock = _DeadlineSocket(tls)
+        self.sock.deadline = self.deadline
 
 
 def _tls_context(verify: bool | str) -> ssl.SSLContext:
@@ -154,11 +179,11 @@ class HttpTransport:
     def __init__(self, url: str, settings: TargetSettings) -> None:
         parts = urlsplit(url)
         self.settings = settings
+        self.route = route_to(url)
         self._https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port
+        self._origin = f"{parts.scheme}://{parts.netloc}"
         self._context = _tls_context(settings.verify) if self._https else None
-        self._connection: http.client.HTTPConnection | None = None
+        self._connection: _Http | None = None
 
     def post(self, path: str, body: bytes, content_type: str) -> HttpAnswer:
         """POST ``body``; the answer within the deadline, its body bounded in size.
@@ -181,7 +206,7 @@ class HttpTransport:
             sock = connection.sock
             assert isinstance(sock, _DeadlineSocket)
             sock.deadline = deadline
-            connection.request("POST", path, body, self._headers(content_type))
+            connection.request("POST", self._target_of(path), body, self._headers(content_type))
             response = connection.getresponse()
             answer = self._answer(response)
         except BaseException:
@@ -191,22 +216,43 @@ class HttpTransport:
             self.close()
         return answer
 
-    def _headers(self, content_type: str) -> dict[str, str]:
-        return {"Content-Type": content_type, "User-Agent": "xapi-conformance"}
+    def _target_of(self, path: str) -> str:
+        """The request target: the path, or the absolute URL when a proxy relays plain HTTP."""
+        return self._origin + path if self.route.proxy and not self._https else path
 
-    def _open(self, deadline: float) -> http.client.HTTPConnection:
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {"Content-Type": content_type, "User-Agent": "xapi-conformance"}
+        if self.route.proxy and not self._https:  # the proxy reads where to from these
+            headers["Host"] = urlsplit(self._origin).netloc
+            if self.route.proxy_authorization:
+                headers["Proxy-Authorization"] = self.route.proxy_authorization
+        return headers
+
+    def _open(self, deadline: float) -> _Http:
         if self._connection is not None and _dropped(self._connection):
             self.close()
         if self._connection is None:
-            connect_s = min(self.settings.connect_timeout, max(deadline - time.monotonic(), 0.001))
-            if self._https:
-                self._connection = _Https(
-                    self._host, self._port, timeout=connect_s, context=self._context
-                )
-            else:
-                self._connection = _Http(self._host, self._port, timeout=connect_s)
+            self._connection = self._new_connection()
+            self._connection.deadline = deadline
+            self._connection.connect_s = self.settings.connect_timeout
             self._connection.connect()
         return self._connection
+
+    def _new_connection(self) -> _Http:
+        """A connection to the target's origin, or to the proxy (tunnelled for https)."""
+        route = self.route
+        where = urlsplit(route.proxy) if route.proxy else None
+        host, port = (where.hostname or "", where.port or 80) if where else (route.host, route.port)
+        if not self._https:
+            return _Http(host, port)
+        assert self._context is not None
+        connection = _Https(host, port, self._context, route.host)
+        if where is not None:
+            auth = route.proxy_authorization
+            connection.set_tunnel(
+                route.host, route.port, {"Proxy-Authorization": auth} if auth else None
+            )
+        return connection
 
     def _answer(self, response: http.client.HTTPResponse) -> HttpAnswer:
         location = response.getheader("Location") or ""

@@ -7,6 +7,7 @@ stall or die, for the mid-run cases.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import socketserver
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["Hostile", "Proxy", "Request", "hostile_server", "proxy"]
 
@@ -108,6 +110,60 @@ def hostile_server(behave: Behaviour) -> Iterator[Hostile]:
         yield state
     finally:
         close()
+
+
+@contextmanager
+def raw_server(behave: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """Serve ``behave`` on each new connection, before any request is read; yield the address
+    (``127.0.0.1:PORT``)."""
+    stop = threading.Event()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with contextlib.suppress(OSError):
+                behave(self.request, stop)
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def tls_drip(sock: socket.socket, stop: threading.Event) -> None:
+    """Reads the TLS ClientHello, then answers with a record header announcing 16 KiB and
+    sends its bytes one every 0.2 s: no single read ever waits long, the handshake never ends."""
+    sock.recv(65536)
+    sock.sendall(b"\x16\x03\x03\x40\x00")
+    while not stop.wait(0.2):
+        sock.sendall(b"\x00")
+
+
+def forward_proxy(seen: list[Request]) -> Behaviour:
+    """An HTTP forward proxy: relays ``POST http://host:port/path`` to that origin; refuses
+    CONNECT with 407. Every request it gets is appended to ``seen``."""
+
+    def behave(request: Request, sock: socket.socket, _stop: threading.Event) -> bool:
+        seen.append(request)
+        method, target, _ = request.head.split(b"\r\n")[0].decode().split()
+        if method == "CONNECT":
+            answer(sock, "407 Proxy Authentication Required", b"")
+            return False
+        where = urlsplit(target)
+        connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=30)
+        try:
+            connection.request("POST", where.path, request.body, {"Content-Type": "text/xml"})
+            response = connection.getresponse()
+            answer(sock, f"{response.status} {response.reason}", response.read())
+        finally:
+            connection.close()
+        return True
+
+    return behave
 
 
 def silent(_request: Request, _sock: socket.socket, stop: threading.Event) -> bool:

@@ -6,6 +6,8 @@ is a ``TargetError`` whose message says what happened, never with the password i
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
@@ -155,3 +157,88 @@ def test_a_bad_port_is_a_usage_error_not_a_traceback() -> None:
 
     with pytest.raises(UsageError, match="port"):
         XmlRpcTarget("http://127.0.0.1:99999/")
+
+
+def test_a_name_that_never_resolves_costs_the_deadline_not_the_resolver_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def black_hole(host: str, *args: object, **kwargs: object) -> object:
+        if host == "black-hole.test":
+            released.wait(60)  # a resolver with no answer: libc retries for many seconds
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", black_hole)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TargetTimeout, match=r"within 1s \(resolving black-hole.test\)"):
+            _login(XmlRpcTarget("http://black-hole.test:9/", FAST))
+        assert time.monotonic() - started < FAST.timeout + MARGIN_S
+    finally:
+        released.set()
+
+
+def test_a_tls_handshake_dripped_a_byte_at_a_time_ends_within_the_deadline() -> None:
+    with hostile.raw_server(hostile.tls_drip) as address:
+        target = XmlRpcTarget(f"https://{address}/", FAST)
+        started = time.monotonic()
+        with pytest.raises(TargetTimeout, match=r"within 1s \(in the TLS handshake\)"):
+            _login(target)
+        assert time.monotonic() - started < FAST.timeout + MARGIN_S
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment without proxy settings (lower-case ones would win over the test's)."""
+    import os
+
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_an_http_proxy_from_the_environment_relays_the_calls(
+    server: RunningServer, no_proxies: pytest.MonkeyPatch
+) -> None:
+    monkeypatch = no_proxies
+    seen: list[hostile.Request] = []
+    with hostile.hostile_server(hostile.forward_proxy(seen)) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://me:pw@"))
+        monkeypatch.setenv("NO_PROXY", "")
+        assert isinstance(_login(XmlRpcTarget(server.url, HONEST)), Success)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # now bypassed
+        assert isinstance(_login(XmlRpcTarget(server.url, HONEST)), Success)
+    assert len(seen) == 1
+    head = seen[0].head.decode()
+    assert head.startswith(f"POST {server.url} HTTP/1.1")
+    assert "Proxy-Authorization: Basic bWU6cHc=" in head  # me:pw, sent to the proxy only
+
+
+def test_an_https_target_is_tunnelled_through_the_proxy_and_a_refusal_is_named(
+    no_proxies: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch = no_proxies
+    seen: list[hostile.Request] = []
+    with hostile.hostile_server(hostile.forward_proxy(seen)) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        target = XmlRpcTarget("https://xapi.example.test:8443/", FAST)
+        with pytest.raises(TargetUnreachable, match=r"through the proxy .*407") as caught:
+            _login(target)
+    assert "NO_PROXY" in str(caught.value)
+    assert seen[0].head.startswith(b"CONNECT xapi.example.test:8443 HTTP/1.")
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "https://127.0.0.1:3128"])
+def test_a_proxy_of_a_kind_not_supported_is_refused_clearly(
+    proxy: str, no_proxies: pytest.MonkeyPatch
+) -> None:
+    from conformance.errors import UsageError
+
+    monkeypatch = no_proxies
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("NO_PROXY", "")
+    with pytest.raises(UsageError, match=r"only http:// proxies are supported.*NO_PROXY"):
+        XmlRpcTarget("http://127.0.0.1:9/")

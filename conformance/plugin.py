@@ -402,6 +402,23 @@ def _find(error: BaseException, kind: type[BaseException]) -> BaseException | No
     return next((e for e in _chain(error) if isinstance(e, kind)), None)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """An interrupt of the suite reaches pytest as a fresh ``KeyboardInterrupt`` raised here.
+
+    A signal can land on an instruction that has no line number (Python 3.11 and later);
+    pytest's report of the interrupt then fails on that traceback entry with a TypeError that
+    escapes as an internal error, with the run taken for finished. The interrupt raised here
+    carries only frames that have lines. Other test sessions keep their interrupts as they were.
+    """
+    try:
+        return (yield)
+    except KeyboardInterrupt as interrupt:
+        if not (session.config.getoption("xapi_run_id") or CONNECTION_KEY in session.config.stash):
+            raise
+        raise KeyboardInterrupt(*interrupt.args) from None
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Workers save their part; the controller (or a lone process) writes the reports.
@@ -424,7 +441,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             write_record(budget, _report_dir(config), _worker(config))
     if getattr(config, "workerinput", None) is not None:
         return
-    _write_reports(config, parts_dir, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    from conformance.runner import interrupts
+
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or interrupts.received() > 0
+    _write_reports(config, parts_dir, interrupted=interrupted)
     shutil.rmtree(parts_dir.parent, ignore_errors=True)
     shutil.rmtree(_report_dir(config) / ".progress", ignore_errors=True)
 

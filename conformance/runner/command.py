@@ -23,7 +23,7 @@ import pytest
 from conformance.budget import parse_duration
 from conformance.connect import RunConfig, open_connection, target_settings
 from conformance.errors import ConformanceError, ExitCode, TargetError, UsageError
-from conformance.results import STOPPED_EARLY, RunFacts, merge_parts
+from conformance.results import STOPPED_EARLY, Part, RunFacts, merge_parts, read_parts
 from conformance.runner import interrupts
 from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
 from conformance.server.config import parse_release
@@ -37,6 +37,7 @@ from reports import (
     read_summary,
     redact_files,
     write_reports,
+    write_summary,
 )
 
 __all__ = ["pytest_arguments", "run_command"]
@@ -237,8 +238,13 @@ def _progress(report_dir: Path) -> Iterator[None]:
 
 
 def _error_summary(
-    args: argparse.Namespace, report_dir: Path, reason: str, started: datetime.datetime
+    args: argparse.Namespace,
+    report_dir: Path,
+    reason: str,
+    started: datetime.datetime,
+    parts: list[Part] | None = None,
 ) -> None:
+    """Reports of a run that ended in error: ``reason``, and the counts of ``parts`` if any."""
     facts = RunFacts(
         args.target or "embedded",
         args.protocol,
@@ -248,8 +254,24 @@ def _error_summary(
         started,
         "",
     )
-    summary = merge_parts([], facts, extra_error=reason)
-    write_reports(report_dir, summary)
+    summary = merge_parts(parts or [], facts, extra_error=reason, interrupted=parts is not None)
+    write_summary(report_dir, summary, _passwords(args))  # first: the rest may be cut short
+    write_reports(report_dir, summary, _passwords(args))
+
+
+INTERRUPTED_TWICE = "interrupted twice: the clean-up was skipped (suite VMs may remain)"
+
+
+def _summary_so_far(args: argparse.Namespace, report_dir: Path, started: datetime.datetime) -> None:
+    """On a second interrupt: unless the run's reports are already written, write them from
+    the parts its processes saved (every second), with the verdict "error"."""
+    if not (report_dir / "summary.json").exists():
+        _error_summary(args, report_dir, INTERRUPTED_TWICE, started, _parts_so_far(report_dir))
+
+
+def _parts_so_far(report_dir: Path) -> list[Part]:
+    """What the run's processes counted until now (each saves its part every second)."""
+    return [part for folder in (report_dir / ".parts").glob("*") for part in read_parts(folder)]
 
 
 def _remove_stale(report_dir: Path) -> None:
@@ -366,6 +388,7 @@ def run_command(args: argparse.Namespace) -> int:
     report_dir = _validate(args)
     _remove_stale(report_dir)
     interrupts.install()
+    interrupts.on_second(lambda: _summary_so_far(args, report_dir, started))
     try:
         _run(args, report_dir, started)
     except TargetError as error:
@@ -373,7 +396,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise
     except KeyboardInterrupt:
         if not (report_dir / "summary.json").exists():
-            _error_summary(args, report_dir, STOPPED_EARLY, started)
+            _error_summary(args, report_dir, "", started, _parts_so_far(report_dir))
     return _print_result(report_dir, started)
 
 

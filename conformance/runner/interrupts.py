@@ -2,17 +2,20 @@
 
 The first signal raises ``KeyboardInterrupt``: pytest unwinds, the suite's VMs are removed and
 the reports are written with the counts reached so far. A second signal means the user will not
-wait for that: the process exits with status 3 and one line, never a traceback.
+wait for that: the process writes the summary of the counts so far (``on_second``), then exits
+with status 3 and one line, never a traceback. A third exits without waiting for the summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Callable
 
 from conformance.errors import ExitCode
 
-__all__ = ["SECOND_SIGNAL_MESSAGE", "install"]
+__all__ = ["SECOND_SIGNAL_MESSAGE", "install", "on_second", "received"]
 
 SECOND_SIGNAL_MESSAGE = (
     "xapi-conformance: interrupted again; exiting now without clean-up "
@@ -27,19 +30,38 @@ class _Handler:
         self.received = 0
         self.quiet = quiet
         self.terminal = -1 if quiet else os.dup(2)  # pytest's capture will redirect fd 2
+        self.last_words: Callable[[], None] = lambda: None
 
     def __call__(self, signum: int, _frame: object) -> None:
         del signum
         self.received += 1
         if self.received == 1:
             raise KeyboardInterrupt
-        if not self.quiet:
-            os.write(self.terminal, SECOND_SIGNAL_MESSAGE.encode())
+        if self.received == 2:
+            if not self.quiet:
+                os.write(self.terminal, SECOND_SIGNAL_MESSAGE.encode())
+            with contextlib.suppress(BaseException):  # never a traceback, whatever happens
+                self.last_words()
         os._exit(ExitCode.TARGET)
+
+
+_installed: list[_Handler] = []
 
 
 def install(quiet: bool = False) -> None:
     """Handle SIGINT and SIGTERM in this process as described above."""
     handler = _Handler(quiet)
+    _installed[:] = [handler]
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def on_second(last_words: Callable[[], None]) -> None:
+    """What a second signal does before the process exits (writing the summary so far)."""
+    for handler in _installed:
+        handler.last_words = last_words
+
+
+def received() -> int:
+    """How many signals this process received since ``install`` (0 when not installed)."""
+    return _installed[0].received if _installed else 0

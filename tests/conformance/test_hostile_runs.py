@@ -251,3 +251,46 @@ def test_a_second_interrupt_exits_at_once_with_one_line(
     assert process.returncode == 3, stdout + stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert SECOND_SIGNAL_MESSAGE.strip() in stderr
+    data = summary(tmp_path)  # the counts reached, though the clean-up never ended
+    assert data["verdict"] == "error", data["error"]
+    assert "interrupted twice" in str(data["error"])
+    assert int(data["examples"]) >= 5  # type: ignore[call-overload]
+    assert (tmp_path / "report.html").exists()
+
+
+INTERRUPTED_WHERE_NO_LINE = """
+def _interrupted():
+    raise KeyboardInterrupt
+
+
+# as when a signal lands on an instruction without a line number
+_interrupted.__code__ = _interrupted.__code__.replace(co_linetable=b"")
+
+
+def test_interrupted():
+    _interrupted()
+"""
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["suite session", "other session"])
+def test_an_interrupt_where_python_has_no_line_number_is_still_an_interrupt(
+    ours: bool, tmp_path: Path
+) -> None:
+    """pytest fails to report such an interrupt (a TypeError on its traceback entry) and takes
+    the run for finished; in the suite's sessions the plugin hands it a clean interrupt."""
+    (tmp_path / "test_interrupted.py").write_text(INTERRUPTED_WHERE_NO_LINE)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_interrupted.py"]
+        + (["--xapi-run-id=t"] if ours else []),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    if ours:
+        assert result.returncode == pytest.ExitCode.INTERRUPTED, output
+        assert "TypeError" not in output and "KeyboardInterrupt" in output
+    else:  # pytest's own behaviour, left alone outside the suite
+        assert result.returncode == pytest.ExitCode.INTERRUPTED or "TypeError" in output, output

@@ -27,11 +27,15 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.divergence import Divergence
 from conformance.errors import TargetError, UsageError
+from reports import TimeBudget
+
+BUDGET_DIR = ".budget"
+"""Under the report directory: each process's budget record, merged into the summary."""
 
 __all__ = [
+    "BUDGET_DIR",
     "Budget",
     "BudgetSpent",
-    "add_to_summary",
     "budgeted_machine",
     "merged_record",
     "parse_duration",
@@ -301,32 +305,21 @@ def plan_tests(budget: Budget, names: Iterable[str]) -> list[str]:
 
 def write_record(budget: Budget, report_dir: Path, worker: str) -> None:
     """Save this process's budget record for the controller to merge."""
-    folder = report_dir / ".budget"
+    folder = report_dir / BUDGET_DIR
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{worker}.json").write_text(json.dumps(budget.as_record()), encoding="utf-8")
 
 
-def merged_record(report_dir: Path) -> dict[str, object] | None:
+def merged_record(report_dir: Path) -> TimeBudget | None:
     """Every process's budget record as one (the longest time used), or None without one."""
     records = []
-    for path in sorted((report_dir / ".budget").glob("*.json")):
+    for path in sorted((report_dir / BUDGET_DIR).glob("*.json")):
         with contextlib.suppress(OSError, ValueError):
             records.append(json.loads(path.read_text(encoding="utf-8")))
     if not records:
         return None
-    return {
-        "seconds": records[0]["seconds"],
-        "used": max(r["used"] for r in records),
-        "left_out": [item for r in records for item in r["left_out"]],
-    }
-
-
-def add_to_summary(report_dir: Path) -> None:
-    """Write the merged budget record into summary.json as ``budget``."""
-    record = merged_record(report_dir)
-    path = report_dir / "summary.json"
-    if record is None or not path.exists():
-        return
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    summary["budget"] = record
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return TimeBudget(
+        seconds=float(records[0]["seconds"]),
+        used=max(float(r["used"]) for r in records),
+        left_out=tuple(str(item) for r in records for item in r["left_out"]),
+    )

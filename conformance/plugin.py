@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime
 import os
 import secrets
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from conformance.connect import RoleAccount, RunConfig
     from conformance.harness import Connection
     from conformance.results import Part
+    from conformance.runner.progress import LiveProgress
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
@@ -38,6 +40,8 @@ CONNECTION_KEY: pytest.StashKey[Connection] = pytest.StashKey()
 STARTED_KEY = pytest.StashKey[datetime.datetime]()
 WRITTEN_KEY = pytest.StashKey[Path]()
 BUDGET_KEY: pytest.StashKey[Budget | None] = pytest.StashKey()
+LIVE_KEY: pytest.StashKey[LiveProgress] = pytest.StashKey()
+SUITE_MODULE = "test_conformance.py"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -284,6 +288,38 @@ class _Progress:
         write_part(_parts_dir(self._config), _worker(self._config), snapshot)
 
 
+def _show_live_progress(config: pytest.Config) -> None:
+    """The plugin used directly (not through ``run``, which shows its own): plain progress
+    lines on the terminal from the first suite test on. Called where pytest's capture is
+    suspended, so that the terminal duplicated here is the real one."""
+    if LIVE_KEY in config.stash or config.getoption("xapi_run_id"):
+        return
+    if getattr(config, "workerinput", None) is not None:
+        return
+    from conformance.runner.progress import PROGRESS_DIR, LiveProgress, terminal
+
+    live = LiveProgress(
+        _report_dir(config) / PROGRESS_DIR, terminal(), False, "\nxapi-conformance: "
+    )
+    config.stash[LIVE_KEY] = live
+    live.start()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """A lone process starts showing progress at its first suite test."""
+    del nextitem
+    if "xapi_connection" in getattr(item, "fixturenames", ()):
+        _show_live_progress(item.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """xdist's controller starts showing progress once a worker has collected suite tests."""
+    if any(i.partition("::")[0].endswith(SUITE_MODULE) for i in ids):
+        _show_live_progress(node.config)
+
+
 def _worker(config: pytest.Config) -> str:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     return str(workerinput["workerid"]) if workerinput else "main"
@@ -445,6 +481,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or interrupts.received() > 0
     _write_reports(config, parts_dir, interrupted=interrupted)
+    if LIVE_KEY in config.stash:
+        config.stash[LIVE_KEY].stop()
     shutil.rmtree(parts_dir.parent, ignore_errors=True)
     shutil.rmtree(_report_dir(config) / ".progress", ignore_errors=True)
 
@@ -495,12 +533,13 @@ def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) ->
         xapi_version=config.getoption("xapi_version") or "",
     )
     summary = merge_parts(read_parts(parts_dir), facts, interrupted=interrupted)
+    if config.stash.get(BUDGET_KEY, None) is not None:
+        from conformance.budget import BUDGET_DIR, merged_record
+
+        summary = dataclasses.replace(summary, budget=merged_record(report_dir))
+        shutil.rmtree(report_dir / BUDGET_DIR, ignore_errors=True)
     secrets = _secrets(config)
     config.stash[WRITTEN_KEY] = write_reports(report_dir, summary, secrets=secrets)
-    if config.stash.get(BUDGET_KEY, None) is not None:
-        from conformance.budget import add_to_summary
-
-        add_to_summary(report_dir)
     outputs = [
         report_dir,
         config.getoption("xmlpath", None),

@@ -1,6 +1,7 @@
 """``allure-results/``: one Allure test result per finding, one passing result per clean area.
 
-Each call of a finding's example is a step with its request and response attached; the area is
+Each call of a finding's example is a step with its request and response attached, followed by
+one step per other divergence of the finding (its calls as steps within); the area is
 the epic and the methods are features; the reproducer is an attachment (never in the error
 box); ``environment.properties`` names the target, and ``categories.json`` groups by error code.
 """
@@ -78,6 +79,29 @@ def _steps(results: _Results, d: DivergenceRecord, start: int) -> list[dict[str,
     return [*steps, last]
 
 
+def _other_divergences(
+    results: _Results, s: RunSummary, f: FindingRecord, start: int
+) -> list[dict[str, object]]:
+    """One step per divergence of the finding besides its example, with its calls inside."""
+    steps = []
+    for number in f.divergences:
+        if number == f.example:
+            continue
+        d = s.divergence(number)
+        steps.append(
+            {
+                "name": f"{number} (same finding): {d.message.partition(chr(10))[0]}",
+                "status": "failed",
+                "stage": "finished",
+                "start": start,
+                "stop": start,
+                "attachments": [],
+                "steps": _steps(results, d, start),
+            }
+        )
+    return steps
+
+
 def _labels(area: str, methods: Iterable[str], s: RunSummary) -> list[dict[str, str]]:
     labels = [
         {"name": "epic", "value": area},
@@ -109,7 +133,7 @@ def _finding_result(
         "start": start,
         "stop": start + int(s.duration_s * 1000),
         "labels": _labels(f.area, f.methods, s),
-        "steps": _steps(results, example, start),
+        "steps": [*_steps(results, example, start), *_other_divergences(results, s, f, start)],
         "attachments": attachments,
         "parameters": [{"name": "status", "value": f.status or "new"}],
     }

@@ -143,6 +143,26 @@ def _identity(s: RunSummary) -> str:
     )
 
 
+def _budget(s: RunSummary) -> str:
+    """The time budget, the time used and what was left out to keep to it."""
+    b = s.budget
+    if b is None:
+        return ""
+    over = b.used > b.seconds
+    used = f"{_duration(b.used)}{' — over the budget' if over else ''}"
+    left = (
+        "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in b.left_out) + "</ul>"
+        if b.left_out
+        else '<p class="note">Nothing: every selected cell and example ran.</p>'
+    )
+    return (
+        f'<h2 id="budget">Time budget</h2>\n<table class="facts">\n'
+        f'<tr><th scope="row">Budget</th><td>{_e(_duration(b.seconds))}</td></tr>\n'
+        f'<tr><th scope="row">Used</th><td class="{"fail" if over else "ok"}">{_e(used)}</td></tr>\n'
+        f"</table>\n<h3>Left out</h3>\n{left}"
+    )
+
+
 def _facts(s: RunSummary) -> str:
     facts = [
         ("Target", s.target),
@@ -155,6 +175,7 @@ def _facts(s: RunSummary) -> str:
         ("Steps", str(s.steps)),
         ("Started", s.started),
         ("Duration", _duration(s.duration_s)),
+        *((("Time budget", _duration(s.budget.seconds)),) if s.budget else ()),
         ("Strictness", s.strictness),
         ("Tool version", s.tool_version or "unknown"),
     ]
@@ -388,6 +409,25 @@ def _messages(s: RunSummary) -> str:
 # --- page --------------------------------------------------------------------------------------
 
 
+_REVEAL = """
+function revealTarget() {
+  var target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (!target) return;
+  for (var e = target.parentElement; e; e = e.parentElement) {
+    if (e.tagName === "DETAILS" && !e.open) e.open = true;
+  }
+  target.scrollIntoView();
+}
+addEventListener("hashchange", revealTarget);
+addEventListener("DOMContentLoaded", revealTarget);
+document.addEventListener("click", function (event) {
+  if (event.target.closest && event.target.closest('a[href^="#"]')) setTimeout(revealTarget, 0);
+});
+"""
+"""A link into a closed ``<details>`` (a finding's divergences) opens it, in browsers that do
+not reveal a fragment's target themselves."""
+
+
 def _page(title: str, body: str) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -396,6 +436,7 @@ def _page(title: str, body: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title>
 <style>{_CSS}</style>
+<script>{_REVEAL}</script>
 </head>
 <body>
 {body}
@@ -418,6 +459,7 @@ def render_html(s: RunSummary, secrets: Iterable[str] = ()) -> str:
             _identity(s),
             _banner(s),
             _findings(s),
+            _budget(s),
             _divergence_section(
                 "Divergences", "divergences", [(a, d) for a, d in numbered if not d.waived]
             ),

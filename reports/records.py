@@ -26,6 +26,7 @@ __all__ = [
     "MessageCount",
     "OutcomeRecord",
     "RunSummary",
+    "TimeBudget",
     "Verdict",
     "divergence_from_json",
     "divergence_id",
@@ -232,6 +233,16 @@ class FixedFinding:
 
 
 @dataclass(frozen=True)
+class TimeBudget:
+    """A run's time budget (``--time-budget``): its seconds, the seconds the run used, and what
+    it left out to keep to it (cells not run, examples not started)."""
+
+    seconds: float
+    used: float
+    left_out: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """Everything the renderers need to know about one conformance run against one target."""
 
@@ -265,6 +276,8 @@ class RunSummary:
     """The baseline summary the findings were compared with, if any."""
     fixed: tuple[FixedFinding, ...] = ()
     """Findings of the baseline this run no longer shows."""
+    budget: TimeBudget | None = None
+    """The run's time budget, when it had one."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coverage", tuple(self.coverage))
@@ -368,7 +381,7 @@ def summary_to_json(s: RunSummary) -> dict[str, object]:
     ErrorDescription list); ``expected_outcomes``/``actual_outcome`` hold the same outcomes in the
     unambiguous tagged form, which :func:`summary_from_json` reads.
     """
-    return {
+    data: dict[str, object] = {
         "verdict": s.verdict,
         "target": s.target,
         "protocol": s.protocol,
@@ -393,6 +406,13 @@ def summary_to_json(s: RunSummary) -> dict[str, object]:
         "strictness": s.strictness,
         "schema_version": SCHEMA_VERSION,
     }
+    if s.budget is not None:  # only a run with --time-budget has the key
+        data["budget"] = {
+            "seconds": s.budget.seconds,
+            "used": s.budget.used,
+            "left_out": list(s.budget.left_out),
+        }
+    return data
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -557,6 +577,16 @@ def _identity(d: Mapping[str, object], where: str) -> dict[str, str]:
     return {k: cast(str, v) for k, v in identity.items()}
 
 
+def _budget(d: Mapping[str, object], where: str) -> TimeBudget | None:
+    if "budget" not in d:
+        return None
+    budget = _as_object(d["budget"], f"{where}.budget")
+    at = f"{where}.budget"
+    return TimeBudget(
+        _float(budget, "seconds", at), _float(budget, "used", at), _str_list(budget, "left_out", at)
+    )
+
+
 def _version_2_fields(d: Mapping[str, object], where: str) -> dict[str, object]:
     """The keys schema version 2 added, read from ``d``."""
     coverage = _as_object(_get(d, "coverage", where), f"{where}.coverage")
@@ -574,6 +604,7 @@ def _version_2_fields(d: Mapping[str, object], where: str) -> dict[str, object]:
         "fixed": tuple(
             _fixed_from_json(f, w) for f, w in _items(_list(d, "fixed", where), f"{where}.fixed")
         ),
+        "budget": _budget(d, where),
     }
 
 

@@ -5,27 +5,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import re
 import secrets
 import shutil
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
 
 import pytest
 
-from conformance.budget import parse_duration
+from conformance.budget import BUDGET_DIR, parse_duration
 from conformance.connect import RunConfig, open_connection, target_settings
 from conformance.errors import ConformanceError, ExitCode, TargetError, UsageError
 from conformance.results import STOPPED_EARLY, Part, RunFacts, merge_parts, read_parts
 from conformance.runner import interrupts
 from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
+from conformance.runner.progress import PROGRESS_DIR, LiveProgress, terminal
 from conformance.server.config import parse_release
 from conformance.targets import TargetSettings
 from conformance.waivers import load_waivers
@@ -36,6 +33,7 @@ from reports import (
     RunSummary,
     read_summary,
     redact_files,
+    write_html,
     write_reports,
     write_summary,
 )
@@ -51,7 +49,7 @@ _VERDICT_EXIT = {
 _K_WORDS = re.compile(r"[A-Za-z_][\w-]*")
 PYTEST_LOG = "pytest.log"
 """pytest's own output of a run without -v (each failure with its traceback)."""
-_STALE = (JUNIT_FILE, ALLURE_DIR, REPRODUCERS_DIR, PYTEST_LOG, ".parts", ".progress")
+_STALE = (JUNIT_FILE, ALLURE_DIR, REPRODUCERS_DIR, PYTEST_LOG, ".parts", PROGRESS_DIR, BUDGET_DIR)
 """What an earlier run left in the report directory that this run replaces or never leaves."""
 
 
@@ -168,73 +166,16 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     ]
 
 
-class _Counters:
-    """The workers' progress files summed; each worker's figures never go down (a file read
-    mid-write, or removed at the end, keeps its last figures)."""
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
-        self._seen: dict[str, tuple[int, int, int]] = {}
-
-    def read(self) -> tuple[int, int, int]:
-        for path in self._folder.glob("*.txt"):
-            with contextlib.suppress(OSError, ValueError):
-                e, s, d = (int(x) for x in path.read_text().split())
-                old = self._seen.get(path.name, (0, 0, 0))
-                self._seen[path.name] = (max(e, old[0]), max(s, old[1]), max(d, old[2]))
-        figures = list(self._seen.values())
-        return (
-            sum(f[0] for f in figures),
-            sum(f[1] for f in figures),
-            sum(f[2] for f in figures),
-        )
-
-
-def _terminal() -> TextIO:
-    """The process's real stderr, which pytest's output capture does not swallow."""
-    return os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="replace")
-
-
-def _plain_interval(elapsed: float) -> float:
-    """Seconds between plain progress lines: 15 for the first two minutes, then 60, so that
-    a long CI log stays short."""
-    return 15.0 if elapsed < 120 else 60.0
-
-
 @contextlib.contextmanager
 def _progress(report_dir: Path) -> Iterator[None]:
     """One line updated in place on a terminal; otherwise a plain line every 15 s, then 60 s."""
-    stop = threading.Event()
-    started = time.monotonic()
-    counters = _Counters(report_dir / ".progress")
-    out = _terminal()
-    interactive = out.isatty()
-
-    def show() -> None:
-        examples, steps, divergences = counters.read()
-        elapsed = int(time.monotonic() - started)
-        line = (
-            f"examples {examples:,} · steps {steps:,} · divergences {divergences} · "
-            f"{elapsed // 60:02d}:{elapsed % 60:02d}"
-        )
-        out.write(f"\r{line}\033[K" if interactive else line + "\n")
-        out.flush()
-
-    def loop() -> None:
-        while not stop.wait(1.0 if interactive else _plain_interval(time.monotonic() - started)):
-            show()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    out = terminal()
+    live = LiveProgress(report_dir / PROGRESS_DIR, out, in_place=out.isatty())
+    live.start()
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=5)
-        show()
-        if interactive:
-            out.write("\n")
-        out.close()
+        live.stop()
 
 
 def _error_summary(
@@ -322,28 +263,28 @@ def _verdict_line(s: RunSummary) -> str:
     )
 
 
-def _budget_line(report_dir: Path, started: datetime.datetime) -> list[str]:
-    """The time budget, the whole run's time and what was left out, when it had a budget.
+def _with_run_time(report_dir: Path, s: RunSummary, started: datetime.datetime) -> RunSummary:
+    """A budgeted run's summary with the whole run's time (start-up and final clean-up
+    included) as the budget's time used, in summary.json and report.html too."""
+    if s.budget is None:
+        return s
+    used = round((datetime.datetime.now(datetime.UTC) - started).total_seconds(), 1)
+    s = replace(s, budget=replace(s.budget, used=used))
+    write_summary(report_dir, s)
+    write_html(report_dir, s)
+    return s
 
-    The run's time (start-up and final clean-up included) replaces the suite's own measure
-    in summary.json.
-    """
-    path = report_dir / "summary.json"
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        budget = summary["budget"]
-        budget["used"] = round((datetime.datetime.now(datetime.UTC) - started).total_seconds(), 1)
-        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        left = "; ".join(budget["left_out"]) or "nothing"
-        return [
-            f"time budget: {budget['seconds']:g} s, used {budget['used']:g} s; left out: {left}"
-        ]
-    return []
+
+def _budget_lines(s: RunSummary) -> list[str]:
+    """The time budget, the time used and what was left out, when the run had a budget."""
+    if s.budget is None:
+        return []
+    left = "; ".join(s.budget.left_out) or "nothing"
+    return [f"time budget: {s.budget.seconds:g} s, used {s.budget.used:g} s; left out: {left}"]
 
 
 def _print_result(report_dir: Path, started: datetime.datetime) -> int:
     """The verdict, one line per finding, the seed and where the reports are; the exit status."""
-    budget = _budget_line(report_dir, started)
     try:
         summary = read_summary(report_dir / "summary.json")
     except (OSError, ValueError) as error:
@@ -351,8 +292,9 @@ def _print_result(report_dir: Path, started: datetime.datetime) -> int:
             f"the run ended but its summary.json cannot be read ({error}); "
             f"junit.xml and {PYTEST_LOG} in {report_dir} may still tell what happened"
         ) from None
+    summary = _with_run_time(report_dir, summary, started)
     lines = [_verdict_line(summary), *_finding_lines(summary, report_dir), _coverage_line(summary)]
-    lines += budget
+    lines += _budget_lines(summary)
     if summary.seed is not None:
         lines.append(f"seed: {summary.seed} (repeat with --seed {summary.seed})")
     lines.append(

@@ -185,6 +185,9 @@ def test_a_budgeted_run_conforms_and_reports_what_it_left_out(tmp_path: Path) ->
     budget = summary["budget"]
     assert budget["seconds"] == 12 and budget["used"] > 0
     assert any("examples" in item or "cells" in item for item in budget["left_out"])
+    page = (tmp_path / "report.html").read_text()
+    assert '<h2 id="budget">Time budget</h2>' in page and budget["left_out"][0] in page
+    assert not (tmp_path / ".budget").exists()
 
 
 @pytest.mark.slow

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conformance.cli import main
 from conformance.runner.options import AREA_NAMES
+from conformance.runner.progress import Counters, LiveProgress
 from conformance.suite.machines import AREAS
 from reports import RunSummary, write_summary
 
@@ -61,3 +65,46 @@ def test_report_out_is_honoured_for_one_directory(tmp_path: Path) -> None:
     )
     assert main(["report", str(run_dir), "--out", str(out)]) == 0
     assert (out / "report.html").exists() and not (run_dir / "report.html").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_the_plugin_used_directly_shows_progress_and_where_the_reports_went(
+    workers: str, tmp_path: Path
+) -> None:
+    """pytest captures the suite's output; the progress lines still reach the terminal."""
+    report_dir = tmp_path / "reports"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-n", workers,
+         "-k", "lifecycle_sweep", "--xapi-profile", "dev", "--xapi-seed", "1",
+         "--xapi-report-dir", str(report_dir)],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("xapi-conformance: ")]
+    assert lines, result.stderr
+    examples = [int(line.split()[2].replace(",", "")) for line in lines]
+    assert examples == sorted(examples) and examples[-1] > 0  # counting up to the end
+    assert f"xapi-conformance: reports in {report_dir}" in result.stdout
+    assert not (report_dir / ".progress").exists()
+
+
+def test_live_progress_lines_never_count_down(tmp_path: Path) -> None:
+    folder = tmp_path / ".progress"
+    folder.mkdir()
+    out = io.StringIO()
+    out.close = lambda: None  # type: ignore[method-assign]  # kept readable for the test
+    live = LiveProgress(folder, out, in_place=False, prefix="p: ")
+    live.stop()
+    assert out.getvalue() == ""  # nothing counted yet: nothing said
+    (folder / "gw0.txt").write_text("5 40 1\n")
+    (folder / "gw1.txt").write_text("2 10 0\n")
+    counters = Counters(folder)
+    assert counters.read() == (7, 50, 1)
+    (folder / "gw1.txt").write_text("garbage")  # read mid-write: last figures kept
+    (folder / "gw0.txt").unlink()  # removed at the end: last figures kept
+    assert counters.read() == (7, 50, 1)
+    live = LiveProgress(folder, out, in_place=False, prefix="p: ")
+    (folder / "gw1.txt").write_text("3 12 0\n")
+    live.stop()
+    assert out.getvalue().startswith("p: examples 3 · steps 12 · divergences 0 · 00:0")

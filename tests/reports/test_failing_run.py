@@ -200,6 +200,10 @@ def test_the_html_report_of_a_failing_run_in_headless_chromium(
     )
     assert "<mark>" in dom
     assert '<td class="miss" title="not exercised">0</td>' in dom
+    assert '<details class="divergence-list">' in dom  # closed until a link points into it
+    linked = str(findings(report)[0]["divergences"][-1])
+    opened = _chromium("--dump-dom", f"{page}#{linked}").stdout
+    assert '<details class="divergence-list" open="">' in opened
     artefacts = Path(os.environ.get("XAPI_ARTIFACTS", report.parent))
     artefacts.mkdir(parents=True, exist_ok=True)
     shot = artefacts / "report-failing-run.png"

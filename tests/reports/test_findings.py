@@ -166,8 +166,13 @@ def test_allure_steps_labels_environment_and_categories(tmp_path: Path) -> None:
     failed = next(r for r in results if "VM_BAD_POWER_STATE" in r["name"])
     assert {"name": "epic", "value": "lifecycle"} in failed["labels"]
     assert {"name": "feature", "value": "VM.hard_shutdown"} in failed["labels"]
-    (step,) = failed["steps"]
+    step, *others = failed["steps"]  # the example's one call, then the finding's other two
     assert [a["name"] for a in step["attachments"]] == ["request", "response", "expected (xapi)"]
+    assert [o["name"].partition(" ")[0] for o in others] == ["D2", "D3"]
+    for other in others:
+        assert other["status"] == "failed" and "(same finding)" in other["name"]
+        (call,) = other["steps"]
+        assert [a["name"] for a in call["attachments"]][-1] == "expected (xapi)"
     assert "reproducer" not in failed["statusDetails"]["trace"].lower()
     assert failed["attachments"][0]["name"].startswith("reproducer ")
     environment = (folder / "environment.properties").read_text()

@@ -20,6 +20,7 @@ from reports import (
     MessageCount,
     OutcomeRecord,
     RunSummary,
+    TimeBudget,
     atomic_write_bytes,
     atomic_write_text,
     build_matrix,
@@ -155,6 +156,13 @@ summaries = st.builds(
     areas=st.lists(words, max_size=2).map(tuple),
     baseline=words,
     fixed=st.lists(st.builds(FixedFinding, words, words), max_size=2).map(tuple),
+    budget=st.none()
+    | st.builds(
+        TimeBudget,
+        st.floats(min_value=0, max_value=1e6),
+        st.floats(min_value=0, max_value=1e6),
+        st.lists(words, max_size=2).map(tuple),
+    ),
 )
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -251,6 +259,29 @@ def test_summary_json_has_exactly_the_documented_layout() -> None:
     ]
 
 
+def test_a_budget_is_in_summary_json_only_for_a_budgeted_run() -> None:
+    assert "budget" not in summary_to_json(summary())
+    budgeted = summary(budget=TimeBudget(60.0, 58.2, ("memory: 12 examples not started",)))
+    data = json.loads(render_summary_json(budgeted))
+    assert list(data) == [*TOP_LEVEL_KEYS, "budget"]
+    assert data["budget"] == {
+        "seconds": 60.0,
+        "used": 58.2,
+        "left_out": ["memory: 12 examples not started"],
+    }
+    assert summary_from_json(data) == budgeted
+
+
+def test_html_shows_the_time_budget_the_time_used_and_what_was_left_out() -> None:
+    page = render_html(summary(budget=TimeBudget(60.0, 63.0, ("memory: 12 examples not started",))))
+    budget = page.partition('<h2 id="budget">Time budget</h2>')[2].partition("<h2")[0]
+    assert "1 min 00 s" in budget and "1 min 03 s — over the budget" in budget
+    assert "<li>memory: 12 examples not started</li>" in budget
+    assert '<h2 id="budget">' not in render_html(summary())
+    within = render_html(summary(budget=TimeBudget(900.0, 880.0, ())))
+    assert "Nothing: every selected cell and example ran." in within
+
+
 def test_summary_from_json_rejects_another_schema_version_and_missing_keys() -> None:
     data = summary_to_json(summary())
     with pytest.raises(ValueError, match="schema_version"):
@@ -345,7 +376,9 @@ def test_html_escapes_a_script_in_a_param_and_elsewhere() -> None:
         reproducer="print('</pre><script>x()</script>')",
     )
     page = render_html(summary(divergences=(hostile,)))
-    assert "<script" not in page
+    body = page.partition("<body>")[2]
+    assert "<script" not in body  # the page's one script is its own, in the head
+    assert page.count("<script") == 1
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page
     assert "&lt;/pre&gt;&lt;script&gt;x()" in page

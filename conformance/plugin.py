@@ -284,8 +284,8 @@ class _Progress:
         except RuntimeError:  # the tally changed while it was copied: next second
             return
         counts = f"{snapshot.examples} {snapshot.steps} {len(snapshot.divergences)}\n"
-        self._path.write_text(counts, encoding="utf-8")
-        write_part(_parts_dir(self._config), _worker(self._config), snapshot)
+        write_part(_parts_dir(self._config), _worker(self._config), snapshot)  # first: counts
+        self._path.write_text(counts, encoding="utf-8")  # shown are never ahead of those saved
 
 
 def _show_live_progress(config: pytest.Config) -> None:

@@ -197,6 +197,7 @@ def _error_summary(
     )
     summary = merge_parts(parts or [], facts, extra_error=reason, interrupted=parts is not None)
     write_summary(report_dir, summary, _passwords(args))  # first: the rest may be cut short
+    write_html(report_dir, summary, _passwords(args))
     write_reports(report_dir, summary, _passwords(args))
 
 

@@ -243,11 +243,9 @@ def test_a_second_interrupt_exits_at_once_with_one_line(
         _wait_for_progress(tmp_path, process)
         relay.stall_after = relay.forwarded  # the clean-up after the first signal waits
         process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < deadline:
-            time.sleep(1.0)  # signals sent closer together may arrive as one
-            process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        time.sleep(1.0)  # signals sent closer together may arrive as one
+        process.send_signal(signal.SIGINT)  # once: a third would not wait for the reports
+        stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 3, stdout + stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert SECOND_SIGNAL_MESSAGE.strip() in stderr

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from conformance.compare import typed_vm_record
 from conformance.errors import ProtocolError
 from conformance.targets.base import Target
+from conformance.wire import WireFormatError, from_wire
 from models import catalogue
 from models.outcome import Failure, Value
 from models.records import type_default
@@ -34,9 +35,28 @@ def _records(target: Target, session: str, cls: str) -> Mapping[str, Mapping[str
 
 
 def _vm(raw: Mapping[str, object]) -> dict[str, Value]:
+    """A starting VM record, read leniently: a wrongly typed field is not judged here (nothing
+    was called yet) but by the first call that reads it, where it is a divergence."""
     record = {f.name: type_default(f.type) for f in catalogue.FIELDS.values()}
-    record.update(typed_vm_record(raw))
+    try:
+        record.update(typed_vm_record(raw))
+    except WireFormatError:
+        record.update({key: _lenient(key, value) for key, value in raw.items()})
     return record
+
+
+def _lenient(name: str, raw: object) -> Value:
+    spec = catalogue.FIELDS.get(name)
+    if spec is None:
+        return raw  # type: ignore[return-value]
+    try:
+        return from_wire(raw, spec.type)
+    except WireFormatError:
+        if spec.type.kind == "bool" and str(raw).lower() in ("true", "false", "1", "0"):
+            return str(raw).lower() in ("true", "1")
+        if spec.type.kind == "int" and isinstance(raw, str) and raw.lstrip("-").isdigit():
+            return int(raw)
+        return type_default(spec.type)
 
 
 def _host(ref: str, raw: Mapping[str, object]) -> Host:

@@ -64,6 +64,7 @@ UNREACHABLE = (OSError, http.client.HTTPException, xmlrpc.client.Error,
                xml.parsers.expat.ExpatError, ValueError, AttributeError, KeyError, TypeError)
 IDS = itertools.count(1)
 TRACE = [True]
+VIA_TASK = [False]
 created, others, logins = [], [], []
 
 
@@ -105,6 +106,7 @@ def send(method, args):
 def call(method, *args):
     """One XenAPI call, printed with its answer: ("ok", value) or ("error", [code, *params])."""
     secret = method == "session.login_with_password"
+    VIA_TASK[0] = False
     if TRACE[0]:
         print(">", method + "(" + ("..." if secret else ", ".join(short(a, 60) for a in args)) + ")")
     answer = send(method, [wire(a) for a in args])
@@ -136,6 +138,7 @@ def call_async(method, session, *args):
     else:
         answer = ("error", record.get("error_info", []))
     print("< task", answer[0], short(answer[1]))
+    VIA_TASK[0] = True
     return answer
 
 
@@ -222,12 +225,35 @@ def same_value(want, got):
     return norm(want) == norm(got)
 
 
+def typed_ok(want, got, protocol):
+    """``got`` typed as xapi types ``want`` on the wire: an int64 is a bare string over XML-RPC
+    (and in task.result) and a number over JSON-RPC; a bool is never a string."""
+    if isinstance(want, bool):
+        return isinstance(got, bool)
+    if isinstance(want, int):
+        if protocol == "xmlrpc":
+            return isinstance(got, str)
+        return isinstance(got, int) and not isinstance(got, bool)
+    if isinstance(want, float):
+        return isinstance(got, (int, float)) and not isinstance(got, bool)
+    if isinstance(want, str):
+        return isinstance(got, (str, xmlrpc.client.DateTime))
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(
+            typed_ok(v, got[k], protocol) for k, v in want.items() if k in got)
+    if isinstance(want, (list, tuple)):
+        return isinstance(got, (list, tuple)) and (
+            not want or all(typed_ok(want[0], g, protocol) for g in got))
+    return True
+
+
 def matches(answer, expected):
     """Whether the target's answer is one xapi gives, by the suite's comparison rules."""
     if answer[0] != expected[0]:
         return False
     if answer[0] == "ok":
-        return same_value(expected[1], answer[1])
+        protocol = "xmlrpc" if VIA_TASK[0] else PROTOCOL
+        return same_value(expected[1], answer[1]) and typed_ok(expected[1], answer[1], protocol)
     got, want = answer[1], expected[1]
     if STRICTNESS == "code":
         return got[:1] == want[:1]

@@ -161,7 +161,12 @@ class XenAPIApp:
             method, params = xmlrpc.decode_request(body)
         except WireFormatError:
             return UNREADABLE_XML
-        return self._respond(method, params, xmlrpc.encode_response, "text/xml")
+        quirks = self.state.quirks
+
+        def encode(outcome: Outcome) -> bytes:
+            return xmlrpc.encode_response(outcome, quirks)
+
+        return self._respond(method, params, encode, "text/xml")
 
     def _jsonrpc(self, body: bytes) -> Reply | Pending:
         try:
@@ -170,7 +175,7 @@ class XenAPIApp:
             return UNREADABLE_JSON
 
         def encode(outcome: Outcome) -> bytes:
-            return jsonrpc.encode_response(outcome, request.id, request.version)
+            return jsonrpc.encode_response(outcome, request.id, request.version, self.state.quirks)
 
         return self._respond(request.method, request.params, encode, "application/json")
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Literal, Protocol
 
 from conformance.errors import UsageError
+from conformance.wire import Quirks
 from models.catalogue import roles_at_least
 from models.checks import update_vm
 from models.outcome import Failure, Success, Value
@@ -37,10 +38,12 @@ __all__ = [
     "Seeded",
     "Transition",
     "Unvalidated",
+    "WronglyTyped",
     "compose",
     "known",
     "lookup",
     "summary",
+    "wire_quirks",
 ]
 
 Transition = Callable[[World, Call], Result]
@@ -150,6 +153,26 @@ class BranchFault:
         if self.methods and call.method not in self.methods:
             return result
         return tuple(self.change(world, call, branch) for branch in result)
+
+
+@dataclass(frozen=True)
+class WronglyTyped:
+    """The model's answers, written on the wire with ``quirks`` (ints or bools wrongly typed)."""
+
+    quirks: Quirks
+
+    def apply(self, world: World, call: Call, honest: Transition) -> Result:
+        """The honest transition: only the encoding of its answer is wrong."""
+        return honest(world, call)
+
+
+def wire_quirks(faults: Iterable[Fault]) -> Quirks:
+    """The wire quirks the ``faults`` call for, together (none: values typed as xapi's)."""
+    typed = [fault.fault if isinstance(fault, Seeded) else fault for fault in faults]
+    quirks = [fault.quirks for fault in typed if isinstance(fault, WronglyTyped)]
+    return Quirks(
+        int_typed=any(q.int_typed for q in quirks), bool_text=any(q.bool_text for q in quirks)
+    )
 
 
 @dataclass(frozen=True)
@@ -548,6 +571,22 @@ def _stored_value(field: str) -> Callable[[Call, Record], Mapping[str, Value]]:
         )
 
     return store
+
+
+def _session_kept(world: World, call: Call, branch: Branch) -> Branch:
+    """A logout that answers success but leaves the session valid."""
+    if not isinstance(branch.outcome, Success):
+        return branch
+    return replace(branch, world=replace(branch.world, sessions=world.sessions))
+
+
+def _blocked_operations_inherited(world: World, call: Call, branch: Branch) -> Branch:
+    """The new VM of a clone or copy keeps its source's blocked_operations."""
+    source = _vm_arg(world, call)
+    if source is None:
+        return branch
+    inherited = {"blocked_operations": world.vms[source]["blocked_operations"]}
+    return _edit_vm(branch, _new_vm(world, branch), inherited)
 
 
 # ---- the catalogue --------------------------------------------------------------------------------
@@ -1070,6 +1109,54 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "An Async lifecycle call's task succeeds but the VM is not changed.",
             "after Async.VM.start succeeds, xapi's VM is Running; the faulty server's is still "
             "Halted.",
+        ),
+    ),
+)
+
+_ENTRIES += (
+    # -- faults the ci profile once missed (issue 7, item 6)
+    (
+        "logout-keeps-session",
+        Seeded(
+            BranchFault(_session_kept, frozenset({"session.logout"})),
+            "rpc",
+            "rpc",
+            "session.logout answers success but the session stays valid.",
+            "after session.logout(s), xapi answers SESSION_INVALID [s] to any call with s; the "
+            "faulty server answers it.",
+        ),
+    ),
+    (
+        "clone-keeps-blocked-ops",
+        Seeded(
+            BranchFault(_blocked_operations_inherited, _vm_methods("clone", "copy")),
+            "operations",
+            "operations",
+            "A clone or copy keeps its source's blocked_operations (xapi_vm_clone.ml resets them).",
+            "VM.clone of a VM with blocked_operations {start: …} makes a VM whose "
+            "blocked_operations xapi leaves empty; the faulty server copies them.",
+        ),
+    ),
+    (
+        "int-typed",
+        Seeded(
+            WronglyTyped(Quirks(int_typed=True)),
+            "fields",
+            "fields",
+            "Ints are written as <int> over XML-RPC and as strings over JSON-RPC.",
+            "VM.get_VCPUs_max answers <value><int>1</int></value> where xapi sends the bare "
+            'string <value>1</value> (over JSON-RPC "1" where xapi sends 1).',
+        ),
+    ),
+    (
+        "bool-as-text",
+        Seeded(
+            WronglyTyped(Quirks(bool_text=True)),
+            "fields",
+            "fields",
+            'Bools are written as the strings "true"/"false".',
+            'VM.get_is_a_template answers the string "false" where xapi sends '
+            "<boolean>0</boolean> (over JSON-RPC false).",
         ),
     ),
 )

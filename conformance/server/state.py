@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from conformance.server.config import ServerConfig, parse_release
 from conformance.server.events import EventLog
-from conformance.server.faults import Fault, Transition, compose, lookup
+from conformance.server.faults import Fault, Transition, compose, lookup, wire_quirks
 from models.outcome import Outcome
 from models.setup import initial_world
 from models.transition import Call
@@ -24,6 +24,8 @@ class ServerState:
         self._lock = threading.Lock()
         self._world = world
         self._transition = compose(faults)
+        self.quirks = wire_quirks(faults)
+        """How this server types values on the wire (xapi's way unless a seeded fault says)."""
         self.events = EventLog(world)
 
     @classmethod

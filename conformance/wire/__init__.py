@@ -13,7 +13,28 @@ use them through their module (``xmlrpc.encode_request``, ``jsonrpc.decode_respo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from conformance.errors import ProtocolError
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """Ways of typing values on the wire that xapi never uses; only seeded faults set them.
+
+    xapi writes an int64 as a bare string over XML-RPC and as a number over JSON-RPC, and a bool
+    as ``<boolean>`` or ``true``. A server with quirks answers the same values wrongly typed.
+    """
+
+    int_typed: bool = False
+    """An int written as the protocol's other scalar: ``<int>`` over XML-RPC, a string over
+    JSON-RPC."""
+    bool_text: bool = False
+    """A bool written as the string ``"true"`` or ``"false"``."""
+
+
+XAPI_TYPING: Quirks = Quirks()
+"""No quirks: values typed as xapi types them."""
 
 
 class WireFormatError(ProtocolError):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from conformance.wire import WireFormatError
+from conformance.wire import XAPI_TYPING, Quirks, WireFormatError
 from conformance.wire.typed import (
     INT64_MAX,
     INT64_MIN,
@@ -58,8 +58,12 @@ class JsonRpcRequest:
 # --------------------------------------------------------------------------------------------
 
 
-def _json_value(value: Value) -> object:
-    """The JSON-ready form of a ``Value``."""
+def _json_value(value: Value, quirks: Quirks = XAPI_TYPING) -> object:
+    """The JSON-ready form of a ``Value`` (``quirks``: wrongly typed, for seeded faults)."""
+    if isinstance(value, bool) and quirks.bool_text:
+        return str(value).lower()
+    if isinstance(value, int) and not isinstance(value, bool) and quirks.int_typed:
+        return str(value)
     if isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, datetime.datetime):
@@ -69,9 +73,9 @@ def _json_value(value: Value) -> object:
     if isinstance(value, Int32):
         return value.value
     if isinstance(value, Mapping):
-        return {str(key): _json_value(item) for key, item in value.items()}
+        return {str(key): _json_value(item, quirks) for key, item in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [_json_value(item) for item in value]
+        return [_json_value(item, quirks) for item in value]
     raise TypeError(f"not a XenAPI value: {value!r}")
 
 
@@ -96,7 +100,9 @@ def encode_request(
     return _dumps(document)
 
 
-def encode_response(outcome: Outcome, id: object, version: Version) -> bytes:
+def encode_response(
+    outcome: Outcome, id: object, version: Version, quirks: Quirks = XAPI_TYPING
+) -> bytes:
     """xapi's response bytes for ``outcome`` (server side).
 
     - v1: ``{"result": X, "error": null, "id": id}`` or
@@ -105,19 +111,19 @@ def encode_response(outcome: Outcome, id: object, version: Version) -> bytes:
       ``{"jsonrpc": "2.0", "error": {"code": 1, "message": "CODE", "data": [*params]}, "id": id}``.
     """
     if version == "1.0":
-        return _dumps(_v1_response(outcome, id))
-    return _dumps(_v2_response(outcome, id))
+        return _dumps(_v1_response(outcome, id, quirks))
+    return _dumps(_v2_response(outcome, id, quirks))
 
 
-def _v1_response(outcome: Outcome, id: object) -> dict[str, object]:
+def _v1_response(outcome: Outcome, id: object, quirks: Quirks) -> dict[str, object]:
     if isinstance(outcome, Success):
-        return {"result": _json_value(outcome.value), "error": None, "id": id}
+        return {"result": _json_value(outcome.value, quirks), "error": None, "id": id}
     return {"result": None, "error": outcome.description, "id": id}
 
 
-def _v2_response(outcome: Outcome, id: object) -> dict[str, object]:
+def _v2_response(outcome: Outcome, id: object, quirks: Quirks) -> dict[str, object]:
     if isinstance(outcome, Success):
-        return {"jsonrpc": "2.0", "result": _json_value(outcome.value), "id": id}
+        return {"jsonrpc": "2.0", "result": _json_value(outcome.value, quirks), "id": id}
     error = {"code": ERROR_CODE, "message": outcome.code, "data": list(outcome.params)}
     return {"jsonrpc": "2.0", "error": error, "id": id}
 

@@ -17,12 +17,12 @@ import binascii
 import datetime
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
-from conformance.wire import WireFormatError
+from conformance.wire import XAPI_TYPING, Quirks, WireFormatError
 from conformance.wire.typed import (
     INT64_MAX,
     INT64_MIN,
@@ -77,6 +77,7 @@ class _Style:
 
     escape: Callable[[str], str]
     double: Callable[[float], str]
+    quirks: Quirks = XAPI_TYPING
 
 
 _XAPI = _Style(escape=_xapi_escape, double=lambda number: f"{number:.16g}")
@@ -87,9 +88,11 @@ def _encode(value: Value, style: _Style, out: list[str]) -> None:
     """Append the ``<value>…</value>`` XML of ``value`` to ``out``."""
     out.append("<value>")
     if isinstance(value, bool):
-        out.append(f"<boolean>{int(value)}</boolean>")
+        out.append(
+            str(value).lower() if style.quirks.bool_text else f"<boolean>{int(value)}</boolean>"
+        )
     elif isinstance(value, int):
-        out.append(f"{value:d}")
+        out.append(f"<int>{value:d}</int>" if style.quirks.int_typed else f"{value:d}")
     elif isinstance(value, float):
         out.append(f"<double>{style.double(value)}</double>")
     elif isinstance(value, str):
@@ -143,12 +146,12 @@ def encode_request(method: str, params: Sequence[Value]) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-def encode_response(outcome: Outcome) -> bytes:
+def encode_response(outcome: Outcome, quirks: Quirks = XAPI_TYPING) -> bytes:
     """xapi's ``methodResponse`` bytes for ``outcome`` (server side; rpclib ``add_response``).
 
     ``Success`` is a struct ``{Status: "Success", Value: v}``, ``Failure`` a struct
     ``{Status: "Failure", ErrorDescription: [code, *params]}``. Values are written as by
-    ``value_text``.
+    ``value_text`` (``quirks``, for seeded faults only, type them otherwise).
     """
     struct: dict[str, Value]
     if isinstance(outcome, Success):
@@ -156,7 +159,7 @@ def encode_response(outcome: Outcome) -> bytes:
     else:
         struct = {"Status": "Failure", "ErrorDescription": tuple(outcome.description)}
     out = [_XML_DECL, "<methodResponse><params><param>"]
-    _encode(struct, _XAPI, out)
+    _encode(struct, replace(_XAPI, quirks=quirks), out)
     out.append("</param></params></methodResponse>")
     return "".join(out).encode("utf-8")
 

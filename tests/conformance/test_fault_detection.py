@@ -72,6 +72,10 @@ CASES: dict[str, tuple[str, str]] = {
     "async-result-dropped": ("test_area and async", "async"),
     "async-error-code-only": ("test_area and async", "async"),
     "async-effect-lost": ("test_area and async", "[async]"),
+    "logout-keeps-session": ("test_area and rpc", "SESSION_INVALID"),
+    "clone-keeps-blocked-ops": ("test_area and operations", "blocked_operations"),
+    "int-typed": ("test_area and fields", "int"),
+    "bool-as-text": ("test_area and fields", "bool"),
 }
 SEED = "1"
 MACHINE_BUDGET = "60"
@@ -155,7 +159,7 @@ def _reproduce(script: Path, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-REPLAYED = ("stale-record", "rbac-ignored", "blocked-ignored")
+REPLAYED = ("stale-record", "rbac-ignored", "blocked-ignored", "int-typed", "logout-keeps-session")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from conformance.errors import ProtocolError
 from conformance.wire import (
     JsonRpcRequest,
+    Quirks,
     WireFormatError,
     from_wire,
     parse_value_text,
@@ -745,3 +746,22 @@ def test_from_wire_datetimes_are_aware_utc() -> None:
 def test_from_wire_refuses(raw: object, type_text: str) -> None:
     with pytest.raises(WireFormatError):
         from_wire(raw, parse_type(type_text))
+
+
+# ---- quirks: the wrong typings seeded faults use ---------------------------------------------
+
+
+def test_without_quirks_ints_and_bools_are_typed_as_xapi_types_them() -> None:
+    answer = Success({"n": 5, "b": True})
+    assert b"<value>5</value>" in xr.encode_response(answer)
+    assert b"<boolean>1</boolean>" in xr.encode_response(answer)
+    assert json.loads(jr.encode_response(answer, 1, "2.0"))["result"] == {"n": 5, "b": True}
+
+
+def test_quirks_type_ints_and_bools_wrongly_on_both_protocols() -> None:
+    answer = Success({"n": 5, "b": True})
+    quirky = Quirks(int_typed=True, bool_text=True)
+    xml = xr.encode_response(answer, quirky)
+    assert b"<value><int>5</int></value>" in xml and b"<value>true</value>" in xml
+    result = json.loads(jr.encode_response(answer, 1, "2.0", quirky))["result"]
+    assert result == {"n": "5", "b": "true"}

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pytest
 
 from conformance.cli import main
-from conformance.server.faults import FAULTS, TOPICS, compose, lookup
+from conformance.server.faults import FAULTS, TOPICS, WronglyTyped, compose, lookup, wire_quirks
 from conformance.suite.machines import AREAS
+from conformance.wire import XAPI_TYPING, jsonrpc, xmlrpc
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.rpc import apply
 from models.transition import Call
@@ -38,6 +39,7 @@ class Scenario:
     wrong: Value | Outcome | None
     read: tuple[object, ...] | None = None
     session: str | None = None
+    read_session: str | None = None
 
 
 def _bps(vm: str, expected: str, actual: str) -> Failure:
@@ -321,6 +323,23 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             read=("VM.get_power_state", vm),
         )
     ),
+    "logout-keeps-session": lambda d: (
+        (session := d.login("root", ""))
+        and Scenario(
+            ("session.logout",),
+            Failure("SESSION_INVALID", (session,)),
+            None,
+            session=session,
+            read=("VM.get_all",),
+            read_session=session,
+        )
+    ),
+    "clone-keeps-blocked-ops": lambda d: (
+        (vm := _blocked(d, "Halted", "start"))
+        and Scenario(
+            ("VM.clone", vm, "c"), {}, {"start": "R"}, read=("VM.get_blocked_operations", RESULT)
+        )
+    ),
 }
 
 
@@ -348,11 +367,15 @@ def _both_sides(name: str, scenario: Scenario, d: Driver) -> tuple[Outcome, Outc
     result = honest.value if isinstance(honest, Success) else None
     read_method, *read_args = scenario.read
     read_args = [result if arg is RESULT else arg for arg in read_args]
-    read = Call(str(read_method), (d.session, *read_args))
+    read = Call(str(read_method), (scenario.read_session or d.session, *read_args))
     return _step(apply, honest_world, read)[0], _step(faulty, faulty_world, read)[0]
 
 
-@pytest.mark.parametrize("name", list(FAULTS))
+WIRE_FAULTS = frozenset(name for name, f in FAULTS.items() if isinstance(f.fault, WronglyTyped))
+"""Faults that answer as the model does, typed wrongly on the wire (no model scenario)."""
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_fault_diverges_where_its_catalogue_entry_says(name: str) -> None:
     d = driver(accounts=ACCOUNTS)
     scenario = SCENARIOS[name](d)
@@ -364,8 +387,23 @@ def test_the_fault_diverges_where_its_catalogue_entry_says(name: str) -> None:
     assert honest != wrong
 
 
+@pytest.mark.parametrize("name", sorted(WIRE_FAULTS))
+def test_a_wire_fault_answers_as_the_model_but_types_the_answer_wrongly(name: str) -> None:
+    d = driver(accounts=ACCOUNTS)
+    vm = d.new_vm()
+    call = Call("VM.get_record", (d.session, vm))
+    (honest,), (faulty,) = apply(d.world, call), compose(lookup([name]))(d.world, call)
+    assert honest == faulty
+    quirks = wire_quirks(lookup([name]))
+    assert quirks != XAPI_TYPING
+    assert xmlrpc.encode_response(honest.outcome) != xmlrpc.encode_response(honest.outcome, quirks)
+    as_xapi = jsonrpc.encode_response(honest.outcome, 1, "2.0")
+    assert as_xapi != jsonrpc.encode_response(honest.outcome, 1, "2.0", quirks)
+
+
 def test_every_fault_has_a_scenario_a_topic_and_an_area() -> None:
-    assert set(SCENARIOS) == set(FAULTS)
+    assert set(SCENARIOS) | WIRE_FAULTS == set(FAULTS)
+    assert not set(SCENARIOS) & WIRE_FAULTS
     assert len(FAULTS) >= 30
     for name, seeded in FAULTS.items():
         assert seeded.topic in TOPICS, name

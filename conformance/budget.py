@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import settings
+from hypothesis.errors import FlakyFailure
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.divergence import Divergence
@@ -278,6 +279,17 @@ def _run_watched(machine: type[RuleBasedStateMachine], hypothesis_settings: sett
         run_state_machine_as_test(machine, settings=hypothesis_settings)
     except TargetGaveOut as gave_out:
         raise gave_out.error from None
+    except FlakyFailure as flaky:
+        raise _first_divergence(flaky) from None
+
+
+def _first_divergence(flaky: FlakyFailure) -> BaseException:
+    """A race that showed once and not when replayed is still a divergence (the concurrency
+    area's are timing-dependent): the first one the flaky run saw, else the flaky run."""
+    for error in flaky.exceptions:
+        if isinstance(error, Divergence):
+            return error
+    return flaky
 
 
 def run_cells(cells: Iterable[T], budget: Budget | None, name: str) -> Iterable[T]:

@@ -39,6 +39,7 @@ AREA_NAMES = (
     "rpc",
     "roles",
     "async",
+    "concurrency",
     "sweep",
 )
 """What ``-k`` selects: the suite's areas (its machines) and the deterministic sweeps."""

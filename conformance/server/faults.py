@@ -21,6 +21,7 @@ from conformance.errors import UsageError
 from conformance.wire import Quirks
 from models.catalogue import roles_at_least
 from models.checks import update_vm
+from models.inflight import IN_FLIGHT_OPERATIONS
 from models.outcome import Failure, Success, Value
 from models.rpc import ASYNC_PREFIX, apply
 from models.transition import Branch, Call, Result
@@ -34,6 +35,7 @@ __all__ = [
     "CheckLifted",
     "Fault",
     "MemoryOrderUnchecked",
+    "Raced",
     "RbacIgnored",
     "Seeded",
     "Transition",
@@ -42,6 +44,7 @@ __all__ = [
     "compose",
     "known",
     "lookup",
+    "races",
     "summary",
     "wire_quirks",
 ]
@@ -1197,3 +1200,127 @@ def _layer(fault: Fault, inner: Transition) -> Transition:
         return fault.apply(world, call, inner)
 
     return transition
+
+
+# ---- races: faults that show only while calls overlap (issue 12) ------------------------------
+
+RaceQuirk = Literal["unmarked", "fail-fast", "stale-write", "stale-allowed", "none"]
+"""How a racy server runs operations in flight (``conformance.server.inflight``): ``unmarked``
+checks at the begin but marks nothing and trusts that check at the end; ``fail-fast`` answers a
+conflict at once instead of waiting it out; ``stale-write`` reads a map at the call's start and
+writes it back at its end; ``stale-allowed`` marks current_operations without recomputing
+allowed_operations; ``none`` only keeps operations in flight for ``window``."""
+
+
+@dataclass(frozen=True)
+class Raced:
+    """A fault of the embedded server's concurrency: ``quirk`` acts on ``methods`` (sync names),
+    and every in-flight operation (and each of ``methods``) takes at least ``window`` seconds,
+    so that calls overlap even without ``--latency``. ``inner`` alters the transition too."""
+
+    quirk: RaceQuirk
+    methods: frozenset[str]
+    window: float = 0.05
+    inner: Fault | None = None
+
+    def apply(self, world: World, call: Call, honest: Transition) -> Result:
+        """The honest transition (or ``inner``'s): the race is in how the server runs it."""
+        return self.inner.apply(world, call, honest) if self.inner else honest(world, call)
+
+
+def _nothing_in_flight(_call: Call, _vm: Record) -> Mapping[str, Value]:
+    return {"current_operations": {}}
+
+
+_MAP_EDITS = frozenset(
+    {"VM.add_to_other_config", "VM.remove_from_other_config", "VM.add_tags", "VM.remove_tags"}
+)
+_RACED_ENTRIES: tuple[tuple[str, Seeded], ...] = (
+    (
+        "concurrent-starts-both-succeed",
+        Seeded(
+            Raced("unmarked", frozenset({"VM.start"})),
+            "lifecycle",
+            "concurrency",
+            "Two overlapping VM.start calls of one VM both succeed (the op is never marked).",
+            "two sessions start one Halted VM at once; xapi makes the second wait and answer "
+            "VM_BAD_POWER_STATE, the faulty server answers success to both: no order of the "
+            "calls explains that.",
+        ),
+    ),
+    (
+        "destroy-succeeds-twice",
+        Seeded(
+            Raced("unmarked", frozenset({"VM.destroy"})),
+            "lifecycle",
+            "concurrency",
+            "Two overlapping VM.destroy calls of one VM both succeed.",
+            "two sessions destroy one VM at once; xapi's second destroy waits and answers "
+            "HANDLE_INVALID, the faulty server's succeeds.",
+        ),
+    ),
+    (
+        "map-update-lost",
+        Seeded(
+            Raced("stale-write", _MAP_EDITS),
+            "fields",
+            "concurrency",
+            "Overlapping other_config and tags edits of one VM: the last write wins, "
+            "the other edit is lost.",
+            "two sessions add different other_config keys at once; xapi's edits are atomic "
+            "and both keys stay, the faulty server's final record lacks one of them.",
+        ),
+    ),
+    (
+        "conflict-not-waited",
+        Seeded(
+            Raced("fail-fast", frozenset(IN_FLIGHT_OPERATIONS)),
+            "operations",
+            "concurrency",
+            "A lifecycle call that meets a conflicting one in flight fails at once with "
+            "OTHER_OPERATION_IN_PROGRESS (xapi waits and checks again).",
+            "a second VM.start sent while a start of the same VM is in flight answers "
+            "OTHER_OPERATION_IN_PROGRESS; xapi's waits for the first and answers "
+            "VM_BAD_POWER_STATE.",
+        ),
+    ),
+    (
+        "in-flight-not-asserted",
+        Seeded(
+            Raced(
+                "none",
+                frozenset(),
+                inner=CheckLifted(
+                    frozenset({"VM.assert_operation_valid"}),
+                    "OTHER_OPERATION_IN_PROGRESS",
+                    _nothing_in_flight,
+                    accept="any",
+                ),
+            ),
+            "operations",
+            "concurrency",
+            "VM.assert_operation_valid ignores the operations in flight (never "
+            "OTHER_OPERATION_IN_PROGRESS).",
+            "assert_operation_valid(start) while a start of the VM is in flight succeeds; "
+            "xapi answers OTHER_OPERATION_IN_PROGRESS [VM, vm, start, task].",
+        ),
+    ),
+    (
+        "allowed-ops-stale-in-flight",
+        Seeded(
+            Raced("stale-allowed", frozenset(IN_FLIGHT_OPERATIONS)),
+            "operations",
+            "concurrency",
+            "allowed_operations is not recomputed when an operation starts, only when it ends.",
+            "VM.get_allowed_operations while a start is in flight still lists start; xapi's "
+            "list is empty then.",
+        ),
+    ),
+)
+FAULTS = MappingProxyType({**FAULTS, **dict(_RACED_ENTRIES)})
+
+
+def races(faults: Iterable[Fault]) -> tuple[Raced, ...]:
+    """The race faults among ``faults`` (catalogued or bare)."""
+    found = (f.fault if isinstance(f, Seeded) else f for f in faults)
+    return tuple(f for f in found if isinstance(f, Raced))

@@ -26,6 +26,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from conformance.errors import UsageError
+from conformance.server.inflight import Flights, new_task_ref
+from models.inflight import Blocked, vm_operation
 from models.outcome import Failure, Outcome, Success
 from models.rpc import ASYNC_PREFIX, REGISTRY
 from models.transition import Call
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLASSES",
+    "NO_LATENCY",
     "PROFILES",
     "XAPI_SOURCES",
     "LatencyProfile",
@@ -205,6 +208,11 @@ class LatencyProfile:
         return self.delay(method, succeeded=True) == self.delay(method, succeeded=False)
 
 
+NO_LATENCY = LatencyProfile("none", MappingProxyType(dict.fromkeys(CLASSES, 0.0)))
+"""Every call at once: what a server with a race fault and no ``--latency`` runs with (the
+fault's window then decides how long operations stay in flight)."""
+
+
 def load_profile(spec: str) -> LatencyProfile:
     """A built-in profile by name, or a TOML file::
 
@@ -272,6 +280,14 @@ def _timer(seconds: float, action: Callable[[], None]) -> None:
     timer.start()
 
 
+Spawn = Callable[[Callable[[], None]], None]
+"""``spawn(action)``: run ``action`` now on another thread."""
+
+
+def _thread(action: Callable[[], None]) -> None:
+    threading.Thread(target=action, daemon=True).start()
+
+
 @dataclass
 class _InFlight:
     """A pending task: when it started and how long it takes."""
@@ -289,6 +305,7 @@ class SlowCalls:
         sleep: Sleep = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         schedule: Schedule = _timer,
+        spawn: Spawn = _thread,
     ) -> None:
         self.profile = profile
         self._sleep = sleep
@@ -296,15 +313,42 @@ class SlowCalls:
         self._schedule = schedule
         self._lock = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
+        self._flights: Flights | None = None
+        self._spawn = spawn
 
     def call(self, state: ServerState, method: str, params: tuple[object, ...]) -> Outcome:
-        """Answer ``method`` after its delay; an Async call answers a pending task at once."""
+        """Answer ``method`` after its delay; an Async call answers a pending task at once.
+
+        A VM operation is in flight for its delay (``conformance.server.inflight``)."""
         self._advance(state)
         if method.startswith(ASYNC_PREFIX):
             return self._async(state, method, params)
+        flights = self.flights(state)
+        seconds = flights.seconds(method, self.profile.delay(method, succeeded=True))
+        if flights.handles(method) and seconds > 0:
+            refused = self.profile.delay(method, succeeded=False)
+            return flights.run(method, params, new_task_ref(), seconds, self._pause, refused)
         succeeded = self.profile.uniform(method) or _succeeds(state, method, params)
         self._sleep(self.profile.delay(method, succeeded=succeeded))
-        return state.call(method, params)
+        outcome = state.call(method, params)
+        if method == "task.cancel" and isinstance(outcome, Success) and len(params) > 1:
+            flights.cancel(str(params[1]))
+        return outcome
+
+    def flights(self, state: ServerState) -> Flights:
+        """The operations in flight on ``state`` (one ``Flights`` per server state)."""
+        with self._lock:
+            if self._flights is None or self._flights.state is not state:
+                self._flights = Flights(state)
+            return self._flights
+
+    def _pause(self, seconds: float, cancelled: threading.Event) -> None:
+        """Spend an operation's time: on the real clock until done or cancelled, else through
+        the injected ``sleep`` (tests with fake time)."""
+        if self._sleep is time.sleep:
+            cancelled.wait(seconds)
+        else:
+            self._sleep(seconds)
 
     def _async(self, state: ServerState, method: str, params: tuple[object, ...]) -> Outcome:
         branch = state.transition(state.world, Call(method, params, _now()))[0]
@@ -314,11 +358,53 @@ class SlowCalls:
             return state.call(method, params)
         task = branch.world.tasks[str(outcome.value)]
         seconds = self.profile.delay(method, succeeded=task.status == "success")
+        flights = self.flights(state)
+        name = method.removeprefix(ASYNC_PREFIX)
+        conflict = task.error_info[:1] == ("OTHER_OPERATION_IN_PROGRESS",)
+        flying = flights.handles(name) and (task.status == "success" or conflict)
+        if flying:
+            seconds = flights.seconds(name, seconds)
         if seconds <= 0:
             return state.call(method, params)
         ref = self._start_task(state, task, seconds)
-        self._schedule(seconds, lambda: self._finish(state, ref, method, params))
+        if flying:
+            self._fly(state, ref, Call(method, params, _now()), seconds)
+        else:
+            self._schedule(seconds, lambda: self._finish(state, ref, method, params))
         return Success(ref)
+
+    def _fly(self, state: ServerState, ref: str, call: Call, seconds: float) -> None:
+        """An Async VM operation in flight as its task: begun now (or, when a conflict is in
+        flight, on a thread of its own that waits it out), ended ``seconds`` later."""
+        flights = self.flights(state)
+        if vm_operation(call.method) is None:
+            self._spawn(
+                lambda: self._ended(
+                    state, ref, flights.run(call.method, call.args, ref, seconds, self._pause)
+                )
+            )
+            return
+        flights.register(ref)
+        started = flights.attempt(call, ref)
+        if isinstance(started, Blocked):
+            self._spawn(
+                lambda: self._ended(
+                    state, ref, flights.run(call.method, call.args, ref, seconds, self._pause)
+                )
+            )
+        elif isinstance(started, Failure | Success):
+            self._schedule(seconds, lambda: self._ended(state, ref, started))
+        else:
+            self._schedule(
+                seconds, lambda: self._ended(state, ref, flights.end(call, ref, started))
+            )
+
+    def _ended(self, state: ServerState, ref: str, outcome: Outcome) -> None:
+        """The Async call behind task ``ref`` has ended with ``outcome``."""
+        self.flights(state).unregister(ref)
+        with self._lock:
+            self._in_flight.pop(ref, None)
+        state.update(lambda world: _task_ended(world, ref, outcome))
 
     def _start_task(self, state: ServerState, model: Task, seconds: float) -> str:
         refs: list[str] = []
@@ -399,6 +485,19 @@ def _finished(
     if done is None or ref not in after.tasks:  # destroyed while it ran: the effect stays
         return after
     return _with_task(after, replace(done, progress=1.0))
+
+
+def _task_ended(world: World, ref: str, outcome: Outcome) -> World:
+    """Task ``ref`` (if it still exists) with the outcome of its call."""
+    pending = world.tasks.get(ref)
+    if pending is None:
+        return world
+    if isinstance(outcome, Failure):
+        status = "cancelled" if outcome.code == "TASK_CANCELLED" else "failure"
+        done = replace(pending, status=status, error_info=tuple(outcome.description))
+    else:
+        done = replace(pending, status="success", result=outcome.value)
+    return _with_task(world, replace(done, progress=1.0))
 
 
 def _progressed(world: World, progress: Mapping[str, float]) -> World:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
+from conformance.server.faults import races
 from conformance.server.http import FrontEnd
-from conformance.server.latency import SlowCalls
+from conformance.server.latency import NO_LATENCY, SlowCalls
 from conformance.server.state import ServerState
 
 __all__ = ["RunningServer", "serve_forever", "start_in_thread"]
@@ -57,6 +58,8 @@ def _url(host: str, port: int) -> str:
 def _front_end(config: ServerConfig) -> tuple[FrontEnd, ServerState]:
     state = ServerState.from_config(config)
     slow = SlowCalls(config.latency) if config.latency else None
+    if slow is None and races(state.faults):
+        slow = SlowCalls(NO_LATENCY)  # a race fault needs its calls to take time
     return FrontEnd(XenAPIApp(state, config.max_request_bytes, slow), config), state
 
 

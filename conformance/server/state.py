@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from conformance.server.config import ServerConfig, parse_release
 from conformance.server.events import EventLog
@@ -16,16 +17,21 @@ from models.world import Facts, World
 
 __all__ = ["ServerState"]
 
+T = TypeVar("T")
+
 
 class ServerState:
     """Serialises calls into the pure model; every call sees and leaves one consistent world."""
 
     def __init__(self, world: World, faults: Sequence[Fault] = ()) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._version = 0
         self._world = world
         self._transition = compose(faults)
         self.quirks = wire_quirks(faults)
         """How this server types values on the wire (xapi's way unless a seeded fault says)."""
+        self.faults = tuple(faults)
         self.events = EventLog(world)
 
     @classmethod
@@ -56,17 +62,40 @@ class ServerState:
         """Replace the world by ``change(world)`` under the lock, recording its events."""
         with self._lock:
             world = change(self._world)
-            if world is not self._world:
-                self._world = world
-                self.events.record(world)
+            self._commit(world)
             return world
+
+    def step(self, change: Callable[[World], tuple[World, T]]) -> tuple[T, int]:
+        """``change`` under the lock: its world replaces the current one (events recorded);
+        returns its value and the state's version after it (for ``wait_after``)."""
+        with self._lock:
+            world, value = change(self._world)
+            self._commit(world)
+            return value, self._version
+
+    @property
+    def version(self) -> int:
+        """How many times the world has changed (read before a ``wait_after``)."""
+        return self._version
+
+    def wait_after(self, version: int, timeout: float) -> None:
+        """Block until the world changes after ``version`` (or ``timeout`` seconds pass)."""
+        with self._changed:
+            if self._version == version:
+                self._changed.wait(timeout)
+
+    def _commit(self, world: World) -> None:
+        """Under the lock: make ``world`` current and wake whoever waits for a change."""
+        if world is not self._world:
+            self._world = world
+            self.events.record(world)
+            self._version += 1
+            self._changed.notify_all()
 
     def call(self, method: str, params: tuple[object, ...]) -> Outcome:
         """Apply one call; when the model offers several branches, the first one is taken."""
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
         with self._lock:
             branch = self._transition(self._world, Call(method, params, now))[0]
-            if branch.world is not self._world:
-                self._world = branch.world
-                self.events.record(branch.world)
+            self._commit(branch.world)
         return branch.outcome

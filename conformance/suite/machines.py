@@ -8,6 +8,7 @@ the branch the target took.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 from hypothesis import strategies as st
@@ -23,7 +24,9 @@ from hypothesis.stateful import (
     rule,
 )
 
+from conformance.errors import TargetError
 from conformance.harness import Connection, Harness
+from conformance.reproducer import LOGIN
 from conformance.strategies import (
     BAD_REFS,
     LABELS,
@@ -33,6 +36,7 @@ from conformance.strategies import (
     value_of,
     vm_records,
 )
+from conformance.suite.concurrency import Race, races, run_race
 from conformance.suite.sweeps import LIFECYCLE_MESSAGES
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
@@ -43,6 +47,7 @@ from models.schema import Message, XType
 __all__ = [
     "AREAS",
     "AsyncMachine",
+    "ConcurrencyMachine",
     "FieldsMachine",
     "LifecycleMachine",
     "MemoryMachine",
@@ -459,6 +464,56 @@ def _neutral(xtype: XType) -> Value:
     return neutral.get(xtype.kind, NULL_REF)
 
 
+RACE_PREFIX = ("start", "clean_shutdown", "suspend", "pause", "resume", "unpause")
+"""Sequential steps between races: the power states the races start from."""
+
+
+class ConcurrencyMachine(ConformanceMachine):
+    """Sessions racing on the same VMs after a short sequential prefix, judged by
+    linearizability (``conformance.suite.concurrency``)."""
+
+    area = "concurrency"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions: list[str] = []
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(RACE_PREFIX), paused=st.booleans())
+    def prepare(self, vm: str, op: str, paused: bool) -> None:
+        """A sequential step that puts a VM in another power state before a race."""
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call(f"VM.{op}", vm, *args)
+
+    @rule(race=races())
+    def race(self, race: Race) -> None:
+        """Two or three sessions at once on one or two of the example's VMs (the last two
+        live ones; a VM the race destroys gives HANDLE_INVALID to later calls)."""
+        vms = self.harness.suite_vms()[-2:] or self.harness.refs.bound("vm")[-1:]
+        if not vms:
+            return
+        run_race(self.harness, race.on(vms), self._sessions(len(race.lanes)))
+
+    def _sessions(self, count: int) -> list[str]:
+        """The root session, then sessions of further root logins (made once per example)."""
+        root = self.connection.root
+        while len(self.sessions) < count - 1:
+            login = self.harness.call(LOGIN, root.account.name, root.account.password)
+            if not isinstance(login, Success):
+                return [self.harness.session] * count
+            self.sessions.append(str(login.value))
+        return [self.harness.session, *self.sessions[: count - 1]]
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            for session in self.sessions:
+                with contextlib.suppress(TargetError):
+                    self.connection.target.call(
+                        "session.logout", self.harness.refs.to_target(session)
+                    )
+
+
 AREAS: Mapping[str, type[ConformanceMachine]] = {
     "lifecycle": LifecycleMachine,
     "memory": MemoryMachine,
@@ -468,5 +523,6 @@ AREAS: Mapping[str, type[ConformanceMachine]] = {
     "rpc": RpcMachine,
     "roles": RolesMachine,
     "async": AsyncMachine,
+    "concurrency": ConcurrencyMachine,
 }
 """Area name → machine, as the suite's tests and ``-k`` select them."""

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import pytest
 
 from conformance.cli import main
-from conformance.server.faults import FAULTS, TOPICS, WronglyTyped, compose, lookup, wire_quirks
+from conformance.server.faults import (
+    FAULTS,
+    TOPICS,
+    WronglyTyped,
+    compose,
+    lookup,
+    races,
+    wire_quirks,
+)
 from conformance.suite.machines import AREAS
 from conformance.wire import XAPI_TYPING, jsonrpc, xmlrpc
 from models.outcome import Encoded, Failure, Outcome, Success, Value
@@ -375,6 +383,10 @@ WIRE_FAULTS = frozenset(name for name, f in FAULTS.items() if isinstance(f.fault
 """Faults that answer as the model does, typed wrongly on the wire (no model scenario)."""
 
 
+RACES = frozenset(name for name, seeded in FAULTS.items() if races([seeded]))
+"""Race faults show only while calls overlap: tests/conformance/test_concurrency.py has them."""
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_fault_diverges_where_its_catalogue_entry_says(name: str) -> None:
     d = driver(accounts=ACCOUNTS)
@@ -402,8 +414,8 @@ def test_a_wire_fault_answers_as_the_model_but_types_the_answer_wrongly(name: st
 
 
 def test_every_fault_has_a_scenario_a_topic_and_an_area() -> None:
-    assert set(SCENARIOS) | WIRE_FAULTS == set(FAULTS)
-    assert not set(SCENARIOS) & WIRE_FAULTS
+    assert set(SCENARIOS) | WIRE_FAULTS | RACES == set(FAULTS)
+    assert not set(SCENARIOS) & (WIRE_FAULTS | RACES)
     assert len(FAULTS) >= 30
     for name, seeded in FAULTS.items():
         assert seeded.topic in TOPICS, name

@@ -30,6 +30,7 @@ ACCOUNTS = (Account("ro", "ro-pw", "read-only"),)
 LIFECYCLE_SWEEP = "lifecycle_sweep"
 BLOCKED_SWEEP = "blocked_sweep"
 MEMORY_SWEEP = "memory_sweep"
+CONCURRENCY = "test_area and concurrency"
 
 # fault → (-k selection, a text the divergence's message, expected outcome or kind shows)
 CASES: dict[str, tuple[str, str]] = {
@@ -76,6 +77,13 @@ CASES: dict[str, tuple[str, str]] = {
     "clone-keeps-blocked-ops": ("test_area and operations", "blocked_operations"),
     "int-typed": ("test_area and fields", "int"),
     "bool-as-text": ("test_area and fields", "bool"),
+    # races (issue 12): found only by the concurrency area
+    "concurrent-starts-both-succeed": (CONCURRENCY, "VM.start"),
+    "destroy-succeeds-twice": (CONCURRENCY, "VM.destroy"),
+    "map-update-lost": (CONCURRENCY, "no order of these"),
+    "conflict-not-waited": (CONCURRENCY, "OTHER_OPERATION_IN_PROGRESS"),
+    "in-flight-not-asserted": (CONCURRENCY, "VM.assert_operation_valid"),
+    "allowed-ops-stale-in-flight": (CONCURRENCY, "allowed_operations"),
 }
 SEED = "1"
 MACHINE_BUDGET = "60"

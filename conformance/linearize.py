@@ -1,0 +1,286 @@
+"""Linearizability of a concurrent history against the model (Wing & Gong, as Knossos does it).
+
+A history is the calls several sessions made at once, each with the time it was sent, the time
+its answer arrived and the answer. It is linearizable when some order of the calls' steps
+respects real time (a call that was answered before another was sent comes first), the model
+accepts every step of that order with the answer the target gave, and the world it ends in has
+the VM records the target showed afterwards. A VM operation is two steps, begin and end
+(``models.inflight``), and a conflicting begin waits, as xapi's do; every other call is one step.
+
+The search is depth first over the calls that may go next, with every (world, calls done, calls
+in flight) it has already explored remembered, so each state is explored once; it gives up
+(``Undecided``) after ``limit`` states rather than run long.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from conformance.compare import AnswerRules, Mismatch, Strictness, outcome_mismatch
+from models.inflight import Began, Blocked, begin, cancelled_by, finish
+from models.outcome import Failure, Outcome
+from models.transition import Branch, Call
+from models.world import World
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "Explained",
+    "Observed",
+    "Search",
+    "Undecided",
+    "Unexplained",
+    "linearize",
+    "task_name",
+]
+
+DEFAULT_LIMIT = 200_000
+"""States explored at most before the search gives up."""
+
+
+def task_name(index: int) -> str:
+    """The task ref the model gives call ``index`` of a history (xapi makes one per call)."""
+    return f"OpaqueRef:history-task-{index}"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One call of a history, in model terms: who made it, when, and what the target answered.
+
+    ``call`` has the sync method name (``is_async`` says whether it went through a task);
+    ``task`` is the target's task ref of an Async call, so that error parameters naming it
+    can be compared.
+    """
+
+    index: int
+    session: int
+    call: Call
+    invoked: float
+    answered: float
+    outcome: Outcome
+    is_async: bool = False
+    task: str = ""
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The history is linearizable: one order that explains it, and the world it ends in."""
+
+    order: tuple[str, ...]
+    world: World
+    states: int
+
+
+@dataclass(frozen=True)
+class Unexplained:
+    """No order explains the history; ``closest`` says how far the deepest attempt got."""
+
+    states: int
+    closest: str
+
+
+@dataclass(frozen=True)
+class Undecided:
+    """The search gave up after ``states`` states."""
+
+    states: int
+
+
+Search = Explained | Unexplained | Undecided
+FinalCheck = Callable[[World], str | None]
+"""Compares a world with the records the target showed at the end (None when they agree)."""
+
+
+@dataclass(frozen=True)
+class _State:
+    world: World
+    done: frozenset[int] = frozenset()
+    flying: frozenset[int] = frozenset()
+    cancelling: frozenset[int] = frozenset()
+    waits: frozenset[tuple[int, int]] = frozenset()
+    """(call, victim): the call's end waits for the victim's (hard_shutdown's cancellations)."""
+    order: tuple[str, ...] = ()
+
+
+@dataclass
+class _Searcher:
+    history: Sequence[Observed]
+    final: FinalCheck
+    strictness: Strictness
+    limit: int
+    states: int = 0
+    seen: dict[tuple[frozenset[int], ...], list[World]] = field(default_factory=dict)
+    closest: tuple[int, str] = (-1, "")
+
+    def run(self, state: _State) -> Explained | None:
+        self.states += 1
+        if self.states > self.limit:
+            raise _GaveUp
+        if len(state.done) == len(self.history):
+            return self._at_end(state)
+        if self._explored(state):
+            return None
+        for successor in self._successors(state):
+            found = self.run(successor)
+            if found is not None:
+                return found
+        return None
+
+    def _at_end(self, state: _State) -> Explained | None:
+        mismatch = self.final(state.world)
+        if mismatch is None:
+            return Explained(state.order, state.world, self.states)
+        self._note(state, f"every call explained, but the final records differ: {mismatch}")
+        return None
+
+    def _explored(self, state: _State) -> bool:
+        key = (state.done, state.flying, state.cancelling, frozenset(i for i, _ in state.waits))
+        worlds = self.seen.setdefault(key, [])
+        if state.world in worlds:
+            return True
+        worlds.append(state.world)
+        return False
+
+    def _successors(self, state: _State) -> list[_State]:
+        found: list[_State] = []
+        for observed in self.history:
+            i = observed.index
+            if i in state.flying and all(v in state.done for c, v in state.waits if c == i):
+                found.extend(self._ends(state, observed))
+            elif i not in state.done and i not in state.flying and self._ready(state, observed):
+                found.extend(self._begins(state, observed))
+        return found
+
+    def _ready(self, state: _State, observed: Observed) -> bool:
+        """Every call answered before this one was sent is done (real-time order)."""
+        return all(
+            other.index in state.done for other in self.history if other.answered < observed.invoked
+        )
+
+    def _begins(self, state: _State, observed: Observed) -> list[_State]:
+        i, task = observed.index, task_name(observed.index)
+        found: list[_State] = []
+        for start in begin(state.world, observed.call, task):
+            if isinstance(start, Blocked):
+                continue
+            if isinstance(start, Began):
+                found.append(self._began(state, observed, start))
+            elif self._matches(state, observed, start):
+                found.append(self._ended(state, i, start, "call"))
+        return found
+
+    def _began(self, state: _State, observed: Observed, start: Began) -> _State:
+        i = observed.index
+        victims = _indices(cancelled_by(start.world, observed.call, task_name(i)))
+        return _State(
+            start.world,
+            state.done,
+            state.flying | {i},
+            state.cancelling | victims,
+            state.waits | {(i, v) for v in victims},
+            (*state.order, f"begin #{i}"),
+        )
+
+    def _ends(self, state: _State, observed: Observed) -> list[_State]:
+        i = observed.index
+        cancelled = i in state.cancelling
+        ends = finish(state.world, observed.call, task_name(i), cancelled=cancelled)
+        return [
+            self._ended(state, i, branch, "end")
+            for branch in ends
+            if self._matches(state, observed, branch)
+        ]
+
+    def _ended(self, state: _State, i: int, branch: Branch, step: str) -> _State:
+        return _State(
+            branch.world,
+            state.done | {i},
+            state.flying - {i},
+            state.cancelling - {i},
+            state.waits,
+            (*state.order, f"{step} #{i}"),
+        )
+
+    def _matches(self, state: _State, observed: Observed, branch: Branch) -> bool:
+        mismatch = outcome_mismatch_of(observed, branch.outcome, self.history, self.strictness)
+        if mismatch is not None:
+            self._note(state, f"#{observed.index} {observed.call.method}: {mismatch}")
+        return mismatch is None
+
+    def _note(self, state: _State, text: str) -> None:
+        depth = len(state.order)
+        if depth > self.closest[0]:
+            order = ", ".join(state.order) or "nothing"
+            self.closest = (depth, f"after {order}: {text}")
+
+
+class _GaveUp(Exception):
+    pass
+
+
+def _indices(tasks: frozenset[str]) -> frozenset[int]:
+    return frozenset(int(t.rsplit("-", 1)[1]) for t in tasks if t.startswith(task_name(0)[:-1]))
+
+
+def outcome_mismatch_of(
+    observed: Observed, expected: Outcome, history: Sequence[Observed], strictness: Strictness
+) -> Mismatch | None:
+    """Why the target's answer to ``observed`` is not ``expected`` (None when it matches).
+
+    Task refs in error parameters (OTHER_OPERATION_IN_PROGRESS, TASK_CANCELLED) are compared
+    where the client can know them (Async calls' tasks); a synchronous call's own task, which
+    xapi never shows its caller, matches any task ref.
+    """
+    rules = AnswerRules.of(observed.call.method)
+    known = {task_name(o.index): o.task for o in history if o.is_async and o.task}
+    return outcome_mismatch(
+        _tasks_shown(expected, known, model=True),
+        _tasks_shown(observed.outcome, known, model=False),
+        returns=rules.result,
+        result_field=rules.result_field,
+        shape_only=rules.shape_only,
+        strictness=strictness,
+    )
+
+
+_REF = re.compile(r"OpaqueRef:[0-9A-Za-z-]+")
+_TASK_ERRORS = {"OTHER_OPERATION_IN_PROGRESS": 3, "TASK_CANCELLED": 0}
+
+
+def _tasks_shown(outcome: Outcome, known: Mapping[str, str], *, model: bool) -> Outcome:
+    if not isinstance(outcome, Failure) or outcome.code not in _TASK_ERRORS:
+        return outcome
+    at = _TASK_ERRORS[outcome.code]
+    if at >= len(outcome.params):
+        return outcome
+    target_tasks = set(known.values())
+
+    def shown(match: re.Match[str]) -> str:
+        ref = match.group(0)
+        if model:
+            return known.get(ref, "<a task>")
+        return ref if ref in target_tasks else "<a task>"
+
+    params = list(outcome.params)
+    params[at] = _REF.sub(shown, params[at])
+    return Failure(outcome.code, tuple(params))
+
+
+def linearize(
+    world: World,
+    history: Sequence[Observed],
+    final: FinalCheck,
+    *,
+    strictness: Strictness = "exact",
+    limit: int = DEFAULT_LIMIT,
+) -> Search:
+    """Search for an order of ``history``'s steps from ``world`` that explains it all."""
+    searcher = _Searcher(history, final, strictness, limit)
+    try:
+        found = searcher.run(_State(world))
+    except _GaveUp:
+        return Undecided(searcher.states)
+    if found is not None:
+        return found
+    return Unexplained(searcher.states, searcher.closest[1] or "no call could go first")

@@ -1,0 +1,569 @@
+"""The concurrency area: sessions racing on the same VMs, judged by linearizability.
+
+A race is two or three lanes, one per session, each a short list of calls (lifecycle operations,
+their Async twins, other_config and tags edits on the same or different keys, setters, reads of
+allowed_operations, assert_operation_valid). The lanes start together on threads, each with its
+own connection; every call's send time, answer time and answer is recorded. Then the VMs'
+records are read, and ``conformance.linearize`` looks for an order of the calls (each VM
+operation a begin and an end, as xapi runs them) that respects real time, that the model accepts
+with the answers the target gave, and that ends in the records the target shows. None is a
+divergence whose message lists the history; the example's model then follows the order found.
+
+``replay_race`` re-runs a shrunk race up to N times against a target and counts how often the
+race shows: a reproducer of a race is a script that calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from hypothesis import strategies as st
+
+from conformance.compare import AnswerRules, outcome_mismatch, typed_outcome
+from conformance.divergence import Desynced, Divergence, DivergenceInfo
+from conformance.errors import TargetError
+from conformance.harness import TASK_POLL_S, Harness
+from conformance.linearize import Explained, Observed, Undecided, Unexplained, linearize
+from conformance.reproducer import LOGIN, LoggedCall
+from conformance.targets import Target, open_target
+from conformance.targets.inprocess import InProcessTarget
+from conformance.wire import WireFormatError, parse_value_text
+from models.outcome import Failure, Outcome, Success, Value
+from models.rpc import apply
+from models.schema import XType
+from models.transition import Call
+from models.world import World
+
+__all__ = [
+    "RACE_OPERATIONS",
+    "STATS",
+    "VM_SLOTS",
+    "Race",
+    "RaceCall",
+    "RaceStats",
+    "race_calls",
+    "races",
+    "run_race",
+]
+
+RACE_OPERATIONS = (
+    "start",
+    "clean_shutdown",
+    "hard_shutdown",
+    "suspend",
+    "resume",
+    "pause",
+    "unpause",
+    "hard_reboot",
+    "clean_reboot",
+    "destroy",
+)
+"""VM operations the lanes race with (each also as its Async twin)."""
+FREQUENT = ("start", "destroy", "clean_shutdown")
+"""Drawn twice as often: the races that double-start, double-destroy and cancel."""
+MAP_KEYS = ("race-a", "race-b")
+"""Two keys: two lanes edit the same key or different ones."""
+PAUSE = "(pause)"
+"""A lane step that sends nothing: the lane waits ``PAUSE_S`` (so that its next call lands
+while another lane's operation is in flight, not before it begins)."""
+PAUSE_S = 0.01
+ASSERTED = ("start", "clean_shutdown", "hard_shutdown", "destroy")
+_VM_RECORD = XType("record", name="VM")
+
+
+@dataclass(frozen=True)
+class RaceCall:
+    """One call of a lane, in model terms, the session left out."""
+
+    method: str
+    args: tuple[Value, ...]
+    is_async: bool = False
+
+    @property
+    def wire_method(self) -> str:
+        """The method as sent (``Async.`` prefixed for Async calls)."""
+        return f"Async.{self.method}" if self.is_async else self.method
+
+
+@dataclass(frozen=True)
+class Race:
+    """Two or three lanes of calls that start together, one session each."""
+
+    lanes: tuple[tuple[RaceCall, ...], ...]
+
+    def on(self, vms: Sequence[str]) -> Race:
+        """This race with its VM slots (``VM_SLOTS``) replaced by ``vms`` (cycled)."""
+
+        def placed(value: Value) -> Value:
+            if isinstance(value, str) and value in VM_SLOTS:
+                return vms[VM_SLOTS.index(value) % len(vms)]
+            return value
+
+        return Race(
+            tuple(
+                tuple(RaceCall(c.method, tuple(map(placed, c.args)), c.is_async) for c in lane)
+                for lane in self.lanes
+            )
+        )
+
+    def calls(self) -> list[tuple[int, RaceCall]]:
+        """Every call with its lane, lane by lane (the history's indices follow this order)."""
+        return [(lane, call) for lane, calls in enumerate(self.lanes) for call in calls]
+
+
+@dataclass
+class RaceStats:
+    """What the area has checked in this process (for the benchmark and the note)."""
+
+    races: int = 0
+    calls: int = 0
+    states: int = 0
+    search_seconds: float = 0.0
+    largest: int = 0
+    largest_seconds: float = 0.0
+    undecided: int = 0
+
+    def add(self, calls: int, states: int, seconds: float) -> None:
+        """Count one history of ``calls`` calls checked in ``seconds``."""
+        self.races += 1
+        self.calls += calls
+        self.states += states
+        self.search_seconds += seconds
+        if calls > self.largest or (calls == self.largest and seconds > self.largest_seconds):
+            self.largest, self.largest_seconds = calls, seconds
+
+
+STATS = RaceStats()
+
+
+# ---- what the lanes call ------------------------------------------------------------------------
+
+
+VM_SLOTS = ("vm#0", "vm#1")
+"""Placeholders for the example's VMs in drawn races (``Race.on`` puts the refs in): what is
+drawn must not depend on what an earlier race did to the VMs (Hypothesis replays draws)."""
+
+
+def race_calls() -> st.SearchStrategy[RaceCall]:
+    """One lane call on a VM slot: an operation (sync or Async), an edit, a read."""
+    vm = st.sampled_from(VM_SLOTS)
+    key = st.sampled_from(MAP_KEYS)
+    ops = st.sampled_from(RACE_OPERATIONS) | st.sampled_from(FREQUENT)
+    operation = st.builds(_operation, vm, ops, st.booleans(), st.booleans())
+    edits = st.one_of(
+        st.builds(lambda v, k: RaceCall("VM.add_to_other_config", (v, k, "x")), vm, key),
+        st.builds(lambda v, k: RaceCall("VM.remove_from_other_config", (v, k)), vm, key),
+        st.builds(lambda v, k: RaceCall("VM.add_tags", (v, k)), vm, key),
+        st.builds(lambda v, k: RaceCall("VM.remove_tags", (v, k)), vm, key),
+        st.builds(
+            lambda v, k: RaceCall("VM.set_name_label", (v, f"xapi-conformance {k}")), vm, key
+        ),
+    )
+    reads = st.one_of(
+        st.builds(lambda v: RaceCall("VM.get_allowed_operations", (v,)), vm),
+        st.builds(lambda v: RaceCall("VM.get_current_operations", (v,)), vm),
+        st.builds(lambda v: RaceCall("VM.get_record", (v,)), vm),
+        st.builds(lambda v: RaceCall("VM.get_power_state", (v,)), vm),
+        st.builds(
+            lambda v, op: RaceCall("VM.assert_operation_valid", (v, op)),
+            vm,
+            st.sampled_from(ASSERTED),
+        ),
+    )
+    pause = st.just(RaceCall(PAUSE, (PAUSE_S,)))
+    return st.one_of(operation, operation, edits, reads, reads, pause)
+
+
+def _operation(vm: str, op: str, is_async: bool, paused: bool) -> RaceCall:
+    args: tuple[Value, ...] = (vm, paused, False) if op in ("start", "resume") else (vm,)
+    return RaceCall(f"VM.{op}", args, is_async)
+
+
+LANE = st.lists(race_calls(), min_size=1, max_size=3).map(tuple)
+
+
+@st.composite
+def races(draw: st.DrawFn) -> Race:
+    """Two or three lanes of one to three calls each. The second lane is, as often as not, the
+    first one again (the same calls from another session) or its twin on the other map key,
+    the races that find lost updates and double successes; shrinking goes towards two
+    identical one-call lanes."""
+    first = draw(LANE)
+    shape = draw(st.sampled_from(("same", "twin", "free")), label="second lane")
+    second = {"same": first, "twin": tuple(_twin(c) for c in first)}.get(shape) or draw(LANE)
+    third = draw(st.lists(LANE, max_size=1), label="third lane")
+    return Race((first, second, *third))
+
+
+def _twin(call: RaceCall) -> RaceCall:
+    swap = {MAP_KEYS[0]: MAP_KEYS[1], MAP_KEYS[1]: MAP_KEYS[0]}
+    return RaceCall(call.method, tuple(swap.get(str(a), a) for a in call.args), call.is_async)
+
+
+# ---- running a race -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Lane:
+    """One lane's thread: its connection, session (target ref) and what it saw."""
+
+    target: Target
+    session: str
+    calls: Sequence[tuple[int, RaceCall]]
+    seen: list[tuple[int, float, float, Outcome, str]] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def lane_targets(harness: Harness, count: int) -> list[Target]:
+    """``count`` connections to the harness's target, one per lane (opened once, then kept)."""
+    kept = _KEPT.setdefault(id(harness.connection), [])
+    while len(kept) < count:
+        kept.append(_fork(harness.connection.target))
+    return kept[:count]
+
+
+_KEPT: dict[int, list[Target]] = {}
+
+
+def _fork(target: Target) -> Target:
+    """Another connection to ``target`` (a thread of its own needs one)."""
+    if isinstance(target, InProcessTarget):
+        return InProcessTarget(target.app, target.protocol)
+    return open_target(target.url, target.protocol, target.settings)
+
+
+def run_race(harness: Harness, race: Race, sessions: Sequence[str]) -> Explained:
+    """Run ``race`` (lane i as ``sessions[i]``, model refs) and judge it; the harness follows the
+    order found. Raises Divergence when no order explains what the target did."""
+    before = harness.world
+    lanes = _lanes(harness, race, sessions)
+    clock = _run_lanes(lanes)
+    history = _history(harness, race, lanes, sessions, clock)
+    final = _final_records(harness)
+    started = time.perf_counter()
+    search = linearize(
+        before, history, _final_check(harness, final), strictness=harness.connection.strictness
+    )
+    STATS.add(len(history), search.states, time.perf_counter() - started)
+    _count(harness, history)
+    if isinstance(search, Explained):
+        _adopt(harness, search, history)
+        return search
+    if isinstance(search, Undecided):
+        STATS.undecided += 1
+        harness.off_track = True
+        raise Desynced()
+    harness.off_track = True
+    raise Divergence(_info(harness, race, history, search, sessions))
+
+
+def _lanes(harness: Harness, race: Race, sessions: Sequence[str]) -> list[_Lane]:
+    targets = lane_targets(harness, len(race.lanes))
+    numbered = race.calls()
+    return [
+        _Lane(
+            targets[lane],
+            str(harness.refs.to_target(sessions[lane])),
+            [(i, _to_target(harness, call)) for i, (ln, call) in enumerate(numbered) if ln == lane],
+        )
+        for lane in range(len(race.lanes))
+    ]
+
+
+def _to_target(harness: Harness, call: RaceCall) -> RaceCall:
+    return RaceCall(call.method, tuple(harness.refs.to_target(a) for a in call.args), call.is_async)
+
+
+def _run_lanes(lanes: Sequence[_Lane]) -> float:
+    """Run the lanes on threads from one barrier; returns the clock origin."""
+    barrier = threading.Barrier(len(lanes))
+    origin = time.monotonic()
+    threads = [threading.Thread(target=_lane_body, args=(lane, barrier)) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for lane in lanes:
+        if lane.error is not None:
+            raise lane.error
+    return origin
+
+
+def _lane_body(lane: _Lane, barrier: threading.Barrier) -> None:
+    try:
+        barrier.wait(timeout=30)
+        for index, call in lane.calls:
+            args = call.args
+            if call.method == PAUSE:
+                time.sleep(PAUSE_S)
+                continue
+            invoked = time.monotonic()
+            outcome, task = _send(lane.target, lane.session, call, args)
+            lane.seen.append((index, invoked, time.monotonic(), outcome, task))
+    except BaseException as error:  # handed to the main thread
+        lane.error = error
+
+
+def _send(
+    target: Target, session: str, call: RaceCall, args: tuple[Value, ...]
+) -> tuple[Outcome, str]:
+    """What the target answered (still in target terms, typed), and the Async call's task."""
+    rules = AnswerRules.of(call.wire_method)
+    raw = target.call(call.wire_method, session, *args)
+    if not call.is_async or not isinstance(raw, Success):
+        return _typed(raw, rules.answer), ""
+    task = str(raw.value)
+    return _task_outcome(target, session, task, rules), task
+
+
+def _typed(raw: Outcome, returns: XType | None) -> Outcome:
+    try:
+        return typed_outcome(raw, returns)
+    except WireFormatError as error:
+        return Failure("(malformed answer)", (str(error),))
+
+
+def _task_outcome(target: Target, session: str, task: str, rules: AnswerRules) -> Outcome:
+    deadline = time.monotonic() + target.settings.task_timeout
+    while True:
+        status = target.call("task.get_status", session, task)
+        if not isinstance(status, Success) or status.value != "pending":
+            break
+        if time.monotonic() > deadline:
+            raise TargetError(f"the task of {rules.method} is still pending: the target stalled")
+        time.sleep(TASK_POLL_S)
+    record = target.call("task.get_record", session, task)
+    target.call("task.destroy", session, task)
+    value = record.value if isinstance(record, Success) else None
+    if not isinstance(value, Mapping):
+        return Failure("(no task record)", (str(record),))
+    if value.get("status") == "success":
+        try:
+            result = parse_value_text(str(value.get("result", "")))
+        except WireFormatError as error:
+            return Failure("(malformed task result)", (str(error),))
+        return _typed(Success(result), rules.result)  # type: ignore[arg-type]
+    info = [str(x) for x in value.get("error_info", ()) or ("(no error_info)",)]  # type: ignore[union-attr]
+    return Failure(info[0], tuple(info[1:]))
+
+
+def _history(
+    harness: Harness,
+    race: Race,
+    lanes: Sequence[_Lane],
+    sessions: Sequence[str],
+    origin: float,
+) -> list[Observed]:
+    calls = race.calls()
+    history: list[Observed] = []
+    for lane_index, lane in enumerate(lanes):
+        for index, invoked, answered, outcome, task in lane.seen:
+            call = calls[index][1]
+            history.append(
+                Observed(
+                    index,
+                    lane_index,
+                    Call(call.method, (sessions[lane_index], *call.args)),
+                    invoked - origin,
+                    answered - origin,
+                    harness.refs.outcome_to_model(outcome),
+                    call.is_async,
+                    task,
+                )
+            )
+    return sorted(history, key=lambda o: o.index)
+
+
+def _final_records(harness: Harness) -> dict[str, Outcome]:
+    """Each suite VM's record as the target shows it now (model terms)."""
+    target, session = harness.connection.target, harness.session
+    records: dict[str, Outcome] = {}
+    for ref in harness.refs.bound("vm"):
+        raw = target.call("VM.get_record", session, harness.refs.to_target(ref))
+        records[ref] = harness.refs.outcome_to_model(_typed(raw, _VM_RECORD))
+    return records
+
+
+def _final_check(harness: Harness, final: Mapping[str, Outcome]) -> Callable[[World], str | None]:
+    rules = AnswerRules.of("VM.get_record")
+    strictness = harness.connection.strictness
+
+    def check(world: World) -> str | None:
+        for ref, actual in final.items():
+            call = Call("VM.get_record", (harness.session, ref))
+            expected = [b.outcome for b in apply(world, call)]
+            mismatches = [
+                outcome_mismatch(
+                    e, actual, returns=rules.result, shape_only=False, strictness=strictness
+                )
+                for e in expected
+            ]
+            if all(m is not None for m in mismatches):
+                name = harness.refs.name(ref) or ref
+                return f"{name}: {harness.refs.display_text(str(mismatches[0]))}"
+        return None
+
+    return check
+
+
+def _count(harness: Harness, history: Sequence[Observed]) -> None:
+    tally = harness.connection.tally
+    tally.steps += len(history)
+    for observed in history:
+        tally.messages[observed.call.method] += 1
+
+
+def _adopt(harness: Harness, found: Explained, history: Sequence[Observed]) -> None:
+    """The harness follows the order found; its log gets the calls in that order."""
+    by_index = {o.index: o for o in history}
+    for step in found.order:
+        kind, _, number = step.partition(" #")
+        if kind == "begin":
+            continue
+        observed = by_index[int(number)]
+        method = f"Async.{observed.call.method}" if observed.is_async else observed.call.method
+        args = cast(tuple[Value, ...], observed.call.args[1:])
+        session = str(observed.call.args[0])
+        harness.log.append(LoggedCall(method, args, session, answer=observed.outcome))
+    harness.adopt(found.world)
+
+
+# ---- the divergence ------------------------------------------------------------------------------
+
+
+def history_text(harness: Harness, history: Sequence[Observed]) -> list[str]:
+    """One line per call: lane, call, the times it was sent and answered, the answer."""
+    lines = []
+    for o in history:
+        method = f"Async.{o.call.method}" if o.is_async else o.call.method
+        args = ", ".join(_shown(harness, a) for a in o.call.args[1:])  # type: ignore[arg-type]
+        answer = harness.refs.display_outcome(o.outcome)
+        shown = (
+            f"{answer.code} {list(answer.params)}"
+            if isinstance(answer, Failure)
+            else f"success {_shown(harness, answer.value)}"
+        )
+        shown = shown if len(shown) <= 100 else shown[:97] + "..."
+        lines.append(
+            f"#{o.index} session {o.session + 1}: {method}({args}) "
+            f"sent {o.invoked * 1000:.0f} ms, answered {o.answered * 1000:.0f} ms: {shown}"
+        )
+    return lines
+
+
+def _shown(harness: Harness, value: Value) -> str:
+    text = repr(harness.refs.display(value))
+    return text.strip("'") if isinstance(value, str) and harness.refs.name(value) else text
+
+
+def _info(
+    harness: Harness,
+    race: Race,
+    history: Sequence[Observed],
+    search: Unexplained,
+    sessions: Sequence[str],
+) -> DivergenceInfo:
+    lines = history_text(harness, history)
+    reason = harness.refs.display_text(search.closest)
+    message = (
+        f"[concurrency] no order of these {len(history)} calls from {len(race.lanes)} sessions "
+        f"that respects their timing explains the answers and the final records "
+        f"({search.states} orders explored). Deepest attempt: {reason}\n  " + "\n  ".join(lines)
+    )
+    culprit = _culprit(history, search)
+    expected_text = "a linearizable history"
+    return DivergenceInfo(
+        method=culprit.call.method if culprit else "VM.get_record",
+        params=(),
+        expected=(Success(expected_text),),
+        actual=harness.refs.display_outcome(culprit.outcome) if culprit else Success(reason),
+        area="concurrency",
+        kind="race",
+        message=message,
+        reproducer=race_reproducer(harness, race, sessions),
+        reason=reason,
+        calls=tuple((line, None) for line in lines),
+    )
+
+
+def _culprit(history: Sequence[Observed], search: Unexplained) -> Observed | None:
+    text = search.closest.partition(": ")[2]
+    if not text.startswith("#"):
+        return None
+    number = text[1:].split(" ", 1)[0]
+    return next((o for o in history if str(o.index) == number), None)
+
+
+# ---- reproducers ----------------------------------------------------------------------------------
+
+REPRODUCER = '''#!/usr/bin/env python3
+"""Race reproducer: {title}
+
+Replays the calls before the race, then runs the race's sessions at once, up to --repeat times
+(default 20), and reports how often no order of the calls explained what the target did.
+Needs xapi-conformance installed (the judgement uses its model).
+
+Run: XAPI_PASSWORD=... python3 {filename} [URL] [--repeat N]
+Exit 1 while the race shows, 0 when it never did, 2 when the target cannot be reached.
+"""
+
+import sys
+
+from conformance.suite.concurrency import replay_main
+
+SCENARIO = {scenario}
+
+if __name__ == "__main__":
+    sys.exit(replay_main(SCENARIO, sys.argv[1:]))
+'''
+
+
+def race_reproducer(harness: Harness, race: Race, sessions: Sequence[str]) -> str:
+    """The script that replays the example's calls, then ``race`` up to N times."""
+    names = {ref: f"vm{i}" for i, ref in enumerate(harness.refs.bound("vm"), 1)}
+    scenario = {
+        "url": harness.connection.target.url,
+        "user": harness.connection.root.account.name,
+        "protocol": harness.connection.target.protocol,
+        "prefix": [_step(call, names) for call in harness.log if call.method != LOGIN],
+        "lanes": [
+            [[c.method, _json_args(c.args, names), c.is_async] for c in lane] for lane in race.lanes
+        ],
+    }
+    title = f"{len(race.lanes)} sessions, {len(race.calls())} calls"
+    text = json.dumps(scenario, indent=1, default=str)
+    return REPRODUCER.format(title=title, filename="reproducer.py", scenario=text)
+
+
+def _step(call: LoggedCall, names: Mapping[str, str]) -> list[object]:
+    return [
+        call.method,
+        _json_args(call.args, names),
+        call.result_ref and names.get(call.result_ref),
+    ]
+
+
+def _json_args(args: Sequence[Value], names: Mapping[str, str]) -> list[object]:
+    return [
+        {"ref": names[a]} if isinstance(a, str) and a in names else _json_value(a) for a in args
+    ]
+
+
+def _json_value(value: Value) -> object:
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def replay_main(scenario: Mapping[str, object], argv: Sequence[str]) -> int:
+    """The reproducer's entry point (see REPRODUCER)."""
+    from conformance.suite.replay import replay_race
+
+    return replay_race(scenario, argv)

@@ -1,0 +1,359 @@
+"""Concurrency (issue 12): operations in flight on the embedded server, the linearizability
+check, the concurrency area on honest and racy servers, and race reproducers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from conformance.divergence import Divergence
+from conformance.harness import Connection, Harness
+from conformance.linearize import Explained, Observed, Undecided, Unexplained, linearize
+from conformance.server.app import XenAPIApp
+from conformance.server.config import ServerConfig
+from conformance.server.faults import FAULTS, lookup, races
+from conformance.server.latency import NO_LATENCY, SlowCalls, load_profile
+from conformance.server.process import RunningServer, start_in_thread
+from conformance.suite.concurrency import Race, RaceCall, run_race
+from conformance.suite.machines import AREAS
+from conformance.targets import open_target
+from conformance.targets.inprocess import InProcessTarget
+from models.outcome import Failure, Outcome, Success, Value
+from models.transition import Call
+from models.world import World
+from tests.conformance.test_harness import FAST, _server, connect, new_vm
+from tests.models.helpers import driver
+
+PASSWORD = "race-pw"
+RACE_FAULTS = [name for name, seeded in FAULTS.items() if races([seeded])]
+
+
+# ---- the embedded server with operations in flight -----------------------------------------------
+
+
+@pytest.fixture
+def slow() -> Iterator[RunningServer]:
+    """An embedded server where VM.start takes 0.4 s, clean_shutdown 0.75 s (xapi x 0.05)."""
+    profile = load_profile("xapi").scaled(0.05)
+    running = start_in_thread(ServerConfig(password=PASSWORD, latency=profile))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+class _Client:
+    def __init__(self, url: str) -> None:
+        self.target = open_target(url, "xmlrpc")
+        login = self.target.call("session.login_with_password", "root", PASSWORD)
+        assert isinstance(login, Success)
+        self.session = str(login.value)
+
+    def call(self, method: str, *args: Value) -> Outcome:
+        return self.target.call(method, self.session, *args)
+
+    def ok(self, method: str, *args: Value) -> Value:
+        outcome = self.call(method, *args)
+        assert isinstance(outcome, Success), outcome
+        return outcome.value
+
+
+def _in_background(action: Callable[[], Outcome]) -> tuple[threading.Thread, list[Outcome]]:
+    answers: list[Outcome] = []
+    thread = threading.Thread(target=lambda: answers.append(action()))
+    thread.start()
+    return thread, answers
+
+
+def _until(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def _vm(client: _Client) -> str:
+    from conformance.strategies import vm_record
+
+    return str(client.ok("VM.create", vm_record("race")))
+
+
+def test_an_operation_in_flight_shows_on_the_wire_and_a_second_start_waits(
+    slow: RunningServer,
+) -> None:
+    first, other = _Client(slow.url), _Client(slow.url)
+    vm = _vm(first)
+    thread, answers = _in_background(lambda: first.call("VM.start", vm, False, False))
+    _until(lambda: bool(other.ok("VM.get_current_operations", vm)))
+    in_flight = cast(dict[str, str], other.ok("VM.get_current_operations", vm))
+    (task,) = in_flight
+    assert in_flight[task] == "start"
+    assert other.ok("VM.get_allowed_operations", vm) == ()
+    assert other.call("VM.assert_operation_valid", vm, "start") == Failure(
+        "OTHER_OPERATION_IN_PROGRESS", ("VM", vm, "start", task)
+    )
+    second = other.call("VM.start", vm, False, False)  # waits for the first, then checks
+    thread.join()
+    assert answers == [Success("")]
+    assert second == Failure("VM_BAD_POWER_STATE", (vm, "halted", "running"))
+    assert other.ok("VM.get_current_operations", vm) == {}
+    assert "clean_shutdown" in cast(tuple[str, ...], other.ok("VM.get_allowed_operations", vm))
+
+
+def test_events_show_the_operation_in_flight(slow: RunningServer) -> None:
+    client, watcher = _Client(slow.url), _Client(slow.url)
+    vm = _vm(client)
+    token = watcher.ok("event.from", ["vm"], "", 0.0)
+    assert isinstance(token, dict)
+    thread, _answers = _in_background(lambda: client.call("VM.start", vm, False, False))
+    thread.join()
+    batch = watcher.ok("event.from", ["vm"], token["token"], 1.0)
+    assert isinstance(batch, dict)
+    snapshots = [e["snapshot"] for e in batch["events"] if e["ref"] == vm and "snapshot" in e]
+    assert any(s["current_operations"] for s in snapshots)
+    assert not snapshots[-1]["current_operations"]
+
+
+def test_hard_shutdown_cancels_a_clean_shutdown_in_flight(slow: RunningServer) -> None:
+    client, other = _Client(slow.url), _Client(slow.url)
+    vm = _vm(client)
+    client.ok("VM.start", vm, False, False)
+    thread, answers = _in_background(lambda: client.call("VM.clean_shutdown", vm))
+    _until(lambda: bool(other.ok("VM.get_current_operations", vm)))
+    started = time.monotonic()
+    assert other.call("VM.hard_shutdown", vm) == Success("")
+    thread.join()
+    assert time.monotonic() - started < 0.7  # did not wait the clean shutdown out
+    (cancelled,) = answers
+    assert isinstance(cancelled, Failure) and cancelled.code == "TASK_CANCELLED"
+    assert other.ok("VM.get_power_state", vm) == "Halted"
+
+
+def test_task_cancel_ends_an_async_operation_in_flight(slow: RunningServer) -> None:
+    client = _Client(slow.url)
+    vm = _vm(client)
+    client.ok("VM.start", vm, False, False)
+    task = str(client.ok("Async.VM.clean_shutdown", vm))
+    assert client.ok("task.cancel", task) == ""
+    _until(lambda: client.ok("task.get_status", task) != "pending")
+    assert client.ok("task.get_status", task) == "cancelled"
+    assert client.ok("task.get_error_info", task) == ("TASK_CANCELLED", task)
+    assert client.ok("VM.get_power_state", vm) == "Running"
+
+
+# ---- the linearizability search -------------------------------------------------------------------
+
+
+def _history(
+    d_world: World, session: str, calls: list[tuple[Call, float, float, Outcome]]
+) -> list[Observed]:
+    return [
+        Observed(i, i, call, sent, answered, outcome)
+        for i, (call, sent, answered, outcome) in enumerate(calls)
+    ]
+
+
+def _no_final(_: World) -> str | None:
+    return None
+
+
+def test_two_overlapping_starts_one_refused_are_linearizable() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    start = Call("VM.start", (d.session, vm, False, False))
+    refused = Failure("VM_BAD_POWER_STATE", (vm, "halted", "running"))
+    history = _history(d.world, d.session, [(start, 0, 10, Success("")), (start, 1, 11, refused)])
+    found = linearize(d.world, history, _no_final)
+    assert isinstance(found, Explained)
+    assert found.order == ("begin #0", "end #0", "call #1")
+    assert found.world.vms[vm]["power_state"] == "Running"
+
+
+def test_two_overlapping_starts_that_both_succeed_are_not() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    start = Call("VM.start", (d.session, vm, False, False))
+    history = _history(
+        d.world, d.session, [(start, 0, 10, Success("")), (start, 1, 11, Success(""))]
+    )
+    found = linearize(d.world, history, _no_final)
+    assert isinstance(found, Unexplained)
+    assert "VM_BAD_POWER_STATE" in found.closest
+
+
+def test_real_time_order_is_respected() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    start = Call("VM.start", (d.session, vm, False, False))
+    state = Call("VM.get_power_state", (d.session, vm))
+    history = _history(
+        d.world, d.session, [(start, 0, 10, Success("")), (state, 20, 21, Success("Halted"))]
+    )
+    assert isinstance(linearize(d.world, history, _no_final), Unexplained)
+    overlapping = _history(
+        d.world, d.session, [(start, 0, 10, Success("")), (state, 5, 6, Success("Halted"))]
+    )
+    assert isinstance(linearize(d.world, overlapping, _no_final), Explained)
+
+
+def test_final_records_must_be_explained_too() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    add = [Call("VM.add_to_other_config", (d.session, vm, key, "x")) for key in ("a", "b")]
+    history = _history(
+        d.world, d.session, [(add[0], 0, 5, Success("")), (add[1], 0, 5, Success(""))]
+    )
+
+    def lost_update(world: World) -> str | None:
+        other = world.vms[vm]["other_config"]
+        return None if set(other) == {"a"} else "other_config"  # type: ignore[arg-type]
+
+    assert isinstance(linearize(d.world, history, lost_update), Unexplained)
+    assert isinstance(linearize(d.world, history, _no_final), Explained)
+
+
+def test_the_search_is_bounded() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    label = [Call("VM.set_name_label", (d.session, vm, str(i))) for i in range(6)]
+    history = _history(d.world, d.session, [(c, 0, 1, Success("")) for c in label])
+    assert isinstance(linearize(d.world, history, lambda _: "never", limit=50), Undecided)
+
+
+# ---- the area: honest servers conform, racy ones diverge, sequential areas do not see races --------
+
+
+def _racy(fault: str) -> Connection:
+    state = _server(faults=lookup([fault]))  # type: ignore[arg-type]
+    app = XenAPIApp(state, latency=SlowCalls(NO_LATENCY))
+    return connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc"))
+
+
+def _race(connection: Connection, lanes: Lanes) -> None:
+    harness = Harness(connection, "concurrency")
+    try:
+        vm = new_vm(harness)
+        race = Race(tuple(tuple(RaceCall(m, (vm, *a), s) for m, a, s in lane) for lane in lanes))
+        run_race(harness, race, [harness.session] * len(lanes))
+        harness.check_state(full=True)
+    finally:
+        harness.teardown()
+
+
+Lanes = list[list[tuple[str, tuple[Value, ...], bool]]]
+TWO_STARTS: Lanes = [[("VM.start", (False, False), False)], [("VM.start", (False, False), True)]]
+
+
+def test_a_race_on_the_honest_server_is_explained() -> None:
+    _race(connect(), TWO_STARTS)
+
+
+def test_a_race_on_the_honest_slow_server_is_explained() -> None:
+    state = _server()
+    app = XenAPIApp(state, latency=SlowCalls(load_profile("xapi").scaled(0.005)))
+    _race(connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc")), TWO_STARTS)
+
+
+def test_two_starts_that_both_succeed_diverge_with_the_history() -> None:
+    with pytest.raises(Divergence) as caught:
+        _race(_racy("concurrent-starts-both-succeed"), TWO_STARTS)
+    message = str(caught.value)
+    assert "no order of these 2 calls from 2 sessions" in message
+    assert "Async.VM.start(vm1, False, False)" in message
+    assert caught.value.info.area == "concurrency"
+
+
+@pytest.mark.parametrize("fault", RACE_FAULTS)
+@pytest.mark.parametrize("area", ["lifecycle", "operations", "fields", "async"])
+def test_race_faults_are_invisible_to_the_sequential_areas(fault: str, area: str) -> None:
+    machine = AREAS[area]
+    bound = type(f"{machine.__name__}Bound", (machine,), {"connection": _racy(fault)})
+    run_state_machine_as_test(bound, settings=settings(FAST, max_examples=2))
+
+
+def test_the_concurrency_area_conforms_on_the_honest_server() -> None:
+    connection = connect()
+    machine = AREAS["concurrency"]
+    bound = type("ConcurrencyBound", (machine,), {"connection": connection})
+    run_state_machine_as_test(bound, settings=FAST)
+    assert connection.tally.steps > 0
+
+
+# ---- end to end: the CLI against slow and racy servers, and the race's reproducer ------------------
+
+
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conformance.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XAPI_PASSWORD": PASSWORD},
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_the_area_conforms_against_a_slow_external_server(tmp_path: Path) -> None:
+    profile = load_profile("xapi").scaled(0.002)
+    server = start_in_thread(ServerConfig(password=PASSWORD, latency=profile))
+    try:
+        result = _cli(
+            "run", "--target", server.url, "-k", "concurrency", "--profile", "dev",
+            "--seed", "3", "--report-dir", str(tmp_path),
+        )  # fmt: skip
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["verdict"] == "conforms"
+
+
+@pytest.mark.slow
+def test_the_race_reproducer_shows_the_race_on_the_faulty_server_only(tmp_path: Path) -> None:
+    faulty = start_in_thread(
+        ServerConfig(password=PASSWORD, faults=("concurrent-starts-both-succeed",))
+    )
+    honest = start_in_thread(ServerConfig(password=PASSWORD))
+    try:
+        result = _cli(
+            "run", "--target", faulty.url, "-k", "test_area and concurrency", "--profile", "ci",
+            "--seed", "1", "--time-budget", "60", "--report-dir", str(tmp_path),
+        )  # fmt: skip
+        assert result.returncode == 1, result.stdout + result.stderr
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        divergence = summary["divergences"][0]
+        assert divergence["area"] == "concurrency"
+        script = tmp_path / "race.py"
+        script.write_text(divergence["reproducer"])
+        shown = _replay(script, faulty.url)
+        assert shown.returncode == 1, shown.stdout + shown.stderr
+        assert "the race showed in" in shown.stdout
+        clean = _replay(script, honest.url)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert "the race showed in 0 of 3 runs" in clean.stdout
+    finally:
+        faulty.stop()
+        honest.stop()
+
+
+def _replay(script: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), url, "--repeat", "3"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XAPI_PASSWORD": PASSWORD},
+        timeout=300,
+    )

@@ -16,6 +16,7 @@ race shows: a reproducer of a race is a script that calls it.
 from __future__ import annotations
 
 import json
+import pprint
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,8 @@ __all__ = [
     "race_calls",
     "races",
     "run_race",
+    "same_call_races",
+    "watched_races",
 ]
 
 RACE_OPERATIONS = (
@@ -96,20 +99,27 @@ class Race:
 
     lanes: tuple[tuple[RaceCall, ...], ...]
 
-    def on(self, vms: Sequence[str]) -> Race:
-        """This race with its VM slots (``VM_SLOTS``) replaced by ``vms`` (cycled)."""
+    def on(self, vms: Sequence[str], world: World) -> Race:
+        """This race with its VM slots (``VM_SLOTS``) replaced by ``vms`` (cycled), and each
+        "an allowed operation" (``ALLOWED_OP``, ``ALLOWED_ASSERT``) the k-th of those the VM
+        allows in ``world`` (what is drawn stays the same whatever state the VM is in)."""
 
         def placed(value: Value) -> Value:
             if isinstance(value, str) and value in VM_SLOTS:
                 return vms[VM_SLOTS.index(value) % len(vms)]
             return value
 
-        return Race(
-            tuple(
-                tuple(RaceCall(c.method, tuple(map(placed, c.args)), c.is_async) for c in lane)
-                for lane in self.lanes
-            )
-        )
+        def resolved(call: RaceCall) -> RaceCall:
+            args = tuple(map(placed, call.args))
+            if call.method not in (ALLOWED_OP, ALLOWED_ASSERT):
+                return RaceCall(call.method, args, call.is_async)
+            vm, k, paused = str(args[0]), int(args[1]), args[2] is True  # type: ignore[arg-type]
+            if call.method == ALLOWED_ASSERT:
+                op = _allowed(world, vm, ASSERTED, k)
+                return RaceCall("VM.assert_operation_valid", (vm, op))
+            return _operation(vm, _allowed(world, vm, RACE_OPERATIONS, k), call.is_async, paused)
+
+        return Race(tuple(tuple(map(resolved, lane)) for lane in self.lanes))
 
     def calls(self) -> list[tuple[int, RaceCall]]:
         """Every call with its lane, lane by lane (the history's indices follow this order)."""
@@ -179,6 +189,20 @@ def race_calls() -> st.SearchStrategy[RaceCall]:
     return st.one_of(operation, operation, edits, reads, reads, pause)
 
 
+ALLOWED_OP = "(an allowed operation)"
+"""A lane call ``(vm slot, k, paused)``: the k-th of RACE_OPERATIONS the VM allows when the race
+starts (any of them if it allows none)."""
+ALLOWED_ASSERT = "(assert an allowed operation)"
+"""``VM.assert_operation_valid`` of the k-th of ASSERTED the VM allows when the race starts."""
+
+
+def _allowed(world: World, vm: str, ops: Sequence[str], k: int) -> str:
+    record = world.vms.get(vm)
+    allowed = record.get("allowed_operations", ()) if record is not None else ()
+    choices = [op for op in ops if op in allowed] or list(ops)  # type: ignore[operator]
+    return choices[k % len(choices)]
+
+
 def _operation(vm: str, op: str, is_async: bool, paused: bool) -> RaceCall:
     args: tuple[Value, ...] = (vm, paused, False) if op in ("start", "resume") else (vm,)
     return RaceCall(f"VM.{op}", args, is_async)
@@ -198,6 +222,39 @@ def races(draw: st.DrawFn) -> Race:
     second = {"same": first, "twin": tuple(_twin(c) for c in first)}.get(shape) or draw(LANE)
     third = draw(st.lists(LANE, max_size=1), label="third lane")
     return Race((first, second, *third))
+
+
+@st.composite
+def same_call_races(draw: st.DrawFn) -> Race:
+    """Two or three sessions making the same operation on the same VM at once (each lane sync
+    or Async): double starts, double destroys, shutdowns racing shutdowns."""
+    k = draw(st.integers(0, len(RACE_OPERATIONS) - 1), label="which allowed operation")
+    paused = draw(st.booleans(), label="paused")
+    modes = draw(st.lists(st.booleans(), min_size=2, max_size=3), label="Async per session")
+    return Race(tuple((RaceCall(ALLOWED_OP, (VM_SLOTS[0], k, paused), mode),) for mode in modes))
+
+
+@st.composite
+def watched_races(draw: st.DrawFn) -> Race:
+    """One session makes an operation; another waits a moment, then reads what is in flight
+    (the record or current_operations: the proof that the operation has begun) and what that
+    implies (allowed_operations, assert_operation_valid)."""
+    k = draw(st.integers(0, len(RACE_OPERATIONS) - 1), label="which allowed operation")
+    is_async, paused = draw(st.booleans(), label="Async"), draw(st.booleans(), label="paused")
+    slot = VM_SLOTS[0]
+    evidence = draw(st.sampled_from(("VM.get_current_operations", "VM.get_record")))
+    implied = draw(
+        st.sampled_from(
+            (
+                RaceCall(ALLOWED_ASSERT, (slot, 0, False)),
+                RaceCall(ALLOWED_ASSERT, (slot, 1, False)),
+                RaceCall("VM.get_allowed_operations", (slot,)),
+            )
+        ),
+        label="implied",
+    )
+    watcher = (RaceCall(PAUSE, (PAUSE_S,)), RaceCall(evidence, (slot,)), implied)
+    return Race(((RaceCall(ALLOWED_OP, (slot, k, paused), is_async),), watcher))
 
 
 def _twin(call: RaceCall) -> RaceCall:
@@ -536,7 +593,7 @@ def race_reproducer(harness: Harness, race: Race, sessions: Sequence[str]) -> st
         ],
     }
     title = f"{len(race.lanes)} sessions, {len(race.calls())} calls"
-    text = json.dumps(scenario, indent=1, default=str)
+    text = pprint.pformat(json.loads(json.dumps(scenario, default=str)), width=96)
     return REPRODUCER.format(title=title, filename="reproducer.py", scenario=text)
 
 

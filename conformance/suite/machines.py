@@ -34,9 +34,16 @@ from conformance.strategies import (
     blocked_maps,
     memory_tuples,
     value_of,
+    vm_record,
     vm_records,
 )
-from conformance.suite.concurrency import Race, races, run_race
+from conformance.suite.concurrency import (
+    Race,
+    races,
+    run_race,
+    same_call_races,
+    watched_races,
+)
 from conformance.suite.sweeps import LIFECYCLE_MESSAGES
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
@@ -464,7 +471,7 @@ def _neutral(xtype: XType) -> Value:
     return neutral.get(xtype.kind, NULL_REF)
 
 
-RACE_PREFIX = ("start", "clean_shutdown", "suspend", "pause", "resume", "unpause")
+RACE_PREFIX = ("start", "clean_shutdown", "hard_shutdown", "suspend", "pause", "resume", "unpause")
 """Sequential steps between races: the power states the races start from."""
 
 
@@ -488,10 +495,26 @@ class ConcurrencyMachine(ConformanceMachine):
     def race(self, race: Race) -> None:
         """Two or three sessions at once on one or two of the example's VMs (the last two
         live ones; a VM the race destroys gives HANDLE_INVALID to later calls)."""
-        vms = self.harness.suite_vms()[-2:] or self.harness.refs.bound("vm")[-1:]
-        if not vms:
-            return
-        run_race(self.harness, race.on(vms), self._sessions(len(race.lanes)))
+        self._race(race)
+
+    @rule(race=same_call_races())
+    def same_call(self, race: Race) -> None:
+        """Several sessions making one operation on one VM at once."""
+        self._race(race)
+
+    @rule(race=watched_races())
+    def watched(self, race: Race) -> None:
+        """An operation, and another session reading the VM while it is in flight."""
+        self._race(race)
+
+    def _race(self, race: Race) -> None:
+        """Run ``race`` on the last two live VMs (a new one if a race destroyed them all)."""
+        if not self.harness.suite_vms():
+            self.harness.call("VM.create", vm_record(self.connection.run_id))
+        vms = self.harness.suite_vms()[-2:]
+        if vms:
+            placed = race.on(vms, self.harness.world)
+            run_race(self.harness, placed, self._sessions(len(race.lanes)))
 
     def _sessions(self, count: int) -> list[str]:
         """The root session, then sessions of further root logins (made once per example)."""

@@ -111,18 +111,23 @@ def test_an_operation_in_flight_shows_on_the_wire_and_a_second_start_waits(
     assert "clean_shutdown" in cast(tuple[str, ...], other.ok("VM.get_allowed_operations", vm))
 
 
+def _vm_snapshots(batch: Value, vm: str) -> list[dict[str, Value]]:
+    assert isinstance(batch, dict)
+    events = cast(list[dict[str, Value]], batch["events"])
+    return [cast(dict[str, Value], e["snapshot"]) for e in events if e["ref"] == vm]
+
+
 def test_events_show_the_operation_in_flight(slow: RunningServer) -> None:
     client, watcher = _Client(slow.url), _Client(slow.url)
     vm = _vm(client)
-    token = watcher.ok("event.from", ["vm"], "", 0.0)
-    assert isinstance(token, dict)
+    token = cast(dict[str, Value], watcher.ok("event.from", ["vm"], "", 0.0))["token"]
     thread, _answers = _in_background(lambda: client.call("VM.start", vm, False, False))
+    begun = watcher.ok("event.from", ["vm"], token, 5.0)  # wakes at the begin
+    assert any(s["current_operations"] for s in _vm_snapshots(begun, vm))
     thread.join()
-    batch = watcher.ok("event.from", ["vm"], token["token"], 1.0)
-    assert isinstance(batch, dict)
-    snapshots = [e["snapshot"] for e in batch["events"] if e["ref"] == vm and "snapshot" in e]
-    assert any(s["current_operations"] for s in snapshots)
-    assert not snapshots[-1]["current_operations"]
+    token = cast(dict[str, Value], begun)["token"]
+    ended = watcher.ok("event.from", ["vm"], token, 5.0)
+    assert not _vm_snapshots(ended, vm)[-1]["current_operations"]
 
 
 def test_hard_shutdown_cancels_a_clean_shutdown_in_flight(slow: RunningServer) -> None:

@@ -12,6 +12,7 @@ exception, so it never echoes a byte of the request (a password in a malformed l
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.server.config import MAX_REQUEST_BYTES
-from conformance.server.events import Batch, Poll, parse_token
+from conformance.server.events import Batch, NextPoll, Poll, parse_token
 from conformance.server.latency import SlowCalls
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
@@ -35,7 +36,14 @@ Environ = dict[str, Any]
 
 XMLRPC_PATHS = frozenset({"/", "/RPC2"})
 JSONRPC_PATH = "/jsonrpc"
-SERVER_METHODS = ("system.listMethods", "event.from", "event.inject")
+SERVER_METHODS = (
+    "system.listMethods",
+    "event.from",
+    "event.inject",
+    "event.register",
+    "event.unregister",
+    "event.next",
+)
 _FLOAT = XType("float")
 
 _PAGE_500 = (
@@ -78,9 +86,9 @@ class Reply:
 
 @dataclass(frozen=True)
 class Pending:
-    """An event.from that waits: its poll, and how to answer once the poll is ready."""
+    """An event.from or event.next that waits: its poll, and how to answer once it is ready."""
 
-    poll: Poll
+    poll: Poll | NextPoll
     finish: Callable[[], Reply]
 
 
@@ -187,7 +195,7 @@ class XenAPIApp:
         content_type: str,
     ) -> Reply | Pending:
         result = self._dispatch(method, params)
-        if isinstance(result, Poll):
+        if isinstance(result, Poll | NextPoll):
             poll = result
             return Pending(poll, lambda: Reply(200, content_type, encode(_poll_outcome(poll))))
         return Reply(200, content_type, encode(result))
@@ -197,12 +205,12 @@ class XenAPIApp:
     def dispatch(self, method: str, params: tuple[object, ...]) -> Outcome:
         """Answer one call, a long poll blocking until it is ready."""
         result = self._dispatch(method, params)
-        if isinstance(result, Poll):
+        if isinstance(result, Poll | NextPoll):
             result.wait_blocking()
             return _poll_outcome(result)
         return result
 
-    def _dispatch(self, method: str, params: tuple[object, ...]) -> Outcome | Poll:
+    def _dispatch(self, method: str, params: tuple[object, ...]) -> Outcome | Poll | NextPoll:
         """The server's own methods here, everything else from the model."""
         method = _canonical(method)
         if method == "system.listMethods":
@@ -211,6 +219,8 @@ class XenAPIApp:
             return self._event_from(params)
         if method == "event.inject":
             return self._event_inject(params)
+        if method in ("event.register", "event.unregister", "event.next"):
+            return self._event_next(method, params)
         try:
             if self.latency is not None:
                 return self.latency.call(self.state, method, params)
@@ -254,6 +264,28 @@ class XenAPIApp:
         poll = Poll.start(log, first, classes, timeout, str(session), alive)
         return _poll_outcome(poll) if poll.ready() else poll
 
+    def _event_next(self, method: str, params: tuple[object, ...]) -> Outcome | NextPoll:
+        """The legacy event.register(classes), event.unregister(classes) and event.next()."""
+        name = method.removeprefix("event.")
+        error = self._session_error(method, params, 0 if name == "next" else 1)
+        if error:
+            return error
+        session, log, state = str(params[0]), self.state.events, self.state
+        if name != "next":
+            if not isinstance(params[1], list):
+                return Failure("INTERNAL_ERROR", ("Expected string set",))
+            log.register(session, {_class_name(str(c)) for c in params[1]}, name == "register")
+            return Success("")
+        if not log.registered(session):
+            trackid = hashlib.md5(session.encode(), usedforsecurity=False).hexdigest()
+            return Failure("SESSION_NOT_REGISTERED", (f"trackid={trackid}",))
+
+        def alive() -> bool:
+            return session in state.world.sessions
+
+        poll = NextPoll(log, session, alive)
+        return _poll_outcome(poll) if poll.ready() else poll
+
     def _event_inject(self, params: tuple[object, ...]) -> Outcome:
         error = self._session_error("event.inject", params, 2)
         if error:
@@ -263,8 +295,14 @@ class XenAPIApp:
         return Success(token) if token is not None else Failure("HANDLE_INVALID", (cls, ref))
 
 
-def _poll_outcome(poll: Poll) -> Outcome:
-    """What a ready poll answers: its batch, or SESSION_INVALID once its session is gone."""
+def _poll_outcome(poll: Poll | NextPoll) -> Outcome:
+    """What a ready poll answers: its batch (event.from) or events (event.next), or
+    SESSION_INVALID once its session is gone."""
+    if isinstance(poll, NextPoll):
+        events = poll.events()
+        if events is None:
+            return Failure("SESSION_INVALID", (poll.session,))
+        return Success(tuple(e.as_value() for e in events))
     batch = poll.batch()
     if batch is None:
         return Failure("SESSION_INVALID", (poll.session,))

@@ -22,6 +22,7 @@ __all__ = [
     "Batch",
     "Event",
     "EventLog",
+    "NextPoll",
     "Poll",
     "parse_token",
     "snapshot_all",
@@ -69,13 +70,14 @@ class Event:
     operation: str
     ref: str
     snapshot: Mapping[str, Value] | None
+    timestamp: str = "0.0"
 
     def as_value(self) -> dict[str, Value]:
-        """The event struct as xapi's event.from sends it (``Xapi_event.from_inner``): the id a
-        string, the timestamp always "0.0", no snapshot for del."""
+        """The event struct as xapi sends it: the id a string; from event.from
+        (``Xapi_event.from_inner``) the timestamp "0.0" and no snapshot for del."""
         value: dict[str, Value] = {
             "id": str(self.id),
-            "timestamp": "0.0",
+            "timestamp": self.timestamp,
             "class": self.cls,
             "operation": self.operation,
             "ref": self.ref,
@@ -160,6 +162,14 @@ class _Stat:
     modified: int
 
 
+@dataclass
+class _Subscription:
+    """A session's event.register subscription and the queue position it has read up to."""
+
+    classes: set[str]
+    last_id: int
+
+
 @dataclass(frozen=True)
 class _Tombstone:
     created: int
@@ -188,6 +198,10 @@ class EventLog:
         self._deleted: list[_Tombstone] = []
         self._world = world
         self._listeners: list[Callable[[], None]] = []
+        self._queue: list[Event] = []
+        """event.next's queue: every change a registered session wants, as it happened."""
+        self._queued = 0
+        self._subscriptions: dict[str, _Subscription] = {}
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread, so it must be quick) after every change."""
@@ -214,9 +228,11 @@ class EventLog:
         objects = snapshot_changes(self._world, world, self._objects)
         self._world = world
         with self._lock:
-            for key, operation, _snapshot in _diff(self._objects, objects):
+            for key, operation, snapshot in _diff(self._objects, objects):
                 self._change(key, operation)
+                self._enqueue(key, operation, snapshot)
             del self._deleted[: max(0, len(self._deleted) - self._capacity)]
+            del self._queue[: max(0, len(self._queue) - self._capacity)]
             self._objects = objects
             self._notify()
 
@@ -232,6 +248,48 @@ class EventLog:
         stat = self._stats.setdefault(key, _Stat(generation, generation))
         stat.modified = generation
         self._recent[key] = generation
+
+    # ---- the legacy event.register / event.next (``Xapi_event.Next``) ------------------------
+
+    def _enqueue(self, key: tuple[str, str], operation: str, snapshot: Mapping[str, Value]) -> None:
+        """Queue a change for event.next if a registered session wants it (the caller holds
+        the lock); del events keep the record as it was (Eventgen's PreDelete snapshot)."""
+        cls, ref = key
+        if not any(_wanted_class(cls, ref, s.classes) for s in self._subscriptions.values()):
+            return
+        stamp = f"{int(time.time())}."  # OCaml's string_of_float (Unix.time ())
+        self._queue.append(Event(self._queued, cls, operation, ref, snapshot, stamp))
+        self._queued += 1
+
+    def register(self, session: str, classes: Iterable[str], add: bool = True) -> None:
+        """event.register (``add``) or event.unregister: the session's subscription, made on
+        first use from the queue's current end, gains or loses ``classes``."""
+        with self._lock:
+            sub = self._subscriptions.setdefault(session, _Subscription(set(), self._queued))
+            sub.classes = sub.classes | set(classes) if add else sub.classes - set(classes)
+
+    def registered(self, session: str) -> bool:
+        """Whether ``session`` has called event.register or event.unregister."""
+        with self._lock:
+            return session in self._subscriptions
+
+    def has_next(self, session: str) -> bool:
+        """Whether event.next would answer ``session`` now."""
+        with self._lock:
+            return bool(self._next_events(session, take=False))
+
+    def take_next(self, session: str) -> list[Event]:
+        """event.next's answer: the queued events the session wants since its last call."""
+        with self._lock:
+            return self._next_events(session, take=True)
+
+    def _next_events(self, session: str, take: bool) -> list[Event]:
+        sub = self._subscriptions[session]
+        start = max(0, sub.last_id - self._queue[0].id) if self._queue else 0
+        events = [e for e in self._queue[start:] if _wanted(e, sub.classes)]
+        if take:
+            sub.last_id = self._queued
+        return events
 
     def since(self, since: int, classes: set[str]) -> Batch:
         """What event.from answers for a token that has seen generation ``since``."""
@@ -356,6 +414,32 @@ class Poll:
         if not self.alive():
             return None
         return self.log.since(self.first, set(self.classes))
+
+
+@dataclass(frozen=True)
+class NextPoll:
+    """One waiting event.next: it waits, without a deadline, for an event the session wants,
+    or for the session to end (``Xapi_event.Next.wait``: SESSION_INVALID)."""
+
+    log: EventLog
+    session: str
+    alive: Callable[[], bool]
+
+    def remaining(self) -> float:
+        """event.next has no timeout: xapi's own 24-hour wait stands in for it."""
+        return DEFAULT_WAIT_S
+
+    def ready(self) -> bool:
+        """Whether to answer now: a wanted event, or the session gone."""
+        return not self.alive() or self.log.has_next(self.session)
+
+    def wait_blocking(self) -> None:
+        """Block the calling thread until ``ready``."""
+        self.log.wait_until(self.ready, self.remaining())
+
+    def events(self) -> list[Event] | None:
+        """What event.next answers now; None when the session is gone."""
+        return self.log.take_next(self.session) if self.alive() else None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """Ported from xapi's ocaml/tests/test_event.ml and ocaml/quicktest/quicktest_event.ml.
 
 event.from and event.inject are the embedded server's (the model has no event log), so these
-run over XML-RPC and JSON-RPC only. The legacy event.register/event.next, messages and VBDs
-are not modelled: those expectations are xfails.
+run over XML-RPC and JSON-RPC only, as do the legacy event.register/event.next. Messages
+(alerts) and VBDs are not modelled: those expectations are xfails.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from models.outcome import Failure, Success
-from tests.xapi.conftest import Api
+from tests.xapi.conftest import PASSWORD, Api, login_as
 from tests.xapi.oracle import missing
 
 
@@ -47,17 +48,63 @@ def test_event_from_timeout(wire_api: Api) -> None:
 
 @pytest.mark.parametrize(
     "source",
-    [
-        "test_event.ml test_event_next_unblock",
-        "test_event.ml test_event_next",
-        "quicktest_event.ml event_next_unblocking_test",
-        "quicktest_event.ml event_next_test",
-    ],
+    ["test_event.ml test_event_next_unblock", "quicktest_event.ml event_next_unblocking_test"],
 )
-def test_event_next(wire_api: Api, source: str) -> None:
-    """The legacy event.register / event.next / event.unregister interface."""
+def test_event_next_unblocks_on_logout(wire_api: Api, source: str) -> None:
+    """event_next_unblocking_test: registered for no class, event.next blocks; the session's
+    logout wakes it with an error (Xapi_event.Next.wait: SESSION_INVALID)."""
     del source
-    missing(wire_api, "event.register", ["*"], reason="event.register/next are not modelled")
+    session = login_as(wire_api, "root", PASSWORD)
+    assert session.ok("event.register", []) == ""
+    answers: list[Any] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(session.call("event.next")), daemon=True
+    )
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive()  # nothing to answer: it waits
+    session.raw("session.logout", session.session)
+    waiter.join(timeout=5)
+    assert answers == [Failure("SESSION_INVALID", (session.session,))]
+
+
+@pytest.mark.parametrize(
+    "source", ["test_event.ml test_event_next", "quicktest_event.ml event_next_test"]
+)
+def test_event_next_sees_a_pool_other_config_change(wire_api: Api, source: str) -> None:
+    """event_next_test: registered for pool, event.next answers once pool.other_config gains
+    the key (events as xapi's event structs: string ids, add/mod/del, the record)."""
+    del source
+    session = login_as(wire_api, "root", PASSWORD)
+    session.ok("event.register", ["pool"])
+    pool = session.ok("pool.get_all")[0]
+    seen: list[Any] = []
+
+    def watch() -> None:
+        while not seen:
+            events = session.call("event.next")
+            if not isinstance(events, Success):
+                return
+            other = session.ok("pool.get_other_config", pool)
+            if other.get("event_next_test") == "1":
+                seen.extend(events.value)  # type: ignore[arg-type]
+
+    waiter = threading.Thread(target=watch, daemon=True)
+    waiter.start()
+    time.sleep(0.3)
+    session.ok("pool.add_to_other_config", pool, "event_next_test", "1")
+    waiter.join(timeout=10)
+    assert [(e["class"], e["operation"], e["ref"]) for e in seen] == [("pool", "mod", pool)]
+    assert isinstance(seen[0]["id"], str)
+    assert seen[0]["snapshot"]["other_config"]["event_next_test"] == "1"
+    session.raw("session.logout", session.session)
+
+
+def test_event_next_needs_a_registration(wire_api: Api) -> None:
+    """Xapi_event.next: assert_subscribed, SESSION_NOT_REGISTERED [trackid=<md5 of the ref>]."""
+    failure = wire_api.fails("event.next")
+    digest = hashlib.md5(wire_api.session.encode(), usedforsecurity=False).hexdigest()
+    assert failure == Failure("SESSION_NOT_REGISTERED", (f"trackid={digest}",))
 
 
 def _pool_key_seen(api: Api, token: str, key: str) -> bool:

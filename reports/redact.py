@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import json
 import re
@@ -49,11 +50,18 @@ def _ordered(secrets: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
 
-def _text_pattern(secret: str) -> re.Pattern[str]:
+def _text_source(secret: str) -> str:
     escaped = re.escape(secret)
     if len(secret) >= SHORT_SECRET:
-        return re.compile(escaped)
-    return re.compile(f"(?<![{_WORD}]){escaped}(?![{_WORD}])")
+        return escaped
+    return f"(?<![{_WORD}]){escaped}(?![{_WORD}])"
+
+
+@functools.lru_cache(maxsize=16)
+def _text_pattern(ordered: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for every secret, longest first: a summary with a hundred session refs is
+    scanned once per text, not once per secret."""
+    return re.compile("|".join(_text_source(secret) for secret in ordered))
 
 
 def _bytes_pattern(secret: bytes, length: int) -> re.Pattern[bytes]:
@@ -66,9 +74,8 @@ def _bytes_pattern(secret: bytes, length: int) -> re.Pattern[bytes]:
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each non-empty secret replaced by ``***`` (see ``SHORT_SECRET``)."""
-    for secret in _ordered(secrets):
-        text = _text_pattern(secret).sub(MASK, text)
-    return text
+    ordered = _ordered(secrets)
+    return _text_pattern(ordered).sub(MASK, text) if ordered else text
 
 
 def redact_url_credentials(text: str) -> str:
@@ -77,7 +84,9 @@ def redact_url_credentials(text: str) -> str:
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    return redact_url_credentials(redact(text, secrets))
+    """``text`` without ``secrets`` (already ordered) and without URL passwords."""
+    masked = _text_pattern(secrets).sub(MASK, text) if secrets else text
+    return redact_url_credentials(masked)
 
 
 def _walk(value: object, secrets: tuple[str, ...]) -> object:

@@ -56,7 +56,9 @@ __all__ = [
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
 
-TASK_POLL_S = 0.05
+TASK_POLL_S = (0.002, 0.25)
+"""The Async poll's first pause and its longest: each pause doubles, so a task that ends at once
+costs a few milliseconds and a slow one (a real VM.start) a poll every quarter second."""
 _TASK = XType("ref", name="task")
 
 
@@ -146,8 +148,18 @@ def vm_kind(vm: Mapping[str, Value]) -> str:
     return "plain"
 
 
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9:._-]*\Z")
+"""Strings every codec carries unchanged (refs, sessions, names of enums)."""
+
+
 def received_arguments(protocol: str, method: str, args: tuple[Value, ...]) -> tuple[object, ...]:
-    """``args`` after a round trip through the protocol's codec, as the server sees them."""
+    """``args`` after a round trip through the protocol's codec, as the server sees them.
+
+    Plain strings (refs and sessions: most calls' only arguments) come through unchanged, so
+    those calls skip the round trip.
+    """
+    if all(isinstance(a, str) and _PLAIN_TEXT.match(a) for a in args):
+        return args
     if protocol == "jsonrpc":
         return jsonrpc.decode_request(jsonrpc.encode_request(method, args, 1)).params
     return xmlrpc.decode_request(xmlrpc.encode_request(method, args))[1]
@@ -316,16 +328,19 @@ class Harness:
         target = self.connection.target
         limit = self.connection.task_timeout or target.settings.task_timeout
         deadline = time.monotonic() + limit
+        pause, longest = TASK_POLL_S
         while True:
             status = target.call("task.get_status", session, task)
             if not isinstance(status, Success) or status.value != "pending":
                 break
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TargetError(
                     f"the task of {rules.method} is still pending after {limit:g}s: "
                     "the target looks stalled"
                 )
-            time.sleep(TASK_POLL_S)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, longest)
         record = target.call("task.get_record", session, task)
         target.call("task.destroy", session, task)
         return self._task_answer(record, rules)

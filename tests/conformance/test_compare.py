@@ -276,3 +276,24 @@ def test_answer_rules_resolve_once_per_method() -> None:
     assert AnswerRules.of("session.login_with_password").takes_session is False
     assert AnswerRules.of("VM.frobnicate").known is False
     assert AnswerRules.of("VM.get_data_sources").shape_only
+
+
+def test_record_comparison_keeps_every_rule_for_fields_that_look_equal() -> None:
+    from conformance.compare import record_mismatches
+
+    expected = {
+        "name_label": "a",
+        "name_description": "d",
+        "tags": ["x", "y"],
+        "uuid": "not-a-uuid",
+        "other_config": {"k": "v"},
+    }
+    actual = {
+        "name_label": "a",
+        "tags": ["y", "x"],  # a set: order is free
+        "uuid": "not-a-uuid",  # equal, yet shape-only: still checked, and no uuid
+        "other_config": {"k": "v"},
+    }
+    assert record_mismatches(expected, actual) == sorted(
+        ["name_description", "uuid"], key=list(catalogue.FIELDS).index
+    )

@@ -283,6 +283,27 @@ def test_a_pending_task_past_the_deadline_is_a_target_error() -> None:
     h.teardown()
 
 
+def test_the_async_poll_starts_at_milliseconds_and_backs_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import conformance.harness
+
+    pauses: list[float] = []
+    monkeypatch.setattr(conformance.harness.time, "sleep", pauses.append)
+    pending = iter(range(12))  # the first 12 polls see the task pending
+
+    def status(outcome: Outcome) -> Outcome:
+        return Success("pending") if next(pending, None) is not None else outcome
+
+    connection = connect(wrap=lambda inner: Tampered(inner, "task.get_status", status))
+    h = Harness(connection, "async")
+    h.call_async("VM.start", new_vm(h), False, False)
+    h.teardown()
+    first, longest = conformance.harness.TASK_POLL_S
+    assert pauses[:4] == [first, 2 * first, 4 * first, 8 * first]
+    assert len(pauses) == 12 and max(pauses) == longest == pauses[-1]
+
+
 # ---- seeded faults of the kinds the ci profile once missed ----------------------------------
 
 

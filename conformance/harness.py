@@ -56,7 +56,9 @@ __all__ = [
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
 
-TASK_POLL_S = (0.002, 0.25)
+TASK_POLL_S = 0.05
+"""A fixed pause between polls of a task (the concurrency area's)."""
+TASK_POLL_BACKOFF_S = (0.002, 0.25)
 """The Async poll's first pause and its longest: each pause doubles, so a task that ends at once
 costs a few milliseconds and a slow one (a real VM.start) a poll every quarter second."""
 _TASK = XType("ref", name="task")
@@ -328,7 +330,7 @@ class Harness:
         target = self.connection.target
         limit = self.connection.task_timeout or target.settings.task_timeout
         deadline = time.monotonic() + limit
-        pause, longest = TASK_POLL_S
+        pause, longest = TASK_POLL_BACKOFF_S
         while True:
             status = target.call("task.get_status", session, task)
             if not isinstance(status, Success) or status.value != "pending":

@@ -122,6 +122,12 @@ def _failure_difference(expected: Sequence[OutcomeRecord], actual: OutcomeRecord
 
 def difference(d: DivergenceRecord) -> Difference:
     """The difference ``d`` shows (see the module docstring)."""
+    if d.kind == "race":  # the concurrency area: a history no order of the calls explains
+        answer = "success" if d.actual.ok else d.actual.error[0]
+        return Difference(
+            f"race:{d.method}:{answer}",
+            f"a race: no order of the concurrent calls explains {d.method} answering {answer}",
+        )
     if d.kind in _RECORD_KINDS:
         field = d.method.removeprefix("VM.get_")
         return Difference(

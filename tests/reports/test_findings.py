@@ -216,3 +216,20 @@ def test_a_version_1_summary_is_read_and_grouped_as_a_baseline(tmp_path: Path) -
     baseline = read_summary(tmp_path / "old.json")
     s = with_findings(run_summary(), baseline=baseline)
     assert all(f.status == "known" for f in s.findings) and s.fixed == ()
+
+
+def test_a_race_is_titled_as_one() -> None:
+    from reports.findings import difference
+
+    race = replace(
+        accepted("VM.start"),
+        kind="race",
+        area="concurrency",
+        expected=(OutcomeRecord.success("a linearizable history"),),
+    )
+    shown = difference(race)
+    assert (
+        shown.title
+        == "a race: no order of the concurrent calls explains VM.start answering success"
+    )
+    assert difference(replace(race, method="VM.destroy")).key != shown.key

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from models.inflight import Began, Blocked, begin, cancelled_by, finish, in_flight, vm_operation
+from models.operations import VM_OPERATIONS, is_allowed_concurrently
 from models.outcome import Failure, Success
 from models.transition import Branch, Call
 from models.world import World
@@ -117,3 +120,23 @@ def test_a_refused_op_answers_at_once() -> None:
     (branch,) = begin(d.world, _call(d, "VM.clean_shutdown", vm), TASK_A)
     assert isinstance(branch, Branch)
     assert isinstance(branch.outcome, Failure) and branch.outcome.code == "VM_BAD_POWER_STATE"
+
+
+# xapi's own table (ocaml/tests/test_vm_check_operation_error.ml, allowed_specs): which op may
+# start while one other op is in flight.
+XAPI_SPECS = [
+    (True, "snapshot", ()),
+    (True, "snapshot", ("checkpoint",)),
+    (False, "migrate_send", ("clean_reboot",)),
+    (True, "clean_reboot", ("migrate_send",)),
+    *((op != "hard_shutdown", "hard_shutdown", (op,)) for op in VM_OPERATIONS),
+    *((op not in ("hard_shutdown", "hard_reboot"), "hard_reboot", (op,)) for op in VM_OPERATIONS),
+    *((op == "migrate_send", "clean_shutdown", (op,)) for op in VM_OPERATIONS),
+]
+
+
+@pytest.mark.parametrize(("expected", "op", "current"), XAPI_SPECS)
+def test_is_allowed_concurrently_as_xapis_tests_pin_it(
+    expected: bool, op: str, current: tuple[str, ...]
+) -> None:
+    assert is_allowed_concurrently(op, current) is expected

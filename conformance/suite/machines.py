@@ -117,6 +117,8 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     area = "lifecycle"
     connection: Connection  # set by the test function before the machine runs
+    max_steps = 10**6
+    """Steps per example at most, whatever the profile says."""
 
     vms = Bundle("vms")
 
@@ -480,6 +482,9 @@ class ConcurrencyMachine(ConformanceMachine):
     linearizability (``conformance.suite.concurrency``)."""
 
     area = "concurrency"
+    max_steps = 12
+    """A race is several calls and a read of every record: examples stay short (fewer
+    steps, more fresh starts), so that the area costs about what the others do."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -44,8 +44,14 @@ def test_area(
     """Random call sequences of one area, compared step by step, shrunk on divergence."""
     machine = AREAS[area]
     bound = type(f"{machine.__name__}Bound", (machine,), {"connection": xapi_connection})
+    steps = min(xapi_settings.stateful_step_count, machine.max_steps)
     with reported():
-        run_machine(bound, xapi_settings, xapi_budget, request.node.name)
+        run_machine(
+            bound,
+            settings(xapi_settings, stateful_step_count=steps),
+            xapi_budget,
+            request.node.name,
+        )
 
 
 def test_lifecycle_sweep(

@@ -278,13 +278,17 @@ class _Lane:
 
 def lane_targets(harness: Harness, count: int) -> list[Target]:
     """``count`` connections to the harness's target, one per lane (opened once, then kept)."""
-    kept = _KEPT.setdefault(id(harness.connection), [])
+    target = harness.connection.target
+    owner, kept = _KEPT.get(id(target), (None, []))
+    if owner is not target:  # a new target that reuses a dead one's id
+        kept = []
+        _KEPT[id(target)] = (target, kept)
     while len(kept) < count:
-        kept.append(_fork(harness.connection.target))
+        kept.append(_fork(target))
     return kept[:count]
 
 
-_KEPT: dict[int, list[Target]] = {}
+_KEPT: dict[int, tuple[Target, list[Target]]] = {}
 
 
 def _fork(target: Target) -> Target:

@@ -29,7 +29,7 @@ from conformance.compare import (
 from conformance.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.errors import TargetError
 from conformance.importer import Login, import_world
-from conformance.refs import RefMap
+from conformance.refs import RefMap, snapshots_of_new_vms
 from conformance.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
 from conformance.strategies import RUN_TAG
 from conformance.targets.base import Target
@@ -413,12 +413,15 @@ class Harness:
         actual: Outcome,
         kind: str,
     ) -> None:
+        before = self.world
         self._moved_to(chosen.world, args)
         if kind == "outcome":
             logged = _logged(rules, args)
             self.log.append(
                 replace(logged, result_ref=_result_ref(actual, self.refs), answer=actual)
             )
+            for snapshot in snapshots_of_new_vms(before.vms, self.world.vms, self.refs):
+                self.call("VM.get_snapshot_of", snapshot)  # binds the VM (_bind_results)
 
     def _moved_to(self, world: World, args: tuple[Value, ...]) -> None:
         """Follow ``world``; remember which VMs the step changed or named, for check_state."""

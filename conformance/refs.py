@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.world import NULL_REF
 
-__all__ = ["RefMap"]
+__all__ = ["RefMap", "snapshots_of_new_vms"]
 
 REF_PREFIX = "OpaqueRef:"
 
@@ -88,6 +88,28 @@ class RefMap:
     def display(self, value: Value) -> Value:
         """``value`` with suite refs replaced by their short names (for messages)."""
         return _mapped(value, self._names)
+
+
+def snapshots_of_new_vms(
+    before: Mapping[str, Mapping[str, Value]],
+    after: Mapping[str, Mapping[str, Value]],
+    refs: RefMap,
+) -> list[str]:
+    """Bound snapshots whose ``snapshot_of`` names a VM a call made without returning it.
+
+    VM.revert of a snapshot whose VM was destroyed makes the VM again (xapi_vm_snapshot.ml
+    ``create_vm_from_snapshot``) and answers nothing: a client learns the new ref from the
+    snapshot's ``snapshot_of``. One snapshot per such VM, so that reading it binds the VM.
+    """
+    made_now = {r for r in after.keys() - before.keys() if not refs.is_bound(r)}
+    if not made_now:
+        return []
+    found: dict[str, str] = {}
+    for ref, vm in after.items():
+        made = str(vm.get("snapshot_of", NULL_REF))
+        if made in made_now and made not in found and refs.is_bound(ref):
+            found[made] = ref
+    return list(found.values())
 
 
 def _mapped(value: Value, table: Mapping[str, str]) -> Value:

@@ -160,19 +160,18 @@ record itself and also keeps these (``extended_do_not_copy``)."""
 def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.revert(snapshot): the VM gets back every field of its record at snapshot time.
 
-    A VM that is not a snapshot (no metadata) fails VM_REVERT_FAILED [snapshot; snapshot_of];
-    so does, in the model only, a snapshot whose VM was destroyed (xapi recreates that VM from
-    the snapshot, with a ref the suite could not map). Then the op checks
-    (``revert`` on the snapshot, ``reverting`` on the VM), a fresh generation id, and the
-    snapshot's power state (xapi_vm.ml and xapi_vm_snapshot.ml ``revert``).
+    A snapshot whose VM was destroyed first recreates that VM (``_recreated``), before any
+    check, so the new VM stays even if a check then fails; a VM that is not a snapshot (no
+    metadata) fails VM_REVERT_FAILED [snapshot; snapshot_of] (message_forwarding.ml
+    ``VM.revert``). Then the op checks (``revert`` on the snapshot, ``reverting`` on the VM),
+    a fresh generation id, and the snapshot's power state (xapi_vm.ml and xapi_vm_snapshot.ml
+    ``revert``).
     """
     snap_ref = str(args[0])
     snap = vm_of(ctx.world, snap_ref)
     world, target = ctx.world, str(snap["snapshot_of"])
     if target not in world.vms:
-        # xapi recreates the VM from the snapshot (create_vm_from_snapshot); a client learns the
-        # new VM's ref only from snapshot_of, which the suite cannot yet follow: not modelled.
-        raise XenAPIError("VM_REVERT_FAILED", snap_ref, target)
+        world, target = _recreated(world, snap_ref, target)
 
     def revert_target(_: Record) -> Result:
         return guarded(
@@ -180,6 +179,31 @@ def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         )
 
     return guarded(world, snap_ref, "revert", revert_target)
+
+
+def _recreated(world: World, snap_ref: str, old: str) -> tuple[World, str]:
+    """xapi_vm_snapshot.ml ``create_vm_from_snapshot``: the destroyed VM made again.
+
+    VM.create_from_record of the snapshot's record (Halted, no suspend VDI) gives a new ref;
+    the VM then takes the uuid and every field of its record at snapshot time except
+    ``do_not_copy`` (so tags and affinity are the snapshot's; ha_always_run is false), and
+    every snapshot of the old VM names the new one in snapshot_of. Without metadata (not a
+    snapshot) it fails VM_REVERT_FAILED [snapshot; old VM].
+    """
+    snap = world.vms[snap_ref]
+    source = world.snapshot_sources.get(snap_ref)
+    if source is None or snap["snapshot_metadata"] == "":
+        raise XenAPIError("VM_REVERT_FAILED", snap_ref, old)
+    constructor = {f.name: snap[f.name] for f in catalogue.create_fields() if f.name in snap}
+    constructor.update(power_state="Halted", suspend_VDI=NULL_REF)
+    ref, record, world = fresh_vm(world, constructor)
+    restored = {**record, **{k: v for k, v in source.items() if k not in _DO_NOT_COPY}}
+    restored.update(uuid=source["uuid"], ha_always_run=False)
+    world = refresh(with_vm(world, ref, restored), ref)
+    for other, vm in world.vms.items():
+        if vm["snapshot_of"] == old:
+            world = update_vm(world, other, {"snapshot_of": ref})
+    return world, ref
 
 
 def _reverted(world: World, snap_ref: str, vm: Record, target: str) -> Result:
@@ -193,11 +217,13 @@ def _reverted(world: World, snap_ref: str, vm: Record, target: str) -> Result:
     suspend_vdi = NULL_REF
     if snap["suspend_VDI"] != NULL_REF:
         suspend_vdi, _, world = new_ids(world)
+    # The fields are copied first, then the generation id refreshed (message_forwarding.ml).
+    genid = str(changes.get("generation_id", vm["generation_id"]))
     changes.update(
         NO_DOMAIN,
         ha_always_run=False,
         parent=snap_ref,
-        generation_id=fresh_genid(str(vm["generation_id"]), seed),
+        generation_id=fresh_genid(genid, seed),
         power_state=snap["power_state"],
         suspend_VDI=suspend_vdi,
     )

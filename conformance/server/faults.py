@@ -427,6 +427,15 @@ def _running_refused(world: World, call: Call, branch: Branch) -> Branch:
     return Branch(Failure("VM_BAD_POWER_STATE", (ref, "halted", "running")), world)
 
 
+def _orphan_revert_refused(world: World, call: Call, branch: Branch) -> Branch:
+    """VM.revert of a snapshot whose VM was destroyed fails and makes nothing."""
+    snapshot = _vm_arg(world, call)
+    old = str(world.vms[snapshot]["snapshot_of"]) if snapshot is not None else NULL_REF
+    if snapshot is None or old == NULL_REF or old in world.vms:
+        return branch
+    return Branch(Failure("VM_REVERT_FAILED", (snapshot, old)), world)
+
+
 def _kept(*fields: str) -> BranchChange:
     """A success that leaves ``fields`` of the call's VM as they were before it."""
 
@@ -946,6 +955,19 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "Snapshots do not record their VM: snapshot_of stays OpaqueRef:NULL.",
             "after VM.snapshot(vm, name), xapi's snapshot has snapshot_of vm; the faulty server's "
             "has OpaqueRef:NULL (and vm's snapshots list lacks it).",
+        ),
+    ),
+    (
+        "revert-orphan-refused",
+        Seeded(
+            BranchFault(_orphan_revert_refused, _vm_methods("revert")),
+            "templates",
+            "lifecycle",
+            "VM.revert of a snapshot whose VM was destroyed answers VM_REVERT_FAILED "
+            "instead of making the VM again.",
+            "after VM.destroy of a snapshot's VM, xapi's VM.revert(snapshot) recreates the VM "
+            "(create_vm_from_snapshot) and succeeds; the faulty server answers "
+            "VM_REVERT_FAILED [snapshot, vm].",
         ),
     ),
     (

@@ -194,9 +194,30 @@ class LifecycleMachine(CopyRules):
         args: tuple[Value, ...] = (host, {}) if op == "pool_migrate" else (host, False, False)
         self.harness.call(f"VM.{op}", vm, *args)
 
-    @rule(vm=ConformanceMachine.vms)
-    def revert(self, vm: str) -> None:
+    @rule(target=ConformanceMachine.vms, vm=ConformanceMachine.vms)
+    def revert(self, vm: str) -> VmResult:
+        """VM.revert; a VM it makes again (its snapshot's VM was destroyed) joins the bundle."""
+        before = set(self.harness.suite_vms())
         self.harness.call("VM.revert", vm)
+        return multiple(*(r for r in self.harness.suite_vms() if r not in before))
+
+    @rule(
+        target=ConformanceMachine.vms,
+        vm=consumes(ConformanceMachine.vms),
+        op=st.sampled_from(["snapshot", "checkpoint"]),
+    )
+    def revert_orphaned(self, vm: str, op: str) -> VmResult:
+        """Snapshot a VM, destroy the VM, revert to the snapshot: xapi makes the VM again
+        (xapi_vm_snapshot.ml create_vm_from_snapshot), with a ref the harness learns from the
+        snapshot's snapshot_of."""
+        before = set(self.harness.suite_vms())
+        snapshot = self.harness.call(f"VM.{op}", vm, "xapi-conformance orphan")
+        if self.harness.world.vms[vm]["power_state"] in ("Running", "Paused"):
+            self.harness.call("VM.hard_shutdown", vm)
+        self.harness.call("VM.destroy", vm)
+        if isinstance(snapshot, Success):
+            self.harness.call("VM.revert", str(snapshot.value))
+        return multiple(*(r for r in self.harness.suite_vms() if r not in before or r == vm))
 
 
 class MemoryMachine(CopyRules):

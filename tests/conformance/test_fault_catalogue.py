@@ -231,6 +231,12 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         (vm := d.new_vm())
         and Scenario(("VM.snapshot", vm, "s"), vm, NULL_REF, read=("VM.get_snapshot_of", RESULT))
     ),
+    "revert-orphan-refused": lambda d: (
+        (vm := d.new_vm())
+        and (snap := d.ok("VM.snapshot", vm, "s"))
+        and d.ok("VM.destroy", vm) == ""
+        and Scenario(("VM.revert", snap), OK, Failure("VM_REVERT_FAILED", (snap, vm)))
+    ),
     "checkpoint-without-memory": lambda d: (
         (vm := d.in_state("Running"))
         and Scenario(

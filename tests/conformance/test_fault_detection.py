@@ -60,6 +60,7 @@ CASES: dict[str, tuple[str, str]] = {
     "default-template-destroyable": (LIFECYCLE_SWEEP, "VM_IS_TEMPLATE"),
     "snapshot-of-unset": (LIFECYCLE_SWEEP, "snapshot"),
     "checkpoint-without-memory": (LIFECYCLE_SWEEP, "uspended"),
+    "revert-orphan-refused": ("test_area and lifecycle", "VM.revert"),
     "stale-record": ("test_area and fields", "name_label"),
     "tags-duplicated": ("test_area and fields", "tags"),
     "record-missing-field": ("test_area and fields", "hardware_platform_version"),

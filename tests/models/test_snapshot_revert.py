@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from models.outcome import Failure
 from tests.models.helpers import driver
 
@@ -50,11 +48,6 @@ def test_revert_refreshes_the_generation_id_unless_empty() -> None:
     assert d.field(plain, "generation_id") == ""
 
 
-@pytest.mark.xfail(
-    reason="create_vm_from_snapshot is not modelled: the new VM's ref is learnt only from "
-    "snapshot_of, which the harness cannot map yet",
-    strict=True,
-)
 def test_revert_to_a_snapshot_whose_vm_was_destroyed_recreates_the_vm() -> None:
     d = driver()
     vm = d.new_vm(name_label="gone")

@@ -16,7 +16,7 @@ from models.records import NO_DOMAIN
 from models.transition import Ctx, Handler, Result, as_map, attempt, done, failed, vm_of
 from models.world import NULL_REF, Host, Record, World, new_ids
 
-__all__ = ["HANDLERS"]
+__all__ = ["CRASH_GRACE_S", "HANDLERS", "guest_stops"]
 
 
 def _next_domid(world: World) -> int:
@@ -274,6 +274,63 @@ def pool_migrate(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         return done(update_vm(ctx.world, ref, {"resident_on": host.ref}))
 
     return guarded(ctx.world, ref, "pool_migrate", body, strict=strict)
+
+
+_GUEST_REASONS: Mapping[str, str] = MappingProxyType(
+    {
+        "poweroff": "actions_after_shutdown",
+        "reboot": "actions_after_reboot",
+        "crash": "actions_after_crash",
+    }
+)
+"""Why a domain stopped itself → the VM field whose action xenopsd takes (xenops_server.ml
+``VM_check_state``: Needs_poweroff → on_shutdown, Needs_reboot → on_reboot, Needs_crashdump
+→ on_crash)."""
+
+_GUEST_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "destroy": ("shutdown",),
+        "coredump_and_destroy": ("shutdown",),
+        "restart": ("start",),
+        "rename_restart": ("start",),
+        "coredump_and_restart": ("start",),
+        "preserve": ("pause",),
+    }
+)
+"""xapi_xenops.ml ``on_action_behaviour``: what xenopsd does for each action (a core dump is
+not visible to a client)."""
+
+CRASH_GRACE_S = 120.0
+"""A guest that crashes sooner than this after its start is shut down, not restarted."""
+
+
+def guest_stops(world: World, ref: str, reason: str, uptime_s: float) -> World:
+    """The guest of a Running VM stops its own domain (``reason``: poweroff, reboot or crash),
+    as the quicktest does with Xenctrl.domain_shutdown; xenopsd takes the VM's action for it.
+
+    Restart gives a new domain (Running, a new domid), destroy leaves the VM Halted (HA's
+    ha_always_run kept: the pool's ha_reboot_vm_on_internal_shutdown is true by default),
+    preserve pauses the domain. A crash within ``CRASH_GRACE_S`` of the start is shut down
+    instead of restarted. Any other VM, or an action xenopsd does not take for that reason
+    (soft_reboot), leaves the world as it is (ValueError for an unknown reason).
+    """
+    field = _GUEST_REASONS.get(reason)
+    if field is None:
+        raise ValueError(f"unknown reason {reason!r}: one of {', '.join(_GUEST_REASONS)}")
+    vm = vm_of(world, ref)
+    if vm["power_state"] != "Running":
+        return world
+    steps = _GUEST_ACTIONS.get(str(vm[field]), ())
+    if reason == "crash" and uptime_s < CRASH_GRACE_S:
+        steps = tuple("shutdown" if step == "start" else step for step in steps)
+    for step in steps:
+        if step == "shutdown":
+            world = _halted(world, ref)
+        elif step == "start":
+            world = update_vm(_captured(world, ref), ref, {"domid": _next_domid(world)})
+        else:
+            world = update_vm(world, ref, {"power_state": "Paused"})
+    return world
 
 
 HANDLERS: dict[str, Handler] = {

@@ -8,7 +8,7 @@ XML-RPC sends them (strings) compare through ``api.int``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,10 @@ class ModelBackend:
             )  # the text a codec sends, as xapi stores it
         return outcome
 
+    def update(self, change: Callable[[World], World]) -> None:
+        """Change the world outside any call (what happens on the host, not on the wire)."""
+        self.world = change(self.world)
+
 
 @dataclass
 class Api:
@@ -57,6 +61,8 @@ class Api:
     name: str
     session: str = ""
     made: list[str] = field(default_factory=list)
+    state: Any = None
+    """The embedded server's state (None for the model)."""
 
     def raw(self, method: str, *params: Any) -> Outcome:
         return self.backend.call(method, *params)  # type: ignore[no-any-return]
@@ -83,6 +89,13 @@ class Api:
     def int(self, vm: str, field_name: str) -> int:
         return int(self.get(vm, field_name))
 
+    def host_event(self, change: Callable[[World], World]) -> None:
+        """Something happens on the host, not through the API (a guest stops its domain)."""
+        if self.state is None:
+            self.backend.update(change)
+        else:
+            self.state.update(change)
+
     def in_state(self, state: str, **overrides: Any) -> str:
         """A new VM brought to ``state`` through the API."""
         vm = self.new_vm(**overrides)
@@ -105,6 +118,7 @@ def _accounts() -> tuple[Account, ...]:
 def make_api(kind: str, xapi_version: str = "") -> Api:
     """A logged-in root client of backend ``kind`` (model, xmlrpc or jsonrpc), behaving as xapi
     ``xapi_version`` (default: the newest release known)."""
+    state: ServerState | None = None
     if kind == "model":
         every = (Account("root", PASSWORD, "pool-admin", superuser=True), *_accounts())
         chosen = release(xapi_version) if xapi_version else DEFAULT_RELEASE
@@ -113,7 +127,7 @@ def make_api(kind: str, xapi_version: str = "") -> Api:
         config = ServerConfig(password=PASSWORD, accounts=_accounts(), xapi_version=xapi_version)
         state = ServerState.from_config(config)
         backend = InProcessTarget(XenAPIApp(state), protocol=kind)  # type: ignore[arg-type]
-    api = Api(backend, kind)
+    api = Api(backend, kind, state=state)
     login = api.raw("session.login_with_password", "root", PASSWORD, "2.21", "xapi-oracle")
     assert isinstance(login, Success)
     api.session = str(login.value)

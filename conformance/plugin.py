@@ -16,7 +16,6 @@ import secrets
 import shutil
 import threading
 from collections.abc import Generator, Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -512,14 +511,10 @@ def _baseline(config: pytest.Config) -> Any:
 
 
 def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) -> None:
-    from conformance.results import RunFacts, merge_parts, read_parts
+    from conformance.results import RunFacts, merge_parts, read_parts, tool_version
     from reports import redact_files, write_reports
 
     report_dir = _report_dir(config)
-    try:
-        tool_version = version("xapi-conformance")
-    except PackageNotFoundError:
-        tool_version = "unknown"
     facts = RunFacts(
         target=config.getoption("xapi_target") or "embedded",
         protocol=config.getoption("xapi_protocol"),
@@ -527,7 +522,7 @@ def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) ->
         seed=config.getoption("xapi_seed"),
         strictness=config.getoption("xapi_strictness"),
         started=config.stash[STARTED_KEY],
-        tool_version=tool_version,
+        tool_version=tool_version(),
         baseline=_baseline(config),
         baseline_path=config.getoption("xapi_baseline") or "",
         xapi_version=config.getoption("xapi_version") or "",

@@ -8,6 +8,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from conformance.divergence import DivergenceInfo
@@ -187,6 +188,14 @@ def target_identity(target: Target, session: str) -> dict[str, str]:
     if record.get("hostname"):
         identity["hostname"] = str(record["hostname"])
     return identity
+
+
+def tool_version() -> str:
+    """The installed version of xapi-conformance ("unknown" when run from a bare checkout)."""
+    try:
+        return version("xapi-conformance")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass(frozen=True)

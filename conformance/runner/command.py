@@ -19,7 +19,14 @@ import pytest
 from conformance.budget import BUDGET_DIR, parse_duration
 from conformance.connect import RunConfig, open_connection, target_settings
 from conformance.errors import ConformanceError, ExitCode, TargetError, UsageError
-from conformance.results import STOPPED_EARLY, Part, RunFacts, merge_parts, read_parts
+from conformance.results import (
+    STOPPED_EARLY,
+    Part,
+    RunFacts,
+    merge_parts,
+    read_parts,
+    tool_version,
+)
 from conformance.runner import interrupts
 from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
 from conformance.runner.progress import PROGRESS_DIR, LiveProgress, terminal
@@ -193,7 +200,7 @@ def _error_summary(
         args.seed,
         args.strictness,
         started,
-        "",
+        tool_version(),
     )
     summary = merge_parts(parts or [], facts, extra_error=reason, interrupted=parts is not None)
     write_summary(report_dir, summary, _passwords(args))  # first: the rest may be cut short

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.results import tool_version
 from conformance.runner.interrupts import SECOND_SIGNAL_MESSAGE
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
@@ -69,6 +70,7 @@ def test_a_hung_or_dripping_target_is_classified_within_the_deadline(
     assert "did not answer session.login_with_password completely within 2s" in first
     data = summary(tmp_path)
     assert data["verdict"] == "error" and "within 2s" in str(data["error"])
+    assert data["tool_version"] == tool_version() != "", "the error path names the tool too"
 
 
 def test_a_target_stalling_mid_run_ends_the_run_with_exit_3(

@@ -232,6 +232,7 @@ def _snapshot(config: pytest.Config) -> Part:
         _absorb(part, connection)
     part.divergences = [redact_value(d, _secrets(config)) for d in part.divergences]  # type: ignore[misc]
     part.errors = [str(redact_value(e, _secrets(config))) for e in part.errors]
+    part.ending = [str(redact_value(e, _secrets(config))) for e in part.ending]
     return part
 
 
@@ -353,7 +354,7 @@ def pytest_runtest_makereport(
         _stop_at_max_findings(item)
     elif not isinstance(error, AssertionError):
         cause, fatal = _real_cause(item.config, error)
-        part.errors.append(f"{item.name}: {cause}")
+        (part.ending if fatal else part.errors).append(f"{item.name}: {cause}")
         report.longrepr = f"{item.nodeid}: {cause}"
         if fatal and not item.session.shouldstop:
             item.session.shouldstop = cause

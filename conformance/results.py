@@ -90,6 +90,8 @@ class Part:
     coverage: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     divergences: list[DivergenceRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    ending: list[str] = field(default_factory=list)
+    """Errors that ended the run (a stalled or unreachable target): the real cause, shown first."""
     tests: int = 0
     messages: Counter[str] = field(default_factory=Counter)
     areas: set[str] = field(default_factory=set)
@@ -104,6 +106,7 @@ def _part_json(part: Part) -> dict[str, object]:
         "coverage": [[m, s, k, n] for (m, s, k), n in sorted(part.coverage.items())],
         "divergences": [divergence_to_json(d) for d in part.divergences],
         "errors": part.errors,
+        "ending": part.ending,
         "messages": dict(part.messages),
         "areas": sorted(part.areas),
         "identity": part.identity,
@@ -126,6 +129,7 @@ def read_parts(folder: Path) -> list[Part]:
             steps=data["steps"],
             tests=data.get("tests", 0),
             errors=data["errors"],
+            ending=data.get("ending", []),
         )
         part.coverage.update({(m, s, k): n for m, s, k, n in data["coverage"]})
         part.divergences = [divergence_from_json(d) for d in data["divergences"]]
@@ -244,10 +248,11 @@ def merge_parts(
         total.coverage.update(part.coverage)
         total.divergences.extend(part.divergences)
         total.errors.extend(part.errors)
+        total.ending.extend(part.ending)
         total.messages.update(part.messages)
         total.areas.update(part.areas)
         total.identity.update(part.identity)
-    errors = [e for e in [extra_error, *total.errors] if e]
+    errors = [e for e in [extra_error, *total.ending, *total.errors] if e]
     diverges = any(not d.waived for d in total.divergences)
     verdict = (
         "error"

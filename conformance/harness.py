@@ -278,7 +278,19 @@ class Harness:
     def exchange(
         self, rules: AnswerRules, args: tuple[Value, ...], *, kind: str = "outcome"
     ) -> Outcome:
-        """Predict, send, type, match; follow the branch taken or diverge. Returns the answer."""
+        """Predict, send, type, match; follow the branch taken or diverge. Returns the answer.
+
+        An interrupt (Ctrl-C, a spent budget) or a target error in the middle of an exchange
+        leaves it unknown whether the target did the call: the example is then off track and
+        its end compares nothing (a comparison would blame the target for the lost answer).
+        """
+        try:
+            return self._exchange(rules, args, kind)
+        except (KeyboardInterrupt, TargetError):
+            self.off_track = True
+            raise
+
+    def _exchange(self, rules: AnswerRules, args: tuple[Value, ...], kind: str) -> Outcome:
         if kind == "outcome":
             self._count(rules, args)
         expected = self._predict(rules, args)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.divergence import Desynced, Divergence
+from conformance.errors import TargetTimeout
 from conformance.harness import Connection, Harness, sweep_run_vms
 from conformance.importer import Login
 from conformance.server.app import XenAPIApp
@@ -562,3 +563,61 @@ def test_a_read_that_reveals_nothing_leaves_the_fact_unknown() -> None:
     h.check_state(full=True)
     assert h.world.facts.guest_has_pv_drivers is False
     h.finish()
+
+
+@dataclass
+class InterruptedAfter:
+    """A transport whose ``method`` call reaches the server, then the caller is interrupted
+    (Ctrl-C landing while the answer is read): the target did the call, the model never knew."""
+
+    inner: InProcessTarget
+    method: str
+    raising: type[BaseException] = KeyboardInterrupt
+
+    @property
+    def settings(self) -> TargetSettings:
+        return self.inner.settings
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    @property
+    def protocol(self) -> Protocol_:
+        return self.inner.protocol
+
+    def call(self, method: str, *params: Value) -> Outcome:
+        outcome = self.inner.call(method, *params)
+        if method == self.method:
+            raise self.raising()
+        return outcome
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("raising", [KeyboardInterrupt, TargetTimeout])
+def test_an_exchange_cut_short_ends_the_example_without_a_comparison(
+    raising: type[BaseException],
+) -> None:
+    connection = connect(wrap=lambda inner: InterruptedAfter(inner, "VM.snapshot", raising))
+    h = Harness(connection, "lifecycle")
+    vm = new_vm(h)
+    with pytest.raises(raising):
+        h.call("VM.snapshot", vm, "snap")
+    assert h.off_track
+    h.finish()  # compares nothing: the target has a snapshot the model never saw
+    # the teardown removed the VM; the run's closing sweep removes the snapshot it never knew
+    assert len(sweep_run_vms(connection.target, connection.root.session, "harness-tests")) == 1
+
+
+def test_an_example_in_step_is_compared_at_its_end() -> None:
+    # The other side: the same lost snapshot, with the harness unaware of the interrupt.
+    connection = connect(wrap=lambda inner: InterruptedAfter(inner, "VM.snapshot"))
+    h = Harness(connection, "lifecycle")
+    vm = new_vm(h)
+    with pytest.raises(KeyboardInterrupt):
+        h.call("VM.snapshot", vm, "snap")
+    h.off_track = False
+    with pytest.raises(Divergence, match="snapshots"):
+        h.finish()

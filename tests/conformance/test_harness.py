@@ -58,12 +58,10 @@ class Fault:
 
 
 @dataclass
-class Tampered:
-    """A transport-level fault: the decoded answer to ``method`` replaced by ``answer``."""
+class Wrapped:
+    """An in-process target seen through a transport of a test's making."""
 
     inner: InProcessTarget
-    method: str
-    answer: Callable[[Outcome], Outcome]
 
     @property
     def settings(self) -> TargetSettings:
@@ -77,12 +75,20 @@ class Tampered:
     def protocol(self) -> Protocol_:
         return self.inner.protocol
 
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class Tampered(Wrapped):
+    """A transport-level fault: the decoded answer to ``method`` replaced by ``answer``."""
+
+    method: str
+    answer: Callable[[Outcome], Outcome]
+
     def call(self, method: str, *params: Value) -> Outcome:
         outcome = self.inner.call(method, *params)
         return self.answer(outcome) if method == self.method else outcome
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _server(
@@ -566,34 +572,18 @@ def test_a_read_that_reveals_nothing_leaves_the_fact_unknown() -> None:
 
 
 @dataclass
-class InterruptedAfter:
+class InterruptedAfter(Wrapped):
     """A transport whose ``method`` call reaches the server, then the caller is interrupted
     (Ctrl-C landing while the answer is read): the target did the call, the model never knew."""
 
-    inner: InProcessTarget
     method: str
     raising: type[BaseException] = KeyboardInterrupt
-
-    @property
-    def settings(self) -> TargetSettings:
-        return self.inner.settings
-
-    @property
-    def url(self) -> str:
-        return self.inner.url
-
-    @property
-    def protocol(self) -> Protocol_:
-        return self.inner.protocol
 
     def call(self, method: str, *params: Value) -> Outcome:
         outcome = self.inner.call(method, *params)
         if method == self.method:
             raise self.raising()
         return outcome
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.mark.parametrize("raising", [KeyboardInterrupt, TargetTimeout])

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import settings
-from hypothesis.errors import FlakyFailure
+from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.divergence import Divergence
-from conformance.errors import TargetError, UsageError
+from conformance.errors import TargetError, TargetInconsistent, UsageError
 from reports import TimeBudget
 
 BUDGET_DIR = ".budget"
@@ -168,14 +168,19 @@ class TargetGaveOut(KeyboardInterrupt):
 
 
 class _Watch:
-    """A test's share: whether a divergence was raised (Hypothesis is then shrinking it) and
-    how many examples started."""
+    """A test's share: the first divergence raised (Hypothesis is then shrinking it) and how
+    many examples started."""
 
     def __init__(self, until: float, clock: Callable[[], float]) -> None:
         self.until = until
         self.clock = clock
-        self.diverged = False
+        self.first: Divergence | None = None
         self.examples = 0
+
+    @property
+    def diverged(self) -> bool:
+        """Whether a divergence was raised."""
+        return self.first is not None
 
     def check(self) -> None:
         """BudgetSpent once the share is spent, unless a divergence is being shrunk."""
@@ -205,8 +210,8 @@ class _Watched:
                 watch.check()
             try:
                 return value(*args, **kwargs)
-            except Divergence:
-                watch.diverged = True
+            except Divergence as divergence:
+                watch.first = watch.first or divergence
                 raise
             except TargetError as error:
                 raise TargetGaveOut(error) from error
@@ -231,7 +236,7 @@ def budgeted_machine(
         self.harness = _Watched(self.harness, watch)
         watch.examples += 1
 
-    bound = type(f"{machine.__name__}Budgeted", (machine,), {"__init__": __init__})
+    bound = type(f"{machine.__name__}Budgeted", (machine,), {"__init__": __init__, WATCH: watch})
     return bound, lambda: watch.examples
 
 
@@ -273,14 +278,35 @@ def run_machine(
         budget.left_out.append(f"{name}: stopped after {started()} of {planned} examples")
 
 
+WATCH = "xapi_watch"
+"""The class attribute of a watched machine that holds its ``_Watch``."""
+
+INCONSISTENT = (
+    "the target answered the same calls differently when they were replayed, so Hypothesis "
+    "could not go on ({cause}); is another client changing the pool, or a proxy repeating or "
+    "dropping requests? Run against a pool nothing else uses"
+)
+
+
 def _run_watched(machine: type[RuleBasedStateMachine], hypothesis_settings: settings) -> None:
-    """The Hypothesis run of a watched machine; a target problem ends it as itself."""
+    """The Hypothesis run of a watched machine; a target problem ends it as itself.
+
+    A target whose answers to the same calls change between runs makes Hypothesis' replays
+    take other paths (FlakyStrategyDefinition): the divergence seen first is reported as it
+    was found, unshrunk; without one, the inconsistent target is the error.
+    """
     try:
         run_state_machine_as_test(machine, settings=hypothesis_settings)
     except TargetGaveOut as gave_out:
         raise gave_out.error from None
     except FlakyFailure as flaky:
         raise _first_divergence(flaky) from None
+    except FlakyStrategyDefinition as flaky:
+        watch: _Watch = getattr(machine, WATCH)
+        if watch.first is not None:
+            raise watch.first from None
+        cause = str(flaky).strip().splitlines()[0] if str(flaky).strip() else "no detail"
+        raise TargetInconsistent(INCONSISTENT.format(cause=cause)) from None
 
 
 def _first_divergence(flaky: FlakyFailure) -> BaseException:

@@ -15,6 +15,7 @@ __all__ = [
     "LoginFailed",
     "ProtocolError",
     "TargetError",
+    "TargetInconsistent",
     "TargetStalled",
     "TargetTimeout",
     "TargetUnreachable",
@@ -61,6 +62,11 @@ class TargetStalled(TargetError):
 
 class ProtocolError(TargetError):
     """The target answered something that is not a XenAPI response (bad HTTP status or body)."""
+
+
+class TargetInconsistent(TargetError):
+    """The target answered the same calls differently when they were replayed (another client
+    changing the pool, a proxy that repeats or drops requests, a race in the server)."""
 
 
 class LoginFailed(TargetError):

@@ -22,7 +22,7 @@ from conformance.budget import (
     shrinking_bounded,
 )
 from conformance.divergence import Divergence, DivergenceInfo
-from conformance.errors import TargetStalled, UsageError
+from conformance.errors import TargetInconsistent, TargetStalled, UsageError
 from models.outcome import Success
 
 
@@ -150,6 +150,34 @@ def test_without_a_target_error_the_machine_runs_all_its_examples() -> None:
     toy = type("Toy", (_Toy,), {"clock": _Clock(), "started": started})
     run_machine(toy, _SETTINGS, None, "test_area[x]")
     assert len(started) >= _SETTINGS.max_examples
+
+
+class _Fickle(_Toy):
+    """A machine following a target that answers the same calls differently on each run: the
+    range of its next draw changes from one example to the next, as a model following such a
+    target changes the calls it can make."""
+
+    @rule(data=st.data())
+    def follow(self, data: st.DataObject) -> None:
+        self.harness.call(data.draw(st.integers(0, 5 + len(self.started) % 4)))
+
+
+@pytest.mark.parametrize("budget", [None, 60.0])
+def test_an_inconsistent_target_is_named_not_hypothesis_flaky_generation(
+    budget: float | None,
+) -> None:
+    clock = _Clock()
+    fickle = type("Fickle", (_Fickle,), {"clock": clock, "started": []})
+    watched = None if budget is None else Budget(budget, clock.now, clock)
+    with pytest.raises(TargetInconsistent, match="answered the same calls differently"):
+        run_machine(fickle, _SETTINGS, watched, "test_area[x]")
+
+
+def test_the_divergence_seen_before_replays_went_astray_is_reported() -> None:
+    clock = _Clock()
+    fickle = type("Fickle", (_Fickle,), {"clock": clock, "fail_at": 4, "started": []})
+    with pytest.raises(Divergence):
+        run_machine(fickle, _SETTINGS, None, "test_area[x]")
 
 
 def test_shrinking_bounded_restores_hypothesis_bound() -> None:

@@ -103,18 +103,28 @@ class Connection:
         return (self.root, *self.roles.values())
 
 
-def destroy_suite_vm(target: Target, session: str, ref: str) -> None:
-    """Undo what could stop a suite VM's destruction (blocks, template flags), then destroy it.
+UNDO_CALLS: tuple[tuple[str, tuple[Value, ...]], ...] = (
+    ("VM.set_blocked_operations", ({},)),
+    ("VM.remove_from_other_config", ("default_template",)),
+    ("VM.set_is_a_template", (False,)),
+    ("VM.hard_shutdown", ()),
+    ("VM.destroy", ()),
+)
+"""What undoes anything that could stop a suite VM's destruction (blocks, template flags, a
+running domain), then destroys it."""
+
+
+def destroy_suite_vm(
+    target: Target,
+    session: str,
+    ref: str,
+    calls: Sequence[tuple[str, tuple[Value, ...]]] = UNDO_CALLS,
+) -> None:
+    """Send ``calls`` (all of ``UNDO_CALLS`` unless the model knows fewer suffice) on a VM.
 
     Only ever called with refs the suite created; failures are ignored (the VM may be gone).
     """
-    for method, args in (
-        ("VM.set_blocked_operations", ({},)),
-        ("VM.remove_from_other_config", ("default_template",)),
-        ("VM.set_is_a_template", (False,)),
-        ("VM.hard_shutdown", ()),
-        ("VM.destroy", ()),
-    ):
+    for method, args in calls:
         with contextlib.suppress(TargetError):
             target.call(method, session, ref, *args)
 
@@ -199,6 +209,10 @@ class Harness:
         self.strays: list[str] = []
         self.world: World = self._import()
         self.off_track = False
+        self._verified = False
+        """The example's end compared every suite VM's record and found them all as modelled
+        (no divergence in the example, not even a waived one)."""
+        self._diverged = False
         self._touched: set[str] = set()
 
     def _import(self) -> World:
@@ -226,10 +240,39 @@ class Harness:
         return [ref for ref in self.refs.bound("vm") if ref in self.world.vms]
 
     def teardown(self) -> None:
-        """Destroy every VM this example created on the target (never anything else)."""
-        target_refs = [str(self.refs.to_target(ref)) for ref in self.refs.bound("vm")]
-        for ref in [*reversed(target_refs), *self.strays]:
-            destroy_suite_vm(self.connection.target, self.session, ref)
+        """Destroy every VM this example created on the target (never anything else).
+
+        After a full record comparison that agreed (``finish``), the model knows each VM's
+        state: only the undo calls it says change something are sent, and VMs it holds as
+        destroyed are left alone (the run's closing sweep still removes any the target kept).
+        Otherwise every undo call goes to every VM the example made.
+        """
+        target = self.connection.target
+        for model_ref in reversed(self.refs.bound("vm")):
+            target_ref = str(self.refs.to_target(model_ref))
+            if not self._verified:
+                destroy_suite_vm(target, self.session, target_ref)
+            elif model_ref in self.world.vms:
+                destroy_suite_vm(target, self.session, target_ref, self._undo_calls(model_ref))
+        for ref in self.strays:
+            destroy_suite_vm(target, self.session, ref)
+
+    def _undo_calls(self, ref: str) -> list[tuple[str, tuple[Value, ...]]]:
+        """The calls of ``UNDO_CALLS`` the model says change VM ``ref`` (every one from the
+        first where it offers more than one answer), then the destroy."""
+        world, now = self.world, datetime.datetime.now(datetime.UTC)
+        protocol = self.connection.target.protocol
+        needed: list[tuple[str, tuple[Value, ...]]] = []
+        for index, (method, args) in enumerate(UNDO_CALLS[:-1]):
+            received = received_arguments(protocol, method, (self.session, ref, *args))
+            branches = apply(world, Call(method, received, now))
+            if len(branches) != 1:
+                return [*needed, *UNDO_CALLS[index:]]
+            after = branches[0].world
+            if isinstance(branches[0].outcome, Success) and after.vms.get(ref) != world.vms[ref]:
+                needed.append((method, args))
+                world = after
+        return [*needed, UNDO_CALLS[-1]]
 
     # ---- the calls rules make ----------------------------------------------------------------
 
@@ -255,9 +298,9 @@ class Harness:
     def check_state(self, *, full: bool = False) -> None:
         """Read suite VMs' records from the target and compare them with the model's.
 
-        After a step only the VMs the step may have changed are read (those whose model record
-        changed, and those the call named); ``full`` reads every suite VM, as at the end of an
-        example, which catches a change the model did not expect anywhere.
+        After a step only the VMs whose model record the step changed are read: a record the
+        model proves unchanged is not read again until ``full`` reads every suite VM, as at the
+        end of an example, which catches a change the model did not expect anywhere.
         """
         refs = self.suite_vms() if full else [r for r in self.suite_vms() if r in self._touched]
         self._touched.clear()
@@ -270,6 +313,7 @@ class Harness:
         try:
             if not self.off_track:
                 self.check_state(full=True)
+                self._verified = not self.off_track and not self._diverged
         finally:
             self.teardown()
 
@@ -426,7 +470,7 @@ class Harness:
         kind: str,
     ) -> None:
         before = self.world
-        self._moved_to(chosen.world, args)
+        self._moved_to(chosen.world)
         if kind == "outcome":
             logged = _logged(rules, args)
             self.log.append(
@@ -435,11 +479,12 @@ class Harness:
             for snapshot in snapshots_of_new_vms(before.vms, self.world.vms, self.refs):
                 self.call("VM.get_snapshot_of", snapshot)  # binds the VM (_bind_results)
 
-    def _moved_to(self, world: World, args: tuple[Value, ...]) -> None:
-        """Follow ``world``; remember which VMs the step changed or named, for check_state."""
+    def _moved_to(self, world: World) -> None:
+        """Follow ``world``; remember which VMs' records the step changed, for check_state."""
         before = self.world.vms
-        self._touched.update(ref for ref, vm in world.vms.items() if before.get(ref) is not vm)
-        self._touched.update(str(a) for a in args if isinstance(a, str) and a in world.vms)
+        self._touched.update(
+            ref for ref, vm in world.vms.items() if (old := before.get(ref)) is not vm and old != vm
+        )
         self.world = world
 
     def _count(self, rules: AnswerRules, args: Sequence[Value]) -> None:
@@ -506,6 +551,7 @@ class Harness:
         info = self._info(call, outcomes, answer, mismatch, kind)
         waivers = self.connection.waivers
         waiver = waivers.match(info)
+        self._diverged = True
         if waiver is None:
             self.off_track = True
             expired = [w for w in waivers.expired() if w.covers(info)]
@@ -528,7 +574,7 @@ class Harness:
             return answer.outcome
         worlds = [e.world for e in expected if isinstance(e.outcome, Success)]
         if answer.malformed is None and worlds and all(w == worlds[0] for w in worlds):
-            self._moved_to(worlds[0], ())
+            self._moved_to(worlds[0])
             return answer.outcome
         self.off_track = True
         raise Desynced()

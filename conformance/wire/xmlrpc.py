@@ -372,8 +372,14 @@ def decode_response(body: bytes) -> Outcome:
     Raises ``WireFormatError``, quoting the start of the body, for anything else: not XML, a
     fault, no ``Status``, a missing ``Value``, an empty ``ErrorDescription``, a nil or base64
     value.
+
+    A response in the plain subset xapi writes is read by a lean decoder (``_lean_response``);
+    anything else, and anything it doubts, goes through the full parser, which decides.
     """
-    return _guarded(body, lambda: _outcome(_parse(body)))
+    try:
+        return _lean_response(body)
+    except _LEAN_MISSES:
+        return _guarded(body, lambda: _outcome(_parse(body)))
 
 
 def _outcome(root: Element) -> Outcome:
@@ -407,3 +413,195 @@ def parse_value_text(text: str) -> object:
     """
     body = text.encode("utf-8", "surrogatepass")
     return _guarded(body, lambda: raw_value(_value(_parse(body))))
+
+
+# --------------------------------------------------------------------------------------------
+# The lean decoder: xapi's responses without an XML parser
+# --------------------------------------------------------------------------------------------
+#
+# xapi writes a response as tags without attributes, text with only the five named entities, no
+# comments, CDATA, DTD or processing instructions but the XML declaration. For that subset the
+# lean decoder splits the text at its tags and reads the values straight into the client-side
+# form. It accepts nothing the full parser refuses: whatever it does not know (another
+# declaration, an attribute, a character reference, a CR, a character XML forbids, a self-closing
+# or misplaced element, a fault, a nil, a scalar it cannot read) makes it give up, and the full
+# parser reads the body and gives its answer or its error.
+
+
+class _NotLean(Exception):
+    """The body is outside the lean decoder's subset: the full parser decides."""
+
+
+_LEAN_MISSES = (_NotLean, WireFormatError, ValueError, IndexError, RecursionError)
+_LEAN_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]")
+"""Characters XML forbids, and CR (which XML normalises): left to the full parser."""
+_LEAN_AMPERSAND = re.compile("&(?!(?:amp|lt|gt|quot|apos);)")
+"""An ``&`` that starts no named entity (a character reference, or an error)."""
+_LEAN_SCALARS: dict[str, Callable[[str], object]] = {
+    "int": _int,
+    "i4": _int,
+    "i8": _int,
+    "boolean": lambda text: text == "1",
+    "double": _double,
+    "string": str,
+    "dateTime.iso8601": str,
+}
+
+
+def _unescaped(text: str) -> str:
+    if "&" not in text:
+        return text
+    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'")):
+        text = text.replace(entity, char)
+    return text.replace("&amp;", "&")
+
+
+class _LeanReader:
+    """A cursor over the body split at each ``<``: every piece is a tag, ``>``, then text."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.at = 1
+        """The index of the next tag's piece."""
+        self.text = pieces[0]
+        """The text before the next tag (entities still escaped)."""
+
+    def _take(self, prefix: str) -> bool:
+        """Take the next tag if its piece starts with ``prefix`` (the tag and its ``>``)."""
+        piece = self.pieces[self.at]
+        if not piece.startswith(prefix):
+            return False
+        self.at += 1
+        self.text = piece[len(prefix) :]
+        return True
+
+    def blank(self) -> None:
+        """The text before the next tag must be blank, as between elements."""
+        if self.text.strip(" \t\n"):
+            raise _NotLean
+
+    def open(self, name: str) -> bool:
+        """Take ``<name>`` (True) or ``<name/>`` (False); anything else is not lean."""
+        if self._take(name + ">"):
+            return True
+        if self._take(name + "/>"):
+            return False
+        raise _NotLean
+
+    def closes(self, name: str) -> bool:
+        """Take ``</name>`` if it comes next."""
+        return self._take("/" + name + ">")
+
+    def close(self, name: str) -> None:
+        """Take ``</name>``."""
+        if not self._take("/" + name + ">"):
+            raise _NotLean
+
+    def within(self, name: str) -> None:
+        """Blank text, then ``<name>`` that holds something."""
+        self.blank()
+        if not self.open(name):
+            raise _NotLean
+
+    def ended(self, name: str) -> None:
+        """Blank text, then ``</name>``."""
+        self.blank()
+        self.close(name)
+
+    def value(self) -> object:
+        """A ``<value>`` element, as the client-side decoder reads it."""
+        if not self.open("value"):
+            return ""
+        text = self.text
+        if self.closes("value"):
+            return _unescaped(text)
+        self.blank()
+        tag, sep, after = self.pieces[self.at].partition(">")
+        if not sep or tag.startswith("/") or tag.endswith("/"):
+            raise _NotLean
+        self.at += 1
+        self.text = after
+        value = self._typed(tag)
+        self.ended("value")
+        return value
+
+    def _typed(self, tag: str) -> object:
+        if tag == "struct":
+            return self._struct()
+        if tag == "array":
+            return self._array()
+        parse = _LEAN_SCALARS.get(tag)
+        text = self.text
+        if parse is None or (not text and tag != "string"):
+            raise _NotLean
+        self.close(tag)
+        return parse(_unescaped(text))
+
+    def _struct(self) -> dict[str, object]:
+        struct: dict[str, object] = {}
+        while True:
+            self.blank()
+            if self.closes("struct"):
+                return struct
+            self.within("member")
+            self.blank()
+            name = ""
+            if self.open("name"):
+                name = _unescaped(self.text)
+                self.close("name")
+            self.blank()
+            value = self.value()
+            self.ended("member")
+            struct.setdefault(name, value)
+
+    def _array(self) -> tuple[object, ...]:
+        self.blank()
+        if self.closes("array"):
+            return ()
+        items = []
+        if self.open("data"):
+            while True:
+                self.blank()
+                if self.closes("data"):
+                    break
+                items.append(self.value())
+        self.ended("array")
+        return tuple(items)
+
+
+def _lean_response(body: bytes) -> Outcome:
+    """``decode_response`` for the lean subset; raises one of ``_LEAN_MISSES`` outside it."""
+    text = body.decode("utf-8")
+    if text.startswith(_XML_DECL):
+        text = text[len(_XML_DECL) :]
+    if (
+        _LEAN_FORBIDDEN.search(text)
+        or "]]>" in text
+        or ("&" in text and _LEAN_AMPERSAND.search(text))
+    ):
+        raise _NotLean
+    reader = _LeanReader(text.split("<"))
+    reader.within("methodResponse")
+    reader.within("params")
+    reader.within("param")
+    reader.blank()
+    value = reader.value()
+    reader.ended("param")
+    reader.ended("params")
+    reader.ended("methodResponse")
+    if reader.at != len(reader.pieces):
+        raise _NotLean
+    reader.blank()
+    return _lean_status(value)
+
+
+def _lean_status(struct: object) -> Outcome:
+    """``_status`` for a value the lean decoder read (already in client-side form)."""
+    if not isinstance(struct, dict) or "Status" not in struct:
+        raise _NotLean
+    status = struct["Status"]
+    if status == "Success" and "Value" in struct:
+        return Success(struct["Value"])
+    if status == "Failure" and "ErrorDescription" in struct:
+        return failure_from_wire(struct["ErrorDescription"])
+    raise _NotLean

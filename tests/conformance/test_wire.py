@@ -765,3 +765,93 @@ def test_quirks_type_ints_and_bools_wrongly_on_both_protocols() -> None:
     assert b"<value><int>5</int></value>" in xml and b"<value>true</value>" in xml
     result = json.loads(jr.encode_response(answer, 1, "2.0", quirky))["result"]
     assert result == {"n": "5", "b": "true"}
+
+
+# --------------------------------------------------------------------------------------------
+# The lean response decoder reads exactly what the full parser reads
+# --------------------------------------------------------------------------------------------
+
+
+def _full_parser(body: bytes) -> Outcome | str:
+    """The full parser's outcome, or its error's message."""
+    try:
+        return xr._guarded(body, lambda: xr._outcome(xr._parse(body)))
+    except WireFormatError as error:
+        return f"error: {error}"
+
+
+def _decoded(body: bytes) -> Outcome | str:
+    try:
+        return xr.decode_response(body)
+    except WireFormatError as error:
+        return f"error: {error}"
+
+
+LEAN_SNIPPETS = (
+    b"<value>",
+    b"</value>",
+    b"<struct>",
+    b"<array><data>",
+    b"<value/>",
+    b"<nil/>",
+    b"<string/>",
+    b"<int></int>",
+    b"<i4> 7 </i4>",
+    b"<boolean>1</boolean>",
+    b"&amp;",
+    b"&#13;",
+    b"&foo;",
+    b"\r\n",
+    b"<!-- c -->",
+    b"<![CDATA[x]]>",
+    b"<value a='1'>",
+    b" ",
+    b"x",
+    b"\x01",
+    b"\xff",
+    b"]]>",
+    b"<?pi?>",
+    b"<!DOCTYPE d>",
+)
+
+
+@given(
+    outcomes(any_text),
+    st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 3), st.sampled_from(LEAN_SNIPPETS)),
+        max_size=3,
+    ),
+)
+def test_the_lean_decoder_agrees_with_the_full_parser(
+    outcome: Outcome, edits: list[tuple[int, int, bytes]]
+) -> None:
+    """On xapi's bytes and on bytes mangled anywhere (a snippet put in, some bytes cut out):
+    the same outcome, or the same error."""
+    body = xr.encode_response(outcome)
+    for offset, cut, snippet in edits:
+        at = offset % (len(body) + 1)
+        body = body[:at] + snippet + body[at + cut :]
+    assert _decoded(body) == _full_parser(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        response(b"<struct/>"),
+        response(b"<array/>"),
+        response(b"<struct><member><name/><value/></member></struct>"),
+        b' <?xml version="1.0"?>' + response(b"x"),
+        b'<?xml version="1.0"?>\n' + response(b"x") + b"\n",
+        b'<?xml version="1.0"?>' + response(b"x") + b"<x/>",
+        b'<?xml version="1.0" encoding="UTF-8"?>' + response(b"x"),
+        b"\xef\xbb\xbf" + response(b"x"),
+        response(
+            b"<struct> <member> <name>Status</name> <value>Success</value> </member>"
+            b"<member><name>Value</name><value><array> <data> <value>1</value> </data>"
+            b"</array></value></member><member><name>Value</name><value>2</value>"
+            b"</member></struct>"
+        ),
+    ],
+)
+def test_the_lean_decoder_agrees_on_edge_cases(body: bytes) -> None:
+    assert _decoded(body) == _full_parser(body)

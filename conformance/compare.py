@@ -143,8 +143,11 @@ def typed_vm_record(raw: object) -> dict[str, Value]:
     typed: dict[str, Value] = {}
     for key, value in raw.items():
         spec = catalogue.FIELDS.get(key)
+        if spec is None or (type(value) is str and spec.type.kind in _TEXT_KINDS):
+            typed[key] = value
+            continue
         try:
-            typed[key] = from_wire(value, spec.type) if spec else value
+            typed[key] = from_wire(value, spec.type)
         except WireFormatError as error:
             raise WireFormatError(f"field {key}: {error}") from None
     return typed
@@ -233,10 +236,17 @@ def _record_wire_mismatch(raw: object, protocol: str, where: str) -> Mismatch | 
         return _wrong_type(raw, _VM_RECORD, protocol, where)
     for name, spec in catalogue.FIELDS.items():
         if name in raw:
-            found = wire_mismatch(raw[name], spec.type, protocol, _field_path(where, name))
+            value = raw[name]
+            if type(value) is str and spec.type.kind in _TEXT_KINDS:
+                continue  # most fields: a string where a string is declared
+            found = wire_mismatch(value, spec.type, protocol, _field_path(where, name))
             if found:
                 return found
     return None
+
+
+_TEXT_KINDS = frozenset({"string", "ref", "enum"})
+"""Kinds a client reads as the string it received."""
 
 
 def _field_path(where: str, name: str) -> str:
@@ -268,21 +278,30 @@ def _round(value: float) -> float:
 
 
 def _shape_ok(name: str, expected: Value, actual: Value) -> bool:
-    checks: dict[str, Callable[[], bool]] = {
-        "uuid": lambda: isinstance(actual, str) and bool(_UUID.match(actual)),
-        "domid": lambda: isinstance(actual, int) and (actual == -1) == (expected == -1),
-        "snapshot_time": lambda: isinstance(actual, datetime.datetime),
-        "memory_overhead": lambda: isinstance(actual, int) and actual >= 0,
-        "blobs": lambda: (
-            isinstance(actual, Mapping)
-            and isinstance(expected, Mapping)
-            and set(actual) == set(expected)
-        ),
-        "resident_on": lambda: (actual == NULL_REF) == (expected == NULL_REF),
-        "suspend_VDI": lambda: (actual == NULL_REF) == (expected == NULL_REF),
-        "current_operations": lambda: _operations(expected) == _operations(actual),
-    }
-    return checks.get(name, lambda: _same_kind(expected, actual))()
+    return _SHAPE_CHECKS.get(name, _same_kind)(expected, actual)
+
+
+def _both_null_or_not(expected: Value, actual: Value) -> bool:
+    return (actual == NULL_REF) == (expected == NULL_REF)
+
+
+_SHAPE_CHECKS: Mapping[str, Callable[[Value, Value], bool]] = {
+    "uuid": lambda _expected, actual: isinstance(actual, str) and bool(_UUID.match(actual)),
+    "domid": lambda expected, actual: (
+        isinstance(actual, int) and (actual == -1) == (expected == -1)
+    ),
+    "snapshot_time": lambda _expected, actual: isinstance(actual, datetime.datetime),
+    "memory_overhead": lambda _expected, actual: isinstance(actual, int) and actual >= 0,
+    "blobs": lambda expected, actual: (
+        isinstance(actual, Mapping)
+        and isinstance(expected, Mapping)
+        and set(actual) == set(expected)
+    ),
+    "resident_on": _both_null_or_not,
+    "suspend_VDI": _both_null_or_not,
+    "current_operations": lambda expected, actual: _operations(expected) == _operations(actual),
+}
+"""How each shape-only field with a rule of its own is checked (the others: same kind)."""
 
 
 def _operations(value: Value) -> list[str] | None:

@@ -365,6 +365,7 @@ SWEEP_AREAS = {
     "test_lifecycle_sweep": "lifecycle",
     "test_operations_blocked_sweep": "operations",
     "test_memory_sweep": "memory",
+    "test_fields_sweep": "fields",
 }
 """The area each deterministic sweep belongs to."""
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from conformance.errors import UsageError
 
-__all__ = ["PROFILES", "Profile", "hypothesis_settings"]
+__all__ = ["PROFILES", "Profile", "area_examples", "hypothesis_settings"]
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,31 @@ class Profile:
     max_examples: int
     steps: int
     full_sweeps: bool
+    per_area: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Examples of the areas that get another number than ``max_examples``."""
 
+
+CI_PER_AREA: Mapping[str, int] = MappingProxyType(
+    {"lifecycle": 20, "memory": 20, "templates": 30, "async": 30, "concurrency": 30, "rpc": 80}
+)
+"""Where ``ci`` spends fewer examples: areas whose cells the sweeps and the other areas reach
+too, and whose seeded faults (if any) an area run finds in the first few hundred steps
+(benchmarks/fault_detection.py). Their time goes to the run's minute."""
 
 PROFILES = {
     "dev": Profile("dev", max_examples=10, steps=15, full_sweeps=True),
-    "ci": Profile("ci", max_examples=60, steps=25, full_sweeps=True),
+    "ci": Profile("ci", max_examples=60, steps=25, full_sweeps=True, per_area=CI_PER_AREA),
     "thorough": Profile("thorough", max_examples=1000, steps=60, full_sweeps=True),
 }
+
+
+def area_examples(profile: str, area: str, max_examples: int | None) -> int:
+    """Examples an area machine runs: ``max_examples`` if given (``--max-examples``), else
+    the profile's number for the area."""
+    if max_examples:
+        return max_examples
+    chosen = PROFILES[profile]
+    return chosen.per_area.get(area, chosen.max_examples)
 
 
 def hypothesis_settings(profile: str, max_examples: int | None, report_dir: Path) -> settings:

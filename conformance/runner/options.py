@@ -49,6 +49,7 @@ SUITE_TESTS = (
     "test_lifecycle_sweep",
     "test_operations_blocked_sweep",
     "test_memory_sweep",
+    "test_fields_sweep",
 )
 """The suite's test functions, which ``-k`` may also name (as with pytest)."""
 

@@ -15,8 +15,15 @@ from hypothesis import settings
 from conformance.budget import Budget, run_cells, run_machine
 from conformance.divergence import Divergence
 from conformance.harness import Connection
+from conformance.profiles import area_examples
 from conformance.suite.machines import AREAS
-from conformance.suite.sweeps import blocked_sweep, lifecycle_sweep, memory_sweep, run_all
+from conformance.suite.sweeps import (
+    blocked_sweep,
+    fields_sweep,
+    lifecycle_sweep,
+    memory_sweep,
+    run_all,
+)
 
 
 @contextlib.contextmanager
@@ -45,10 +52,12 @@ def test_area(
     machine = AREAS[area]
     bound = type(f"{machine.__name__}Bound", (machine,), {"connection": xapi_connection})
     steps = min(xapi_settings.stateful_step_count, machine.max_steps)
+    option = request.config.getoption
+    examples = area_examples(option("xapi_profile"), area, option("xapi_max_examples"))
     with reported():
         run_machine(
             bound,
-            settings(xapi_settings, stateful_step_count=steps),
+            settings(xapi_settings, stateful_step_count=steps, max_examples=examples),
             xapi_budget,
             request.node.name,
         )
@@ -79,3 +88,12 @@ def test_memory_sweep(
     cells = run_cells(memory_sweep(), xapi_budget, request.node.name)
     with reported():
         run_all(cells, xapi_connection, "memory")
+
+
+def test_fields_sweep(
+    xapi_connection: Connection, xapi_budget: Budget | None, request: pytest.FixtureRequest
+) -> None:
+    """Every field getter in every reachable power state and VM kind."""
+    cells = run_cells(fields_sweep(), xapi_budget, request.node.name)
+    with reported():
+        run_all(cells, xapi_connection, "fields")

@@ -29,7 +29,7 @@ from conformance.compare import (
 from conformance.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.errors import TargetError
 from conformance.importer import Login, import_world
-from conformance.refs import RefMap, snapshots_of_new_vms
+from conformance.refs import REF_PREFIX, RefMap, snapshots_of_new_vms
 from conformance.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
 from conformance.strategies import RUN_TAG
 from conformance.targets.base import Target
@@ -502,8 +502,12 @@ class Harness:
     def _bind_results(
         self, expected: Sequence[_Expected], actual: Outcome, returns: XType | None
     ) -> None:
-        """A new target ref in a successful answer is bound to the model ref a branch created."""
-        if not isinstance(actual, Success) or returns is None or returns.kind != "ref":
+        """A new target ref in a successful answer is bound to the model ref a branch created;
+        so is a VM a refused call made and its error names (``_bind_named_in_error``)."""
+        if isinstance(actual, Failure):
+            self._bind_named_in_error(expected, actual)
+            return
+        if returns is None or returns.kind != "ref":
             return
         target_ref = str(actual.value)
         if target_ref == NULL_REF or self.refs.knows_target(target_ref):
@@ -515,6 +519,25 @@ class Harness:
                 return
         if returns.name == "VM":
             self.strays.append(target_ref)
+
+    def _bind_named_in_error(self, expected: Sequence[_Expected], actual: Failure) -> None:
+        """A VM the call made before it refused (VM.revert remakes a destroyed VM from its
+        snapshot, then a blocked operation refuses the revert) and the error names: its new
+        target ref, at the error parameter where the model names the VM, is bound to it."""
+        for candidate in expected:
+            outcome = candidate.outcome
+            if not isinstance(outcome, Failure) or outcome.code != actual.code:
+                continue
+            for want, got in zip(outcome.params, actual.params, strict=False):
+                if (
+                    want != got
+                    and want in candidate.world.vms
+                    and want not in self.world.vms
+                    and not self.refs.is_bound(want)
+                    and got.startswith(REF_PREFIX)
+                    and not self.refs.knows_target(got)
+                ):
+                    self.refs.bind(want, got, "vm")
 
     def _own_only(self, name: str, outcome: Outcome) -> Outcome:
         """A query over all VMs, cut down to the VMs this example created.

@@ -16,7 +16,7 @@ from conformance.divergence import Divergence
 from conformance.harness import Harness, sweep_run_vms
 from conformance.server.faults import FAULTS
 from models.checks import update_vm
-from models.outcome import Success
+from models.outcome import Failure, Success
 from models.transition import Branch, Call, Result
 from models.world import World
 from tests.conformance.test_harness import Fault, _server, connect, new_vm
@@ -118,3 +118,20 @@ def test_a_vm_made_from_the_snapshot_record_diverges() -> None:
     with pytest.raises(Divergence, match="name_label"):
         h.check_state(full=True)
     h.teardown()
+
+
+def test_a_refused_revert_names_the_vm_it_made_and_the_harness_binds_it() -> None:
+    """With reverting blocked, xapi remakes the VM, then refuses the revert naming the new VM:
+    the error's ref is bound to the model's (no divergence) and the VM is cleaned up."""
+    h = Harness(connect(), "lifecycle")
+    vm = new_vm(h, name_label="xapi-conformance gone")
+    h.call("VM.add_to_blocked_operations", vm, "reverting", "xapi-conformance")
+    snapshot = h.call("VM.snapshot", vm, "xapi-conformance orphan")
+    assert isinstance(snapshot, Success)
+    h.call("VM.destroy", vm)
+    refused = h.call("VM.revert", str(snapshot.value))
+    assert isinstance(refused, Failure) and refused.code == "OPERATION_BLOCKED"
+    made = refused.params[0]
+    assert made in h.world.vms and h.refs.kind(made) == "vm"
+    h.finish()
+    assert sweep_run_vms(h.connection.target, h.session, h.connection.run_id) == []

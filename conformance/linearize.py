@@ -6,6 +6,9 @@ respects real time (a call that was answered before another was sent comes first
 accepts every step of that order with the answer the target gave, and the world it ends in has
 the VM records the target showed afterwards. A VM operation is two steps, begin and end
 (``models.inflight``), and a conflicting begin waits, as xapi's do; every other call is one step.
+A ``task.cancel`` of another call's task (an Async call of the history) is one step that marks
+that call cancelled: before its begin it then ends with TASK_CANCELLED and does nothing; in
+flight it may end in any of the ways ``models.inflight.finish`` gives a cancelled op.
 
 The search is depth first over the calls that may go next, with every (world, calls done, calls
 in flight) it has already explored remembered, so each state is explored once; it gives up
@@ -16,11 +19,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from conformance.compare import AnswerRules, Mismatch, Strictness, outcome_mismatch
-from models.inflight import Began, Blocked, begin, cancelled_by, finish
-from models.outcome import Failure, Outcome
+from models.inflight import (
+    Began,
+    Blocked,
+    begin,
+    cancelled_before_begin,
+    cancelled_by,
+    finish,
+    task_cancel,
+)
+from models.outcome import Failure, Outcome, Success
 from models.transition import Branch, Call
 from models.world import World
 
@@ -98,6 +109,7 @@ class _State:
     done: frozenset[int] = frozenset()
     flying: frozenset[int] = frozenset()
     cancelling: frozenset[int] = frozenset()
+    """Calls whose task is cancelled (by hard_shutdown, hard_reboot or task.cancel)."""
     waits: frozenset[tuple[int, int]] = frozenset()
     """(call, victim): the call's end waits for the victim's (hard_shutdown's cancellations)."""
     order: tuple[str, ...] = ()
@@ -149,7 +161,38 @@ class _Searcher:
             if i in state.flying and all(v in state.done for c, v in state.waits if c == i):
                 found.extend(self._ends(state, observed))
             elif i not in state.done and i not in state.flying and self._ready(state, observed):
-                found.extend(self._begins(state, observed))
+                victim = self._cancelled_call(observed)
+                if victim is not None:
+                    found.extend(self._cancel(state, observed, victim))
+                else:
+                    found.extend(self._begins(state, observed))
+        return found
+
+    def _cancelled_call(self, observed: Observed) -> Observed | None:
+        """The Async call of the history whose task ``observed`` (a task.cancel) cancels."""
+        if observed.call.method != "task.cancel" or len(observed.call.args) < 2:
+            return None
+        task = observed.call.args[1]
+        return next((o for o in self.history if o.is_async and task_name(o.index) == task), None)
+
+    def _cancel(self, state: _State, observed: Observed, victim: Observed) -> list[_State]:
+        """task.cancel of ``victim``'s task: it succeeds while the task exists (the victim's
+        client destroys it after its answer), and marks the victim cancelled until it ends."""
+        i, v = observed.index, victim.index
+        owner = str(victim.call.args[0])
+        finished = v in state.done
+        answers: list[Branch] = []
+        if not finished or observed.invoked <= victim.answered:
+            answers.extend(task_cancel(state.world, observed.call, owner, exists=True))
+        if finished:
+            answers.extend(task_cancel(state.world, observed.call, owner, exists=False))
+        found: list[_State] = []
+        for branch in answers:
+            if self._matches(state, observed, branch):
+                after = self._ended(state, i, branch, "call")
+                if not finished and isinstance(branch.outcome, Success):
+                    after = replace(after, cancelling=after.cancelling | {v})
+                found.append(after)
         return found
 
     def _ready(self, state: _State, observed: Observed) -> bool:
@@ -161,6 +204,12 @@ class _Searcher:
     def _begins(self, state: _State, observed: Observed) -> list[_State]:
         i, task = observed.index, task_name(observed.index)
         found: list[_State] = []
+        if i in state.cancelling:  # cancelled before its begin
+            return [
+                self._ended(state, i, branch, "call")
+                for branch in cancelled_before_begin(state.world, task)
+                if self._matches(state, observed, branch)
+            ]
         for start in begin(state.world, observed.call, task):
             if isinstance(start, Blocked):
                 continue
@@ -248,10 +297,20 @@ _REF = re.compile(r"OpaqueRef:[0-9A-Za-z-]+")
 _TASK_ERRORS = {"OTHER_OPERATION_IN_PROGRESS": 3, "TASK_CANCELLED": 0}
 
 
+def _task_param(outcome: Outcome) -> int | None:
+    """Where ``outcome`` names a task: the parameter of the task errors, or of
+    HANDLE_INVALID [task, ref] (a task.cancel of a task already destroyed)."""
+    if not isinstance(outcome, Failure):
+        return None
+    if outcome.code == "HANDLE_INVALID" and outcome.params[:1] == ("task",):
+        return 1
+    return _TASK_ERRORS.get(outcome.code)
+
+
 def _tasks_shown(outcome: Outcome, known: Mapping[str, str], *, model: bool) -> Outcome:
-    if not isinstance(outcome, Failure) or outcome.code not in _TASK_ERRORS:
+    at = _task_param(outcome)
+    if at is None or not isinstance(outcome, Failure):
         return outcome
-    at = _TASK_ERRORS[outcome.code]
     if at >= len(outcome.params):
         return outcome
     target_tasks = set(known.values())

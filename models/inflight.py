@@ -17,30 +17,60 @@ happen now), and the call takes effect after the conflict ends. Only messages fo
 message_forwarding.ml) answer OTHER_OPERATION_IN_PROGRESS; and the atomic
 ``VM.assert_operation_valid`` and ``VM.get_allowed_operations`` show the operations in flight.
 
-hard_shutdown and hard_reboot cancel some operations in flight (message_forwarding.ml
-``VM.hard_shutdown``/``hard_reboot`` call ``cancel ~ops``): each such task is cancelled and
-waited for, then the hard operation does its work. A cancelled call ends either as it would
-have (the cancellation came too late) or with TASK_CANCELLED [its task] and no effect.
-**Unconfirmed:** which of the two a real host gives depends on how far xenopsd got; the model
-leaves both open. The model also runs an operation's effect on the world at its end (with the
-checks of its begin passed): what xapi does when the VM changed under it (only possible for
-the operations ``is_allowed_concurrently`` lets overlap) is read from the code's shape, not
-confirmed on a host.
+Cancellation. hard_shutdown and hard_reboot cancel some operations in flight
+(message_forwarding.ml ``VM.hard_shutdown``/``hard_reboot`` call ``cancel ~ops``): each such
+task is cancelled and waited for, then the hard operation does its work. ``task.cancel`` of an
+Async call's task does the same without the wait (xapi_task.ml ``cancel``: it marks the task
+``cancel`` and asks xenopsd to cancel the xenopsd task bound to it, then returns). What the
+cancelled call does depends on where it is (``cancelled_ends``):
+
+- not begun yet (waiting out a conflict, or its thread not yet at its begin): it ends with
+  TASK_CANCELLED [its task] and does nothing (helpers.ml ``retry`` checks
+  ``TaskHelper.is_cancelling`` before every try of the begin);
+- in flight, an op whose work runs as xenopsd tasks (``CANCELLABLE``): xenopsd checks the
+  cancellation before each atomic step (xenops_server.ml ``perform_atomic``), xapi maps its
+  ``Cancelled`` to TASK_CANCELLED [task] (xapi_xenops.ml ``transform_xenops_exn``) and
+  xenopsd's cleanup (``trigger_cleanup_after_failure``: ``VM_check_state``) leaves the VM as
+  its domain is. So the call ends as it would have (the cancellation came after the last
+  check: "it might actually have completed, we don't care", ``Xapi_xenops.task_cancel``) or
+  with TASK_CANCELLED and no effect; a clean shutdown also with TASK_CANCELLED *and* its effect
+  (the guest got the shutdown request before the cancellation: xenops_server.ml
+  ``VM_shutdown``'s steps after ``VM_shutdown_domain``), and a start or resume that was not
+  asked to stay paused with TASK_CANCELLED and the VM paused (xapi_xenops.ml ``start`` runs
+  xenopsd's VM.start and VM.unpause as two tasks; the cancellation may come between them);
+- in flight, any other op (destroy, clone, copy, snapshot, revert, provision of the suite's
+  disk-less VMs: database work with no check of the cancellation once begun): it ends as it
+  would have;
+- finished: ``task.cancel`` succeeds and changes nothing (``Xapi_task.cancel`` never looks at
+  the status; ``TaskHelper.cancel_this`` touches pending tasks only); once the client has
+  destroyed the task, HANDLE_INVALID. Another subject's task needs ``task.destroy/any``
+  (``TaskHelper.assert_op_valid``, as ``models.others`` checks).
+
+**Unconfirmed:** which of these a real host gives depends on how far xenopsd got; the model
+leaves them all open. Intermediate states other than the two above (a clean reboot cancelled
+between its shutdown and its start, a hard shutdown cancelled after its domain was paused) are
+not modelled: a real host that shows one is reported as a divergence. The model also runs an
+operation's effect on the world at its end (with the checks of its begin passed): what xapi
+does when the VM changed under it (only possible for the operations ``is_allowed_concurrently``
+lets overlap) is read from the code's shape, not confirmed on a host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from models.checks import update_vm
-from models.outcome import Failure
+from models.outcome import Failure, Success
 from models.rpc import ASYNC_PREFIX, apply
 from models.transition import Branch, Call, Result
-from models.world import World
+from models.world import Task, World
 
 __all__ = [
+    "CANCELLABLE",
     "CANCELLED_BY",
+    "EFFECT_DESPITE_CANCEL",
     "FAIL_IMMEDIATELY",
     "IN_FLIGHT_OPERATIONS",
     "Began",
@@ -48,9 +78,12 @@ __all__ = [
     "Start",
     "Transition",
     "begin",
+    "cancelled_before_begin",
     "cancelled_by",
     "finish",
     "in_flight",
+    "stopped",
+    "task_cancel",
     "vm_operation",
 ]
 
@@ -104,6 +137,37 @@ CANCELLED_BY: Mapping[str, frozenset[str]] = {
     ),
 }
 """message_forwarding.ml ``VM.hard_shutdown`` / ``VM.hard_reboot``: the ops they cancel."""
+
+CANCELLABLE: frozenset[str] = frozenset(
+    {
+        "start",
+        "start_on",
+        "clean_shutdown",
+        "shutdown",
+        "hard_shutdown",
+        "clean_reboot",
+        "hard_reboot",
+        "suspend",
+        "resume",
+        "resume_on",
+        "pause",
+        "unpause",
+        "pool_migrate",
+        "checkpoint",
+    }
+)
+"""Ops whose work waits on xenopsd tasks (xapi_xenops.ml ``sync_with_task`` registers each as
+cancellable, ``TaskHelper.register_task``), so a cancellation in flight may stop them. The
+others (destroy, clone, copy, snapshot, revert, provision of disk-less VMs) never check it
+once begun."""
+
+EFFECT_DESPITE_CANCEL: frozenset[str] = frozenset({"clean_shutdown", "shutdown"})
+"""Ops that may answer TASK_CANCELLED with their effect done: the guest had the shutdown
+request (xenops_server.ml ``VM_shutdown``: cancellation points after ``VM_shutdown_domain``)."""
+
+_PAUSED_ARG: Mapping[str, int] = {"start": 2, "resume": 2, "start_on": 3, "resume_on": 3}
+"""Ops that may be cancelled between xenopsd's start and unpause (xapi_xenops.ml ``start``):
+the index of their ``start_paused`` argument (session first)."""
 
 
 @dataclass(frozen=True)
@@ -194,18 +258,78 @@ def finish(
     """Every way the end of ``call`` (begun as ``task``) may go: its effect, the entry removed.
 
     The effect is the call's transition on the world as it is now, with the VM's operations in
-    flight set aside (its own checks passed at its begin). A cancelled call may also end with
-    TASK_CANCELLED [task] and no effect.
+    flight set aside (its own checks passed at its begin). A cancelled call of a ``CANCELLABLE``
+    op may also end with TASK_CANCELLED [task] (see the module's docstring).
     """
     ref = str(call.args[1]) if len(call.args) > 1 else ""
     if ref not in world.vms:
         return transition(world, call)
     others = {t: o for t, o in in_flight(world, ref).items() if t != task}
     cleared = update_vm(world, ref, {"current_operations": {}}, recompute=False)
-    branches = [_unmarked(branch, ref, others) for branch in transition(cleared, call)]
-    if cancelled:
-        branches.append(Branch(Failure("TASK_CANCELLED", (task,)), _marked(world, ref, others)))
+
+    def effect(made: Call) -> list[Branch]:
+        return [_unmarked(branch, ref, others) for branch in transition(cleared, made)]
+
+    branches = effect(call)
+    if cancelled and vm_operation(call.method) in CANCELLABLE:
+        branches.extend(_cancelled_ends(call, task, _marked(world, ref, others), branches, effect))
     return tuple(branches)
+
+
+def _cancelled_ends(
+    call: Call,
+    task: str,
+    untouched: World,
+    completed: list[Branch],
+    effect: Callable[[Call], list[Branch]],
+) -> list[Branch]:
+    """The TASK_CANCELLED ends of a cancelled op in flight: no effect first (what the embedded
+    server does), then its effect done (a clean shutdown), then the VM left paused (a start or
+    resume cancelled between xenopsd's start and unpause)."""
+    failure = Failure("TASK_CANCELLED", (task,))
+    ends = [Branch(failure, untouched)]
+    op = vm_operation(call.method) or ""
+    if op in EFFECT_DESPITE_CANCEL:
+        ends.extend(Branch(failure, b.world) for b in completed if isinstance(b.outcome, Success))
+    at = _PAUSED_ARG.get(op)
+    if at is not None and len(call.args) > at and call.args[at] is False:
+        paused = Call(call.method, (*call.args[:at], True, *call.args[at + 1 :]), call.now)
+        ends.extend(
+            Branch(failure, b.world) for b in effect(paused) if isinstance(b.outcome, Success)
+        )
+    return ends
+
+
+def stopped(branches: Result) -> Branch | None:
+    """The first TASK_CANCELLED end among ``finish``'s branches (the op stopped, nothing done);
+    None when the op cannot be stopped in flight."""
+    return next(
+        (b for b in branches if isinstance(b.outcome, Failure) and b.outcome.code == _CANCELLED),
+        None,
+    )
+
+
+_CANCELLED = "TASK_CANCELLED"
+
+
+def cancelled_before_begin(world: World, task: str) -> Result:
+    """A call whose task was cancelled before its begin: TASK_CANCELLED [task], nothing done
+    (helpers.ml ``retry`` checks ``TaskHelper.is_cancelling`` before each try)."""
+    return (Branch(Failure(_CANCELLED, (task,)), world),)
+
+
+def task_cancel(world: World, call: Call, owner: str, *, exists: bool) -> Result:
+    """``task.cancel`` (``call``) of an Async call's task made by session ``owner``, while the
+    task ``exists`` (pending, or finished and not yet destroyed) or after it was destroyed.
+    The answer only: what it does to the call is the caller's (``cancelled_before_begin``,
+    ``finish(cancelled=True)``). xapi_task.ml ``cancel`` checks who may (``assert_op_valid``)
+    and nothing else."""
+    if not exists or len(call.args) < 2:
+        return tuple(Branch(b.outcome, world) for b in apply(world, call))
+    ref = str(call.args[1])
+    pending = Task(ref, "", "", "pending", session=owner)
+    with_task = replace(world, tasks=MappingProxyType({**world.tasks, ref: pending}))
+    return tuple(Branch(b.outcome, world) for b in apply(with_task, call))
 
 
 def _unmarked(branch: Branch, ref: str, others: Mapping[str, str]) -> Branch:

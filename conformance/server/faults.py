@@ -1226,12 +1226,15 @@ def _layer(fault: Fault, inner: Transition) -> Transition:
 
 # ---- races: faults that show only while calls overlap (issue 12) ------------------------------
 
-RaceQuirk = Literal["unmarked", "fail-fast", "stale-write", "stale-allowed", "none"]
+RaceQuirk = Literal[
+    "unmarked", "fail-fast", "stale-write", "stale-allowed", "cancel-effect", "none"
+]
 """How a racy server runs operations in flight (``conformance.server.inflight``): ``unmarked``
 checks at the begin but marks nothing and trusts that check at the end; ``fail-fast`` answers a
 conflict at once instead of waiting it out; ``stale-write`` reads a map at the call's start and
 writes it back at its end; ``stale-allowed`` marks current_operations without recomputing
-allowed_operations; ``none`` only keeps operations in flight for ``window``."""
+allowed_operations; ``cancel-effect`` answers TASK_CANCELLED to a cancelled operation in flight
+but does its work all the same; ``none`` only keeps operations in flight for ``window``."""
 
 
 @dataclass(frozen=True)
@@ -1336,6 +1339,19 @@ _RACED_ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "allowed_operations is not recomputed when an operation starts, only when it ends.",
             "VM.get_allowed_operations while a start is in flight still lists start; xapi's "
             "list is empty then.",
+        ),
+    ),
+    (
+        "cancelled-op-done",
+        Seeded(
+            Raced("cancel-effect", frozenset(IN_FLIGHT_OPERATIONS)),
+            "async",
+            "concurrency",
+            "An operation whose task is cancelled while in flight answers TASK_CANCELLED but "
+            "does its work all the same.",
+            "task.cancel of an Async.VM.start in flight; the task ends TASK_CANCELLED and the "
+            "VM is Running: xapi's start either completes (success) or stops with the VM "
+            "Halted, or Paused when cancelled between xenopsd's start and unpause.",
         ),
     ),
 )

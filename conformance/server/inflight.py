@@ -4,8 +4,10 @@ With ``--latency`` (or a race fault's window) a VM operation is in flight for it
 begin marks ``current_operations`` and recomputes ``allowed_operations`` (both visible to
 other clients and in events), a conflicting call waits until the world changes and checks
 again (xapi's ``retry_with_global_lock``), hard_shutdown and hard_reboot cancel what they
-cancel and wait for it, ``task.cancel`` cancels an Async operation in flight, and the end
-applies the effect and removes the mark. Race faults (``faults.Raced``) bend these steps.
+cancel and wait for it, ``task.cancel`` cancels an Async operation (one in flight stops at
+once and ends with TASK_CANCELLED and no effect where the model lets it stop; one waiting out a
+conflict ends with TASK_CANCELLED), and the end applies the effect and removes the mark. Race
+faults (``faults.Raced``) bend these steps.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from models.inflight import (
     Start,
     Transition,
     begin,
+    cancelled_before_begin,
     cancelled_by,
     finish,
     in_flight,
+    stopped,
     vm_operation,
 )
 from models.outcome import Encoded, Failure, Outcome, Success, Value
@@ -102,6 +106,7 @@ class Flights:
             event = self._cancels.get(task)
         if event is not None:
             event.set()
+            self.state.wake()  # a call waiting out a conflict looks again
         return event is not None
 
     # ---- one call -----------------------------------------------------------------------
@@ -133,11 +138,10 @@ class Flights:
             self.unregister(task)
 
     def register(self, task: str) -> threading.Event:
-        """The event that cancels ``task`` (``cancel``), until ``unregister``."""
-        event = threading.Event()
+        """The event that cancels ``task`` (``cancel``), until ``unregister`` (registering
+        again keeps the event: a cancellation already asked for stays asked)."""
         with self._lock:
-            self._cancels[task] = event
-        return event
+            return self._cancels.setdefault(task, threading.Event())
 
     def unregister(self, task: str) -> None:
         """``task`` is no longer in flight."""
@@ -159,17 +163,22 @@ class Flights:
     def end(self, call: Call, task: str, victims: frozenset[str]) -> Outcome:
         """The end of ``call`` once the tasks it cancelled have ended: its effect, unmarked."""
         self._wait_for(_vm_arg(call), victims)
-        with self._lock:
-            event = self._cancels.get(task)
-        cancelled = event is not None and event.is_set()
+        cancelled = self._is_cancelled(task)
         outcome, _version = self.state.step(lambda w: self._end(w, call, task, cancelled))
         return outcome
+
+    def _is_cancelled(self, task: str) -> bool:
+        with self._lock:
+            event = self._cancels.get(task)
+        return event is not None and event.is_set()
 
     def _begun(self, call: Call, task: str) -> Outcome | frozenset[str]:
         """The call's answer if it ends at its begin, else the tasks its begin cancels."""
         deadline = time.monotonic() + WAIT_LIMIT_S
         while True:
             version = self.state.version
+            if self._is_cancelled(task):  # helpers.ml retry: is_cancelling before each try
+                return cancelled_before_begin(self.state.world, task)[0].outcome
             started = self.attempt(call, task)
             if not isinstance(started, Blocked):
                 return started
@@ -214,9 +223,12 @@ class Flights:
 
     def _end(self, world: World, call: Call, task: str, cancelled: bool) -> tuple[World, Outcome]:
         ends = finish(world, call, task, cancelled=cancelled, transition=self.transition(call))
-        chosen = ends[-1] if cancelled else ends[0]
-        if self.quirk(call.method) == "unmarked" and isinstance(chosen.outcome, Failure):
+        chosen = (stopped(ends) if cancelled else None) or ends[0]
+        quirk = self.quirk(call.method)
+        if quirk == "unmarked" and isinstance(chosen.outcome, Failure):
             return world, Success("")  # the faulty server trusts the check of its begin
+        if quirk == "cancel-effect" and chosen is not ends[0]:
+            return ends[0].world, chosen.outcome  # stopped, it says, but the work is done
         return chosen.world, chosen.outcome
 
     def _stale_write(self, call: Call, seconds: float, pause: Pause) -> Outcome:

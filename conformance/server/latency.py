@@ -395,9 +395,26 @@ class SlowCalls:
         elif isinstance(started, Failure | Success):
             self._schedule(seconds, lambda: self._ended(state, ref, started))
         else:
-            self._schedule(
-                seconds, lambda: self._ended(state, ref, flights.end(call, ref, started))
+            self._after(
+                seconds,
+                flights.register(ref),
+                lambda: self._ended(state, ref, flights.end(call, ref, started)),
             )
+
+    def _after(
+        self, seconds: float, cancelled: threading.Event, action: Callable[[], None]
+    ) -> None:
+        """Run ``action`` once ``seconds`` have passed or the task is cancelled (on the real
+        clock; with injected time, when the schedule says)."""
+        if self._sleep is not time.sleep:
+            self._schedule(seconds, action)
+            return
+
+        def run() -> None:
+            cancelled.wait(seconds)
+            action()
+
+        self._spawn(run)
 
     def _ended(self, state: ServerState, ref: str, outcome: Outcome) -> None:
         """The Async call behind task ``ref`` has ended with ``outcome``."""

@@ -84,6 +84,12 @@ class ServerState:
             if self._version == version:
                 self._changed.wait(timeout)
 
+    def wake(self) -> None:
+        """Wake whoever waits in ``wait_after`` though the world did not change (a call
+        waiting out a conflict, told its task was cancelled)."""
+        with self._changed:
+            self._changed.notify_all()
+
     def _commit(self, world: World) -> None:
         """Under the lock: make ``world`` current and wake whoever waits for a change."""
         if world is not self._world:

@@ -2,7 +2,7 @@
 
 A race is two or three lanes, one per session, each a short list of calls (lifecycle operations,
 their Async twins, other_config and tags edits on the same or different keys, setters, reads of
-allowed_operations, assert_operation_valid). The lanes start together on threads, each with its
+allowed_operations, assert_operation_valid, task.cancel of another lane's Async call). The lanes start together on threads, each with its
 own connection; every call's send time, answer time and answer is recorded. Then the VMs'
 records are read, and ``conformance.linearize`` looks for an order of the calls (each VM
 operation a begin and an end, as xapi runs them) that respects real time, that the model accepts
@@ -15,6 +15,7 @@ race shows: a reproducer of a race is a script that calls it.
 
 from __future__ import annotations
 
+import functools
 import json
 import pprint
 import threading
@@ -29,7 +30,14 @@ from conformance.compare import AnswerRules, outcome_mismatch, typed_outcome
 from conformance.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.errors import TargetError
 from conformance.harness import TASK_POLL_S, Harness
-from conformance.linearize import Explained, Observed, Undecided, Unexplained, linearize
+from conformance.linearize import (
+    Explained,
+    Observed,
+    Undecided,
+    Unexplained,
+    linearize,
+    task_name,
+)
 from conformance.reproducer import LOGIN, LoggedCall
 from conformance.targets import Target, open_target
 from conformance.targets.inprocess import InProcessTarget
@@ -47,10 +55,12 @@ __all__ = [
     "Race",
     "RaceCall",
     "RaceStats",
+    "cancelled_races",
     "race_calls",
     "races",
     "run_race",
     "same_call_races",
+    "task_of",
     "watched_races",
 ]
 
@@ -257,12 +267,70 @@ def watched_races(draw: st.DrawFn) -> Race:
     return Race(((RaceCall(ALLOWED_OP, (slot, k, paused), is_async),), watcher))
 
 
+TASK_OF = "(the task of call #"
+
+
+def task_of(index: int) -> str:
+    """A lane argument: the task of the race's call ``index`` (an Async call of another lane),
+    known once that call has answered its task ref."""
+    return f"{TASK_OF}{index})"
+
+
+def _task_index(value: Value) -> int | None:
+    if isinstance(value, str) and value.startswith(TASK_OF):
+        return int(value[len(TASK_OF) : -1])
+    return None
+
+
+@st.composite
+def cancelled_races(draw: st.DrawFn) -> Race:
+    """One session makes an Async operation; another cancels its task as soon as it knows it
+    (then reads the VM); a third, as often as not, makes an operation of the VM first, so that
+    the Async one may wait it out and be cancelled before it begins."""
+    k = draw(st.integers(0, len(RACE_OPERATIONS) - 1), label="which allowed operation")
+    paused = draw(st.booleans(), label="paused")
+    slot = VM_SLOTS[0]
+    after = draw(
+        st.sampled_from(("VM.get_current_operations", "VM.get_power_state", "VM.get_record")),
+        label="read after the cancel",
+    )
+    canceller = (RaceCall("task.cancel", (task_of(0),)), RaceCall(after, (slot,)))
+    lanes: list[tuple[RaceCall, ...]] = [
+        (RaceCall(ALLOWED_OP, (slot, k, paused), True),),
+        canceller,
+    ]
+    if draw(st.booleans(), label="a third session"):
+        j = draw(st.integers(0, len(RACE_OPERATIONS) - 1), label="its operation")
+        lanes.append((RaceCall(ALLOWED_OP, (slot, j, False), False),))
+    return Race(tuple(lanes))
+
+
 def _twin(call: RaceCall) -> RaceCall:
     swap = {MAP_KEYS[0]: MAP_KEYS[1], MAP_KEYS[1]: MAP_KEYS[0]}
     return RaceCall(call.method, tuple(swap.get(str(a), a) for a in call.args), call.is_async)
 
 
 # ---- running a race -------------------------------------------------------------------------------
+
+
+class _Tasks:
+    """The task refs of the race's Async calls, as their lanes learn them (for task.cancel)."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, str | None] = {}
+        self._changed = threading.Condition()
+
+    def tell(self, index: int, task: str | None) -> None:
+        """Call ``index`` answered ``task`` (None: no task, or its lane stopped)."""
+        with self._changed:
+            self._known.setdefault(index, task)
+            self._changed.notify_all()
+
+    def wait(self, index: int, timeout: float) -> str | None:
+        """The task of call ``index`` once known (None if it has none, or after ``timeout``)."""
+        with self._changed:
+            self._changed.wait_for(lambda: index in self._known, timeout)
+            return self._known.get(index)
 
 
 @dataclass
@@ -343,8 +411,9 @@ def _to_target(harness: Harness, call: RaceCall) -> RaceCall:
 def _run_lanes(lanes: Sequence[_Lane]) -> float:
     """Run the lanes on threads from one barrier; returns the clock origin."""
     barrier = threading.Barrier(len(lanes))
+    tasks = _Tasks()
     origin = time.monotonic()
-    threads = [threading.Thread(target=_lane_body, args=(lane, barrier)) for lane in lanes]
+    threads = [threading.Thread(target=_lane_body, args=(lane, barrier, tasks)) for lane in lanes]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -355,30 +424,60 @@ def _run_lanes(lanes: Sequence[_Lane]) -> float:
     return origin
 
 
-def _lane_body(lane: _Lane, barrier: threading.Barrier) -> None:
+def _lane_body(lane: _Lane, barrier: threading.Barrier, tasks: _Tasks) -> None:
     try:
         barrier.wait(timeout=30)
         for index, call in lane.calls:
-            args = call.args
             if call.method == PAUSE:
                 time.sleep(PAUSE_S)
                 continue
+            args = _with_tasks(call.args, tasks, lane.target.settings.task_timeout)
+            if args is None:  # the call whose task it cancels made none: nothing to send
+                continue
             invoked = time.monotonic()
-            outcome, task = _send(lane.target, lane.session, call, args)
+            outcome, task = _send(
+                lane.target, lane.session, call, args, functools.partial(tasks.tell, index)
+            )
             lane.seen.append((index, invoked, time.monotonic(), outcome, task))
     except BaseException as error:  # handed to the main thread
         lane.error = error
+    finally:
+        for index, _call in lane.calls:
+            tasks.tell(index, None)
+
+
+def _with_tasks(args: tuple[Value, ...], tasks: _Tasks, timeout: float) -> tuple[Value, ...] | None:
+    """``args`` with each ``task_of`` placeholder the task ref it stands for (None when one of
+    those calls made no task)."""
+    placed: list[Value] = []
+    for arg in args:
+        index = _task_index(arg)
+        if index is None:
+            placed.append(arg)
+            continue
+        task = tasks.wait(index, timeout)
+        if task is None:
+            return None
+        placed.append(task)
+    return tuple(placed)
 
 
 def _send(
-    target: Target, session: str, call: RaceCall, args: tuple[Value, ...]
+    target: Target,
+    session: str,
+    call: RaceCall,
+    args: tuple[Value, ...],
+    tell: Callable[[str | None], None] = lambda _task: None,
 ) -> tuple[Outcome, str]:
-    """What the target answered (still in target terms, typed), and the Async call's task."""
+    """What the target answered (still in target terms, typed), and the Async call's task
+    (``tell`` learns it as soon as the target answers it)."""
     rules = AnswerRules.of(call.wire_method)
     raw = target.call(call.wire_method, session, *args)
     if not call.is_async or not isinstance(raw, Success):
+        tell(None)
         return _typed(raw, rules.answer), ""
     task = str(raw.value)
+    tell(task)
     return _task_outcome(target, session, task, rules), task
 
 
@@ -425,11 +524,12 @@ def _history(
     for lane_index, lane in enumerate(lanes):
         for index, invoked, answered, outcome, task in lane.seen:
             call = calls[index][1]
+            args = tuple(_model_task(a) for a in call.args)
             history.append(
                 Observed(
                     index,
                     lane_index,
-                    Call(call.method, (sessions[lane_index], *call.args)),
+                    Call(call.method, (sessions[lane_index], *args)),
                     invoked - origin,
                     answered - origin,
                     harness.refs.outcome_to_model(outcome),
@@ -438,6 +538,12 @@ def _history(
                 )
             )
     return sorted(history, key=lambda o: o.index)
+
+
+def _model_task(value: Value) -> Value:
+    """A ``task_of`` placeholder as the model names that call's task (``task_name``)."""
+    index = _task_index(value)
+    return value if index is None else task_name(index)
 
 
 def _final_records(harness: Harness) -> dict[str, Outcome]:
@@ -484,9 +590,9 @@ def _adopt(harness: Harness, found: Explained, history: Sequence[Observed]) -> N
     by_index = {o.index: o for o in history}
     for step in found.order:
         kind, _, number = step.partition(" #")
-        if kind == "begin":
-            continue
         observed = by_index[int(number)]
+        if kind == "begin" or observed.call.method == "task.cancel":
+            continue  # a replayed task.cancel would name a task long gone
         method = f"Async.{observed.call.method}" if observed.is_async else observed.call.method
         args = cast(tuple[Value, ...], observed.call.args[1:])
         session = str(observed.call.args[0])
@@ -518,6 +624,8 @@ def history_text(harness: Harness, history: Sequence[Observed]) -> list[str]:
 
 
 def _shown(harness: Harness, value: Value) -> str:
+    if isinstance(value, str) and value.startswith(task_name(0)[:-1]):
+        return f"the task of #{value.rsplit('-', 1)[1]}"
     text = repr(harness.refs.display(value))
     return text.strip("'") if isinstance(value, str) and harness.refs.name(value) else text
 

@@ -39,6 +39,7 @@ from conformance.strategies import (
 )
 from conformance.suite.concurrency import (
     Race,
+    cancelled_races,
     races,
     run_race,
     same_call_races,
@@ -531,6 +532,11 @@ class ConcurrencyMachine(ConformanceMachine):
     @rule(race=watched_races())
     def watched(self, race: Race) -> None:
         """An operation, and another session reading the VM while it is in flight."""
+        self._race(race)
+
+    @rule(race=cancelled_races())
+    def cancelled(self, race: Race) -> None:
+        """An Async operation, and another session cancelling its task."""
         self._race(race)
 
     def _race(self, race: Race) -> None:

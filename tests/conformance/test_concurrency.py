@@ -19,13 +19,20 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.divergence import Divergence
 from conformance.harness import Connection, Harness
-from conformance.linearize import Explained, Observed, Undecided, Unexplained, linearize
+from conformance.linearize import (
+    Explained,
+    Observed,
+    Undecided,
+    Unexplained,
+    linearize,
+    task_name,
+)
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
-from conformance.server.faults import FAULTS, lookup, races
+from conformance.server.faults import FAULTS, Raced, lookup, races
 from conformance.server.latency import NO_LATENCY, SlowCalls, load_profile
 from conformance.server.process import RunningServer, start_in_thread
-from conformance.suite.concurrency import Race, RaceCall, run_race
+from conformance.suite.concurrency import Race, RaceCall, run_race, task_of
 from conformance.suite.machines import AREAS
 from conformance.targets import open_target
 from conformance.targets.inprocess import InProcessTarget
@@ -33,7 +40,7 @@ from models.outcome import Failure, Outcome, Success, Value
 from models.transition import Call
 from models.world import World
 from tests.conformance.test_harness import FAST, _server, connect, new_vm
-from tests.models.helpers import driver
+from tests.models.helpers import Driver, driver
 
 PASSWORD = "race-pw"
 RACE_FAULTS = [name for name, seeded in FAULTS.items() if races([seeded])]
@@ -157,6 +164,37 @@ def test_task_cancel_ends_an_async_operation_in_flight(slow: RunningServer) -> N
     assert client.ok("VM.get_power_state", vm) == "Running"
 
 
+def test_task_cancel_stops_an_async_operation_in_flight_at_once(slow: RunningServer) -> None:
+    client = _Client(slow.url)
+    vm = _vm(client)
+    client.ok("VM.start", vm, False, False)
+    task = str(client.ok("Async.VM.clean_shutdown", vm))  # 0.75 s in flight
+    cancelled = time.monotonic()
+    assert client.ok("task.cancel", task) == ""
+    _until(lambda: client.ok("task.get_status", task) != "pending")
+    assert time.monotonic() - cancelled < 0.7  # it did not run its time out
+    assert client.ok("task.get_error_info", task) == ("TASK_CANCELLED", task)
+    assert client.ok("VM.get_current_operations", vm) == {}
+    assert client.ok("VM.get_power_state", vm) == "Running"
+
+
+def test_a_cancelled_call_waiting_out_a_conflict_never_runs(slow: RunningServer) -> None:
+    client, other = _Client(slow.url), _Client(slow.url)
+    vm = _vm(client)
+    client.ok("VM.start", vm, False, False)
+    thread, answers = _in_background(lambda: client.call("VM.clean_shutdown", vm))
+    _until(lambda: bool(other.ok("VM.get_current_operations", vm)))
+    task = str(other.ok("Async.VM.pause", vm))  # waits for the clean shutdown
+    assert other.ok("task.get_status", task) == "pending"
+    assert other.ok("task.cancel", task) == ""
+    _until(lambda: other.ok("task.get_status", task) != "pending")
+    assert other.ok("task.get_error_info", task) == ("TASK_CANCELLED", task)
+    thread.join()
+    assert answers == [Success("")]
+    assert other.ok("VM.get_power_state", vm) == "Halted"
+    assert other.ok("task.cancel", task) == ""  # a finished task: nothing happens
+
+
 # ---- the linearizability search -------------------------------------------------------------------
 
 
@@ -228,6 +266,65 @@ def test_final_records_must_be_explained_too() -> None:
     assert isinstance(linearize(d.world, history, _no_final), Explained)
 
 
+def _cancel_history(
+    d: Driver, vm: str, answer: Outcome, cancel: Outcome, cancel_sent: float = 2
+) -> list[Observed]:
+    start = Call("VM.start", (d.session, vm, False, False))
+    cancel_call = Call("task.cancel", (d.session, task_name(0)))
+    return [
+        Observed(0, 0, start, 0, 10, answer, is_async=True, task="OpaqueRef:target-task"),
+        Observed(1, 1, cancel_call, cancel_sent, cancel_sent + 1, cancel),
+    ]
+
+
+def _power_state_is(vm: str, state: str) -> Callable[[World], str | None]:
+    return lambda world: None if world.vms[vm]["power_state"] == state else "power_state"
+
+
+CANCELLED = Failure("TASK_CANCELLED", ("OpaqueRef:target-task",))
+
+
+@pytest.mark.parametrize(
+    ("state", "explained"), [("Halted", True), ("Paused", True), ("Running", False)]
+)
+def test_a_cancelled_start_stops_or_is_left_paused_but_never_runs(
+    state: str, explained: bool
+) -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    history = _cancel_history(d, vm, CANCELLED, Success(""))
+    found = linearize(d.world, history, _power_state_is(vm, state))
+    assert isinstance(found, Explained) is explained, found
+
+
+def test_a_start_that_ends_after_its_cancel_may_have_completed() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    history = _cancel_history(d, vm, Success(""), Success(""))
+    found = linearize(d.world, history, _power_state_is(vm, "Running"))
+    assert isinstance(found, Explained)
+
+
+def test_a_call_cancelled_before_its_begin_must_answer_task_cancelled() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    history = _cancel_history(d, vm, CANCELLED, Success(""))
+    found = linearize(d.world, history, _power_state_is(vm, "Halted"))
+    assert isinstance(found, Explained)
+    assert found.order[:2] in (("call #1", "call #0"), ("begin #0", "call #1"))
+
+
+def test_a_task_cancel_after_the_task_was_destroyed_is_handle_invalid() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    gone = Failure("HANDLE_INVALID", ("task", "OpaqueRef:target-task"))
+    running = _power_state_is(vm, "Running")
+    late = _cancel_history(d, vm, Success(""), gone, cancel_sent=20)
+    assert isinstance(linearize(d.world, late, running), Explained)
+    wrong = _cancel_history(d, vm, Success(""), Success(""), cancel_sent=20)
+    assert isinstance(linearize(d.world, wrong, running), Unexplained)
+
+
 def test_the_search_is_bounded() -> None:
     d = driver()
     vm = d.in_state("Halted")
@@ -241,6 +338,13 @@ def test_the_search_is_bounded() -> None:
 
 def _racy(fault: str) -> Connection:
     state = _server(faults=lookup([fault]))  # type: ignore[arg-type]
+    app = XenAPIApp(state, latency=SlowCalls(NO_LATENCY))
+    return connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc"))
+
+
+def _racy_window() -> Connection:
+    """An honest server whose operations stay in flight for a race fault's window."""
+    state = _server(faults=(Raced("none", frozenset()),))  # type: ignore[arg-type]
     app = XenAPIApp(state, latency=SlowCalls(NO_LATENCY))
     return connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc"))
 
@@ -268,6 +372,40 @@ def test_a_race_on_the_honest_slow_server_is_explained() -> None:
     state = _server()
     app = XenAPIApp(state, latency=SlowCalls(load_profile("xapi").scaled(0.005)))
     _race(connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc")), TWO_STARTS)
+
+
+CANCEL_RACE = (
+    (RaceCall("VM.start", ("vm", False, False), True),),
+    (RaceCall("task.cancel", (task_of(0),)), RaceCall("VM.get_power_state", ("vm",))),
+)
+
+
+def _cancel_race(connection: Connection) -> None:
+    harness = Harness(connection, "concurrency")
+    try:
+        vm = new_vm(harness)
+        lanes = tuple(
+            tuple(RaceCall(c.method, tuple(vm if a == "vm" else a for a in c.args), c.is_async)
+                  for c in lane)
+            for lane in CANCEL_RACE
+        )  # fmt: skip
+        run_race(harness, Race(lanes), [harness.session] * 2)
+        harness.check_state(full=True)
+    finally:
+        harness.teardown()
+
+
+def test_a_cancel_race_on_the_honest_servers_is_explained() -> None:
+    _cancel_race(connect())
+    _cancel_race(_racy_window())
+
+
+def test_a_cancelled_op_that_still_takes_effect_diverges() -> None:
+    with pytest.raises(Divergence) as caught:
+        _cancel_race(_racy("cancelled-op-done"))
+    message = str(caught.value)
+    assert "TASK_CANCELLED" in message
+    assert "task.cancel(the task of #0)" in message
 
 
 def test_two_starts_that_both_succeed_diverge_with_the_history() -> None:

@@ -85,6 +85,7 @@ CASES: dict[str, tuple[str, str]] = {
     "conflict-not-waited": (CONCURRENCY, "OTHER_OPERATION_IN_PROGRESS"),
     "in-flight-not-asserted": (CONCURRENCY, "VM.assert_operation_valid"),
     "allowed-ops-stale-in-flight": (CONCURRENCY, "allowed_operations"),
+    "cancelled-op-done": (CONCURRENCY, "TASK_CANCELLED"),
 }
 SEED = "1"
 MACHINE_BUDGET = "60"

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from models.inflight import Began, Blocked, begin, cancelled_by, finish, in_flight, vm_operation
+from models.inflight import (
+    Began,
+    Blocked,
+    begin,
+    cancelled_before_begin,
+    cancelled_by,
+    finish,
+    in_flight,
+    stopped,
+    task_cancel,
+    vm_operation,
+)
 from models.operations import VM_OPERATIONS, is_allowed_concurrently
 from models.outcome import Failure, Success
 from models.transition import Branch, Call
-from models.world import World
+from models.world import Account, World
 from tests.models.helpers import Driver, driver
 
 TASK_A = "OpaqueRef:task-a"
@@ -97,12 +108,60 @@ def test_hard_shutdown_runs_beside_a_clean_shutdown_and_cancels_it() -> None:
     assert cancelled_by(d.world, hard, TASK_B) == frozenset({TASK_A})
     clean = _call(d, "VM.clean_shutdown", vm)
     ends = finish(d.world, clean, TASK_A, cancelled=True)
-    assert [b.outcome for b in ends] == [Success(""), Failure("TASK_CANCELLED", (TASK_A,))]
+    stopped_ = Failure("TASK_CANCELLED", (TASK_A,))
+    assert [b.outcome for b in ends] == [Success(""), stopped_, stopped_]
+    assert stopped(ends) == ends[1]
     cancelled = ends[1].world
     assert in_flight(cancelled, vm) == {TASK_B: "hard_shutdown"}
+    assert cancelled.vms[vm]["power_state"] == "Running"
+    assert ends[2].world.vms[vm]["power_state"] == "Halted"  # the guest had the request
     (done,) = finish(cancelled, hard, TASK_B)
     assert done.outcome == Success("")
     assert done.world.vms[vm]["power_state"] == "Halted"
+
+
+@pytest.mark.parametrize(("paused", "left"), [(False, ["Halted", "Paused"]), (True, ["Halted"])])
+def test_a_cancelled_start_completes_stops_or_is_left_paused(paused: bool, left: list[str]) -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    start = _call(d, "VM.start", vm, paused, False)
+    d.world = _began(d, "VM.start", vm, TASK_A, paused, False)
+    ends = finish(d.world, start, TASK_A, cancelled=True)
+    assert ends[0].outcome == Success("")
+    assert all(b.outcome == Failure("TASK_CANCELLED", (TASK_A,)) for b in ends[1:])
+    assert [b.world.vms[vm]["power_state"] for b in ends[1:]] == left
+    assert all(in_flight(b.world, vm) == {} for b in ends)
+    (done,) = finish(d.world, start, TASK_A)  # not cancelled: no TASK_CANCELLED end
+    assert done == ends[0]
+
+
+def test_a_cancelled_destroy_in_flight_still_completes() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    d.world = _began(d, "VM.destroy", vm, TASK_A)
+    ends = finish(d.world, _call(d, "VM.destroy", vm), TASK_A, cancelled=True)
+    assert [b.outcome for b in ends] == [Success("")]
+    assert stopped(ends) is None and vm not in ends[0].world.vms
+
+
+def test_a_call_cancelled_before_its_begin_does_nothing() -> None:
+    d = driver()
+    (branch,) = cancelled_before_begin(d.world, TASK_A)
+    assert branch == Branch(Failure("TASK_CANCELLED", (TASK_A,)), d.world)
+
+
+def test_task_cancel_succeeds_while_the_task_exists_for_its_owner_or_a_pool_operator() -> None:
+    d = driver(accounts=(Account("ro", "ro-pw", "read-only"),))
+    ro = d.login("ro", "ro-pw")
+    cancel = _call(d, "task.cancel", TASK_A)
+    (own,) = task_cancel(d.world, cancel, d.session, exists=True)
+    assert own == Branch(Success(""), d.world)
+    (gone,) = task_cancel(d.world, cancel, d.session, exists=False)
+    assert gone.outcome == Failure("HANDLE_INVALID", ("task", TASK_A))
+    (other,) = task_cancel(d.world, Call("task.cancel", (ro, TASK_A)), d.session, exists=True)
+    assert isinstance(other.outcome, Failure)
+    assert other.outcome.code == "RBAC_PERMISSION_DENIED"
+    assert other.outcome.params[0] == "task.destroy/any"
 
 
 def test_a_setter_runs_while_an_op_is_in_flight() -> None:

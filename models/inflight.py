@@ -110,12 +110,21 @@ IN_FLIGHT_OPERATIONS: Mapping[str, str] = {
     "VM.provision": "provision",
     "VM.revert": "revert",
     "VM.destroy": "destroy",
+    "VM.set_memory_dynamic_range": "changing_dynamic_range",
+    "VM.set_memory_static_range": "changing_static_range",
+    "VM.set_memory_limits": "changing_memory_limits",
+    "VM.set_memory": "changing_memory_limits",
+    "VM.set_VCPUs_max": "changing_VCPUs",
+    "VM.set_VCPUs_number_live": "changing_VCPUs_live",
 }
-"""Messages message_forwarding.ml wraps in ``with_vm_operation``, with the op they mark.
+"""Messages message_forwarding.ml wraps in ``with_vm_operation``, with the op they mark (the
+memory and VCPU setters: message_forwarding.ml ``VM.set_memory_dynamic_range`` ...
+``set_VCPUs_number_live``).
 
-Not here, though xapi wraps them too: the memory and VCPU setters (``changing_*``), NVRAM,
-data sources, ``set_is_a_template``; the model keeps them atomic (their work is a database
-write, so they are in flight for a moment only)."""
+Not here, though xapi wraps them too: ``set_memory_dynamic_min``/``max`` and
+``set_memory_static_min``/``max`` (xapi reads the other bound *before* the op begins, so two
+of them at once may undo each other: not modelled), NVRAM, shadow memory, data sources,
+``set_is_a_template``; the model keeps them atomic."""
 
 FAIL_IMMEDIATELY: frozenset[str] = frozenset({"call_plugin", "sysprep"})
 """Ops forwarded with ``Policy.fail_immediately``: a conflict is answered, not waited out."""

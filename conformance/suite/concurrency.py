@@ -75,8 +75,14 @@ RACE_OPERATIONS = (
     "hard_reboot",
     "clean_reboot",
     "destroy",
+    "pool_migrate",
 )
-"""VM operations the lanes race with (each also as its Async twin)."""
+"""VM operations the lanes race with (each also as its Async twin); pool_migrate goes to the
+host the VM is not on (``OTHER_HOST``)."""
+OTHER_HOST = "(the other host)"
+"""A lane argument: a host the VM is not resident on when the race starts (``Race.on``)."""
+MEMORY = {"race-a": (268435456, 536870912), "race-b": (402653184, 536870912)}
+"""Two dynamic (or static) memory ranges, one per map key, within the suite VMs' bounds."""
 FREQUENT = ("start", "destroy", "clean_shutdown")
 """Drawn twice as often: the races that double-start, double-destroy and cancel."""
 MAP_KEYS = ("race-a", "race-b")
@@ -129,7 +135,14 @@ class Race:
                 return RaceCall("VM.assert_operation_valid", (vm, op))
             return _operation(vm, _allowed(world, vm, RACE_OPERATIONS, k), call.is_async, paused)
 
-        return Race(tuple(tuple(map(resolved, lane)) for lane in self.lanes))
+        def hosted(call: RaceCall) -> RaceCall:
+            if OTHER_HOST not in call.args:
+                return call
+            host = _other_host(world, str(call.args[0]))
+            args = tuple(host if a == OTHER_HOST else a for a in call.args)
+            return RaceCall(call.method, args, call.is_async)
+
+        return Race(tuple(tuple(hosted(resolved(c)) for c in lane) for lane in self.lanes))
 
     def calls(self) -> list[tuple[int, RaceCall]]:
         """Every call with its lane, lane by lane (the history's indices follow this order)."""
@@ -176,6 +189,11 @@ def race_calls() -> st.SearchStrategy[RaceCall]:
     ops = st.sampled_from(RACE_OPERATIONS) | st.sampled_from(FREQUENT)
     operation = st.builds(_operation, vm, ops, st.booleans(), st.booleans())
     edits = st.one_of(
+        st.builds(_memory_setter, vm, key, st.sampled_from(MEMORY_SETTERS)),
+        st.builds(
+            lambda v, n: RaceCall("VM.set_VCPUs_number_live", (v, n)), vm, st.sampled_from((1, 2))
+        ),
+        st.builds(lambda v, n: RaceCall("VM.set_VCPUs_max", (v, n)), vm, st.sampled_from((2, 3))),
         st.builds(lambda v, k: RaceCall("VM.add_to_other_config", (v, k, "x")), vm, key),
         st.builds(lambda v, k: RaceCall("VM.remove_from_other_config", (v, k)), vm, key),
         st.builds(lambda v, k: RaceCall("VM.add_tags", (v, k)), vm, key),
@@ -206,6 +224,23 @@ ALLOWED_ASSERT = "(assert an allowed operation)"
 """``VM.assert_operation_valid`` of the k-th of ASSERTED the VM allows when the race starts."""
 
 
+MEMORY_SETTERS = ("VM.set_memory_dynamic_range", "VM.set_memory_static_range")
+
+
+def _memory_setter(vm: str, key: str, method: str) -> RaceCall:
+    low, high = MEMORY[key]
+    if method == "VM.set_memory_static_range":
+        return RaceCall(method, (vm, low // 2, high))
+    return RaceCall(method, (vm, low, high))
+
+
+def _other_host(world: World, vm: str) -> str:
+    record = world.vms.get(vm)
+    here = record.get("resident_on") if record is not None else None
+    hosts = sorted(world.hosts)
+    return next((h for h in hosts if h != here), hosts[0])
+
+
 def _allowed(world: World, vm: str, ops: Sequence[str], k: int) -> str:
     record = world.vms.get(vm)
     allowed = record.get("allowed_operations", ()) if record is not None else ()
@@ -215,6 +250,8 @@ def _allowed(world: World, vm: str, ops: Sequence[str], k: int) -> str:
 
 def _operation(vm: str, op: str, is_async: bool, paused: bool) -> RaceCall:
     args: tuple[Value, ...] = (vm, paused, False) if op in ("start", "resume") else (vm,)
+    if op == "pool_migrate":
+        args = (vm, OTHER_HOST, {})
     return RaceCall(f"VM.{op}", args, is_async)
 
 

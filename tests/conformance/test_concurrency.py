@@ -408,6 +408,29 @@ def test_a_cancelled_op_that_still_takes_effect_diverges() -> None:
     assert "task.cancel(the task of #0)" in message
 
 
+def test_setter_and_migration_races_on_the_honest_slow_server_are_explained() -> None:
+    state = _server()
+    app = XenAPIApp(state, latency=SlowCalls(load_profile("xapi").scaled(0.005)))
+    connection = connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc"))
+    harness = Harness(connection, "concurrency")
+    try:
+        vm = new_vm(harness)
+        harness.call("VM.start", vm, False, False)
+        ranges = [(268435456, 536870912), (402653184, 536870912)]
+        race = Race(
+            (
+                tuple(RaceCall("VM.set_memory_dynamic_range", (vm, *r)) for r in ranges),
+                (RaceCall("VM.set_VCPUs_number_live", (vm, 2)),),
+                (RaceCall("VM.pool_migrate", (vm, "(the other host)", {}), True),),
+            )
+        ).on([vm], harness.world)
+        run_race(harness, race, [harness.session] * 3)
+        harness.check_state(full=True)
+        assert harness.world.vms[vm]["memory_dynamic_min"] == 402653184
+    finally:
+        harness.teardown()
+
+
 def test_two_starts_that_both_succeed_diverge_with_the_history() -> None:
     with pytest.raises(Divergence) as caught:
         _race(_racy("concurrent-starts-both-succeed"), TWO_STARTS)

@@ -164,6 +164,21 @@ def test_task_cancel_succeeds_while_the_task_exists_for_its_owner_or_a_pool_oper
     assert other.outcome.params[0] == "task.destroy/any"
 
 
+def test_memory_and_vcpu_setters_are_operations_in_flight() -> None:
+    assert vm_operation("VM.set_memory_dynamic_range") == "changing_dynamic_range"
+    assert vm_operation("VM.set_VCPUs_number_live") == "changing_VCPUs_live"
+    assert vm_operation("VM.set_memory_dynamic_max") is None  # reads min before it begins
+    d = driver()
+    vm = d.in_state("Running")
+    ranged = _call(d, "VM.set_memory_dynamic_range", vm, 805306368, 1073741824)
+    d.world = _began(d, "VM.set_memory_dynamic_range", vm, TASK_A, 805306368, 1073741824)
+    assert in_flight(d.world, vm) == {TASK_A: "changing_dynamic_range"}
+    (second,) = begin(d.world, _call(d, "VM.set_VCPUs_number_live", vm, 2), TASK_B)
+    assert isinstance(second, Blocked)
+    (ended,) = finish(d.world, ranged, TASK_A)
+    assert ended.world.vms[vm]["memory_dynamic_min"] == 805306368
+
+
 def test_a_setter_runs_while_an_op_is_in_flight() -> None:
     d = driver()
     vm = d.in_state("Halted")

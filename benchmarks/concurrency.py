@@ -93,7 +93,7 @@ def worst_search() -> dict[str, float]:
         for i, m in enumerate(ops)
     ]
     started = time.perf_counter()
-    found = linearize(d.world, history, lambda _w: None)
+    found = linearize(d.world, history, lambda _w, _c: None)
     seconds = time.perf_counter() - started
     return {
         "calls": len(history),

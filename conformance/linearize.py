@@ -24,25 +24,29 @@ from dataclasses import dataclass, field, replace
 from conformance.compare import AnswerRules, Mismatch, Strictness, outcome_mismatch
 from models.inflight import (
     Began,
-    Blocked,
     begin,
     cancelled_before_begin,
     cancelled_by,
     finish,
     task_cancel,
 )
-from models.outcome import Failure, Outcome, Success
+from models.outcome import Failure, Outcome, Success, Value
 from models.transition import Branch, Call
 from models.world import World
 
 __all__ = [
+    "CREATORS",
     "DEFAULT_LIMIT",
+    "Created",
     "Explained",
+    "FinalCheck",
     "Observed",
     "Search",
     "Undecided",
     "Unexplained",
     "linearize",
+    "renamed",
+    "renamed_value",
     "task_name",
 ]
 
@@ -81,6 +85,8 @@ class Explained:
     order: tuple[str, ...]
     world: World
     states: int
+    created: tuple[tuple[str, str], ...] = ()
+    """The VMs the calls created: (model ref, target ref)."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,14 @@ class Undecided:
 
 
 Search = Explained | Unexplained | Undecided
-FinalCheck = Callable[[World], str | None]
-"""Compares a world with the records the target showed at the end (None when they agree)."""
+Created = tuple[tuple[str, str], ...]
+"""The VMs the history's calls created: (model ref, target ref), in the order the model made
+them (an order of two concurrent clones decides which of the target's VMs is which)."""
+FinalCheck = Callable[[World, Created], str | None]
+"""Compares a world with the records the target showed at the end, the VMs created paired
+as given (None when they agree)."""
+CREATORS = frozenset({"VM.clone", "VM.copy", "VM.snapshot", "VM.checkpoint"})
+"""Messages whose success is a new VM's ref: the target's is paired with the model's."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class _State:
     waits: frozenset[tuple[int, int]] = frozenset()
     """(call, victim): the call's end waits for the victim's (hard_shutdown's cancellations)."""
     order: tuple[str, ...] = ()
+    created: Created = ()
 
 
 @dataclass
@@ -121,8 +134,10 @@ class _Searcher:
     final: FinalCheck
     strictness: Strictness
     limit: int
+    known: frozenset[str] = frozenset()
+    """The VMs before the history: a created VM is none of them."""
     states: int = 0
-    seen: dict[tuple[frozenset[int], ...], list[World]] = field(default_factory=dict)
+    seen: dict[tuple[frozenset[object], ...], list[World]] = field(default_factory=dict)
     closest: tuple[int, str] = (-1, "")
 
     def run(self, state: _State) -> Explained | None:
@@ -140,14 +155,20 @@ class _Searcher:
         return None
 
     def _at_end(self, state: _State) -> Explained | None:
-        mismatch = self.final(state.world)
+        mismatch = self.final(state.world, state.created)
         if mismatch is None:
-            return Explained(state.order, state.world, self.states)
+            return Explained(state.order, state.world, self.states, state.created)
         self._note(state, f"every call explained, but the final records differ: {mismatch}")
         return None
 
     def _explored(self, state: _State) -> bool:
-        key = (state.done, state.flying, state.cancelling, frozenset(i for i, _ in state.waits))
+        key = (
+            state.done,
+            state.flying,
+            state.cancelling,
+            frozenset(i for i, _ in state.waits),
+            frozenset(state.created),
+        )
         worlds = self.seen.setdefault(key, [])
         if state.world in worlds:
             return True
@@ -178,7 +199,7 @@ class _Searcher:
     def _cancel(self, state: _State, observed: Observed, victim: Observed) -> list[_State]:
         """task.cancel of ``victim``'s task: it succeeds while the task exists (the victim's
         client destroys it after its answer), and marks the victim cancelled until it ends."""
-        i, v = observed.index, victim.index
+        v = victim.index
         owner = str(victim.call.args[0])
         finished = v in state.done
         answers: list[Branch] = []
@@ -188,11 +209,10 @@ class _Searcher:
             answers.extend(task_cancel(state.world, observed.call, owner, exists=False))
         found: list[_State] = []
         for branch in answers:
-            if self._matches(state, observed, branch):
-                after = self._ended(state, i, branch, "call")
-                if not finished and isinstance(branch.outcome, Success):
-                    after = replace(after, cancelling=after.cancelling | {v})
-                found.append(after)
+            after = self._ended(state, observed, branch, "call")
+            if after is not None and not finished and isinstance(branch.outcome, Success):
+                after = replace(after, cancelling=after.cancelling | {v})
+            found.extend([after] if after is not None else [])
         return found
 
     def _ready(self, state: _State, observed: Observed) -> bool:
@@ -203,20 +223,16 @@ class _Searcher:
 
     def _begins(self, state: _State, observed: Observed) -> list[_State]:
         i, task = observed.index, task_name(observed.index)
-        found: list[_State] = []
         if i in state.cancelling:  # cancelled before its begin
-            return [
-                self._ended(state, i, branch, "call")
-                for branch in cancelled_before_begin(state.world, task)
-                if self._matches(state, observed, branch)
-            ]
+            return self._all_ended(
+                state, observed, cancelled_before_begin(state.world, task), "call"
+            )
+        found: list[_State] = []
         for start in begin(state.world, observed.call, task):
-            if isinstance(start, Blocked):
-                continue
             if isinstance(start, Began):
                 found.append(self._began(state, observed, start))
-            elif self._matches(state, observed, start):
-                found.append(self._ended(state, i, start, "call"))
+            elif isinstance(start, Branch):
+                found.extend(self._all_ended(state, observed, (start,), "call"))
         return found
 
     def _began(self, state: _State, observed: Observed, start: Began) -> _State:
@@ -229,19 +245,31 @@ class _Searcher:
             state.cancelling | victims,
             state.waits | {(i, v) for v in victims},
             (*state.order, f"begin #{i}"),
+            state.created,
         )
 
     def _ends(self, state: _State, observed: Observed) -> list[_State]:
         i = observed.index
         cancelled = i in state.cancelling
         ends = finish(state.world, observed.call, task_name(i), cancelled=cancelled)
-        return [
-            self._ended(state, i, branch, "end")
-            for branch in ends
-            if self._matches(state, observed, branch)
-        ]
+        return self._all_ended(state, observed, ends, "end")
 
-    def _ended(self, state: _State, i: int, branch: Branch, step: str) -> _State:
+    def _all_ended(
+        self, state: _State, observed: Observed, branches: Sequence[Branch], step: str
+    ) -> list[_State]:
+        found = (self._ended(state, observed, branch, step) for branch in branches)
+        return [after for after in found if after is not None]
+
+    def _ended(self, state: _State, observed: Observed, branch: Branch, step: str) -> _State | None:
+        """The state after ``observed`` ends as ``branch`` does, if its answer matches."""
+        created = self._paired(state.created, observed, branch.outcome)
+        seen = renamed(observed.outcome, {t: m for m, t in created}) if created else None
+        shown = replace(observed, outcome=seen) if seen is not None else observed
+        mismatch = outcome_mismatch_of(shown, branch.outcome, self.history, self.strictness)
+        if mismatch is not None:
+            self._note(state, f"#{observed.index} {observed.call.method}: {mismatch}")
+            return None
+        i = observed.index
         return _State(
             branch.world,
             state.done | {i},
@@ -249,13 +277,23 @@ class _Searcher:
             state.cancelling - {i},
             state.waits,
             (*state.order, f"{step} #{i}"),
+            created,
         )
 
-    def _matches(self, state: _State, observed: Observed, branch: Branch) -> bool:
-        mismatch = outcome_mismatch_of(observed, branch.outcome, self.history, self.strictness)
-        if mismatch is not None:
-            self._note(state, f"#{observed.index} {observed.call.method}: {mismatch}")
-        return mismatch is None
+    def _paired(self, created: Created, observed: Observed, expected: Outcome) -> Created:
+        """``created`` with the VM ``observed`` (a clone, copy, snapshot or checkpoint) made,
+        when both sides answered a new ref (the target's then stands for the model's)."""
+        if observed.call.method not in CREATORS:
+            return created
+        model, target = expected, observed.outcome
+        if not (isinstance(model, Success) and isinstance(target, Success)):
+            return created
+        m, t = model.value, target.value
+        if not isinstance(m, str) or not isinstance(t, str) or t in self.known:
+            return created
+        if any(m == a or t == b for a, b in created):
+            return created
+        return (*created, (m, t))
 
     def _note(self, state: _State, text: str) -> None:
         depth = len(state.order)
@@ -266,6 +304,24 @@ class _Searcher:
 
 class _GaveUp(Exception):
     pass
+
+
+def renamed(value: Outcome, names: Mapping[str, str]) -> Outcome:
+    """``value`` with each of ``names``' target refs replaced by its model ref."""
+    if isinstance(value, Failure):
+        return Failure(value.code, tuple(names.get(p, p) for p in value.params))
+    return Success(renamed_value(value.value, names))
+
+
+def renamed_value(value: Value, names: Mapping[str, str]) -> Value:
+    """A value (record, map, list, ref) with each of ``names``' keys replaced by its value."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, Mapping):
+        return {str(renamed_value(k, names)): renamed_value(v, names) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(renamed_value(v, names) for v in value)
+    return value
 
 
 def _indices(tasks: frozenset[str]) -> frozenset[int]:
@@ -335,7 +391,7 @@ def linearize(
     limit: int = DEFAULT_LIMIT,
 ) -> Search:
     """Search for an order of ``history``'s steps from ``world`` that explains it all."""
-    searcher = _Searcher(history, final, strictness, limit)
+    searcher = _Searcher(history, final, strictness, limit, frozenset(world.vms))
     try:
         found = searcher.run(_State(world))
     except _GaveUp:

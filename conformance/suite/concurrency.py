@@ -31,11 +31,15 @@ from conformance.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.errors import TargetError
 from conformance.harness import TASK_POLL_S, Harness
 from conformance.linearize import (
+    CREATORS,
+    Created,
     Explained,
+    FinalCheck,
     Observed,
     Undecided,
     Unexplained,
     linearize,
+    renamed,
     task_name,
 )
 from conformance.reproducer import LOGIN, LoggedCall
@@ -46,7 +50,7 @@ from models.outcome import Failure, Outcome, Success, Value
 from models.rpc import apply
 from models.schema import XType
 from models.transition import Call
-from models.world import World
+from models.world import NULL_REF, World
 
 __all__ = [
     "RACE_OPERATIONS",
@@ -183,17 +187,14 @@ drawn must not depend on what an earlier race did to the VMs (Hypothesis replays
 
 
 def race_calls() -> st.SearchStrategy[RaceCall]:
-    """One lane call on a VM slot: an operation (sync or Async), an edit, a read."""
+    """One lane call on a VM slot: an operation (sync or Async), an edit, a read; less often
+    a clone, copy, snapshot or checkpoint, or a memory or VCPU setter."""
     vm = st.sampled_from(VM_SLOTS)
     key = st.sampled_from(MAP_KEYS)
     ops = st.sampled_from(RACE_OPERATIONS) | st.sampled_from(FREQUENT)
     operation = st.builds(_operation, vm, ops, st.booleans(), st.booleans())
+    creator = st.builds(_creator, vm, st.sampled_from(COPIES), st.booleans())
     edits = st.one_of(
-        st.builds(_memory_setter, vm, key, st.sampled_from(MEMORY_SETTERS)),
-        st.builds(
-            lambda v, n: RaceCall("VM.set_VCPUs_number_live", (v, n)), vm, st.sampled_from((1, 2))
-        ),
-        st.builds(lambda v, n: RaceCall("VM.set_VCPUs_max", (v, n)), vm, st.sampled_from((2, 3))),
         st.builds(lambda v, k: RaceCall("VM.add_to_other_config", (v, k, "x")), vm, key),
         st.builds(lambda v, k: RaceCall("VM.remove_from_other_config", (v, k)), vm, key),
         st.builds(lambda v, k: RaceCall("VM.add_tags", (v, k)), vm, key),
@@ -201,6 +202,10 @@ def race_calls() -> st.SearchStrategy[RaceCall]:
         st.builds(
             lambda v, k: RaceCall("VM.set_name_label", (v, f"xapi-conformance {k}")), vm, key
         ),
+    )
+    setters = st.one_of(
+        st.builds(_memory_setter, vm, key, st.sampled_from(MEMORY_SETTERS)),
+        st.builds(_vcpus_setter, vm, key, st.sampled_from(sorted(VCPUS_SETTERS))),
     )
     reads = st.one_of(
         st.builds(lambda v: RaceCall("VM.get_allowed_operations", (v,)), vm),
@@ -214,7 +219,8 @@ def race_calls() -> st.SearchStrategy[RaceCall]:
         ),
     )
     pause = st.just(RaceCall(PAUSE, (PAUSE_S,)))
-    return st.one_of(operation, operation, edits, reads, reads, pause)
+    others = st.one_of(reads, creator, setters)
+    return st.one_of(operation, operation, edits, reads, others, pause)
 
 
 ALLOWED_OP = "(an allowed operation)"
@@ -225,6 +231,12 @@ ALLOWED_ASSERT = "(assert an allowed operation)"
 
 
 MEMORY_SETTERS = ("VM.set_memory_dynamic_range", "VM.set_memory_static_range")
+VCPUS_SETTERS = {"VM.set_VCPUs_number_live": (1, 2), "VM.set_VCPUs_max": (2, 3)}
+"""VCPU setters and the value each map key stands for (the suite VMs have 2 VCPUs_max)."""
+
+
+def _vcpus_setter(vm: str, key: str, method: str) -> RaceCall:
+    return RaceCall(method, (vm, VCPUS_SETTERS[method][MAP_KEYS.index(key)]))
 
 
 def _memory_setter(vm: str, key: str, method: str) -> RaceCall:
@@ -246,6 +258,17 @@ def _allowed(world: World, vm: str, ops: Sequence[str], k: int) -> str:
     allowed = record.get("allowed_operations", ()) if record is not None else ()
     choices = [op for op in ops if op in allowed] or list(ops)  # type: ignore[operator]
     return choices[k % len(choices)]
+
+
+COPIES = ("clone", "copy", "snapshot", "checkpoint")
+"""Operations that make a VM (``linearize.CREATORS``): the order found pairs each new VM of the
+target with one of the model's."""
+
+
+def _creator(vm: str, op: str, is_async: bool) -> RaceCall:
+    name: tuple[Value, ...] = ("xapi-conformance race",)
+    args = (vm, *name, NULL_REF) if op == "copy" else (vm, *name)
+    return RaceCall(f"VM.{op}", args, is_async)
 
 
 def _operation(vm: str, op: str, is_async: bool, paused: bool) -> RaceCall:
@@ -410,7 +433,7 @@ def run_race(harness: Harness, race: Race, sessions: Sequence[str]) -> Explained
     lanes = _lanes(harness, race, sessions)
     clock = _run_lanes(lanes)
     history = _history(harness, race, lanes, sessions, clock)
-    final = _final_records(harness)
+    final = _final_records(harness, _created(history))
     started = time.perf_counter()
     search = linearize(
         before, history, _final_check(harness, final), strictness=harness.connection.strictness
@@ -420,6 +443,7 @@ def run_race(harness: Harness, race: Race, sessions: Sequence[str]) -> Explained
     if isinstance(search, Explained):
         _adopt(harness, search, history)
         return search
+    harness.strays.extend(_created(history))  # never left on the target
     if isinstance(search, Undecided):
         STATS.undecided += 1
         harness.off_track = True
@@ -583,23 +607,38 @@ def _model_task(value: Value) -> Value:
     return value if index is None else task_name(index)
 
 
-def _final_records(harness: Harness) -> dict[str, Outcome]:
-    """Each suite VM's record as the target shows it now (model terms)."""
+def _created(history: Sequence[Observed]) -> list[str]:
+    """The target refs of the VMs the history's clones, copies and snapshots made."""
+    return [
+        str(o.outcome.value)
+        for o in history
+        if o.call.method in CREATORS and isinstance(o.outcome, Success)
+    ]
+
+
+def _final_records(harness: Harness, created: Sequence[str]) -> dict[str, Outcome]:
+    """Each suite VM's record as the target shows it now (model terms), and each VM the race
+    created (by its target ref)."""
     target, session = harness.connection.target, harness.session
     records: dict[str, Outcome] = {}
-    for ref in harness.refs.bound("vm"):
+    for ref in [*harness.refs.bound("vm"), *created]:
         raw = target.call("VM.get_record", session, harness.refs.to_target(ref))
         records[ref] = harness.refs.outcome_to_model(_typed(raw, _VM_RECORD))
     return records
 
 
-def _final_check(harness: Harness, final: Mapping[str, Outcome]) -> Callable[[World], str | None]:
+def _final_check(harness: Harness, final: Mapping[str, Outcome]) -> FinalCheck:
+    """Compares a world with ``final``: the suite's VMs by model ref, those the race created by
+    the target ref the order pairs with the model's."""
     rules = AnswerRules.of("VM.get_record")
     strictness = harness.connection.strictness
 
-    def check(world: World) -> str | None:
-        for ref, actual in final.items():
-            call = Call("VM.get_record", (harness.session, ref))
+    def check(world: World, created: Created) -> str | None:
+        names = {t: m for m, t in created}
+        for ref, seen in final.items():
+            model_ref = names.get(ref, ref)
+            actual = renamed(seen, names) if names else seen
+            call = Call("VM.get_record", (harness.session, model_ref))
             expected = [b.outcome for b in apply(world, call)]
             mismatches = [
                 outcome_mismatch(
@@ -608,7 +647,7 @@ def _final_check(harness: Harness, final: Mapping[str, Outcome]) -> Callable[[Wo
                 for e in expected
             ]
             if all(m is not None for m in mismatches):
-                name = harness.refs.name(ref) or ref
+                name = harness.refs.name(model_ref) or model_ref
                 return f"{name}: {harness.refs.display_text(str(mismatches[0]))}"
         return None
 
@@ -623,7 +662,11 @@ def _count(harness: Harness, history: Sequence[Observed]) -> None:
 
 
 def _adopt(harness: Harness, found: Explained, history: Sequence[Observed]) -> None:
-    """The harness follows the order found; its log gets the calls in that order."""
+    """The harness follows the order found (the VMs created bound as the order pairs them);
+    its log gets the calls in that order."""
+    for model_ref, target_ref in found.created:
+        harness.refs.bind(model_ref, target_ref, "vm")
+    made = {t: m for m, t in found.created}
     by_index = {o.index: o for o in history}
     for step in found.order:
         kind, _, number = step.partition(" #")
@@ -633,7 +676,10 @@ def _adopt(harness: Harness, found: Explained, history: Sequence[Observed]) -> N
         method = f"Async.{observed.call.method}" if observed.is_async else observed.call.method
         args = cast(tuple[Value, ...], observed.call.args[1:])
         session = str(observed.call.args[0])
-        harness.log.append(LoggedCall(method, args, session, answer=observed.outcome))
+        value = observed.outcome.value if isinstance(observed.outcome, Success) else None
+        result_ref = made.get(value) if isinstance(value, str) else None
+        answer = renamed(observed.outcome, made) if made else observed.outcome
+        harness.log.append(LoggedCall(method, args, session, result_ref, answer))
     harness.adopt(found.world)
 
 

@@ -20,7 +20,9 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance.divergence import Divergence
 from conformance.harness import Connection, Harness
 from conformance.linearize import (
+    Created,
     Explained,
+    FinalCheck,
     Observed,
     Undecided,
     Unexplained,
@@ -207,7 +209,7 @@ def _history(
     ]
 
 
-def _no_final(_: World) -> str | None:
+def _no_final(_: World, _created: Created) -> str | None:
     return None
 
 
@@ -258,7 +260,7 @@ def test_final_records_must_be_explained_too() -> None:
         d.world, d.session, [(add[0], 0, 5, Success("")), (add[1], 0, 5, Success(""))]
     )
 
-    def lost_update(world: World) -> str | None:
+    def lost_update(world: World, _created: Created) -> str | None:
         other = world.vms[vm]["other_config"]
         return None if set(other) == {"a"} else "other_config"  # type: ignore[arg-type]
 
@@ -277,8 +279,8 @@ def _cancel_history(
     ]
 
 
-def _power_state_is(vm: str, state: str) -> Callable[[World], str | None]:
-    return lambda world: None if world.vms[vm]["power_state"] == state else "power_state"
+def _power_state_is(vm: str, state: str) -> FinalCheck:
+    return lambda world, _: None if world.vms[vm]["power_state"] == state else "power_state"
 
 
 CANCELLED = Failure("TASK_CANCELLED", ("OpaqueRef:target-task",))
@@ -330,7 +332,7 @@ def test_the_search_is_bounded() -> None:
     vm = d.in_state("Halted")
     label = [Call("VM.set_name_label", (d.session, vm, str(i))) for i in range(6)]
     history = _history(d.world, d.session, [(c, 0, 1, Success("")) for c in label])
-    assert isinstance(linearize(d.world, history, lambda _: "never", limit=50), Undecided)
+    assert isinstance(linearize(d.world, history, lambda _w, _c: "never", limit=50), Undecided)
 
 
 # ---- the area: honest servers conform, racy ones diverge, sequential areas do not see races --------
@@ -429,6 +431,45 @@ def test_setter_and_migration_races_on_the_honest_slow_server_are_explained() ->
         assert harness.world.vms[vm]["memory_dynamic_min"] == 402653184
     finally:
         harness.teardown()
+
+
+CLONES: Lanes = [
+    [("VM.clone", ("race c",), False)],
+    [("VM.snapshot", ("race s",), True)],
+    [("VM.copy", ("race p", "OpaqueRef:NULL"), True)],
+]
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.005])
+def test_concurrent_clones_are_paired_with_the_models_and_left_nowhere(scale: float) -> None:
+    state = _server()
+    app = XenAPIApp(state, latency=SlowCalls(load_profile("xapi").scaled(scale)))
+    _race(connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc")), CLONES)
+    names = {str(vm["name_label"]) for vm in state.world.vms.values()}
+    assert not names & {"race c", "race s", "race p"}  # the harness destroyed them
+
+
+def test_the_search_pairs_each_new_vm_with_the_order_that_made_it() -> None:
+    d = driver()
+    vm = d.in_state("Halted")
+    clones = [Call("VM.clone", (d.session, vm, name)) for name in ("a", "b")]
+    made = [Success("OpaqueRef:target-1"), Success("OpaqueRef:target-0")]
+    history = _history(d.world, d.session, [(clones[i], 0, 5, made[i]) for i in (0, 1)])
+
+    def named(labels: dict[str, str]) -> FinalCheck:
+        def check(world: World, created: Created) -> str | None:
+            seen = {t: world.vms[m]["name_label"] for m, t in created}
+            return None if seen == labels else f"names {seen}"
+
+        return check
+
+    found = linearize(
+        d.world, history, named({"OpaqueRef:target-1": "a", "OpaqueRef:target-0": "b"})
+    )
+    assert isinstance(found, Explained), found
+    assert {t for _m, t in found.created} == {"OpaqueRef:target-0", "OpaqueRef:target-1"}
+    swapped = named({"OpaqueRef:target-0": "a", "OpaqueRef:target-1": "b"})
+    assert isinstance(linearize(d.world, history, swapped), Unexplained)
 
 
 def test_two_starts_that_both_succeed_diverge_with_the_history() -> None:

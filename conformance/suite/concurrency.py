@@ -439,7 +439,7 @@ def run_race(harness: Harness, race: Race, sessions: Sequence[str]) -> Explained
         before, history, _final_check(harness, final), strictness=harness.connection.strictness
     )
     STATS.add(len(history), search.states, time.perf_counter() - started)
-    _count(harness, history)
+    _count(harness, race)
     if isinstance(search, Explained):
         _adopt(harness, search, history)
         return search
@@ -654,11 +654,14 @@ def _final_check(harness: Harness, final: Mapping[str, Outcome]) -> FinalCheck:
     return check
 
 
-def _count(harness: Harness, history: Sequence[Observed]) -> None:
+def _count(harness: Harness, race: Race) -> None:
+    """Count the race's calls as steps, each one sent or not (a task.cancel is not sent when
+    the call it cancels made no task): the count does not depend on what the race did."""
     tally = harness.connection.tally
-    tally.steps += len(history)
-    for observed in history:
-        tally.messages[observed.call.method] += 1
+    for _lane, call in race.calls():
+        if call.method != PAUSE:
+            tally.steps += 1
+            tally.messages[call.method] += 1
 
 
 def _adopt(harness: Harness, found: Explained, history: Sequence[Observed]) -> None:

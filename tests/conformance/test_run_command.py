@@ -295,6 +295,8 @@ def test_fault_option_is_for_the_embedded_server_only(tmp_path: Path) -> None:
 
 
 def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
+    """The concurrency area's races are left out: which overlapping call goes first is up to
+    the threads, and what the example does after a race follows what the race did."""
     results = []
     for name in ("first", "second"):
         report = tmp_path / name
@@ -306,7 +308,7 @@ def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
                 "--seed",
                 "11",
                 "-k",
-                "test_area",
+                "test_area and not concurrency",
                 "--report-dir",
                 str(report),
             ).returncode

@@ -43,6 +43,7 @@ SERVER_METHODS = (
     "event.register",
     "event.unregister",
     "event.next",
+    "event.get_current_id",
 )
 _FLOAT = XType("float")
 
@@ -221,6 +222,8 @@ class XenAPIApp:
             return self._event_inject(params)
         if method in ("event.register", "event.unregister", "event.next"):
             return self._event_next(method, params)
+        if method == "event.get_current_id":
+            return self._session_error(method, params, 0) or Success(self.state.events.current_id())
         try:
             if self.latency is not None:
                 return self.latency.call(self.state, method, params)

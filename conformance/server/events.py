@@ -228,6 +228,8 @@ class EventLog:
         objects = snapshot_changes(self._world, world, self._objects)
         self._world = world
         with self._lock:
+            for gone in [s for s in self._subscriptions if s not in world.sessions]:
+                del self._subscriptions[gone]  # Next.on_session_deleted
             for key, operation, snapshot in _diff(self._objects, objects):
                 self._change(key, operation)
                 self._enqueue(key, operation, snapshot)
@@ -268,23 +270,33 @@ class EventLog:
             sub = self._subscriptions.setdefault(session, _Subscription(set(), self._queued))
             sub.classes = sub.classes | set(classes) if add else sub.classes - set(classes)
 
+    def current_id(self) -> int:
+        """event.get_current_id: the id the next queued event will have (``Next.id``, bumped
+        once per change some registered session wants)."""
+        with self._lock:
+            return self._queued
+
     def registered(self, session: str) -> bool:
         """Whether ``session`` has called event.register or event.unregister."""
         with self._lock:
             return session in self._subscriptions
 
     def has_next(self, session: str) -> bool:
-        """Whether event.next would answer ``session`` now."""
+        """Whether event.next would answer ``session`` now (also when its subscription ended)."""
         with self._lock:
-            return bool(self._next_events(session, take=False))
+            events = self._next_events(session, take=False)
+            return events is None or bool(events)
 
-    def take_next(self, session: str) -> list[Event]:
-        """event.next's answer: the queued events the session wants since its last call."""
+    def take_next(self, session: str) -> list[Event] | None:
+        """event.next's answer: the queued events the session wants since its last call; None
+        once its subscription ended with the session (SESSION_INVALID)."""
         with self._lock:
             return self._next_events(session, take=True)
 
-    def _next_events(self, session: str, take: bool) -> list[Event]:
-        sub = self._subscriptions[session]
+    def _next_events(self, session: str, take: bool) -> list[Event] | None:
+        sub = self._subscriptions.get(session)
+        if sub is None:
+            return None
         start = max(0, sub.last_id - self._queue[0].id) if self._queue else 0
         events = [e for e in self._queue[start:] if _wanted(e, sub.classes)]
         if take:

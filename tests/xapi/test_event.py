@@ -107,6 +107,36 @@ def test_event_next_needs_a_registration(wire_api: Api) -> None:
     assert failure == Failure("SESSION_NOT_REGISTERED", (f"trackid={digest}",))
 
 
+def test_get_current_id_counts_the_events_queued_for_event_next(wire_api: Api) -> None:
+    """xapi_event.ml get_current_id: Next.id, which Next.add bumps once per change some
+    event.register subscription wants (others are dropped); event.next's events carry the ids
+    below it, in order (event_add takes the id before the bump)."""
+    start = int(wire_api.ok("event.get_current_id"))
+    vm = wire_api.new_vm()
+    assert int(wire_api.ok("event.get_current_id")) == start  # nobody registered: dropped
+    wire_api.ok("event.register", ["vm"])
+    wire_api.ok("VM.set_name_label", vm, "seen")
+    wire_api.ok("VM.set_name_description", vm, "seen too")
+    assert int(wire_api.ok("event.get_current_id")) == start + 2
+    events = wire_api.ok("event.next")
+    assert [int(e["id"]) for e in events] == [start, start + 1]
+
+
+def test_logout_ends_the_event_next_subscription(wire_api: Api) -> None:
+    """xapi_event.ml on_session_deleted → Next.on_session_deleted: the logged-out session's
+    subscription is removed, so its classes no longer queue events (get_current_id, read by
+    another session, stands still)."""
+    other = login_as(wire_api, "root", PASSWORD)
+    other.ok("event.register", ["vm"])
+    vm = wire_api.new_vm()
+    queued = int(wire_api.ok("event.get_current_id"))
+    wire_api.ok("VM.set_name_label", vm, "queued for the other session")
+    assert int(wire_api.ok("event.get_current_id")) == queued + 1
+    other.raw("session.logout", other.session)
+    wire_api.ok("VM.set_name_label", vm, "after its logout")
+    assert int(wire_api.ok("event.get_current_id")) == queued + 1
+
+
 def _pool_key_seen(api: Api, token: str, key: str) -> bool:
     for _ in range(5):
         batch = _from(api, ["pool"], token, 5.0)

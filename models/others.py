@@ -12,9 +12,9 @@ from types import MappingProxyType
 
 from models.errors import XenAPIError, handle_invalid, map_duplicate_key, uuid_invalid
 from models.outcome import Encoded, Value
-from models.rbac import check_permission
+from models.rbac import check_map_update, check_permission
 from models.schema import Message, Param, parse_type
-from models.transition import Ctx, Handler, Result, done
+from models.transition import Ctx, Handler, Result, as_map, done
 from models.world import NULL_REF, Host, SessionInfo, Task, World, new_ids
 
 __all__ = [
@@ -257,7 +257,7 @@ def task_record(task: Task) -> dict[str, Value]:
         "type": "<none/>",
         "result": Encoded(task.result) if task.status == "success" else "",
         "error_info": task.error_info,
-        "other_config": {},
+        "other_config": task.other_config,
         "subtask_of": NULL_REF,
         "subtasks": (),
         "backtrace": "()",
@@ -389,6 +389,48 @@ def _task_cancel(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return done(ctx.world)
 
 
+def _task_other_config(ctx: Ctx, ref: Value, change: Callable[[dict[str, str]], None]) -> Result:
+    """Xapi_task's other_config messages: only on one's own task (``assert_op_valid``), then
+    ``change`` edits the map (it may raise)."""
+    task = ctx.world.tasks[_task_ref(ctx.world, ref)]
+    _assert_task_op_valid(ctx, task.ref)
+    other_config = dict(task.other_config)
+    change(other_config)
+    changed = replace(task, other_config=MappingProxyType(other_config))
+    return done(replace(ctx.world, tasks=MappingProxyType({**ctx.world.tasks, task.ref: changed})))
+
+
+def _task_add_to_other_config(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    key, value = str(args[1]), str(args[2])
+
+    def add(other_config: dict[str, str]) -> None:
+        if key in other_config:
+            raise map_duplicate_key("task", "other_config", str(args[0]), key)
+        other_config[key] = value
+
+    return _task_other_config(ctx, args[0], add)
+
+
+def _task_remove_from_other_config(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    def remove(other_config: dict[str, str]) -> None:
+        other_config.pop(str(args[1]), None)
+
+    return _task_other_config(ctx, args[0], remove)
+
+
+def _task_set_other_config(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """``Helpers.set_map_with_rbac``: each protected key added, changed or removed needs its
+    own permission, checked after the task's ownership."""
+    new = {str(k): str(v) for k, v in as_map(args[1]).items()}
+
+    def replace_all(other_config: dict[str, str]) -> None:
+        check_map_update(ctx.session, "other_config", dict(other_config), new, "task")
+        other_config.clear()
+        other_config.update(new)
+
+    return _task_other_config(ctx, args[0], replace_all)
+
+
 _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "pool": _POOL_FIELDS,
     "host": _HOST_FIELDS,
@@ -401,6 +443,7 @@ _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
         ("progress", "float"),
         ("name_label", "string"),
         ("uuid", "string"),
+        ("other_config", MAP),
     ),
 }
 
@@ -462,6 +505,18 @@ def _all_messages() -> dict[str, tuple[Message, Handler]]:
         ),
         "task.destroy": (_message("task.destroy", "task ref self"), _task_destroy),
         "task.cancel": (_message("task.cancel", "task ref self"), _task_cancel),
+        "task.add_to_other_config": (
+            _message("task.add_to_other_config", "task ref self,string key,string value"),
+            _task_add_to_other_config,
+        ),
+        "task.remove_from_other_config": (
+            _message("task.remove_from_other_config", "task ref self,string key"),
+            _task_remove_from_other_config,
+        ),
+        "task.set_other_config": (
+            _message("task.set_other_config", f"task ref self,{MAP} value"),
+            _task_set_other_config,
+        ),
     }
     for cls in _FIELDS:
         entries.update(_class_messages(cls))

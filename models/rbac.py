@@ -12,6 +12,7 @@ from models.world import SessionInfo
 
 __all__ = [
     "PROTECTED_KEYS",
+    "TASK_PROTECTED_KEYS",
     "allowed_roles",
     "check_map_update",
     "check_permission",
@@ -42,18 +43,33 @@ PROTECTED_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
 """The VM's map keys with roles of their own (datamodel_vm.ml ``map_keys_roles``), in the
 order xapi tries them; a key ending in ``*`` covers every key it begins."""
 
-_KEYED_MAP_MESSAGES = {
-    "add_to_other_config": "other_config",
-    "remove_from_other_config": "other_config",
-    "add_to_platform": "platform",
-    "remove_from_platform": "platform",
+TASK_PROTECTED_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "other_config": (
+        ("applies_to", "vm-operator"),
+        ("XenCenterUUID", "vm-operator"),
+        ("XenCenterMeddlingActionTitle", "vm-operator"),
+    ),
 }
+"""The task's (datamodel.ml ``Task.protected_keys``): its messages are read-only's, these keys
+vm-operator's."""
+
+_PROTECTED_BY_CLASS = {"vm": PROTECTED_KEYS, "task": TASK_PROTECTED_KEYS}
+
+_KEYED_MAP_MESSAGES = {
+    "add_to_other_config": ("vm", "other_config"),
+    "remove_from_other_config": ("vm", "other_config"),
+    "add_to_platform": ("vm", "platform"),
+    "remove_from_platform": ("vm", "platform"),
+    "task.add_to_other_config": ("task", "other_config"),
+    "task.remove_from_other_config": ("task", "other_config"),
+}
+"""Message name → (class, map) for the messages whose key argument may be protected."""
 
 
-def protected_key(field: str, key: str) -> str | None:
+def protected_key(field: str, key: str, cls: str = "vm") -> str | None:
     """The protected key of map ``field`` that ``key`` falls under (``Rbac.permission_of_action``:
     exactly, or by the prefix of a wildcard), as the datamodel spells it; None if unprotected."""
-    for protected, _role in PROTECTED_KEYS.get(field, ()):
+    for protected, _role in _PROTECTED_BY_CLASS[cls].get(field, ()):
         if protected.endswith("*"):
             if key.startswith(protected[:-1]):
                 return protected
@@ -62,17 +78,17 @@ def protected_key(field: str, key: str) -> str | None:
     return None
 
 
-def _key_role(field: str, protected: str) -> str:
-    return dict(PROTECTED_KEYS[field])[protected]
+def _key_role(cls: str, field: str, protected: str) -> str:
+    return dict(_PROTECTED_BY_CLASS[cls][field])[protected]
 
 
-def _keyed(message: Message, args: Sequence[Value]) -> tuple[str, str] | None:
-    """(field, protected key) when the call names a protected key of a keyed map."""
-    field = _KEYED_MAP_MESSAGES.get(message.name)
-    if field is None or len(args) < 2:
+def _keyed(message: Message, args: Sequence[Value]) -> tuple[str, str, str] | None:
+    """(class, field, protected key) when the call names a protected key of a keyed map."""
+    keyed = _KEYED_MAP_MESSAGES.get(message.name)
+    if keyed is None or len(args) < 2:
         return None
-    protected = protected_key(field, str(args[1]))
-    return (field, protected) if protected else None
+    protected = protected_key(keyed[1], str(args[1]), keyed[0])
+    return (*keyed, protected) if protected else None
 
 
 def permission_of(wire_name: str, message: Message, args: Sequence[Value]) -> str:
@@ -80,7 +96,7 @@ def permission_of(wire_name: str, message: Message, args: Sequence[Value]) -> st
     key, K the protected key lower-cased (a wildcard's own name, ``xencenter.customfields.*``)."""
     base = wire_name.removeprefix("Async.").lower()
     keyed = _keyed(message, args)
-    return f"{base}/key:{keyed[1].lower()}" if keyed else base
+    return f"{base}/key:{keyed[2].lower()}" if keyed else base
 
 
 def allowed_roles(message: Message, args: Sequence[Value]) -> tuple[str, ...]:
@@ -95,28 +111,32 @@ def allowed_roles(message: Message, args: Sequence[Value]) -> tuple[str, ...]:
 
 
 def map_update_permissions(
-    field: str, old: Mapping[str, Value], new: Mapping[str, Value]
+    field: str, old: Mapping[str, Value], new: Mapping[str, Value], cls: str = "vm"
 ) -> list[tuple[str, str]]:
-    """(permission, role) that ``VM.set_<field>`` from ``old`` to ``new`` needs beyond its own
-    (``Helpers.set_map_with_rbac``): ``add_to`` for each protected key added or changed, then
-    ``remove_from`` for each removed, protected keys in sorted order."""
+    """(permission, role) that ``<cls>.set_<field>`` from ``old`` to ``new`` needs beyond its
+    own (``Helpers.set_map_with_rbac``): ``add_to`` for each protected key added or changed,
+    then ``remove_from`` for each removed, protected keys in sorted order."""
     kept = {k for k in old if k in new and old[k] == new[k]}
-    added = sorted({p for k in set(new) - kept if (p := protected_key(field, k))})
-    removed = sorted({p for k in set(old) - set(new) if (p := protected_key(field, k))})
+    added = sorted({p for k in set(new) - kept if (p := protected_key(field, k, cls))})
+    removed = sorted({p for k in set(old) - set(new) if (p := protected_key(field, k, cls))})
     return [
-        (f"vm.{operation}_{field}/key:{key.lower()}", _key_role(field, key))
+        (f"{cls}.{operation}_{field}/key:{key.lower()}", _key_role(cls, field, key))
         for operation, keys in (("add_to", added), ("remove_from", removed))
         for key in keys
     ]
 
 
 def check_map_update(
-    session: SessionInfo, field: str, old: Mapping[str, Value], new: Mapping[str, Value]
+    session: SessionInfo,
+    field: str,
+    old: Mapping[str, Value],
+    new: Mapping[str, Value],
+    cls: str = "vm",
 ) -> None:
     """RBAC_PERMISSION_DENIED naming the first protected-key permission the session lacks."""
     if session.superuser:
         return
-    for permission, role in map_update_permissions(field, old, new):
+    for permission, role in map_update_permissions(field, old, new, cls):
         roles = roles_at_least(role)
         if session.role not in roles:
             _deny(permission, roles)

@@ -121,6 +121,7 @@ class Task:
     created: datetime.datetime = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     progress: float = 0.0
     """How far a ``pending`` task has come (0 to 1); a finished task reports 1."""
+    other_config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)

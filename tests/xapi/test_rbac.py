@@ -158,3 +158,67 @@ def test_a_task_whose_session_is_gone_is_no_ones(api: Api) -> None:
     assert isinstance(operator.raw("session.logout", operator.session), Success)
     again = _as(api, "vm-operator")
     assert again.call("task.destroy", task) == _denied("task.destroy/any", TASK_ANY)
+
+
+# ---- task.other_config: datamodel.ml Task.protected_keys, xapi_task.ml ---------------------------
+
+READ_ONLY_TASK_CASES = [
+    ("read-only", "mine", None),
+    ("read-only", "applies_to", "/key:applies_to"),
+    ("read-only", "XenCenterUUID", "/key:xencenteruuid"),
+    ("read-only", "XenCenterMeddlingActionTitle", "/key:xencentermeddlingactiontitle"),
+    ("vm-operator", "applies_to", None),
+    ("read-only", "xencenteruuid", None),  # keys match exactly
+]
+
+
+def _own_task(api: Api, role: str) -> tuple[Api, str]:
+    """A task of a ``role`` session (an Async read, which any role may make)."""
+    subject = _as(api, role)
+    task = subject.call("Async.VM.get_possible_hosts", api.new_vm())
+    assert isinstance(task, Success), task
+    return subject, str(task.value)
+
+
+@pytest.mark.parametrize(("role", "key", "denied"), READ_ONLY_TASK_CASES)
+def test_a_tasks_protected_keys_need_vm_operator(
+    api: Api, role: str, key: str, denied: str | None
+) -> None:
+    """task.add_to_other_config and remove_from_other_config are read-only's calls, but
+    applies_to, XenCenterUUID and XenCenterMeddlingActionTitle are vm-operator's keys
+    (``~map_keys_roles:protected_keys``): the permission names the key, lower-cased."""
+    subject, task = _own_task(api, role)
+    for message, args in (("add_to_other_config", ("v",)), ("remove_from_other_config", ())):
+        outcome = subject.call(f"task.{message}", task, key, *args)
+        if denied is None:
+            assert isinstance(outcome, Success), outcome
+        else:
+            assert outcome == _denied(f"task.{message}{denied}", VM_OPERATOR)
+    if denied is None:
+        assert key not in subject.ok("task.get_other_config", task)
+
+
+def test_another_subjects_task_other_config_needs_task_destroy_any(api: Api) -> None:
+    """xapi_task.ml assert_can_modify_other_config: TaskHelper.assert_op_valid, as for
+    task.destroy; a duplicate key is MAP_DUPLICATE_KEY."""
+    operator, task = _own_task(api, "vm-operator")
+    admin = _as(api, "vm-admin")
+    assert admin.call("task.add_to_other_config", task, "k", "v") == _denied(
+        "task.destroy/any", TASK_ANY
+    )
+    operator.ok("task.add_to_other_config", task, "k", "v")
+    duplicate = operator.fails("task.add_to_other_config", task, "k", "w")
+    assert duplicate == Failure("MAP_DUPLICATE_KEY", ("task", "other_config", task, "k"))
+    assert operator.ok("task.get_other_config", task) == {"k": "v"}
+
+
+def test_task_set_other_config_checks_the_protected_keys_it_changes(api: Api) -> None:
+    """xapi_task.ml set_other_config: ownership first, then Helpers.set_map_with_rbac with the
+    task's protected keys (add_to for a key added or changed, remove_from for one removed)."""
+    subject, task = _own_task(api, "read-only")
+    subject.ok("task.set_other_config", task, {"mine": "1"})
+    denied = subject.call("task.set_other_config", task, {"mine": "1", "applies_to": "vm"})
+    assert denied == _denied("task.add_to_other_config/key:applies_to", VM_OPERATOR)
+    assert subject.ok("task.get_other_config", task) == {"mine": "1"}
+    admin = _as(api, "vm-admin")
+    assert admin.call("task.set_other_config", task, {}) == _denied("task.destroy/any", TASK_ANY)

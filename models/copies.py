@@ -197,12 +197,15 @@ def _recreated(world: World, snap_ref: str, old: str) -> tuple[World, str]:
     constructor = {f.name: snap[f.name] for f in catalogue.create_fields() if f.name in snap}
     constructor.update(power_state="Halted", suspend_VDI=NULL_REF)
     ref, record, world = fresh_vm(world, constructor)
-    restored = {**record, **{k: v for k, v in source.items() if k not in _DO_NOT_COPY}}
+    world = refresh(with_vm(world, ref, record), ref)
+    # copy_vm_fields writes the database directly: allowed_operations stay those VM.create
+    # computed for the snapshot's record (a template's) until the revert recomputes them.
+    restored = {**world.vms[ref], **{k: v for k, v in source.items() if k not in _DO_NOT_COPY}}
     restored.update(uuid=source["uuid"], ha_always_run=False)
-    world = refresh(with_vm(world, ref, restored), ref)
+    world = with_vm(world, ref, restored)
     for other, vm in world.vms.items():
         if vm["snapshot_of"] == old:
-            world = update_vm(world, other, {"snapshot_of": ref})
+            world = update_vm(world, other, {"snapshot_of": ref}, recompute=False)
     return world, ref
 
 

@@ -63,6 +63,7 @@ def test_the_recreated_vm_is_the_vm_at_snapshot_time(api: Api) -> None:
     assert api.get(back, "parent") == snapshot
     assert api.get(back, "power_state") == "Halted"
     assert api.get(back, "ha_always_run") is False
+    assert "start" in api.get(back, "allowed_operations")
     assert api.get(snapshot, "name_label") == "renamed snapshot"
 
 
@@ -99,6 +100,12 @@ def test_the_vm_is_recreated_before_the_operation_checks(api: Api) -> None:
     back = api.ok("VM.get_by_uuid", uuid)
     assert api.get(snapshot, "snapshot_of") == back
     assert api.get(back, "parent") == NULL  # the revert itself never ran
+    # copy_vm_fields wrote the fields behind update_allowed_operations' back: the VM keeps
+    # what VM.create computed for the snapshot's record, a template's (no start).
+    assert api.get(back, "is_a_template") is False
+    assert "start" not in api.get(back, "allowed_operations")
+    api.ok("VM.update_allowed_operations", back)
+    assert "start" in api.get(back, "allowed_operations")
 
 
 def test_a_second_revert_reverts_the_recreated_vm(api: Api) -> None:

@@ -173,13 +173,6 @@ def test_an_inconsistent_target_is_named_not_hypothesis_flaky_generation(
         run_machine(fickle, _SETTINGS, watched, "test_area[x]")
 
 
-def test_the_divergence_seen_before_replays_went_astray_is_reported() -> None:
-    clock = _Clock()
-    fickle = type("Fickle", (_Fickle,), {"clock": clock, "fail_at": 4, "started": []})
-    with pytest.raises(Divergence):
-        run_machine(fickle, _SETTINGS, None, "test_area[x]")
-
-
 def test_shrinking_bounded_restores_hypothesis_bound() -> None:
     from hypothesis.internal.conjecture import engine
 

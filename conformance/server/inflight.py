@@ -21,7 +21,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from conformance.server.faults import RaceQuirk, races
+from conformance.server.faults import RACE_WINDOW, RaceQuirk, races
 from models.checks import update_vm
 from models.inflight import (
     Began,
@@ -75,15 +75,15 @@ class Flights:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         raced = races(state.faults)
-        self._quirks = [(r.quirk, r.methods) for r in raced]
-        self.window = max((r.window for r in raced), default=0.0)
+        self._quirks = [(r.quirk, r.methods, r.window) for r in raced]
+        self.window = max((min(r.window, RACE_WINDOW) for r in raced), default=0.0)
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def quirk(self, method: str) -> RaceQuirk | None:
         """The race fault acting on ``method`` (``Async.`` prefix ignored), if any."""
         name = method.removeprefix(ASYNC_PREFIX)
-        return next((q for q, methods in self._quirks if name in methods), None)
+        return next((q for q, methods, _ in self._quirks if name in methods), None)
 
     def handles(self, method: str) -> bool:
         """Whether ``method`` is run in steps here rather than atomically."""
@@ -97,8 +97,13 @@ class Flights:
         return self.state.transition
 
     def seconds(self, method: str, delay: float) -> float:
-        """The time ``method`` stays in flight: its delay, at least a race fault's window."""
-        return max(delay, self.window) if self.handles(method) else delay
+        """The time ``method`` stays in flight: its delay, at least a race fault's window (the
+        window of the fault acting on it, else the common one of operations in flight)."""
+        if not self.handles(method):
+            return delay
+        name = method.removeprefix(ASYNC_PREFIX)
+        own = (w for _, methods, w in self._quirks if name in methods)
+        return max(delay, next(own, self.window))
 
     def cancel(self, task: str) -> bool:
         """Ask the operation in flight as ``task`` to stop; whether there was one."""

@@ -472,6 +472,25 @@ def test_the_search_pairs_each_new_vm_with_the_order_that_made_it() -> None:
     assert isinstance(linearize(d.world, history, swapped), Unexplained)
 
 
+TWO_EDITS: Lanes = [
+    [("VM.add_to_other_config", ("a", "1"), False)],
+    [("VM.add_to_other_config", ("b", "2"), False)],
+]
+
+
+def test_overlapping_map_edits_are_explained_on_the_honest_window_server() -> None:
+    _race(_racy_window(), TWO_EDITS)
+
+
+def test_a_lost_map_edit_diverges_on_the_final_record() -> None:
+    """``map-update-lost`` holds each edit for its own window (wider than an operation's), so
+    two edits released together overlap even on a loaded machine."""
+    with pytest.raises(Divergence) as caught:
+        _race(_racy("map-update-lost"), TWO_EDITS)
+    assert "other_config" in str(caught.value)
+    assert caught.value.info.area == "concurrency"
+
+
 def test_two_starts_that_both_succeed_diverge_with_the_history() -> None:
     with pytest.raises(Divergence) as caught:
         _race(_racy("concurrent-starts-both-succeed"), TWO_STARTS)

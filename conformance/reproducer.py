@@ -6,7 +6,12 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from conformance.compare import SHAPE_ONLY_FIELDS, SHAPE_ONLY_MAP_KEYS, SHAPE_ONLY_RESULTS
+from conformance.compare import (
+    SHAPE_ONLY_FIELDS,
+    SHAPE_ONLY_MAP_KEYS,
+    SHAPE_ONLY_RESULTS,
+    TOLERANT_PARAMS,
+)
 from conformance.reproducer_template import HEADER, PLUMBING
 from models.catalogue import MessageKind, kind_of
 from models.outcome import Encoded, Failure, Outcome, Value
@@ -149,6 +154,7 @@ def render_reproducer(
         call_text=display,
         shape_only_fields=sorted(SHAPE_ONLY_FIELDS),
         shape_only_map_keys={k: sorted(v) for k, v in SHAPE_ONLY_MAP_KEYS.items()},
+        tolerant_params=dict(TOLERANT_PARAMS),
         **_comparison(final.method),
     )
     return "\n".join(lines) + plumbing

@@ -58,6 +58,8 @@ RESULT_RECORDS = {result_records!r}
 SHAPE_ONLY_FIELDS = {shape_only_fields!r}
 """VM fields the server chooses (uuids, domids, timestamps...): compared for shape only."""
 SHAPE_ONLY_MAP_KEYS = {shape_only_map_keys!r}
+TOLERANT_PARAMS = {tolerant_params!r}
+"""Error code: (index of a wait read from the host's clock, index of the interval bounding it)."""
 UUID = re.compile(r"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$")
 NULL = "OpaqueRef:NULL"
 UNREACHABLE = (OSError, http.client.HTTPException, xmlrpc.client.Error,
@@ -259,7 +261,19 @@ def matches(answer, expected):
         return got[:1] == want[:1]
     if STRICTNESS == "arity":
         return got[:1] == want[:1] and len(got) == len(want)
-    return list(got) == list(want)
+    if len(got) != len(want) or got[:1] != want[:1]:
+        return False
+    wait, bound = TOLERANT_PARAMS.get(want[0], (-1, -1))
+    return all(within(g, want[bound + 1]) if i == wait else g == w
+               for i, (g, w) in enumerate(zip(got[1:], want[1:])))
+
+
+def within(wait, interval):
+    """A wait left of the interval, as the host's clock reads it: 0 < wait <= interval."""
+    try:
+        return 0 < float(wait) <= float(interval)
+    except (TypeError, ValueError):
+        return False
 
 
 def clean_up():

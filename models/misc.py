@@ -6,11 +6,11 @@ conversion service, a remote pool), the answer chosen is written in the handler'
 
 from __future__ import annotations
 
-from models.catalogue import roles_at_least
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, vm_bad_power_state
 from models.outcome import Value
 from models.placement import host_error
+from models.plugins import call_plugin
 from models.records import memory_overhead, read_record
 from models.releases import changed
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
@@ -106,67 +106,6 @@ def query_data_source(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     if vm["power_state"] not in ("Running", "Paused"):
         raise vm_bad_power_state(ref, "running;paused", str(vm["power_state"]).lower())
     return done(ctx.world, 0.0)
-
-
-GUEST_AGENT_PLUGIN = "guest-agent-operation"
-RUN_SCRIPT_KEY = "allow_guest_agent_run_script"
-"""The pool other_config key that allows the run-script function (Xapi_globs)."""
-MAX_SCRIPT_BYTES = 1024
-
-
-def call_plugin(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.call_plugin (xapi_vm.ml): the op check (Running only), then the one plugin there is,
-    ``guest-agent-operation``, with three functions. Not modelled: the rate limit of one call
-    per VM every 10 s (VM_CALL_PLUGIN_RATE_LIMIT, its wait a float of the host's clock)."""
-    plugin, fn = str(args[1]), str(args[2])
-
-    def body(_: Record) -> Result:
-        if plugin != GUEST_AGENT_PLUGIN:
-            raise XenAPIError("XENAPI_MISSING_PLUGIN", plugin)
-        if fn in ("request-rdp-on", "request-rdp-off"):
-            raise _not_executed(fn)  # the guests report no feature-ts2 in their guest metrics
-        if fn == "run-script":
-            return _run_script(ctx, {str(k): str(v) for k, v in as_map(args[3]).items()})
-        text = f'The requested fn "{fn}" could not be found in plugin "{plugin}".'
-        raise XenAPIError("XENAPI_PLUGIN_FAILURE", "failed to find fn", text, text)
-
-    return guarded(ctx.world, str(args[0]), "call_plugin", body)
-
-
-def _not_executed(fn: str) -> XenAPIError:
-    text = (
-        f'The requested fn "{fn}" of plugin "{GUEST_AGENT_PLUGIN}" could not be executed for '
-        "lack of guest agent control feature."
-    )
-    return XenAPIError("XENAPI_PLUGIN_FAILURE", "failed to execute fn", text, text)
-
-
-def _run_script(ctx: Ctx, args: dict[str, str]) -> Result:
-    """xapi_vm.ml run_script: allowed by the pool, required arguments, vm-power-admin (the
-    permission of VM.checkpoint), a script of at most 1024 bytes; then the guest runs it.
-    The simulator has no guest: it answers "" (xenopsd's task without a result)."""
-    if ctx.world.pool.other_config.get(RUN_SCRIPT_KEY) != "true":
-        raise XenAPIError("FEATURE_RESTRICTED")
-    for name in ("username", "password", "script"):
-        if name not in args:
-            raise XenAPIError(
-                "XENAPI_PLUGIN_FAILURE", "missing argument", "", f"Argument {name} is required."
-            )
-    session = ctx.session
-    if not session.superuser and session.role not in roles_at_least("vm-power-admin"):
-        raise XenAPIError(
-            "RBAC_PERMISSION_DENIED",
-            "vm.call_plugin",
-            "No permission to run script, must have VM power admin role or higher.",
-        )
-    if len(args["script"].encode()) > MAX_SCRIPT_BYTES:
-        raise XenAPIError(
-            "XENAPI_PLUGIN_FAILURE",
-            "length restriction",
-            "",
-            f"The script length must not exceed {MAX_SCRIPT_BYTES} bytes",
-        )
-    return done(ctx.world, "")
 
 
 def compute_memory_overhead(ctx: Ctx, args: tuple[Value, ...]) -> Result:

@@ -150,6 +150,9 @@ class World:
     snapshot_sources: Mapping[str, Record] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Per snapshot ref, the source VM's record when it was taken: what xapi serialises into
     ``snapshot_metadata`` and VM.revert restores from (the wire field itself is opaque)."""
+    plugin_calls: Mapping[tuple[str, str], datetime.datetime] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Per (host, VM), when the host last let a VM.call_plugin through its rate limit (xapi's
+    host-local ``call_plugin_latest`` table in xapi_vm.ml); entries past the interval go."""
 
 
 def _uuid_from(salt: str, counter: int, kind: str) -> str:

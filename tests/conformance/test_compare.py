@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,8 +23,11 @@ from conformance.errors import UsageError
 from conformance.refs import RefMap
 from conformance.waivers import Waiver, Waivers, load_waivers
 from models import catalogue
-from models.outcome import Failure, Success
+from models.outcome import Failure, Outcome, Success, Value
 from models.schema import XType
+
+if TYPE_CHECKING:
+    from conformance.harness import Harness
 
 BPS = Failure("VM_BAD_POWER_STATE", ("OpaqueRef:a", "halted", "running"))
 
@@ -297,3 +302,118 @@ def test_record_comparison_keeps_every_rule_for_fields_that_look_equal() -> None
     assert record_mismatches(expected, actual) == sorted(
         ["name_description", "uuid"], key=list(catalogue.FIELDS).index
     )
+
+
+# ---- an error parameter read from the host's clock: VM_CALL_PLUGIN_RATE_LIMIT's wait --------
+
+LIMITED = Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.", "7."))
+
+
+@pytest.mark.parametrize(
+    ("actual", "where"),
+    [
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.", "6.98712345")), None),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.", "10.")), None),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.", "1e-05")), None),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.", "10.5")), "error parameter 3"),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.", "0.")), "error parameter 3"),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.", "soon")), "error parameter 3"),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "5.", "3.")), "error parameter 2"),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:b", "10.", "7.")), "error parameter 1"),
+        (Failure("VM_CALL_PLUGIN_RATE_LIMIT", ("OpaqueRef:a", "10.")), "error parameters"),
+        (Failure("OTHER_OPERATION_IN_PROGRESS", ("VM", "OpaqueRef:a")), "error code"),
+        (Success(""), "outcome"),
+    ],
+)
+def test_a_rate_limit_wait_is_compared_within_the_interval(
+    actual: Failure | Success, where: str | None
+) -> None:
+    """The wait left is the host's clock: any 0 < wait <= interval conforms; the VM, the
+    interval, the count and the code are still exact, and a missing limit diverges."""
+    mismatch = outcome_mismatch(LIMITED, actual, returns=XType("string"))
+    assert (mismatch.where if mismatch else None) == where
+
+
+def _rate_limit_harness(rewrite: Callable[[Outcome], Outcome]) -> Harness:
+    """A harness over the embedded server whose answers pass through ``rewrite``."""
+    from conformance.harness import Connection, Harness
+    from conformance.importer import Login
+    from conformance.server.app import XenAPIApp
+    from conformance.server.config import ServerConfig
+    from conformance.server.state import ServerState
+    from conformance.targets.inprocess import InProcessTarget
+    from models.world import Account, Facts
+
+    class Rewriting(InProcessTarget):
+        def call(self, method: str, *params: Value) -> Outcome:
+            return rewrite(super().call(method, *params))
+
+    state = ServerState.from_config(ServerConfig(password="pw", salt="rate-limit"))
+    target = Rewriting(XenAPIApp(state))
+    login = target.call("session.login_with_password", "root", "pw", "2.21", "test")
+    assert isinstance(login, Success)
+    root = Login(str(login.value), Account("root", "pw", "pool-admin", superuser=True))
+    connection = Connection(target, root, {}, Facts(), "rate-limit")
+    return Harness(connection, "operations")
+
+
+def _later_wait(outcome: Outcome) -> Outcome:
+    """A host whose clock read the wait a little later than the model's (what xapi sends)."""
+    if isinstance(outcome, Failure) and outcome.code == "VM_CALL_PLUGIN_RATE_LIMIT":
+        return Failure(outcome.code, (*outcome.params[:2], "9.98712345678"))
+    return outcome
+
+
+def _no_limit(outcome: Outcome) -> Outcome:
+    """A host that never limits: the call goes on to its function (unknown here)."""
+    if isinstance(outcome, Failure) and outcome.code == "VM_CALL_PLUGIN_RATE_LIMIT":
+        text = 'The requested fn "frob" could not be found in plugin "guest-agent-operation".'
+        return Failure("XENAPI_PLUGIN_FAILURE", ("failed to find fn", text, text))
+    return outcome
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "diverges"),
+    [(lambda o: o, False), (_later_wait, False), (_no_limit, True)],
+    ids=["embedded server", "wait read later", "limit never applied"],
+)
+def test_a_repeated_plugin_call_is_judged_by_the_limit_not_the_clock(
+    rewrite: Callable[[Outcome], Outcome], diverges: bool
+) -> None:
+    from conformance.divergence import Divergence
+    from conformance.strategies import vm_record
+
+    h = _rate_limit_harness(rewrite)
+    try:
+        vm = h.call("VM.create", vm_record("rate-limit"))
+        assert isinstance(vm, Success)
+        h.call("VM.start", str(vm.value), False, False)
+        h.call("VM.call_plugin", str(vm.value), "guest-agent-operation", "frob", {})
+        if diverges:
+            with pytest.raises(
+                Divergence, match="error code: expected VM_CALL_PLUGIN_RATE_LIMIT"
+            ) as raised:
+                h.call("VM.call_plugin", str(vm.value), "guest-agent-operation", "frob", {})
+            _reproducer_judges_the_wait_alike(raised.value.info.reproducer)
+        else:
+            again = h.call("VM.call_plugin", str(vm.value), "guest-agent-operation", "frob", {})
+            assert isinstance(again, Failure) and again.code == "VM_CALL_PLUGIN_RATE_LIMIT"
+    finally:
+        h.teardown()
+
+
+def _reproducer_judges_the_wait_alike(reproducer: str) -> None:
+    """The reproducer's matches() accepts the same waits as the suite, no others."""
+    namespace: dict[str, object] = {"__name__": "reproducer"}
+    exec(compile(reproducer, "reproducer.py", "exec"), namespace)
+    matches = namespace["matches"]
+    want = ("error", ["VM_CALL_PLUGIN_RATE_LIMIT", "vm1", "10.", "10."])
+    for wait, conforms in (
+        ("9.98712345678", True),
+        ("1e-05", True),
+        ("10.5", False),
+        ("0.", False),
+    ):
+        got = ("error", ["VM_CALL_PLUGIN_RATE_LIMIT", "vm1", "10.", wait])
+        assert matches(got, want) is conforms  # type: ignore[operator]
+    assert not matches(("error", ["VM_CALL_PLUGIN_RATE_LIMIT", "vm1", "5.", "3."]), want)  # type: ignore[operator]

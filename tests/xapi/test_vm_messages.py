@@ -1,6 +1,6 @@
 """VM messages whose answers xapi's own tests do not cover, read from its source instead.
 
-Each names the function it follows: xapi_vm.ml (NOT_IMPLEMENTED, call_plugin), xenops_server.ml
+Each names the function it follows: xapi_vm.ml (NOT_IMPLEMENTED, call_plugin and its rate limit), xenops_server.ml
 with xapi_xenops.ml (live VCPU changes). Each runs against the model and the embedded server over
 both protocols.
 """
@@ -107,6 +107,34 @@ def test_call_plugin_rules(
     allow_guest_agent_run_script); any other fails naming it."""
     vm = api.in_state("Running")
     assert api.fails("VM.call_plugin", vm, plugin, fn, args) == expected
+
+
+def _rate_limited(api: Api, vm: str) -> float:
+    """The wait VM_CALL_PLUGIN_RATE_LIMIT names for ``vm``, its other parameters checked."""
+    refused = api.fails("VM.call_plugin", vm, PLUGIN, "frob", {})
+    assert refused.code == "VM_CALL_PLUGIN_RATE_LIMIT"
+    assert refused.params[:2] == (vm, "10.")
+    return float(refused.params[2])
+
+
+def test_call_plugin_rate_limit(api: Api) -> None:
+    """xapi_vm.ml record_call_plugin_latest (xapi_globs.ml vm_call_plugin_interval = 10.):
+    a second guest-agent-operation call on a VM within 10 s of the last one let through is
+    refused with [VM; "10."; the seconds left]; a call let through counts though its function
+    then fails; the limit is per VM."""
+    vm, other = api.in_state("Running"), api.in_state("Running")
+    assert api.fails("VM.call_plugin", vm, PLUGIN, "frob", {}).params[0] == "failed to find fn"
+    assert 0 < _rate_limited(api, vm) <= 10
+    assert api.fails("VM.call_plugin", other, PLUGIN, "frob", {}).params[0] == "failed to find fn"
+    assert 0 < _rate_limited(api, vm) <= 10
+
+
+def test_call_plugin_stopped_before_the_rate_limit_does_not_count(api: Api) -> None:
+    """xapi_vm.ml call_plugin: another plugin fails before record_call_plugin_latest, so the
+    next guest-agent-operation call goes through."""
+    vm = api.in_state("Running")
+    assert api.fails("VM.call_plugin", vm, "frob", "fn", {}).code == "XENAPI_MISSING_PLUGIN"
+    assert api.fails("VM.call_plugin", vm, PLUGIN, "frob", {}).params[0] == "failed to find fn"
 
 
 SCRIPT = {"username": "u", "password": "p", "script": "ls"}

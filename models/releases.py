@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 __all__ = [
     "CHANGES",
+    "DATABASE_TABLES",
     "DEFAULT_RELEASE",
     "MESSAGES_SINCE",
     "RELEASES",
     "Release",
     "changed",
+    "database_tables",
     "release",
     "release_of_software_version",
     "released",
@@ -150,3 +152,38 @@ def released(chosen: Release, wire_name: str) -> bool:
     """Whether a server of release ``chosen`` has message ``wire_name``."""
     since = MESSAGES_SINCE.get(wire_name)
     return since is None or chosen.at_least(since)
+
+
+DATABASE_TABLES: tuple[str, ...] = (
+    *("session", "auth", "subject", "role", "task", "event", "pool", "pool_patch"),
+    *("pool_update", "vm", "vm_metrics", "vm_guest_metrics", "vmpp", "vmss", "vm_appliance"),
+    *("dr_task", "host", "host_crashdump", "host_patch", "host_metrics", "host_cpu"),
+    *("network", "vif", "vif_metrics", "pif", "pif_metrics", "bond", "vlan", "sm", "sr"),
+    *("sr_stat", "probe_result", "lvhd", "vdi", "vbd", "vbd_metrics", "pbd", "crashdump"),
+    *("vtpm", "console", "user", "data_source", "blob", "message", "secret", "tunnel"),
+    *("network_sriov", "pci", "pgpu", "gpu_group", "vgpu", "vgpu_type", "pvs_site"),
+    *("pvs_server", "pvs_proxy", "pvs_cache_storage", "feature", "sdn_controller"),
+    *("vdi_nbd_server_info", "pusb", "usb_group", "vusb", "cluster", "cluster_host"),
+    *("certificate", "diagnostics", "repository", "observer", "vm_group", "host_driver"),
+    *("driver_variant", "caller", "rate_limit"),
+)
+"""The tables of xapi's database, as event.from's ``valid_ref_counts`` names them: one per class
+of ``Datamodel.all_system`` (``Datamodel_schema.of_datamodel``), lower-cased
+(``Xapi_event.from_inner``), in that order."""
+
+TABLES_SINCE: dict[str, str] = {
+    "repository": "1.301",
+    "observer": "23.14",
+    "vm_group": "24.19",
+    "host_driver": "25.3",
+    "driver_variant": "25.3",
+    "caller": "26.17",
+    "rate_limit": "26.17",
+}
+"""Tables newer than some known release → the first xapi version whose datamodel has them
+(read from ``all_system`` at each release tag)."""
+
+
+def database_tables(chosen: Release) -> tuple[str, ...]:
+    """The tables a database of release ``chosen`` has (``DATABASE_TABLES`` it knows)."""
+    return tuple(t for t in DATABASE_TABLES if chosen.at_least(TABLES_SINCE.get(t, "0")))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from models.others import host_record, pool_record, task_record
 from models.outcome import Value
 from models.records import read_record
+from models.releases import database_tables
 from models.world import World
 
 __all__ = [
@@ -365,9 +366,10 @@ class EventLog:
 
     def _batch(self, events: list[Event], last: int) -> Batch:
         """Events with the token and counts of the same moment (the caller holds the lock)."""
-        counts = dict.fromkeys(CLASSES, 0)
+        counts = dict.fromkeys(database_tables(self._world.release), 0)
         for cls, _ref in self._objects:
             counts[cls] = counts.get(cls, 0) + 1
+        counts["session"] = len(self._world.sessions)
         return Batch(events, _format(last), counts)
 
 
@@ -458,9 +460,11 @@ class NextPoll:
 class Batch:
     """What one event.from answers: events, the next token, and live objects per class.
 
-    ``counts`` covers every class, zeros included, whatever the subscription: xapi
-    (``Xapi_event.from_inner``) counts every table, and clients compare the counts with their
-    caches (Xen Orchestra refetches all tasks when ``task`` differs).
+    ``counts`` covers every table of the release's database, zeros included, whatever the
+    subscription: xapi (``Xapi_event.from_inner``) counts the rows of every table, and clients
+    compare the counts with their caches (Xen Orchestra refetches all tasks when ``task``
+    differs). The server counts the objects it has (the evented classes and sessions); it has
+    none of the other tables' objects.
     """
 
     events: list[Event]

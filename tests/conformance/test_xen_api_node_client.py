@@ -25,6 +25,7 @@ from typing import IO, Any
 import pytest
 import requests
 
+from models.releases import DATABASE_TABLES
 from tests.models.helpers import vm_args
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
@@ -126,13 +127,19 @@ def test_valid_ref_counts_cover_every_class_whatever_the_subscription(served_url
     rows of every table, zeros included, as numbers (``Xapi_event.from_inner``)."""
     session = _jsonrpc(served_url, "session.login_with_password", "root", PASSWORD)
     first = _jsonrpc(served_url, "event.from", session, ["vm"], "", 0.1)
-    assert first["valid_ref_counts"] == {"vm": 2, "host": 2, "pool": 1, "sr": 1, "task": 0}
+    assert set(first["valid_ref_counts"]) == set(DATABASE_TABLES)
+    assert _evented(first) == {"vm": 2, "host": 2, "pool": 1, "sr": 1, "task": 0}
     pool = _jsonrpc(served_url, "pool.get_all", session)[0]
     token = _jsonrpc(served_url, "event.inject", session, "pool", pool)
     _jsonrpc(served_url, "Async.VM.create", session, vm_args())
     later = _jsonrpc(served_url, "event.from", session, ["task"], token, 5.0)
     assert [event["class"] for event in later["events"]] == ["task"]
-    assert later["valid_ref_counts"] == {"vm": 3, "host": 2, "pool": 1, "sr": 1, "task": 1}
+    assert _evented(later) == {"vm": 3, "host": 2, "pool": 1, "sr": 1, "task": 1}
+
+
+def _evented(batch: dict[str, Any]) -> dict[str, int]:
+    """The counts of the classes the server has objects of (the other tables count 0)."""
+    return {cls: batch["valid_ref_counts"][cls] for cls in ("vm", "host", "pool", "sr", "task")}
 
 
 @pytest.mark.node

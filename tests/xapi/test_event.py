@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from models.outcome import Failure, Success
-from tests.xapi.conftest import PASSWORD, Api, login_as
+from models.releases import DEFAULT_RELEASE, database_tables, release
+from tests.xapi.conftest import PASSWORD, WIRE, Api, login_as, make_api
 from tests.xapi.oracle import missing
 
 
@@ -295,6 +296,35 @@ def test_valid_ref_counts_are_int32(wire_api: Api) -> None:
     before = counts["vm"]
     wire_api.ok("VM.destroy", vm)
     assert _from(wire_api, ["vm"], "", 5.0)["valid_ref_counts"]["vm"] == before - 1
+
+
+@pytest.mark.parametrize(
+    ("xapi_version", "absent", "present"),
+    [
+        ("", (), ("caller", "rate_limit", "host_driver", "vm_group", "observer")),
+        ("24.19", ("caller", "rate_limit", "host_driver"), ("vm_group", "observer", "repository")),
+        ("1.249", ("vm_group", "observer", "repository"), ("certificate", "diagnostics")),
+    ],
+    ids=["newest", "24.19", "1.249"],
+)
+@pytest.mark.parametrize("protocol", WIRE)
+def test_valid_ref_counts_name_every_table_of_the_release(
+    protocol: str, xapi_version: str, absent: tuple[str, ...], present: tuple[str, ...]
+) -> None:
+    """xapi_event.ml from_inner: valid_ref_counts folds over every table of the database
+    (Datamodel_schema.of_datamodel: one per class of Datamodel.all_system), lower-cased, zeros
+    included, whatever the classes subscribed; the tables are those of the release (Caller
+    and Rate_limit from 26.17, Host_driver from 25.3, VM_group from 24.19). Sessions are rows
+    too: the caller's own counts."""
+    api = make_api(protocol, xapi_version)
+    counts = _from(api, ["vm"], "", 0.1)["valid_ref_counts"]
+    chosen = release(xapi_version) if xapi_version else DEFAULT_RELEASE
+    assert set(counts) == set(database_tables(chosen))
+    assert not set(absent) & set(counts)
+    assert set(present) <= set(counts)
+    assert counts["session"] == 1 and counts["pif"] == 0
+    login_as(api, "ro", "ro-pw")
+    assert _from(api, ["task"], "", 0.1)["valid_ref_counts"]["session"] == 2
 
 
 @pytest.mark.parametrize(

@@ -334,26 +334,32 @@ def test_a_rate_limit_wait_is_compared_within_the_interval(
     assert (mismatch.where if mismatch else None) == where
 
 
-def _rate_limit_harness(rewrite: Callable[[Outcome], Outcome]) -> Harness:
-    """A harness over the embedded server whose answers pass through ``rewrite``."""
+def _rewriting_harness(
+    rewrite: Callable[[Outcome], Outcome], served: str = "", chosen: str = ""
+) -> Harness:
+    """A harness over the embedded server of release ``served`` (the newest if empty), whose
+    answers pass through ``rewrite``, judging by release ``chosen`` (empty: the one served)."""
     from conformance.harness import Connection, Harness
     from conformance.importer import Login
     from conformance.server.app import XenAPIApp
     from conformance.server.config import ServerConfig
     from conformance.server.state import ServerState
     from conformance.targets.inprocess import InProcessTarget
+    from models.releases import release
     from models.world import Account, Facts
 
     class Rewriting(InProcessTarget):
         def call(self, method: str, *params: Value) -> Outcome:
             return rewrite(super().call(method, *params))
 
-    state = ServerState.from_config(ServerConfig(password="pw", salt="rate-limit"))
+    config = ServerConfig(password="pw", salt="rewriting", xapi_version=served)
+    state = ServerState.from_config(config)
     target = Rewriting(XenAPIApp(state))
     login = target.call("session.login_with_password", "root", "pw", "2.21", "test")
     assert isinstance(login, Success)
     root = Login(str(login.value), Account("root", "pw", "pool-admin", superuser=True))
-    connection = Connection(target, root, {}, Facts(), "rate-limit")
+    judged = release(chosen) if chosen else None
+    connection = Connection(target, root, {}, Facts(), "rewriting", release=judged)
     return Harness(connection, "operations")
 
 
@@ -383,7 +389,7 @@ def test_a_repeated_plugin_call_is_judged_by_the_limit_not_the_clock(
     from conformance.divergence import Divergence
     from conformance.strategies import vm_record
 
-    h = _rate_limit_harness(rewrite)
+    h = _rewriting_harness(rewrite)
     try:
         vm = h.call("VM.create", vm_record("rate-limit"))
         assert isinstance(vm, Success)
@@ -417,3 +423,47 @@ def _reproducer_judges_the_wait_alike(reproducer: str) -> None:
         got = ("error", ["VM_CALL_PLUGIN_RATE_LIMIT", "vm1", "10.", wait])
         assert matches(got, want) is conforms  # type: ignore[operator]
     assert not matches(("error", ["VM_CALL_PLUGIN_RATE_LIMIT", "vm1", "5.", "3."]), want)  # type: ignore[operator]
+
+
+# ---- allowed device lists: exact by the release judged against -------------------------------
+
+
+def _one_device_less(outcome: Outcome) -> Outcome:
+    """A host that keeps the last device of every list back."""
+    if isinstance(outcome, Success) and isinstance(outcome.value, list | tuple) and outcome.value:
+        return Success(outcome.value[:-1])
+    return outcome
+
+
+@pytest.mark.parametrize(
+    ("served", "chosen", "rewrite", "diverges"),
+    [
+        pytest.param("", "", lambda o: o, False, id="newest-read"),
+        pytest.param("24.19", "", lambda o: o, False, id="24.19-read"),
+        pytest.param("24.19", "26.17", lambda o: o, True, id="24.19-judged-as-26.17"),
+        pytest.param("26.17", "24.19", lambda o: o, True, id="26.17-judged-as-24.19"),
+        pytest.param("", "", _one_device_less, True, id="a-device-missing"),
+    ],
+)
+@pytest.mark.parametrize("method", ["VM.get_allowed_VIF_devices", "VM.get_allowed_VBD_devices"])
+def test_allowed_device_lists_are_exact_by_the_release_judged_against(
+    method: str, served: str, chosen: str, rewrite: Callable[[Outcome], Outcome], diverges: bool
+) -> None:
+    """xapi_vm_helpers.ml allowed_VIF_devices (0..15 from 25.29, 0..6 before) and
+    allowed_VBD_devices (0..254): the list is compared whole, by the release the harness judges
+    against (read from the target or chosen)."""
+    from conformance.divergence import Divergence
+    from conformance.strategies import vm_record
+
+    diverges = diverges and not (method.endswith("VBD_devices") and chosen)  # VBD: same in both
+    h = _rewriting_harness(rewrite, served, chosen)
+    try:
+        vm = h.call("VM.create", vm_record("rewriting"))
+        assert isinstance(vm, Success)
+        if diverges:
+            with pytest.raises(Divergence, match=r"result: (missing|extra) \["):
+                h.call(method, str(vm.value))
+        else:
+            assert isinstance(h.call(method, str(vm.value)), Success)
+    finally:
+        h.teardown()

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from models.catalogue import roles_at_least
 from models.errors import XenAPIError
 from models.outcome import Value
-from models.schema import ROLES, Message
+from models.schema import LOCAL_ROOT_ONLY, ROLES, Message
 from models.world import SessionInfo
 
 __all__ = [
@@ -100,7 +100,10 @@ def permission_of(wire_name: str, message: Message, args: Sequence[Value]) -> st
 
 
 def allowed_roles(message: Message, args: Sequence[Value]) -> tuple[str, ...]:
-    """The roles that may make this call, in xapi's privilege order."""
+    """The roles that may make this call, in xapi's privilege order (none for a message of
+    the local superuser only: ``Xapi_role.get_by_permission_name_label`` then finds none)."""
+    if message.min_role == LOCAL_ROOT_ONLY:
+        return ()
     keyed = _keyed(message, args)
     if keyed:
         return roles_at_least(_key_role(*keyed))

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from models import catalogue, copies, lifecycle, misc, setters
 from models.errors import XenAPIError, internal_error
 from models.generic import generic_handler
+from models.hidden import HIDDEN_ENUMS, HIDDEN_MESSAGES
 from models.others import OTHER_MESSAGES, SESSIONLESS
 from models.outcome import Failure, Outcome, Success, Value
 from models.rbac import check_map_update, check_permission
@@ -58,6 +59,8 @@ def _vm_entry(message: Message) -> Entry:
 
 def _registry() -> dict[str, Entry]:
     entries = {m.wire_name: _vm_entry(m) for m in catalogue.MESSAGES.values()}
+    for name, (message, handler) in HIDDEN_MESSAGES.items():
+        entries[name] = Entry(message, handler)
     for name, (message, handler) in OTHER_MESSAGES.items():
         entries[name] = Entry(message, handler, takes_session=name not in SESSIONLESS)
     return entries
@@ -120,11 +123,15 @@ def _count_error(name: str, entry: Entry, call: Call) -> XenAPIError | None:
     return XenAPIError("MESSAGE_PARAMETER_COUNT_MISMATCH", name, str(required), str(received))
 
 
+_ENUMS: Mapping[str, tuple[str, ...]] = MappingProxyType({**catalogue.ENUMS, **HIDDEN_ENUMS})
+"""The enums a parameter may have: the VM class's, and those of the hidden messages."""
+
+
 def _typed_args(entry: Entry, raw: tuple[object, ...]) -> tuple[Value, ...]:
     typed: list[Value] = []
     for index, param in enumerate(entry.message.params):
         if index < len(raw):
-            typed.append(unmarshal(raw[index], param.type, catalogue.ENUMS))
+            typed.append(unmarshal(raw[index], param.type, _ENUMS))
         else:
             assert param.default is not None
             typed.append(param.default)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from models.outcome import Value
 
-__all__ = ["ROLES", "Field", "Message", "Param", "XType", "parse_type"]
+__all__ = ["LOCAL_ROOT_ONLY", "ROLES", "Field", "Message", "Param", "XType", "parse_type"]
 
 Kind = Literal[
     "string", "int", "float", "bool", "datetime", "ref", "record", "enum", "set", "map", "void"
@@ -25,6 +25,10 @@ ROLES: tuple[str, ...] = (
     "read-only",
 )
 """xapi's roles in decreasing order of privilege (datamodel_roles.ml ``ordered``)."""
+
+LOCAL_ROOT_ONLY = "local-root-only"
+"""The ``min_role`` of a message no role may call (datamodel_roles.ml ``_R_LOCAL_ROOT_ONLY``,
+``Some []``): only a local superuser's session, which RBAC lets through."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from models import catalogue
 from models.checks import update_vm
 from models.outcome import Failure
 from models.world import World
-from tests.xapi.conftest import Api, ModelBackend
+from tests.xapi.conftest import Api, ModelBackend, login_as
 from tests.xapi.oracle import missing
 
 
@@ -43,14 +43,31 @@ def test_vm_set_nvram_when_vm_is_running(api: Api) -> None:
 
 
 def test_vm_set_nvram_efi_variables_when_vm_is_running(api: Api) -> None:
-    """test_vm_set_nvram when VM is running: set_NVRAM_EFI_variables still updates NVRAM."""
-    vm = api.in_state("Running")
-    missing(
-        api,
-        "VM.set_NVRAM_EFI_variables",
-        vm,
-        "CCCC",
-        reason="VM.set_NVRAM_EFI_variables (internal, newer than the catalogue) is not modelled",
+    """test_vm_set_nvram when VM is running: set_NVRAM_EFI_variables (hidden from the docs,
+    called by varstored; message_forwarding.ml skips the power-state check) still updates
+    NVRAM's EFI-variables, with update `no` as the test passes it."""
+    vm = api.new_vm()
+    api.ok("VM.set_NVRAM", vm, {"EFI-variables": "AAAA"})
+    api.ok("VM.start", vm, False, False)
+    api.ok("VM.set_NVRAM_EFI_variables", vm, "CCCC", "no")
+    assert api.get(vm, "NVRAM") == {"EFI-variables": "CCCC"}
+
+
+def test_set_nvram_efi_variables_is_for_the_local_superuser_only(api: Api) -> None:
+    """datamodel_vm.ml set_NVRAM_EFI_variables: allowed_roles _R_LOCAL_ROOT_ONLY (no role):
+    root's session (a local superuser) may call it, any role's is refused naming no role
+    (rbac.ml: Xapi_role.get_by_permission_name_label finds none); its update parameter
+    defaults to unspecified."""
+    vm = api.new_vm()
+    api.ok("VM.set_NVRAM_EFI_variables", vm, "DDDD")
+    assert api.get(vm, "NVRAM") == {"EFI-variables": "DDDD"}
+    admin = login_as(api, "admin", "admin-pw")
+    assert admin.fails("VM.set_NVRAM_EFI_variables", vm, "EEEE") == Failure(
+        "RBAC_PERMISSION_DENIED",
+        (
+            "vm.set_nvram_efi_variables",
+            "No permission in user session. (Roles with this permission: )",
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -435,6 +436,8 @@ class _NotLean(Exception):
 _LEAN_MISSES = (_NotLean, WireFormatError, ValueError, IndexError, RecursionError)
 _LEAN_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]")
 """Characters XML forbids, and CR (which XML normalises): left to the full parser."""
+_PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n"
+"""Printable ASCII, tab and LF: a body of these alone holds none of ``_LEAN_FORBIDDEN``."""
 _LEAN_AMPERSAND = re.compile("&(?!(?:amp|lt|gt|quot|apos);)")
 """An ``&`` that starts no named entity (a character reference, or an error)."""
 _LEAN_SCALARS: dict[str, Callable[[str], object]] = {
@@ -570,16 +573,25 @@ class _LeanReader:
 
 
 def _lean_response(body: bytes) -> Outcome:
-    """``decode_response`` for the lean subset; raises one of ``_LEAN_MISSES`` outside it."""
+    """``decode_response`` for the lean subset; raises one of ``_LEAN_MISSES`` outside it.
+
+    xapi's own layout (no blank text between elements) is read by ``_compact_value``, one
+    regular-expression scan; any other layout by ``_LeanReader``.
+    """
     text = body.decode("utf-8")
     if text.startswith(_XML_DECL):
         text = text[len(_XML_DECL) :]
     if (
-        _LEAN_FORBIDDEN.search(text)
+        (body.translate(None, _PLAIN_BYTES) and _LEAN_FORBIDDEN.search(text))
         or "]]>" in text
         or ("&" in text and _LEAN_AMPERSAND.search(text))
     ):
         raise _NotLean
+    if text.startswith(_COMPACT_HEAD) and text.endswith(_COMPACT_TAIL):
+        with contextlib.suppress(_NotLean):
+            end = len(text) - len(_COMPACT_TAIL)
+            tokens = _COMPACT_TOKEN.findall(text, len(_COMPACT_HEAD), end)
+            return _lean_status(_compact_value(tokens))
     reader = _LeanReader(text.split("<"))
     reader.within("methodResponse")
     reader.within("params")
@@ -605,3 +617,111 @@ def _lean_status(struct: object) -> Outcome:
     if status == "Failure" and "ErrorDescription" in struct:
         return failure_from_wire(struct["ErrorDescription"])
     raise _NotLean
+
+
+# xapi's compact layout, read in one scan. Each token is a whole piece of a value (a member with
+# a scalar value, a member's name, a scalar value, a container's opening or closing), all found
+# by one ``findall`` in C; the walk over the tokens only checks their order and builds values.
+# Anything else in the text (blank text between elements, another form of an element) is the
+# catch-all token, and then ``_LeanReader`` reads the body.
+
+_COMPACT_HEAD = "<methodResponse><params><param>"
+_COMPACT_TAIL = "</param></params></methodResponse>"
+_SCALAR_TAG = "<(i4|int|i8|boolean|double|string|dateTime\\.iso8601)>"
+_COMPACT_TOKEN = re.compile(
+    # 1-2: a member and its name; 3-4: its value, bare text; 5-6: its value, a typed scalar;
+    # neither: its value (a container) is the next token
+    "(<member><name>)([^<]*)</name>"
+    f"(?:(<value>)([^<]*)</value></member>|<value>{_SCALAR_TAG}([^<]*)</\\5></value></member>)?"
+    # 7: a value: 8-9 bare text; 10-11 a typed scalar; 12 a struct opens; 13 an array opens
+    f"|(<value>)(?:([^<]*)(</value>)|{_SCALAR_TAG}([^<]*)</\\10></value>"
+    "|(<struct>)|(<array><data>))"
+    # 14: a struct closes; 15: an array closes; 16: a member whose value closed
+    "|</(?:(struct)|(data></array))></value>|(</member>)"
+    # 17: anything else
+    "|([\\s\\S])"
+)
+_BETWEEN = object()
+"""A struct's state between members (a list's state is always None)."""
+_FILLED = object()
+"""A struct's state once a member's value is read: its ``</member>`` comes next."""
+
+_Frame = list[object]
+"""An open container and its state: ``[dict, _BETWEEN | name | _FILLED]`` or ``[list, None]``."""
+
+
+def _compact_value(tokens: list[tuple[str, ...]]) -> object:
+    """The value the tokens of ``_COMPACT_TOKEN`` spell, in the client-side form of
+    ``_LeanReader``; raises ``_NotLean`` (or an error of ``_LEAN_MISSES``) where they do not."""
+    done: list[object] = []
+    frames: list[_Frame] = []
+    for token in tokens:
+        if token[0]:
+            _member_token(token, frames[-1])
+        elif token[6]:
+            _value_token(token, frames, done)
+        elif token[13]:
+            struct, state = frames.pop()
+            if state is not _BETWEEN:
+                raise _NotLean
+            _put(frames, done, struct)
+        elif token[14]:
+            items, state = frames.pop()
+            if not isinstance(items, list):
+                raise _NotLean
+            _put(frames, done, tuple(items))
+        elif token[15] and frames[-1][1] is _FILLED:
+            frames[-1][1] = _BETWEEN
+        else:
+            raise _NotLean
+    if frames or len(done) != 1:
+        raise _NotLean
+    return done[0]
+
+
+def _member_token(token: tuple[str, ...], frame: _Frame) -> None:
+    """A member's name, and its scalar value if the token holds it."""
+    struct = frame[0]
+    if frame[1] is not _BETWEEN or not isinstance(struct, dict):
+        raise _NotLean
+    name = _unescaped(token[1])
+    if token[2]:
+        struct.setdefault(name, _unescaped(token[3]))
+    elif token[4]:
+        struct.setdefault(name, _compact_scalar(token[4], token[5]))
+    else:
+        frame[1] = name
+
+
+def _value_token(token: tuple[str, ...], frames: list[_Frame], done: list[object]) -> None:
+    """A scalar value, or a struct or an array that opens."""
+    if token[8]:
+        _put(frames, done, _unescaped(token[7]))
+    elif token[9]:
+        _put(frames, done, _compact_scalar(token[9], token[10]))
+    elif token[11]:
+        frames.append([{}, _BETWEEN])
+    else:
+        frames.append([[], None])
+
+
+def _put(frames: list[_Frame], done: list[object], value: object) -> None:
+    """A value read: the response's, an array's next item or the pending member's."""
+    if not frames:
+        done.append(value)
+        return
+    frame = frames[-1]
+    container, state = frame
+    if isinstance(container, list):
+        container.append(value)
+    elif isinstance(state, str) and isinstance(container, dict):
+        container.setdefault(state, value)
+        frame[1] = _FILLED
+    else:
+        raise _NotLean
+
+
+def _compact_scalar(tag: str, text: str) -> object:
+    if not text and tag != "string":
+        raise _NotLean
+    return _LEAN_SCALARS[tag](_unescaped(text))

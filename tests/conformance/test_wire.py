@@ -812,6 +812,12 @@ LEAN_SNIPPETS = (
     b"]]>",
     b"<?pi?>",
     b"<!DOCTYPE d>",
+    b"</member>",
+    b"<member><name>a</name>",
+    b"<value><struct>",
+    b"</struct></value>",
+    b"</data></array></value>",
+    b"<value><i4>1</i4></value>",
 )
 
 
@@ -832,6 +838,17 @@ def test_the_lean_decoder_agrees_with_the_full_parser(
         at = offset % (len(body) + 1)
         body = body[:at] + snippet + body[at + cut :]
     assert _decoded(body) == _full_parser(body)
+
+
+@given(outcomes(clean_text))
+def test_xapi_layout_is_read_in_one_scan(outcome: Outcome) -> None:
+    """xapi's own bytes are read by the one-scan decoder, never left to a slower one, and it
+    reads what the full parser reads."""
+    body = xr.encode_response(outcome)
+    text = body.decode("utf-8").removeprefix('<?xml version="1.0"?>')
+    end = len(text) - len(xr._COMPACT_TAIL)
+    tokens = xr._COMPACT_TOKEN.findall(text, len(xr._COMPACT_HEAD), end)
+    assert xr._lean_status(xr._compact_value(tokens)) == _full_parser(body)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,10 @@ The ratio of the suite's time to the replay's time is the suite's overhead (Hypo
 model, the comparison, the recording). Two suite times are given: the whole ``run`` command
 (start-up, pytest, reports) and the span from its first call to its last one.
 
+On a shared machine wall-clock times follow the other processes' load, so the CPU time each
+side used is given too (read from the processes' resource usage): the suite's run command and
+its server, next to the replay's client and its server. Their ratio hardly moves with the load.
+
 With ``--latency PROFILE`` it also estimates how long the same calls would take against a
 server with that latency (``serve --latency``): the sum of each recorded call's delay, plus
 the suite's own time.
@@ -92,44 +96,55 @@ def _start_server(record: Path | None) -> tuple[subprocess.Popen[str], str]:
     return server, line.removeprefix("listening on ").strip()
 
 
-def _stop(server: subprocess.Popen[str]) -> None:
+def _stop(server: subprocess.Popen[str]) -> float:
+    """Stop the server; the CPU seconds (user and system) it used."""
     server.send_signal(signal.SIGTERM)
-    server.wait(timeout=60)
+    return _reap(server)
 
 
-def _run_suite(url: str, options: argparse.Namespace) -> float:
+def _reap(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> float:
+    """Wait for ``process`` to end; the CPU seconds (user and system) it used."""
+    _pid, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_suite(url: str, options: argparse.Namespace) -> tuple[float, float]:
+    """The run command's wall-clock seconds and CPU seconds."""
     command = [sys.executable, "-m", "conformance.cli", "run", "--target", url]
     command += ["--profile", options.profile, "--seed", str(options.seed)]
     if options.k:
         command += ["-k", options.k]
     with tempfile.TemporaryDirectory() as report:
         started = time.perf_counter()
-        subprocess.run(
+        run = subprocess.Popen(
             [*command, "--report-dir", report],
-            check=False,
             env={**os.environ, "XAPI_PASSWORD": PASSWORD},
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
+        cpu = _reap(run)
         elapsed = time.perf_counter() - started
         summary = json.loads((Path(report) / "summary.json").read_text())
     print(
         f"suite: verdict {summary['verdict']}, {summary['examples']} examples, "
         f"{summary['steps']} steps"
     )
-    return elapsed
+    return elapsed, cpu
 
 
-def _replay(url: str, recorded: Recorded) -> float:
+def _replay(url: str, recorded: Recorded) -> tuple[float, float]:
+    """The replay's wall-clock seconds and its client's CPU seconds."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
     headers = {"Content-Type": "text/xml"}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _at, path, body, _ok in recorded:
         connection.request("POST", path, body, headers)
         connection.getresponse().read()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     connection.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def _methods(recorded: Recorded) -> Iterable[tuple[str, bool]]:
@@ -155,7 +170,9 @@ def _estimate(recorded: Recorded, profile: str, suite_seconds: float) -> None:
         print(f"  {name:22} {spent / 60:8.1f} min")
 
 
-def _report(recorded: Recorded, suite_seconds: float, replay_seconds: float) -> None:
+def _report(
+    recorded: Recorded, suite_seconds: float, replay_seconds: float, cpu: dict[str, float]
+) -> None:
     span = recorded[-1][0] - recorded[0][0]
     print(f"calls: {len(recorded):,}")
     print(f"suite, whole run command: {suite_seconds:8.1f} s")
@@ -165,6 +182,13 @@ def _report(recorded: Recorded, suite_seconds: float, replay_seconds: float) -> 
         f"overhead ratio: {span / replay_seconds:.2f}x (calls span), "
         f"{suite_seconds / replay_seconds:.2f}x (whole command)"
     )
+    suite_cpu, replay_cpu = cpu["suite"] + cpu["suite server"], cpu["replay"] + cpu["replay server"]
+    print(
+        f"CPU seconds: suite {cpu['suite']:.1f} + its server {cpu['suite server']:.1f}; "
+        f"replay client {cpu['replay']:.1f} + its server {cpu['replay server']:.1f}"
+    )
+    print(f"overhead ratio in CPU time: {suite_cpu / replay_cpu:.2f}x (whole command)")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,20 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.record is not None:
         return _serve_recording(options.record)
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         record = Path(scratch) / "calls.pickle"
         server, url = _start_server(record)
         try:
-            suite_seconds = _run_suite(url, options)
+            suite_seconds, cpu["suite"] = _run_suite(url, options)
         finally:
-            _stop(server)
+            cpu["suite server"] = _stop(server)
         recorded: Recorded = pickle.loads(record.read_bytes())
     server, url = _start_server(None)
     try:
-        replay_seconds = _replay(url, recorded)
+        replay_seconds, cpu["replay"] = _replay(url, recorded)
     finally:
-        _stop(server)
-    _report(recorded, suite_seconds, replay_seconds)
+        cpu["replay server"] = _stop(server)
+    _report(recorded, suite_seconds, replay_seconds, cpu)
     if options.latency:
         _estimate(recorded, options.latency, suite_seconds)
     return 0

@@ -9,9 +9,11 @@ never followed (a 3xx is reported with its Location).
 
 from __future__ import annotations
 
+import email.parser
 import http.client
 import io
 import math
+import re
 import select
 import socket
 import ssl
@@ -124,11 +126,95 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+"""http.client's bounds on a header line and on the number of headers."""
+_PLAIN_HEADER = re.compile(rb"([!-9;-~]+):([^\r\n]*)\r?\n")
+"""A header line that is one ``Name: value`` line (no folding, nothing but a name before the
+colon): what xapi and most servers send."""
+
+
+class _Response(http.client.HTTPResponse):
+    """http.client's response, with its headers read without the email parser when every line
+    is a plain ``Name: value`` line; any other header block goes to the email parser, as in
+    http.client. ``begin`` is http.client's own otherwise."""
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()
+            if status != http.client.CONTINUE:
+                break
+            _header_lines(self.fp)
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        self.headers = self.msg = _parsed_headers(_header_lines(self.fp))
+        self._framing(status)
+
+    def _framing(self, status: int) -> None:
+        """Chunked or not, the length, and whether the connection closes after the answer."""
+        encoding = self.headers.get("transfer-encoding")
+        self.chunked = bool(encoding and encoding.lower() == "chunked")
+        if self.chunked:
+            self.chunk_left = None
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = None
+        length = self.headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                self.length = None
+            else:
+                if self.length < 0:
+                    self.length = None
+        if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":  # type: ignore[attr-defined]
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+
+def _header_lines(fp: io.BufferedIOBase) -> list[bytes]:
+    """The header lines up to the blank one, within http.client's bounds."""
+    lines: list[bytes] = []
+    while True:
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        lines.append(line)
+        if len(lines) > _MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+        if line in (b"\r\n", b"\n", b""):
+            return lines
+
+
+def _parsed_headers(lines: list[bytes]) -> http.client.HTTPMessage:
+    """The headers as http.client's email parser reads them; plain lines without it."""
+    plain = [_PLAIN_HEADER.fullmatch(line) for line in lines[:-1]]
+    if lines[-1] == b"" or None in plain:
+        text = b"".join(lines).decode("iso-8859-1")
+        return email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+    message = http.client.HTTPMessage()
+    for match in plain:
+        assert match is not None
+        name, value = match.groups()
+        message.set_raw(name.decode("ascii"), value.decode("iso-8859-1").lstrip(" \t"))
+    return message
+
+
 class _Http(http.client.HTTPConnection):
     """A connection whose opening (resolve, connect, proxy CONNECT) ends by ``deadline``."""
 
     deadline = math.inf
     connect_s = math.inf
+    response_class = _Response
 
     def connect(self) -> None:
         raw = open_socket(self.host, self.port, self.deadline, self.connect_s)

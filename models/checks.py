@@ -98,10 +98,16 @@ def guarded(
     vm = vm_of(world, ref)
     results: list[Result] = []
     variants = driver_variants(world)
+    passed: Result | None = None  # the body's result: the same under every assumption
     for drivers in variants:
         context = op_context(world, drivers=drivers, strict=strict)
         failure = check_operation_error(str(ref), vm, op, context)
-        results.append(failed(world, failure) if failure else attempt(world, lambda: body(vm)))
+        if failure:
+            results.append(failed(world, failure))
+            continue
+        if passed is None:
+            passed = attempt(world, lambda: body(vm))
+        results.append(passed)
     if len(results) > 1 and results[0] != results[1]:
         results = [
             tuple(Branch(b.outcome, assume_drivers(b.world, d)) for b in result)

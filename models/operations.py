@@ -564,6 +564,12 @@ def allowed_operations(vm_ref: str, vm: Mapping[str, Value], ctx: OpContext) -> 
     intersection with that list changes nothing.
     """
     strict = replace(ctx, strict=True)
+    state, blocked = _power_state(vm), _str_map(vm, "blocked_operations")
     return frozenset(
-        op for op in _CANDIDATES if check_operation_error(vm_ref, vm, op, strict) is None
+        op
+        for op in _CANDIDATES
+        # the first two checks, cheaply first: an op they refuse is not allowed
+        if op not in blocked
+        and state in allowed_power_states(op, vm, strict)
+        and check_operation_error(vm_ref, vm, op, strict) is None
     )

@@ -105,6 +105,18 @@ def _attempt(fault: str, seed: int, profile: str) -> Attempt:
     )
 
 
+def _reported(attempt: Attempt) -> Attempt:
+    """Print one attempt as soon as it ends (a long benchmark shows its progress)."""
+    print(
+        f"  {attempt.fault} seed {attempt.seed}: "
+        f"{'found' if attempt.found else 'NOT found'} in {attempt.seconds:.1f} s, "
+        f"{attempt.steps} steps, reproducer {attempt.reproducer_calls} calls ({attempt.area})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return attempt
+
+
 def _row(fault: str, attempts: list[Attempt]) -> str:
     found = [a for a in attempts if a.found]
     calls = [a.reproducer_calls for a in found if a.reproducer_calls is not None]
@@ -129,7 +141,7 @@ def main() -> None:
     faults = options.fault or list(FAULTS)
     jobs = [(fault, seed) for fault in faults for seed in options.seeds]
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        attempts = list(pool.map(lambda job: _attempt(*job, options.profile), jobs))
+        attempts = list(pool.map(lambda job: _reported(_attempt(*job, options.profile)), jobs))
     print(f"{'fault':32} found  seconds    steps  calls  area")
     for fault in faults:
         print(_row(fault, [a for a in attempts if a.fault == fault]), flush=True)

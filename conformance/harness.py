@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NoReturn
 
 from conformance.compare import (
     AnswerRules,
@@ -558,6 +559,13 @@ class Harness:
         return self.refs.kind(ref) == "vm"
 
     # ---- divergences -------------------------------------------------------------------------
+
+    def diverged(self, info: DivergenceInfo) -> NoReturn:
+        """Raise the divergence a judge outside the harness found (a race no order explains):
+        the example is off track, and a watcher of the harness notes it as one of its own."""
+        self._diverged = True
+        self.off_track = True
+        raise Divergence(info)
 
     def _diverge(
         self,

@@ -99,10 +99,15 @@ class Flights:
     def seconds(self, method: str, delay: float) -> float:
         """The time ``method`` stays in flight: its delay, at least a race fault's window (the
         window of the fault acting on it, else the common one of operations in flight)."""
-        if not self.handles(method):
-            return delay
         name = method.removeprefix(ASYNC_PREFIX)
-        own = (w for _, methods, w in self._quirks if name in methods)
+        if not self.handles(name):
+            return delay
+        is_async = name != method
+        own = (
+            w
+            for quirk, methods, w in self._quirks
+            if name in methods and (is_async or quirk != "cancel-effect")
+        )  # only an Async call has a task to cancel: a sync one keeps the common window
         return max(delay, next(own, self.window))
 
     def cancel(self, task: str) -> bool:

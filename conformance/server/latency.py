@@ -363,7 +363,7 @@ class SlowCalls:
         conflict = task.error_info[:1] == ("OTHER_OPERATION_IN_PROGRESS",)
         flying = flights.handles(name) and (task.status == "success" or conflict)
         if flying:
-            seconds = flights.seconds(name, seconds)
+            seconds = flights.seconds(method, seconds)
         if seconds <= 0:
             return state.call(method, params)
         ref = self._start_task(state, task, seconds)

@@ -11,13 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import NoReturn, cast
 
 import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from conformance.divergence import Divergence
+from conformance.divergence import Divergence, DivergenceInfo
 from conformance.harness import Connection, Harness
 from conformance.linearize import (
     Created,
@@ -489,6 +489,27 @@ def test_a_lost_map_edit_diverges_on_the_final_record() -> None:
         _race(_racy("map-update-lost"), TWO_EDITS)
     assert "other_config" in str(caught.value)
     assert caught.value.info.area == "concurrency"
+
+
+def test_a_race_divergence_is_raised_through_the_harness() -> None:
+    """So that a budget's watcher notes it like any other: when the replays of a race that
+    showed once take other paths, the divergence is reported, not an inconsistent target."""
+    seen: list[str] = []
+
+    class Spied(Harness):
+        def diverged(self, info: DivergenceInfo) -> NoReturn:
+            seen.append(info.message)
+            super().diverged(info)
+
+    harness = Spied(_racy("concurrent-starts-both-succeed"), "concurrency")
+    try:
+        vm = new_vm(harness)
+        lanes = [tuple(RaceCall(m, (vm, *a), s) for m, a, s in lane) for lane in TWO_STARTS]
+        with pytest.raises(Divergence) as caught:
+            run_race(harness, Race(tuple(lanes)), [harness.session] * 2)
+    finally:
+        harness.teardown()
+    assert seen == [caught.value.info.message]
 
 
 def test_two_starts_that_both_succeed_diverge_with_the_history() -> None:

@@ -90,11 +90,15 @@ CASES: dict[str, tuple[str, str]] = {
 SEED = "1"
 MACHINE_BUDGET = "60"
 """A machine's run is bounded (its shrinking above all) by a time budget; the sweeps are not."""
+RACE_BUDGET = "120"
+"""The concurrency area's: whether a race shows depends on timing, so on a loaded machine it
+takes more of its examples (and their time) to find a race fault."""
 
 
 def _selection(selection: str) -> list[str]:
     """``-k selection``, with the time budget when it selects an area machine."""
-    budget = ["--time-budget", MACHINE_BUDGET] if "test_area" in selection else []
+    seconds = RACE_BUDGET if selection == CONCURRENCY else MACHINE_BUDGET
+    budget = ["--time-budget", seconds] if "test_area" in selection else []
     return ["-k", selection, *budget]
 
 

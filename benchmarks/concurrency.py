@@ -30,12 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' in-pr
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from conformance.linearize import Explained, Observed, linearize
+from conformance.areas.machines import AREAS
+from conformance.faults import FAULTS, races
+from conformance.races import concurrency
+from conformance.races.linearize import Explained, Observed, linearize
 from conformance.server.app import XenAPIApp
-from conformance.server.faults import FAULTS, races
-from conformance.server.latency import SlowCalls, load_profile
-from conformance.suite import concurrency
-from conformance.suite.machines import AREAS
+from conformance.server.latency import SlowCalls
+from conformance.server.profiles import load_profile
 from models.outcome import Success
 from models.transition import Call
 from tests.conformance.test_harness import _server, connect
@@ -120,7 +121,7 @@ def _detect(fault: str, seed: int) -> dict[str, object]:
         started = time.perf_counter()
         result = subprocess.run(
             [
-                sys.executable, "-m", "conformance.cli", "run", "--fault", fault,
+                sys.executable, "-m", "conformance.runner.cli", "run", "--fault", fault,
                 "-k", "test_area and concurrency", "--profile", "ci", "--seed", str(seed),
                 "--time-budget", "60", "--report-dir", report,
             ],

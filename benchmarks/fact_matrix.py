@@ -46,7 +46,7 @@ def run_once(config: ServerConfig, seed: int, profile: str, workers: str) -> dic
     report = Path(tempfile.mkdtemp(prefix="fact-matrix-"))
     started = time.monotonic()
     try:
-        command = [sys.executable, "-m", "conformance.cli", "run", "--target", server.url]
+        command = [sys.executable, "-m", "conformance.runner.cli", "run", "--target", server.url]
         command += ["--profile", profile, "--seed", str(seed), "-n", workers]
         subprocess.run(
             [*command, "--report-dir", str(report)],

@@ -1,6 +1,6 @@
 """How fast the suite finds each seeded fault, over several seeds (a benchmark, not a test).
 
-For every fault of ``conformance.server.faults.FAULTS`` and every seed, runs
+For every fault of ``conformance.faults.FAULTS`` and every seed, runs
 ``xapi-conformance run --fault F --profile P --seed S -k AREA`` (the area the catalogue says
 finds it: its machine and, where there is one, its sweep) and reports:
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.server.faults import FAULTS
+from conformance.faults import FAULTS
 
 _CALL = re.compile(r"^\s+(?:\w+ = )?(?:remember\()?(?:call|call_async)\('")
 
@@ -75,7 +75,7 @@ def _attempt(fault: str, seed: int, profile: str) -> Attempt:
     area = FAULTS[fault].area
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch)
-        command = [sys.executable, "-m", "conformance.cli", "run", "--fault", fault]
+        command = [sys.executable, "-m", "conformance.runner.cli", "run", "--fault", fault]
         command += ["--profile", profile, "--seed", str(seed), "-k", area]
         started = time.perf_counter()
         process = subprocess.Popen(

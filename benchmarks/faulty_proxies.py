@@ -96,7 +96,7 @@ def run_case(case: str, every: int) -> str:
             before = len(upstream.state.world.vms)
             started = time.perf_counter()
             result = subprocess.run(
-                [sys.executable, "-m", "conformance.cli", "run", "--target", server.url,
+                [sys.executable, "-m", "conformance.runner.cli", "run", "--target", server.url,
                  "--profile", "dev", "--seed", "7", "--timeout", "5", "--report-dir", tmp],
                 check=False,
                 capture_output=True,

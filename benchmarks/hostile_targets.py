@@ -57,7 +57,7 @@ def _classify(url: str, timeout: float) -> tuple[int, float, str]:
     with tempfile.TemporaryDirectory() as report:
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "conformance.cli", "run", "--target", url, "--profile", "dev",
+            [sys.executable, "-m", "conformance.runner.cli", "run", "--target", url, "--profile", "dev",
              "--timeout", str(timeout), "--report-dir", report],
             check=False,
             capture_output=True,

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RULE_MARKER, run_state_machine_as_test
 
 from conformance import harness as harness_module
-from conformance.connect import RunConfig, open_connection
-from conformance.suite.machines import AREAS
+from conformance.areas.machines import AREAS
+from conformance.runner.connect import RunConfig, open_connection
 
 SETTINGS = settings(
     max_examples=60,

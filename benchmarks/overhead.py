@@ -86,7 +86,7 @@ def _start_server(record: Path | None) -> tuple[subprocess.Popen[str], str]:
     if record is not None:
         command = [sys.executable, __file__, "--record", str(record)]
     else:
-        command = [sys.executable, "-m", "conformance.cli", "serve", "--password", PASSWORD]
+        command = [sys.executable, "-m", "conformance.runner.cli", "serve", "--password", PASSWORD]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     line = server.stdout.readline()
@@ -111,7 +111,7 @@ def _reap(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> float:
 
 def _run_suite(url: str, options: argparse.Namespace) -> tuple[float, float]:
     """The run command's wall-clock seconds and CPU seconds."""
-    command = [sys.executable, "-m", "conformance.cli", "run", "--target", url]
+    command = [sys.executable, "-m", "conformance.runner.cli", "run", "--target", url]
     command += ["--profile", options.profile, "--seed", str(options.seed)]
     if options.k:
         command += ["-k", options.k]
@@ -155,7 +155,7 @@ def _methods(recorded: Recorded) -> Iterable[tuple[str, bool]]:
 
 
 def _estimate(recorded: Recorded, profile: str, suite_seconds: float) -> None:
-    from conformance.server.latency import load_profile, message_class
+    from conformance.server.profiles import load_profile, message_class
 
     latency = load_profile(profile)
     seconds: Counter[str] = Counter()

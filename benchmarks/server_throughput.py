@@ -19,7 +19,7 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 import requests
 
-from conformance.strategies import vm_record
+from conformance.areas.strategies import vm_record
 from conformance.wire import xmlrpc
 
 MIB = 2**20
@@ -90,7 +90,7 @@ def _measure(url: str, workload: str, clients: int, seconds: float) -> float:
 
 def _embedded() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "serve", "--hosts", "2"],
+        [sys.executable, "-m", "conformance.runner.cli", "serve", "--hosts", "2"],
         stdout=subprocess.PIPE,
         text=True,
     )

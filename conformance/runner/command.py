@@ -16,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budget import BUDGET_DIR, parse_duration
-from conformance.connect import RunConfig, open_connection, target_settings
 from conformance.errors import ConformanceError, ExitCode, TargetError, UsageError
-from conformance.results import (
+from conformance.judge.waivers import load_waivers
+from conformance.runner import interrupts
+from conformance.runner.budget import BUDGET_DIR, parse_duration
+from conformance.runner.connect import RunConfig, open_connection, target_settings
+from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
+from conformance.runner.progress import PROGRESS_DIR, LiveProgress, terminal
+from conformance.runner.results import (
     STOPPED_EARLY,
     Part,
     RunFacts,
@@ -27,12 +31,8 @@ from conformance.results import (
     read_parts,
     tool_version,
 )
-from conformance.runner import interrupts
-from conformance.runner.options import AREA_NAMES, SUITE_TESTS, plugin_arguments
-from conformance.runner.progress import PROGRESS_DIR, LiveProgress, terminal
 from conformance.server.config import parse_release
 from conformance.targets import TargetSettings
-from conformance.waivers import load_waivers
 from reports import (
     ALLURE_DIR,
     JUNIT_FILE,

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from conformance.targets.base import DEFAULT_MAX_RESPONSE_MB, DEFAULT_TIMEOUT_S, STALL_AFTER
+
 __all__ = [
     "AREA_NAMES",
     "DEFAULT_MAX_RESPONSE_MB",
@@ -68,15 +70,6 @@ exit status:
      or the run was interrupted before any finding
 
 areas (-k): {", ".join(AREA_NAMES)}"""
-
-DEFAULT_TIMEOUT_S = 30.0
-"""Per-call deadline: far above what a real pool takes for the suite's diskless VMs."""
-
-DEFAULT_MAX_RESPONSE_MB = 64
-"""Largest answer read: a thousand-VM pool's ``VM.get_all_records`` is a few MB."""
-
-STALL_AFTER = 3
-"""Consecutive missed deadlines after which a target is stalled and the run ends."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.errors import UsageError
-from conformance.server.latency import LatencyProfile
+from conformance.server.profiles import LatencyProfile
 from models.releases import DEFAULT_RELEASE, Release, release
 from models.schema import ROLES
 from models.world import Account
@@ -31,7 +31,7 @@ class ServerConfig:
 
     ``password`` is root's (pool-admin, a local superuser as on a PAM login); ``accounts`` are
     role-limited logins that go through RBAC. ``faults`` names seeded faults
-    (``conformance.server.faults.FAULTS``), applied in order; empty for the reference server.
+    (``conformance.faults.FAULTS``), applied in order; empty for the reference server.
 
     Connection limits, as xapi's ``Http_svr`` sets them for TCP where it has one: a connection
     waiting for its next request is closed after ``idle_timeout`` seconds; once a request has

@@ -21,7 +21,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from conformance.server.faults import RACE_WINDOW, RaceQuirk, races
+from conformance.faults import RACE_WINDOW, RaceQuirk, races
 from models.checks import update_vm
 from models.inflight import (
     Began,

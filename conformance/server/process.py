@@ -13,11 +13,12 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from conformance.faults import races
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
-from conformance.server.faults import races
 from conformance.server.http import FrontEnd
-from conformance.server.latency import NO_LATENCY, SlowCalls
+from conformance.server.latency import SlowCalls
+from conformance.server.profiles import NO_LATENCY
 from conformance.server.state import ServerState
 
 __all__ = ["RunningServer", "serve_forever", "start_in_thread"]

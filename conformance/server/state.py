@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from conformance.faults import Fault, Transition, compose, lookup, wire_quirks
 from conformance.server.config import ServerConfig, parse_release
 from conformance.server.events import EventLog
-from conformance.server.faults import Fault, Transition, compose, lookup, wire_quirks
 from models.outcome import Outcome
 from models.setup import initial_world
 from models.transition import Call

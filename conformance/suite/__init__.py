@@ -1,4 +1,4 @@
-"""The conformance suite itself: pytest tests that drive the model and the target side by side.
+"""The conformance suite as pytest runs it: one test per area and sweep, over the areas' machines.
 
 Run it with ``xapi-conformance run``, or ``pytest --pyargs conformance.suite --xapi-target URL``.
 """

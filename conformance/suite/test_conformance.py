@@ -12,18 +12,18 @@ import allure
 import pytest
 from hypothesis import settings
 
-from conformance.budget import Budget, run_cells, run_machine
-from conformance.divergence import Divergence
-from conformance.harness import Connection
-from conformance.profiles import area_examples
-from conformance.suite.machines import AREAS
-from conformance.suite.sweeps import (
+from conformance.areas.machines import AREAS
+from conformance.areas.sweeps import (
     blocked_sweep,
     fields_sweep,
     lifecycle_sweep,
     memory_sweep,
     run_all,
 )
+from conformance.engine.harness import Connection
+from conformance.judge.divergence import Divergence
+from conformance.runner.budget import Budget, run_cells, run_machine
+from conformance.runner.profiles import area_examples
 
 
 @contextlib.contextmanager

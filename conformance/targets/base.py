@@ -5,10 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from conformance.runner.options import DEFAULT_MAX_RESPONSE_MB, DEFAULT_TIMEOUT_S, STALL_AFTER
 from models.outcome import Outcome, Value
 
-__all__ = ["Protocol_", "Target", "TargetSettings"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_MB",
+    "DEFAULT_TIMEOUT_S",
+    "STALL_AFTER",
+    "Protocol_",
+    "Target",
+    "TargetSettings",
+]
+
+DEFAULT_TIMEOUT_S = 30.0
+"""Per-call deadline: far above what a real pool takes for the suite's diskless VMs."""
+
+DEFAULT_MAX_RESPONSE_MB = 64
+"""Largest answer read: a thousand-VM pool's ``VM.get_all_records`` is a few MB."""
+
+STALL_AFTER = 3
+"""Consecutive missed deadlines after which a target is stalled and the run ends."""
 
 Protocol_ = Literal["xmlrpc", "jsonrpc"]
 

@@ -13,46 +13,16 @@ use them through their module (``xmlrpc.encode_request``, ``jsonrpc.decode_respo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from conformance.errors import ProtocolError
-
-
-@dataclass(frozen=True)
-class Quirks:
-    """Ways of typing values on the wire that xapi never uses; only seeded faults set them.
-
-    xapi writes an int64 as a bare string over XML-RPC and as a number over JSON-RPC, and a bool
-    as ``<boolean>`` or ``true``. A server with quirks answers the same values wrongly typed.
-    """
-
-    int_typed: bool = False
-    """An int written as the protocol's other scalar: ``<int>`` over XML-RPC, a string over
-    JSON-RPC."""
-    bool_text: bool = False
-    """A bool written as the string ``"true"`` or ``"false"``."""
-
-
-XAPI_TYPING: Quirks = Quirks()
-"""No quirks: values typed as xapi types them."""
-
-
-class WireFormatError(ProtocolError):
-    """A body that is not a well-formed XML-RPC or JSON-RPC message, or a value of the wrong type.
-
-    On the server side this is what xapi answers with HTTP 500. On the client side it means the
-    target answered something that is not a XenAPI response.
-    """
-
-
-# The submodules import WireFormatError from this package, so they come after its definition.
-from conformance.wire import jsonrpc, typed, xmlrpc  # noqa: E402
-from conformance.wire.jsonrpc import JsonRpcRequest  # noqa: E402
-from conformance.wire.typed import from_wire  # noqa: E402
-from conformance.wire.xmlrpc import parse_value_text, value_text  # noqa: E402
+from conformance.wire import jsonrpc, typed, xmlrpc
+from conformance.wire.base import XAPI_TYPING, Quirks, WireFormatError
+from conformance.wire.jsonrpc import JsonRpcRequest
+from conformance.wire.typed import from_wire
+from conformance.wire.xmlrpc import parse_value_text, value_text
 
 __all__ = [
+    "XAPI_TYPING",
     "JsonRpcRequest",
+    "Quirks",
     "WireFormatError",
     "from_wire",
     "jsonrpc",

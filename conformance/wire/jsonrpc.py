@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from conformance.wire import XAPI_TYPING, Quirks, WireFormatError
+from conformance.wire.base import XAPI_TYPING, Quirks, WireFormatError
 from conformance.wire.typed import (
     INT64_MAX,
     INT64_MIN,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from conformance.wire import WireFormatError
+from conformance.wire.base import WireFormatError
 from models.outcome import Failure, Value
 from models.schema import XType
 

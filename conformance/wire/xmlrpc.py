@@ -23,7 +23,7 @@ from typing import TypeVar
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
-from conformance.wire import XAPI_TYPING, Quirks, WireFormatError
+from conformance.wire.base import XAPI_TYPING, Quirks, WireFormatError
 from conformance.wire.typed import (
     INT64_MAX,
     INT64_MIN,

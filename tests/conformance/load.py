@@ -183,7 +183,7 @@ def serving(password: str) -> Iterator[tuple[str, int]]:
     its URL and pid. Stops it on exit and checks it stopped cleanly.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "serve", "--password-env", "LOAD_ROOT_PW"],
+        [sys.executable, "-m", "conformance.runner.cli", "serve", "--password-env", "LOAD_ROOT_PW"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "LOAD_ROOT_PW": password},

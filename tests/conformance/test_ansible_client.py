@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import XenAPI
 
+from conformance.faults import Transition
 from conformance.server import state as state_module
 from conformance.server.config import ServerConfig
-from conformance.server.faults import Transition
 from conformance.server.process import RunningServer, start_in_thread
 from models.outcome import Failure
 from models.transition import Branch, Call, Result

@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from conformance.budget import (
+from conformance.errors import TargetInconsistent, TargetStalled, UsageError
+from conformance.judge.divergence import Divergence, DivergenceInfo
+from conformance.runner.budget import (
     Budget,
     BudgetSpent,
     budgeted_machine,
@@ -21,8 +23,6 @@ from conformance.budget import (
     run_machine,
     shrinking_bounded,
 )
-from conformance.divergence import Divergence, DivergenceInfo
-from conformance.errors import TargetInconsistent, TargetStalled, UsageError
 from models.outcome import Success
 
 
@@ -191,7 +191,7 @@ def test_shrinking_bounded_restores_hypothesis_bound() -> None:
 
 
 def _run(tmp_path: Path, *options: str) -> tuple[int, dict[str, Any]]:
-    command = [sys.executable, "-m", "conformance.cli", "run", "--seed", "1", *options]
+    command = [sys.executable, "-m", "conformance.runner.cli", "run", "--seed", "1", *options]
     result = subprocess.run(
         [*command, "--report-dir", str(tmp_path)],
         check=False,
@@ -225,7 +225,7 @@ def test_a_budgeted_run_still_finds_a_fault_first_in_the_sweeps(tmp_path: Path) 
 
 
 def test_run_refuses_a_bad_budget(capsys: pytest.CaptureFixture[str]) -> None:
-    from conformance.cli import main
+    from conformance.runner.cli import main
 
     assert main(["run", "--time-budget", "soon"]) == 2
     assert "--time-budget expects seconds" in capsys.readouterr().err

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conformance.compare import (
+from conformance.errors import UsageError
+from conformance.judge.compare import (
     SHAPE_ONLY_FIELDS,
     AnswerRules,
     field_mismatch,
@@ -18,16 +19,15 @@ from conformance.compare import (
     value_mismatch,
     wire_mismatch,
 )
-from conformance.divergence import DivergenceInfo
-from conformance.errors import UsageError
-from conformance.refs import RefMap
-from conformance.waivers import Waiver, Waivers, load_waivers
+from conformance.judge.divergence import DivergenceInfo
+from conformance.judge.refs import RefMap
+from conformance.judge.waivers import Waiver, Waivers, load_waivers
 from models import catalogue
 from models.outcome import Failure, Outcome, Success, Value
 from models.schema import XType
 
 if TYPE_CHECKING:
-    from conformance.harness import Harness
+    from conformance.engine.harness import Harness
 
 BPS = Failure("VM_BAD_POWER_STATE", ("OpaqueRef:a", "halted", "running"))
 
@@ -284,7 +284,7 @@ def test_answer_rules_resolve_once_per_method() -> None:
 
 
 def test_record_comparison_keeps_every_rule_for_fields_that_look_equal() -> None:
-    from conformance.compare import record_mismatches
+    from conformance.judge.compare import record_mismatches
 
     expected = {
         "name_label": "a",
@@ -339,8 +339,8 @@ def _rewriting_harness(
 ) -> Harness:
     """A harness over the embedded server of release ``served`` (the newest if empty), whose
     answers pass through ``rewrite``, judging by release ``chosen`` (empty: the one served)."""
-    from conformance.harness import Connection, Harness
-    from conformance.importer import Login
+    from conformance.engine.harness import Connection, Harness
+    from conformance.engine.importer import Login
     from conformance.server.app import XenAPIApp
     from conformance.server.config import ServerConfig
     from conformance.server.state import ServerState
@@ -386,8 +386,8 @@ def _no_limit(outcome: Outcome) -> Outcome:
 def test_a_repeated_plugin_call_is_judged_by_the_limit_not_the_clock(
     rewrite: Callable[[Outcome], Outcome], diverges: bool
 ) -> None:
-    from conformance.divergence import Divergence
-    from conformance.strategies import vm_record
+    from conformance.areas.strategies import vm_record
+    from conformance.judge.divergence import Divergence
 
     h = _rewriting_harness(rewrite)
     try:
@@ -452,8 +452,8 @@ def test_allowed_device_lists_are_exact_by_the_release_judged_against(
     """xapi_vm_helpers.ml allowed_VIF_devices (0..15 from 25.29, 0..6 before) and
     allowed_VBD_devices (0..254): the list is compared whole, by the release the harness judges
     against (read from the target or chosen)."""
-    from conformance.divergence import Divergence
-    from conformance.strategies import vm_record
+    from conformance.areas.strategies import vm_record
+    from conformance.judge.divergence import Divergence
 
     diverges = diverges and not (method.endswith("VBD_devices") and chosen)  # VBD: same in both
     h = _rewriting_harness(rewrite, served, chosen)

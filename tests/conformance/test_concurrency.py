@@ -17,9 +17,12 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from conformance.divergence import Divergence, DivergenceInfo
-from conformance.harness import Connection, Harness
-from conformance.linearize import (
+from conformance.areas.machines import AREAS
+from conformance.engine.harness import Connection, Harness
+from conformance.faults import FAULTS, Raced, lookup, races
+from conformance.judge.divergence import Divergence, DivergenceInfo
+from conformance.races.concurrency import Race, RaceCall, run_race, task_of
+from conformance.races.linearize import (
     Created,
     Explained,
     FinalCheck,
@@ -31,11 +34,9 @@ from conformance.linearize import (
 )
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
-from conformance.server.faults import FAULTS, Raced, lookup, races
-from conformance.server.latency import NO_LATENCY, SlowCalls, load_profile
+from conformance.server.latency import SlowCalls
 from conformance.server.process import RunningServer, start_in_thread
-from conformance.suite.concurrency import Race, RaceCall, run_race, task_of
-from conformance.suite.machines import AREAS
+from conformance.server.profiles import NO_LATENCY, load_profile
 from conformance.targets import open_target
 from conformance.targets.inprocess import InProcessTarget
 from models.outcome import Failure, Outcome, Success, Value
@@ -93,7 +94,7 @@ def _until(check: Callable[[], bool], seconds: float = 5.0) -> None:
 
 
 def _vm(client: _Client) -> str:
-    from conformance.strategies import vm_record
+    from conformance.areas.strategies import vm_record
 
     return str(client.ok("VM.create", vm_record("race")))
 
@@ -542,7 +543,7 @@ def test_the_concurrency_area_conforms_on_the_honest_server() -> None:
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args],
+        [sys.executable, "-m", "conformance.runner.cli", *args],
         check=False,
         capture_output=True,
         text=True,

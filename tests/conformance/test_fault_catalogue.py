@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance.cli import main
-from conformance.server.faults import (
+from conformance.areas.machines import AREAS
+from conformance.faults import (
     FAULTS,
     TOPICS,
     WronglyTyped,
@@ -22,7 +22,7 @@ from conformance.server.faults import (
     races,
     wire_quirks,
 )
-from conformance.suite.machines import AREAS
+from conformance.runner.cli import main
 from conformance.wire import XAPI_TYPING, jsonrpc, xmlrpc
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.rpc import apply

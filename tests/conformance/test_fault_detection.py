@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.faults import FAULTS
 from conformance.server.config import ServerConfig
-from conformance.server.faults import FAULTS
 from conformance.server.process import RunningServer, start_in_thread
 from models.world import Account
 
@@ -105,7 +105,7 @@ def _selection(selection: str) -> list[str]:
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XAPI_PASSWORD": PASSWORD, "RO_PASSWORD": "ro-pw"}
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args],
+        [sys.executable, "-m", "conformance.runner.cli", *args],
         check=False,
         capture_output=True,
         text=True,

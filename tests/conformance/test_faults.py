@@ -13,10 +13,10 @@ from typing import cast
 
 import pytest
 
-from conformance.cli import main
 from conformance.errors import ExitCode, UsageError
+from conformance.faults import FAULTS, compose, lookup
+from conformance.runner.cli import main
 from conformance.server.config import ServerConfig
-from conformance.server.faults import FAULTS, compose, lookup
 from conformance.server.process import RunningServer, start_in_thread
 from conformance.targets import XmlRpcTarget
 from conformance.wire import xmlrpc as xml_codec

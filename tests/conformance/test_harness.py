@@ -14,19 +14,19 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from conformance.divergence import Desynced, Divergence
+from conformance.areas.machines import AREAS
+from conformance.areas.strategies import vm_record
+from conformance.engine.harness import Connection, Harness, sweep_run_vms
+from conformance.engine.importer import Login
 from conformance.errors import TargetTimeout
-from conformance.harness import Connection, Harness, sweep_run_vms
-from conformance.importer import Login
+from conformance.faults import Transition
+from conformance.judge.divergence import Desynced, Divergence
+from conformance.judge.waivers import Waiver, Waivers
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
-from conformance.server.faults import Transition
 from conformance.server.state import ServerState
-from conformance.strategies import vm_record
-from conformance.suite.machines import AREAS
 from conformance.targets.base import Protocol_, TargetSettings
 from conformance.targets.inprocess import InProcessTarget
-from conformance.waivers import Waiver, Waivers
 from models.outcome import Failure, Outcome, Success, Value
 from models.setup import initial_world
 from models.transition import Branch, Call, Result
@@ -293,10 +293,10 @@ def test_a_pending_task_past_the_deadline_is_a_target_error() -> None:
 def test_the_async_poll_starts_at_milliseconds_and_backs_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import conformance.harness
+    import conformance.engine.harness
 
     pauses: list[float] = []
-    monkeypatch.setattr(conformance.harness.time, "sleep", pauses.append)
+    monkeypatch.setattr(conformance.engine.harness.time, "sleep", pauses.append)
     pending = iter(range(12))  # the first 12 polls see the task pending
 
     def status(outcome: Outcome) -> Outcome:
@@ -306,7 +306,7 @@ def test_the_async_poll_starts_at_milliseconds_and_backs_off(
     h = Harness(connection, "async")
     h.call_async("VM.start", new_vm(h), False, False)
     h.teardown()
-    first, longest = conformance.harness.TASK_POLL_BACKOFF_S
+    first, longest = conformance.engine.harness.TASK_POLL_BACKOFF_S
     assert pauses[:4] == [first, 2 * first, 4 * first, 8 * first]
     assert len(pauses) == 12 and max(pauses) == longest == pauses[-1]
 
@@ -530,7 +530,7 @@ def test_teardown_removes_blocked_templates_and_copies(harness: Harness) -> None
 
 
 def test_the_sweeps_conform_on_the_honest_server() -> None:
-    from conformance.suite.sweeps import blocked_sweep, lifecycle_sweep, memory_sweep, run_all
+    from conformance.areas.sweeps import blocked_sweep, lifecycle_sweep, memory_sweep, run_all
 
     connection = connect()
     run_all(list(lifecycle_sweep())[::7], connection, "lifecycle")
@@ -540,7 +540,7 @@ def test_the_sweeps_conform_on_the_honest_server() -> None:
 
 
 def test_a_sweep_reports_every_failing_cell() -> None:
-    from conformance.suite.sweeps import Cell, run_all
+    from conformance.areas.sweeps import Cell, run_all
 
     fault = Fault(lambda c: c.method == "VM.pause", _fail_start)
     connection = connect(_server(faults=(fault,)))
@@ -551,7 +551,7 @@ def test_a_sweep_reports_every_failing_cell() -> None:
 
 
 def test_a_sweep_cell_ends_quietly_when_a_waiver_desyncs_it() -> None:
-    from conformance.suite.sweeps import Cell, run_all
+    from conformance.areas.sweeps import Cell, run_all
 
     fault = Fault(lambda c: c.method == "VM.pause", _success_instead)
     connection = connect(_server(faults=(fault,)), waivers=_waivers("VM.pause"))

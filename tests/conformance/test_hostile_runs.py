@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.results import tool_version
 from conformance.runner.interrupts import SECOND_SIGNAL_MESSAGE
+from conformance.runner.results import tool_version
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
 from tests.conformance import hostile
@@ -32,7 +32,7 @@ def run(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[s
     """``xapi-conformance run`` with the known password; the result and its duration."""
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "run", *args],
+        [sys.executable, "-m", "conformance.runner.cli", "run", *args],
         check=False,
         capture_output=True,
         text=True,
@@ -195,7 +195,7 @@ def _start_run(server_url: str, report_dir: Path, *extra: str) -> subprocess.Pop
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "conformance.runner.cli",
             "run",
             "--target",
             server_url,

@@ -16,19 +16,19 @@ from typing import cast
 
 import pytest
 
-from conformance.cli import main
 from conformance.errors import ExitCode, UsageError
+from conformance.runner.cli import main
 from conformance.server.config import ServerConfig
-from conformance.server.latency import (
+from conformance.server.latency import SlowCalls
+from conformance.server.process import RunningServer, start_in_thread
+from conformance.server.profiles import (
     CLASSES,
     XAPI,
     XAPI_SOURCES,
     LatencyProfile,
-    SlowCalls,
     load_profile,
     message_class,
 )
-from conformance.server.process import RunningServer, start_in_thread
 from conformance.server.state import ServerState
 from models.outcome import Failure, Success, Value
 from tests.models.helpers import vm_args
@@ -237,7 +237,7 @@ def slow_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
 
 
 def _run(url: str, report: Path) -> tuple[int, dict[str, object]]:
-    command = [sys.executable, "-m", "conformance.cli", "run", "--target", url]
+    command = [sys.executable, "-m", "conformance.runner.cli", "run", "--target", url]
     options = ["--profile", "dev", "--max-examples", "4", "--seed", "2"]
     result = subprocess.run(
         [*command, *options, "-k", "test_area and async", "--report-dir", str(report)],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import build_parser
+from conformance.runner.cli import build_parser
 from conformance.runner.command import pytest_arguments
 from conformance.runner.options import OPTIONS, add_plugin_options
 

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main
-from conformance.divergence import Divergence
+from conformance.areas.strategies import vm_record
+from conformance.engine.harness import Connection, Harness
+from conformance.engine.importer import Login, import_world
 from conformance.errors import ExitCode
-from conformance.harness import Connection, Harness
-from conformance.importer import Login, import_world
+from conformance.judge.divergence import Divergence
+from conformance.runner.cli import main
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
 from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
-from conformance.strategies import vm_record
 from conformance.targets.inprocess import InProcessTarget
 from models.outcome import Failure, Success
 from models.releases import DEFAULT_RELEASE, release
@@ -159,7 +159,7 @@ def test_a_chosen_release_decides_the_verdict(served: str, chosen: str, diverges
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "run", *args],
+        [sys.executable, "-m", "conformance.runner.cli", "run", *args],
         check=False,
         capture_output=True,
         text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from conformance.results import Part, RunFacts, merge_parts, read_parts, write_part
+from conformance.runner.results import Part, RunFacts, merge_parts, read_parts, write_part
 
 FACTS = RunFacts(
     target="http://pool.example/",

@@ -1,7 +1,7 @@
 """The harness follows a VM that VM.revert makes again (its snapshot's VM was destroyed).
 
 xapi answers such a revert with nothing; the new VM's ref is learnt from the snapshot's
-``snapshot_of`` on both sides and bound (``conformance.refs.snapshots_of_new_vms``). Shown both
+``snapshot_of`` on both sides and bound (``conformance.judge.refs.snapshots_of_new_vms``). Shown both
 ways: the honest server conforms and the VM is judged and cleaned up; servers that refuse, that
 do not point the snapshot at the new VM, or that build it from the wrong record diverge.
 """
@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import pytest
 
-from conformance.divergence import Divergence
-from conformance.harness import Harness, sweep_run_vms
-from conformance.server.faults import FAULTS
+from conformance.engine.harness import Harness, sweep_run_vms
+from conformance.faults import FAULTS
+from conformance.judge.divergence import Divergence
 from models.checks import update_vm
 from models.outcome import Failure, Success
 from models.transition import Branch, Call, Result

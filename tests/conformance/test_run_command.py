@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance.areas.sweeps import CELLS, LIFECYCLE_MESSAGES
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
-from conformance.suite.sweeps import CELLS, LIFECYCLE_MESSAGES
 from conformance.targets import XmlRpcTarget
 from models.coverage import coverage_cells
 from models.outcome import Success
@@ -28,7 +28,7 @@ def run(
     """``xapi-conformance`` as a user runs it."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args],
+        [sys.executable, "-m", "conformance.runner.cli", *args],
         check=False,
         capture_output=True,
         text=True,
@@ -68,7 +68,7 @@ def test_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "conformance.runner.cli",
             "run",
             "--target",
             "http://127.0.0.1:9/",
@@ -221,7 +221,7 @@ def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "conformance.cli",
+                "conformance.runner.cli",
                 "run",
                 "--target",
                 server.url,

@@ -234,7 +234,7 @@ def test_event_from_object_subscription_and_timeout(server: RunningServer) -> No
 
 def test_serve_prints_one_ready_line_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "serve", "--password", "pw"],
+        [sys.executable, "-m", "conformance.runner.cli", "serve", "--password", "pw"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -446,7 +446,7 @@ def test_serve_takes_passwords_from_env_and_accounts_file(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "conformance.runner.cli",
             "serve",
             "--password-env",
             "ROOT_PW",
@@ -481,7 +481,14 @@ def _env() -> dict[str, str]:
 
 def test_serve_refuses_a_missing_password_variable_with_exit_2() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "serve", "--password-env", "NO_SUCH_VAR_X"],
+        [
+            sys.executable,
+            "-m",
+            "conformance.runner.cli",
+            "serve",
+            "--password-env",
+            "NO_SUCH_VAR_X",
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -494,7 +501,7 @@ def test_serve_refuses_a_missing_password_variable_with_exit_2() -> None:
 
 def test_command_line_passwords_are_documented_as_unsafe() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "serve", "--help"],
+        [sys.executable, "-m", "conformance.runner.cli", "serve", "--help"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -53,7 +53,7 @@ def _serve_command() -> list[str]:
     script = Path(sys.executable).with_name("xapi-conformance")
     if script.is_file():
         return [str(script), "serve"]
-    return [sys.executable, "-m", "conformance.cli", "serve"]
+    return [sys.executable, "-m", "conformance.runner.cli", "serve"]
 
 
 def _ready_line(stdout: IO[str], timeout: float) -> str:

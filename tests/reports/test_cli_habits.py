@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main
+from conformance.areas.machines import AREAS
+from conformance.runner.cli import main
 from conformance.runner.options import AREA_NAMES
 from conformance.runner.progress import Counters, LiveProgress
-from conformance.suite.machines import AREAS
 from reports import RunSummary, write_summary
 
 

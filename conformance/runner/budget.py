@@ -26,8 +26,8 @@ from hypothesis import settings
 from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from conformance.divergence import Divergence
 from conformance.errors import TargetError, TargetInconsistent, UsageError
+from conformance.judge.divergence import Divergence
 from reports import TimeBudget
 
 BUDGET_DIR = ".budget"

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from conformance.compare import typed_vm_record
 from conformance.errors import ProtocolError
+from conformance.judge.compare import typed_vm_record
 from conformance.targets.base import Target
 from conformance.wire import WireFormatError, from_wire
 from models import catalogue

@@ -12,12 +12,12 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 
-from conformance.connect import RunConfig, open_connection
-from conformance.divergence import Desynced, Divergence
+from conformance.engine.harness import Connection, Harness
 from conformance.errors import ConformanceError, TargetError
-from conformance.harness import Connection, Harness
-from conformance.reproducer import LOGIN
-from conformance.suite.concurrency import Race, RaceCall, run_race
+from conformance.judge.divergence import Desynced, Divergence
+from conformance.races.concurrency import Race, RaceCall, run_race
+from conformance.reproduce.reproducer import LOGIN
+from conformance.runner.connect import RunConfig, open_connection
 from models.outcome import Success, Value
 
 __all__ = ["replay_race"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from conformance.judge.refs import RUN_TAG
 from models import catalogue
 from models.operations import VM_OPERATIONS
 from models.outcome import Value
@@ -20,8 +21,6 @@ __all__ = [
 ]
 
 MIB = 2**20
-RUN_TAG = "xapi-conformance-run"
-"""The other_config key that marks a VM as created by a run (value: the run id)."""
 PV_FIELDS = (
     "PV_bootloader",
     "PV_kernel",

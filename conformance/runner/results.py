@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from conformance.divergence import DivergenceInfo
+from conformance.judge.divergence import DivergenceInfo
 from conformance.targets import Target
 from conformance.wire.typed import datetime_text
 from models.coverage import coverage_cells, judged_release, vm_messages

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.compare import Strictness
+from conformance.engine.harness import Connection, sweep_run_vms
+from conformance.engine.importer import Login
 from conformance.errors import LoginFailed, ProtocolError, TargetError, UsageError
-from conformance.harness import Connection, sweep_run_vms
-from conformance.importer import Login
+from conformance.judge.compare import Strictness
+from conformance.judge.waivers import Waivers, load_waivers
 from conformance.server.config import ServerConfig, parse_release
 from conformance.server.process import start_in_thread
 from conformance.targets import Target, TargetSettings, open_target
-from conformance.waivers import Waivers, load_waivers
 from models.outcome import Failure
 from models.schema import ROLES
 from models.world import Account, Facts

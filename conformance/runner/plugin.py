@@ -24,12 +24,12 @@ import pytest
 if TYPE_CHECKING:
     from hypothesis import settings
 
-    from conformance.budget import Budget
-    from conformance.compare import Strictness
-    from conformance.connect import RoleAccount, RunConfig
-    from conformance.harness import Connection
-    from conformance.results import Part
+    from conformance.engine.harness import Connection
+    from conformance.judge.compare import Strictness
+    from conformance.runner.budget import Budget
+    from conformance.runner.connect import RoleAccount, RunConfig
     from conformance.runner.progress import LiveProgress
+    from conformance.runner.results import Part
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
@@ -61,12 +61,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
     config.stash[BUDGET_KEY] = None
     if config.getoption("xapi_time_budget", None) is not None:
-        from conformance.budget import session_budget
+        from conformance.runner.budget import session_budget
 
         config.stash[BUDGET_KEY] = session_budget(
             config.getoption("xapi_time_budget"), config.stash[STARTED_KEY]
         )
-    from conformance.results import Part
+    from conformance.runner.results import Part
 
     config.stash[PART_KEY] = Part()
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
@@ -109,7 +109,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     budget = config.stash.get(BUDGET_KEY, None)
     if budget is None:
         return
-    from conformance.budget import plan_tests
+    from conformance.runner.budget import plan_tests
 
     order = plan_tests(budget, [item.name for item in items])
     items.sort(key=lambda item: order.index(item.name))
@@ -132,8 +132,8 @@ def _report_dir(config: pytest.Config) -> Path:
 
 
 def _role(text: str) -> RoleAccount:
-    from conformance.connect import RoleAccount
     from conformance.errors import UsageError
+    from conformance.runner.connect import RoleAccount
 
     role, sep, rest = text.partition("=")
     user, sep2, env = rest.rpartition(":")
@@ -146,8 +146,8 @@ def _role(text: str) -> RoleAccount:
 
 def run_config(config: pytest.Config) -> RunConfig:
     """The run's configuration from the options and the environment."""
-    from conformance.connect import RunConfig, target_settings
     from conformance.errors import UsageError
+    from conformance.runner.connect import RunConfig, target_settings
 
     target = config.getoption("xapi_target")
     env = config.getoption("xapi_password_env")
@@ -180,8 +180,8 @@ def run_config(config: pytest.Config) -> RunConfig:
 @pytest.fixture(scope="session")
 def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     """The logged-in target for this test session (the embedded server unless --xapi-target)."""
-    from conformance.connect import open_connection
-    from conformance.results import target_identity
+    from conformance.runner.connect import open_connection
+    from conformance.runner.results import target_identity
 
     connection, close = open_connection(run_config(request.config))
     request.config.stash[CONNECTION_KEY] = connection
@@ -201,7 +201,7 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
 @pytest.fixture(scope="session")
 def xapi_settings(request: pytest.FixtureRequest) -> settings:
     """Hypothesis settings for the area machines, from the profile."""
-    from conformance.profiles import hypothesis_settings
+    from conformance.runner.profiles import hypothesis_settings
 
     config = request.config
     return hypothesis_settings(
@@ -210,7 +210,7 @@ def xapi_settings(request: pytest.FixtureRequest) -> settings:
 
 
 def _absorb(part: Part, connection: Connection) -> None:
-    from conformance.results import divergence_record
+    from conformance.runner.results import divergence_record
 
     tally = connection.tally
     part.examples += tally.examples
@@ -277,7 +277,7 @@ class _Progress:
             self._write()
 
     def _write(self) -> None:
-        from conformance.results import write_part
+        from conformance.runner.results import write_part
 
         try:
             snapshot = _snapshot(self._config)
@@ -344,8 +344,8 @@ def pytest_runtest_makereport(
         part.areas.add(item_area(item))
     if call.excinfo is None:
         return report
-    from conformance.divergence import Divergence
-    from conformance.results import divergence_record
+    from conformance.judge.divergence import Divergence
+    from conformance.runner.results import divergence_record
 
     error = call.excinfo.value
     if isinstance(error, Divergence):
@@ -466,14 +466,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if PART_KEY not in config.stash or not _used(session):
         return
-    from conformance.results import write_part
+    from conformance.runner.results import write_part
 
     parts_dir = _parts_dir(config)
     if CONNECTION_KEY in config.stash:
         write_part(parts_dir, _worker(config), _snapshot(config))
         budget = config.stash.get(BUDGET_KEY, None)
         if budget is not None:
-            from conformance.budget import write_record
+            from conformance.runner.budget import write_record
 
             write_record(budget, _report_dir(config), _worker(config))
     if getattr(config, "workerinput", None) is not None:
@@ -513,7 +513,7 @@ def _baseline(config: pytest.Config) -> Any:
 
 
 def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) -> None:
-    from conformance.results import RunFacts, merge_parts, read_parts, tool_version
+    from conformance.runner.results import RunFacts, merge_parts, read_parts, tool_version
     from reports import redact_files, write_reports
 
     report_dir = _report_dir(config)
@@ -531,7 +531,7 @@ def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) ->
     )
     summary = merge_parts(read_parts(parts_dir), facts, interrupted=interrupted)
     if config.stash.get(BUDGET_KEY, None) is not None:
-        from conformance.budget import BUDGET_DIR, merged_record
+        from conformance.runner.budget import BUDGET_DIR, merged_record
 
         summary = dataclasses.replace(summary, budget=merged_record(report_dir))
         shutil.rmtree(report_dir / BUDGET_DIR, ignore_errors=True)

@@ -23,7 +23,7 @@ from conformance.errors import UsageError
 from models.outcome import Failure
 
 if TYPE_CHECKING:
-    from conformance.divergence import DivergenceInfo
+    from conformance.judge.divergence import DivergenceInfo
 
 __all__ = ["Waiver", "Waivers", "load_waivers"]
 

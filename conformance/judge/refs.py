@@ -7,7 +7,10 @@ from collections.abc import Mapping, Sequence
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.world import NULL_REF
 
-__all__ = ["RefMap", "snapshots_of_new_vms"]
+__all__ = ["RUN_TAG", "RefMap", "snapshots_of_new_vms"]
+
+RUN_TAG = "xapi-conformance-run"
+"""The other_config key that marks a VM as created by a run (value: the run id)."""
 
 REF_PREFIX = "OpaqueRef:"
 

@@ -24,20 +24,20 @@ from hypothesis.stateful import (
     rule,
 )
 
-from conformance.errors import TargetError
-from conformance.harness import Connection, Harness
-from conformance.reproducer import LOGIN
-from conformance.strategies import (
+from conformance.areas.strategies import (
     BAD_REFS,
     LABELS,
-    RUN_TAG,
     blocked_maps,
     memory_tuples,
     value_of,
     vm_record,
     vm_records,
 )
-from conformance.suite.concurrency import (
+from conformance.areas.sweeps import LIFECYCLE_MESSAGES
+from conformance.engine.harness import Connection, Harness
+from conformance.errors import TargetError
+from conformance.judge.refs import RUN_TAG
+from conformance.races.concurrency import (
     Race,
     cancelled_races,
     races,
@@ -45,7 +45,7 @@ from conformance.suite.concurrency import (
     same_call_races,
     watched_races,
 )
-from conformance.suite.sweeps import LIFECYCLE_MESSAGES
+from conformance.reproduce.reproducer import LOGIN
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.operations import VM_OPERATIONS
@@ -501,7 +501,7 @@ RACE_PREFIX = ("start", "clean_shutdown", "hard_shutdown", "suspend", "pause", "
 
 class ConcurrencyMachine(ConformanceMachine):
     """Sessions racing on the same VMs after a short sequential prefix, judged by
-    linearizability (``conformance.suite.concurrency``)."""
+    linearizability (``conformance.races.concurrency``)."""
 
     area = "concurrency"
     max_steps = 12

@@ -1,4 +1,4 @@
-"""The text of a reproducer script around its call sequence (filled in by conformance.reproducer).
+"""The text of a reproducer script around its call sequence (filled in by conformance.reproduce.reproducer).
 
 ``HEADER`` opens the script with its docstring and ``def replay(session):``, whose body (the
 call sequence) the renderer writes; ``PLUMBING`` follows with the standard-library client, the

@@ -10,10 +10,10 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from conformance import strategies
-from conformance.divergence import Desynced, Divergence
-from conformance.harness import Connection, Harness
-from conformance.strategies import RUN_TAG
+from conformance.areas import strategies
+from conformance.engine.harness import Connection, Harness
+from conformance.judge.divergence import Desynced, Divergence
+from conformance.judge.refs import RUN_TAG
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.coverage import REACHABLE_STATES

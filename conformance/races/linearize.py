@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from conformance.compare import AnswerRules, Mismatch, Strictness, outcome_mismatch
+from conformance.judge.compare import AnswerRules, Mismatch, Strictness, outcome_mismatch
 from models.inflight import (
     Began,
     begin,

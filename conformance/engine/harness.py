@@ -19,7 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
-from conformance.compare import (
+from conformance.engine.importer import Login, import_world
+from conformance.errors import TargetError
+from conformance.judge.compare import (
     AnswerRules,
     Mismatch,
     Strictness,
@@ -27,14 +29,11 @@ from conformance.compare import (
     typed_outcome,
     wire_mismatch,
 )
-from conformance.divergence import Desynced, Divergence, DivergenceInfo
-from conformance.errors import TargetError
-from conformance.importer import Login, import_world
-from conformance.refs import REF_PREFIX, RefMap, snapshots_of_new_vms
-from conformance.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
-from conformance.strategies import RUN_TAG
+from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
+from conformance.judge.refs import REF_PREFIX, RUN_TAG, RefMap, snapshots_of_new_vms
+from conformance.judge.waivers import Waivers
+from conformance.reproduce.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
 from conformance.targets.base import Target
-from conformance.waivers import Waivers
 from conformance.wire import WireFormatError, jsonrpc, parse_value_text, xmlrpc
 from models.operations import is_default_template
 from models.outcome import Encoded, Failure, Outcome, Success, Value

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from conformance.errors import ConformanceError, ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from conformance.server.latency import LatencyProfile
+    from conformance.server.profiles import LatencyProfile
 
 __all__ = ["main"]
 
@@ -135,13 +135,13 @@ def _root_password(args: argparse.Namespace) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from conformance.faults import known
     from conformance.server.config import (
         ServerConfig,
         parse_account,
         parse_release,
         read_accounts_file,
     )
-    from conformance.server.faults import known
     from conformance.server.process import serve_forever
 
     if args.list_faults:
@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _latency(profile: str | None, scale: float | None) -> LatencyProfile | None:
-    from conformance.server.latency import load_profile
+    from conformance.server.profiles import load_profile
 
     if profile is None:
         if scale is not None:
@@ -183,7 +183,7 @@ def _latency(profile: str | None, scale: float | None) -> LatencyProfile | None:
 
 
 def _list_faults() -> int:
-    from conformance.server.faults import FAULTS, summary
+    from conformance.faults import FAULTS, summary
 
     for name, fault in FAULTS.items():
         print(f"{name:32} {summary(fault)}")

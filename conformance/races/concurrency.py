@@ -4,7 +4,7 @@ A race is two or three lanes, one per session, each a short list of calls (lifec
 their Async twins, other_config and tags edits on the same or different keys, setters, reads of
 allowed_operations, assert_operation_valid, task.cancel of another lane's Async call). The lanes start together on threads, each with its
 own connection; every call's send time, answer time and answer is recorded. Then the VMs'
-records are read, and ``conformance.linearize`` looks for an order of the calls (each VM
+records are read, and ``conformance.races.linearize`` looks for an order of the calls (each VM
 operation a begin and an end, as xapi runs them) that respects real time, that the model accepts
 with the answers the target gave, and that ends in the records the target shows. None is a
 divergence whose message lists the history; the example's model then follows the order found.
@@ -26,11 +26,11 @@ from typing import cast
 
 from hypothesis import strategies as st
 
-from conformance.compare import AnswerRules, outcome_mismatch, typed_outcome
-from conformance.divergence import Desynced, DivergenceInfo
+from conformance.engine.harness import TASK_POLL_S, Harness
 from conformance.errors import TargetError
-from conformance.harness import TASK_POLL_S, Harness
-from conformance.linearize import (
+from conformance.judge.compare import AnswerRules, outcome_mismatch, typed_outcome
+from conformance.judge.divergence import Desynced, DivergenceInfo
+from conformance.races.linearize import (
     CREATORS,
     Created,
     Explained,
@@ -42,7 +42,7 @@ from conformance.linearize import (
     renamed,
     task_name,
 )
-from conformance.reproducer import LOGIN, LoggedCall
+from conformance.reproduce.reproducer import LOGIN, LoggedCall
 from conformance.targets import Target, open_target
 from conformance.targets.inprocess import InProcessTarget
 from conformance.wire import WireFormatError, parse_value_text
@@ -774,12 +774,12 @@ Exit 1 while the race shows, 0 when it never did, 2 when the target cannot be re
 
 import sys
 
-from conformance.suite.concurrency import replay_main
+from conformance.runner.replay import replay_race
 
 SCENARIO = {scenario}
 
 if __name__ == "__main__":
-    sys.exit(replay_main(SCENARIO, sys.argv[1:]))
+    sys.exit(replay_race(SCENARIO, sys.argv[1:]))
 '''
 
 
@@ -820,10 +820,3 @@ def _json_value(value: Value) -> object:
     if isinstance(value, list | tuple):
         return [_json_value(v) for v in value]
     return value
-
-
-def replay_main(scenario: Mapping[str, object], argv: Sequence[str]) -> int:
-    """The reproducer's entry point (see REPRODUCER)."""
-    from conformance.suite.replay import replay_race
-
-    return replay_race(scenario, argv)

@@ -6,13 +6,13 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from conformance.compare import (
+from conformance.judge.compare import (
     SHAPE_ONLY_FIELDS,
     SHAPE_ONLY_MAP_KEYS,
     SHAPE_ONLY_RESULTS,
     TOLERANT_PARAMS,
 )
-from conformance.reproducer_template import HEADER, PLUMBING
+from conformance.reproduce.template import HEADER, PLUMBING
 from models.catalogue import MessageKind, kind_of
 from models.outcome import Encoded, Failure, Outcome, Value
 from models.rpc import resolve
@@ -97,7 +97,7 @@ def _step_line(call: LoggedCall, names: Mapping[str, str]) -> str:
 
 
 def _comparison(method: str) -> dict[str, object]:
-    """How the suite compares the success value of ``method`` (see conformance.compare)."""
+    """How the suite compares the success value of ``method`` (see conformance.judge.compare)."""
     name, entry, _is_async = resolve(method.removeprefix("Async."))
     rules: dict[str, object] = {
         "result_shape_only": False,

@@ -1,0 +1,643 @@
+"""The catalogue of seeded faults (``serve --fault``, ``serve --list-faults``).
+
+Each entry names what the fault gets wrong, the suite area whose divergence shows it, a one-line
+summary and the divergence a conformance run must report. Each imitates a mistake a
+reimplementation of xapi plausibly makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from conformance.errors import UsageError
+from conformance.faults.changes import (
+    _OPERATOR_DENIED,
+    _blocked_operations_inherited,
+    _capitalised_state,
+    _counting_session,
+    _default_template,
+    _effect_lost,
+    _error_code_only,
+    _failed_as_success,
+    _kept,
+    _lowercase_class,
+    _new_vm_edited,
+    _no_params,
+    _not_template,
+    _operation,
+    _operation_not_reason,
+    _operator_denied,
+    _orphan_revert_refused,
+    _paused_as_running,
+    _record_without,
+    _refusal_accepted,
+    _result_dropped,
+    _rewrite_failure,
+    _running_refused,
+    _semicolons,
+    _session_kept,
+    _started_unpaused,
+    _stored_value,
+    _success_without_effect,
+    _suspended_refused,
+    _tag_appended,
+    _template_as_not_allowed,
+    _type_error_text,
+    _unpause_running_accepted,
+    _uuid_not_ref,
+    _wire_case_permission,
+    _without_key,
+)
+from conformance.faults.kinds import (
+    _DYNAMIC_SETTERS,
+    BranchFault,
+    CallAltered,
+    CheckLifted,
+    Fault,
+    MemoryOrderUnchecked,
+    RbacIgnored,
+    Seeded,
+    Unvalidated,
+    WronglyTyped,
+    _async_only,
+    _vm_methods,
+)
+from conformance.faults.races import RACED
+from conformance.wire import Quirks
+from models.world import NULL_REF
+
+_BLOCKABLE_LIFECYCLE = _vm_methods(
+    "start", "start_on", "clean_shutdown", "hard_shutdown", "shutdown", "clean_reboot",
+    "hard_reboot", "pause", "unpause", "suspend", "resume", "checkpoint", "snapshot", "clone",
+    "copy", "destroy", "provision",
+)  # fmt: skip
+
+_ENTRIES: tuple[tuple[str, Seeded], ...] = (
+    # -- power states
+    (
+        "wrong-state-allowed",
+        Seeded(
+            CheckLifted(
+                _vm_methods("suspend"), "VM_BAD_POWER_STATE", _paused_as_running, restore=False
+            ),
+            "lifecycle",
+            "lifecycle",
+            "VM.suspend on a Paused VM succeeds and moves it to Suspended, as if Paused were allowed.",
+            'xapi answers VM_BAD_POWER_STATE [vm, "running", "paused"] and the VM stays Paused; the '
+            "faulty server answers success and the VM is Suspended.",
+        ),
+    ),
+    (
+        "start-paused-ignored",
+        Seeded(
+            CallAltered(
+                _started_unpaused,
+                _vm_methods("start", "start_on", "resume", "resume_on", asynchronous=True),
+            ),
+            "lifecycle",
+            "lifecycle",
+            "VM.start (and start_on, resume, resume_on) ignore start_paused: the VM always runs.",
+            "after VM.start(vm, true, false) xapi's VM is Paused; the faulty server's is Running, so "
+            'VM.unpause then answers VM_BAD_POWER_STATE [vm, "paused", "running"].',
+        ),
+    ),
+    (
+        "suspend-keeps-host",
+        Seeded(
+            BranchFault(_kept("resident_on"), _vm_methods("suspend", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "A suspended VM stays resident on its host (resident_on is not cleared).",
+            "after VM.suspend, xapi's record has resident_on OpaqueRef:NULL; the faulty one keeps the "
+            "host.",
+        ),
+    ),
+    (
+        "shutdown-keeps-domid",
+        Seeded(
+            BranchFault(
+                _kept("domid"),
+                _vm_methods("hard_shutdown", "clean_shutdown", "shutdown", asynchronous=True),
+            ),
+            "lifecycle",
+            "lifecycle",
+            "A VM shut down keeps its domain id (domid is not reset to -1).",
+            "after VM.hard_shutdown of a Running VM, xapi's record has domid -1; the faulty one keeps "
+            "the running domain's id.",
+        ),
+    ),
+    (
+        "unpause-running-accepted",
+        Seeded(
+            BranchFault(_unpause_running_accepted, _vm_methods("unpause")),
+            "lifecycle",
+            "lifecycle",
+            "VM.unpause of a Running VM succeeds as a no-op.",
+            'xapi answers VM_BAD_POWER_STATE [vm, "paused", "running"]; the faulty server answers '
+            "success.",
+        ),
+    ),
+    (
+        "hard-shutdown-suspended-refused",
+        Seeded(
+            BranchFault(_suspended_refused, _vm_methods("hard_shutdown")),
+            "lifecycle",
+            "lifecycle",
+            "VM.hard_shutdown refuses a Suspended VM (xapi discards its suspend image and halts it).",
+            "xapi answers success and the VM is Halted; the faulty server answers VM_BAD_POWER_STATE "
+            '[vm, "paused, running", "suspended"].',
+        ),
+    ),
+    # -- error codes and parameters
+    (
+        "wrong-error-param",
+        Seeded(
+            BranchFault(_rewrite_failure("VM_BAD_POWER_STATE", _semicolons)),
+            "errors",
+            "lifecycle",
+            "VM_BAD_POWER_STATE joins its expected states with ';' instead of ', '.",
+            'VM.hard_shutdown on a Halted VM answers [vm, "paused;suspended;running", "halted"] where '
+            'xapi answers [vm, "paused, suspended, running", "halted"].',
+        ),
+    ),
+    (
+        "power-state-capitalised",
+        Seeded(
+            BranchFault(_rewrite_failure("VM_BAD_POWER_STATE", _capitalised_state)),
+            "errors",
+            "lifecycle",
+            "VM_BAD_POWER_STATE names the actual power state capitalised (Halted, not halted).",
+            'VM.clean_shutdown on a Halted VM answers [vm, "running", "Halted"] where xapi answers '
+            '[vm, "running", "halted"].',
+        ),
+    ),
+    (
+        "handle-invalid-lowercase",
+        Seeded(
+            BranchFault(_rewrite_failure("HANDLE_INVALID", _lowercase_class)),
+            "errors",
+            "rpc",
+            "HANDLE_INVALID names the class in lower case (vm, not VM).",
+            'VM.get_record(OpaqueRef:NULL) answers HANDLE_INVALID ["vm", ref] where xapi answers '
+            '["VM", ref].',
+        ),
+    ),
+    (
+        "blocked-reason-lost",
+        Seeded(
+            BranchFault(_rewrite_failure("OPERATION_BLOCKED", _operation_not_reason)),
+            "errors",
+            "operations",
+            "OPERATION_BLOCKED gives the blocked operation's name instead of the reason stored.",
+            'a VM.start blocked with reason R answers OPERATION_BLOCKED [vm, "start"] where xapi '
+            "answers [vm, R].",
+        ),
+    ),
+    (
+        "template-error-code",
+        Seeded(
+            BranchFault(_template_as_not_allowed),
+            "errors",
+            "lifecycle",
+            "Operations refused on templates answer OPERATION_NOT_ALLOWED instead of VM_IS_TEMPLATE.",
+            'VM.start on a template answers OPERATION_NOT_ALLOWED ["VM is a template: start"] where '
+            'xapi answers VM_IS_TEMPLATE [vm, "start"].',
+        ),
+    ),
+    (
+        "map-duplicate-uuid",
+        Seeded(
+            BranchFault(_rewrite_failure("MAP_DUPLICATE_KEY", _uuid_not_ref)),
+            "errors",
+            "fields",
+            "MAP_DUPLICATE_KEY names the VM by its uuid instead of its ref.",
+            'adding an existing other_config key answers MAP_DUPLICATE_KEY ["VM", "other_config", '
+            'uuid, key] where xapi answers ["VM", "other_config", ref, key].',
+        ),
+    ),
+    # -- memory
+    (
+        "memory-order-unchecked",
+        Seeded(
+            MemoryOrderUnchecked(),
+            "memory",
+            "memory",
+            "On a Halted VM, the dynamic memory setters accept dynamic_min > dynamic_max.",
+            "xapi answers MEMORY_CONSTRAINT_VIOLATION_ORDER [] and keeps the record; the faulty "
+            "server answers success and stores dynamic_min above dynamic_max.",
+        ),
+    ),
+    (
+        "target-not-following",
+        Seeded(
+            BranchFault(_kept("memory_target"), frozenset(_DYNAMIC_SETTERS)),
+            "memory",
+            "memory",
+            "The dynamic memory setters leave memory_target where it was.",
+            "after VM.set_memory_dynamic_range(vm, low, high), xapi's memory_target is low; the "
+            "faulty server's is the old target.",
+        ),
+    ),
+    (
+        "static-max-unchecked",
+        Seeded(
+            Unvalidated(
+                _vm_methods("set_memory_static_max"),
+                "MEMORY_CONSTRAINT_VIOLATION_ORDER",
+                _stored_value("memory_static_max"),
+            ),
+            "memory",
+            "memory",
+            "VM.set_memory_static_max accepts a value below dynamic_max (the order is not checked).",
+            "xapi answers MEMORY_CONSTRAINT_VIOLATION_ORDER []; the faulty server answers success "
+            "and stores static_max below dynamic_max.",
+        ),
+    ),
+    (
+        "vcpus-unchecked",
+        Seeded(
+            Unvalidated(
+                _vm_methods("set_VCPUs_at_startup"),
+                "INVALID_VALUE",
+                _stored_value("VCPUs_at_startup"),
+            ),
+            "memory",
+            "memory",
+            "VM.set_VCPUs_at_startup accepts any count, also above VCPUs_max or below 1.",
+            'xapi answers INVALID_VALUE ["VCPU values must satisfy: 0 < VCPUs_at_startup ≤ '
+            'VCPUs_max", n]; the faulty server answers success and stores n.',
+        ),
+    ),
+    (
+        "dynamic-range-running-refused",
+        Seeded(
+            BranchFault(_running_refused, frozenset(_DYNAMIC_SETTERS)),
+            "memory",
+            "memory",
+            "The dynamic memory setters refuse a Running VM (xapi changes a running VM's balloon).",
+            "xapi answers success on a Running VM; the faulty server answers VM_BAD_POWER_STATE "
+            '[vm, "halted", "running"].',
+        ),
+    ),
+    # -- blocked and allowed operations
+    (
+        "blocked-ignored",
+        Seeded(
+            CheckLifted(
+                _vm_methods("start", "clean_shutdown", asynchronous=True),
+                "OPERATION_BLOCKED",
+                _without_key("blocked_operations", _operation),
+                accept="any",
+            ),
+            "operations",
+            "operations",
+            "blocked_operations are ignored for VM.start and VM.clean_shutdown (also Async).",
+            "on a VM whose blocked_operations has start: R, xapi answers OPERATION_BLOCKED [vm, R] "
+            "and the VM stays Halted; the faulty server answers success and the VM is Running.",
+        ),
+    ),
+    (
+        "blocked-checked-late",
+        Seeded(
+            CheckLifted(
+                _BLOCKABLE_LIFECYCLE,
+                "OPERATION_BLOCKED",
+                _without_key("blocked_operations", _operation),
+                accept="failure",
+            ),
+            "operations",
+            "operations",
+            "blocked_operations are checked after the power state instead of first.",
+            "VM.unpause, blocked, on a Halted VM answers VM_BAD_POWER_STATE where xapi answers "
+            "OPERATION_BLOCKED [vm, R].",
+        ),
+    ),
+    (
+        "allowed-ops-stale",
+        Seeded(
+            BranchFault(
+                _kept("allowed_operations"), _vm_methods("start", "start_on", asynchronous=True)
+            ),
+            "operations",
+            "operations",
+            "VM.start does not recompute allowed_operations: a running VM lists a halted VM's ops.",
+            "after VM.start, xapi's allowed_operations has clean_shutdown and no start; the faulty "
+            "server's still has start.",
+        ),
+    ),
+    (
+        "assert-valid-lax",
+        Seeded(
+            BranchFault(_refusal_accepted, _vm_methods("assert_operation_valid")),
+            "operations",
+            "operations",
+            "VM.assert_operation_valid always succeeds.",
+            'VM.assert_operation_valid(vm, "unpause") on a Halted VM answers success where xapi '
+            'answers VM_BAD_POWER_STATE [vm, "paused", "halted"].',
+        ),
+    ),
+    (
+        "unblock-ignored",
+        Seeded(
+            BranchFault(_kept("blocked_operations"), _vm_methods("remove_from_blocked_operations")),
+            "operations",
+            "operations",
+            "VM.remove_from_blocked_operations succeeds but the operation stays blocked.",
+            "after the removal, xapi's blocked_operations lacks the key; the faulty server's keeps it.",
+        ),
+    ),
+    # -- templates and snapshots
+    (
+        "template-startable",
+        Seeded(
+            CheckLifted(_vm_methods("start", asynchronous=True), "VM_IS_TEMPLATE", _not_template),
+            "templates",
+            "lifecycle",
+            "A template can be started (the template check is skipped for VM.start).",
+            "VM.start on a template answers success and the template runs, where xapi answers "
+            'VM_IS_TEMPLATE [vm, "start"].',
+        ),
+    ),
+    (
+        "default-template-destroyable",
+        Seeded(
+            CheckLifted(
+                _vm_methods("destroy"),
+                "VM_IS_TEMPLATE",
+                _without_key("other_config", _default_template),
+                restore=False,
+            ),
+            "templates",
+            "lifecycle",
+            "VM.destroy removes a default template.",
+            'xapi answers VM_IS_TEMPLATE [vm, "destroy"] and keeps it; the faulty server answers '
+            "success and the template is gone.",
+        ),
+    ),
+    (
+        "snapshot-of-unset",
+        Seeded(
+            BranchFault(
+                _new_vm_edited({"snapshot_of": NULL_REF}),
+                _vm_methods("snapshot", "checkpoint", asynchronous=True),
+            ),
+            "templates",
+            "lifecycle",
+            "Snapshots do not record their VM: snapshot_of stays OpaqueRef:NULL.",
+            "after VM.snapshot(vm, name), xapi's snapshot has snapshot_of vm; the faulty server's "
+            "has OpaqueRef:NULL (and vm's snapshots list lacks it).",
+        ),
+    ),
+    (
+        "revert-orphan-refused",
+        Seeded(
+            BranchFault(_orphan_revert_refused, _vm_methods("revert")),
+            "templates",
+            "lifecycle",
+            "VM.revert of a snapshot whose VM was destroyed answers VM_REVERT_FAILED "
+            "instead of making the VM again.",
+            "after VM.destroy of a snapshot's VM, xapi's VM.revert(snapshot) recreates the VM "
+            "(create_vm_from_snapshot) and succeeds; the faulty server answers "
+            "VM_REVERT_FAILED [snapshot, vm].",
+        ),
+    ),
+    (
+        "checkpoint-without-memory",
+        Seeded(
+            BranchFault(
+                _new_vm_edited(
+                    {"power_state": "Halted", "suspend_VDI": NULL_REF}, running_source=True
+                ),
+                _vm_methods("checkpoint", asynchronous=True),
+            ),
+            "templates",
+            "lifecycle",
+            "A checkpoint of a Running VM is a Halted snapshot (its memory image is not kept).",
+            "after VM.checkpoint of a Running VM, xapi's snapshot is Suspended with a suspend_VDI; "
+            "the faulty server's is Halted with none.",
+        ),
+    ),
+    # -- fields and records
+    (
+        "stale-record",
+        Seeded(
+            BranchFault(_success_without_effect, _vm_methods("set_name_label")),
+            "fields",
+            "fields",
+            "VM.set_name_label succeeds but the record keeps its old name.",
+            'after VM.set_name_label(vm, "renamed") answers success, VM.get_name_label(vm) answers '
+            'the old name where xapi answers "renamed".',
+        ),
+    ),
+    (
+        "tags-duplicated",
+        Seeded(
+            BranchFault(_tag_appended, _vm_methods("add_tags")),
+            "fields",
+            "fields",
+            "VM.add_tags appends a tag that is already there (tags is a set).",
+            'after VM.add_tags(vm, "a") twice, xapi\'s tags are ["a"]; the faulty server\'s are '
+            '["a", "a"].',
+        ),
+    ),
+    (
+        "record-missing-field",
+        Seeded(
+            BranchFault(
+                _record_without("hardware_platform_version"),
+                frozenset({"VM.get_record", "VM.get_all_records"}),
+            ),
+            "fields",
+            "fields",
+            "VM.get_record and get_all_records leave out the hardware_platform_version field.",
+            "the record read after any step lacks hardware_platform_version, which xapi's has.",
+        ),
+    ),
+    # -- the RPC layer
+    (
+        "param-count-with-session",
+        Seeded(
+            BranchFault(_rewrite_failure("MESSAGE_PARAMETER_COUNT_MISMATCH", _counting_session)),
+            "rpc",
+            "rpc",
+            "MESSAGE_PARAMETER_COUNT_MISMATCH counts the session among the parameters.",
+            'VM.start(session, vm) answers ["VM.start", "4", "2"] where xapi answers '
+            '["VM.start", "3", "1"].',
+        ),
+    ),
+    (
+        "unknown-method-bare",
+        Seeded(
+            BranchFault(_rewrite_failure("MESSAGE_METHOD_UNKNOWN", _no_params)),
+            "rpc",
+            "rpc",
+            "MESSAGE_METHOD_UNKNOWN does not name the unknown method.",
+            'VM.frobnicate answers MESSAGE_METHOD_UNKNOWN [] where xapi answers ["VM.frobnicate"].',
+        ),
+    ),
+    (
+        "type-error-text",
+        Seeded(
+            BranchFault(_rewrite_failure("INTERNAL_ERROR", _type_error_text)),
+            "rpc",
+            "rpc",
+            "A wrongly typed argument's INTERNAL_ERROR words the type error its own way.",
+            'VM.set_is_a_template(vm, "yes") answers INTERNAL_ERROR ["type error: expected bool, '
+            "got 'S(yes)'\"] where xapi answers [\"Expected bool, got 'S(yes)'\"].",
+        ),
+    ),
+    # -- roles
+    (
+        "rbac-ignored",
+        Seeded(
+            RbacIgnored(),
+            "roles",
+            "roles",
+            "Role-limited sessions may call anything: the permission check is skipped.",
+            "a read-only session's VM.start(vm, false, false) answers success where xapi answers "
+            'RBAC_PERMISSION_DENIED ["vm.start", "No permission in user session. (…)"].',
+        ),
+    ),
+    (
+        "rbac-permission-case",
+        Seeded(
+            BranchFault(_rewrite_failure("RBAC_PERMISSION_DENIED", _wire_case_permission)),
+            "roles",
+            "roles",
+            "RBAC_PERMISSION_DENIED names the permission as the wire method (VM.start, not vm.start).",
+            'a read-only session\'s VM.start answers RBAC_PERMISSION_DENIED ["VM.start", …] where '
+            'xapi answers ["vm.start", …].',
+        ),
+    ),
+    (
+        "operator-denied-start",
+        Seeded(
+            BranchFault(_operator_denied, _OPERATOR_DENIED),
+            "roles",
+            "roles",
+            "vm-operator sessions are refused VM.start and the shutdowns (xapi allows them).",
+            "a vm-operator session's VM.start answers RBAC_PERMISSION_DENIED where xapi starts the "
+            "VM.",
+        ),
+    ),
+    # -- Async tasks
+    (
+        "lost-async-error",
+        Seeded(
+            BranchFault(_failed_as_success),
+            "async",
+            "async",
+            "An Async call that fails records its error in a task whose status is success.",
+            'after Async.VM.hard_shutdown on a Halted VM, xapi\'s task has status "failure" and '
+            'error_info [VM_BAD_POWER_STATE, …]; the faulty server\'s has status "success".',
+        ),
+    ),
+    (
+        "async-result-dropped",
+        Seeded(
+            BranchFault(
+                _result_dropped, _async_only(_vm_methods("clone", "copy", "snapshot", "checkpoint"))
+            ),
+            "async",
+            "async",
+            "The task of a successful Async clone or snapshot has an empty result.",
+            "after Async.VM.clone, xapi's task result is the new VM's ref; the faulty server's is "
+            "empty.",
+        ),
+    ),
+    (
+        "async-error-code-only",
+        Seeded(
+            BranchFault(_error_code_only),
+            "async",
+            "async",
+            "A failed Async task's error_info holds the error code without its parameters.",
+            "after Async.VM.hard_shutdown on a Halted VM, the task's error_info is "
+            '["VM_BAD_POWER_STATE"] where xapi\'s has the VM and the states.',
+        ),
+    ),
+    (
+        "async-effect-lost",
+        Seeded(
+            BranchFault(_effect_lost, _async_only(_BLOCKABLE_LIFECYCLE)),
+            "async",
+            "async",
+            "An Async lifecycle call's task succeeds but the VM is not changed.",
+            "after Async.VM.start succeeds, xapi's VM is Running; the faulty server's is still "
+            "Halted.",
+        ),
+    ),
+)
+
+_ENTRIES += (
+    # -- faults the ci profile once missed (issue 7, item 6)
+    (
+        "logout-keeps-session",
+        Seeded(
+            BranchFault(_session_kept, frozenset({"session.logout"})),
+            "rpc",
+            "rpc",
+            "session.logout answers success but the session stays valid.",
+            "after session.logout(s), xapi answers SESSION_INVALID [s] to any call with s; the "
+            "faulty server answers it.",
+        ),
+    ),
+    (
+        "clone-keeps-blocked-ops",
+        Seeded(
+            BranchFault(_blocked_operations_inherited, _vm_methods("clone", "copy")),
+            "operations",
+            "operations",
+            "A clone or copy keeps its source's blocked_operations (xapi_vm_clone.ml resets them).",
+            "VM.clone of a VM with blocked_operations {start: …} makes a VM whose "
+            "blocked_operations xapi leaves empty; the faulty server copies them.",
+        ),
+    ),
+    (
+        "int-typed",
+        Seeded(
+            WronglyTyped(Quirks(int_typed=True)),
+            "fields",
+            "fields",
+            "Ints are written as <int> over XML-RPC and as strings over JSON-RPC.",
+            "VM.get_VCPUs_max answers <value><int>1</int></value> where xapi sends the bare "
+            'string <value>1</value> (over JSON-RPC "1" where xapi sends 1).',
+        ),
+    ),
+    (
+        "bool-as-text",
+        Seeded(
+            WronglyTyped(Quirks(bool_text=True)),
+            "fields",
+            "fields",
+            'Bools are written as the strings "true"/"false".',
+            'VM.get_is_a_template answers the string "false" where xapi sends '
+            "<boolean>0</boolean> (over JSON-RPC false).",
+        ),
+    ),
+)
+
+SEQUENTIAL: Mapping[str, Seeded] = MappingProxyType(dict(_ENTRIES))
+
+FAULTS: Mapping[str, Seeded] = MappingProxyType({**SEQUENTIAL, **RACED})
+"""Every seeded fault by the name ``serve --fault`` and ``ServerConfig.faults`` use."""
+
+
+def summary(fault: Seeded) -> str:
+    """The one line ``serve --list-faults`` prints after the name."""
+    return fault.summary
+
+
+def known(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` as a tuple, or a UsageError naming the unknown one and every known fault."""
+    checked = tuple(names)
+    for name in checked:
+        if name not in FAULTS:
+            raise UsageError(f"unknown fault {name!r}; known faults: {', '.join(FAULTS)}")
+    return checked
+
+
+def lookup(names: Iterable[str]) -> tuple[Fault, ...]:
+    """The faults called ``names``, in order (UsageError for an unknown name)."""
+    return tuple(FAULTS[name] for name in known(names))

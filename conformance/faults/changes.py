@@ -1,0 +1,296 @@
+"""Branch changes: the one alteration each catalogued fault makes to an honest answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from conformance.faults.kinds import (
+    BranchChange,
+    _edit_vm,
+    _new_vm,
+    _sync,
+    _vm_arg,
+    _vm_methods,
+    _with_task,
+)
+from models.catalogue import roles_at_least
+from models.outcome import Failure, Success, Value
+from models.transition import Branch, Call
+from models.world import NULL_REF, Record, World
+
+# ---- branch changes, one per fault --------------------------------------------------------------
+
+
+def _rewrite_failure(
+    code: str, params: Callable[[World, Call, tuple[str, ...]], tuple[str, ...]]
+) -> BranchChange:
+    """A change that rewrites the parameters of every failure with ``code``."""
+
+    def change(world: World, call: Call, branch: Branch) -> Branch:
+        outcome = branch.outcome
+        if not (isinstance(outcome, Failure) and outcome.code == code):
+            return branch
+        return replace(branch, outcome=Failure(code, params(world, call, outcome.params)))
+
+    return change
+
+
+def _semicolons(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    if len(params) < 2:
+        return params
+    return (params[0], params[1].replace(", ", ";"), *params[2:])
+
+
+def _capitalised_state(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    return (*params[:-1], params[-1].capitalize()) if params else params
+
+
+def _lowercase_class(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    return (params[0].lower(), *params[1:]) if params else params
+
+
+def _operation_not_reason(_w: World, call: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    return (*params[:1], _sync(call).removeprefix("VM."))
+
+
+def _uuid_not_ref(world: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    vm = world.vms.get(params[2]) if len(params) > 2 else None
+    return (*params[:2], str(vm["uuid"]), *params[3:]) if vm else params
+
+
+def _counting_session(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    if len(params) < 3 or not (params[1].isdigit() and params[2].isdigit()):
+        return params
+    return params[0], str(int(params[1]) + 1), str(int(params[2]) + 1)
+
+
+def _no_params(_w: World, _c: Call, _p: tuple[str, ...]) -> tuple[str, ...]:
+    return ()
+
+
+def _type_error_text(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    if not params or not params[0].startswith("Expected "):
+        return params
+    return (params[0].replace("Expected ", "type error: expected ", 1),)
+
+
+def _wire_case_permission(_w: World, call: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    if not params or "/" in params[0]:
+        return params
+    return (_sync(call), *params[1:])
+
+
+def _refusal_accepted(world: World, call: Call, branch: Branch) -> Branch:
+    return Branch(Success(""), world) if isinstance(branch.outcome, Failure) else branch
+
+
+def _success_without_effect(world: World, call: Call, branch: Branch) -> Branch:
+    return replace(branch, world=world) if isinstance(branch.outcome, Success) else branch
+
+
+def _template_as_not_allowed(world: World, call: Call, branch: Branch) -> Branch:
+    outcome = branch.outcome
+    if isinstance(outcome, Failure) and outcome.code == "VM_IS_TEMPLATE":
+        reason = f"VM is a template: {outcome.params[-1]}"
+        return replace(branch, outcome=Failure("OPERATION_NOT_ALLOWED", (reason,)))
+    return branch
+
+
+def _unpause_running_accepted(world: World, call: Call, branch: Branch) -> Branch:
+    outcome = branch.outcome
+    if (
+        isinstance(outcome, Failure)
+        and outcome.code == "VM_BAD_POWER_STATE"
+        and outcome.params[-1:] == ("running",)
+    ):
+        return Branch(Success(""), world)
+    return branch
+
+
+def _suspended_refused(world: World, call: Call, branch: Branch) -> Branch:
+    ref = _vm_arg(world, call)
+    if ref is None or world.vms[ref]["power_state"] != "Suspended":
+        return branch
+    return Branch(Failure("VM_BAD_POWER_STATE", (ref, "paused, running", "suspended")), world)
+
+
+def _running_refused(world: World, call: Call, branch: Branch) -> Branch:
+    ref = _vm_arg(world, call)
+    if ref is None or world.vms[ref]["power_state"] != "Running":
+        return branch
+    return Branch(Failure("VM_BAD_POWER_STATE", (ref, "halted", "running")), world)
+
+
+def _orphan_revert_refused(world: World, call: Call, branch: Branch) -> Branch:
+    """VM.revert of a snapshot whose VM was destroyed fails and makes nothing."""
+    snapshot = _vm_arg(world, call)
+    old = str(world.vms[snapshot]["snapshot_of"]) if snapshot is not None else NULL_REF
+    if snapshot is None or old == NULL_REF or old in world.vms:
+        return branch
+    return Branch(Failure("VM_REVERT_FAILED", (snapshot, old)), world)
+
+
+def _kept(*fields: str) -> BranchChange:
+    """A success that leaves ``fields`` of the call's VM as they were before it."""
+
+    def change(world: World, call: Call, branch: Branch) -> Branch:
+        ref = _vm_arg(world, call)
+        if ref is None or not isinstance(branch.outcome, Success):
+            return branch
+        return _edit_vm(branch, ref, {name: world.vms[ref][name] for name in fields})
+
+    return change
+
+
+def _tag_appended(world: World, call: Call, branch: Branch) -> Branch:
+    ref = _vm_arg(world, call)
+    if ref is None or not isinstance(branch.outcome, Success) or len(call.args) < 3:
+        return branch
+    tags = world.vms[ref]["tags"]
+    old = tuple(tags) if isinstance(tags, tuple) else ()
+    tag = call.args[2]
+    if not isinstance(tag, str) or tag not in old:
+        return branch
+    return _edit_vm(branch, ref, {"tags": (*old, tag)})
+
+
+def _new_vm_edited(changes: Mapping[str, Value], *, running_source: bool = False) -> BranchChange:
+    """The VM a copy creates gets ``changes`` (only for a Running source if asked)."""
+
+    def change(world: World, call: Call, branch: Branch) -> Branch:
+        source = _vm_arg(world, call)
+        if running_source and (source is None or world.vms[source]["power_state"] != "Running"):
+            return branch
+        return _edit_vm(branch, _new_vm(world, branch), changes)
+
+    return change
+
+
+def _record_without(field: str) -> BranchChange:
+    def change(world: World, call: Call, branch: Branch) -> Branch:
+        outcome = branch.outcome
+        if not (isinstance(outcome, Success) and isinstance(outcome.value, Mapping)):
+            return branch
+        value = outcome.value
+        if call.method == "VM.get_record":
+            trimmed: Value = {k: v for k, v in value.items() if k != field}
+        else:
+            trimmed = {
+                ref: {k: v for k, v in rec.items() if k != field}
+                if isinstance(rec, Mapping)
+                else rec
+                for ref, rec in value.items()
+            }
+        return replace(branch, outcome=Success(trimmed))
+
+    return change
+
+
+_OPERATOR_DENIED = _vm_methods("start", "clean_shutdown", "hard_shutdown", "clean_reboot")
+
+
+def _operator_denied(world: World, call: Call, branch: Branch) -> Branch:
+    session = call.args[0] if call.args else None
+    info = world.sessions.get(session) if isinstance(session, str) else None
+    if info is None or info.superuser or info.role != "vm-operator":
+        return branch
+    roles = ", ".join(roles_at_least("vm-admin"))
+    text = f"No permission in user session. (Roles with this permission: {roles})"
+    return Branch(Failure("RBAC_PERMISSION_DENIED", (call.method.lower(), text)), world)
+
+
+def _failed_as_success(world: World, call: Call, branch: Branch) -> Branch:
+    return _with_task(
+        branch, lambda t: replace(t, status="success") if t.status == "failure" else None
+    )
+
+
+def _result_dropped(world: World, call: Call, branch: Branch) -> Branch:
+    return _with_task(
+        branch,
+        lambda t: (
+            replace(t, result="")
+            if t.status == "success" and t.result not in ("", NULL_REF)
+            else None
+        ),
+    )
+
+
+def _error_code_only(world: World, call: Call, branch: Branch) -> Branch:
+    return _with_task(
+        branch, lambda t: replace(t, error_info=t.error_info[:1]) if len(t.error_info) > 1 else None
+    )
+
+
+def _effect_lost(world: World, call: Call, branch: Branch) -> Branch:
+    """The task is created and succeeds, but the VMs are as they were before the call."""
+    outcome = branch.outcome
+    task = branch.world.tasks.get(str(outcome.value)) if isinstance(outcome, Success) else None
+    if task is None or task.status != "success":
+        return branch
+    kept = replace(branch.world, vms=world.vms)
+    return replace(branch, world=kept)
+
+
+def _without_key(
+    field: str, key: Callable[[Call], str]
+) -> Callable[[Call, Record], Mapping[str, Value]]:
+    def lift(call: Call, vm: Record) -> Mapping[str, Value]:
+        current = vm[field]
+        mapping = current if isinstance(current, Mapping) else {}
+        return {field: {k: v for k, v in mapping.items() if k != key(call)}}
+
+    return lift
+
+
+def _default_template(_call: Call) -> str:
+    return "default_template"
+
+
+def _operation(call: Call) -> str:
+    return _sync(call).removeprefix("VM.")
+
+
+def _paused_as_running(call: Call, vm: Record) -> Mapping[str, Value]:
+    return {"power_state": "Running"} if vm["power_state"] == "Paused" else {}
+
+
+def _not_template(call: Call, vm: Record) -> Mapping[str, Value]:
+    return {"is_a_template": False}
+
+
+def _started_unpaused(call: Call) -> Call:
+    paused_index = 3 if _sync(call).endswith("_on") else 2
+    args = list(call.args)
+    if len(args) > paused_index:
+        args[paused_index] = False
+    return replace(call, args=tuple(args))
+
+
+def _stored_value(field: str) -> Callable[[Call, Record], Mapping[str, Value]]:
+    def store(call: Call, vm: Record) -> Mapping[str, Value]:
+        value = call.args[2] if len(call.args) > 2 else None
+        return (
+            {field: int(value)}
+            if isinstance(value, int | str) and str(value).lstrip("-").isdigit()
+            else {}
+        )
+
+    return store
+
+
+def _session_kept(world: World, call: Call, branch: Branch) -> Branch:
+    """A logout that answers success but leaves the session valid."""
+    if not isinstance(branch.outcome, Success):
+        return branch
+    return replace(branch, world=replace(branch.world, sessions=world.sessions))
+
+
+def _blocked_operations_inherited(world: World, call: Call, branch: Branch) -> Branch:
+    """The new VM of a clone or copy keeps its source's blocked_operations."""
+    source = _vm_arg(world, call)
+    if source is None:
+        return branch
+    inherited = {"blocked_operations": world.vms[source]["blocked_operations"]}
+    return _edit_vm(branch, _new_vm(world, branch), inherited)

@@ -1,0 +1,1 @@
+"""Races: sessions that overlap calls on one target, judged by linearizability."""

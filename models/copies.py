@@ -59,6 +59,16 @@ def destroy(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return guarded(ctx.world, ref, "destroy", body)
 
 
+def _metrics_copied(world: World, source: str, new: str) -> World:
+    """xapi_vm_helpers.ml ``copy_metrics``: the new VM's VM_metrics are a copy of the source's,
+    with the nomigrate and nested-virt flags its last boot captured (none captured: none)."""
+    flags = dict(world.booted_flags)
+    flags.pop(new, None)
+    if source in world.booted_flags:
+        flags[new] = world.booted_flags[source]
+    return replace(world, booted_flags=MappingProxyType(flags))
+
+
 def _add_copy(world: World, ref: str, record: dict[str, Value], source: Record) -> World:
     """A copy of a Suspended VM is Suspended; a copy of a snapshot is always hard-shut."""
     record.update(power_state="Halted", suspend_VDI=NULL_REF)
@@ -78,6 +88,7 @@ def _copier(op: str) -> Handler:
             new_ref, record, world = derived_copy(
                 ctx.world, vm, name, as_snapshot_of=None, now=ctx.now
             )
+            world = _metrics_copied(world, ref, new_ref)
             return done(refresh(_add_copy(world, new_ref, record, vm), ref), new_ref)
 
         return guarded(ctx.world, ref, op, body)
@@ -94,6 +105,7 @@ def _snapshotter(op: str) -> Handler:
             new_ref, record, world = derived_copy(
                 ctx.world, vm, name, as_snapshot_of=ref, now=ctx.now
             )
+            world = _metrics_copied(world, ref, new_ref)
             state = "Halted"
             if op == "checkpoint" and vm["power_state"] in ("Running", "Suspended"):
                 state = "Suspended"
@@ -232,6 +244,7 @@ def _reverted(world: World, snap_ref: str, vm: Record, target: str) -> Result:
     )
     if changes.get("domain_type") == "unspecified":
         changes["domain_type"] = "hvm" if changes.get("HVM_boot_policy") else "pv"
+    world = _metrics_copied(world, snap_ref, target)  # xapi_vm_snapshot.ml update_metrics
     return done(update_vm(world, target, changes))
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
+from models.accounting import vm_memory_overhead
 from models.checks import guarded, merge, update_vm
 from models.errors import XenAPIError, handle_invalid
 from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt, platform_flag
@@ -100,8 +101,16 @@ def _generic_bios_strings(world: World, ref: str) -> World:
     return update_vm(world, ref, {"bios_strings": dict(HOST_BIOS_STRINGS)})
 
 
+def _overhead_refreshed(world: World, ref: str) -> World:
+    """message_forwarding.ml start/start_on: ``update_memory_overhead`` before placement, since
+    the stored value may be stale (after set_domain_type, for one)."""
+    overhead = vm_memory_overhead(world.vms[ref], world.release)
+    return update_vm(world, ref, {"memory_overhead": overhead}, recompute=False)
+
+
 def _starting(world: World, ref: str, boot: Callable[[World, Record], Result]) -> Result:
     """What VM.start writes before placing the VM (kept if placement then fails), then ``boot``."""
+    world = _overhead_refreshed(world, ref)
     world = _generic_bios_strings(world, ref)
     world = _ha_on_boot(world, ref, world.vms[ref])
 

@@ -22,6 +22,7 @@ __all__ = [
     "boot_check",
     "check_constraints",
     "dmc_enabled",
+    "metrics_flags",
     "nested_virt",
     "pin_reason",
     "platform_flag",
@@ -91,16 +92,20 @@ class MemoryContext:
 
     @classmethod
     def from_record(
-        cls, vm: Mapping[str, Value], pool_restrictions: Mapping[str, str]
+        cls,
+        vm: Mapping[str, Value],
+        pool_restrictions: Mapping[str, str],
+        captured: tuple[bool, bool] | None = None,
     ) -> MemoryContext:
-        """The context of a VM record in a pool with ``pool_restrictions``."""
+        """The context of a VM record in a pool with ``pool_restrictions``; ``captured`` is the
+        VM's ``(nomigrate, nested_virt)`` in its VM_metrics (see :func:`metrics_flags`)."""
         control = vm.get("is_control_domain", False)
         if not isinstance(control, bool):
             raise TypeError("VM field 'is_control_domain' must be a bool")
         return cls(
             dmc_enabled=dmc_enabled(pool_restrictions),
             is_control_domain=control,
-            nested_virt=nested_virt(vm),
+            nested_virt=metrics_flags(vm, captured)[1],
         )
 
 
@@ -155,12 +160,25 @@ def platform_flag(vm: Mapping[str, Value], key: str) -> bool:
 
 
 def nested_virt(vm: Mapping[str, Value]) -> bool:
-    """The VM uses nested virt: ``platform:nested-virt`` is "true" or "1".
+    """The platform asks for nested virt: ``platform:nested-virt`` is "true" or "1".
 
-    xapi reads ``VM_metrics.nested_virt`` when the VM has metrics and falls back to the platform
-    key otherwise; the model has no VM_metrics, so it always reads the platform key.
+    What xenopsd captures at boot and VM.start's CP-18860 check read; the memory rules and the
+    mobility checks read :func:`metrics_flags` instead.
     """
     return platform_flag(vm, "nested-virt")
+
+
+def metrics_flags(vm: Mapping[str, Value], captured: tuple[bool, bool] | None) -> tuple[bool, bool]:
+    """``(nomigrate, nested_virt)`` as xapi_vm_lifecycle.ml ``nomigrate``/``nested_virt`` read them.
+
+    The VM's VM_metrics first: VM.create makes them with both false, xenopsd sets them from the
+    platform at each boot and nothing clears them at shutdown; clone, copy, snapshot and revert
+    copy them (xapi_vm_helpers.ml ``copy_metrics``). ``captured`` is that pair, None while no
+    boot has set it. Only a VM without metrics (a null ref) falls back to its platform keys.
+    """
+    if vm.get("metrics", "OpaqueRef:NULL") != "OpaqueRef:NULL":
+        return captured if captured is not None else (False, False)
+    return platform_flag(vm, "nomigrate"), nested_virt(vm)
 
 
 def dmc_enabled(pool_restrictions: Mapping[str, str]) -> bool:

@@ -6,12 +6,14 @@ conversion service, a remote pool), the answer chosen is written in the handler'
 
 from __future__ import annotations
 
+from models import accounting
+from models.accounting import vm_memory_overhead
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, vm_bad_power_state
 from models.outcome import Value
 from models.placement import host_error
 from models.plugins import call_plugin
-from models.records import memory_overhead, read_record
+from models.records import read_record
 from models.releases import changed
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
 from models.world import NULL_REF, Record, World, new_ids
@@ -109,16 +111,18 @@ def query_data_source(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 def compute_memory_overhead(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.compute_memory_overhead: the model's overhead formula (host-specific in xapi)."""
-    return done(ctx.world, memory_overhead(vm_of(ctx.world, args[0])))
+    """VM.compute_memory_overhead: the overhead of the VM as its record stands now (xapi_vm_helpers.ml
+    ``compute_memory_overhead``), whatever its stored memory_overhead says."""
+    return done(ctx.world, vm_memory_overhead(vm_of(ctx.world, args[0]), ctx.world.release))
 
 
 def maximise_memory(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.maximise_memory(total, approximate): the largest static_max whose overhead still fits."""
+    """VM.maximise_memory(total, approximate): the largest static_max that still starts within
+    ``total`` bytes (xapi_vm.ml ``maximise_memory``); no operation or power-state check."""
     vm = vm_of(ctx.world, args[0])
     total = args[1] if isinstance(args[1], int) else 0
-    overhead = memory_overhead({**vm, "memory_static_max": max(0, total)})
-    return done(ctx.world, max(0, total - overhead))
+    approximate = args[2] is True
+    return done(ctx.world, accounting.maximise_memory(vm, total, approximate, ctx.world.release))
 
 
 def get_possible_hosts(ctx: Ctx, args: tuple[Value, ...]) -> Result:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from models.catalogue import ENUMS
-from models.memory import nested_virt, platform_flag
+from models.memory import metrics_flags
 from models.outcome import Failure, Value
 
 __all__ = [
@@ -437,12 +437,8 @@ def _check_provision(s: _Subject) -> Failure | None:
 
 
 def _mobility_flags(s: _Subject) -> tuple[bool, bool]:
-    """``(nomigrate, nested_virt)``: as captured at boot while the VM has a domain (its
-    VM_metrics), else from the platform (xapi_vm_lifecycle.ml ``nomigrate``/``nested_virt``)."""
-    captured = s.ctx.booted_flags.get(s.ref)
-    if captured is not None and s.vm.get("power_state") in ("Running", "Paused", "Suspended"):
-        return captured
-    return platform_flag(s.vm, "nomigrate"), nested_virt(s.vm)
+    """``(nomigrate, nested_virt)`` of the VM's VM_metrics (xapi_vm_lifecycle.ml)."""
+    return metrics_flags(s.vm, s.ctx.booted_flags.get(s.ref))
 
 
 def _check_revert(s: _Subject) -> Failure | None:

@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from models.accounting import vm_memory_overhead
 from models.catalogue import ENUMS, FIELDS
 from models.outcome import Value
 from models.schema import XType
@@ -19,7 +20,6 @@ __all__ = [
     "derived_copy",
     "fresh_genid",
     "fresh_vm",
-    "memory_overhead",
     "read_record",
     "type_default",
 ]
@@ -75,18 +75,6 @@ def type_default(xtype: XType) -> Value:
     return empties.get(xtype.kind, "")
 
 
-def memory_overhead(vm: Mapping[str, Value]) -> int:
-    """An approximation of xapi's overhead: 1 MiB per VCPU plus 1% of static_max, in bytes.
-
-    The real figure depends on the host's shadow-memory rules, so conformance checks treat the
-    field as host-specific (checked for shape only); the embedded server reports this formula.
-    """
-    vcpus = _int(vm.get("VCPUs_max", 1))
-    static_max = max(0, _int(vm.get("memory_static_max", 0)))
-    mib = 2**20
-    return (vcpus * mib + static_max // 100 + mib - 1) // mib * mib
-
-
 def _int(value: Value | None) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -117,7 +105,7 @@ def fresh_vm(world: World, typed: Mapping[str, Value]) -> tuple[str, Record, Wor
     )
     if record["has_vendor_device"] is True:
         record["hardware_platform_version"] = max(2, _int(record["hardware_platform_version"]))
-    record["memory_overhead"] = memory_overhead(record)
+    record["memory_overhead"] = vm_memory_overhead(record, world.release)
     return ref, frozen(record), world
 
 

@@ -137,6 +137,7 @@ An older server knows nothing of them: MESSAGE_METHOD_UNKNOWN, as for any unknow
 CHANGES: dict[str, str] = {
     "restart_device_models: its own power-state check, capitalised states": "24.10",  # CA-388107
     "get_allowed_VIF_devices: 16 devices, not 7": "25.29",  # 947e4965be, first in v25.29.0
+    "memory overhead: 38 more pages per vCPU (CA-423172)": "26.3",  # ec3bd4a887, first in v26.3.0
 }
 """Behaviours that changed between known releases: what changed → the first xapi version with
 the new behaviour (older releases keep the old one). See also ``MESSAGES_SINCE``."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from models.accounting import vm_memory_overhead
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, invalid_value, vm_bad_power_state
 from models.memory import MemoryContext, MemoryTuple, check_constraints
 from models.outcome import Value
 from models.placement import free_memory, ocaml_float, resident_host
-from models.records import memory_overhead
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
 from models.world import NULL_REF, Record, World
 
@@ -23,10 +23,18 @@ def _int(value: Value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _memory_checked(world: World, vm: Record, proposed: MemoryTuple) -> None:
-    failure = check_constraints(proposed, MemoryContext.from_record(vm, world.pool.restrictions))
+def _memory_checked(world: World, ref: str, vm: Record, proposed: MemoryTuple) -> None:
+    captured = world.booted_flags.get(ref)
+    context = MemoryContext.from_record(vm, world.pool.restrictions, captured)
+    failure = check_constraints(proposed, context)
     if failure:
         raise XenAPIError.of(failure)
+
+
+def _with_overhead(world: World, vm: Record, changes: dict[str, Value]) -> dict[str, Value]:
+    """``changes`` and the memory_overhead xapi stores after them (``update_memory_overhead``)."""
+    changes["memory_overhead"] = vm_memory_overhead({**vm, **changes}, world.release)
+    return changes
 
 
 def _proposal(vm: Record, **changes: int) -> MemoryTuple:
@@ -68,7 +76,7 @@ def _dynamic_range(world: World, ref: str, low: int, high: int) -> Result:
     def body(vm: Record) -> Result:
         _reserve_for_dynamic_change(world, vm, low)
         proposed = _proposal(vm, dynamic_min=low, target=low, dynamic_max=high)
-        _memory_checked(world, vm, proposed)
+        _memory_checked(world, ref, vm, proposed)
         return done(update_vm(world, ref, _memory_fields(proposed)))
 
     return guarded(world, ref, "changing_dynamic_range", body)
@@ -94,9 +102,8 @@ def set_memory_dynamic_max(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 def _static_range(world: World, ref: str, low: int, high: int) -> Result:
     def body(vm: Record) -> Result:
         proposed = _proposal(vm, static_min=low, static_max=high)
-        _memory_checked(world, vm, proposed)
-        changes = _memory_fields(proposed)
-        changes["memory_overhead"] = memory_overhead({**vm, **changes})
+        _memory_checked(world, ref, vm, proposed)
+        changes = _with_overhead(world, vm, _memory_fields(proposed))
         if vm["is_control_domain"] is True and vm["power_state"] == "Running":
             changes["requires_reboot"] = True
         return done(update_vm(world, ref, changes))
@@ -126,9 +133,8 @@ def _limits(world: World, ref: str, values: tuple[int, int, int, int]) -> Result
 
     def body(vm: Record) -> Result:
         proposed = MemoryTuple(static_min, dynamic_min, dynamic_min, dynamic_max, static_max)
-        _memory_checked(world, vm, proposed)
-        changes = _memory_fields(proposed)
-        changes["memory_overhead"] = memory_overhead({**vm, **changes})
+        _memory_checked(world, ref, vm, proposed)
+        changes = _with_overhead(world, vm, _memory_fields(proposed))
         return done(update_vm(world, ref, changes))
 
     return guarded(world, ref, "changing_memory_limits", body)
@@ -151,14 +157,19 @@ def _multiplier(op: str) -> Handler:
         ref, value = str(args[0]), args[1]
         assert isinstance(value, float)
 
-        def body(_: Record) -> Result:
+        def body(vm: Record) -> Result:
             if value < 1.0:
                 raise invalid_value("multiplier", ocaml_float(value))
-            return done(update_vm(ctx.world, ref, {"HVM_shadow_multiplier": value}))
+            changes = _with_overhead(ctx.world, vm, {"HVM_shadow_multiplier": value})
+            return done(update_vm(ctx.world, ref, changes))
 
         return guarded(ctx.world, ref, op, body)
 
-    handler.__doc__ = f"Shadow multiplier setter ({op}): the multiplier must be at least 1.0."
+    handler.__doc__ = (
+        f"Shadow multiplier setter ({op}): the multiplier must be at least 1.0; the overhead"
+        " follows (xapi_vm_helpers.ml set_HVM_shadow_multiplier, xapi_vm.ml"
+        " set_shadow_multiplier_live)."
+    )
     return handler
 
 
@@ -182,7 +193,8 @@ def set_VCPUs_max(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     def body(vm: Record) -> Result:
         if value < 1 or value < _int(vm["VCPUs_at_startup"]):
             raise invalid_value(VCPU_RULE, str(value))
-        return done(update_vm(ctx.world, ref, {"VCPUs_max": value}))
+        changes = _with_overhead(ctx.world, vm, {"VCPUs_max": value})
+        return done(update_vm(ctx.world, ref, changes))
 
     return guarded(ctx.world, ref, "changing_VCPUs", body)
 
@@ -195,7 +207,8 @@ def set_VCPUs_at_startup(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         raise XenAPIError("OPERATION_NOT_ALLOWED", "set_VCPUs_at_startup is not allowed on dom0")
     if not 1 <= value <= _int(vm["VCPUs_max"]):
         raise invalid_value(VCPU_RULE, str(value))
-    return done(update_vm(ctx.world, ref, {"VCPUs_at_startup": value}, recompute=False))
+    changes = _with_overhead(ctx.world, vm, {"VCPUs_at_startup": value})
+    return done(update_vm(ctx.world, ref, changes, recompute=False))
 
 
 def set_VCPUs_number_live(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -210,7 +223,8 @@ def set_VCPUs_number_live(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     def body(vm: Record) -> Result:
         if not 1 <= value <= _int(vm["VCPUs_max"]):
             raise invalid_value(VCPU_LIVE_RULE, str(_int(vm["VCPUs_max"])))
-        return done(update_vm(ctx.world, ref, {"VCPUs_at_startup": value}))
+        changes = _with_overhead(ctx.world, vm, {"VCPUs_at_startup": value})
+        return done(update_vm(ctx.world, ref, changes))
 
     return guarded(ctx.world, ref, "changing_VCPUs_live", body)
 

@@ -10,6 +10,7 @@ from xml.etree import ElementTree
 from models import catalogue
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid
+from models.features import assert_enabled
 from models.outcome import Failure, Value
 from models.records import NO_DOMAIN, derived_copy, fresh_genid, fresh_vm
 from models.transition import Ctx, Handler, Result, as_map, done, failed, vm_of
@@ -102,6 +103,8 @@ def _snapshotter(op: str) -> Handler:
         ref, name = str(args[0]), str(args[1])
 
         def body(vm: Record) -> Result:
+            if op == "checkpoint":
+                assert_enabled(ctx.world.pool.restrictions, "Checkpoint")  # xapi_vm.ml checkpoint
             new_ref, record, world = derived_copy(
                 ctx.world, vm, name, as_snapshot_of=ref, now=ctx.now
             )

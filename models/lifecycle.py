@@ -9,6 +9,7 @@ from types import MappingProxyType
 from models.accounting import vm_memory_overhead
 from models.checks import guarded, merge, update_vm
 from models.errors import XenAPIError, handle_invalid
+from models.features import assert_enabled
 from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt, platform_flag
 from models.misc import HOST_BIOS_STRINGS
 from models.outcome import Value
@@ -60,10 +61,21 @@ def _placed_start(world: World, ref: str, vm: Record, paused: bool, force: bool)
         raise XenAPIError("NO_HOSTS_AVAILABLE")
     if not force and nested_virt(vm) and not are_pinned_at_static_max(MemoryTuple.from_record(vm)):
         raise XenAPIError("MEMORY_CONSTRAINT_VIOLATION_MAXPIN", "nested virt")
+    _check_restricted_flags(world, vm)
     started = done(_boot(world, ref, host, paused))
     if world.facts.host_memory_sufficient is None:
         return merge(started, failed(world, XenAPIError("NO_HOSTS_AVAILABLE").failure()))
     return started
+
+
+def _check_restricted_flags(world: World, vm: Record) -> None:
+    """vm_platform.ml ``check_restricted_flags``: platform:nested-virt must read as a boolean,
+    and a true one needs the Nested_virt feature."""
+    value = as_map(vm["platform"]).get("nested-virt")
+    if value is not None and str(value).lower() not in ("true", "1", "false", "0"):
+        raise XenAPIError("INVALID_VALUE", "platform:nested-virt", str(value))
+    if nested_virt(vm):
+        assert_enabled(world.pool.restrictions, "Nested_virt")
 
 
 DEVICE_MODEL_BIOS = "qemu-upstream-compat"
@@ -129,6 +141,7 @@ def start(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.start: op check, HA flag and platform writes, then host placement where every host
     error is NO_HOSTS_AVAILABLE."""
     ref, paused, force = str(args[0]), args[1] is True, args[2] is True
+    assert_enabled(ctx.world.pool.restrictions, "VM_start")  # message_forwarding.ml, first
 
     def boot(world: World, vm: Record) -> Result:
         return _placed_start(world, ref, vm, paused, force)
@@ -159,6 +172,7 @@ def _control_domain_affinity(vm: Record, host: Host) -> None:
 def start_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.start_on: host pre-checks, op check, then assert_can_boot_here propagating errors."""
     ref, paused = str(args[0]), args[2] is True
+    assert_enabled(ctx.world.pool.restrictions, "VM_start")
     vm = vm_of(ctx.world, ref)
     host = _host(ctx.world, args[1])
     _control_domain_affinity(vm, host)
@@ -275,6 +289,7 @@ def pool_migrate(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     strict = str(options.get("force", "false")).lower() != "true"
 
     def body(vm: Record) -> Result:
+        assert_enabled(ctx.world.pool.restrictions, "Xen_motion")  # xapi_vm_migrate.ml
         if vm["resident_on"] == host.ref:
             return done(update_vm(ctx.world, ref, {}))  # a localhost migration
         error = host_error(ctx.world, ref, vm, host)

@@ -10,6 +10,7 @@ from models import accounting
 from models.accounting import vm_memory_overhead
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, vm_bad_power_state
+from models.features import assert_enabled
 from models.outcome import Value
 from models.placement import host_error
 from models.plugins import call_plugin
@@ -164,6 +165,8 @@ def assert_can_boot_here(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.assert_can_boot_here(host): the host's boot checks, propagated."""
     ref = str(args[0])
     vm = vm_of(ctx.world, ref)
+    if vm["power_state"] == "Halted":  # message_forwarding.ml assert_can_boot_here
+        assert_enabled(ctx.world.pool.restrictions, "VM_start")
     host = ctx.world.hosts.get(str(args[1]))
     if host is None:
         raise handle_invalid("host", str(args[1]))

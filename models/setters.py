@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from models.accounting import vm_memory_overhead
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, invalid_value, vm_bad_power_state
+from models.features import assert_enabled
 from models.memory import MemoryContext, MemoryTuple, check_constraints
 from models.outcome import Value
 from models.placement import free_memory, ocaml_float, resident_host
@@ -221,6 +222,7 @@ def set_VCPUs_number_live(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     ref, value = str(args[0]), _int(args[1])
 
     def body(vm: Record) -> Result:
+        assert_enabled(ctx.world.pool.restrictions, "Live_set_vcpus")
         if not 1 <= value <= _int(vm["VCPUs_max"]):
             raise invalid_value(VCPU_LIVE_RULE, str(_int(vm["VCPUs_max"])))
         changes = _with_overhead(ctx.world, vm, {"VCPUs_at_startup": value})
@@ -377,7 +379,19 @@ def set_appliance(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return done(update_vm(ctx.world, ref, {"appliance": args[1]}))
 
 
+def set_snapshot_schedule(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """VM.set_snapshot_schedule (xapi_vm.ml): the VMSS feature first, then the schedule must be
+    a VMSS, null or "" (the model has no VMSS objects: any other ref is INVALID_VALUE [ref])."""
+    assert_enabled(ctx.world.pool.restrictions, "VMSS")
+    ref, value = str(args[0]), str(args[1])
+    if value not in (NULL_REF, ""):
+        raise XenAPIError("INVALID_VALUE", value)
+    vm_of(ctx.world, ref)
+    return done(update_vm(ctx.world, ref, {"snapshot_schedule": value}))
+
+
 HANDLERS: dict[str, Handler] = {
+    "set_snapshot_schedule": set_snapshot_schedule,
     "set_start_delay": _non_negative("start_delay"),
     "set_shutdown_delay": _non_negative("shutdown_delay"),
     "set_order": _non_negative("order"),

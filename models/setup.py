@@ -6,7 +6,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from types import MappingProxyType
 
+from models.accounting import vm_memory_overhead
 from models.checks import refresh
+from models.features import ALL_FEATURES
+from models.features import restrictions as feature_flags
 from models.others import SR_DEFAULTS
 from models.outcome import Value
 from models.records import fresh_vm
@@ -19,12 +22,16 @@ DOM0_MEMORY = 4 * 2**30
 GIB = 2**30
 
 
-def _dom0_record(host: Host, host_index: int) -> dict[str, Value]:
+def _dom0_record(host: Host) -> dict[str, Value]:
+    """The fields create_misc.ml ``create_domain_zero_record`` gives a host's control domain
+    (written to the database directly, so no mac_seed; memory fixed at ``DOM0_MEMORY``)."""
     return {
         "name_label": f"Control domain on host: {host.name_label}",
+        "name_description": "The domain which manages physical devices and manages other domains",
         "is_control_domain": True,
         "power_state": "Running",
         "domid": 0,
+        "domarch": "x64",
         "resident_on": host.ref,
         "affinity": host.ref,
         "memory_static_min": DOM0_MEMORY,
@@ -34,15 +41,25 @@ def _dom0_record(host: Host, host_index: int) -> dict[str, Value]:
         "memory_static_max": DOM0_MEMORY,
         "VCPUs_max": 4,
         "VCPUs_at_startup": 4,
+        "HVM_boot_policy": "",
+        "HVM_shadow_multiplier": 1.0,
+        "actions_after_softreboot": "soft_reboot",
+        "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "destroy",
+        "actions_after_crash": "destroy",
         "domain_type": "pv",
         "user_version": 1,
-        "other_config": {"storage_driver_domain": f"dom0-{host_index}"},
+        "generation_id": "",
+        "hardware_platform_version": 0,
+        "other_config": {},
+        "platform": {},
     }
 
 
-def _add_dom0(world: World, host: Host, index: int) -> World:
+def _add_dom0(world: World, host: Host) -> World:
     ref, record, world = fresh_vm(world, {})
-    dom0 = {**record, **_dom0_record(host, index)}
+    dom0 = {**record, **_dom0_record(host)}
+    dom0["memory_overhead"] = vm_memory_overhead(dom0, world.release)  # update_memory_overhead
     world = refresh(with_vm(world, ref, dom0), ref)
     hosts = {**world.hosts, host.ref: replace(host, control_domain=ref)}
     return replace(world, hosts=MappingProxyType(hosts))
@@ -74,12 +91,13 @@ def initial_world(
     hosts: int = 2,
     accounts: Iterable[Account] = (Account("root", "", "pool-admin", superuser=True),),
     dmc_enabled: bool = True,
+    features: Iterable[str] = ALL_FEATURES,
     facts: Facts = Facts(),
     salt: str = "xapi-conformance",
     release: Release = DEFAULT_RELEASE,
 ) -> World:
     """A pool of ``hosts`` hosts (each with a dom0), one SR, the given accounts, no guest VMs,
-    behaving as xapi ``release``."""
+    behaving as xapi ``release``, licensed for ``features`` (less DMC unless ``dmc_enabled``)."""
     seed = World(
         pool=Pool(NULL_REF, "", NULL_REF),
         hosts=MappingProxyType({}),
@@ -92,7 +110,8 @@ def initial_world(
     )
     world, host_list = _hosts(seed, max(1, hosts))
     pool_ref, pool_uuid, world = new_ids(world)
-    restrictions = {"restrict_dmc": "false" if dmc_enabled else "true"}
+    licensed = set(features) - (set() if dmc_enabled else {"DMC"})
+    restrictions = feature_flags(licensed)
     pool = Pool(pool_ref, pool_uuid, host_list[0].ref, MappingProxyType(restrictions))
     world, sr_ref, sr = _sr(world)
     world = replace(
@@ -101,6 +120,6 @@ def initial_world(
         hosts=MappingProxyType({h.ref: h for h in host_list}),
         srs=MappingProxyType({sr_ref: MappingProxyType(sr)}),
     )
-    for index, host in enumerate(host_list):
-        world = _add_dom0(world, host, index)
+    for host in host_list:
+        world = _add_dom0(world, host)
     return world

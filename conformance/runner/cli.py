@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.errors import ConformanceError, ExitCode, UsageError
+from models.features import EDITIONS
 
 if TYPE_CHECKING:
     from conformance.server.profiles import LatencyProfile
@@ -67,6 +68,21 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         help=_UNSAFE + "a role-limited account (repeatable); use --accounts-file instead",
     )
     serve.add_argument("--restrict-dmc", action="store_true", help="start with DMC licensed off")
+    serve.add_argument(
+        "--edition",
+        default="free/libre",
+        choices=sorted(EDITIONS),
+        help="licence edition (default free/libre: every feature, as xapi without a licensing"
+        " daemon)",
+    )
+    serve.add_argument(
+        "--restrict",
+        action="append",
+        default=[],
+        metavar="FEATURE",
+        help="license FEATURE off (repeatable; xapi's names: Checkpoint, VMSS, VM_start,"
+        " Live_set_vcpus, Nested_virt, Xen_motion, DMC...); the pool's restrictions say so",
+    )
     serve.add_argument(
         "--no-guest-agent", action="store_true", help="guests lack PV drivers (HVM without tools)"
     )
@@ -159,6 +175,8 @@ def _serve(args: argparse.Namespace) -> int:
         password=_root_password(args),
         accounts=accounts,
         restrict_dmc=args.restrict_dmc,
+        edition=args.edition,
+        restricted=tuple(args.restrict),
         guest_agent=not args.no_guest_agent,
         hosts=args.hosts,
         faults=known(args.fault),
@@ -166,6 +184,7 @@ def _serve(args: argparse.Namespace) -> int:
         latency=_latency(args.latency, args.latency_scale),
     )
     parse_release(config.xapi_version)  # a bad version is a usage error before binding
+    config.features()  # so is an unknown feature
     if config.faults:
         print(f"xapi-conformance: seeded faults: {', '.join(config.faults)}", file=sys.stderr)
     return serve_forever(config)

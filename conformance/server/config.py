@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conformance.errors import UsageError
 from conformance.server.profiles import LatencyProfile
+from models.features import EDITIONS, feature_named
 from models.releases import DEFAULT_RELEASE, Release, release
 from models.schema import ROLES
 from models.world import Account
@@ -47,6 +48,10 @@ class ServerConfig:
     password: str = ""
     accounts: tuple[Account, ...] = ()
     restrict_dmc: bool = False
+    edition: str = "free/libre"
+    """The licence edition (``serve --edition``): its features (models.features.EDITIONS)."""
+    restricted: tuple[str, ...] = ()
+    """Features licensed off on top of the edition (``serve --restrict FEATURE``)."""
     guest_agent: bool = True
     hosts: int = 2
     threads: int = 8
@@ -60,6 +65,15 @@ class ServerConfig:
     xapi_version: str = ""
     """The xapi release to behave as (``serve --xapi-version``); empty for the newest known."""
     latency: LatencyProfile | None = None
+
+    def features(self) -> frozenset[str]:
+        """The features the pool is licensed for: the edition's, less the restricted ones."""
+        try:
+            licensed = EDITIONS[self.edition]
+            off = {feature_named(name).name for name in self.restricted}
+        except KeyError as error:
+            raise UsageError(f"unknown licence edition or feature: {error.args[0]}") from None
+        return licensed - off - ({"DMC"} if self.restrict_dmc else set())
 
     def all_accounts(self) -> tuple[Account, ...]:
         """root first, then the role-limited accounts."""

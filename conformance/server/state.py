@@ -41,7 +41,7 @@ class ServerState:
         world = initial_world(
             hosts=config.hosts,
             accounts=config.all_accounts(),
-            dmc_enabled=not config.restrict_dmc,
+            features=config.features(),
             facts=facts,
             salt=config.salt,
             release=parse_release(config.xapi_version),

@@ -115,16 +115,20 @@ def _accounts() -> tuple[Account, ...]:
     )
 
 
-def make_api(kind: str, xapi_version: str = "") -> Api:
+def make_api(kind: str, xapi_version: str = "", restricted: tuple[str, ...] = ()) -> Api:
     """A logged-in root client of backend ``kind`` (model, xmlrpc or jsonrpc), behaving as xapi
-    ``xapi_version`` (default: the newest release known)."""
+    ``xapi_version`` (default: the newest release known), with the ``restricted`` features
+    licensed off."""
     state: ServerState | None = None
+    config = ServerConfig(
+        password=PASSWORD, accounts=_accounts(), xapi_version=xapi_version, restricted=restricted
+    )
     if kind == "model":
         every = (Account("root", PASSWORD, "pool-admin", superuser=True), *_accounts())
         chosen = release(xapi_version) if xapi_version else DEFAULT_RELEASE
-        backend: Any = ModelBackend(initial_world(accounts=every, release=chosen))
+        world = initial_world(accounts=every, release=chosen, features=config.features())
+        backend: Any = ModelBackend(world)
     else:
-        config = ServerConfig(password=PASSWORD, accounts=_accounts(), xapi_version=xapi_version)
         state = ServerState.from_config(config)
         backend = InProcessTarget(XenAPIApp(state), protocol=kind)  # type: ignore[arg-type]
     api = Api(backend, kind, state=state)

@@ -1,4 +1,4 @@
-"""The embedded server's XenAPI endpoint: XML-RPC on / and /RPC2, JSON-RPC on /jsonrpc.
+"""The embedded server's XenAPI endpoint: JSON-RPC under /jsonrpc, XML-RPC on any other POST path.
 
 ``XenAPIApp.answer`` turns one request body into a ``Reply``, or into a ``Pending`` long poll
 that the caller waits on: the HTTP front end (``conformance.server.http``) parks it without a
@@ -29,13 +29,26 @@ from models.rpc import REGISTRY
 from models.schema import XType
 from models.unmarshal import UnmarshalError, unmarshal
 
-__all__ = ["Pending", "Reply", "XenAPIApp", "error_page"]
+__all__ = ["Pending", "Reply", "XenAPIApp", "endpoint", "error_page"]
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 Environ = dict[str, Any]
 
-XMLRPC_PATHS = frozenset({"/", "/RPC2"})
 JSONRPC_PATH = "/jsonrpc"
+POST_HANDLERS: dict[str, str | None] = {
+    "/": "xmlrpc",
+    "/RPC2": "xmlrpc",
+    "/json": "xmlrpc",
+    JSONRPC_PATH: "jsonrpc",
+    "/cli": None,
+    "/services": None,
+    "/services/SM": None,
+    "/remote_db_access": None,
+    "/remote_db_access_v2": None,
+}
+"""xapi's POST handlers by path (datamodel.ml http_actions, xapi.ml common_http_handlers): ``/``,
+``/RPC2`` and ``/json`` are Api_server.callback (XML-RPC bodies; ``/json`` differs only in how a
+slave forwards), ``/jsonrpc`` is jsoncallback; the others are not XenAPI (None: not served here)."""
 SERVER_METHODS = (
     "system.listMethods",
     "event.from",
@@ -99,6 +112,14 @@ def error_page(status: int, extra: str = "") -> Reply:
     return Reply(status, "text/html", text.encode())
 
 
+def endpoint(path: str) -> str | None:
+    """The protocol xapi answers a POST to ``path`` with: its handler is the one registered at
+    the longest prefix of the path (http_svr.ml ``handle_one``, ``Radix_tree.longest_prefix``),
+    ``/`` catching every path no other handler claims (so ``/xmlrpc`` is XML-RPC)."""
+    prefix = max((p for p in POST_HANDLERS if path.startswith(p)), key=len, default=None)
+    return POST_HANDLERS[prefix] if prefix is not None else None
+
+
 def _plain(status: int, text: str) -> Reply:
     return Reply(status, "text/plain", text.encode())
 
@@ -128,8 +149,8 @@ class XenAPIApp:
         """The answer to a request refused before its body is read, or None to read it."""
         if method != "POST":
             return _plain(405, "POST XenAPI calls to / or /jsonrpc\n")
-        if path not in XMLRPC_PATHS and path != JSONRPC_PATH:
-            return _plain(404, "no XenAPI endpoint at this path\n")
+        if endpoint(path) is None:
+            return _plain(404, "no XenAPI endpoint at this path (a xapi handler not served here)\n")
         if length is not None and length > self.max_request_bytes:
             return TOO_LARGE
         return None
@@ -139,7 +160,7 @@ class XenAPIApp:
         if len(body) > self.max_request_bytes:
             return TOO_LARGE
         try:
-            if path == JSONRPC_PATH:
+            if endpoint(path) == "jsonrpc":
                 return self._jsonrpc(body)
             return self._xmlrpc(body)
         except Exception as error:

@@ -153,14 +153,14 @@ def test_malformed_bodies_get_xapis_http_500_page(
     assert response.text.startswith("<html><body><h1>HTTP 500 internal server error</h1>")
 
 
-def test_rpc2_path_and_unknown_paths(server: RunningServer) -> None:
-    assert isinstance(
-        XmlRpcTarget(server.url.rstrip("/") + "/RPC2").call(
-            "session.login_with_password", "root", PASSWORD
-        ),
-        Success,
-    )
-    assert requests.post(server.url + "nope", data=b"", timeout=10).status_code == 404
+def test_rpc2_path_and_other_paths(server: RunningServer) -> None:
+    """Every POST path no other xapi handler claims is XML-RPC (http_svr.ml longest prefix);
+    an empty body there is unreadable (500), and /cli is a handler not served here (404)."""
+    for path in ("/RPC2", "/xmlrpc"):
+        target = XmlRpcTarget(server.url.rstrip("/") + path)
+        assert isinstance(target.call("session.login_with_password", "root", PASSWORD), Success)
+    assert requests.post(server.url + "nope", data=b"", timeout=10).status_code == 500
+    assert requests.post(server.url + "cli", data=b"", timeout=10).status_code == 404
     assert requests.get(server.url, timeout=10).status_code == 405
 
 
@@ -179,7 +179,7 @@ def test_unreachable_message_never_carries_the_password() -> None:
 
 def test_non_xenapi_answer_is_a_protocol_error(server: RunningServer) -> None:
     with pytest.raises(ProtocolError, match="HTTP 404"):
-        XmlRpcTarget(server.url + "nope").call("session.login_with_password", "root", PASSWORD)
+        XmlRpcTarget(server.url + "cli").call("session.login_with_password", "root", PASSWORD)
 
 
 @pytest.mark.parametrize("url", ["ftp://host/", "not a url", "https://root:pw@host/"])

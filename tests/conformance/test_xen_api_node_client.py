@@ -98,10 +98,22 @@ def _value(answer: Any) -> Any:
     return answer["Value"]
 
 
-def _run_client(node: str, url: str, vm: str) -> subprocess.CompletedProcess[str]:
+def _run_client(node: str, url: str, vm: str, transport: str) -> subprocess.CompletedProcess[str]:
+    timeout = str(SCRIPT_TIMEOUT_MS)
     try:
         return subprocess.run(
-            [node, str(SCRIPT), "--url", url, "--vm", vm, "--timeout-ms", str(SCRIPT_TIMEOUT_MS)],
+            [
+                node,
+                str(SCRIPT),
+                "--url",
+                url,
+                "--vm",
+                vm,
+                "--timeout-ms",
+                timeout,
+                "--transport",
+                transport,
+            ],
             cwd=NODE_DIR,
             env={**os.environ, "XAPI_USER": "root", "XAPI_PASSWORD": PASSWORD},
             capture_output=True,
@@ -143,14 +155,17 @@ def _evented(batch: dict[str, Any]) -> dict[str, int]:
 
 
 @pytest.mark.node
+@pytest.mark.parametrize("transport", ["json-rpc", "xml-rpc"])
 def test_xen_api_client_follows_vm_power_state_through_its_cache(
-    node: str, served_url: str
+    node: str, served_url: str, transport: str
 ) -> None:
+    """Over JSON-RPC (/jsonrpc) and XML-RPC: xen-api's XML-RPC transport posts to /xmlrpc,
+    which xapi serves as XML-RPC (its ``/`` handler takes every path no other claims)."""
     api = xmlrpc.client.ServerProxy(served_url, allow_none=False)
     session = _value(api.session.login_with_password("root", PASSWORD, "2.21", "node test"))
     vm = _value(api.VM.create(session, vm_args(name_label="made-by-python")))
 
-    completed = _run_client(node, served_url, vm)
+    completed = _run_client(node, served_url, vm, transport)
     report = (
         f"exit {completed.returncode}\nstdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
     )

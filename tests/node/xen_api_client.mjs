@@ -8,9 +8,11 @@
 // Usage:
 //   node xen_api_client.mjs --url http://127.0.0.1:PORT/ [--user root] [--vm OpaqueRef:...]
 //                           [--timeout-ms 60000] [--step-timeout-ms 15000]
+//                           [--transport auto|json-rpc|xml-rpc]
 // The password comes from $XAPI_PASSWORD (or --password); $XAPI_URL, $XAPI_USER and $XAPI_VM
 // stand in for the matching options. --vm names the VM to start and shut down (it must be
-// Halted); without it the VM this script creates is used.
+// Halted); without it the VM this script creates is used. --transport picks the client's
+// transport (default auto: JSON-RPC on /jsonrpc; xml-rpc posts to /xmlrpc).
 //
 // Output: one JSON object per line on stdout, {"step": NAME, "ok": true, ...} for each step,
 // then {"step": "done", "ok": true, "warnings": [...], "calls": [...]}; `warnings` are what the
@@ -34,6 +36,7 @@ function options() {
       vm: { type: 'string', default: process.env.XAPI_VM },
       'timeout-ms': { type: 'string', default: '60000' },
       'step-timeout-ms': { type: 'string', default: '15000' },
+      transport: { type: 'string', default: 'auto' },
     },
     strict: true,
   })
@@ -168,6 +171,7 @@ async function step(name, body) {
 async function main(opts) {
   const xapi = createClient({
     url: opts.url,
+    transport: opts.transport,
     auth: { user: opts.user, password: opts.password },
     allowUnauthorized: true,
     // the client waits this long between the end of one event.from and the next

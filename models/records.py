@@ -103,6 +103,8 @@ def fresh_vm(world: World, typed: Mapping[str, Value]) -> tuple[str, Record, Wor
         domain_type=_domain_type(typed),
         power_state="Suspended" if typed.get("power_state") == "Suspended" else "Halted",
     )
+    if record["power_state"] != "Suspended":  # xapi_vm.ml create keeps them only then
+        record.update(last_booted_record="", last_boot_CPU_flags={}, suspend_VDI=NULL_REF)
     if record["has_vendor_device"] is True:
         record["hardware_platform_version"] = max(2, _int(record["hardware_platform_version"]))
     record["memory_overhead"] = vm_memory_overhead(record, world.release)
@@ -138,6 +140,16 @@ _COPY_RESETS: Mapping[str, Value] = MappingProxyType(
         "current_operations": MappingProxyType({}),
         "is_control_domain": False,
         "requires_reboot": False,
+        "blobs": MappingProxyType({}),
+        "is_snapshot_from_vmpp": False,
+        "is_vmss_snapshot": False,
+        "transportable_snapshot_id": "",
+        "domarch": "",
+        "suspend_SR": NULL_REF,
+        "version": 0,
+        "pending_guidances": (),
+        "pending_guidances_recommended": (),
+        "pending_guidances_full": (),
     }
 )
 

@@ -15,6 +15,7 @@ race shows: a reproducer of a race is a script that calls it.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import pprint
@@ -587,6 +588,7 @@ def _history(
 ) -> list[Observed]:
     calls = race.calls()
     history: list[Observed] = []
+    now = datetime.datetime.now(datetime.UTC)  # when the race ran: a snapshot's snapshot_time
     for lane_index, lane in enumerate(lanes):
         for index, invoked, answered, outcome, task in lane.seen:
             call = calls[index][1]
@@ -595,7 +597,7 @@ def _history(
                 Observed(
                     index,
                     lane_index,
-                    Call(call.method, (sessions[lane_index], *args)),
+                    Call(call.method, (sessions[lane_index], *args), now),
                     invoked - origin,
                     answered - origin,
                     harness.refs.outcome_to_model(outcome),

@@ -67,12 +67,11 @@ def test_shape_only_fields_are_real_fields_with_reasons() -> None:
         ("domid", 3, 12, -1),
         ("resident_on", "OpaqueRef:NULL", "OpaqueRef:NULL", "OpaqueRef:h"),
         ("resident_on", "OpaqueRef:h1", "OpaqueRef:h2", "OpaqueRef:NULL"),
-        ("memory_overhead", 1024, 4096, -1),
         ("blobs", {"a": "OpaqueRef:1"}, {"a": "OpaqueRef:2"}, {}),
         (
             "snapshot_time",
-            datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC),
-            datetime.datetime.now(datetime.UTC),
+            datetime.datetime(2026, 1, 1, 12, tzinfo=datetime.UTC),
+            datetime.datetime(2026, 1, 1, 12, 0, 40, tzinfo=datetime.UTC),
             "x",
         ),
     ],
@@ -82,6 +81,25 @@ def test_shape_only_rules_accept_shape_and_reject_nonsense(
 ) -> None:
     assert not field_mismatch(field, expected, good)  # type: ignore[arg-type]
     assert field_mismatch(field, expected, bad)  # type: ignore[arg-type]
+
+
+def test_snapshot_time_is_the_epoch_or_the_time_of_the_call() -> None:
+    """copy_vm_record: Date.epoch for anything but a snapshot, Date.now () for one."""
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    taken = datetime.datetime(2026, 1, 1, 12, tzinfo=datetime.UTC)
+    assert not field_mismatch("snapshot_time", epoch, epoch)
+    assert field_mismatch("snapshot_time", epoch, taken)
+    assert field_mismatch("snapshot_time", taken, epoch)
+    assert not field_mismatch("snapshot_time", taken, taken - datetime.timedelta(minutes=4))
+    assert field_mismatch("snapshot_time", taken, taken + datetime.timedelta(hours=1))
+
+
+def test_memory_overhead_and_its_messages_are_exact() -> None:
+    """memory_check.ml: the overhead is a function of the record and the release."""
+    assert field_mismatch("memory_overhead", 13 * 2**20, 12 * 2**20)
+    assert not field_mismatch("memory_overhead", 13 * 2**20, 13 * 2**20)
+    assert not AnswerRules.of("VM.compute_memory_overhead").shape_only
+    assert not AnswerRules.of("VM.maximise_memory").shape_only
 
 
 def test_exact_fields_and_unordered_sets() -> None:

@@ -97,7 +97,7 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--latency",
         default=None,
         metavar="PROFILE",
-        help="make calls take a pool's time: 'xapi' or a TOML file (see README)",
+        help="make calls take a pool's time: 'xapi' or a TOML file (see docs/simulator.md)",
     )
     serve.add_argument(
         "--latency-scale",

@@ -164,7 +164,7 @@ OPTIONS: tuple[Option, ...] = (
         default="exact",
         choices=STRICTNESS,
     ),
-    Option("waivers", "TOML file of known deviations (see README)", metavar="FILE"),
+    Option("waivers", "TOML file of known deviations (see docs/reports.md)", metavar="FILE"),
     Option(
         "report-dir",
         "where reports go (default ./xapi-conformance-report)",

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import re
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
+from conformance.engine.answers import Answer, send
 from conformance.engine.importer import Login, import_world
 from conformance.errors import TargetError
 from conformance.judge.compare import (
@@ -26,15 +26,13 @@ from conformance.judge.compare import (
     Mismatch,
     Strictness,
     outcome_mismatch,
-    typed_outcome,
-    wire_mismatch,
 )
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.judge.refs import REF_PREFIX, RUN_TAG, RefMap, snapshots_of_new_vms
 from conformance.judge.waivers import Waivers
 from conformance.reproduce.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
 from conformance.targets.base import Target
-from conformance.wire import WireFormatError, jsonrpc, parse_value_text, xmlrpc
+from conformance.wire import jsonrpc, xmlrpc
 from models.operations import is_default_template
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.releases import Release
@@ -55,13 +53,6 @@ __all__ = [
 
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
-
-TASK_POLL_S = 0.05
-"""A fixed pause between polls of a task (the concurrency area's)."""
-TASK_POLL_BACKOFF_S = (0.002, 0.25)
-"""The Async poll's first pause and its longest: each pause doubles, so a task that ends at once
-costs a few milliseconds and a slow one (a real VM.start) a poll every quarter second."""
-_TASK = XType("ref", name="task")
 
 
 @dataclass
@@ -175,18 +166,6 @@ def received_arguments(protocol: str, method: str, args: tuple[Value, ...]) -> t
     if protocol == "jsonrpc":
         return jsonrpc.decode_request(jsonrpc.encode_request(method, args, 1)).params
     return xmlrpc.decode_request(xmlrpc.encode_request(method, args))[1]
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """What the target answered, as far as it could be read: an outcome, or why it is malformed.
-
-    ``via_task`` says the outcome arrived through an ``Async.`` call's task.
-    """
-
-    outcome: Outcome
-    via_task: bool = False
-    malformed: Mismatch | None = None
 
 
 @dataclass(frozen=True)
@@ -359,78 +338,17 @@ class Harness:
             return [_Expected(b.outcome, b.world) for b in branches]
         return [_through_task(b) for b in branches]
 
-    def _send(self, rules: AnswerRules, args: tuple[Value, ...]) -> _Answer:
+    def _send(self, rules: AnswerRules, args: tuple[Value, ...]) -> Answer:
         target = self.connection.target
-        raw = target.call(rules.method, *(self.refs.to_target(a) for a in args))
-        answer = self._typed(raw, rules.answer, "result")
-        if not rules.is_async or answer.malformed or not isinstance(answer.outcome, Success):
-            return answer
-        session = args[0] if args else self.session
-        return self._await_task(str(self.refs.to_target(session)), str(answer.outcome.value), rules)
-
-    def _typed(self, raw: Outcome, returns: XType | None, where: str) -> _Answer:
-        """``raw`` typed as ``returns`` (still in target terms), or why it cannot be."""
-        if isinstance(raw, Failure) or returns is None:
-            return _Answer(raw)
-        protocol = self.connection.target.protocol
-        problem = wire_mismatch(raw.value, returns, protocol, where)
-        if problem is None:
-            try:
-                return _Answer(typed_outcome(raw, returns))
-            except WireFormatError as error:
-                problem = Mismatch(where, str(error))
-        return _Answer(raw, malformed=problem)
-
-    def _await_task(self, session: str, task: str, rules: AnswerRules) -> _Answer:
-        """Poll the task until it ends, read its outcome, destroy it."""
-        target = self.connection.target
-        limit = self.connection.task_timeout or target.settings.task_timeout
-        deadline = time.monotonic() + limit
-        pause, longest = TASK_POLL_BACKOFF_S
-        while True:
-            status = target.call("task.get_status", session, task)
-            if not isinstance(status, Success) or status.value != "pending":
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TargetError(
-                    f"the task of {rules.method} is still pending after {limit:g}s: "
-                    "the target looks stalled"
-                )
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, longest)
-        record = target.call("task.get_record", session, task)
-        target.call("task.destroy", session, task)
-        return self._task_answer(record, rules)
-
-    def _task_answer(self, record: Outcome, rules: AnswerRules) -> _Answer:
-        if isinstance(record, Failure):
-            problem = Mismatch(
-                "task", f"task.get_record of the call's own task failed with {record.code}"
-            )
-            return _Answer(record, via_task=True, malformed=problem)
-        task = record.value if isinstance(record.value, Mapping) else {}
-        status = task.get("status")
-        if status == "success":
-            return self._task_result(task.get("result", ""), rules)
-        info = task.get("error_info", ())
-        if status in ("failure", "cancelled") and isinstance(info, Sequence) and info:
-            codes = [str(x) for x in info]
-            return _Answer(Failure(codes[0], tuple(codes[1:])), via_task=True)
-        problem = Mismatch("task", f"status {status!r} with error_info {info!r}")
-        return _Answer(Failure("", ()), via_task=True, malformed=problem)
-
-    def _task_result(self, text: Value, rules: AnswerRules) -> _Answer:
-        try:
-            raw = parse_value_text(str(text))
-        except WireFormatError as error:
-            problem = Mismatch("task.result", f"not a XenAPI value ({error})")
-            return _Answer(Success(str(text)), via_task=True, malformed=problem)
-        typed = self._typed(Success(raw), rules.result, "task.result")  # type: ignore[arg-type]
-        return replace(typed, via_task=True)
+        return send(
+            target,
+            rules,
+            tuple(self.refs.to_target(a) for a in args),
+            task_timeout=self.connection.task_timeout or target.settings.task_timeout,
+        )
 
     def _match(
-        self, rules: AnswerRules, expected: Sequence[_Expected], answer: _Answer
+        self, rules: AnswerRules, expected: Sequence[_Expected], answer: Answer
     ) -> tuple[_Expected | None, Mismatch]:
         """The first acceptable answer the target's matches, else the most telling mismatch."""
         mismatches: list[tuple[_Expected, Mismatch]] = []
@@ -445,7 +363,7 @@ class Harness:
         return None, (alike or [mismatches[0][1]])[0]
 
     def _mismatch(
-        self, rules: AnswerRules, candidate: _Expected, answer: _Answer
+        self, rules: AnswerRules, candidate: _Expected, answer: Answer
     ) -> Mismatch | None:
         if candidate.via_task != answer.via_task:
             return Mismatch(
@@ -571,7 +489,7 @@ class Harness:
         rules: AnswerRules,
         args: tuple[Value, ...],
         expected: Sequence[_Expected],
-        answer: _Answer,
+        answer: Answer,
         mismatch: Mismatch,
         kind: str,
     ) -> Outcome:
@@ -594,7 +512,7 @@ class Harness:
         )
         return self._step_past(expected, answer)
 
-    def _step_past(self, expected: Sequence[_Expected], answer: _Answer) -> Outcome:
+    def _step_past(self, expected: Sequence[_Expected], answer: Answer) -> Outcome:
         """Follow a waived answer where the model knows what follows it, else end the example.
 
         A failure leaves the target as it was; a success is followed when every model branch
@@ -613,7 +531,7 @@ class Harness:
         self,
         call: LoggedCall,
         expected: tuple[Outcome, ...],
-        answer: _Answer,
+        answer: Answer,
         mismatch: Mismatch,
         kind: str,
     ) -> DivergenceInfo:
@@ -708,8 +626,8 @@ def _through_task(branch: Branch) -> _Expected:
 
 
 def _field_view(
-    call: LoggedCall, expected: tuple[Outcome, ...], answer: _Answer, mismatch: Mismatch
-) -> tuple[LoggedCall, tuple[Outcome, ...], _Answer]:
+    call: LoggedCall, expected: tuple[Outcome, ...], answer: Answer, mismatch: Mismatch
+) -> tuple[LoggedCall, tuple[Outcome, ...], Answer]:
     """A record that differs in one field, shown as that field's getter (what a reproducer can
     compare exactly; uuids and other shape-only fields stay out of it)."""
     name = re.match(r"field (\w+)", mismatch.where)

@@ -21,15 +21,15 @@ import json
 import pprint
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from hypothesis import strategies as st
 
-from conformance.engine.harness import TASK_POLL_S, Harness
-from conformance.errors import TargetError
-from conformance.judge.compare import AnswerRules, outcome_mismatch, typed_outcome
+from conformance.engine.answers import Answer, send, typed
+from conformance.engine.harness import Harness
+from conformance.judge.compare import AnswerRules, Mismatch, outcome_mismatch
 from conformance.judge.divergence import Desynced, DivergenceInfo
 from conformance.races.linearize import (
     CREATORS,
@@ -46,7 +46,6 @@ from conformance.races.linearize import (
 from conformance.reproduce.reproducer import LOGIN, LoggedCall
 from conformance.targets import Target, open_target
 from conformance.targets.inprocess import InProcessTarget
-from conformance.wire import WireFormatError, parse_value_text
 from models.outcome import Failure, Outcome, Success, Value
 from models.rpc import apply
 from models.schema import XType
@@ -407,7 +406,8 @@ class _Lane:
     target: Target
     session: str
     calls: Sequence[tuple[int, RaceCall]]
-    seen: list[tuple[int, float, float, Outcome, str]] = field(default_factory=list)
+    task_timeout: float
+    seen: list[tuple[int, float, float, Answer]] = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -441,9 +441,14 @@ def run_race(harness: Harness, race: Race, sessions: Sequence[str]) -> Explained
     clock = _run_lanes(lanes)
     history = _history(harness, race, lanes, sessions, clock)
     final = _final_records(harness, _created(history))
+    malformed = _malformed(harness, race, lanes, final)
+    if malformed is not None:
+        harness.strays.extend(_created(history))
+        harness.diverged(_malformed_info(harness, race, history, sessions, *malformed))
+    records = {ref: answer.outcome for ref, answer in final.items()}
     started = time.perf_counter()
     search = linearize(
-        before, history, _final_check(harness, final), strictness=harness.connection.strictness
+        before, history, _final_check(harness, records), strictness=harness.connection.strictness
     )
     STATS.add(len(history), search.states, time.perf_counter() - started)
     _count(harness, race)
@@ -461,11 +466,13 @@ def run_race(harness: Harness, race: Race, sessions: Sequence[str]) -> Explained
 def _lanes(harness: Harness, race: Race, sessions: Sequence[str]) -> list[_Lane]:
     targets = lane_targets(harness, len(race.lanes))
     numbered = race.calls()
+    timeout = harness.connection.task_timeout or harness.connection.target.settings.task_timeout
     return [
         _Lane(
             targets[lane],
             str(harness.refs.to_target(sessions[lane])),
             [(i, _to_target(harness, call)) for i, (ln, call) in enumerate(numbered) if ln == lane],
+            timeout,
         )
         for lane in range(len(race.lanes))
     ]
@@ -502,10 +509,14 @@ def _lane_body(lane: _Lane, barrier: threading.Barrier, tasks: _Tasks) -> None:
             if args is None:  # the call whose task it cancels made none: nothing to send
                 continue
             invoked = time.monotonic()
-            outcome, task = _send(
-                lane.target, lane.session, call, args, functools.partial(tasks.tell, index)
+            answer = send(
+                lane.target,
+                AnswerRules.of(call.wire_method),
+                (lane.session, *args),
+                task_timeout=lane.task_timeout,
+                on_task=functools.partial(tasks.tell, index),
             )
-            lane.seen.append((index, invoked, time.monotonic(), outcome, task))
+            lane.seen.append((index, invoked, time.monotonic(), answer))
     except BaseException as error:  # handed to the main thread
         lane.error = error
     finally:
@@ -529,56 +540,6 @@ def _with_tasks(args: tuple[Value, ...], tasks: _Tasks, timeout: float) -> tuple
     return tuple(placed)
 
 
-def _send(
-    target: Target,
-    session: str,
-    call: RaceCall,
-    args: tuple[Value, ...],
-    tell: Callable[[str | None], None] = lambda _task: None,
-) -> tuple[Outcome, str]:
-    """What the target answered (still in target terms, typed), and the Async call's task
-    (``tell`` learns it as soon as the target answers it)."""
-    rules = AnswerRules.of(call.wire_method)
-    raw = target.call(call.wire_method, session, *args)
-    if not call.is_async or not isinstance(raw, Success):
-        tell(None)
-        return _typed(raw, rules.answer), ""
-    task = str(raw.value)
-    tell(task)
-    return _task_outcome(target, session, task, rules), task
-
-
-def _typed(raw: Outcome, returns: XType | None) -> Outcome:
-    try:
-        return typed_outcome(raw, returns)
-    except WireFormatError as error:
-        return Failure("(malformed answer)", (str(error),))
-
-
-def _task_outcome(target: Target, session: str, task: str, rules: AnswerRules) -> Outcome:
-    deadline = time.monotonic() + target.settings.task_timeout
-    while True:
-        status = target.call("task.get_status", session, task)
-        if not isinstance(status, Success) or status.value != "pending":
-            break
-        if time.monotonic() > deadline:
-            raise TargetError(f"the task of {rules.method} is still pending: the target stalled")
-        time.sleep(TASK_POLL_S)
-    record = target.call("task.get_record", session, task)
-    target.call("task.destroy", session, task)
-    value = record.value if isinstance(record, Success) else None
-    if not isinstance(value, Mapping):
-        return Failure("(no task record)", (str(record),))
-    if value.get("status") == "success":
-        try:
-            result = parse_value_text(str(value.get("result", "")))
-        except WireFormatError as error:
-            return Failure("(malformed task result)", (str(error),))
-        return _typed(Success(result), rules.result)  # type: ignore[arg-type]
-    info = [str(x) for x in value.get("error_info", ()) or ("(no error_info)",)]  # type: ignore[union-attr]
-    return Failure(info[0], tuple(info[1:]))
-
-
 def _history(
     harness: Harness,
     race: Race,
@@ -590,7 +551,7 @@ def _history(
     history: list[Observed] = []
     now = datetime.datetime.now(datetime.UTC)  # when the race ran: a snapshot's snapshot_time
     for lane_index, lane in enumerate(lanes):
-        for index, invoked, answered, outcome, task in lane.seen:
+        for index, invoked, answered, answer in lane.seen:
             call = calls[index][1]
             args = tuple(_model_task(a) for a in call.args)
             history.append(
@@ -600,9 +561,9 @@ def _history(
                     Call(call.method, (sessions[lane_index], *args), now),
                     invoked - origin,
                     answered - origin,
-                    harness.refs.outcome_to_model(outcome),
+                    harness.refs.outcome_to_model(answer.outcome),
                     call.is_async,
-                    task,
+                    answer.task,
                 )
             )
     return sorted(history, key=lambda o: o.index)
@@ -623,15 +584,36 @@ def _created(history: Sequence[Observed]) -> list[str]:
     ]
 
 
-def _final_records(harness: Harness, created: Sequence[str]) -> dict[str, Outcome]:
+def _final_records(harness: Harness, created: Sequence[str]) -> dict[str, Answer]:
     """Each suite VM's record as the target shows it now (model terms), and each VM the race
-    created (by its target ref)."""
+    created (by its target ref), typed as every answer is (``conformance.engine.answers``)."""
     target, session = harness.connection.target, harness.session
-    records: dict[str, Outcome] = {}
+    records: dict[str, Answer] = {}
     for ref in [*harness.refs.bound("vm"), *created]:
         raw = target.call("VM.get_record", session, harness.refs.to_target(ref))
-        records[ref] = harness.refs.outcome_to_model(_typed(raw, _VM_RECORD))
+        answer = typed(raw, _VM_RECORD, target.protocol, "result")
+        records[ref] = replace(answer, outcome=harness.refs.outcome_to_model(answer.outcome))
     return records
+
+
+def _malformed(
+    harness: Harness, race: Race, lanes: Sequence[_Lane], final: Mapping[str, Answer]
+) -> tuple[str, str, Mismatch] | None:
+    """The first answer of the race no xapi sends (a lane's, else a final record's): the call
+    as the history shows it, its method, and why."""
+    calls = race.calls()
+    for lane_index, lane in enumerate(lanes):
+        for index, _invoked, _answered, answer in lane.seen:
+            if answer.malformed is not None:
+                call = calls[index][1]
+                args = ", ".join(_shown(harness, a) for a in call.args)
+                shown = f"#{index} session {lane_index + 1}: {call.wire_method}({args})"
+                return shown, call.wire_method, answer.malformed
+    for ref, answer in final.items():
+        if answer.malformed is not None:
+            name = harness.refs.name(ref) or ref
+            return f"VM.get_record({name}) after the race", "VM.get_record", answer.malformed
+    return None
 
 
 def _final_check(harness: Harness, final: Mapping[str, Outcome]) -> FinalCheck:
@@ -730,23 +712,71 @@ def _info(
     search: Unexplained,
     sessions: Sequence[str],
 ) -> DivergenceInfo:
-    lines = history_text(harness, history)
     reason = harness.refs.display_text(search.closest)
-    message = (
-        f"[concurrency] no order of these {len(history)} calls from {len(race.lanes)} sessions "
+    headline = (
+        f"no order of these {len(history)} calls from {len(race.lanes)} sessions "
         f"that respects their timing explains the answers and the final records "
-        f"({search.states} orders explored). Deepest attempt: {reason}\n  " + "\n  ".join(lines)
+        f"({search.states} orders explored). Deepest attempt: {reason}"
     )
     culprit = _culprit(history, search)
-    expected_text = "a linearizable history"
-    return DivergenceInfo(
+    return _race_divergence(
+        harness,
+        race,
+        sessions,
+        history,
         method=culprit.call.method if culprit else "VM.get_record",
-        params=(),
-        expected=(Success(expected_text),),
+        expected="a linearizable history",
         actual=harness.refs.display_outcome(culprit.outcome) if culprit else Success(reason),
+        headline=headline,
+        reason=reason,
+    )
+
+
+def _malformed_info(
+    harness: Harness,
+    race: Race,
+    history: Sequence[Observed],
+    sessions: Sequence[str],
+    shown: str,
+    method: str,
+    mismatch: Mismatch,
+) -> DivergenceInfo:
+    reason = harness.refs.display_text(str(mismatch))
+    return _race_divergence(
+        harness,
+        race,
+        sessions,
+        history,
+        method=method,
+        expected="an answer typed as xapi types it",
+        actual=Success(reason),
+        headline=f"{shown}: {reason}.",
+        reason=reason,
+    )
+
+
+def _race_divergence(
+    harness: Harness,
+    race: Race,
+    sessions: Sequence[str],
+    history: Sequence[Observed],
+    *,
+    method: str,
+    expected: str,
+    actual: Outcome,
+    headline: str,
+    reason: str,
+) -> DivergenceInfo:
+    """A race's divergence: ``headline``, then the history one call a line."""
+    lines = history_text(harness, history)
+    return DivergenceInfo(
+        method=method,
+        params=(),
+        expected=(Success(expected),),
+        actual=actual,
         area="concurrency",
         kind="race",
-        message=message,
+        message=f"[concurrency] {headline}\n  " + "\n  ".join(lines),
         reproducer=race_reproducer(harness, race, sessions),
         reason=reason,
         calls=tuple((line, None) for line in lines),

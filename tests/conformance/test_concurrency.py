@@ -605,3 +605,18 @@ def _replay(script: Path, url: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "XAPI_PASSWORD": PASSWORD},
         timeout=300,
     )
+
+
+def test_a_race_answer_typed_as_xapi_never_types_it_diverges() -> None:
+    """The lanes' answers go through the harness's typing: an int64 the target sends as an
+    XML-RPC <int> (xapi sends a bare string) diverges in a race as it does in any other call."""
+    harness = Harness(_racy("int-typed"), "concurrency")
+    try:
+        vm = new_vm(harness)
+        lanes = ((RaceCall("VM.get_VCPUs_max", (vm,)),), (RaceCall("VM.get_power_state", (vm,)),))
+        with pytest.raises(Divergence) as caught:
+            run_race(harness, Race(lanes), [harness.session] * 2)
+    finally:
+        harness.teardown()
+    assert "xapi sends int as a bare string over xmlrpc" in str(caught.value)
+    assert caught.value.info.area == "concurrency"

@@ -293,10 +293,10 @@ def test_a_pending_task_past_the_deadline_is_a_target_error() -> None:
 def test_the_async_poll_starts_at_milliseconds_and_backs_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import conformance.engine.harness
+    import conformance.engine.answers
 
     pauses: list[float] = []
-    monkeypatch.setattr(conformance.engine.harness.time, "sleep", pauses.append)
+    monkeypatch.setattr(conformance.engine.answers.time, "sleep", pauses.append)
     pending = iter(range(12))  # the first 12 polls see the task pending
 
     def status(outcome: Outcome) -> Outcome:
@@ -306,7 +306,7 @@ def test_the_async_poll_starts_at_milliseconds_and_backs_off(
     h = Harness(connection, "async")
     h.call_async("VM.start", new_vm(h), False, False)
     h.teardown()
-    first, longest = conformance.engine.harness.TASK_POLL_BACKOFF_S
+    first, longest = conformance.engine.answers.TASK_POLL_BACKOFF_S
     assert pauses[:4] == [first, 2 * first, 4 * first, 8 * first]
     assert len(pauses) == 12 and max(pauses) == longest == pauses[-1]
 

@@ -107,3 +107,20 @@ def test_the_readme_test_command_is_the_one_ci_runs() -> None:
     command = re.search(r"^python -m pytest .*$", ci, re.MULTILINE)
     assert command is not None
     assert f"\n{command[0]}\n" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _areas_in_help() -> list[str]:
+    """The areas ``run -k`` selects, as ``run --help`` lists them."""
+    from tools.gen_docs import _subcommands
+
+    _, run = _subcommands()["run"]
+    (select,) = (a for a in run._actions if "-k" in a.option_strings)
+    return str(select.help).partition(":")[2].replace(" ", "").split(",")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/glossary.md"])
+def test_the_area_lists_name_every_area(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    areas = _areas_in_help()
+    assert len(areas) > 5
+    assert [a for a in areas if f"`{a}`" not in text] == []

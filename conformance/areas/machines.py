@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -111,6 +113,10 @@ TYPED_MESSAGES = tuple(m for m in KEEPING_MESSAGES if len(m.params) >= 2)
 
 
 VmResult = str | MultipleResults[str]
+ORIGINATORS = st.sampled_from(["xapi-conformance", "", "XenCenter"]) | LABELS
+WRONG_PASSWORDS = st.sampled_from(["", "xapi-conformance-wrong-password", "-wrong"])
+"""Wrong passwords: empty, another, or the right one with a suffix (``-wrong``). Each is a
+secret the reports mask (what a login sends is), so none is a short common text."""
 
 
 class ConformanceMachine(RuleBasedStateMachine):
@@ -411,11 +417,7 @@ class RpcMachine(ConformanceMachine):
         """Log in, use the session, log out (or not), use it again: logout must end it."""
         account = self.connection.root.account
         session = self.harness.call(
-            "session.login_with_password",
-            account.name,
-            account.password,
-            "2.21",
-            "xapi-conformance",
+            LOGIN, account.name, account.password, "2.21", "xapi-conformance"
         )
         if isinstance(session, Success):
             self.harness.call("VM.get_power_state", vm, session=str(session.value))
@@ -424,6 +426,59 @@ class RpcMachine(ConformanceMachine):
             self.harness.call("VM.get_power_state", vm, session=str(session.value))
             if not logout:
                 self.harness.call("session.logout", session=str(session.value))
+
+    @rule(originator=ORIGINATORS)
+    def session_record(self, originator: str) -> None:
+        """Log in with an originator, read the session's record and fields, log out: the
+        record is gone (HANDLE_INVALID to the root session reading it)."""
+        account = self.connection.root.account
+        session = self.harness.call(LOGIN, account.name, account.password, "2.21", originator)
+        if isinstance(session, Success):
+            ref = str(session.value)
+            read_session(self.harness, ref)
+            self.harness.call("session.logout", session=ref)
+            self.harness.call("session.get_record", ref)
+
+    @rule(user=st.sampled_from(["root", "unknown"]), password=WRONG_PASSWORDS)
+    def wrong_login(self, user: str, password: str) -> None:
+        """A wrong password for the suite's own user, or a user nobody has: xapi refuses with
+        SESSION_AUTHENTICATION_FAILED [user; PAM's message] (xapi_session.ml do_local_auth)."""
+        account = self.connection.root.account
+        name = account.name if user == "root" else "xapi-conformance-nobody"
+        wrong = f"{account.password}{password}" if password == "-wrong" else password
+        self.harness.call(LOGIN, name, wrong, "2.21", "xapi-conformance")
+
+
+SESSION_GETTERS = (
+    "session.get_uuid",
+    "session.get_this_host",
+    "session.get_this_user",
+    "session.get_pool",
+    "session.get_is_local_superuser",
+    "session.get_subject",
+    "session.get_auth_user_name",
+    "session.get_originator",
+    "session.get_parent",
+    "session.get_other_config",
+)
+"""The session fields a client reads (xapi_session.ml login_no_password_common_create_session
+writes them)."""
+
+
+def read_session(harness: Harness, ref: str) -> None:
+    """Read session ``ref``'s record, each field, and find it again by its uuid (learnt from the
+    target, which chose it)."""
+    harness.call("session.get_record", ref)
+    for getter in SESSION_GETTERS:
+        harness.call(getter, ref)
+    uuid = harness.call("session.get_uuid", ref)
+    info = harness.world.sessions.get(ref)
+    if isinstance(uuid, Success) and info is not None:
+        learnt = replace(info, uuid=str(uuid.value))
+        sessions = MappingProxyType({**harness.world.sessions, ref: learnt})
+        harness.adopt(replace(harness.world, sessions=sessions))
+        harness.call("session.get_by_uuid", str(uuid.value))
+        harness.call("session.get_record", ref)
 
 
 def _has_roles(machine: ConformanceMachine) -> bool:

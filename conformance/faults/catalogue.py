@@ -13,6 +13,8 @@ from types import MappingProxyType
 from conformance.errors import UsageError
 from conformance.faults.changes import (
     _OPERATOR_DENIED,
+    AUTH_FAILED,
+    _any_password,
     _blocked_operations_inherited,
     _capitalised_state,
     _counting_session,
@@ -22,12 +24,14 @@ from conformance.faults.changes import (
     _failed_as_success,
     _kept,
     _lowercase_class,
+    _message_only,
     _new_vm_edited,
     _no_params,
     _not_template,
     _operation,
     _operation_not_reason,
     _operator_denied,
+    _originator_dropped,
     _orphan_revert_refused,
     _paused_as_running,
     _record_without,
@@ -614,6 +618,47 @@ _ENTRIES += (
             'Bools are written as the strings "true"/"false".',
             'VM.get_is_a_template answers the string "false" where xapi sends '
             "<boolean>0</boolean> (over JSON-RPC false).",
+        ),
+    ),
+)
+
+_LOGIN = frozenset({"session.login_with_password"})
+
+_ENTRIES += (
+    # -- authentication and sessions (issue 21): the suite once only ever logged in correctly
+    (
+        "any-password-accepted",
+        Seeded(
+            BranchFault(_any_password, _LOGIN),
+            "rpc",
+            "rpc",
+            "session.login_with_password accepts any password of a known user.",
+            "session.login_with_password(root, wrong password) is refused by xapi with "
+            'SESSION_AUTHENTICATION_FAILED [root, "Authentication failure"]; the faulty server '
+            "logs in.",
+        ),
+    ),
+    (
+        "auth-failure-unnamed",
+        Seeded(
+            BranchFault(_rewrite_failure(AUTH_FAILED, _message_only), _LOGIN),
+            "rpc",
+            "rpc",
+            "SESSION_AUTHENTICATION_FAILED gives only PAM's message, not the user's name first.",
+            'xapi refuses a wrong password with SESSION_AUTHENTICATION_FAILED [user, "Authentication '
+            'failure"] (xapi_session.ml do_local_auth); the faulty server with ["Authentication '
+            'failure"].',
+        ),
+    ),
+    (
+        "session-originator-lost",
+        Seeded(
+            CallAltered(_originator_dropped, _LOGIN),
+            "rpc",
+            "rpc",
+            "A session's record does not keep the originator its login gave.",
+            'after session.login_with_password(user, pw, version, "XenCenter"), xapi\'s '
+            'session.get_originator answers "XenCenter"; the faulty server\'s answers "".',
         ),
     ),
 )

@@ -15,9 +15,12 @@ from conformance.faults.kinds import (
     _with_task,
 )
 from models.catalogue import roles_at_least
+from models.others import login
 from models.outcome import Failure, Success, Value
 from models.transition import Branch, Call
 from models.world import NULL_REF, Record, World
+
+AUTH_FAILED = "SESSION_AUTHENTICATION_FAILED"
 
 # ---- branch changes, one per fault --------------------------------------------------------------
 
@@ -294,3 +297,26 @@ def _blocked_operations_inherited(world: World, call: Call, branch: Branch) -> B
         return branch
     inherited = {"blocked_operations": world.vms[source]["blocked_operations"]}
     return _edit_vm(branch, _new_vm(world, branch), inherited)
+
+
+# ---- authentication and sessions --------------------------------------------------------------
+
+
+def _any_password(world: World, call: Call, branch: Branch) -> Branch:
+    """A login refused for its password succeeds when the user exists (no password check)."""
+    outcome = branch.outcome
+    user = world.accounts.get(str(call.args[0])) if call.args else None
+    if not (isinstance(outcome, Failure) and outcome.code == AUTH_FAILED) or user is None:
+        return branch
+    ref, after = login(world, user.name, user.password, str(call.args[3]))
+    return Branch(Success(ref), after)
+
+
+def _message_only(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
+    """SESSION_AUTHENTICATION_FAILED naming no user: only its message."""
+    return params[1:]
+
+
+def _originator_dropped(call: Call) -> Call:
+    """A login that does not keep its originator."""
+    return replace(call, args=(*call.args[:3], ""))

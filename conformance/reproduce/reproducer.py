@@ -70,9 +70,12 @@ def _outcome_source(outcome: Outcome, names: Mapping[str, str]) -> str:
     return f"('ok', {_source(outcome.value, names)})"
 
 
-def _call_expr(call: LoggedCall, names: Mapping[str, str]) -> str:
-    if call.method == LOGIN:
-        return "login(USER, PASSWORD)"
+def _call_expr(call: LoggedCall, names: Mapping[str, str], *, refused: bool = False) -> str:
+    """The call's source; a login as the suite's user, with its originator, unless the login
+    is one xapi refuses (a wrong password or user): that one is sent as it was."""
+    if call.method == LOGIN and not refused:
+        originator = f", {_source(call.args[3], names)}" if len(call.args) > 3 else ""
+        return f"login(USER, PASSWORD{originator})"
     session = [names.get(call.session, repr(call.session))] if call.session else []
     rendered = ", ".join([*session, *(_source(a, names) for a in call.args)])
     if call.method.startswith("Async.") and call.session:
@@ -81,7 +84,7 @@ def _call_expr(call: LoggedCall, names: Mapping[str, str]) -> str:
 
 
 def _step_line(call: LoggedCall, names: Mapping[str, str]) -> str:
-    expression = _call_expr(call, names)
+    expression = _call_expr(call, names, refused=isinstance(call.answer, Failure))
     variable = names.get(call.result_ref or "")
     if variable is None:
         return expression
@@ -104,10 +107,14 @@ def _comparison(method: str) -> dict[str, object]:
         "result_field": None,
         "result_records": None,
     }
-    if entry is None or not name.startswith("VM."):
+    if entry is None:
+        return rules
+    returns = entry.message.returns
+    if not name.startswith("VM."):
+        rules["result_field"] = "uuid" if name.endswith(".get_uuid") else None
+        rules["result_records"] = "record" if returns.kind == "record" else None
         return rules
     message_kind, field_name = kind_of(entry.message)
-    returns = entry.message.returns
     rules["result_shape_only"] = entry.message.name in SHAPE_ONLY_RESULTS
     rules["result_field"] = field_name if message_kind == MessageKind.GET_FIELD else None
     if returns == _VM_RECORD:
@@ -142,7 +149,8 @@ def render_reproducer(
         env = "XAPI_PASSWORD_" + role.role.upper().replace("-", "_")
         lines.append(f"    {role.variable} = login({role.user!r}, os.environ.get({env!r}, ''))")
     lines += [f"    {_step_line(step, names)}" for step in steps]
-    lines.append(f"    answer = {_call_expr(final, names)}")
+    refused = bool(expected) and all(isinstance(e, Failure) for e in expected)
+    lines.append(f"    answer = {_call_expr(final, names, refused=refused)}")
     lines.append(f"    expected = [{', '.join(_outcome_source(e, names) for e in expected)}]")
     lines.append("    return answer, expected")
     plumbing = PLUMBING.format(

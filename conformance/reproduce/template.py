@@ -144,8 +144,8 @@ def call_async(method, session, *args):
     return answer
 
 
-def login(user, password):
-    status, value = call("session.login_with_password", user, password, "2.21", "xapi-conformance reproducer")
+def login(user, password, originator="xapi-conformance reproducer"):
+    status, value = call("session.login_with_password", user, password, "2.21", originator)
     if status != "ok":
         print(f"cannot replay: login as {{user!r}} failed with {{value[0]}}", file=sys.stderr)
         sys.exit(2)

@@ -31,6 +31,8 @@ from models.world import NULL_REF, Account, World
 from tests.models.helpers import GIB, MIB, Driver, driver
 
 OK = Success("")
+LOGIN = "session.login_with_password"
+AUTH_FAILED = "SESSION_AUTHENTICATION_FAILED"
 RESULT = object()
 """Stands, in a read's arguments, for the value the faulty call's honest twin returned."""
 ACCOUNTS = (Account("ro", "ro-pw", "read-only"), Account("op", "op-pw", "vm-operator"))
@@ -48,6 +50,8 @@ class Scenario:
     read: tuple[object, ...] | None = None
     session: str | None = None
     read_session: str | None = None
+    sessionless: bool = False
+    """The call takes no session (session.login_with_password)."""
 
 
 def _bps(vm: str, expected: str, actual: str) -> Failure:
@@ -348,6 +352,25 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             read_session=session,
         )
     ),
+    "any-password-accepted": lambda _d: Scenario(
+        (LOGIN, "root", "wrong", "2.21", ""),
+        Failure(AUTH_FAILED, ("root", "Authentication failure")),
+        None,
+        sessionless=True,
+    ),
+    "auth-failure-unnamed": lambda _d: Scenario(
+        (LOGIN, "nobody", "", "2.21", ""),
+        Failure(AUTH_FAILED, ("nobody", "Authentication failure")),
+        Failure(AUTH_FAILED, ("Authentication failure",)),
+        sessionless=True,
+    ),
+    "session-originator-lost": lambda _d: Scenario(
+        (LOGIN, "root", "", "2.21", "XenCenter"),
+        "XenCenter",
+        "",
+        read=("session.get_originator", RESULT),
+        sessionless=True,
+    ),
     "clone-keeps-blocked-ops": lambda d: (
         (vm := _blocked(d, "Halted", "start"))
         and Scenario(
@@ -373,7 +396,8 @@ def _step(
 def _both_sides(name: str, scenario: Scenario, d: Driver) -> tuple[Outcome, Outcome]:
     faulty = compose(lookup([name]))
     method, *args = scenario.call
-    call = Call(str(method), (scenario.session or d.session, *args))
+    session = () if scenario.sessionless else (scenario.session or d.session,)
+    call = Call(str(method), (*session, *args))
     honest, honest_world = _step(apply, d.world, call)
     wrong, faulty_world = _step(faulty, d.world, call)
     if scenario.read is None:

@@ -74,8 +74,11 @@ CASES: dict[str, tuple[str, str]] = {
     "async-result-dropped": ("test_area and async", "async"),
     "async-error-code-only": ("test_area and async", "async"),
     "async-effect-lost": ("test_area and async", "[async]"),
-    "logout-keeps-session": ("test_area and rpc", "SESSION_INVALID"),
+    "logout-keeps-session": ("test_area and rpc", "_INVALID"),  # SESSION_ or HANDLE_
     "clone-keeps-blocked-ops": ("test_area and operations", "blocked_operations"),
+    "any-password-accepted": ("test_area and rpc", "SESSION_AUTHENTICATION_FAILED"),
+    "auth-failure-unnamed": ("test_area and rpc", "SESSION_AUTHENTICATION_FAILED"),
+    "session-originator-lost": ("test_area and rpc", "originator"),
     "int-typed": ("test_area and fields", "int"),
     "bool-as-text": ("test_area and fields", "bool"),
     # races (issue 12): found only by the concurrency area
@@ -173,7 +176,15 @@ def _reproduce(script: Path, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-REPLAYED = ("stale-record", "rbac-ignored", "blocked-ignored", "int-typed", "logout-keeps-session")
+REPLAYED = (
+    "stale-record",
+    "rbac-ignored",
+    "blocked-ignored",
+    "int-typed",
+    "logout-keeps-session",
+    "any-password-accepted",
+    "session-originator-lost",
+)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from reports.matrix import (
     write_matrix,
 )
 from reports.records import (
+    COVERAGE_STATUSES,
     SCHEMA_VERSION,
     VERDICTS,
     CallRecord,
@@ -52,6 +53,7 @@ from reports.summary import SUMMARY_FILE, read_summary, render_summary_json, wri
 
 __all__ = [
     "ALLURE_DIR",
+    "COVERAGE_STATUSES",
     "HTML_FILE",
     "JUNIT_FILE",
     "MASK",

@@ -128,7 +128,7 @@ def difference(d: DivergenceRecord) -> Difference:
             f"race:{d.method}:{answer}",
             f"a race: no order of the concurrent calls explains {d.method} answering {answer}",
         )
-    if d.kind in _RECORD_KINDS:
+    if d.kind in _RECORD_KINDS or _stale_getter(d):
         field = d.method.removeprefix("VM.get_")
         return Difference(
             f"field:{field}", f"the VM's {field} differs from xapi's after a call (stale or wrong)"
@@ -144,6 +144,17 @@ def difference(d: DivergenceRecord) -> Difference:
     return Difference(f"value:{d.method}", f"{d.method} returns a different value from xapi's")
 
 
+def _stale_getter(d: DivergenceRecord) -> bool:
+    """A field getter answering a well-formed value other than xapi's, blamed on the call that
+    wrote the field: the same difference as the record showing the field stale."""
+    return (
+        d.kind == "outcome"
+        and d.actual.ok
+        and d.method.startswith("VM.get_")
+        and d.cause not in ("", d.method)
+    )
+
+
 def finding_id(key: str) -> str:
     """A short id derived from a difference's key alone (stable across runs and seeds)."""
     return "F-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
@@ -155,9 +166,11 @@ def _example_size(d: DivergenceRecord) -> tuple[int, int]:
 
 
 def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) -> FindingRecord:
-    example_id, _ = min(members, key=lambda m: _example_size(m[1]))
+    sequential = [m for m in members if m[1].kind != "race"] or list(members)
+    example_id, _ = min(sequential, key=lambda m: _example_size(m[1]))
     identifier = finding_id(diff.key)
-    areas = Counter(d.area for _, d in members)
+    areas = Counter(d.area for _, d in sequential)
+    causes = Counter(d.blamed for _, d in sequential)
     return FindingRecord(
         id=identifier,
         title=diff.title,
@@ -167,7 +180,34 @@ def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) 
         divergences=tuple(i for i, _ in members),
         example=example_id,
         reproducer=f"{REPRODUCERS_DIR}/{identifier}.py",
+        cause=causes.most_common(1)[0][0],
+        seen_under_concurrency=len(sequential) < len(members) or diff.key.startswith("race:"),
     )
+
+
+_CALLED = re.compile(r"\b(?:Async\.)?(VM\.\w+)\(")
+
+
+def _explains(members: Sequence[tuple[str, DivergenceRecord]], race: DivergenceRecord) -> bool:
+    """Whether a sequential finding explains a race: the race's calls include the finding's
+    cause, sent sequentially the call is already known to go wrong."""
+    raced = {race.method} | {m for c in race.calls for m in _CALLED.findall(c.call)}
+    return any(d.blamed in raced for _, d in members)
+
+
+def _fold_races(
+    groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]],
+    races: Sequence[tuple[str, DivergenceRecord]],
+) -> None:
+    """Each race goes into the first sequential finding that explains it, else into a race
+    finding of its own."""
+    sequential = [members for diff, members in groups.values() if not diff.key.startswith("race:")]
+    for member in races:
+        home = next((m for m in sequential if _explains(m, member[1])), None)
+        if home is None:
+            diff = difference(member[1])
+            home = groups.setdefault(diff.key, (diff, []))[1]
+        home.append(member)
 
 
 def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingRecord, ...]:
@@ -176,11 +216,16 @@ def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingReco
     Divergence ids are positions in ``divergences`` (``D1`` is the first), as in summary.json.
     """
     groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]] = {}
+    races = []
     for index, d in enumerate(divergences):
         if d.waived:
             continue
+        if d.kind == "race":
+            races.append((divergence_id(index), d))
+            continue
         diff = difference(d)
         groups.setdefault(diff.key, (diff, []))[1].append((divergence_id(index), d))
+    _fold_races(groups, races)
     findings = [_finding(diff, members) for diff, members in groups.values()]
     return tuple(sorted(findings, key=lambda f: (-f.count, f.id)))
 

@@ -14,11 +14,13 @@ import contextlib
 import datetime
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import NoReturn
 
 from conformance.engine.answers import Answer, send
+from conformance.engine.answers import typed as answer_typed
 from conformance.engine.importer import Login, import_world
 from conformance.errors import TargetError
 from conformance.judge.compare import (
@@ -39,12 +41,14 @@ from models.releases import Release
 from models.rpc import apply
 from models.schema import XType
 from models.transition import Branch, Call
-from models.world import NULL_REF, Facts, World
+from models.world import NULL_REF, Facts, World, frozen
 
 __all__ = [
+    "Cell",
     "Connection",
     "Harness",
     "RunTally",
+    "Surveyor",
     "destroy_suite_vm",
     "received_arguments",
     "sweep_run_vms",
@@ -53,6 +57,14 @@ __all__ = [
 
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
+
+
+Cell = tuple[str, str, str]
+"""A coverage cell: (message, power state, VM kind)."""
+
+Surveyor = Callable[[DivergenceInfo], bool]
+"""Decides, for an unwaived divergence, whether the example goes on past it (True: the
+surveyor has noted it as it wants) or ends with it raised (False)."""
 
 
 @dataclass
@@ -88,6 +100,12 @@ class Connection:
     (default: the target's settings, from ``--timeout``)."""
     release: Release | None = None
     """The xapi release to judge by (``--xapi-version``); None: the one the pool master reports."""
+    survey: bool = False
+    """A divergence does not end its example: the test runs as a survey (``run``'s default;
+    ``-x`` and ``--max-findings`` end each example at its first divergence)."""
+    surveyor: Surveyor | None = None
+    """Where set, the divergences it accepts are recorded by it and the example goes on from
+    what the target shows (a survey); None: every divergence ends its example."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
@@ -151,6 +169,8 @@ def vm_kind(vm: Mapping[str, Value]) -> str:
     return "plain"
 
 
+_ABSENT = object()
+
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9:._-]*\Z")
 """Strings every codec carries unchanged (refs, sessions, names of enums)."""
 
@@ -193,6 +213,10 @@ class Harness:
         (no divergence in the example, not even a waived one)."""
         self._diverged = False
         self._touched: set[str] = set()
+        self._writers: dict[tuple[str, str], tuple[str, Cell | None]] = {}
+        """(VM, field) -> the message that last wrote the field in this example, and its cell."""
+        self._current: tuple[str, Cell | None] = ("", None)
+        """The message being exchanged and the cell it was called in."""
 
     def _import(self) -> World:
         connection = self.connection
@@ -315,7 +339,7 @@ class Harness:
 
     def _exchange(self, rules: AnswerRules, args: tuple[Value, ...], kind: str) -> Outcome:
         if kind == "outcome":
-            self._count(rules, args)
+            self._current = (rules.name, self._count(rules, args))
         expected = self._predict(rules, args)
         answer = self._send(rules, args)
         if answer.malformed is None:
@@ -398,24 +422,34 @@ class Harness:
                 self.call("VM.get_snapshot_of", snapshot)  # binds the VM (_bind_results)
 
     def _moved_to(self, world: World) -> None:
-        """Follow ``world``; remember which VMs' records the step changed, for check_state."""
+        """Follow ``world``; remember which VMs' records the step changed, for check_state,
+        and which message wrote each changed field (a divergence's cause)."""
         before = self.world.vms
-        self._touched.update(
+        changed = [
             ref for ref, vm in world.vms.items() if (old := before.get(ref)) is not vm and old != vm
-        )
+        ]
+        self._touched.update(changed)
+        for ref in changed:
+            old = before.get(ref, {})
+            for name, value in world.vms[ref].items():
+                if old.get(name, _ABSENT) != value:
+                    self._writers[ref, name] = self._current
         self.world = world
 
-    def _count(self, rules: AnswerRules, args: Sequence[Value]) -> None:
+    def _count(self, rules: AnswerRules, args: Sequence[Value]) -> Cell | None:
+        """Count the call; returns its coverage cell when it has one."""
         self.connection.tally.steps += 1
         if rules.name.startswith("VM."):
             self.connection.tally.messages[rules.name] += 1
         vm_args = args[1:] if rules.takes_session else args
         if not rules.name.startswith("VM.") or not vm_args:
-            return
+            return None
         vm = self.world.vms.get(str(vm_args[0]))
-        if vm is not None and self.refs.kind(str(vm_args[0])) == "vm":
-            key = (rules.name, str(vm["power_state"]), vm_kind(vm))
-            self.connection.tally.coverage[key] += 1
+        if vm is None or self.refs.kind(str(vm_args[0])) != "vm":
+            return None
+        key = (rules.name, str(vm["power_state"]), vm_kind(vm))
+        self.connection.tally.coverage[key] += 1
+        return key
 
     def _bind_results(
         self, expected: Sequence[_Expected], actual: Outcome, returns: XType | None
@@ -479,9 +513,13 @@ class Harness:
 
     def diverged(self, info: DivergenceInfo) -> NoReturn:
         """Raise the divergence a judge outside the harness found (a race no order explains):
-        the example is off track, and a watcher of the harness notes it as one of its own."""
+        the example is off track, and a watcher of the harness notes it as one of its own.
+        In a survey that goes on past it, it is noted and the example ends quietly."""
         self._diverged = True
         self.off_track = True
+        surveyor = self.connection.surveyor
+        if surveyor is not None and surveyor(info):
+            raise Desynced()
         raise Divergence(info)
 
     def _diverge(
@@ -501,11 +539,14 @@ class Harness:
         waiver = waivers.match(info)
         self._diverged = True
         if waiver is None:
-            self.off_track = True
             expired = [w for w in waivers.expired() if w.covers(info)]
             if expired:
                 note = f" (a waiver for this expired on {expired[0].expires.isoformat()})"
                 info = replace(info, message=info.message + note)
+            surveyor = self.connection.surveyor
+            if surveyor is not None and surveyor(info):
+                return self._resync(rules, args, expected, answer, kind)
+            self.off_track = True
             raise Divergence(info)
         self.connection.tally.record(
             replace(info, waived=True, waiver_reason=waiver.reason, waiver_expires=waiver.expires)
@@ -527,6 +568,73 @@ class Harness:
         self.off_track = True
         raise Desynced()
 
+    def _resync(
+        self,
+        rules: AnswerRules,
+        args: tuple[Value, ...],
+        expected: Sequence[_Expected],
+        answer: Answer,
+        kind: str,
+    ) -> Outcome:
+        """Go on past a divergence from what the target shows.
+
+        A record read adopts the target's record; a refusal leaves the state as it was; a
+        success the model can follow (every succeeding branch leads to one world) is followed;
+        otherwise the VMs the call names are read back from the target, as the importer reads
+        them. Ends the example (``Desynced``) only when they cannot be read.
+        """
+        vms = [str(a) for a in args if isinstance(a, str) and self.refs.kind(a) == "vm"]
+        if kind == "state" or answer.malformed is not None:
+            self._reread(vms)
+            return answer.outcome
+        if isinstance(answer.outcome, Failure):
+            return answer.outcome
+        worlds = [e.world for e in expected if isinstance(e.outcome, Success)]
+        if worlds and all(w == worlds[0] for w in worlds):
+            self._moved_to(worlds[0])
+        else:
+            self._reread(vms)
+        return answer.outcome
+
+    def _reread(self, vms: Sequence[str]) -> None:
+        """Replace the model's records of ``vms`` by what the target shows now (a VM it no
+        longer has leaves the model)."""
+        records = dict(self.world.vms)
+        for ref in vms:
+            raw = self.connection.target.call(
+                "VM.get_record", self.session, self.refs.to_target(ref)
+            )
+            protocol = self.connection.target.protocol
+            typed = answer_typed(raw, AnswerRules.of("VM.get_record").answer, protocol, "record")
+            outcome = self.refs.outcome_to_model(typed.outcome)
+            if isinstance(outcome, Failure):
+                records.pop(ref, None)
+            elif typed.malformed is None and isinstance(outcome.value, Mapping):
+                records[ref] = frozen({**records.get(ref, {}), **outcome.value})
+        self.world = replace(self.world, vms=MappingProxyType(records))
+
+    def _cause(
+        self, call: LoggedCall, mismatch: Mismatch, kind: str, *, malformed: bool
+    ) -> tuple[str, Cell | None]:
+        """The message whose call made the wrong state or answer, and its cell: for a field
+        (a record read, or its getter) the one that last wrote it; for a wrongly typed or
+        malformed answer, and any other, the call itself."""
+        here = (call.method, self._current[1] if kind == "outcome" else None)
+        if malformed or not call.args or not isinstance(call.args[0], str):
+            return here
+        if "missing from the record" in str(mismatch):
+            return ("VM.get_record", None)
+        if kind == "outcome":
+            name = call.method.removeprefix("VM.get_")
+            if name in (call.method, "record"):
+                return here
+        else:
+            found = re.match(r"field (\w+)", mismatch.where)
+            if found is None:
+                return here
+            name = found.group(1)
+        return self._writers.get((call.args[0], name), here)
+
     def _info(
         self,
         call: LoggedCall,
@@ -546,7 +654,10 @@ class Harness:
             f"[{self.area}] {text}: {self.refs.display_text(str(mismatch))}. "
             f"The target answered {shown_actual}; xapi answers {shown_expected}"
         )
+        cause, cell = self._cause(call, mismatch, kind, malformed=answer.malformed is not None)
         return DivergenceInfo(
+            cause=cause,
+            cell=cell,
             method=call.method,
             params=display_args,
             expected=tuple(self.refs.display_outcome(e) for e in expected),

@@ -41,6 +41,7 @@ from conformance.faults.changes import (
     _running_refused,
     _semicolons,
     _session_kept,
+    _start_fails,
     _started_unpaused,
     _stored_value,
     _success_without_effect,
@@ -129,6 +130,17 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "A VM shut down keeps its domain id (domid is not reset to -1).",
             "after VM.hard_shutdown of a Running VM, xapi's record has domid -1; the faulty one keeps "
             "the running domain's id.",
+        ),
+    ),
+    (
+        "start-fails",
+        Seeded(
+            BranchFault(_start_fails, _vm_methods("start", "start_on", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "VM.start and VM.start_on always fail with NO_HOSTS_AVAILABLE (a partial server).",
+            "xapi starts a Halted VM; the faulty server answers NO_HOSTS_AVAILABLE [] and the VM "
+            "stays Halted, so nothing that needs a running VM can be reached by starting one.",
         ),
     ),
     (

@@ -125,6 +125,13 @@ def _running_refused(world: World, call: Call, branch: Branch) -> Branch:
     return Branch(Failure("VM_BAD_POWER_STATE", (ref, "halted", "running")), world)
 
 
+def _start_fails(world: World, call: Call, branch: Branch) -> Branch:
+    """A start that would succeed fails as if no host could run the VM, and changes nothing."""
+    if isinstance(branch.outcome, Failure):
+        return branch
+    return Branch(Failure("NO_HOSTS_AVAILABLE", ()), world)
+
+
 def _orphan_revert_refused(world: World, call: Call, branch: Branch) -> Branch:
     """VM.revert of a snapshot whose VM was destroyed fails and makes nothing."""
     snapshot = _vm_arg(world, call)

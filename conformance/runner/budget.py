@@ -43,6 +43,7 @@ __all__ = [
     "plan_tests",
     "run_cells",
     "run_machine",
+    "run_watched",
     "session_budget",
     "shrinking_bounded",
     "write_record",
@@ -263,7 +264,7 @@ def run_machine(
     """Run ``machine`` as a Hypothesis test, within the budget's share for ``name`` if any."""
     if budget is None:
         bound, _started = budgeted_machine(machine, math.inf, time.monotonic)
-        _run_watched(bound, hypothesis_settings)
+        run_watched(bound, hypothesis_settings)
         return
     until = budget.deadline_for(name)
     if until <= budget.clock():
@@ -272,7 +273,7 @@ def run_machine(
     bound, started = budgeted_machine(machine, until, budget.clock)
     try:
         with shrinking_bounded(budget.shrinking):
-            _run_watched(bound, hypothesis_settings)
+            run_watched(bound, hypothesis_settings)
     except BudgetSpent:
         planned = hypothesis_settings.max_examples
         budget.left_out.append(f"{name}: stopped after {started()} of {planned} examples")
@@ -288,7 +289,7 @@ INCONSISTENT = (
 )
 
 
-def _run_watched(machine: type[RuleBasedStateMachine], hypothesis_settings: settings) -> None:
+def run_watched(machine: type[RuleBasedStateMachine], hypothesis_settings: settings) -> None:
     """The Hypothesis run of a watched machine; a target problem ends it as itself.
 
     A target whose answers to the same calls change between runs makes Hypothesis' replays

@@ -184,6 +184,7 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     from conformance.runner.results import target_identity
 
     connection, close = open_connection(run_config(request.config))
+    connection.survey = _surveys(request.config)
     request.config.stash[CONNECTION_KEY] = connection
     part = request.config.stash[PART_KEY]
     if not part.identity:
@@ -196,6 +197,14 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     finally:
         progress.stop()
         close()
+
+
+def _surveys(config: pytest.Config) -> bool:
+    """Whether the run goes on past divergences: unless ``-x`` or ``--max-findings`` asks to
+    stop early."""
+    return (
+        not config.getoption("exitfirst", False) and config.getoption("xapi_max_findings") is None
+    )
 
 
 @pytest.fixture(scope="session")

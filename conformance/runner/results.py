@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from conformance.judge.divergence import DivergenceInfo
+from conformance.runner.statuses import with_statuses
 from conformance.targets import Target
 from conformance.wire.typed import datetime_text
 from models.coverage import coverage_cells, judged_release, vm_messages
@@ -78,6 +79,8 @@ def divergence_record(info: DivergenceInfo) -> DivergenceRecord:
             CallRecord(text, None if answer is None else outcome_record(answer))
             for text, answer in info.calls
         ),
+        cause=info.cause or info.method,
+        cell=info.cell or (),
     )
 
 
@@ -282,7 +285,7 @@ def merge_parts(
         release=_judged(total.identity, facts.xapi_version),
         areas=tuple(sorted(total.areas)),
     )
-    return with_findings(summary, facts.baseline, facts.baseline_path)
+    return with_statuses(with_findings(summary, facts.baseline, facts.baseline_path))
 
 
 def _unique(divergences: Iterable[DivergenceRecord]) -> list[DivergenceRecord]:

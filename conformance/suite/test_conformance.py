@@ -22,8 +22,9 @@ from conformance.areas.sweeps import (
 )
 from conformance.engine.harness import Connection
 from conformance.judge.divergence import Divergence
-from conformance.runner.budget import Budget, run_cells, run_machine
+from conformance.runner.budget import Budget, run_cells
 from conformance.runner.profiles import area_examples
+from conformance.runner.survey import survey_machine, surveyed
 
 
 @contextlib.contextmanager
@@ -55,11 +56,12 @@ def test_area(
     option = request.config.getoption
     examples = area_examples(option("xapi_profile"), area, option("xapi_max_examples"))
     with reported():
-        run_machine(
+        survey_machine(
             bound,
             settings(xapi_settings, stateful_step_count=steps, max_examples=examples),
             xapi_budget,
             request.node.name,
+            xapi_connection,
         )
 
 
@@ -68,7 +70,7 @@ def test_lifecycle_sweep(
 ) -> None:
     """Every lifecycle message in every reachable power state and VM kind."""
     cells = run_cells(lifecycle_sweep(), xapi_budget, request.node.name)
-    with reported():
+    with reported(), surveyed(xapi_connection):
         run_all(cells, xapi_connection, "lifecycle")
 
 
@@ -77,7 +79,7 @@ def test_operations_blocked_sweep(
 ) -> None:
     """Every blockable message, blocked first, in every power state."""
     cells = run_cells(blocked_sweep(), xapi_budget, request.node.name)
-    with reported():
+    with reported(), surveyed(xapi_connection):
         run_all(cells, xapi_connection, "operations")
 
 
@@ -86,7 +88,7 @@ def test_memory_sweep(
 ) -> None:
     """Memory setters with ordered, disordered and pinned tuples, Halted and Running."""
     cells = run_cells(memory_sweep(), xapi_budget, request.node.name)
-    with reported():
+    with reported(), surveyed(xapi_connection):
         run_all(cells, xapi_connection, "memory")
 
 
@@ -95,5 +97,5 @@ def test_fields_sweep(
 ) -> None:
     """Every field getter in every reachable power state and VM kind."""
     cells = run_cells(fields_sweep(), xapi_budget, request.node.name)
-    with reported():
+    with reported(), surveyed(xapi_connection):
         run_all(cells, xapi_connection, "fields")

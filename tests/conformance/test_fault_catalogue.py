@@ -98,6 +98,10 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         (vm := d.in_state("Running"))
         and Scenario(("VM.hard_shutdown", vm), -1, None, read=("VM.get_domid", vm))
     ),
+    "start-fails": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(("VM.start", vm, False, False), OK, Failure("NO_HOSTS_AVAILABLE", ()))
+    ),
     "unpause-running-accepted": lambda d: (
         (vm := d.in_state("Running"))
         and Scenario(("VM.unpause", vm), _bps(vm, "paused", "running"), OK)

@@ -39,6 +39,7 @@ CASES: dict[str, tuple[str, str]] = {
     "suspend-keeps-host": (LIFECYCLE_SWEEP, "resident_on"),
     "shutdown-keeps-domid": (LIFECYCLE_SWEEP, "domid"),
     "unpause-running-accepted": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
+    "start-fails": (LIFECYCLE_SWEEP, "NO_HOSTS_AVAILABLE"),
     "hard-shutdown-suspended-refused": (LIFECYCLE_SWEEP, "VM.hard_shutdown"),
     "wrong-error-param": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
     "power-state-capitalised": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),

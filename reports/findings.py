@@ -133,6 +133,10 @@ def difference(d: DivergenceRecord) -> Difference:
         return Difference(
             f"field:{field}", f"the VM's {field} differs from xapi's after a call (stale or wrong)"
         )
+    if not d.actual.ok and not "".join(d.actual.error[:1]):  # not read as a XenAPI answer
+        return Difference(
+            f"malformed:{d.method}", f"{d.method} answers with a body that is not a XenAPI answer"
+        )
     if not d.actual.ok:
         return _failure_difference(d.expected, d.actual)
     codes = sorted({e.error[0] for e in d.expected if not e.ok})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from conformance.areas import strategies
 from conformance.engine.harness import Connection, Harness
@@ -16,6 +17,7 @@ from conformance.judge.divergence import Desynced, Divergence
 from conformance.judge.refs import RUN_TAG
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
+from models.checks import update_vm
 from models.coverage import REACHABLE_STATES
 from models.outcome import Success, Value
 from models.world import NULL_REF
@@ -169,11 +171,13 @@ def _run_case(
         harness.finish()
 
 
-def lifecycle_sweep() -> Iterator[Cell]:
-    """Every lifecycle message in every reachable cell."""
+def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
+    """Every lifecycle message in every reachable cell, then the fields of every kind of copy
+    and revert of a shaped VM (``copies_sweep``)."""
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
             yield Cell(message, state, kind)
+    yield from copies_sweep()
 
 
 def blocked_sweep() -> Iterator[Cell]:
@@ -209,19 +213,29 @@ MEMORY_CASES: tuple[tuple[str, tuple[int, ...]], ...] = (
 xapi_vm_helpers.ml validate_VCPUs: 0 < VCPUs_at_startup <= VCPUs_max)."""
 
 
+SETTER_CELLS = (
+    ("Halted", "plain"),
+    ("Running", "plain"),
+    ("Halted", "template"),
+    ("Halted", "snapshot"),
+)
+"""Where the setters are tried: a plain VM halted and running, a template and a snapshot
+(xapi validates a template's values as a VM's, and refuses most changes to a snapshot)."""
+
+
 def memory_sweep() -> Iterator[Callable[[Connection, str], None]]:
-    """Each memory case on a Halted and a Running plain VM."""
+    """Each memory case on a Halted and a Running plain VM, a template and a snapshot."""
     for method, values in MEMORY_CASES:
-        for state in ("Halted", "Running"):
-            yield _memory_case(method, values, state)
+        for state, kind in SETTER_CELLS:
+            yield _memory_case(method, values, state, kind)
 
 
 def _memory_case(
-    method: str, values: tuple[int, ...], state: str
+    method: str, values: tuple[int, ...], state: str, kind: str = "plain"
 ) -> Callable[[Connection, str], None]:
     def run(connection: Connection, area: str) -> None:
         _run_case(
-            connection, area, state, "plain", lambda h, ref: _call(h, f"VM.{method}", ref, values)
+            connection, area, state, kind, lambda h, ref: _call(h, f"VM.{method}", ref, values)
         )
 
     return run
@@ -242,9 +256,12 @@ GETTERS = tuple(
 def fields_sweep() -> Iterator[Callable[[Connection, str], None]]:
     """Every field getter in every reachable cell, on one VM per cell: what each field reads
     in each power state and VM kind, compared with the model (reads change nothing, so the
-    records are compared once, at the cell's end)."""
+    records are compared once, at the cell's end); then values at the edges of their types
+    (``edges_sweep``) and the pool-wide queries after every kind of change (``queries_sweep``)."""
     for state, kind in CELLS:
         yield _getters_case(state, kind)
+    yield from edges_sweep()
+    yield from queries_sweep()
 
 
 def _getters_case(state: str, kind: str) -> Callable[[Connection, str], None]:
@@ -257,6 +274,210 @@ def _getters_case(state: str, kind: str) -> Callable[[Connection, str], None]:
 def _read_every_field(harness: Harness, ref: str) -> None:
     for getter in GETTERS:
         harness.call(getter, ref)
+
+
+# ---- values at the edges of their types -------------------------------------------------------
+
+INT_FIELDS = ("user_version", "start_delay", "shutdown_delay", "order")
+"""int64 fields a client sets freely (start_delay, shutdown_delay and order must not be
+negative: xapi_vm.ml's setters)."""
+
+
+Case = Callable[[Connection, str], None]
+Act = Callable[[Harness, str], None]
+
+
+def _case(act: Act, state: str = "Halted", kind: str = "plain") -> Case:
+    """A sweep case: ``act`` on a fresh VM in ``state`` of ``kind``."""
+
+    def run(connection: Connection, area: str) -> None:
+        _run_case(connection, area, state, kind, act)
+
+    return run
+
+
+def edges_sweep() -> Iterator[Case]:
+    """Each int64 edge into every free int field, each edge text into the label, description
+    and an other_config value (found again by get_by_name_label), each double into the shadow
+    multiplier: written, read back one by one and in the record (over either protocol)."""
+    for number in strategies.EDGE_INTS:
+        yield _case(partial(_write_ints, number=number))
+    for text in strategies.EDGE_TEXTS:
+        yield _case(partial(_write_texts, text=text))
+    for double in (*strategies.EDGE_FLOATS, 1.0, 4.0):
+        yield _case(partial(_write_double, double=double))
+
+
+def _write_ints(harness: Harness, ref: str, number: int) -> None:
+    for field in INT_FIELDS:
+        harness.call(f"VM.set_{field}", ref, number)
+        harness.call(f"VM.get_{field}", ref)
+    harness.call("VM.get_record", ref)
+
+
+def _write_texts(harness: Harness, ref: str, text: str) -> None:
+    harness.call("VM.set_name_label", ref, text)
+    harness.call("VM.get_name_label", ref)
+    harness.call("VM.get_by_name_label", text)
+    harness.call("VM.set_name_description", ref, text)
+    harness.call("VM.get_name_description", ref)
+    harness.call("VM.add_to_other_config", ref, "xapi-conformance-edge", text)
+    harness.call("VM.get_other_config", ref)
+    harness.call("VM.get_record", ref)
+
+
+def _write_double(harness: Harness, ref: str, double: float) -> None:
+    harness.call("VM.set_HVM_shadow_multiplier", ref, double)
+    harness.call("VM.get_HVM_shadow_multiplier", ref)
+
+
+# ---- pool-wide queries after every kind of change ---------------------------------------------
+
+BOGUS_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def learn_uuid(harness: Harness, ref: str) -> str | None:
+    """VM ``ref``'s uuid as the target chose it (read with get_uuid, judged by shape), which the
+    model then holds, so that get_by_uuid and the records name it exactly."""
+    uuid = harness.call("VM.get_uuid", ref)
+    if not isinstance(uuid, Success) or ref not in harness.world.vms:
+        return None
+    harness.adopt(update_vm(harness.world, ref, {"uuid": str(uuid.value)}, recompute=False))
+    return str(uuid.value)
+
+
+def query_pool(harness: Harness, ref: str) -> None:
+    """Every query a client finds VMs with, after a change to VM ``ref``: by uuid (its own and
+    one nobody has), by its label, all refs, all records (the suite's VMs compared exactly)."""
+    for vm in harness.suite_vms():
+        uuid = learn_uuid(harness, vm)
+        if uuid is not None and vm == ref:
+            harness.call("VM.get_by_uuid", uuid)
+    harness.call("VM.get_by_uuid", BOGUS_UUID)
+    if ref in harness.world.vms:
+        harness.call("VM.get_by_name_label", str(harness.world.vms[ref]["name_label"]))
+    harness.call("VM.get_all")
+    harness.call("VM.get_all_records")
+
+
+def queries_sweep() -> Iterator[Case]:
+    """The queries after each kind of change: a VM made, started, suspended; a template, a
+    default template, a snapshot and a checkpoint; a clone and a copy (whose labels begin with
+    their source's); a rename; a revert; a destroy."""
+    for state, kind in CELLS:
+        yield _case(query_pool, state, kind)
+    for op in ("clone", "copy"):
+        yield _case(partial(_copied_then_queried, op=op))
+    yield _case(_renamed_then_queried)
+    yield _case(_reverted_then_queried)
+    yield _case(_destroyed_then_queried)
+
+
+def _copied_then_queried(harness: Harness, ref: str, op: str) -> None:
+    label = f"{harness.world.vms[ref]['name_label']} {op}"
+    sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+    copy = _ref(harness.call(f"VM.{op}", ref, label, *sr))
+    query_pool(harness, ref)
+    if copy != NULL_REF:
+        query_pool(harness, copy)
+
+
+def _renamed_then_queried(harness: Harness, ref: str) -> None:
+    harness.call("VM.set_name_label", ref, "xapi-conformance renamed")
+    query_pool(harness, ref)
+    harness.call("VM.get_by_name_label", "xapi-conformance sweep")
+
+
+def _reverted_then_queried(harness: Harness, ref: str) -> None:
+    snapshot = _ref(harness.call("VM.snapshot", ref, "xapi-conformance sweep snapshot"))
+    harness.call("VM.set_name_label", ref, "xapi-conformance renamed")
+    if snapshot != NULL_REF:
+        harness.call("VM.revert", snapshot)
+    query_pool(harness, ref)
+
+
+def _destroyed_then_queried(harness: Harness, ref: str) -> None:
+    uuid = learn_uuid(harness, ref)
+    harness.call("VM.destroy", ref)
+    if uuid is not None:
+        harness.call("VM.get_by_uuid", uuid)
+    harness.call("VM.get_by_name_label", "xapi-conformance sweep")
+    harness.call("VM.get_all_records")
+
+
+# ---- the fields of every copy, snapshot, checkpoint and revert ----------------------------------
+
+SHAPE_CALLS: tuple[tuple[str, tuple[Value, ...]], ...] = (
+    ("set_name_description", ("shaped by xapi-conformance",)),
+    ("add_to_other_config", ("folder", "/xapi-conformance")),
+    ("add_to_other_config", ("k1", "v1")),
+    ("add_tags", ("a",)),
+    ("add_to_blocked_operations", ("pause", "shaped")),
+    ("set_user_version", (7,)),
+    ("set_start_delay", (3,)),
+    ("set_order", (2,)),
+    ("set_VCPUs_max", (4,)),
+    ("set_memory_static_max", (1024 * MIB,)),
+    ("add_to_platform", ("acpi", "1")),
+    ("add_to_HVM_boot_params", ("firmware", "bios")),
+    ("set_actions_after_crash", ("preserve",)),
+)
+"""Edits that give a VM fields a copy keeps, resets or drops (xapi_vm_clone.ml
+copy_vm_record) and a revert restores (xapi_vm_snapshot.ml do_not_copy)."""
+
+CHANGE_CALLS: tuple[tuple[str, tuple[Value, ...]], ...] = (
+    ("set_name_label", ("xapi-conformance changed",)),
+    ("set_name_description", ("changed after the snapshot",)),
+    ("add_to_other_config", ("k1", "changed")),
+    ("remove_from_other_config", ("folder",)),
+    ("add_tags", ("b",)),
+    ("set_user_version", (9,)),
+    ("set_VCPUs_at_startup", (2,)),
+    ("set_memory_dynamic_range", (256 * MIB, 768 * MIB)),
+    ("remove_from_blocked_operations", ("pause",)),
+    ("add_to_blocked_operations", ("suspend", "after")),
+    ("set_actions_after_crash", ("restart",)),
+)
+"""Edits after a snapshot, which a revert must undo or keep as xapi does."""
+
+
+def _shape(harness: Harness, ref: str) -> None:
+    for method, args in SHAPE_CALLS:
+        harness.call(f"VM.{method}", ref, *args)
+
+
+def copies_sweep() -> Iterator[Case]:
+    """Each kind of copy of a shaped VM, Halted and Running (every field of the new VM and its
+    source compared), and a revert after changes, from a snapshot and from a checkpoint."""
+    for state in ("Halted", "Running"):
+        for op in ("clone", "copy", "snapshot", "checkpoint"):
+            yield _case(partial(_shaped_copy, op=op), state)
+    for op in ("snapshot", "checkpoint"):
+        yield _case(partial(_changed_then_reverted, op=op), "Running")
+    yield _case(partial(_changed_then_reverted, op="snapshot"))
+
+
+def _shaped_copy(harness: Harness, ref: str, op: str) -> None:
+    _shape(harness, ref)
+    sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+    copy = _ref(harness.call(f"VM.{op}", ref, f"xapi-conformance {op}", *sr))
+    if copy != NULL_REF:
+        harness.call("VM.get_record", copy)
+        harness.call("VM.get_snapshot_time", copy)
+
+
+def _changed_then_reverted(harness: Harness, ref: str, op: str) -> None:
+    _shape(harness, ref)
+    snapshot = _ref(harness.call(f"VM.{op}", ref, f"xapi-conformance {op}"))
+    if snapshot == NULL_REF:
+        return
+    if harness.world.vms[ref]["power_state"] != "Halted":
+        harness.call("VM.hard_shutdown", ref)
+    for method, args in CHANGE_CALLS:
+        harness.call(f"VM.{method}", ref, *args)
+    harness.call("VM.revert", snapshot)
+    harness.call("VM.get_record", ref)
+    harness.call("VM.get_record", snapshot)
 
 
 def run_all(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from conformance.errors import TargetError
+from conformance.errors import MalformedAnswer, TargetError
 from conformance.judge.compare import AnswerRules, Mismatch, typed_outcome, wire_mismatch
 from conformance.targets.base import Target
 from conformance.wire import WireFormatError, parse_value_text
@@ -54,7 +54,13 @@ def send(
     ``on_task`` learns the Async call's task as soon as the target names it (None when there is
     none), before the task is polled: another lane may cancel it meanwhile.
     """
-    raw = target.call(rules.method, *args)
+    try:
+        raw = target.call(rules.method, *args)
+    except MalformedAnswer as error:
+        on_task(None)
+        return Answer(
+            Failure("", ()), malformed=Mismatch("answer", f"not a XenAPI answer: {error}")
+        )
     answer = typed(raw, rules.answer, target.protocol, "result")
     if not rules.is_async or answer.malformed or not isinstance(answer.outcome, Success):
         on_task(None)

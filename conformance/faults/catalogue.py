@@ -637,6 +637,44 @@ _ENTRIES += (
 _LOGIN = frozenset({"session.login_with_password"})
 
 _ENTRIES += (
+    # -- values at the edges of their types (issue 21)
+    (
+        "int64-through-double",
+        Seeded(
+            WronglyTyped(Quirks(int_through_double=True)),
+            "fields",
+            "fields",
+            "int64 values pass through a double on the way out: beyond 2^53 they come out rounded.",
+            "after VM.set_user_version(vm, 9223372036854775807), xapi's VM.get_user_version "
+            "answers 9223372036854775807; the faulty server 9223372036854775808, out of int64.",
+        ),
+    ),
+    (
+        "non-bmp-mangled",
+        Seeded(
+            WronglyTyped(Quirks(non_bmp_mangled=True)),
+            "fields",
+            "fields",
+            "Text beyond U+FFFF goes out as UTF-16 halves (XML references to surrogates, or U+FFFD).",
+            "after VM.set_name_label(vm, 'xapi-conformance \U0001f600'), xapi's get_name_label "
+            "answers the same text; the faulty server writes &#55357;&#56832;, not XML.",
+        ),
+    ),
+    (
+        "datetime-as-string",
+        Seeded(
+            WronglyTyped(Quirks(datetime_text=True)),
+            "fields",
+            "fields",
+            "Dates are written as plain strings over XML-RPC, not <dateTime.iso8601> values.",
+            "VM.get_snapshot_time answers <value><dateTime.iso8601>19700101T00:00:00Z"
+            "</dateTime.iso8601></value> in xapi; the faulty server <value>19700101T00:00:00Z"
+            "</value>.",
+        ),
+    ),
+)
+
+_ENTRIES += (
     # -- authentication and sessions (issue 21): the suite once only ever logged in correctly
     (
         "any-password-accepted",

@@ -165,7 +165,7 @@ def wire_quirks(faults: Iterable[Fault]) -> Quirks:
     typed = [fault.fault if isinstance(fault, Seeded) else fault for fault in faults]
     quirks = [fault.quirks for fault in typed if isinstance(fault, WronglyTyped)]
     return Quirks(
-        int_typed=any(q.int_typed for q in quirks), bool_text=any(q.bool_text for q in quirks)
+        **{name: any(getattr(q, name) for q in quirks) for name in Quirks.__dataclass_fields__}
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from conformance.wire import WireFormatError, from_wire
+from conformance.wire import DateTimeText, WireFormatError, from_wire
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.outcome import Failure, Outcome, Success, Value
@@ -197,6 +197,9 @@ def wire_mismatch(
         wanted: tuple[type, ...] = (str,) if protocol == "xmlrpc" else (int,)
         ok = isinstance(raw, wanted) and not isinstance(raw, bool)
         return None if ok else _wrong_type(raw, xtype, protocol, where)
+    if xtype.kind == "datetime" and protocol == "xmlrpc":
+        ok = isinstance(raw, DateTimeText | datetime.datetime)
+        return None if ok else _wrong_type(raw, xtype, protocol, where)
     if xtype.kind in _WIRE_KINDS:
         ok = isinstance(raw, _WIRE_KINDS[xtype.kind]) and (
             xtype.kind == "bool" or not isinstance(raw, bool)
@@ -269,9 +272,13 @@ def _wrong_type(raw: object, xtype: XType, protocol: str, where: str) -> Mismatc
 
 
 def _article(xtype: XType) -> str:
-    return {"int": "a number", "set": "an array", "map": "a struct", "void": "an empty string"}.get(
-        xtype.kind, f"a {xtype.kind}"
-    )
+    return {
+        "int": "a number",
+        "set": "an array",
+        "map": "a struct",
+        "void": "an empty string",
+        "datetime": "a dateTime",
+    }.get(xtype.kind, f"a {xtype.kind}")
 
 
 def _short(value: object) -> str:

@@ -23,7 +23,7 @@ from conformance.faults import (
     wire_quirks,
 )
 from conformance.runner.cli import main
-from conformance.wire import XAPI_TYPING, jsonrpc, xmlrpc
+from conformance.wire import XAPI_TYPING, Quirks, jsonrpc, xmlrpc
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.rpc import apply
 from models.transition import Call
@@ -437,6 +437,8 @@ def test_the_fault_diverges_where_its_catalogue_entry_says(name: str) -> None:
 def test_a_wire_fault_answers_as_the_model_but_types_the_answer_wrongly(name: str) -> None:
     d = driver(accounts=ACCOUNTS)
     vm = d.new_vm()
+    d.ok("VM.set_user_version", vm, 2**63 - 1)
+    d.ok("VM.set_name_label", vm, "xapi-conformance \U0001f600")
     call = Call("VM.get_record", (d.session, vm))
     (honest,), (faulty,) = apply(d.world, call), compose(lookup([name]))(d.world, call)
     assert honest == faulty
@@ -444,7 +446,8 @@ def test_a_wire_fault_answers_as_the_model_but_types_the_answer_wrongly(name: st
     assert quirks != XAPI_TYPING
     assert xmlrpc.encode_response(honest.outcome) != xmlrpc.encode_response(honest.outcome, quirks)
     as_xapi = jsonrpc.encode_response(honest.outcome, 1, "2.0")
-    assert as_xapi != jsonrpc.encode_response(honest.outcome, 1, "2.0", quirks)
+    if quirks != Quirks(datetime_text=True):  # xapi's JSON-RPC sends dates as strings too
+        assert as_xapi != jsonrpc.encode_response(honest.outcome, 1, "2.0", quirks)
 
 
 def test_every_fault_has_a_scenario_a_topic_and_an_area() -> None:

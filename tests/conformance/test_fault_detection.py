@@ -30,6 +30,7 @@ ACCOUNTS = (Account("ro", "ro-pw", "read-only"),)
 LIFECYCLE_SWEEP = "lifecycle_sweep"
 BLOCKED_SWEEP = "blocked_sweep"
 MEMORY_SWEEP = "memory_sweep"
+FIELDS_SWEEP = "fields_sweep"
 CONCURRENCY = "test_area and concurrency"
 
 # fault → (-k selection, a text the divergence's message, expected outcome or kind shows)
@@ -80,6 +81,9 @@ CASES: dict[str, tuple[str, str]] = {
     "any-password-accepted": ("test_area and rpc", "SESSION_AUTHENTICATION_FAILED"),
     "auth-failure-unnamed": ("test_area and rpc", "SESSION_AUTHENTICATION_FAILED"),
     "session-originator-lost": ("test_area and rpc", "originator"),
+    "int64-through-double": (FIELDS_SWEEP, "user_version"),
+    "non-bmp-mangled": (FIELDS_SWEEP, "not a XenAPI answer"),
+    "datetime-as-string": (FIELDS_SWEEP, "dateTime"),
     "int-typed": ("test_area and fields", "int"),
     "bool-as-text": ("test_area and fields", "bool"),
     # races (issue 12): found only by the concurrency area

@@ -22,7 +22,7 @@ from typing import NoReturn
 from conformance.engine.answers import Answer, send
 from conformance.engine.answers import typed as answer_typed
 from conformance.engine.importer import Login, import_world
-from conformance.errors import TargetError
+from conformance.errors import MalformedAnswer, TargetError
 from conformance.judge.compare import (
     AnswerRules,
     Mismatch,
@@ -601,9 +601,13 @@ class Harness:
         longer has leaves the model)."""
         records = dict(self.world.vms)
         for ref in vms:
-            raw = self.connection.target.call(
-                "VM.get_record", self.session, self.refs.to_target(ref)
-            )
+            try:
+                raw = self.connection.target.call(
+                    "VM.get_record", self.session, self.refs.to_target(ref)
+                )
+            except MalformedAnswer:  # the record cannot be read: the example cannot go on
+                self.off_track = True
+                raise Desynced() from None
             protocol = self.connection.target.protocol
             typed = answer_typed(raw, AnswerRules.of("VM.get_record").answer, protocol, "record")
             outcome = self.refs.outcome_to_model(typed.outcome)

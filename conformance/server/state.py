@@ -42,6 +42,7 @@ class ServerState:
             hosts=config.hosts,
             accounts=config.all_accounts(),
             features=config.features(),
+            templates=config.templates,
             facts=facts,
             salt=config.salt,
             release=parse_release(config.xapi_version),

@@ -21,6 +21,7 @@ from models.releases import released
 from models.schema import Message
 from models.transition import Branch, Call, Ctx, Handler, Result, failed
 from models.unmarshal import UnmarshalError, rpc_repr, unmarshal
+from models.unmodelled import unmodelled_getter
 from models.world import SessionInfo, Task, World, new_ids
 
 __all__ = ["REGISTRY", "Entry", "apply", "resolve"]
@@ -106,6 +107,9 @@ def _session(world: World, raw: object) -> SessionInfo:
 def _unknown_method(world: World, call: Call) -> XenAPIError:
     if call.args:
         session = _session(world, call.args[0])
+        getter = unmodelled_getter(world, call.method.removeprefix(ASYNC_PREFIX), call.args)
+        if getter is not None:
+            return getter
         if not session.superuser and session.role != "pool-admin":
             extension = catalogue.message("start")  # any message: only the role list matters
             check_permission(

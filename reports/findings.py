@@ -101,8 +101,16 @@ def _closest(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> Outcom
     return next(iter(same_code or same_side), None)
 
 
-def _failure_difference(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> Difference:
+UNKNOWN_CODES = frozenset({"MESSAGE_METHOD_UNKNOWN", "MESSAGE_NOT_IMPLEMENTED"})
+"""Codes of a target that does not implement a message at all: one finding per message."""
+
+
+def _failure_difference(
+    expected: Sequence[OutcomeRecord], actual: OutcomeRecord, method: str = ""
+) -> Difference:
     code, params = actual.error[0], actual.error[1:]
+    if code in UNKNOWN_CODES and method and all(e.ok or e.error[0] != code for e in expected):
+        return Difference(f"unknown:{method}", f"the target does not implement {method} ({code})")
     closest = _closest(expected, actual)
     if closest is None:
         return Difference(f"refuses:{code}", f"the target refuses with {code} calls xapi accepts")
@@ -138,7 +146,7 @@ def difference(d: DivergenceRecord) -> Difference:
             f"malformed:{d.method}", f"{d.method} answers with a body that is not a XenAPI answer"
         )
     if not d.actual.ok:
-        return _failure_difference(d.expected, d.actual)
+        return _failure_difference(d.expected, d.actual, d.method)
     codes = sorted({e.error[0] for e in d.expected if not e.ok})
     if codes and not any(e.ok for e in d.expected):
         refused = " or ".join(codes)

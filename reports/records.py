@@ -25,6 +25,7 @@ __all__ = [
     "FindingRecord",
     "FixedFinding",
     "MessageCount",
+    "NotRun",
     "OutcomeRecord",
     "RunSummary",
     "TimeBudget",
@@ -267,6 +268,14 @@ class FixedFinding:
 
 
 @dataclass(frozen=True)
+class NotRun:
+    """An area the run did not test, and why (a time budget, an interrupt, ``-k``)."""
+
+    area: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class TimeBudget:
     """A run's time budget (``--time-budget``): its seconds, the seconds the run used, and what
     it left out to keep to it (cells not run, examples not started)."""
@@ -312,6 +321,8 @@ class RunSummary:
     """Findings of the baseline this run no longer shows."""
     budget: TimeBudget | None = None
     """The run's time budget, when it had one."""
+    not_run: tuple[NotRun, ...] = ()
+    """Areas the run did not test, each with the reason (never counted as passed)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coverage", tuple(self.coverage))
@@ -321,6 +332,7 @@ class RunSummary:
         object.__setattr__(self, "target_identity", dict(self.target_identity))
         object.__setattr__(self, "areas", tuple(self.areas))
         object.__setattr__(self, "fixed", tuple(self.fixed))
+        object.__setattr__(self, "not_run", tuple(self.not_run))
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
@@ -338,6 +350,26 @@ class RunSummary:
     def new_findings(self) -> tuple[FindingRecord, ...]:
         """Findings not in the baseline (every finding when no baseline was given)."""
         return tuple(f for f in self.findings if f.status != "known")
+
+    @property
+    def not_run_note(self) -> str:
+        """What the run did not test, in a few words: "interrupted" or "time budget: N
+        area(s) not run"; "" otherwise (areas left out with ``-k`` were not asked for)."""
+        reasons = [n.reason for n in self.not_run]
+        if any(r.startswith("the run was interrupted") for r in reasons):
+            return "interrupted"
+        budget = sum(1 for r in reasons if r.startswith("time budget"))
+        return f"time budget: {budget} area(s) not run" if budget else ""
+
+    @property
+    def judged_note(self) -> str:
+        """How much was judged: "N of M cells, K of L messages judged" (ok or diverges)."""
+        cells = sum(1 for c in self.coverage if c.status in ("ok", "diverges"))
+        messages = sum(1 for m in self.messages if m.status in ("ok", "diverges"))
+        return (
+            f"{cells} of {len(self.coverage)} cells, "
+            f"{messages} of {len(self.messages)} messages judged"
+        )
 
     def divergence(self, divergence_id: str) -> DivergenceRecord:
         """The divergence with id ``D<n>`` (see :func:`divergence_id`)."""
@@ -454,6 +486,7 @@ def summary_to_json(s: RunSummary) -> dict[str, object]:
         "findings": [finding_to_json(f) for f in s.findings],
         "baseline": s.baseline,
         "fixed": [{"id": f.id, "title": f.title} for f in s.fixed],
+        "not_run": [{"area": n.area, "reason": n.reason} for n in s.not_run],
         "divergences": [
             divergence_to_json(d, divergence_id(i)) for i, d in enumerate(s.divergences)
         ],
@@ -689,6 +722,11 @@ def _version_2_fields(d: Mapping[str, object], where: str) -> dict[str, object]:
             _fixed_from_json(f, w) for f, w in _items(_list(d, "fixed", where), f"{where}.fixed")
         ),
         "budget": _budget(d, where),
+        "not_run": tuple(
+            NotRun(_str(obj, "area", w), _str(obj, "reason", w))
+            for item, w in _items(_optional_list(d, "not_run", where), f"{where}.not_run")
+            for obj in (_as_object(item, w),)
+        ),
     }
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from conformance.errors import MalformedAnswer, TargetError
+from conformance.errors import MalformedAnswer, TargetStalled
 from conformance.judge.compare import AnswerRules, Mismatch, typed_outcome, wire_mismatch
 from conformance.targets.base import Target
 from conformance.wire import WireFormatError, parse_value_text
@@ -96,9 +96,9 @@ def _await_task(
             break
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TargetError(
-                f"the task of {rules.method} is still pending after {limit:g}s: "
-                "the target looks stalled"
+            raise TargetStalled(
+                f"the task {task} of {rules.method} is still pending after {limit:g}s (the "
+                "task timeout, --timeout): the target looks stalled"
             )
         time.sleep(min(pause, left))
         pause = min(pause * 2, longest)

@@ -286,11 +286,13 @@ def _verdict_line(s: RunSummary) -> str:
     found = f"{len(s.findings)} finding(s) from {len(s.active_divergences)} divergence(s)"
     if s.baseline:
         found += f", {len(s.new_findings)} new against the baseline"
-    return (
+    line = (
         f"verdict: {s.verdict} — {found}; {s.examples:,} examples, {s.steps:,} steps"
         if s.verdict != "error"
         else f"verdict: error — {s.error}"
     )
+    gap = s.not_run_note
+    return f"{line} ({gap})" if gap else line
 
 
 def _with_run_time(report_dir: Path, s: RunSummary, started: datetime.datetime) -> RunSummary:

@@ -292,9 +292,16 @@ class _Progress:
             snapshot = _snapshot(self._config)
         except RuntimeError:  # the tally changed while it was copied: next second
             return
-        counts = f"{snapshot.examples} {snapshot.steps} {len(snapshot.divergences)}\n"
+        counts = f"{snapshot.examples} {snapshot.steps} {_findings_seen(snapshot)}\n"
         write_part(_parts_dir(self._config), _worker(self._config), snapshot)  # first: counts
         self._path.write_text(counts, encoding="utf-8")  # shown are never ahead of those saved
+
+
+def _findings_seen(part: Part) -> int:
+    """The findings among a part's divergences: what the verdict counts."""
+    from reports import group_findings
+
+    return len(group_findings(part.divergences))
 
 
 def _show_live_progress(config: pytest.Config) -> None:
@@ -350,7 +357,13 @@ def pytest_runtest_makereport(
         return report
     part = item.config.stash[PART_KEY]
     if call.when == "call":
-        part.areas.add(item_area(item))
+        skipped = _budget_left_out(item)
+        if skipped:
+            part.not_run.setdefault(item_area(item), skipped)
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), 0, f"Skipped: {skipped}")
+        else:
+            part.areas.add(item_area(item))
     if call.excinfo is None:
         return report
     from conformance.judge.divergence import Divergence
@@ -363,11 +376,32 @@ def pytest_runtest_makereport(
         _stop_at_max_findings(item)
     elif not isinstance(error, AssertionError):
         cause, fatal = _real_cause(item.config, error)
-        (part.ending if fatal else part.errors).append(f"{item.name}: {cause}")
+        if fatal:
+            part.ending.append(cause)  # the target's problem, said once: not the test's name
+        else:
+            part.errors.append(f"{item.name}: {cause}")
         report.longrepr = f"{item.nodeid}: {cause}"
         if fatal and not item.session.shouldstop:
             item.session.shouldstop = cause
     return report
+
+
+def _budget_left_out(item: pytest.Item) -> str:
+    """Why the time budget kept ``item`` from running at all, or ""."""
+    budget = item.config.stash.get(BUDGET_KEY, None)
+    if budget is None or f"{item.name}: not run" not in budget.left_out:
+        return ""
+    return "time budget: not run (its share was spent)"
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Areas left out by ``-k`` are reported as not run (unless another of their tests runs)."""
+    if not items or PART_KEY not in items[0].config.stash:
+        return
+    part = items[0].config.stash[PART_KEY]
+    for item in items:
+        if "xapi_connection" in getattr(item, "fixturenames", ()):
+            part.not_run.setdefault(item_area(item), "not selected (-k)")
 
 
 SWEEP_AREAS = {
@@ -406,14 +440,20 @@ def _first_line(error: BaseException) -> str:
 def _real_cause(config: pytest.Config, error: BaseException) -> tuple[str, bool]:
     """What went wrong, named by its root (a stalled or unreachable target, not Hypothesis'
     Flaky* that a failing target provokes), and whether it ends the run."""
-    from conformance.errors import ConformanceError, TargetStalled, TargetTimeout, TargetUnreachable
+    from conformance.errors import (
+        ConformanceError,
+        ProtocolError,
+        TargetStalled,
+        TargetTimeout,
+        TargetUnreachable,
+    )
 
     connection = config.stash.get(CONNECTION_KEY, None)
     stalled = str(getattr(connection.target, "stalled", "")) if connection else ""
     if stalled:
         return f"TargetStalled: {stalled}", True
     root = _find(error, ConformanceError) or error
-    fatal = isinstance(root, TargetStalled | TargetUnreachable) and not isinstance(
+    fatal = isinstance(root, TargetStalled | TargetUnreachable | ProtocolError) and not isinstance(
         root, TargetTimeout
     )
     return f"{type(root).__name__}: {_first_line(root)}", fatal

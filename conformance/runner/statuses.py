@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from reports import CoverageCell, FindingRecord, MessageCount, RunSummary
+from reports.findings import UNKNOWN_CODES
 
 __all__ = ["LEADS_TO", "with_statuses"]
 
@@ -39,7 +40,8 @@ def _refusals(s: RunSummary, finding: FindingRecord) -> set[str]:
     refused = set()
     for i in finding.divergences:
         d = s.divergence(i)
-        if not d.actual.ok and any(e.ok for e in d.expected):
+        unknown = not d.actual.ok and d.actual.error[0] in UNKNOWN_CODES
+        if unknown or (not d.actual.ok and any(e.ok for e in d.expected)):
             refused.add(d.blamed)
     return refused
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import Phase, settings
@@ -31,7 +33,7 @@ from reports import difference
 __all__ = ["SHRINK_SECONDS", "Survey", "difference_key", "survey_machine", "surveyed"]
 
 SHRINK_SECONDS = 60.0
-"""How long one finding may be shrunk in a run without a time budget."""
+"""How long one test may spend shrinking its findings in a run without a time budget."""
 
 
 def difference_key(info: DivergenceInfo) -> str:
@@ -65,6 +67,26 @@ def _current_choices() -> bytes | None:
         return None
     choices = getattr(data, "choices", None)
     return None if choices is None else choices_to_bytes(choices)
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """A tally's counters, kept across a shrink: its replays are not examples of the run."""
+
+    examples: int
+    steps: int
+    coverage: Counter[tuple[str, str, str]]
+    messages: Counter[str]
+
+    @classmethod
+    def of(cls, connection: Connection) -> _Counts:
+        tally = connection.tally
+        return cls(tally.examples, tally.steps, Counter(tally.coverage), Counter(tally.messages))
+
+    def restore(self, connection: Connection) -> None:
+        tally = connection.tally
+        tally.examples, tally.steps = self.examples, self.steps
+        tally.coverage, tally.messages = self.coverage, self.messages
 
 
 @contextlib.contextmanager
@@ -137,40 +159,46 @@ class Survey:
     ) -> list[Divergence]:
         """Each difference's first example replayed with only that difference raised, shrunk.
 
-        A difference whose example does not show it again (a race that took another turn) keeps
-        its first divergence, unshrunk.
+        The test's shrinking time (``SHRINK_SECONDS``, or what is left of the budget's
+        shrinking share) is split evenly over the differences still to shrink. A difference
+        whose example does not show it again (a race that took another turn), or that the
+        time left no longer allows, keeps its first divergence, unshrunk.
         """
+        clock = time.monotonic if budget is None else budget.clock
+        total = SHRINK_SECONDS if budget is None else budget.shrink_seconds()
+        deadline = clock() + total
         shrunk = []
-        for key, info in self.first.items():
+        keys = list(self.first)
+        for index, key in enumerate(keys):
+            left = deadline - clock()
             blob = self.examples.get(key)
-            found = self._shrink_one(machine, base, budget, key, blob) if blob else None
-            shrunk.append(found or Divergence(info))
+            found = None
+            if blob and left >= 1:
+                seconds = max(1.0, left / (len(keys) - index))
+                found = self._shrink_one(machine, base, key, blob, seconds)
+            shrunk.append(found or Divergence(self.first[key]))
         return shrunk
 
     def _shrink_one(
         self,
         machine: type[RuleBasedStateMachine],
         base: settings,
-        budget: Budget | None,
         key: str,
         blob: bytes,
+        seconds: float,
     ) -> Divergence | None:
-        seconds = SHRINK_SECONDS if budget is None else budget.shrink_seconds()
-        until = math.inf if budget is None else budget.shrinking_end
-        clock = time.monotonic if budget is None else budget.clock
-        bound, _started = budgeted_machine(machine, until, clock)
+        bound, _started = budgeted_machine(machine, math.inf, time.monotonic)
         replay = settings(base, database=_Replay(blob), phases=[Phase.reuse, Phase.shrink])
         self.focus = key
+        counted = _Counts.of(self.connection)
         try:
             with shrinking_bounded(seconds), _unseeded():
                 run_watched(bound, replay)
         except Divergence as divergence:
             return divergence
-        except KeyboardInterrupt as interrupt:  # the shrinking share is spent
-            if type(interrupt) is KeyboardInterrupt:
-                raise
         finally:
             self.focus = None
+            counted.restore(self.connection)
         return None
 
 

@@ -52,6 +52,7 @@ TOP_LEVEL_KEYS = [
     "findings",
     "baseline",
     "fixed",
+    "not_run",
     "divergences",
     "started",
     "duration_s",

@@ -17,6 +17,7 @@ from reports.records import (
     FindingRecord,
     FixedFinding,
     MessageCount,
+    NotRun,
     OutcomeRecord,
     RunSummary,
     TimeBudget,
@@ -80,6 +81,7 @@ def _full_summary() -> RunSummary:
         ),
         fixed=(FixedFinding("F-1", "gone"),),
         budget=TimeBudget(60.0, 59.0, ("memory: 3 examples not started",)),
+        not_run=(NotRun("roles", "time budget spent"),),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from conformance.errors import MalformedAnswer, TargetStalled
-from conformance.judge.compare import AnswerRules, Mismatch, typed_outcome, wire_mismatch
+from conformance.judge.compare import AnswerRules, Mismatch, typed_answer
 from conformance.targets.base import Target
 from conformance.wire import WireFormatError, parse_value_text
 from models.outcome import Failure, Outcome, Success, Value
@@ -73,15 +73,8 @@ def send(
 
 def typed(raw: Outcome, returns: XType | None, protocol: str, where: str) -> Answer:
     """``raw`` typed as ``returns`` (still in target terms), or why it cannot be."""
-    if isinstance(raw, Failure) or returns is None:
-        return Answer(raw)
-    problem = wire_mismatch(raw.value, returns, protocol, where)
-    if problem is None:
-        try:
-            return Answer(typed_outcome(raw, returns))
-        except WireFormatError as error:
-            problem = Mismatch(where, str(error))
-    return Answer(raw, malformed=problem)
+    outcome, problem = typed_answer(raw, returns, protocol, where)
+    return Answer(outcome, malformed=problem)
 
 
 def _await_task(

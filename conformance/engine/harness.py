@@ -669,7 +669,7 @@ class Harness:
             area=self.area,
             kind=area_kind,
             message=message,
-            reproducer=self._reproducer(call, expected, text, unordered=kind == "state"),
+            reproducer=self._reproducer(call, expected, text),
             reason=self.refs.display_text(str(mismatch)),
             calls=(*self._shown_calls(), (text, self.refs.display_outcome(answer.outcome))),
         )
@@ -692,9 +692,7 @@ class Harness:
         shown = self.refs.display(value)
         return "<password>" if isinstance(shown, str) and shown in secrets else shown
 
-    def _reproducer(
-        self, final: LoggedCall, expected: tuple[Outcome, ...], text: str, *, unordered: bool
-    ) -> str:
+    def _reproducer(self, final: LoggedCall, expected: tuple[Outcome, ...], text: str) -> str:
         names = {ref: name for ref in self._named_refs() if (name := self.refs.name(ref))}
         names[self.session] = "session"
         used = {call.session for call in [*self.log, final]}
@@ -714,7 +712,6 @@ class Harness:
             names=names,
             roles=roles,
             display=text,
-            unordered=unordered,
             url=target.url,
             user=self.connection.root.account.name,
             protocol=target.protocol,

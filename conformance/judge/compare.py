@@ -30,6 +30,7 @@ __all__ = [
     "field_mismatch",
     "other_record_mismatches",
     "outcome_mismatch",
+    "typed_answer",
     "typed_outcome",
     "typed_vm_record",
     "value_mismatch",
@@ -183,6 +184,22 @@ _WIRE_KINDS: Mapping[str, tuple[type, ...]] = {
     "float": (float, int),
     "datetime": (str, datetime.datetime),
 }
+
+
+def typed_answer(
+    raw: Outcome, returns: XType | None, protocol: str, where: str = "result"
+) -> tuple[Outcome, Mismatch | None]:
+    """``raw`` typed as ``returns``, or ``raw`` and why it is not an answer xapi sends (its wire
+    type, ``wire_mismatch``, or a value that cannot be typed)."""
+    if isinstance(raw, Failure) or returns is None:
+        return raw, None
+    problem = wire_mismatch(raw.value, returns, protocol, where)
+    if problem is None:
+        try:
+            return typed_outcome(raw, returns), None
+        except WireFormatError as error:
+            problem = Mismatch(where, str(error))
+    return raw, problem
 
 
 def wire_mismatch(

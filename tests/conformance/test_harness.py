@@ -293,10 +293,12 @@ def test_a_pending_task_past_the_deadline_is_a_target_error() -> None:
 def test_the_async_poll_starts_at_milliseconds_and_backs_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import time
+
     import conformance.engine.answers
 
     pauses: list[float] = []
-    monkeypatch.setattr(conformance.engine.answers.time, "sleep", pauses.append)
+    monkeypatch.setattr(time, "sleep", pauses.append)
     pending = iter(range(12))  # the first 12 polls see the task pending
 
     def status(outcome: Outcome) -> Outcome:

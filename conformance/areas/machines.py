@@ -35,7 +35,7 @@ from conformance.areas.strategies import (
     vm_record,
     vm_records,
 )
-from conformance.areas.sweeps import LIFECYCLE_MESSAGES
+from conformance.areas.sweeps import LIFECYCLE_MESSAGES, query_pool
 from conformance.engine.harness import Connection, Harness
 from conformance.errors import TargetError
 from conformance.judge.refs import RUN_TAG
@@ -176,6 +176,12 @@ class CopyRules(ConformanceMachine):
     def copy(self, vm: str, op: str, name: str) -> VmResult:
         sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
         return _new_vm(self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}", *sr))
+
+    @rule(vm=ConformanceMachine.vms)
+    def pool_queries(self, vm: str) -> None:
+        """Find VMs as clients do after whatever the example changed: by uuid (learnt from
+        the target), by label, all refs and all records (the suite's VMs judged exactly)."""
+        query_pool(self.harness, vm)
 
     @rule(target=ConformanceMachine.vms, vm=consumes(ConformanceMachine.vms))
     def destroy(self, vm: str) -> VmResult:
@@ -359,7 +365,6 @@ class FieldsMachine(CopyRules):
 
     @rule()
     def queries(self) -> None:
-        self.harness.call("VM.get_all")
         self.harness.call("VM.get_by_name_label", "xapi-conformance none")
 
 
@@ -481,6 +486,16 @@ def read_session(harness: Harness, ref: str) -> None:
         harness.call("session.get_record", ref)
 
 
+MAP_KEYS = ("folder", "XenCenter.CustomFields.owner", "pci", "hvm_serial", "k1")
+MAP_KEY_EDITS = (
+    "add_to_other_config",
+    "remove_from_other_config",
+    "add_to_platform",
+    "remove_from_platform",
+    "set_other_config",
+)
+
+
 def _has_roles(machine: ConformanceMachine) -> bool:
     return bool(machine.connection.roles)
 
@@ -501,6 +516,27 @@ class RolesMachine(CopyRules):
         session = self._role_session(data, ROLES)
         args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
         self.harness.call(message.wire_name, vm, *args, session=session)
+
+    @precondition(_has_roles)
+    @rule(
+        vm=ConformanceMachine.vms,
+        edit=st.sampled_from(MAP_KEY_EDITS),
+        key=st.sampled_from(MAP_KEYS),
+        data=st.data(),
+    )
+    def map_key_as_role(self, vm: str, edit: str, key: str, data: st.DataObject) -> None:
+        """A role's edit of a map key that has a role of its own (datamodel_vm.ml
+        map_keys_roles: other_config's folder and XenCenter.CustomFields.* are vm-operator's,
+        pci and hvm_serial pool-admin's) or of a plain key: first as root, half the time, so
+        that a removal has something to remove."""
+        if data.draw(st.booleans(), label="root adds it first"):
+            field = "platform" if edit.endswith("platform") else "other_config"
+            self.harness.call(f"VM.add_to_{field}", vm, key, "by root")
+        session = self._role_session(data, ROLES)
+        args: tuple[Value, ...] = (key, "xapi-conformance") if edit.startswith("add") else (key,)
+        if edit == "set_other_config":
+            args = ({key: "xapi-conformance", RUN_TAG: self.connection.run_id},)
+        self.harness.call(f"VM.{edit}", vm, *args, session=session)
 
     @precondition(_has_roles)
     @rule(

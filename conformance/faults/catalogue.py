@@ -14,6 +14,7 @@ from conformance.errors import UsageError
 from conformance.faults.changes import (
     _OPERATOR_DENIED,
     AUTH_FAILED,
+    TEMPLATE_VCPU_SETTERS,
     _any_password,
     _blocked_operations_inherited,
     _capitalised_state,
@@ -25,6 +26,7 @@ from conformance.faults.changes import (
     _kept,
     _lowercase_class,
     _message_only,
+    _message_role_only,
     _new_vm_edited,
     _no_params,
     _not_template,
@@ -34,13 +36,16 @@ from conformance.faults.changes import (
     _originator_dropped,
     _orphan_revert_refused,
     _paused_as_running,
+    _prefix_match,
     _record_without,
     _refusal_accepted,
     _result_dropped,
+    _revert_keeps_changes,
     _rewrite_failure,
     _running_refused,
     _semicolons,
     _session_kept,
+    _snapshots_left_out,
     _start_fails,
     _started_unpaused,
     _stored_value,
@@ -48,6 +53,7 @@ from conformance.faults.changes import (
     _suspended_refused,
     _tag_appended,
     _template_as_not_allowed,
+    _template_vcpus_stored,
     _type_error_text,
     _unpause_running_accepted,
     _uuid_not_ref,
@@ -62,6 +68,7 @@ from conformance.faults.kinds import (
     Fault,
     MemoryOrderUnchecked,
     RbacIgnored,
+    Rewired,
     Seeded,
     Unvalidated,
     WronglyTyped,
@@ -70,6 +77,7 @@ from conformance.faults.kinds import (
 )
 from conformance.faults.races import RACED
 from conformance.wire import Quirks
+from models.records import EPOCH
 from models.world import NULL_REF
 
 _BLOCKABLE_LIFECYCLE = _vm_methods(
@@ -635,6 +643,82 @@ _ENTRIES += (
 )
 
 _LOGIN = frozenset({"session.login_with_password"})
+
+_ENTRIES += (
+    # -- RBAC on map keys, pool-wide queries, copies and reverts, template setters (issue 21)
+    (
+        "map-key-roles-ignored",
+        Seeded(
+            Rewired(_message_role_only),
+            "roles",
+            "roles",
+            "Map edits are judged by their message's role only: the keys' own roles are ignored.",
+            "xapi lets a vm-operator session add other_config:folder (datamodel_vm.ml "
+            "map_keys_roles) and refuses a vm-admin other_config:pci with RBAC_PERMISSION_DENIED "
+            "[vm.add_to_other_config/key:pci, …]; the faulty server does the opposite.",
+        ),
+    ),
+    (
+        "name-label-prefix-match",
+        Seeded(
+            BranchFault(_prefix_match, _vm_methods("get_by_name_label")),
+            "fields",
+            "fields",
+            "VM.get_by_name_label answers every VM whose label begins with the text asked for.",
+            'after VM.clone(vm, "xapi-conformance sweep clone"), xapi\'s VM.get_by_name_label('
+            '"xapi-conformance sweep") answers [vm]; the faulty server answers the clone too.',
+        ),
+    ),
+    (
+        "records-without-snapshots",
+        Seeded(
+            BranchFault(_snapshots_left_out, _vm_methods("get_all_records")),
+            "fields",
+            "fields",
+            "VM.get_all_records leaves out snapshots.",
+            "after VM.snapshot(vm, …), xapi's VM.get_all_records holds the snapshot's record; "
+            "the faulty server's does not.",
+        ),
+    ),
+    (
+        "snapshot-time-epoch",
+        Seeded(
+            BranchFault(
+                _new_vm_edited({"snapshot_time": EPOCH}),
+                _vm_methods("snapshot", "checkpoint", asynchronous=True),
+            ),
+            "templates",
+            "lifecycle",
+            "Snapshots and checkpoints record the epoch as their snapshot_time.",
+            "after VM.snapshot, xapi's snapshot_time is the time it was taken "
+            "(xapi_vm_clone.ml copy_vm_record Date.now); the faulty server's is 19700101T00:00:00Z.",
+        ),
+    ),
+    (
+        "revert-keeps-changes",
+        Seeded(
+            BranchFault(_revert_keeps_changes, _vm_methods("revert", asynchronous=True)),
+            "templates",
+            "lifecycle",
+            "VM.revert restores the power state but leaves description, other_config, tags and "
+            "other fields as changed since the snapshot.",
+            "after a snapshot, VM.set_name_description(vm, d) then VM.revert(snapshot), xapi's VM "
+            "has the description it had at the snapshot (xapi_vm_snapshot.ml revert); the faulty "
+            "server's keeps d.",
+        ),
+    ),
+    (
+        "template-vcpus-unchecked",
+        Seeded(
+            BranchFault(_template_vcpus_stored, TEMPLATE_VCPU_SETTERS),
+            "templates",
+            "memory",
+            "On templates, VM.set_VCPUs_max and set_VCPUs_at_startup store any count.",
+            "VM.set_VCPUs_at_startup(template, 0) is refused by xapi with INVALID_VALUE "
+            "(xapi_vm_helpers.ml validate_VCPUs, templates included); the faulty server stores 0.",
+        ),
+    ),
+)
 
 _ENTRIES += (
     # -- values at the edges of their types (issue 21)

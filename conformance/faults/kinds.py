@@ -31,6 +31,7 @@ __all__ = [
     "RaceQuirk",
     "Raced",
     "RbacIgnored",
+    "Rewired",
     "Seeded",
     "Transition",
     "Unvalidated",
@@ -147,6 +148,17 @@ class BranchFault:
         if self.methods and call.method not in self.methods:
             return result
         return tuple(self.change(world, call, branch) for branch in result)
+
+
+@dataclass(frozen=True)
+class Rewired:
+    """A fault written as a whole transition: ``run(world, call, honest)``."""
+
+    run: Callable[[World, Call, Transition], Result]
+
+    def apply(self, world: World, call: Call, honest: Transition) -> Result:
+        """Whatever ``run`` makes of the call, the honest transition at hand."""
+        return self.run(world, call, honest)
 
 
 @dataclass(frozen=True)

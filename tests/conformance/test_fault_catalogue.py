@@ -7,6 +7,7 @@ read after it) on both transitions from that same world.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,12 +26,14 @@ from conformance.faults import (
 from conformance.runner.cli import main
 from conformance.wire import XAPI_TYPING, Quirks, jsonrpc, xmlrpc
 from models.outcome import Encoded, Failure, Outcome, Success, Value
+from models.records import EPOCH
 from models.rpc import apply
 from models.transition import Call
 from models.world import NULL_REF, Account, World
 from tests.models.helpers import GIB, MIB, Driver, driver
 
 OK = Success("")
+LATER = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
 LOGIN = "session.login_with_password"
 AUTH_FAILED = "SESSION_AUTHENTICATION_FAILED"
 RESULT = object()
@@ -52,6 +55,8 @@ class Scenario:
     read_session: str | None = None
     sessionless: bool = False
     """The call takes no session (session.login_with_password)."""
+    now: datetime.datetime = EPOCH
+    """The server's clock at the call."""
 
 
 def _bps(vm: str, expected: str, actual: str) -> Failure:
@@ -375,6 +380,53 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         read=("session.get_originator", RESULT),
         sessionless=True,
     ),
+    "map-key-roles-ignored": lambda d: (
+        (vm := d.new_vm())
+        and (operator := d.login("op", "op-pw"))
+        and Scenario(
+            ("VM.add_to_other_config", vm, "folder", "/f"),
+            OK,
+            Failure(
+                "RBAC_PERMISSION_DENIED",
+                (
+                    "vm.add_to_other_config",
+                    "No permission in user session. (Roles with this permission: pool-admin, "
+                    "pool-operator, vm-power-admin, vm-admin)",
+                ),
+            ),
+            session=operator,
+        )
+    ),
+    "name-label-prefix-match": lambda d: (
+        (vm := d.new_vm())
+        and d.ok("VM.clone", vm, "test-vm clone")
+        and Scenario(("VM.get_by_name_label", "test-vm"), (vm,), None)
+    ),
+    "records-without-snapshots": lambda d: (
+        (vm := d.new_vm())
+        and d.ok("VM.snapshot", vm, "s")
+        and Scenario(("VM.get_all_records",), None, None)
+    ),
+    "snapshot-time-epoch": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("VM.snapshot", vm, "s"),
+            LATER,
+            EPOCH,
+            read=("VM.get_snapshot_time", RESULT),
+            now=LATER,
+        )
+    ),
+    "revert-keeps-changes": lambda d: (
+        (vm := d.new_vm())
+        and (snapshot := d.ok("VM.snapshot", vm, "s"))
+        and d.call("VM.set_name_description", vm, "changed")
+        and Scenario(("VM.revert", snapshot), None, "changed", read=("VM.get_name_description", vm))
+    ),
+    "template-vcpus-unchecked": lambda d: (
+        (template := d.new_vm(is_a_template=True))
+        and Scenario(("VM.set_VCPUs_at_startup", template, 0), None, OK)
+    ),
     "clone-keeps-blocked-ops": lambda d: (
         (vm := _blocked(d, "Halted", "start"))
         and Scenario(
@@ -401,7 +453,7 @@ def _both_sides(name: str, scenario: Scenario, d: Driver) -> tuple[Outcome, Outc
     faulty = compose(lookup([name]))
     method, *args = scenario.call
     session = () if scenario.sessionless else (scenario.session or d.session,)
-    call = Call(str(method), (*session, *args))
+    call = Call(str(method), (*session, *args), scenario.now)
     honest, honest_world = _step(apply, d.world, call)
     wrong, faulty_world = _step(faulty, d.world, call)
     if scenario.read is None:

@@ -84,6 +84,12 @@ CASES: dict[str, tuple[str, str]] = {
     "int64-through-double": (FIELDS_SWEEP, "user_version"),
     "non-bmp-mangled": (FIELDS_SWEEP, "not a XenAPI answer"),
     "datetime-as-string": (FIELDS_SWEEP, "dateTime"),
+    "map-key-roles-ignored": ("test_area and roles", "RBAC_PERMISSION_DENIED"),
+    "name-label-prefix-match": (FIELDS_SWEEP, "get_by_name_label"),
+    "records-without-snapshots": (FIELDS_SWEEP, "get_all_records"),
+    "snapshot-time-epoch": (LIFECYCLE_SWEEP, "snapshot_time"),
+    "revert-keeps-changes": (LIFECYCLE_SWEEP, "name_description"),
+    "template-vcpus-unchecked": (MEMORY_SWEEP, "INVALID_VALUE"),
     "int-typed": ("test_area and fields", "int"),
     "bool-as-text": ("test_area and fields", "bool"),
     # races (issue 12): found only by the concurrency area

@@ -5,7 +5,7 @@ one by name, clone it, provision it. On the model and the embedded server over b
 from __future__ import annotations
 
 from models.outcome import Failure
-from tests.xapi.conftest import Api
+from tests.xapi.conftest import Api, login_as
 
 MIB = 2**20
 GIB = 2**30
@@ -73,3 +73,19 @@ def test_clone_then_provision_as_a_client_does(api: Api) -> None:
     api.ok("VM.add_to_other_config", second, "disks", disks)
     assert api.ok("VM.provision", second) == ""
     assert "disks" not in api.get(second, "other_config")
+
+
+def test_set_is_default_template_as_the_template_installer_calls_it(api: Api) -> None:
+    """VM.set_is_default_template (hidden from the docs, pool-admin): true makes a VM a
+    template first (make_into_template), then sets the flag and other_config:default_template;
+    false clears both, and the template can be destroyed again."""
+    vm = api.new_vm()
+    assert api.ok("VM.set_is_default_template", vm, True) == ""
+    assert api.get(vm, "is_a_template") is True and api.get(vm, "is_default_template") is True
+    assert api.get(vm, "other_config")["default_template"] == "true"
+    assert "destroy" not in api.get(vm, "allowed_operations")
+    assert api.ok("VM.set_is_default_template", vm, False) == ""
+    assert api.get(vm, "other_config")["default_template"] == "false"
+    assert "destroy" in api.get(vm, "allowed_operations")
+    admin = login_as(api, "admin", "admin-pw")  # vm-admin: below pool-admin
+    assert admin.fails("VM.set_is_default_template", vm, True).code == "RBAC_PERMISSION_DENIED"

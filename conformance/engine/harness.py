@@ -55,6 +55,8 @@ __all__ = [
     "vm_kind",
 ]
 
+_UUID_READS = frozenset({"VM.get_record", "VM.get_uuid"})
+"""Reads that show a suite VM's uuid, checked for stability and uniqueness."""
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
 
@@ -213,6 +215,8 @@ class Harness:
         (no divergence in the example, not even a waived one)."""
         self._diverged = False
         self._touched: set[str] = set()
+        self._uuids: dict[str, str] = {}
+        """Each suite VM's uuid as the target first showed it (model ref → uuid)."""
         self._writers: dict[tuple[str, str], tuple[str, Cell | None]] = {}
         """(VM, field) -> the message that last wrote the field in this example, and its cell."""
         self._current: tuple[str, Cell | None] = ("", None)
@@ -347,12 +351,34 @@ class Harness:
             self._bind_results(expected, answer.outcome, returns)
             answer = replace(answer, outcome=self.refs.outcome_to_model(answer.outcome))
             chosen, mismatch = self._match(rules, expected, answer)
-            if chosen is not None:
+            identity = self._identity_mismatch(rules, args, answer.outcome)
+            if chosen is not None and identity is None:
                 self._follow(rules, args, chosen, answer.outcome, kind)
                 return answer.outcome
+            mismatch = identity if chosen is not None and identity else mismatch
         else:
             mismatch = answer.malformed
         return self._diverge(rules, args, expected, answer, mismatch, kind)
+
+    def _identity_mismatch(
+        self, rules: AnswerRules, args: tuple[Value, ...], outcome: Outcome
+    ) -> Mismatch | None:
+        """xapi never changes a VM's uuid and never gives two live VMs one: a suite VM's uuid
+        stays the first the target showed, and is no other live suite VM's."""
+        if rules.name not in _UUID_READS or not isinstance(outcome, Success) or len(args) < 2:
+            return None
+        value = outcome.value
+        uuid = value.get("uuid") if isinstance(value, Mapping) else value
+        if not isinstance(uuid, str):
+            return None
+        ref = str(args[1])
+        first = self._uuids.setdefault(ref, uuid)
+        if first != uuid:
+            return Mismatch("field uuid", f"changed from {first} to {uuid}; a uuid never changes")
+        for other, known in self._uuids.items():
+            if other != ref and known == uuid and other in self.world.vms:
+                return Mismatch("field uuid", f"{uuid} is also {self.refs.display(other)}'s")
+        return None
 
     def _predict(self, rules: AnswerRules, args: tuple[Value, ...]) -> list[_Expected]:
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)

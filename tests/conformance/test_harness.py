@@ -613,3 +613,44 @@ def test_an_example_in_step_is_compared_at_its_end() -> None:
     h.off_track = False
     with pytest.raises(Divergence, match="snapshots"):
         h.finish()
+
+
+def test_a_vm_whose_uuid_changes_is_a_divergence() -> None:
+    """xapi never changes a VM's uuid: the second read showing another one diverges."""
+    reads: list[str] = []
+
+    def drifting(outcome: Outcome) -> Outcome:
+        assert isinstance(outcome, Success) and isinstance(outcome.value, dict)
+        reads.append("read")
+        suffix = "0" if len(reads) == 1 else "1"
+        return Success({**outcome.value, "uuid": outcome.value["uuid"][:-1] + suffix})
+
+    h = Harness(connect(wrap=lambda inner: Tampered(inner, "VM.get_record", drifting)), "fields")
+    vm = new_vm(h)
+    h.call("VM.get_record", vm)
+    with pytest.raises(Divergence, match=r"uuid.*changed from"):
+        h.call("VM.get_record", vm)
+    h.teardown()
+
+
+def test_two_vms_with_one_uuid_are_a_divergence() -> None:
+    """xapi never gives two live VMs one uuid."""
+    same = "11111111-2222-4333-8444-555555555555"
+
+    def one_uuid(outcome: Outcome) -> Outcome:
+        assert isinstance(outcome, Success) and isinstance(outcome.value, dict)
+        return Success({**outcome.value, "uuid": same})
+
+    h = Harness(connect(wrap=lambda inner: Tampered(inner, "VM.get_record", one_uuid)), "fields")
+    first, second = new_vm(h), new_vm(h)
+    h.call("VM.get_record", first)
+    with pytest.raises(Divergence, match="is also"):
+        h.call("VM.get_record", second)
+    h.teardown()
+
+
+def test_honest_uuids_stay_put(harness: Harness) -> None:
+    first, second = new_vm(harness), new_vm(harness)
+    for vm in (first, second, first, second):
+        harness.call("VM.get_record", vm)
+    harness.check_state(full=True)

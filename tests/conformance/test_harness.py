@@ -27,7 +27,9 @@ from conformance.server.config import ServerConfig
 from conformance.server.state import ServerState
 from conformance.targets.base import Protocol_, TargetSettings
 from conformance.targets.inprocess import InProcessTarget
+from models.features import ALL_FEATURES, restrictions
 from models.outcome import Failure, Outcome, Success, Value
+from models.rpc import apply
 from models.setup import initial_world
 from models.transition import Branch, Call, Result
 from models.world import Account, Facts, World
@@ -92,13 +94,19 @@ class Tampered(Wrapped):
 
 
 def _server(
-    guest_agent: bool = True, faults: tuple[Fault, ...] = (), *, hosts: int = 2, dmc: bool = True
+    guest_agent: bool = True,
+    faults: tuple[Fault, ...] = (),
+    *,
+    hosts: int = 2,
+    dmc: bool = True,
+    restricted: frozenset[str] = frozenset(),
 ) -> ServerState:
     config = ServerConfig(password=PASSWORD, accounts=ROLE_ACCOUNTS, guest_agent=guest_agent)
     world = initial_world(
         hosts=hosts,
         accounts=config.all_accounts(),
         dmc_enabled=dmc,
+        features=ALL_FEATURES - restricted,
         facts=Facts(guest_has_pv_drivers=guest_agent),
         salt="harness-tests",
     )
@@ -181,6 +189,40 @@ def test_unknown_facts_conform_in_every_server_configuration(facts: str, area: s
     unknown = Facts(guest_has_pv_drivers=None, host_memory_sufficient=None)
     connection = connect(_server(**SERVER_FACTS[facts]), facts=unknown)  # type: ignore[arg-type]
     run_area(area, connection)
+
+
+LICENSED_OFF = frozenset({"Checkpoint", "Live_set_vcpus", "VMSS"})
+
+
+def _checkpoint_and_live_vcpus(h: Harness) -> tuple[Outcome, Outcome]:
+    vm = new_vm(h)
+    h.call("VM.start", vm, False, False)
+    return h.call("VM.checkpoint", vm, "cp"), h.call("VM.set_VCPUs_number_live", vm, 1)
+
+
+def test_the_suite_judges_by_the_pools_licence_flags() -> None:
+    """The model reads pool.restrictions at the start of each example (importer.py): a pool
+    licensed without Checkpoint and Live_set_vcpus refusing them conforms."""
+    h = Harness(connect(_server(restricted=LICENSED_OFF)), "lifecycle")
+    checkpoint, vcpus = _checkpoint_and_live_vcpus(h)
+    assert checkpoint == Failure("LICENSE_RESTRICTION", ("Checkpoint",))
+    assert vcpus == Failure("LICENSE_RESTRICTION", ("Live_set_vcpus",))
+    h.teardown()
+
+
+def test_a_pool_that_ignores_its_licence_flags_diverges() -> None:
+    """A server whose restrictions say Checkpoint is licensed off but which checkpoints."""
+    licensed = restrictions(ALL_FEATURES)
+
+    def unlicensed(world: World, call: Call, _: Result) -> Result:
+        pool = replace(world.pool, restrictions=licensed)
+        return apply(replace(world, pool=pool), call)
+
+    fault = Fault(lambda call: call.method == "VM.checkpoint", unlicensed)
+    h = Harness(connect(_server(faults=(fault,), restricted=LICENSED_OFF)), "lifecycle")
+    with pytest.raises(Divergence, match="LICENSE_RESTRICTION"):
+        _checkpoint_and_live_vcpus(h)
+    h.teardown()
 
 
 def test_a_read_of_allowed_operations_fixes_the_unknown_driver_fact() -> None:

@@ -123,14 +123,16 @@ class ConformanceMachine(RuleBasedStateMachine):
     """Common ground: a harness per example, a bundle of suite VMs, the state invariant."""
 
     area = "lifecycle"
-    connection: Connection  # set by the test function before the machine runs
+    connection: Connection  # given to __init__, or set on a subclass
     max_steps = 10**6
     """Steps per example at most, whatever the profile says."""
 
     vms = Bundle("vms")
 
-    def __init__(self) -> None:
+    def __init__(self, connection: Connection | None = None) -> None:
         super().__init__()
+        if connection is not None:
+            self.connection = connection
         self.harness = Harness(self.connection, self.area)
         self.connection.tally.examples += 1
 
@@ -599,8 +601,8 @@ class ConcurrencyMachine(ConformanceMachine):
     """A race is several calls and a read of every record: examples stay short (fewer
     steps, more fresh starts), so that the area costs about what the others do."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, connection: Connection | None = None) -> None:
+        super().__init__(connection)
         self.sessions: list[str] = []
 
     @rule(vm=ConformanceMachine.vms, op=st.sampled_from(RACE_PREFIX), paused=st.booleans())

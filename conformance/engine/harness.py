@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from conformance.engine.answers import Answer, send
 from conformance.engine.answers import typed as answer_typed
@@ -44,6 +44,7 @@ from models.transition import Branch, Call
 from models.world import NULL_REF, Facts, World, frozen
 
 __all__ = [
+    "CallWatch",
     "Cell",
     "Connection",
     "Harness",
@@ -85,6 +86,18 @@ class RunTally:
             self.divergences.append(info)
 
 
+class CallWatch(Protocol):
+    """What watches a run's exchanges (``conformance.runner.budget``): it may end the run
+    before a call (a spent time budget), and sees every divergence or target error leaving an
+    exchange (it may raise another exception in its place)."""
+
+    def before_call(self) -> None:
+        """Called before each exchange; raises to end the run there."""
+
+    def left(self, error: Divergence | TargetError) -> None:
+        """Called with a divergence or target error as it leaves an exchange."""
+
+
 @dataclass
 class Connection:
     """A target with the suite's sessions on it, shared by every example of a test session."""
@@ -108,6 +121,8 @@ class Connection:
     surveyor: Surveyor | None = None
     """Where set, the divergences it accepts are recorded by it and the example goes on from
     what the target shows (a survey); None: every divergence ends its example."""
+    watch: CallWatch | None = None
+    """The watch of the machine run in progress, if any (set and cleared by its runner)."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
@@ -335,10 +350,19 @@ class Harness:
         leaves it unknown whether the target did the call: the example is then off track and
         its end compares nothing (a comparison would blame the target for the lost answer).
         """
+        watch = self.connection.watch
+        if watch is not None:
+            watch.before_call()
         try:
             return self._exchange(rules, args, kind)
-        except (KeyboardInterrupt, TargetError):
+        except (KeyboardInterrupt, TargetError) as error:
             self.off_track = True
+            if watch is not None and isinstance(error, TargetError):
+                watch.left(error)
+            raise
+        except Divergence as divergence:
+            if watch is not None:
+                watch.left(divergence)
             raise
 
     def _exchange(self, rules: AnswerRules, args: tuple[Value, ...], kind: str) -> Outcome:
@@ -546,7 +570,10 @@ class Harness:
         surveyor = self.connection.surveyor
         if surveyor is not None and surveyor(info):
             raise Desynced()
-        raise Divergence(info)
+        divergence = Divergence(info)
+        if self.connection.watch is not None:
+            self.connection.watch.left(divergence)
+        raise divergence
 
     def _diverge(
         self,

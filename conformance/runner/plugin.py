@@ -7,7 +7,6 @@ test session is touched.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import datetime
@@ -59,22 +58,25 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     _settle_seed(config)
     config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    config.stash[TOKEN_KEY] = (
+        str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
+    )
     config.stash[BUDGET_KEY] = None
     if config.getoption("xapi_time_budget", None) is not None:
-        from conformance.runner.budget import session_budget
+        from conformance.runner.budget import BUDGET_DIR, session_budget
 
         config.stash[BUDGET_KEY] = session_budget(
-            config.getoption("xapi_time_budget"), config.stash[STARTED_KEY]
+            config.getoption("xapi_time_budget"),
+            config.stash[STARTED_KEY],
+            workers=int(workerinput["workercount"]) if workerinput else 1,
+            board=_report_dir(config) / BUDGET_DIR / config.stash[TOKEN_KEY],
         )
     from conformance.runner.results import Part
 
     config.stash[PART_KEY] = Part()
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
         _baseline(config)
-    config.stash[TOKEN_KEY] = (
-        str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
-    )
     if workerinput and config.getoption("xapi_run_id"):
         from conformance.runner import interrupts
 
@@ -90,29 +92,31 @@ def _settle_seed(config: pytest.Config) -> None:
         option.xapi_seed = int(given) if given.isdigit() else secrets.randbelow(2**31)
 
 
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Hypothesis uses ``seed`` for the suite's tests, and its previous seed afterwards."""
-    from hypothesis import core
-
-    previous = core.global_force_seed
-    core.global_force_seed = seed  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        core.global_force_seed = previous
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With a time budget, the sweeps run first and every selected test gets its share."""
-    budget = config.stash.get(BUDGET_KEY, None)
-    if budget is None:
+    """The suite's pieces in the order that spends the run well: the longest first, so that
+    workers end together; with a time budget, the first piece of every sweep and area first,
+    each piece's estimated cost its weight in the budget's shares."""
+    pieces = {item.name: _piece(item) for item in items if _piece(item) is not None}
+    if not pieces:
         return
-    from conformance.runner.budget import plan_tests
+    from conformance.runner import split
 
-    order = plan_tests(budget, [item.name for item in items])
-    items.sort(key=lambda item: order.index(item.name))
+    budget = config.stash.get(BUDGET_KEY, None)
+    costs = {name: piece.cost for name, piece in pieces.items()}
+    if budget is None:
+        order = split.longest_first(costs)
+    else:
+        order = split.budget_order(pieces)
+        budget.weights = costs
+    position = {name: index for index, name in enumerate(order)}
+    items.sort(key=lambda item: position.get(item.name, len(position)))
+
+
+def _piece(item: pytest.Item) -> Any:
+    """The suite piece (``conformance.runner.split.Piece``) a test runs, if it is one."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("piece") if callspec is not None else None
 
 
 @pytest.fixture(scope="session")
@@ -192,8 +196,7 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     progress = _Progress(request.config, connection)
     progress.start()
     try:
-        with _seeded(request.config.getoption("xapi_seed")):
-            yield connection
+        yield connection
     finally:
         progress.stop()
         close()
@@ -214,7 +217,7 @@ def xapi_settings(request: pytest.FixtureRequest) -> settings:
 
     config = request.config
     return hypothesis_settings(
-        config.getoption("xapi_profile"), config.getoption("xapi_max_examples"), _report_dir(config)
+        config.getoption("xapi_profile"), config.getoption("xapi_max_examples")
     )
 
 
@@ -414,10 +417,10 @@ SWEEP_AREAS = {
 
 
 def item_area(item: pytest.Item) -> str:
-    """The area a suite test exercises (its ``area`` parameter, or its sweep's area)."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "area" in callspec.params:
-        return str(callspec.params["area"])
+    """The area a suite test exercises (its piece's area, or its sweep's area)."""
+    piece = _piece(item)
+    if piece is not None and piece.is_area:
+        return str(piece.family)
     return SWEEP_AREAS.get(getattr(item, "originalname", item.name), item.name)
 
 

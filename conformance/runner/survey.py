@@ -11,7 +11,6 @@ old behaviour: the first divergence ends its example and Hypothesis shrinks it a
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -26,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 
 from conformance.engine.harness import Connection
 from conformance.judge.divergence import Divergence, DivergenceInfo
-from conformance.runner.budget import Budget, budgeted_machine, run_watched, shrinking_bounded
+from conformance.runner.budget import Budget, BudgetSpent, Watch, run_machine, run_watched
 from conformance.runner.results import divergence_record
 from reports import difference
 
@@ -156,6 +155,7 @@ class Survey:
         machine: type[RuleBasedStateMachine],
         base: settings,
         budget: Budget | None,
+        seed: int | None = None,
     ) -> list[Divergence]:
         """Each difference's first example replayed with only that difference raised, shrunk.
 
@@ -175,7 +175,7 @@ class Survey:
             found = None
             if blob and left >= 1:
                 seconds = max(1.0, left / (len(keys) - index))
-                found = self._shrink_one(machine, base, key, blob, seconds)
+                found = self._shrink_one(machine, base, key, blob, seconds, seed)
             shrunk.append(found or Divergence(self.first[key]))
         return shrunk
 
@@ -186,16 +186,19 @@ class Survey:
         key: str,
         blob: bytes,
         seconds: float,
+        seed: int | None,
     ) -> Divergence | None:
-        bound, _started = budgeted_machine(machine, math.inf, time.monotonic)
+        watch = Watch(shrinking=seconds)
         replay = settings(base, database=_Replay(blob), phases=[Phase.reuse, Phase.shrink])
         self.focus = key
         counted = _Counts.of(self.connection)
         try:
-            with shrinking_bounded(seconds), _unseeded():
-                run_watched(bound, replay)
+            with _unseeded():
+                run_watched(machine, self.connection, replay, watch, seed)
         except Divergence as divergence:
             return divergence
+        except BudgetSpent:  # the shrinking time is spent before the example showed it
+            pass
         finally:
             self.focus = None
             counted.restore(self.connection)
@@ -227,20 +230,20 @@ def survey_machine(
     budget: Budget | None,
     name: str,
     connection: Connection,
+    seed: int | None = None,
 ) -> None:
     """Run an area machine as a survey (``run_machine`` when the run stops at the first
     divergence), then shrink each finding once; raises the first finding's shrunk divergence,
-    the others are recorded on the connection."""
-    from conformance.runner.budget import run_machine
-
+    the others are recorded on the connection. ``seed`` fixes the examples."""
     if not connection.survey:
-        run_machine(machine, hypothesis_settings, budget, name)
+        run_machine(machine, connection, hypothesis_settings, budget, name, seed)
         return
     survey = Survey(connection)
     connection.surveyor = survey
     try:
-        run_machine(survey.machine(machine), hypothesis_settings, budget, name)
-        shrunk = survey.shrink(machine, hypothesis_settings, budget) if survey.first else []
+        run_machine(survey.machine(machine), connection, hypothesis_settings, budget, name, seed)
+        found = survey.first
+        shrunk = survey.shrink(machine, hypothesis_settings, budget, seed) if found else []
     finally:
         connection.surveyor = None
     if shrunk:

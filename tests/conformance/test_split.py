@@ -3,6 +3,7 @@ workers, so that one worker and several run the very same examples."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -58,11 +59,17 @@ def test_a_sweeps_slices_run_every_cell_once_in_order(name: str) -> None:
 
 
 def _same(cell: Any, other: Any) -> bool:
-    """Sweep cells are dataclasses or closures: equal, or made by the same code from equal cells."""
+    """Sweep cells are dataclasses or closures: equal, or made by the same code from the same
+    values (a ``functools.partial`` compared by its function and arguments)."""
     if cell == other:
         return True
-    code, closure = cell.__code__, [c.cell_contents for c in cell.__closure__ or ()]
-    return bool(code == other.__code__ and closure == [c.cell_contents for c in other.__closure__])
+    if isinstance(cell, functools.partial) and isinstance(other, functools.partial):
+        return (cell.func, cell.args, cell.keywords) == (other.func, other.args, other.keywords)
+    if not hasattr(cell, "__code__") or cell.__code__ != getattr(other, "__code__", None):
+        return False
+    values = [c.cell_contents for c in cell.__closure__ or ()]
+    others = [c.cell_contents for c in other.__closure__ or ()]
+    return len(values) == len(others) and all(map(_same, values, others))
 
 
 def test_each_chunk_has_its_own_seed_drawn_from_the_runs() -> None:

@@ -407,17 +407,10 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
             part.not_run.setdefault(item_area(item), "not selected (-k)")
 
 
-SWEEP_AREAS = {
-    "test_lifecycle_sweep": "lifecycle",
-    "test_operations_blocked_sweep": "operations",
-    "test_memory_sweep": "memory",
-    "test_fields_sweep": "fields",
-}
-"""The area each deterministic sweep belongs to."""
-
-
 def item_area(item: pytest.Item) -> str:
     """The area a suite test exercises (its piece's area, or its sweep's area)."""
+    from conformance.areas.registry import SWEEP_AREAS
+
     piece = _piece(item)
     if piece is not None and piece.is_area:
         return str(piece.family)

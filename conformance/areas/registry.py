@@ -33,6 +33,7 @@ SWEEP_AREAS: Mapping[str, str] = MappingProxyType(
         "test_operations_blocked_sweep": "operations",
         "test_memory_sweep": "memory",
         "test_fields_sweep": "fields",
+        "test_fields_unjudged_cells": "fields",
     }
 )
 """The suite's deterministic sweeps (their test functions) and the area each belongs to."""

@@ -15,6 +15,7 @@ import allure
 import pytest
 from hypothesis import settings
 
+from conformance.areas.gaps import gap_cases
 from conformance.areas.machines import AREAS
 from conformance.areas.sweeps import run_all
 from conformance.engine.harness import Connection
@@ -138,3 +139,13 @@ def test_fields_sweep(
 ) -> None:
     """Every field getter in every reachable power state and VM kind."""
     _sweep(piece, xapi_connection, xapi_budget, request.node.name, "fields")
+
+
+def test_fields_unjudged_cells(
+    xapi_connection: Connection, xapi_budget: Budget | None, request: pytest.FixtureRequest
+) -> None:
+    """Every message not yet called in a (power state, VM kind) of this process's run, once
+    (the last test of its process: it aims at what the others left)."""
+    cells = run_cells(gap_cases(xapi_connection), xapi_budget, request.node.name)
+    with reported(), surveyed(xapi_connection):
+        run_all(cells, xapi_connection, "fields")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from conformance.areas.sweeps import LIFECYCLE_MESSAGES, query_pool, reach
 from conformance.engine.harness import Connection, Harness, vm_kind
@@ -62,21 +63,30 @@ def gap_cases(connection: Connection) -> Iterator[Callable[[Connection, str], No
         yield _queries
 
 
-def _queries(connection: Connection, area: str) -> None:
-    """The pool-wide queries (``query_pool``), with a suite VM on the target to find, and
-    the imports (``IMPORTS``)."""
+def _example(connection: Connection, area: str, act: Callable[[Harness], None]) -> None:
+    """``act`` on a fresh harness, then the full record comparison; always clean up."""
     harness = Harness(connection, area)
     connection.tally.examples += 1
     try:
-        query_pool(harness, reach(harness, "Halted", "plain"))
-        for method, args in IMPORTS:
-            harness.call(method, *args)
+        act(harness)
         harness.finish()
     except Desynced:
         harness.teardown()
     except BaseException:
         harness.teardown()
         raise
+
+
+def _queries(connection: Connection, area: str) -> None:
+    """The pool-wide queries (``query_pool``), with a suite VM on the target to find, and
+    the imports (``IMPORTS``)."""
+
+    def act(harness: Harness) -> None:
+        query_pool(harness, reach(harness, "Halted", "plain"))
+        for method, args in IMPORTS:
+            harness.call(method, *args)
+
+    _example(connection, area, act)
 
 
 def _case(state: str, kind: str, messages: list[str]) -> Callable[[Connection, str], None]:
@@ -84,29 +94,20 @@ def _case(state: str, kind: str, messages: list[str]) -> Callable[[Connection, s
         left = list(messages)
         while left:
             before = len(left)
-            _one_vm(connection, area, state, kind, left)
+            _example(connection, area, partial(_one_vm, state=state, kind=kind, left=left))
             if len(left) == before:  # the cell could not be reached: nothing more to aim at
                 return
 
     return run
 
 
-def _one_vm(connection: Connection, area: str, state: str, kind: str, left: list[str]) -> None:
+def _one_vm(harness: Harness, *, state: str, kind: str, left: list[str]) -> None:
     """Send messages of ``left`` (removing each sent) to one fresh VM while it stays in the
-    cell; compare its record at the end, then clean up."""
-    harness = Harness(connection, area)
-    connection.tally.examples += 1
-    try:
-        ref = reach(harness, state, kind)
-        while left and _in_cell(harness, ref, state, kind):
-            message = left.pop(0)
-            harness.call(message, ref, *_arguments(harness, message))
-        harness.finish()
-    except Desynced:
-        harness.teardown()
-    except BaseException:
-        harness.teardown()
-        raise
+    cell."""
+    ref = reach(harness, state, kind)
+    while left and _in_cell(harness, ref, state, kind):
+        message = left.pop(0)
+        harness.call(message, ref, *_arguments(harness, message))
 
 
 def _in_cell(harness: Harness, ref: str, state: str, kind: str) -> bool:

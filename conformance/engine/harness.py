@@ -672,25 +672,38 @@ class Harness:
 
     def _cause(
         self, call: LoggedCall, mismatch: Mismatch, kind: str, *, malformed: bool
-    ) -> tuple[str, Cell | None]:
-        """The message whose call made the wrong state or answer, and its cell: for a field
-        (a record read, or its getter) the one that last wrote it; for a wrongly typed or
+    ) -> tuple[str, Cell | None, str]:
+        """The message whose call made the wrong state or answer, its cell, and the field when
+        a field is what differs: for a field (a record read, a getter, a query that returns
+        records or finds VMs by a field) the call that last wrote it; for a wrongly typed or
         malformed answer, and any other, the call itself."""
-        here = (call.method, self._current[1] if kind == "outcome" else None)
-        if malformed or not call.args or not isinstance(call.args[0], str):
+        here = (call.method, self._current[1] if kind == "outcome" else None, "")
+        if malformed:
             return here
         if "missing from the record" in str(mismatch):
-            return ("VM.get_record", None)
-        if kind == "outcome":
-            name = call.method.removeprefix("VM.get_")
-            if name in (call.method, "record"):
-                return here
-        else:
-            found = re.match(r"field (\w+)", mismatch.where)
-            if found is None:
-                return here
-            name = found.group(1)
-        return self._writers.get((call.args[0], name), here)
+            return ("VM.get_record", None, "")
+        vm, name = self._field_read(call, mismatch, kind)
+        written = self._writers.get((vm, name))
+        if written is None:
+            return here
+        return (written[0], written[1], name)
+
+    def _field_read(self, call: LoggedCall, mismatch: Mismatch, kind: str) -> tuple[str, str]:
+        """(VM, field) a read diverges on, as far as the call and the mismatch name them."""
+        first = str(call.args[0]) if call.args else ""
+        in_record = re.search(r"(?:^field |\]\.|^result\.)(\w+)", mismatch.where)
+        if call.method == "VM.get_all_records" and in_record:
+            shown = re.search(r"\['([^']+)'\]", mismatch.where)
+            named = shown.group(1) if shown else ""
+            vm = next((r for r in self.refs.bound("vm") if named in (r, self.refs.name(r))), "")
+            return vm, in_record.group(1)
+        if call.method == "VM.get_by_name_label":
+            owners = [r for r in self.suite_vms() if self.world.vms[r]["name_label"] == first]
+            return (owners[0] if owners else "", "name_label")
+        if kind != "outcome" or call.method == "VM.get_record":
+            return first, in_record.group(1) if in_record else ""
+        name = call.method.removeprefix("VM.get_")
+        return (first, name) if name != call.method else ("", "")
 
     def _info(
         self,
@@ -711,11 +724,17 @@ class Harness:
             f"[{self.area}] {text}: {self.refs.display_text(str(mismatch))}. "
             f"The target answered {shown_actual}; xapi answers {shown_expected}"
         )
-        cause, cell = self._cause(call, mismatch, kind, malformed=answer.malformed is not None)
+        cause, cell, field_name = self._cause(
+            call, mismatch, kind, malformed=answer.malformed is not None
+        )
+        method = call.method
+        if field_name and cause != call.method:  # one finding with the record showing it stale
+            area_kind = area_kind if area_kind == "allowed_operations" else "state"
+            method = f"VM.get_{field_name}"
         return DivergenceInfo(
             cause=cause,
             cell=cell,
-            method=call.method,
+            method=method,
             params=display_args,
             expected=tuple(self.refs.display_outcome(e) for e in expected),
             actual=self.refs.display_outcome(answer.outcome),

@@ -107,7 +107,7 @@ def test_a_machine_survey_notes_every_finding_and_shrinks_each_once() -> None:
     with pytest.raises(Divergence) as raised:
         survey_machine(bound, explore, None, "test_area[lifecycle]", connection)
     found = {f.cause for f in _findings(connection)}  # type: ignore[attr-defined]
-    assert "VM.start" in found
+    assert found & {"VM.start", "VM.start_on"}
     shrunk = raised.value.info
     assert len(shrunk.calls) <= 3  # create, start (and the record read)
 
@@ -124,3 +124,20 @@ def test_a_survey_keeps_one_divergence_per_difference_method_and_cell() -> None:
     assert len(connection.tally.divergences) == 1
     (key,) = survey.first
     assert key == difference_key(connection.tally.divergences[0])
+
+
+def test_every_read_showing_a_stale_field_is_the_one_finding_of_its_setter() -> None:
+    """A record read, a query returning records, a lookup by the field: one fault, one finding."""
+    connection = _surveying("stale-record")
+    with pytest.raises(Divergence), surveyed(connection):
+        h = Harness(connection, "fields")
+        vm = new_vm(h)
+        h.call("VM.set_name_label", vm, "renamed")
+        h.call("VM.get_by_name_label", "renamed")
+        h.call("VM.get_all_records")
+        h.call("VM.get_record", vm)
+        h.call("VM.get_name_label", vm)
+        h.finish()
+    assert all(d.cause == "VM.set_name_label" for d in connection.tally.divergences)
+    (finding,) = _findings(connection)
+    assert finding.cause == "VM.set_name_label"  # type: ignore[attr-defined]

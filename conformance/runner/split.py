@@ -60,24 +60,25 @@ SWEEP_SLICE: Mapping[str, int] = MappingProxyType(
 
 COST: Mapping[str, float] = MappingProxyType(
     {
-        "lifecycle": 26.0,
-        "memory": 20.0,
-        "operations": 14.0,
-        "templates": 26.0,
-        "fields": 12.0,
-        "rpc": 3.0,
-        "roles": 14.0,
-        "async": 30.0,
-        "concurrency": 22.0,
-        "test_lifecycle_sweep": 9.0,
-        "test_operations_blocked_sweep": 5.0,
-        "test_memory_sweep": 6.0,
-        "test_fields_sweep": 10.0,
+        "lifecycle": 130.0,
+        "memory": 85.0,
+        "operations": 70.0,
+        "templates": 80.0,
+        "fields": 70.0,
+        "rpc": 75.0,
+        "roles": 105.0,
+        "async": 105.0,
+        "concurrency": 125.0,
+        "test_lifecycle_sweep": 26.0,
+        "test_operations_blocked_sweep": 27.0,
+        "test_memory_sweep": 16.0,
+        "test_fields_sweep": 20.0,
     }
 )
-"""Estimated seconds on a pool (``serve --latency xapi``) of one example of an area at 25
-steps, or of one cell of a sweep; measured as each test's time over its examples or cells in a
-one-worker ``ci`` run against ``serve --latency xapi --latency-scale 0.1``, divided by 0.1."""
+"""Estimated seconds of one example of an area at 25 steps, or of one cell of a sweep, in a
+``ci`` run with 8 workers against ``serve --latency xapi --latency-scale 0.05`` on a loaded
+2-core machine (each test's time over its examples or cells, divided by 0.05): the calls'
+latency and the suite's own time together, as they share out a run's time."""
 
 
 @dataclass(frozen=True)

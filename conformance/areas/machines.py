@@ -35,7 +35,7 @@ from conformance.areas.strategies import (
     vm_record,
     vm_records,
 )
-from conformance.areas.sweeps import LIFECYCLE_MESSAGES, query_pool
+from conformance.areas.sweeps import LIFECYCLE_MESSAGES, picked, pool_templates, query_pool
 from conformance.engine.harness import Connection, Harness
 from conformance.errors import TargetError
 from conformance.judge.refs import RUN_TAG
@@ -337,6 +337,23 @@ class TemplatesMachine(LifecycleMachine):
     @rule(vm=ConformanceMachine.vms)
     def provision(self, vm: str) -> None:
         self.harness.call("VM.provision", vm)
+
+    @rule(target=ConformanceMachine.vms, index=st.integers(0, 1), op=st.sampled_from(COPIES[:2]))
+    def pick_template(self, index: int, op: str) -> VmResult:
+        """A client's first step: a clone or copy of one of the pool's default templates, which
+        the suite reads and copies but never changes (sweeps.pool_templates)."""
+        templates = pool_templates(self.harness)
+        if not templates:
+            return multiple()
+        copy = picked(self.harness, templates[index % len(templates)], op)
+        return copy if copy != NULL_REF else multiple()
+
+    @rule(index=st.integers(0, 1), op=st.sampled_from(VM_OPERATIONS))
+    def ask_template(self, index: int, op: str) -> None:
+        """VM.assert_operation_valid on one of the pool's default templates (changes nothing)."""
+        templates = pool_templates(self.harness)
+        if templates:
+            self.harness.call("VM.assert_operation_valid", templates[index % len(templates)], op)
 
     @rule(vm=ConformanceMachine.vms)
     def refresh(self, vm: str) -> None:

@@ -7,6 +7,7 @@ on every run, each cell from a fresh VM, so a failing cell is already a minimal 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -20,6 +21,7 @@ from models.catalogue import MessageKind, kind_of
 from models.checks import update_vm
 from models.coverage import REACHABLE_STATES
 from models.outcome import Success, Value
+from models.transition import as_map
 from models.world import NULL_REF
 
 __all__ = [
@@ -30,6 +32,9 @@ __all__ = [
     "fields_sweep",
     "lifecycle_sweep",
     "memory_sweep",
+    "picked",
+    "pool_templates",
+    "pool_templates_sweep",
     "run_all",
 ]
 
@@ -153,18 +158,28 @@ def _run_case(
 
     A waived divergence the model cannot step past ends the case (``Desynced``), not the sweep.
     """
+    _run_on(connection, area, lambda harness: [reach(harness, state, kind)], act)
+
+
+def _run_on(
+    connection: Connection,
+    area: str,
+    subjects: Callable[[Harness], list[str]],
+    act: Callable[[Harness, str], None],
+) -> None:
+    """``act`` on each VM ``subjects`` gives (none: the case ends), then the records compared."""
     harness = Harness(connection, area)
     connection.tally.examples += 1
     try:
-        ref = reach(harness, state, kind)
-        if ref != NULL_REF:
+        refs = [ref for ref in subjects(harness) if ref != NULL_REF]
+        for ref in refs:
             act(harness, ref)
     except BaseException as error:
         harness.teardown()
         if isinstance(error, Desynced):
             return
         raise
-    if ref == NULL_REF:
+    if not refs:
         harness.teardown()
         return
     with contextlib.suppress(Desynced):
@@ -173,11 +188,13 @@ def _run_case(
 
 def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     """Every lifecycle message in every reachable cell, then the fields of every kind of copy
-    and revert of a shaped VM (``copies_sweep``)."""
+    and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
+    client picks one (``pool_templates_sweep``)."""
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
             yield Cell(message, state, kind)
     yield from copies_sweep()
+    yield from pool_templates_sweep()
 
 
 def blocked_sweep() -> Iterator[Cell]:
@@ -494,3 +511,102 @@ def run_all(
     if found:
         connection.tally.divergences.extend(d.info for d in found[1:])
         raise found[0]
+
+
+# ---- the pool's default templates -------------------------------------------------------------
+
+POOL_TEMPLATES_TRIED = 2
+"""Default templates a case tries at most (a real pool ships a hundred): the first by label."""
+
+TEMPLATE_OPS = ("destroy", "start", "clone", "copy", "provision", "make_into_template", "export")
+"""Operations asked of a pool template with VM.assert_operation_valid, which changes nothing:
+xapi_vm_lifecycle.ml check_template lets a template clone, copy, export and provision, and
+refuses destroy to a default template (VM_IS_TEMPLATE)."""
+
+
+def pool_templates(harness: Harness) -> list[str]:
+    """The pool's own default templates as the target listed them when the case began (none
+    a suite made: those carry a run tag), the first ``POOL_TEMPLATES_TRIED`` by label. The
+    suite reads, clones and copies them; it never changes or destroys them."""
+    found = [
+        (str(vm["name_label"]), ref)
+        for ref, vm in harness.world.vms.items()
+        if vm["is_default_template"] is True
+        and vm["is_a_template"] is True
+        and RUN_TAG not in as_map(vm["other_config"])
+    ]
+    return [ref for _, ref in sorted(found)[:POOL_TEMPLATES_TRIED]]
+
+
+def pool_templates_sweep() -> Iterator[Case]:
+    """A client's "pick a template" step on the pool's default templates: each read and asked
+    which operations it allows; cloned and copied, then the copy tagged, provisioned (when its
+    disks name no SR, so that nothing is made on a real pool's storage) and turned into a VM;
+    and a clone made a default template as the template installer makes one
+    (VM.set_is_default_template), then refused and released as xapi does."""
+    yield _templates_case(_template_read)
+    for op in ("clone", "copy"):
+        yield _templates_case(partial(_template_picked, op=op))
+    yield _templates_case(_template_lookalike)
+
+
+def _templates_case(act: Act) -> Case:
+    def run(connection: Connection, area: str) -> None:
+        _run_on(connection, area, pool_templates, act)
+
+    return run
+
+
+def _template_read(harness: Harness, template: str) -> None:
+    harness.call("VM.get_record", template)
+    harness.call("VM.get_is_default_template", template)
+    harness.call("VM.get_allowed_operations", template)
+    for op in TEMPLATE_OPS:
+        harness.call("VM.assert_operation_valid", template, op)
+
+
+def picked(harness: Harness, template: str, op: str) -> str:
+    """A copy of ``template`` (xapi_vm_clone.ml: no longer a default template, and
+    other_config:base_template_name names its source), tagged as the suite's at once."""
+    label = f"xapi-conformance picked {harness.world.vms[template]['name_label']}"
+    sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+    copy = _ref(harness.call(f"VM.{op}", template, label, *sr))
+    if copy != NULL_REF:
+        harness.call("VM.add_to_other_config", copy, RUN_TAG, harness.connection.run_id)
+    return copy
+
+
+def _template_picked(harness: Harness, template: str, op: str) -> None:
+    copy = picked(harness, template, op)
+    if copy == NULL_REF:
+        return
+    harness.call("VM.get_record", copy)
+    if _no_storage_named(harness, copy):
+        harness.call("VM.provision", copy)
+    harness.call("VM.set_is_a_template", copy, False)
+    harness.call("VM.get_allowed_operations", copy)
+
+
+def _no_storage_named(harness: Harness, ref: str) -> bool:
+    """The provision spec (other_config:disks) names no SR: xapi_templates.ml then refuses
+    with UUID_INVALID, or makes nothing when there are no disks."""
+    disks = str(as_map(harness.world.vms[ref]["other_config"]).get("disks", ""))
+    named = re.findall(r'\bsr="([^"]*)"', disks)
+    return len(named) == disks.count("<disk ") and not any(named)
+
+
+def _template_lookalike(harness: Harness, template: str) -> None:
+    """A clone made a default template (what the installer calls), then: destroy refused by
+    the template check; a VM again, destroy refused for other_config:default_template
+    (xapi_vm_helpers.ml destroy: VM_CANNOT_DELETE_DEFAULT_TEMPLATE); released, destroyed."""
+    copy = picked(harness, template, "clone")
+    if copy == NULL_REF:
+        return
+    harness.call("VM.set_is_default_template", copy, True)
+    for op in TEMPLATE_OPS:
+        harness.call("VM.assert_operation_valid", copy, op)
+    harness.call("VM.destroy", copy)
+    harness.call("VM.set_is_a_template", copy, False)
+    harness.call("VM.destroy", copy)
+    harness.call("VM.set_is_default_template", copy, False)
+    harness.call("VM.destroy", copy)

@@ -20,6 +20,7 @@ from conformance.faults.changes import (
     _capitalised_state,
     _counting_session,
     _default_template,
+    _default_template_kept,
     _effect_lost,
     _error_code_only,
     _failed_as_success,
@@ -397,6 +398,18 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "VM.destroy removes a default template.",
             'xapi answers VM_IS_TEMPLATE [vm, "destroy"] and keeps it; the faulty server answers '
             "success and the template is gone.",
+        ),
+    ),
+    (
+        "default-template-clone-kept",
+        Seeded(
+            BranchFault(_default_template_kept, _vm_methods("clone", "copy", asynchronous=True)),
+            "templates",
+            "lifecycle",
+            "A clone or copy of a default template is a default template too.",
+            "xapi's copy of a pool's default template has is_default_template false and no "
+            "other_config:default_template (xapi_vm_clone.ml); the faulty server's keeps both, "
+            "so the copy cannot be destroyed.",
         ),
     ),
     (

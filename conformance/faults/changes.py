@@ -309,6 +309,20 @@ def _blocked_operations_inherited(world: World, call: Call, branch: Branch) -> B
     return _edit_vm(branch, _new_vm(world, branch), inherited)
 
 
+def _default_template_kept(world: World, call: Call, branch: Branch) -> Branch:
+    """A copy of a default template stays one: is_default_template and
+    other_config:default_template kept (xapi_vm_clone.ml drops both)."""
+    source = _vm_arg(world, call)
+    if source is None or world.vms[source]["is_default_template"] is not True:
+        return branch
+    new = _new_vm(world, branch)
+    if new is None or new not in branch.world.vms:
+        return branch
+    other = branch.world.vms[new]["other_config"]
+    kept = {**(other if isinstance(other, Mapping) else {}), "default_template": "true"}
+    return _edit_vm(branch, new, {"is_default_template": True, "other_config": kept})
+
+
 # ---- authentication and sessions --------------------------------------------------------------
 
 

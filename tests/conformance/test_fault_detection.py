@@ -74,6 +74,7 @@ CASES: dict[str, tuple[str, str]] = {
     "unblock-ignored": ("test_area and operations", "blocked_operations"),
     "template-startable": (LIFECYCLE_SWEEP, "VM_IS_TEMPLATE"),
     "default-template-destroyable": (LIFECYCLE_SWEEP, "VM_IS_TEMPLATE"),
+    "default-template-clone-kept": (LIFECYCLE_SWEEP, "default_template"),
     "snapshot-of-unset": (LIFECYCLE_SWEEP, "snapshot"),
     "checkpoint-without-memory": (LIFECYCLE_SWEEP, "uspended"),
     "revert-orphan-refused": ("test_area and lifecycle", "VM.revert"),
@@ -268,6 +269,7 @@ REPLAYED = (
     "logout-keeps-session",
     "any-password-accepted",
     "session-originator-lost",
+    "default-template-clone-kept",
 )
 
 

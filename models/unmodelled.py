@@ -81,6 +81,11 @@ UNMODELLED_CLASSES = frozenset(
 """The classes of datamodel_common.ml with refs that the model does not hold objects of."""
 
 
+_NOT_FIELD_READS = frozenset(["get_all", "get_all_records", "get_all_records_where", "get_since"])
+"""Messages named get_ that take no ref: every class's queries (get_all_records_where takes an
+expression) and message.get_since (a date), which a client polls alerts with."""
+
+
 def _seen_refs(world: World) -> frozenset[str]:
     """Every ref a VM record names: objects that exist but are not modelled."""
     return frozenset(
@@ -99,7 +104,7 @@ def unmodelled_getter(world: World, name: str, args: tuple[object, ...]) -> XenA
         return None
     if message == "get_by_uuid":
         return uuid_invalid(cls, args[1])
-    if not message.startswith("get_") or message in ("get_all", "get_all_records"):
+    if not message.startswith("get_") or message in _NOT_FIELD_READS:
         return None
     if message.startswith("get_by_") or args[1] in _seen_refs(world):
         return None

@@ -36,3 +36,15 @@ def test_a_session_is_checked_first(api: Api) -> None:
 
 def test_names_that_are_no_class_stay_unknown(api: Api) -> None:
     assert api.fails("Nothing.get_record", NULL).code == "MESSAGE_METHOD_UNKNOWN"
+
+
+@pytest.mark.parametrize(
+    ("method", "arg"),
+    [("message.get_since", "20260101T00:00:00Z"), ("VDI.get_all_records_where", "true")],
+)
+def test_reads_that_take_no_ref_are_not_refused_as_bad_refs(
+    api: Api, method: str, arg: str
+) -> None:
+    """message.get_since takes a date and get_all_records_where an expression: neither is
+    HANDLE_INVALID [class; argument]; the simulator does not answer them."""
+    assert api.fails(method, arg).code == "MESSAGE_METHOD_UNKNOWN"

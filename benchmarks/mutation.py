@@ -294,7 +294,9 @@ def run_mutant(mutant: Mutant, seed: int, budget: str) -> Verdict:
             server.terminate()
             server.wait(10)
         outcome = {0: "survived", 1: "found"}.get(result.returncode, "error")
-        finding = next((ln.strip() for ln in result.stdout.splitlines() if " F-" in ln), "")
+        lines = (result.stdout + result.stderr).splitlines()
+        mark = " F-" if result.returncode == 1 else "verdict"
+        finding = next((ln.strip() for ln in lines if mark in ln), "")
         return Verdict(mutant, outcome, result.returncode, time.monotonic() - started, finding)
 
 

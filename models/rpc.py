@@ -220,7 +220,15 @@ def _as_task(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
 
 
 def _task(ref: str, task_uuid: str, ctx: Ctx, outcome: Outcome) -> Task:
-    task = Task(ref, task_uuid, ctx.wire_name, "success", session=ctx.session_ref, created=ctx.now)
+    task = Task(
+        ref,
+        task_uuid,
+        ctx.wire_name,
+        "success",
+        session=ctx.session_ref,
+        created=ctx.now,
+        resident_on=ctx.world.pool.master,
+    )
     if isinstance(outcome, Failure):
         status = "cancelled" if outcome.code == "TASK_CANCELLED" else "failure"
         return replace(task, status=status, error_info=tuple(outcome.description))

@@ -115,6 +115,21 @@ def test_the_task_of_an_async_call_is_reported_finished_with_its_result() -> Non
     [event] = history.since(1, ["task"]).events
     assert event.ref == task and event.snapshot is not None
     assert event.snapshot["status"] == "success" and event.snapshot["progress"] == 1.0
+    assert event.snapshot["resident_on"] == d.world.pool.master  # taskHelper.ml make
+    assert event.snapshot["finished"] == event.snapshot["created"]
+
+
+def test_a_pending_task_has_not_finished() -> None:
+    """taskHelper.ml make: ``~finished:Date.epoch`` until the task completes."""
+    from dataclasses import replace
+
+    from models.others import task_record
+    from models.records import EPOCH
+
+    d = driver()
+    task = d.ok("Async.VM.clone", d.new_vm(), "copy")
+    pending = replace(d.world.tasks[task], status="pending")
+    assert task_record(pending)["finished"] == EPOCH and task_record(pending)["progress"] == 0.0
 
 
 def test_valid_ref_counts_count_live_objects_and_sessions() -> None:

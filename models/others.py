@@ -444,8 +444,16 @@ _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
         ("error_info", "string set"),
         ("progress", "float"),
         ("name_label", "string"),
+        ("name_description", "string"),
         ("uuid", "string"),
         ("other_config", MAP),
+        ("created", "datetime"),
+        ("finished", "datetime"),
+        ("resident_on", "host ref"),
+        ("subtask_of", "task ref"),
+        ("subtasks", "task ref set"),
+        ("type", "string"),
+        ("backtrace", "string"),
     ),
 }
 

@@ -256,7 +256,7 @@ def test_serve_prints_one_ready_line_and_stops_on_sigterm() -> None:
 
 
 def test_incremental_event_snapshots_equal_full_snapshots(server: RunningServer) -> None:
-    from conformance.server.events import snapshot_all, snapshot_changes
+    from models.events import snapshot_all, snapshot_changes
 
     target = XmlRpcTarget(server.url)
     session = _login(target)

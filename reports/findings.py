@@ -136,6 +136,8 @@ def difference(d: DivergenceRecord) -> Difference:
             f"race:{d.method}:{answer}",
             f"a race: no order of the concurrent calls explains {d.method} answering {answer}",
         )
+    if d.area == "events":
+        return Difference(f"events:{d.kind}", _event_title(d.kind))
     if d.kind in _RECORD_KINDS or _stale_getter(d):
         field = d.method.removeprefix("VM.get_")
         return Difference(
@@ -165,6 +167,27 @@ def _stale_getter(d: DivergenceRecord) -> bool:
         and d.method.startswith("VM.get_")
         and d.cause not in ("", d.method)
     )
+
+
+_EVENT_TITLES = {
+    "missing-add": "event.from does not report a VM the suite created (add)",
+    "missing-mod": "event.from does not report a change of a VM a call made (mod)",
+    "missing-del": "event.from does not report a VM the suite destroyed (del)",
+    "wrong-operation": "event.from reports an object with another operation than xapi's",
+    "unchanged-object": "event.from reports an object that did not change since the token "
+    "(events repeated)",
+    "repeated-object": "event.from reports one object more than once in an answer",
+    "class-filter": "event.from answers objects outside the subscription",
+    "snapshot": "an event's snapshot differs from the object's record (stale or wrong)",
+    "task-event": "the event of an ended task differs from the task xapi leaves",
+    "task-destroy": "a destroyed task is still there",
+    "logout": "a logged-out session's event.from does not fail with SESSION_INVALID",
+}
+"""Titles of the events area's findings, by the kind of event problem."""
+
+
+def _event_title(kind: str) -> str:
+    return _EVENT_TITLES.get(kind, f"event.from differs from xapi's ({kind})")
 
 
 def finding_id(key: str) -> str:

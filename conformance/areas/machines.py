@@ -26,6 +26,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from conformance.areas.events import EventWatch
 from conformance.areas.strategies import (
     BAD_REFS,
     LABELS,
@@ -58,6 +59,7 @@ __all__ = [
     "AREAS",
     "AsyncMachine",
     "ConcurrencyMachine",
+    "EventsMachine",
     "FieldsMachine",
     "LifecycleMachine",
     "MemoryMachine",
@@ -609,6 +611,64 @@ RACE_PREFIX = ("start", "clean_shutdown", "hard_shutdown", "suspend", "pause", "
 """Sequential steps between races: the power states the races start from."""
 
 
+class EventsMachine(CopyRules):
+    """A client's event subscription, taken before the example: after every step, event.from
+    from the last token answers what the model says changed (``conformance.suite.events``)."""
+
+    area = "events"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watch = EventWatch(self.harness)
+        self.harness.on_task_end = self.watch.task_ended
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
+    def lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call(f"VM.{op}", vm, *args)
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(RACE_PREFIX), paused=st.booleans())
+    def async_lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        """An Async call: its task, watched through events, then gone once destroyed."""
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call_async(f"VM.{op}", vm, *args)
+        self.watch.task_gone()
+
+    @rule(vm=ConformanceMachine.vms, label=LABELS)
+    def rename(self, vm: str, label: str) -> None:
+        self.harness.call("VM.set_name_label", vm, label)
+
+    @rule(back=st.integers(1, 4))
+    def resume_old_token(self, back: int) -> None:
+        """event.from from a token ``back`` polls old."""
+        self.watch.resume(back)
+
+    @rule(vm=ConformanceMachine.vms, which=st.sampled_from(["one-vm", "task", "host"]))
+    def narrower(self, vm: str, which: str) -> None:
+        """event.from subscribed to one VM, to tasks or to hosts only."""
+        self.watch.filtered([f"vm/{vm}"] if which == "one-vm" else [which])
+
+    @rule()
+    def idle(self) -> None:
+        """event.from with nothing new: it waits its timeout and answers none of ours."""
+        self.watch.idle()
+
+    @rule()
+    def logout(self) -> None:
+        """A fresh session's event.from answers; after its logout, SESSION_INVALID."""
+        account = self.connection.root.account
+        login = self.harness.call(LOGIN, account.name, account.password)
+        if isinstance(login, Success):
+            session = str(login.value)
+            self.watch.session_poll(session)
+            self.harness.call("session.logout", session=session)
+            self.watch.logged_out(session)
+
+    @invariant()
+    def events_agree(self) -> None:
+        self.watch.poll()
+
+
 class ConcurrencyMachine(ConformanceMachine):
     """Sessions racing on the same VMs after a short sequential prefix, judged by
     linearizability (``conformance.races.concurrency``)."""
@@ -692,5 +752,6 @@ AREAS: Mapping[str, type[ConformanceMachine]] = {
     "roles": RolesMachine,
     "async": AsyncMachine,
     "concurrency": ConcurrencyMachine,
+    "events": EventsMachine,
 }
 """Area name → machine, as the suite's tests and ``-k`` select them."""

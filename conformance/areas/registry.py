@@ -24,6 +24,7 @@ AREA_NAMES = (
     "roles",
     "async",
     "concurrency",
+    "events",
 )
 """The areas, one state machine each, in the order runs and reports list them."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import NoReturn, Protocol
 
-from conformance.engine.answers import Answer, send
+from conformance.engine.answers import Answer, TaskEnd, send
 from conformance.engine.answers import typed as answer_typed
 from conformance.engine.importer import Login, import_world
 from conformance.errors import MalformedAnswer, TargetError
@@ -123,6 +123,9 @@ class Connection:
     what the target shows (a survey); None: every divergence ends its example."""
     watch: CallWatch | None = None
     """The watch of the machine run in progress, if any (set and cleared by its runner)."""
+    event_token: str = ""
+    """The events area's last event.from token: each example subscribes from where the last
+    one stopped (a subscription from "" answers every object of the pool once)."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
@@ -236,6 +239,9 @@ class Harness:
         """(VM, field) -> the message that last wrote the field in this example, and its cell."""
         self._current: tuple[str, Cell | None] = ("", None)
         """The message being exchanged and the cell it was called in."""
+        self.on_task_end: Callable[[TaskEnd], None] | None = None
+        """Called when an ``Async.`` call's task has ended, before it is read and destroyed
+        (the events area watches it)."""
 
     def _import(self) -> World:
         connection = self.connection
@@ -419,6 +425,8 @@ class Harness:
             rules,
             tuple(self.refs.to_target(a) for a in args),
             task_timeout=self.connection.task_timeout or target.settings.task_timeout,
+            on_task_end=self.on_task_end,
+            hosts=[str(self.refs.to_target(h)) for h in self.world.hosts],
         )
 
     def _match(
@@ -743,10 +751,10 @@ class Harness:
             message=message,
             reproducer=self._reproducer(call, expected, text),
             reason=self.refs.display_text(str(mismatch)),
-            calls=(*self._shown_calls(), (text, self.refs.display_outcome(answer.outcome))),
+            calls=(*self.shown_calls(), (text, self.refs.display_outcome(answer.outcome))),
         )
 
-    def _shown_calls(self) -> list[tuple[str, Outcome | None]]:
+    def shown_calls(self) -> list[tuple[str, Outcome | None]]:
         """The example's calls so far as (text, answer), in display form (passwords left out)."""
         return [
             (

@@ -183,7 +183,9 @@ SERVER_FACTS = {
 
 
 @pytest.mark.parametrize("facts", list(SERVER_FACTS))
-@pytest.mark.parametrize("area", ["lifecycle", "memory", "operations", "fields", "async", "rpc"])
+@pytest.mark.parametrize(
+    "area", ["lifecycle", "memory", "operations", "fields", "async", "rpc", "events"]
+)
 def test_unknown_facts_conform_in_every_server_configuration(facts: str, area: str) -> None:
     """As against an external target: the suite cannot see drivers or free memory."""
     unknown = Facts(guest_has_pv_drivers=None, host_memory_sufficient=None)

@@ -19,8 +19,10 @@ from conformance.faults.changes import (
     _blocked_operations_inherited,
     _capitalised_state,
     _counting_session,
+    _created_local_time,
     _default_template,
     _default_template_kept,
+    _destroy_kept,
     _effect_lost,
     _error_code_only,
     _failed_as_success,
@@ -30,6 +32,7 @@ from conformance.faults.changes import (
     _message_role_only,
     _new_vm_edited,
     _no_params,
+    _not_resident,
     _not_template,
     _operation,
     _operation_not_reason,
@@ -60,6 +63,14 @@ from conformance.faults.changes import (
     _uuid_not_ref,
     _wire_case_permission,
     _without_key,
+)
+from conformance.faults.events import (
+    class_filter_ignored,
+    no_del_on_destroy,
+    no_mod_after_power_change,
+    stale_snapshot,
+    task_result_missing,
+    token_stuck,
 )
 from conformance.faults.kinds import (
     _DYNAMIC_SETTERS,
@@ -608,6 +619,108 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
 )
 
 _ENTRIES += (
+    # -- task records, judged after every Async call (taskHelper.ml)
+    (
+        "task-not-resident",
+        Seeded(
+            BranchFault(_not_resident),
+            "async",
+            "async",
+            "An Async call's task is resident on no host (resident_on OpaqueRef:NULL).",
+            "after Async.VM.start, xapi's task is resident on the host that ran the call (the "
+            "pool master); the faulty server's task.get_record has resident_on OpaqueRef:NULL.",
+        ),
+    ),
+    (
+        "task-created-local-time",
+        Seeded(
+            BranchFault(_created_local_time),
+            "async",
+            "async",
+            "An Async call's task has its creation time in local time labelled UTC (UTC+5).",
+            "after Async.VM.start, xapi's task was created within the call's span (UTC); the "
+            "faulty server's created is five hours later.",
+        ),
+    ),
+    (
+        "task-destroy-kept",
+        Seeded(
+            BranchFault(_destroy_kept, frozenset({"task.destroy"})),
+            "async",
+            "events",
+            "task.destroy answers success but the task stays.",
+            "after task.destroy(t), xapi answers HANDLE_INVALID [task, t] to task.get_record(t) "
+            "and task.get_all no longer lists t; the faulty server still has the task.",
+        ),
+    ),
+    # -- events (xapi_event.ml from_inner), found by the events area's subscription
+    (
+        "event-no-mod-on-power-change",
+        Seeded(
+            no_mod_after_power_change,
+            "events",
+            "events",
+            "A VM's power change is written without a new generation: event.from never reports "
+            "the VM (mod).",
+            "after VM.start(vm), xapi's event.from from the last token reports vm (mod) with "
+            "power_state Running; the faulty server reports nothing for it.",
+        ),
+    ),
+    (
+        "event-stale-snapshot",
+        Seeded(
+            stale_snapshot,
+            "events",
+            "events",
+            "A VM's mod event carries the record from before the change.",
+            "after VM.set_name_label(vm, 'b'), the mod event's snapshot has name_label 'b' in "
+            "xapi; the faulty server's snapshot still has the old name.",
+        ),
+    ),
+    (
+        "event-token-stuck",
+        Seeded(
+            token_stuck,
+            "events",
+            "events",
+            "event.from answers the token it was given: every poll repeats the events since.",
+            "after VM.create then VM.start, xapi's event.from from the token after the create "
+            "reports vm (mod); the faulty server reports vm (add) again.",
+        ),
+    ),
+    (
+        "event-class-filter-ignored",
+        Seeded(
+            class_filter_ignored,
+            "events",
+            "events",
+            "event.from answers every class's events, whatever the subscription.",
+            "event.from(['vm/<vm1>'], token) reports only vm1 in xapi; the faulty server "
+            "reports other VMs (and hosts) too.",
+        ),
+    ),
+    (
+        "event-no-del-on-destroy",
+        Seeded(
+            no_del_on_destroy,
+            "events",
+            "events",
+            "A destroyed VM leaves no del event.",
+            "after VM.destroy(vm), xapi's event.from from the last token reports vm (del); the "
+            "faulty server reports nothing.",
+        ),
+    ),
+    (
+        "event-task-without-result",
+        Seeded(
+            task_result_missing,
+            "events",
+            "events",
+            "Task events carry an empty result (task.get_record has it).",
+            "after an Async call succeeds, its task's event (subscribed as task/<ref>) has the "
+            "encoded result in xapi; the faulty server's event has result ''.",
+        ),
+    ),
     # -- faults the ci profile once missed (issue 7, item 6)
     (
         "logout-keeps-session",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
@@ -234,6 +235,22 @@ def _error_code_only(world: World, call: Call, branch: Branch) -> Branch:
     return _with_task(
         branch, lambda t: replace(t, error_info=t.error_info[:1]) if len(t.error_info) > 1 else None
     )
+
+
+def _not_resident(world: World, call: Call, branch: Branch) -> Branch:
+    return _with_task(branch, lambda t: replace(t, resident_on=NULL_REF))
+
+
+_UTC_PLUS_5 = datetime.timedelta(hours=5)
+
+
+def _created_local_time(world: World, call: Call, branch: Branch) -> Branch:
+    return _with_task(branch, lambda t: replace(t, created=t.created + _UTC_PLUS_5))
+
+
+def _destroy_kept(world: World, call: Call, branch: Branch) -> Branch:
+    """task.destroy answers success and leaves the task."""
+    return replace(branch, world=world) if isinstance(branch.outcome, Success) else branch
 
 
 def _effect_lost(world: World, call: Call, branch: Branch) -> Branch:

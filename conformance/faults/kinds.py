@@ -337,10 +337,11 @@ TOPICS = (
     "rpc",
     "roles",
     "async",
+    "events",
 )
 """What a fault gets wrong (``Seeded.topic``): power states (lifecycle), error codes and
 parameters, memory, blocked and allowed operations, templates and snapshots, fields and records,
-the RPC layer, roles, Async tasks."""
+the RPC layer, roles, Async tasks, events."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from conformance.faults import (
     races,
     wire_quirks,
 )
+from conformance.faults.events import EventFault
 from conformance.runner.cli import main
 from conformance.wire import XAPI_TYPING, Quirks, jsonrpc, xmlrpc
 from models.outcome import Encoded, Failure, Outcome, Success, Value
@@ -427,6 +428,33 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         (template := d.new_vm(is_a_template=True))
         and Scenario(("VM.set_VCPUs_at_startup", template, 0), None, OK)
     ),
+    "task-not-resident": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("Async.VM.start", vm, False, False),
+            d.world.pool.master,
+            NULL_REF,
+            read=("task.get_resident_on", RESULT),
+        )
+    ),
+    "task-created-local-time": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(
+            ("Async.VM.start", vm, False, False),
+            EPOCH,
+            EPOCH + datetime.timedelta(hours=5),
+            read=("task.get_created", RESULT),
+        )
+    ),
+    "task-destroy-kept": lambda d: (
+        (task := d.ok("Async.VM.clone", d.new_vm(), "c"))
+        and Scenario(
+            ("task.destroy", task),
+            Failure("HANDLE_INVALID", ("task", task)),
+            None,
+            read=("task.get_record", task),
+        )
+    ),
     "clone-keeps-blocked-ops": lambda d: (
         (vm := _blocked(d, "Halted", "start"))
         and Scenario(
@@ -473,6 +501,10 @@ RACES = frozenset(name for name, seeded in FAULTS.items() if races([seeded]))
 """Race faults show only while calls overlap: tests/conformance/test_concurrency.py has them."""
 
 
+EVENTS = frozenset(name for name, f in FAULTS.items() if isinstance(f.fault, EventFault))
+"""Faults of the event log, not of calls: tests/conformance/test_event_faults.py has them."""
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_fault_diverges_where_its_catalogue_entry_says(name: str) -> None:
     d = driver(accounts=ACCOUNTS)
@@ -503,8 +535,8 @@ def test_a_wire_fault_answers_as_the_model_but_types_the_answer_wrongly(name: st
 
 
 def test_every_fault_has_a_scenario_a_topic_and_an_area() -> None:
-    assert set(SCENARIOS) | WIRE_FAULTS | RACES == set(FAULTS)
-    assert not set(SCENARIOS) & (WIRE_FAULTS | RACES)
+    assert set(SCENARIOS) | WIRE_FAULTS | RACES | EVENTS == set(FAULTS)
+    assert not set(SCENARIOS) & (WIRE_FAULTS | RACES | EVENTS)
     assert len(FAULTS) >= 30
     for name, seeded in FAULTS.items():
         assert seeded.topic in TOPICS, name

@@ -46,6 +46,7 @@ BLOCKED_SWEEP = "blocked_sweep"
 MEMORY_SWEEP = "memory_sweep"
 FIELDS_SWEEP = "fields_sweep"
 CONCURRENCY = "test_area and concurrency"
+EVENTS = "test_area and events"
 
 # fault → (-k selection, a text the divergence's message, expected outcome or kind shows)
 CASES: dict[str, tuple[str, str]] = {
@@ -107,6 +108,15 @@ CASES: dict[str, tuple[str, str]] = {
     "template-vcpus-unchecked": (MEMORY_SWEEP, "INVALID_VALUE"),
     "int-typed": ("test_area and fields", "int"),
     "bool-as-text": ("test_area and fields", "bool"),
+    "task-not-resident": ("test_area and async", "resident_on"),
+    "task-created-local-time": ("test_area and async", "created"),
+    "task-destroy-kept": (EVENTS, "destroyed task"),
+    "event-no-mod-on-power-change": (EVENTS, "(mod)"),
+    "event-stale-snapshot": (EVENTS, "in the snapshot of"),
+    "event-token-stuck": (EVENTS, "(add)"),
+    "event-class-filter-ignored": (EVENTS, "outside the subscription"),
+    "event-no-del-on-destroy": (EVENTS, "(del)"),
+    "event-task-without-result": (EVENTS, "task result"),
     # races (issue 12): found only by the concurrency area
     "concurrent-starts-both-succeed": (CONCURRENCY, "VM.start"),
     "destroy-succeeds-twice": (CONCURRENCY, "VM.destroy"),

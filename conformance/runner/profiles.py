@@ -29,7 +29,15 @@ class Profile:
 
 
 CI_PER_AREA: Mapping[str, int] = MappingProxyType(
-    {"lifecycle": 20, "memory": 20, "templates": 30, "async": 30, "concurrency": 45, "rpc": 80}
+    {
+        "lifecycle": 20,
+        "memory": 20,
+        "templates": 30,
+        "async": 30,
+        "concurrency": 45,
+        "rpc": 80,
+        "events": 30,
+    }
 )
 """Where ``ci`` spends fewer examples: areas whose cells the sweeps and the other areas reach
 too, and whose seeded faults (if any) an area run finds in the first few hundred steps

@@ -308,6 +308,12 @@ class EventHistory:
         )
         return history, found
 
+    def restated(self, world: World) -> EventHistory:
+        """This history with ``world`` as its latest world and no change stamped: the same
+        database as the model now describes it (e.g. once a fact it could not see is known,
+        its records say what they said under that fact all along)."""
+        return replace(self, world=world, objects=snapshot_all(world))
+
     def inject(self, cls: str, ref: str) -> EventHistory | None:
         """event.inject: a change of a live object of class ``cls`` (a table name: ``VM``,
         ``SR``...); None when ``ref`` is no object of that class. The token just before the
@@ -404,9 +410,7 @@ class NextQueue:
 
     queue: tuple[Event, ...] = ()
     queued: int = 0
-    subscriptions: Mapping[str, _Subscription] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    subscriptions: Mapping[str, _Subscription] = field(default_factory=lambda: MappingProxyType({}))
     capacity: int = CAPACITY
 
     def record(self, found: Iterable[Change], world: World, timestamp: str) -> NextQueue:

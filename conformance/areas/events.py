@@ -28,8 +28,10 @@ from conformance.judge.events import (
     task_mismatch,
 )
 from conformance.judge.refs import RefMap
-from models.events import EventHistory
+from models.checks import assume_drivers, readings
+from models.events import Event, EventHistory
 from models.outcome import Failure, Outcome, Success, Value
+from models.records import read_record
 
 __all__ = ["SUBSCRIPTION", "EventWatch"]
 
@@ -71,27 +73,37 @@ class EventWatch:
 
     def poll(self) -> None:
         """event.from(vm, task) from the last token: the changes of the last step(s)."""
-        self.history = self.history.record(self.harness.world)[0]
+        self._record()
         mark = self.marks[-1]
         _seen, token = self._judged(SUBSCRIPTION, mark, 0.0)
         self.marks.append(Mark(token, self.history.generation, len(self.harness.log)))
         self.harness.connection.event_token = token
 
+    def _record(self) -> None:
+        """The model's history after the example's world now. A guest-driver fact learnt since
+        the last poll restates the earlier records under it first: the fact changes what the
+        model knows of the records (allowed_operations), not the records on the target."""
+        world, base = self.harness.world, self.history.world
+        learnt = world.facts.guest_has_pv_drivers
+        if base.facts.guest_has_pv_drivers is None and learnt is not None:
+            self.history = self.history.restated(assume_drivers(base, learnt))
+        self.history = self.history.record(world)[0]
+
     def resume(self, back: int) -> None:
         """event.from from an older token: every change since, each object once."""
-        self.history = self.history.record(self.harness.world)[0]
+        self._record()
         self._judged(SUBSCRIPTION, self.marks[max(0, len(self.marks) - 1 - back)], 0.0)
 
     def filtered(self, classes: Sequence[str]) -> None:
         """event.from with a narrower subscription (``vm/<ref>``, ``task``, ``host``) from the
         first token of the example: nothing outside it may be answered."""
-        self.history = self.history.record(self.harness.world)[0]
+        self._record()
         self._judged(tuple(classes), self.marks[0], 0.0)
 
     def idle(self) -> None:
         """event.from with nothing new since the token: it waits its timeout, then answers
         none of the suite's objects."""
-        self.history = self.history.record(self.harness.world)[0]
+        self._record()
         self._judged(SUBSCRIPTION, self.marks[-1], IDLE_WAIT_S)
 
     def task_ended(self, end: TaskEnd) -> None:
@@ -178,7 +190,13 @@ class EventWatch:
             for e in self.history.since(mark.generation, classes).events
             if self._judged_object(e.cls, e.ref)
         )
-        return EventQuestion(classes, expected, self._judged_object, self._named(mark.calls))
+        named = self._named(mark.calls)
+        return EventQuestion(classes, expected, self._judged_object, named, self._records)
+
+    def _records(self, event: Event) -> list[Mapping[str, Value]]:
+        """The VM's record under each guest-driver assumption still open (one when known)."""
+        worlds = readings(self.harness.world)
+        return [read_record(w, event.ref) for w in worlds if event.ref in w.vms]
 
     def _judged_object(self, cls: str, ref: str) -> bool:
         """The suite's own VMs and tasks (other clients' objects are tolerated)."""

@@ -206,3 +206,26 @@ def test_an_answer_is_the_coalesced_difference_since_the_token(
         assert event.snapshot == now.get(key)
     changed = {k for k in now if then.get(k) != now[k]} | (then.keys() - now.keys())
     assert changed <= answered.keys()
+
+
+def test_a_fact_learnt_restates_the_history_without_a_change() -> None:
+    """Guest drivers unknown: a refused clean shutdown shows the guest has none, and the model's
+    records of every running VM then say so (allowed_operations); the target's records did not
+    change, so the history restated under the fact reports nothing."""
+    from models.checks import assume_drivers
+    from models.outcome import Failure
+    from models.world import Facts
+
+    d = driver(facts=Facts(guest_has_pv_drivers=None))
+    a = d.in_state("Running")
+    d.in_state("Running")
+    history = _history(d)
+    token = history.generation
+    refused = [
+        x for x in d.branches("VM.clean_shutdown", d.session, a) if isinstance(x.outcome, Failure)
+    ]
+    assert refused and refused[0].world.facts.guest_has_pv_drivers is False
+    learnt = refused[0].world
+    assert history.record(learnt)[0].since(token, ["vm"]).events  # the records' change shows
+    restated = history.restated(assume_drivers(history.world, False))
+    assert _ops(restated.record(learnt)[0], token, ["vm"]) == []

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import NoReturn
 
 from conformance.engine.answers import TaskEnd
 from conformance.engine.harness import Harness
-from conformance.judge.compare import Mismatch
+from conformance.judge.compare import SHAPE_ONLY_FIELDS, Mismatch
 from conformance.judge.divergence import DivergenceInfo
 from conformance.judge.events import (
     EventQuestion,
@@ -32,6 +33,7 @@ from models.checks import assume_drivers, readings
 from models.events import Event, EventHistory
 from models.outcome import Failure, Outcome, Success, Value
 from models.records import read_record
+from models.world import World, frozen
 
 __all__ = ["SUBSCRIPTION", "EventWatch"]
 
@@ -80,13 +82,17 @@ class EventWatch:
         self.harness.connection.event_token = token
 
     def _record(self) -> None:
-        """The model's history after the example's world now. A guest-driver fact learnt since
-        the last poll restates the earlier records under it first: the fact changes what the
-        model knows of the records (allowed_operations), not the records on the target."""
+        """The model's history after the example's world now. What the model learnt since the
+        last poll restates the earlier records first (a guest-driver fact, the values of fields
+        the target chooses, such as a uuid read back): learning changes what the model knows of
+        the records, not the records on the target."""
         world, base = self.harness.world, self.history.world
         learnt = world.facts.guest_has_pv_drivers
         if base.facts.guest_has_pv_drivers is None and learnt is not None:
-            self.history = self.history.restated(assume_drivers(base, learnt))
+            base = assume_drivers(base, learnt)
+        base = _with_chosen_fields(base, world)
+        if base is not self.history.world:
+            self.history = self.history.restated(base)
         self.history = self.history.record(world)[0]
 
     def resume(self, back: int) -> None:
@@ -303,3 +309,17 @@ def _to_model(refs: RefMap, snapshot: Mapping[str, object] | None) -> Mapping[st
 
 def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
+
+
+def _with_chosen_fields(base: World, now: World) -> World:
+    """``base`` whose VMs hold the values ``now`` has for the fields the target chooses
+    (``SHAPE_ONLY_FIELDS``); ``base`` itself when none differs."""
+    vms = dict(base.vms)
+    for ref, vm in base.vms.items():
+        current = now.vms.get(ref)
+        if current is None:
+            continue
+        chosen = {f: current[f] for f in SHAPE_ONLY_FIELDS if f in vm and f in current}
+        if any(vm[f] != value for f, value in chosen.items()):
+            vms[ref] = frozen({**vm, **chosen})
+    return base if vms == base.vms else replace(base, vms=MappingProxyType(vms))

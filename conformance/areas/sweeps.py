@@ -279,6 +279,7 @@ def fields_sweep() -> Iterator[Callable[[Connection, str], None]]:
         yield _getters_case(state, kind)
     yield from edges_sweep()
     yield from queries_sweep()
+    yield from setters_sweep()
 
 
 def _getters_case(state: str, kind: str) -> Callable[[Connection, str], None]:
@@ -346,6 +347,31 @@ def _write_texts(harness: Harness, ref: str, text: str) -> None:
 def _write_double(harness: Harness, ref: str, double: float) -> None:
     harness.call("VM.set_HVM_shadow_multiplier", ref, double)
     harness.call("VM.get_HVM_shadow_multiplier", ref)
+
+
+SETTERS = tuple(
+    (m.wire_name, field)
+    for m in catalogue.MESSAGES.values()
+    for kind, field in (kind_of(m),)
+    if kind is MessageKind.SET_FIELD and len(m.params) == 2 and not m.removed and field
+)
+"""Every VM field setter the catalogue declares, with its field."""
+
+
+def setters_sweep() -> Iterator[Case]:
+    """Every setter on a plain VM (Halted and Running), a template and a snapshot, each
+    writing the field's current value: the checks a setter makes before it writes (power
+    state, template, snapshot, validation of the value) whatever the value."""
+    for state, kind in SETTER_CELLS:
+        yield _case(_every_setter, state, kind)
+
+
+def _every_setter(harness: Harness, ref: str) -> None:
+    for method, field in SETTERS:
+        vm = harness.world.vms.get(ref)
+        if vm is None or field not in vm:
+            return
+        harness.call(method, ref, vm[field])
 
 
 # ---- pool-wide queries after every kind of change ---------------------------------------------

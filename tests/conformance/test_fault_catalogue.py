@@ -26,6 +26,7 @@ from conformance.faults import (
 from conformance.faults.events import EventFault
 from conformance.runner.cli import main
 from conformance.wire import XAPI_TYPING, Quirks, jsonrpc, xmlrpc
+from models.checks import update_vm
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.records import EPOCH
 from models.rpc import apply
@@ -62,6 +63,13 @@ class Scenario:
 
 def _bps(vm: str, expected: str, actual: str) -> Failure:
     return Failure("VM_BAD_POWER_STATE", (vm, expected, actual))
+
+
+def _pool_default_template(d: Driver) -> str:
+    """A template of the pool's own (is_default_template, which no client can set)."""
+    template = d.new_vm(is_a_template=True)
+    d.world = update_vm(d.world, template, {"is_default_template": True}, recompute=False)
+    return template
 
 
 def _blocked(d: Driver, state: str, op: str) -> str:
@@ -454,6 +462,12 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             None,
             read=("task.get_record", task),
         )
+    ),
+    "default-template-clone-kept": lambda d: Scenario(
+        ("VM.clone", _pool_default_template(d), "c"),
+        False,
+        True,
+        read=("VM.get_is_default_template", RESULT),
     ),
     "clone-keeps-blocked-ops": lambda d: (
         (vm := _blocked(d, "Halted", "start"))

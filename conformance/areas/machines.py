@@ -617,8 +617,8 @@ class EventsMachine(CopyRules):
 
     area = "events"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, connection: Connection | None = None) -> None:
+        super().__init__(connection)
         self.watch = EventWatch(self.harness)
         self.harness.on_task_end = self.watch.task_ended
 

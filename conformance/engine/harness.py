@@ -705,8 +705,10 @@ class Harness:
             named = shown.group(1) if shown else ""
             vm = next((r for r in self.refs.bound("vm") if named in (r, self.refs.name(r))), "")
             return vm, in_record.group(1)
-        if call.method == "VM.get_by_name_label":
+        if call.method == "VM.get_by_name_label":  # the VM found, or the one that was not
+            named = set(re.findall(r"'([^']+)'", str(mismatch)))
             owners = [r for r in self.suite_vms() if self.world.vms[r]["name_label"] == first]
+            owners += [r for r in self.refs.bound("vm") if {r, self.refs.name(r)} & named]
             return (owners[0] if owners else "", "name_label")
         if kind != "outcome" or call.method == "VM.get_record":
             return first, in_record.group(1) if in_record else ""

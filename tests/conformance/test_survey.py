@@ -132,8 +132,10 @@ def test_every_read_showing_a_stale_field_is_the_one_finding_of_its_setter() -> 
     with pytest.raises(Divergence), surveyed(connection):
         h = Harness(connection, "fields")
         vm = new_vm(h)
+        old = str(h.world.vms[vm]["name_label"])
         h.call("VM.set_name_label", vm, "renamed")
         h.call("VM.get_by_name_label", "renamed")
+        h.call("VM.get_by_name_label", old)
         h.call("VM.get_all_records")
         h.call("VM.get_record", vm)
         h.call("VM.get_name_label", vm)

@@ -136,7 +136,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "profile",
-        "dev (fast), ci (default, about a minute), thorough (nightly)",
+        "dev (fast), ci (default, a few minutes), thorough (nightly)",
         default="ci",
         choices=PROFILES,
     ),

@@ -23,7 +23,6 @@ from reports.matrix import (
     write_matrix,
 )
 from reports.records import (
-    COVERAGE_STATUSES,
     SCHEMA_VERSION,
     VERDICTS,
     CallRecord,
@@ -32,7 +31,6 @@ from reports.records import (
     FindingRecord,
     FixedFinding,
     MessageCount,
-    NotRun,
     OutcomeRecord,
     RunSummary,
     TimeBudget,
@@ -54,7 +52,6 @@ from reports.summary import SUMMARY_FILE, read_summary, render_summary_json, wri
 
 __all__ = [
     "ALLURE_DIR",
-    "COVERAGE_STATUSES",
     "HTML_FILE",
     "JUNIT_FILE",
     "MASK",
@@ -71,7 +68,6 @@ __all__ = [
     "FixedFinding",
     "Matrix",
     "MessageCount",
-    "NotRun",
     "OutcomeRecord",
     "RunSummary",
     "TimeBudget",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,6 @@ def report_command(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out or "xapi-conformance-matrix")
     out.mkdir(parents=True, exist_ok=True)
-    reports = [os.path.relpath(d.resolve() / "report.html", out.resolve()) for d in directories]
-    html_path = write_matrix(out, summaries, reports=reports)
+    html_path = write_matrix(out, summaries)
     print(f"wrote {html_path} and {html_path.with_suffix('.md')}")
     return 0

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from conformance.areas.machines import AREAS
 from conformance.judge.divergence import DivergenceInfo
-from conformance.runner.statuses import with_statuses
 from conformance.targets import Target
 from conformance.wire.typed import datetime_text
 from models.coverage import coverage_cells, judged_release, vm_messages
@@ -23,7 +21,6 @@ from reports import (
     CoverageCell,
     DivergenceRecord,
     MessageCount,
-    NotRun,
     OutcomeRecord,
     RunSummary,
     atomic_write_text,
@@ -81,8 +78,6 @@ def divergence_record(info: DivergenceInfo) -> DivergenceRecord:
             CallRecord(text, None if answer is None else outcome_record(answer))
             for text, answer in info.calls
         ),
-        cause=info.cause or info.method,
-        cell=info.cell or (),
     )
 
 
@@ -101,8 +96,6 @@ class Part:
     messages: Counter[str] = field(default_factory=Counter)
     areas: set[str] = field(default_factory=set)
     identity: dict[str, str] = field(default_factory=dict)
-    not_run: dict[str, str] = field(default_factory=dict)
-    """Areas a test of which did not run, with why (``-k``, a spent time budget)."""
 
 
 def _part_json(part: Part) -> dict[str, object]:
@@ -117,7 +110,6 @@ def _part_json(part: Part) -> dict[str, object]:
         "messages": dict(part.messages),
         "areas": sorted(part.areas),
         "identity": part.identity,
-        "not_run": part.not_run,
     }
 
 
@@ -144,7 +136,6 @@ def read_parts(folder: Path) -> list[Part]:
         part.messages.update(data.get("messages", {}))
         part.areas.update(data.get("areas", []))
         part.identity.update(data.get("identity", {}))
-        part.not_run.update(data.get("not_run", {}))
         parts.append(part)
     return parts
 
@@ -261,8 +252,7 @@ def merge_parts(
         total.messages.update(part.messages)
         total.areas.update(part.areas)
         total.identity.update(part.identity)
-        total.not_run.update(part.not_run)
-    errors = list(dict.fromkeys(e for e in [extra_error, *total.ending, *total.errors] if e))
+    errors = [e for e in [extra_error, *total.ending, *total.errors] if e]
     diverges = any(not d.waived for d in total.divergences)
     verdict = (
         "error"
@@ -291,21 +281,8 @@ def merge_parts(
         target_identity=total.identity,
         release=_judged(total.identity, facts.xapi_version),
         areas=tuple(sorted(total.areas)),
-        not_run=_not_run(total, interrupted),
     )
-    return with_statuses(with_findings(summary, facts.baseline, facts.baseline_path))
-
-
-INTERRUPTED = "the run was interrupted before it ran"
-
-
-def _not_run(total: Part, interrupted: bool) -> tuple[NotRun, ...]:
-    """The areas none of whose tests ran, each with why; an interrupted run's unreached areas
-    too."""
-    reasons = dict(total.not_run)
-    if interrupted:
-        reasons.update({area: INTERRUPTED for area in AREAS if area not in reasons})
-    return tuple(NotRun(a, r) for a, r in sorted(reasons.items()) if a not in total.areas)
+    return with_findings(summary, facts.baseline, facts.baseline_path)
 
 
 def _unique(divergences: Iterable[DivergenceRecord]) -> list[DivergenceRecord]:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from conformance.errors import (
-    MalformedAnswer,
     ProtocolError,
     TargetStalled,
     TargetTimeout,
@@ -91,7 +90,7 @@ class _HttpTarget:
         try:
             outcome = decode(body)
         except WireFormatError as error:
-            raise MalformedAnswer(
+            raise ProtocolError(
                 f"{self.url} answered {method} with a malformed body: "
                 f"{excerpt(str(error), self.secrets)}"
             ) from None

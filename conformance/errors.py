@@ -13,6 +13,7 @@ __all__ = [
     "ConformanceError",
     "ExitCode",
     "LoginFailed",
+    "MalformedAnswer",
     "ProtocolError",
     "TargetError",
     "TargetInconsistent",
@@ -62,6 +63,12 @@ class TargetStalled(TargetError):
 
 class ProtocolError(TargetError):
     """The target answered something that is not a XenAPI response (bad HTTP status or body)."""
+
+
+class MalformedAnswer(ProtocolError):
+    """The target answered a call (HTTP 200) with a body that does not read as a XenAPI answer:
+    a wrong answer to a call the suite judges (a divergence), or an untestable target when it is
+    the login's."""
 
 
 class TargetInconsistent(TargetError):

@@ -8,6 +8,7 @@ from models.releases import DEFAULT_RELEASE, Release, release, release_of_softwa
 from models.schema import XType
 
 __all__ = [
+    "EVENT_CELLS",
     "REACHABLE_STATES",
     "RELEASE",
     "coverage_cells",
@@ -58,12 +59,25 @@ def vm_messages() -> tuple[str, ...]:
     return tuple(f"VM.{name}" for name in MESSAGES)
 
 
+EVENT_CELLS: tuple[tuple[str, str, str], ...] = (
+    ("event.from", "vm", "add"),
+    ("event.from", "vm", "mod"),
+    ("event.from", "vm", "del"),
+    ("event.from", "task", "add"),
+)
+"""(``event.from``, class, operation): the events of the suite's own objects a client can see
+(a task's add, seen by a subscription to it before the task is destroyed)."""
+
+
 def coverage_cells() -> tuple[tuple[str, str, str], ...]:
     """(``VM.<message>``, power state, VM kind) for every message that acts on one VM, in every
-    reachable (power state, VM kind) pair."""
-    return tuple(
-        (f"VM.{message.name}", state, kind)
-        for message in MESSAGES.values()
-        if message.params and message.params[0].type == _VM_REF
-        for state, kind in REACHABLE_STATES
+    reachable (power state, VM kind) pair; then the event cells (``EVENT_CELLS``)."""
+    return (
+        *(
+            (f"VM.{message.name}", state, kind)
+            for message in MESSAGES.values()
+            if message.params and message.params[0].type == _VM_REF
+            for state, kind in REACHABLE_STATES
+        ),
+        *EVENT_CELLS,
     )

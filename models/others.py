@@ -13,6 +13,7 @@ from types import MappingProxyType
 from models.errors import XenAPIError, handle_invalid, map_duplicate_key, uuid_invalid
 from models.outcome import Encoded, Value
 from models.rbac import check_map_update, check_permission
+from models.records import EPOCH
 from models.schema import Message, Param, parse_type
 from models.transition import Ctx, Handler, Result, as_map, done
 from models.world import NULL_REF, Host, SessionInfo, Task, World, new_ids
@@ -243,6 +244,7 @@ def session_record(world: World, ref: str) -> dict[str, Value]:
 def task_record(task: Task) -> dict[str, Value]:
     """A task's record; ``result`` is the encoded text of the value, as xapi stores it."""
     finished = task.status != "pending"
+    ended = (task.finished or task.created) if finished else EPOCH  # Date.epoch while pending
     return {
         "uuid": task.uuid,
         "name_label": task.name_label,
@@ -250,9 +252,9 @@ def task_record(task: Task) -> dict[str, Value]:
         "allowed_operations": (),
         "current_operations": {},
         "created": task.created,
-        "finished": task.created,
+        "finished": ended,
         "status": task.status,
-        "resident_on": NULL_REF,
+        "resident_on": task.resident_on,
         "progress": 1.0 if finished else task.progress,
         "type": "<none/>",
         "result": Encoded(task.result) if task.status == "success" else "",
@@ -442,8 +444,16 @@ _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
         ("error_info", "string set"),
         ("progress", "float"),
         ("name_label", "string"),
+        ("name_description", "string"),
         ("uuid", "string"),
         ("other_config", MAP),
+        ("created", "datetime"),
+        ("finished", "datetime"),
+        ("resident_on", "host ref"),
+        ("subtask_of", "task ref"),
+        ("subtasks", "task ref set"),
+        ("type", "string"),
+        ("backtrace", "string"),
     ),
 }
 

@@ -108,6 +108,8 @@ def fresh_vm(world: World, typed: Mapping[str, Value]) -> tuple[str, Record, Wor
     if record["has_vendor_device"] is True:
         record["hardware_platform_version"] = max(2, _int(record["hardware_platform_version"]))
     record["memory_overhead"] = vm_memory_overhead(record, world.release)
+    if world.release.at_least("26.14"):  # datamodel_vm.ml: a field since 26.14, default ok
+        record["secureboot_certificates_state"] = "ok"
     return ref, frozen(record), world
 
 

@@ -129,6 +129,8 @@ def release_of_software_version(software_version: dict[str, str]) -> Release | N
 
 MESSAGES_SINCE: dict[str, str] = {
     "VM.restart_device_models": "23.30",  # CP-45571, first in v23.30.0
+    "VM.get_secureboot_certificates_state": "26.14",  # a68be09a98, first in v26.14.0
+    "VM.update_secureboot_certificates_on_boot": "26.14",  # 87ca912257, first in v26.14.0
 }
 """Messages newer than some known release: wire name → the first xapi version that has them.
 An older server knows nothing of them: MESSAGE_METHOD_UNKNOWN, as for any unknown name."""

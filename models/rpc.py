@@ -21,6 +21,7 @@ from models.releases import released
 from models.schema import Message
 from models.transition import Branch, Call, Ctx, Handler, Result, failed
 from models.unmarshal import UnmarshalError, rpc_repr, unmarshal
+from models.unmodelled import unmodelled_getter
 from models.world import SessionInfo, Task, World, new_ids
 
 __all__ = ["REGISTRY", "Entry", "apply", "resolve"]
@@ -106,6 +107,9 @@ def _session(world: World, raw: object) -> SessionInfo:
 def _unknown_method(world: World, call: Call) -> XenAPIError:
     if call.args:
         session = _session(world, call.args[0])
+        getter = unmodelled_getter(world, call.method.removeprefix(ASYNC_PREFIX), call.args)
+        if getter is not None:
+            return getter
         if not session.superuser and session.role != "pool-admin":
             extension = catalogue.message("start")  # any message: only the role list matters
             check_permission(
@@ -216,7 +220,15 @@ def _as_task(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
 
 
 def _task(ref: str, task_uuid: str, ctx: Ctx, outcome: Outcome) -> Task:
-    task = Task(ref, task_uuid, ctx.wire_name, "success", session=ctx.session_ref, created=ctx.now)
+    task = Task(
+        ref,
+        task_uuid,
+        ctx.wire_name,
+        "success",
+        session=ctx.session_ref,
+        created=ctx.now,
+        resident_on=ctx.world.pool.master,
+    )
     if isinstance(outcome, Failure):
         status = "cancelled" if outcome.code == "TASK_CANCELLED" else "failure"
         return replace(task, status=status, error_info=tuple(outcome.description))

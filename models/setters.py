@@ -309,13 +309,21 @@ def set_suspend_VDI(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     raise handle_invalid("VDI", value)
 
 
+MADE_INTO_TEMPLATE: Mapping[str, Value] = {
+    "is_a_template": True,
+    "ha_always_run": False,
+    "metrics": NULL_REF,
+}
+"""What xapi_vm_helpers.ml ``set_is_a_template true`` writes (its metrics are destroyed)."""
+
+
 def set_is_a_template(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.set_is_a_template (§5.5): true is make_into_template; false checks nothing, stays stale."""
     ref = str(args[0])
     if args[1] is not True:
         vm_of(ctx.world, ref)
         return done(update_vm(ctx.world, ref, {"is_a_template": False}, recompute=False))
-    changes: dict[str, Value] = {"is_a_template": True, "ha_always_run": False, "metrics": NULL_REF}
+    changes = dict(MADE_INTO_TEMPLATE)
     return guarded(
         ctx.world, ref, "make_into_template", lambda _: done(update_vm(ctx.world, ref, changes))
     )

@@ -14,6 +14,7 @@ from models.others import SR_DEFAULTS
 from models.outcome import Value
 from models.records import fresh_vm
 from models.releases import DEFAULT_RELEASE, Release
+from models.templates import DEFAULT_TEMPLATES, template_fields
 from models.world import NULL_REF, Account, Facts, Host, Pool, World, new_ids, with_vm
 
 __all__ = ["DOM0_MEMORY", "initial_world"]
@@ -92,12 +93,14 @@ def initial_world(
     accounts: Iterable[Account] = (Account("root", "", "pool-admin", superuser=True),),
     dmc_enabled: bool = True,
     features: Iterable[str] = ALL_FEATURES,
+    templates: bool = False,
     facts: Facts = Facts(),
     salt: str = "xapi-conformance",
     release: Release = DEFAULT_RELEASE,
 ) -> World:
     """A pool of ``hosts`` hosts (each with a dom0), one SR, the given accounts, no guest VMs,
-    behaving as xapi ``release``, licensed for ``features`` (less DMC unless ``dmc_enabled``)."""
+    behaving as xapi ``release``, licensed for ``features`` (less DMC unless ``dmc_enabled``),
+    with the default templates when ``templates``."""
     seed = World(
         pool=Pool(NULL_REF, "", NULL_REF),
         hosts=MappingProxyType({}),
@@ -122,4 +125,15 @@ def initial_world(
     )
     for host in host_list:
         world = _add_dom0(world, host)
+    for name in DEFAULT_TEMPLATES if templates else ():
+        world = _add_template(world, name)
     return world
+
+
+def _add_template(world: World, name: str) -> World:
+    """A default template as its import and VM.set_is_default_template leave it."""
+    seed, _, world = new_ids(world)
+    template_uuid, fields = template_fields(name, seed.removeprefix("OpaqueRef:"))
+    ref, record, world = fresh_vm(world, fields)
+    record = {**record, "uuid": template_uuid, "is_default_template": True}
+    return refresh(with_vm(world, ref, record), ref)

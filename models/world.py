@@ -122,6 +122,11 @@ class Task:
     progress: float = 0.0
     """How far a ``pending`` task has come (0 to 1); a finished task reports 1."""
     other_config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    resident_on: str = NULL_REF
+    """The host running the call: the one the client called, the pool master
+    (taskHelper.ml ``make``: ``!Xapi_globs.localhost_ref``)."""
+    finished: datetime.datetime | None = None
+    """When it ended; None for a task the model ends as it creates it (at ``created``)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from reports.matrix import (
     write_matrix,
 )
 from reports.records import (
+    COVERAGE_STATUSES,
     SCHEMA_VERSION,
     VERDICTS,
     CallRecord,
@@ -31,6 +32,7 @@ from reports.records import (
     FindingRecord,
     FixedFinding,
     MessageCount,
+    NotRun,
     OutcomeRecord,
     RunSummary,
     TimeBudget,
@@ -52,6 +54,7 @@ from reports.summary import SUMMARY_FILE, read_summary, render_summary_json, wri
 
 __all__ = [
     "ALLURE_DIR",
+    "COVERAGE_STATUSES",
     "HTML_FILE",
     "JUNIT_FILE",
     "MASK",
@@ -68,6 +71,7 @@ __all__ = [
     "FixedFinding",
     "Matrix",
     "MessageCount",
+    "NotRun",
     "OutcomeRecord",
     "RunSummary",
     "TimeBudget",

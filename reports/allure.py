@@ -155,6 +155,16 @@ def _area_result(s: RunSummary, area: str, start: int) -> dict[str, object]:
     }
 
 
+def _not_run_result(s: RunSummary, area: str, reason: str, start: int) -> dict[str, object]:
+    """An area the run did not test: skipped, with the reason."""
+    return {
+        **_area_result(s, area, start),
+        "name": f"{area}: not run",
+        "status": "skipped",
+        "statusDetails": {"message": reason},
+    }
+
+
 def _environment(s: RunSummary) -> str:
     facts = {
         **{f"target.{k}": v for k, v in s.target_identity.items()},
@@ -206,6 +216,7 @@ def render_allure(
     tests = [_finding_result(results, s, f, reproducers, start) for f in s.findings]
     failing = {f.area for f in s.findings}
     tests += [_area_result(s, a, start) for a in s.areas if a not in failing]
+    tests += [_not_run_result(s, n.area, n.reason, start) for n in s.not_run]
     for test in tests:
         results.files[f"{test['uuid']}-result.json"] = json.dumps(test, indent=1)
     results.files["environment.properties"] = _environment(s)

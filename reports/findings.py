@@ -101,8 +101,16 @@ def _closest(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> Outcom
     return next(iter(same_code or same_side), None)
 
 
-def _failure_difference(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> Difference:
+UNKNOWN_CODES = frozenset({"MESSAGE_METHOD_UNKNOWN", "MESSAGE_NOT_IMPLEMENTED"})
+"""Codes of a target that does not implement a message at all: one finding per message."""
+
+
+def _failure_difference(
+    expected: Sequence[OutcomeRecord], actual: OutcomeRecord, method: str = ""
+) -> Difference:
     code, params = actual.error[0], actual.error[1:]
+    if code in UNKNOWN_CODES and method and all(e.ok or e.error[0] != code for e in expected):
+        return Difference(f"unknown:{method}", f"the target does not implement {method} ({code})")
     closest = _closest(expected, actual)
     if closest is None:
         return Difference(f"refuses:{code}", f"the target refuses with {code} calls xapi accepts")
@@ -128,13 +136,19 @@ def difference(d: DivergenceRecord) -> Difference:
             f"race:{d.method}:{answer}",
             f"a race: no order of the concurrent calls explains {d.method} answering {answer}",
         )
-    if d.kind in _RECORD_KINDS:
+    if d.area == "events":
+        return Difference(f"events:{d.kind}", _event_title(d.kind))
+    if d.kind in _RECORD_KINDS or _stale_getter(d):
         field = d.method.removeprefix("VM.get_")
         return Difference(
             f"field:{field}", f"the VM's {field} differs from xapi's after a call (stale or wrong)"
         )
+    if not d.actual.ok and not "".join(d.actual.error[:1]):  # not read as a XenAPI answer
+        return Difference(
+            f"malformed:{d.method}", f"{d.method} answers with a body that is not a XenAPI answer"
+        )
     if not d.actual.ok:
-        return _failure_difference(d.expected, d.actual)
+        return _failure_difference(d.expected, d.actual, d.method)
     codes = sorted({e.error[0] for e in d.expected if not e.ok})
     if codes and not any(e.ok for e in d.expected):
         refused = " or ".join(codes)
@@ -142,6 +156,38 @@ def difference(d: DivergenceRecord) -> Difference:
             f"accepts:{'|'.join(codes)}", f"the target accepts calls xapi refuses with {refused}"
         )
     return Difference(f"value:{d.method}", f"{d.method} returns a different value from xapi's")
+
+
+def _stale_getter(d: DivergenceRecord) -> bool:
+    """A field getter answering a well-formed value other than xapi's, blamed on the call that
+    wrote the field: the same difference as the record showing the field stale."""
+    return (
+        d.kind == "outcome"
+        and d.actual.ok
+        and d.method.startswith("VM.get_")
+        and d.cause not in ("", d.method)
+    )
+
+
+_EVENT_TITLES = {
+    "missing-add": "event.from does not report a VM the suite created (add)",
+    "missing-mod": "event.from does not report a change of a VM a call made (mod)",
+    "missing-del": "event.from does not report a VM the suite destroyed (del)",
+    "wrong-operation": "event.from reports an object with another operation than xapi's",
+    "unchanged-object": "event.from reports an object that did not change since the token "
+    "(events repeated)",
+    "repeated-object": "event.from reports one object more than once in an answer",
+    "class-filter": "event.from answers objects outside the subscription",
+    "snapshot": "an event's snapshot differs from the object's record (stale or wrong)",
+    "task-event": "the event of an ended task differs from the task xapi leaves",
+    "task-destroy": "a destroyed task is still there",
+    "logout": "a logged-out session's event.from does not fail with SESSION_INVALID",
+}
+"""Titles of the events area's findings, by the kind of event problem."""
+
+
+def _event_title(kind: str) -> str:
+    return _EVENT_TITLES.get(kind, f"event.from differs from xapi's ({kind})")
 
 
 def finding_id(key: str) -> str:
@@ -155,9 +201,11 @@ def _example_size(d: DivergenceRecord) -> tuple[int, int]:
 
 
 def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) -> FindingRecord:
-    example_id, _ = min(members, key=lambda m: _example_size(m[1]))
+    sequential = [m for m in members if m[1].kind != "race"] or list(members)
+    example_id, _ = min(sequential, key=lambda m: _example_size(m[1]))
     identifier = finding_id(diff.key)
-    areas = Counter(d.area for _, d in members)
+    areas = Counter(d.area for _, d in sequential)
+    causes = Counter(d.blamed for _, d in sequential)
     return FindingRecord(
         id=identifier,
         title=diff.title,
@@ -167,7 +215,34 @@ def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) 
         divergences=tuple(i for i, _ in members),
         example=example_id,
         reproducer=f"{REPRODUCERS_DIR}/{identifier}.py",
+        cause=causes.most_common(1)[0][0],
+        seen_under_concurrency=len(sequential) < len(members) or diff.key.startswith("race:"),
     )
+
+
+_CALLED = re.compile(r"\b(?:Async\.)?(VM\.\w+)\(")
+
+
+def _explains(members: Sequence[tuple[str, DivergenceRecord]], race: DivergenceRecord) -> bool:
+    """Whether a sequential finding explains a race: the race's calls include the finding's
+    cause, sent sequentially the call is already known to go wrong."""
+    raced = {race.method} | {m for c in race.calls for m in _CALLED.findall(c.call)}
+    return any(d.blamed in raced for _, d in members)
+
+
+def _fold_races(
+    groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]],
+    races: Sequence[tuple[str, DivergenceRecord]],
+) -> None:
+    """Each race goes into the first sequential finding that explains it, else into a race
+    finding of its own."""
+    sequential = [members for diff, members in groups.values() if not diff.key.startswith("race:")]
+    for member in races:
+        home = next((m for m in sequential if _explains(m, member[1])), None)
+        if home is None:
+            diff = difference(member[1])
+            home = groups.setdefault(diff.key, (diff, []))[1]
+        home.append(member)
 
 
 def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingRecord, ...]:
@@ -176,11 +251,16 @@ def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingReco
     Divergence ids are positions in ``divergences`` (``D1`` is the first), as in summary.json.
     """
     groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]] = {}
+    races = []
     for index, d in enumerate(divergences):
         if d.waived:
             continue
+        if d.kind == "race":
+            races.append((divergence_id(index), d))
+            continue
         diff = difference(d)
         groups.setdefault(diff.key, (diff, []))[1].append((divergence_id(index), d))
+    _fold_races(groups, races)
     findings = [_finding(diff, members) for diff, members in groups.values()]
     return tuple(sorted(findings, key=lambda f: (-f.count, f.id)))
 

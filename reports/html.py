@@ -111,6 +111,10 @@ def _banner(s: RunSummary) -> str:
         detail = f"{len(s.findings)} finding(s) from {active} divergence(s), {waived} waived"
         if s.baseline:
             detail += f"; {len(s.new_findings)} new against the baseline"
+        if any(c.status for c in s.coverage):
+            detail += f"; {s.judged_note}"
+    if s.not_run_note:
+        detail += f" ({s.not_run_note})"
     parts = [
         f'<div class="banner v-{_e(s.verdict)}" role="status">{_e(s.verdict.upper())}',
         f"<small>{_e(s.target)} · {_e(detail)}</small></div>",

@@ -1,4 +1,5 @@
-"""``junit.xml`` for CI gates: one failing test case per finding, one passing case per clean area.
+"""``junit.xml`` for CI gates: one failing test case per finding, one passing case per clean area,
+one skipped case (with the reason) per area the run did not test.
 
 The failures are the findings, so a CI gate counts what the terminal, the HTML page and Allure
 count. A finding that a baseline already knows is reported as skipped, not failed.
@@ -47,6 +48,15 @@ def _area_case(area: str) -> ET.Element:
     )
 
 
+def _not_run_case(area: str, reason: str) -> ET.Element:
+    """An area the run did not test: skipped with the reason, never passed."""
+    case = ET.Element(
+        "testcase", classname=f"{SUITE_NAME}.{area}", name=f"{area}: not run", time="0"
+    )
+    ET.SubElement(case, "skipped", message=reason)
+    return case
+
+
 def _error_case(error: str) -> ET.Element:
     case = ET.Element("testcase", classname=SUITE_NAME, name="run", time="0")
     ET.SubElement(case, "error", message=error.partition("\n")[0], type="error").text = error
@@ -57,6 +67,7 @@ def _cases(s: RunSummary) -> list[ET.Element]:
     failing_areas = {f.area for f in s.findings}
     cases = [_finding_case(s, f) for f in s.findings]
     cases += [_area_case(a) for a in s.areas if a not in failing_areas]
+    cases += [_not_run_case(n.area, n.reason) for n in s.not_run]
     if s.verdict == "error":
         cases.append(_error_case(s.error or "the run did not complete"))
     return cases

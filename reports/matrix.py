@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from reports.files import atomic_write_text
 from reports.findings import group_findings
-from reports.records import FindingRecord, RunSummary
+from reports.records import FindingRecord, MessageCount, RunSummary
 from reports.redact import redact_summary
 
 __all__ = [
@@ -36,6 +37,8 @@ WAIVED = "waived"
 """Every divergence on the target is waived."""
 NOT_EXERCISED = "not exercised"
 """Never called on the target, and no divergence recorded for it."""
+UNREACHABLE = "unreachable"
+"""Never called because a finding kept the run from reaching it (shown with the finding's id)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Matrix:
     cells: tuple[tuple[str, ...], ...]
     warnings: tuple[str, ...] = ()
     """Facts in which the runs differ (profile, seed, strictness, release)."""
+    links: tuple[tuple[str, ...], ...] = ()
+    """Beside ``cells``: the finding a "diverges" cell links to (its id), else ``""``."""
 
 
 def _findings(s: RunSummary) -> tuple[FindingRecord, ...]:
@@ -57,12 +62,21 @@ def _findings(s: RunSummary) -> tuple[FindingRecord, ...]:
     return s.findings or group_findings(s.divergences)
 
 
-def cell_status(s: RunSummary, method: str) -> str:
-    """``method`` on the run ``s``: ``diverges (n)``, ``waived``, ``ok`` or ``not exercised``.
+def _judged(s: RunSummary, method: str) -> MessageCount | None:
+    """The message's entry in a summary that judged it (schema version 3), else None."""
+    return next((m for m in s.messages if m.method == method and m.status), None)
 
-    ``n`` counts the findings that involve ``method``; waived divergences only show when every
-    divergence of the method is waived.
+
+def cell_status(s: RunSummary, method: str) -> str:
+    """``method`` on the run ``s``: ``diverges (n)``, ``waived``, ``ok``, ``unreachable (F-…)``
+    or ``not exercised``.
+
+    ``n`` counts the findings caused by ``method`` (a summary before version 3: that involve
+    it); waived divergences only show when every divergence of the method is waived.
     """
+    judged = _judged(s, method)
+    if judged is not None:
+        return _judged_status(s, judged)
     found = sum(1 for f in _findings(s) if method in f.methods)
     if found:
         return f"diverges ({found})"
@@ -74,15 +88,48 @@ def cell_status(s: RunSummary, method: str) -> str:
     return OK if exercised else NOT_EXERCISED
 
 
+def _judged_status(s: RunSummary, m: MessageCount) -> str:
+    if m.status == "diverges":
+        return f"diverges ({len(m.findings)})"
+    if m.status == "unreachable":
+        return f"{UNREACHABLE} ({m.blocked_by})"
+    if m.status == "not_exercised":
+        return WAIVED if any(d.method == m.method for d in s.divergences) else NOT_EXERCISED
+    return OK
+
+
+def _link(s: RunSummary, method: str) -> str:
+    """The finding a "diverges" cell links to: the first one ``method`` caused."""
+    judged = _judged(s, method)
+    if judged is not None:
+        return judged.findings[0] if judged.findings else ""
+    return next((f.id for f in _findings(s) if method in f.methods), "")
+
+
 def _label(s: RunSummary) -> str:
-    """A column's name: the target's product, version and API version when it said them."""
+    """A column's name: the target's address, product, version and API version when it said
+    them, and the release judged against (two runs never share a heading unless all agree)."""
     identity = s.target_identity
     product = " ".join(
         v for v in (identity.get("product_brand"), identity.get("product_version")) if v
     )
     api = f" API {identity['api_version']}" if "api_version" in identity else ""
-    name = f"{product}{api}" if product else s.target
+    release = s.release.partition(" (")[0]
+    parts = [s.target, f"{product}{api}".strip(), release]
+    name = " · ".join(p for p in parts if p)
     return f"{name} ({s.protocol})" if s.protocol else name
+
+
+def _unique_labels(runs: Sequence[RunSummary]) -> tuple[str, ...]:
+    """Each run's label, numbered where two runs would share one."""
+    labels = [_label(s) for s in runs]
+    counts = Counter(labels)
+    seen: Counter[str] = Counter()
+    unique = []
+    for label in labels:
+        seen[label] += 1
+        unique.append(f"{label} #{seen[label]}" if counts[label] > 1 else label)
+    return tuple(unique)
 
 
 def _methods(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
@@ -117,11 +164,12 @@ def build_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -
     runs = [redact_summary(s, secrets) for s in summaries]
     methods = _methods(runs)
     return Matrix(
-        columns=tuple(_label(s) for s in runs),
+        columns=_unique_labels(runs),
         verdicts=tuple(s.verdict for s in runs),
         methods=methods,
         cells=tuple(tuple(cell_status(s, m) for s in runs) for m in methods),
         warnings=matrix_warnings(runs),
+        links=tuple(tuple(_link(s, m) for s in runs) for m in methods),
     )
 
 
@@ -141,8 +189,9 @@ td.s-diverges,th.v-diverges{font-weight:700}
 """
 
 _LEGEND = (
-    "ok: exercised, no divergence · diverges (n): in n findings · "
-    "waived: every divergence waived · not exercised: never called"
+    "ok: exercised, no divergence · diverges (n): the cause of n findings · "
+    "waived: every divergence waived · unreachable (F-…): never reached because of that "
+    "finding · not exercised: never called"
 )
 
 
@@ -154,14 +203,26 @@ def _status_class(status: str) -> str:
     return "s-" + status.partition(" (")[0].replace(" ", "-")
 
 
-def _html_table(m: Matrix) -> str:
+def _html_cell(status: str, finding: str, report: str) -> str:
+    """One cell; a "diverges" cell links to its finding in the run's report."""
+    text = _e(status)
+    if finding and report and status.startswith("diverges"):
+        text = f'<a href="{_e(report)}#{_e(finding)}">{text}</a>'
+    return f'<td class="{_status_class(status)}">{text}</td>'
+
+
+def _html_table(m: Matrix, reports: Sequence[str]) -> str:
     heads = "".join(f'<th scope="col">{_e(c)}</th>' for c in m.columns)
     verdicts = "".join(f'<th class="v-{_e(v)}">{_e(v)}</th>' for v in m.verdicts)
+    links = m.links or tuple(("",) * len(m.columns) for _ in m.methods)
+    shown = list(reports) or [""] * len(m.columns)
     rows = "\n".join(
         f'<tr><th scope="row"><code>{_e(method)}</code></th>'
-        + "".join(f'<td class="{_status_class(c)}">{_e(c)}</td>' for c in row)
+        + "".join(
+            _html_cell(c, link, report) for c, link, report in zip(row, found, shown, strict=True)
+        )
         + "</tr>"
-        for method, row in zip(m.methods, m.cells, strict=True)
+        for method, row, found in zip(m.methods, m.cells, links, strict=True)
     )
     return (
         f'<table>\n<thead>\n<tr><th scope="col">Method</th>{heads}</tr>\n'
@@ -170,10 +231,14 @@ def _html_table(m: Matrix) -> str:
     )
 
 
-def render_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -> str:
-    """The matrix as a self-contained HTML page (inline CSS, no script)."""
+def render_matrix(
+    summaries: Sequence[RunSummary], secrets: Iterable[str] = (), reports: Sequence[str] = ()
+) -> str:
+    """The matrix as a self-contained HTML page (inline CSS, no script); ``reports`` (one per
+    run: its report.html as the page reaches it) makes each "diverges" cell a link to the
+    finding."""
     m = build_matrix(summaries, secrets)
-    table = _html_table(m) if m.columns else '<p class="note">No runs.</p>'
+    table = _html_table(m, reports) if m.columns else '<p class="note">No runs.</p>'
     warnings = "".join(f'<p class="warning">Warning: {_e(w)}</p>' for w in m.warnings)
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -228,11 +293,15 @@ def matrix_markdown(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()
 
 
 def write_matrix(
-    report_dir: Path, summaries: Sequence[RunSummary], secrets: Iterable[str] = ()
+    report_dir: Path,
+    summaries: Sequence[RunSummary],
+    secrets: Iterable[str] = (),
+    reports: Sequence[str] = (),
 ) -> Path:
-    """Write ``matrix.html`` and ``matrix.md`` atomically in ``report_dir``; return the former."""
+    """Write ``matrix.html`` and ``matrix.md`` atomically in ``report_dir``; return the former.
+    ``reports``: each run's report.html, relative to ``report_dir`` (see ``render_matrix``)."""
     secrets = tuple(secrets)
-    html_text = render_matrix(summaries, secrets)
+    html_text = render_matrix(summaries, secrets, reports)
     markdown = matrix_markdown(summaries, secrets)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias, cast
 
 __all__ = [
+    "COVERAGE_STATUSES",
     "FINDING_STATUSES",
     "SCHEMA_VERSION",
     "VERDICTS",
@@ -24,6 +25,7 @@ __all__ = [
     "FindingRecord",
     "FixedFinding",
     "MessageCount",
+    "NotRun",
     "OutcomeRecord",
     "RunSummary",
     "TimeBudget",
@@ -43,8 +45,11 @@ Verdict: TypeAlias = Literal["conforms", "diverges", "error"]
 VERDICTS: Final[tuple[Verdict, ...]] = ("conforms", "diverges", "error")
 """Every :data:`Verdict`, in display order."""
 
-SCHEMA_VERSION: Final = 2
-"""The ``schema_version`` written to ``summary.json`` (version 1 is still read)."""
+SCHEMA_VERSION: Final = 3
+"""The ``schema_version`` written to ``summary.json`` (versions 1 and 2 are still read)."""
+
+COVERAGE_STATUSES: Final = ("ok", "diverges", "unreachable", "not_exercised", "")
+"""A coverage cell's or message's status (``""``: not judged, a summary before version 3)."""
 
 FINDING_STATUSES: Final = ("new", "known", "")
 """A finding's status against a baseline: ``new``, ``known``, or ``""`` (no baseline given)."""
@@ -166,11 +171,21 @@ class DivergenceRecord:
     waiver_reason: str = ""
     calls: tuple[CallRecord, ...] = ()
     """The example's calls in order, the divergent one last (empty when not recorded)."""
+    cause: str = ""
+    """The message whose call made the wrong state or answer (empty: ``method``)."""
+    cell: tuple[str, ...] = ()
+    """The coverage cell (message, power state, VM kind) of the cause's call, when known."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
         object.__setattr__(self, "expected", tuple(self.expected))
         object.__setattr__(self, "calls", tuple(self.calls))
+        object.__setattr__(self, "cell", tuple(self.cell))
+
+    @property
+    def blamed(self) -> str:
+        """The message blamed for the divergence: its cause, else the method it was seen on."""
+        return self.cause or self.method
 
 
 @dataclass(frozen=True)
@@ -184,18 +199,34 @@ class CoverageCell:
     power_state: str
     vm_kind: str
     count: int
+    status: str = ""
+    """ok, diverges, unreachable or not_exercised (see ``COVERAGE_STATUSES``)."""
+    findings: tuple[str, ...] = ()
+    """The ids of the findings whose cause diverged here (status ``diverges``)."""
+    blocked_by: str = ""
+    """The id of the finding that kept the run from reaching it (status ``unreachable``)."""
 
     def __post_init__(self) -> None:
         if self.count < 0:
             raise ValueError(f"coverage count must not be negative: {self.count}")
+        object.__setattr__(self, "findings", tuple(self.findings))
 
 
 @dataclass(frozen=True)
 class MessageCount:
-    """How many times one VM message was called in the run (0 when never)."""
+    """How many times one VM message was called in the run (0 when never), and its status."""
 
     method: str
     count: int
+    status: str = ""
+    """ok, diverges, unreachable or not_exercised (see ``COVERAGE_STATUSES``)."""
+    findings: tuple[str, ...] = ()
+    """The ids of the findings whose cause is this message (status ``diverges``)."""
+    blocked_by: str = ""
+    """The id of the finding that kept the run from reaching it (status ``unreachable``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "findings", tuple(self.findings))
 
 
 @dataclass(frozen=True)
@@ -216,6 +247,10 @@ class FindingRecord:
     example: str
     reproducer: str
     status: str = ""
+    cause: str = ""
+    """The message whose call made the wrong state or answer (``methods``: where it was seen)."""
+    seen_under_concurrency: bool = False
+    """A race of the concurrency area showed this finding too (and was folded into it)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -230,6 +265,14 @@ class FixedFinding:
 
     id: str
     title: str
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """An area the run did not test, and why (a time budget, an interrupt, ``-k``)."""
+
+    area: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -278,6 +321,8 @@ class RunSummary:
     """Findings of the baseline this run no longer shows."""
     budget: TimeBudget | None = None
     """The run's time budget, when it had one."""
+    not_run: tuple[NotRun, ...] = ()
+    """Areas the run did not test, each with the reason (never counted as passed)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coverage", tuple(self.coverage))
@@ -287,6 +332,7 @@ class RunSummary:
         object.__setattr__(self, "target_identity", dict(self.target_identity))
         object.__setattr__(self, "areas", tuple(self.areas))
         object.__setattr__(self, "fixed", tuple(self.fixed))
+        object.__setattr__(self, "not_run", tuple(self.not_run))
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
@@ -305,6 +351,26 @@ class RunSummary:
         """Findings not in the baseline (every finding when no baseline was given)."""
         return tuple(f for f in self.findings if f.status != "known")
 
+    @property
+    def not_run_note(self) -> str:
+        """What the run did not test, in a few words: "interrupted" or "time budget: N
+        area(s) not run"; "" otherwise (areas left out with ``-k`` were not asked for)."""
+        reasons = [n.reason for n in self.not_run]
+        if any(r.startswith("the run was interrupted") for r in reasons):
+            return "interrupted"
+        budget = sum(1 for r in reasons if r.startswith("time budget"))
+        return f"time budget: {budget} area(s) not run" if budget else ""
+
+    @property
+    def judged_note(self) -> str:
+        """How much was judged: "N of M cells, K of L messages judged" (ok or diverges)."""
+        cells = sum(1 for c in self.coverage if c.status in ("ok", "diverges"))
+        messages = sum(1 for m in self.messages if m.status in ("ok", "diverges"))
+        return (
+            f"{cells} of {len(self.coverage)} cells, "
+            f"{messages} of {len(self.messages)} messages judged"
+        )
+
     def divergence(self, divergence_id: str) -> DivergenceRecord:
         """The divergence with id ``D<n>`` (see :func:`divergence_id`)."""
         return self.divergences[int(divergence_id.removeprefix("D")) - 1]
@@ -318,12 +384,32 @@ def divergence_id(index: int) -> str:
 # --- writing -----------------------------------------------------------------------------------
 
 
+def _status_json(status: str, findings: Sequence[str], blocked_by: str) -> dict[str, object]:
+    """A cell's or message's status keys: ``findings`` beside diverges, ``blocked_by`` beside
+    unreachable."""
+    data: dict[str, object] = {"status": status}
+    if status == "diverges":
+        data["findings"] = list(findings)
+    if status == "unreachable":
+        data["blocked_by"] = blocked_by
+    return data
+
+
 def _cell_to_json(cell: CoverageCell) -> dict[str, object]:
     return {
         "method": cell.method,
         "power_state": cell.power_state,
         "vm_kind": cell.vm_kind,
         "count": cell.count,
+        **_status_json(cell.status, cell.findings, cell.blocked_by),
+    }
+
+
+def _message_to_json(m: MessageCount) -> dict[str, object]:
+    return {
+        "method": m.method,
+        "count": m.count,
+        **_status_json(m.status, m.findings, m.blocked_by),
     }
 
 
@@ -347,6 +433,8 @@ def divergence_to_json(d: DivergenceRecord, divergence_id: str = "") -> dict[str
             {"call": c.call, "answer": c.answer.as_tagged_json() if c.answer else None}
             for c in d.calls
         ],
+        "cause": d.cause,
+        "cell": list(d.cell),
     }
 
 
@@ -362,13 +450,15 @@ def finding_to_json(f: FindingRecord) -> dict[str, object]:
         "example": f.example,
         "reproducer": f.reproducer,
         "status": f.status,
+        "cause": f.cause,
+        "seen_under_concurrency": f.seen_under_concurrency,
     }
 
 
 def _coverage_json(s: RunSummary) -> dict[str, object]:
     return {
         "cells": [_cell_to_json(cell) for cell in s.coverage],
-        "messages": [{"method": m.method, "count": m.count} for m in s.messages],
+        "messages": [_message_to_json(m) for m in s.messages],
         "exercised": sum(1 for cell in s.coverage if cell.count > 0),
         "messages_exercised": sum(1 for m in s.messages if m.count > 0),
     }
@@ -396,6 +486,7 @@ def summary_to_json(s: RunSummary) -> dict[str, object]:
         "findings": [finding_to_json(f) for f in s.findings],
         "baseline": s.baseline,
         "fixed": [{"id": f.id, "title": f.title} for f in s.fixed],
+        "not_run": [{"area": n.area, "reason": n.reason} for n in s.not_run],
         "divergences": [
             divergence_to_json(d, divergence_id(i)) for i, d in enumerate(s.divergences)
         ],
@@ -473,6 +564,18 @@ def _list(obj: Mapping[str, object], key: str, where: str) -> list[object]:
     return list(value)
 
 
+def _status_from_json(obj: Mapping[str, object], where: str) -> dict[str, object]:
+    """The status keys of a cell or message (absent before schema version 3)."""
+    status = str(obj.get("status", ""))
+    if status not in COVERAGE_STATUSES:
+        raise ValueError(f"{where}.status: expected one of {COVERAGE_STATUSES}, got {status!r}")
+    return {
+        "status": status,
+        "findings": _str_list(obj, "findings", where) if "findings" in obj else (),
+        "blocked_by": str(obj.get("blocked_by", "")),
+    }
+
+
 def _cell_from_json(data: object, where: str) -> CoverageCell:
     obj = _as_object(data, where)
     return CoverageCell(
@@ -480,6 +583,7 @@ def _cell_from_json(data: object, where: str) -> CoverageCell:
         power_state=_str(obj, "power_state", where),
         vm_kind=_str(obj, "vm_kind", where),
         count=_int(obj, "count", where),
+        **_status_from_json(obj, where),  # type: ignore[arg-type]
     )
 
 
@@ -504,7 +608,14 @@ def divergence_from_json(data: object, where: str = "divergence") -> DivergenceR
         waived=_bool(obj, "waived", where),
         waiver_reason=_str(obj, "waiver_reason", where),
         calls=_calls(obj.get("calls", []), f"{where}.calls"),
+        cause=str(obj.get("cause", "")),
+        cell=tuple(str(x) for x in _optional_list(obj, "cell", where)),
     )
+
+
+def _optional_list(obj: Mapping[str, object], key: str, where: str) -> list[object]:
+    """``obj[key]`` as a list, empty when absent (a key an earlier schema version lacks)."""
+    return _list(obj, key, where) if key in obj else []
 
 
 def _calls(data: object, where: str) -> tuple[CallRecord, ...]:
@@ -557,12 +668,18 @@ def finding_from_json(data: object, where: str = "finding") -> FindingRecord:
         example=_str(obj, "example", where),
         reproducer=_str(obj, "reproducer", where),
         status=status,
+        cause=str(obj.get("cause", "")),
+        seen_under_concurrency=obj.get("seen_under_concurrency") is True,
     )
 
 
 def _message_from_json(data: object, where: str) -> MessageCount:
     obj = _as_object(data, where)
-    return MessageCount(_str(obj, "method", where), _int(obj, "count", where))
+    return MessageCount(
+        _str(obj, "method", where),
+        _int(obj, "count", where),
+        **_status_from_json(obj, where),  # type: ignore[arg-type]
+    )
 
 
 def _fixed_from_json(data: object, where: str) -> FixedFinding:
@@ -605,23 +722,28 @@ def _version_2_fields(d: Mapping[str, object], where: str) -> dict[str, object]:
             _fixed_from_json(f, w) for f, w in _items(_list(d, "fixed", where), f"{where}.fixed")
         ),
         "budget": _budget(d, where),
+        "not_run": tuple(
+            NotRun(_str(obj, "area", w), _str(obj, "reason", w))
+            for item, w in _items(_optional_list(d, "not_run", where), f"{where}.not_run")
+            for obj in (_as_object(item, w),)
+        ),
     }
 
 
 def summary_from_json(d: Mapping[str, object]) -> RunSummary:
     """The :class:`RunSummary` that :func:`summary_to_json` turned into ``d``.
 
-    Reads schema versions 1 and 2 (a version-1 summary has no findings, identity or message
+    Reads schema versions 1 to 3 (a version-1 summary has no findings, identity or message
     counts). Raises ``ValueError`` naming the offending key when ``d`` is neither.
     """
     where = "summary"
     version = _get(d, "schema_version", where)
-    if version not in (1, SCHEMA_VERSION):
-        raise ValueError(f"{where}.schema_version: expected 1 or {SCHEMA_VERSION}, got {version!r}")
+    if version not in (1, 2, SCHEMA_VERSION):
+        raise ValueError(f"{where}.schema_version: expected 1 to {SCHEMA_VERSION}, got {version!r}")
     coverage = _as_object(_get(d, "coverage", where), f"{where}.coverage")
     cells = _items(_list(coverage, "cells", f"{where}.coverage"), f"{where}.coverage.cells")
     divergences = _items(_list(d, "divergences", where), f"{where}.divergences")
-    extra = _version_2_fields(d, where) if version == SCHEMA_VERSION else {}
+    extra = _version_2_fields(d, where) if version != 1 else {}
     return RunSummary(
         verdict=_verdict(d, where),
         target=_str(d, "target", where),

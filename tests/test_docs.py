@@ -17,6 +17,7 @@ from reports.records import (
     FindingRecord,
     FixedFinding,
     MessageCount,
+    NotRun,
     OutcomeRecord,
     RunSummary,
     TimeBudget,
@@ -66,14 +67,21 @@ def _full_summary() -> RunSummary:
         seed=1,
         examples=1,
         steps=1,
-        coverage=(CoverageCell("VM.start", "Running", "plain", 1),),
+        coverage=(
+            CoverageCell("VM.start", "Running", "plain", 1, "diverges", ("F-0",)),
+            CoverageCell("VM.start", "Paused", "plain", 0, "unreachable", blocked_by="F-0"),
+        ),
         divergences=(divergence,),
         started="2026-01-01T00:00:00+00:00",
         duration_s=1.0,
         findings=(finding,),
-        messages=(MessageCount("VM.start", 1),),
+        messages=(
+            MessageCount("VM.start", 1, "diverges", ("F-0",)),
+            MessageCount("VM.unpause", 0, "unreachable", blocked_by="F-0"),
+        ),
         fixed=(FixedFinding("F-1", "gone"),),
         budget=TimeBudget(60.0, 59.0, ("memory: 3 examples not started",)),
+        not_run=(NotRun("roles", "time budget spent"),),
     )
 
 

@@ -26,6 +26,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from conformance.areas.events import EventWatch
 from conformance.areas.strategies import (
     BAD_REFS,
     LABELS,
@@ -35,7 +36,7 @@ from conformance.areas.strategies import (
     vm_record,
     vm_records,
 )
-from conformance.areas.sweeps import LIFECYCLE_MESSAGES
+from conformance.areas.sweeps import LIFECYCLE_MESSAGES, picked, pool_templates, query_pool
 from conformance.engine.harness import Connection, Harness
 from conformance.errors import TargetError
 from conformance.judge.refs import RUN_TAG
@@ -58,6 +59,7 @@ __all__ = [
     "AREAS",
     "AsyncMachine",
     "ConcurrencyMachine",
+    "EventsMachine",
     "FieldsMachine",
     "LifecycleMachine",
     "MemoryMachine",
@@ -123,14 +125,16 @@ class ConformanceMachine(RuleBasedStateMachine):
     """Common ground: a harness per example, a bundle of suite VMs, the state invariant."""
 
     area = "lifecycle"
-    connection: Connection  # set by the test function before the machine runs
+    connection: Connection  # given to __init__, or set on a subclass
     max_steps = 10**6
     """Steps per example at most, whatever the profile says."""
 
     vms = Bundle("vms")
 
-    def __init__(self) -> None:
+    def __init__(self, connection: Connection | None = None) -> None:
         super().__init__()
+        if connection is not None:
+            self.connection = connection
         self.harness = Harness(self.connection, self.area)
         self.connection.tally.examples += 1
 
@@ -176,6 +180,12 @@ class CopyRules(ConformanceMachine):
     def copy(self, vm: str, op: str, name: str) -> VmResult:
         sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
         return _new_vm(self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}", *sr))
+
+    @rule(vm=ConformanceMachine.vms)
+    def pool_queries(self, vm: str) -> None:
+        """Find VMs as clients do after whatever the example changed: by uuid (learnt from
+        the target), by label, all refs and all records (the suite's VMs judged exactly)."""
+        query_pool(self.harness, vm)
 
     @rule(target=ConformanceMachine.vms, vm=consumes(ConformanceMachine.vms))
     def destroy(self, vm: str) -> VmResult:
@@ -330,6 +340,23 @@ class TemplatesMachine(LifecycleMachine):
     def provision(self, vm: str) -> None:
         self.harness.call("VM.provision", vm)
 
+    @rule(target=ConformanceMachine.vms, index=st.integers(0, 1), op=st.sampled_from(COPIES[:2]))
+    def pick_template(self, index: int, op: str) -> VmResult:
+        """A client's first step: a clone or copy of one of the pool's default templates, which
+        the suite reads and copies but never changes (sweeps.pool_templates)."""
+        templates = pool_templates(self.harness)
+        if not templates:
+            return multiple()
+        copy = picked(self.harness, templates[index % len(templates)], op)
+        return copy if copy != NULL_REF else multiple()
+
+    @rule(index=st.integers(0, 1), op=st.sampled_from(VM_OPERATIONS))
+    def ask_template(self, index: int, op: str) -> None:
+        """VM.assert_operation_valid on one of the pool's default templates (changes nothing)."""
+        templates = pool_templates(self.harness)
+        if templates:
+            self.harness.call("VM.assert_operation_valid", templates[index % len(templates)], op)
+
     @rule(vm=ConformanceMachine.vms)
     def refresh(self, vm: str) -> None:
         self.harness.call("VM.update_allowed_operations", vm)
@@ -359,7 +386,6 @@ class FieldsMachine(CopyRules):
 
     @rule()
     def queries(self) -> None:
-        self.harness.call("VM.get_all")
         self.harness.call("VM.get_by_name_label", "xapi-conformance none")
 
 
@@ -481,6 +507,16 @@ def read_session(harness: Harness, ref: str) -> None:
         harness.call("session.get_record", ref)
 
 
+MAP_KEYS = ("folder", "XenCenter.CustomFields.owner", "pci", "hvm_serial", "k1")
+MAP_KEY_EDITS = (
+    "add_to_other_config",
+    "remove_from_other_config",
+    "add_to_platform",
+    "remove_from_platform",
+    "set_other_config",
+)
+
+
 def _has_roles(machine: ConformanceMachine) -> bool:
     return bool(machine.connection.roles)
 
@@ -501,6 +537,27 @@ class RolesMachine(CopyRules):
         session = self._role_session(data, ROLES)
         args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
         self.harness.call(message.wire_name, vm, *args, session=session)
+
+    @precondition(_has_roles)
+    @rule(
+        vm=ConformanceMachine.vms,
+        edit=st.sampled_from(MAP_KEY_EDITS),
+        key=st.sampled_from(MAP_KEYS),
+        data=st.data(),
+    )
+    def map_key_as_role(self, vm: str, edit: str, key: str, data: st.DataObject) -> None:
+        """A role's edit of a map key that has a role of its own (datamodel_vm.ml
+        map_keys_roles: other_config's folder and XenCenter.CustomFields.* are vm-operator's,
+        pci and hvm_serial pool-admin's) or of a plain key: first as root, half the time, so
+        that a removal has something to remove."""
+        if data.draw(st.booleans(), label="root adds it first"):
+            field = "platform" if edit.endswith("platform") else "other_config"
+            self.harness.call(f"VM.add_to_{field}", vm, key, "by root")
+        session = self._role_session(data, ROLES)
+        args: tuple[Value, ...] = (key, "xapi-conformance") if edit.startswith("add") else (key,)
+        if edit == "set_other_config":
+            args = ({key: "xapi-conformance", RUN_TAG: self.connection.run_id},)
+        self.harness.call(f"VM.{edit}", vm, *args, session=session)
 
     @precondition(_has_roles)
     @rule(
@@ -554,6 +611,64 @@ RACE_PREFIX = ("start", "clean_shutdown", "hard_shutdown", "suspend", "pause", "
 """Sequential steps between races: the power states the races start from."""
 
 
+class EventsMachine(CopyRules):
+    """A client's event subscription, taken before the example: after every step, event.from
+    from the last token answers what the model says changed (``conformance.suite.events``)."""
+
+    area = "events"
+
+    def __init__(self, connection: Connection | None = None) -> None:
+        super().__init__(connection)
+        self.watch = EventWatch(self.harness)
+        self.harness.on_task_end = self.watch.task_ended
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(LIFECYCLE), paused=st.booleans())
+    def lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call(f"VM.{op}", vm, *args)
+
+    @rule(vm=ConformanceMachine.vms, op=st.sampled_from(RACE_PREFIX), paused=st.booleans())
+    def async_lifecycle(self, vm: str, op: str, paused: bool) -> None:
+        """An Async call: its task, watched through events, then gone once destroyed."""
+        args: tuple[Value, ...] = (paused, False) if op in ("start", "resume") else ()
+        self.harness.call_async(f"VM.{op}", vm, *args)
+        self.watch.task_gone()
+
+    @rule(vm=ConformanceMachine.vms, label=LABELS)
+    def rename(self, vm: str, label: str) -> None:
+        self.harness.call("VM.set_name_label", vm, label)
+
+    @rule(back=st.integers(1, 4))
+    def resume_old_token(self, back: int) -> None:
+        """event.from from a token ``back`` polls old."""
+        self.watch.resume(back)
+
+    @rule(vm=ConformanceMachine.vms, which=st.sampled_from(["one-vm", "task", "host"]))
+    def narrower(self, vm: str, which: str) -> None:
+        """event.from subscribed to one VM, to tasks or to hosts only."""
+        self.watch.filtered([f"vm/{vm}"] if which == "one-vm" else [which])
+
+    @rule()
+    def idle(self) -> None:
+        """event.from with nothing new: it waits its timeout and answers none of ours."""
+        self.watch.idle()
+
+    @rule()
+    def logout(self) -> None:
+        """A fresh session's event.from answers; after its logout, SESSION_INVALID."""
+        account = self.connection.root.account
+        login = self.harness.call(LOGIN, account.name, account.password)
+        if isinstance(login, Success):
+            session = str(login.value)
+            self.watch.session_poll(session)
+            self.harness.call("session.logout", session=session)
+            self.watch.logged_out(session)
+
+    @invariant()
+    def events_agree(self) -> None:
+        self.watch.poll()
+
+
 class ConcurrencyMachine(ConformanceMachine):
     """Sessions racing on the same VMs after a short sequential prefix, judged by
     linearizability (``conformance.races.concurrency``)."""
@@ -563,8 +678,8 @@ class ConcurrencyMachine(ConformanceMachine):
     """A race is several calls and a read of every record: examples stay short (fewer
     steps, more fresh starts), so that the area costs about what the others do."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, connection: Connection | None = None) -> None:
+        super().__init__(connection)
         self.sessions: list[str] = []
 
     @rule(vm=ConformanceMachine.vms, op=st.sampled_from(RACE_PREFIX), paused=st.booleans())
@@ -637,5 +752,6 @@ AREAS: Mapping[str, type[ConformanceMachine]] = {
     "roles": RolesMachine,
     "async": AsyncMachine,
     "concurrency": ConcurrencyMachine,
+    "events": EventsMachine,
 }
 """Area name → machine, as the suite's tests and ``-k`` select them."""

@@ -12,6 +12,9 @@ from models.schema import XType
 
 __all__ = [
     "BAD_REFS",
+    "EDGE_FLOATS",
+    "EDGE_INTS",
+    "EDGE_TEXTS",
     "LABELS",
     "blocked_maps",
     "memory_tuples",
@@ -30,7 +33,32 @@ PV_FIELDS = (
     "PV_legacy_args",
 )
 SIZES = st.sampled_from([64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB, 2048 * MIB])
-LABELS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
+LABELS = st.text(
+    st.characters(
+        codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="\ufffe\uffff"
+    ),
+    max_size=12,
+)
+"""Short texts of characters XML 1.0 and JSON both carry (no controls, surrogates, U+FFFE or
+U+FFFF: xapi's XML-RPC parser refuses those, and the suite's encoder with it)."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+EDGE_INTS = (0, -1, 2**31 - 1, 2**31, 2**32, 2**53, 2**53 + 1, INT64_MAX - 1, INT64_MAX, INT64_MIN)
+"""int64 values at the edges: 32-bit bounds, where a double stops holding every integer, and
+the int64 bounds (2^63 - 1 through a double comes out as 2^63, out of range)."""
+EDGE_FLOATS = (0.0, 0.1, 1.0 / 3, 1e-300, 2.5e15, 1.7976931348623157e308)
+"""Doubles xapi prints to 16 significant digits (``%.16g``) and reads back."""
+EDGE_TEXTS = (
+    "",
+    " ",
+    "xapi-conformance \U0001f600 \U00010348 \U0010fffd",
+    "tab\tand\nnewline",
+    "<&>\"'; DROP",
+    "é中文\u200b\ufeff",
+    "x" * 4096,
+)
+"""Texts at the edges: empty, blank, beyond the Basic Multilingual Plane, the controls XML
+carries (tab and LF: CR is normalised by XML parsers), markup, combining and zero-width
+characters, and a long one."""
 BAD_REFS = st.sampled_from(
     ["OpaqueRef:NULL", "OpaqueRef:00000000-dead-beef-0000-000000000000", "not-a-ref", ""]
 )
@@ -125,9 +153,9 @@ def blocked_maps() -> st.SearchStrategy[dict[str, str]]:
 def value_of(xtype: XType) -> st.SearchStrategy[Value]:
     """Any value of ``xtype`` (refs are null or bogus: the caller substitutes real ones)."""
     simple: dict[str, st.SearchStrategy[Value]] = {
-        "string": LABELS,
-        "int": st.integers(-1, 4),
-        "float": st.sampled_from([0.5, 1.0, 2.0]),
+        "string": LABELS | st.sampled_from(EDGE_TEXTS),
+        "int": st.integers(-1, 4) | st.sampled_from(EDGE_INTS),
+        "float": st.sampled_from([0.5, 1.0, 2.0]) | st.sampled_from(EDGE_FLOATS),
         "bool": st.booleans(),
         "ref": BAD_REFS,
         "datetime": st.just("19700101T00:00:00Z"),

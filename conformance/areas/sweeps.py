@@ -7,8 +7,10 @@ on every run, each cell from a fresh VM, so a failing cell is already a minimal 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from conformance.areas import strategies
 from conformance.engine.harness import Connection, Harness
@@ -16,8 +18,10 @@ from conformance.judge.divergence import Desynced, Divergence
 from conformance.judge.refs import RUN_TAG
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
+from models.checks import update_vm
 from models.coverage import REACHABLE_STATES
 from models.outcome import Success, Value
+from models.transition import as_map
 from models.world import NULL_REF
 
 __all__ = [
@@ -28,6 +32,9 @@ __all__ = [
     "fields_sweep",
     "lifecycle_sweep",
     "memory_sweep",
+    "picked",
+    "pool_templates",
+    "pool_templates_sweep",
     "run_all",
 ]
 
@@ -151,29 +158,43 @@ def _run_case(
 
     A waived divergence the model cannot step past ends the case (``Desynced``), not the sweep.
     """
+    _run_on(connection, area, lambda harness: [reach(harness, state, kind)], act)
+
+
+def _run_on(
+    connection: Connection,
+    area: str,
+    subjects: Callable[[Harness], list[str]],
+    act: Callable[[Harness, str], None],
+) -> None:
+    """``act`` on each VM ``subjects`` gives (none: the case ends), then the records compared."""
     harness = Harness(connection, area)
     connection.tally.examples += 1
     try:
-        ref = reach(harness, state, kind)
-        if ref != NULL_REF:
+        refs = [ref for ref in subjects(harness) if ref != NULL_REF]
+        for ref in refs:
             act(harness, ref)
     except BaseException as error:
         harness.teardown()
         if isinstance(error, Desynced):
             return
         raise
-    if ref == NULL_REF:
+    if not refs:
         harness.teardown()
         return
     with contextlib.suppress(Desynced):
         harness.finish()
 
 
-def lifecycle_sweep() -> Iterator[Cell]:
-    """Every lifecycle message in every reachable cell."""
+def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
+    """Every lifecycle message in every reachable cell, then the fields of every kind of copy
+    and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
+    client picks one (``pool_templates_sweep``)."""
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
             yield Cell(message, state, kind)
+    yield from copies_sweep()
+    yield from pool_templates_sweep()
 
 
 def blocked_sweep() -> Iterator[Cell]:
@@ -209,19 +230,29 @@ MEMORY_CASES: tuple[tuple[str, tuple[int, ...]], ...] = (
 xapi_vm_helpers.ml validate_VCPUs: 0 < VCPUs_at_startup <= VCPUs_max)."""
 
 
+SETTER_CELLS = (
+    ("Halted", "plain"),
+    ("Running", "plain"),
+    ("Halted", "template"),
+    ("Halted", "snapshot"),
+)
+"""Where the setters are tried: a plain VM halted and running, a template and a snapshot
+(xapi validates a template's values as a VM's, and refuses most changes to a snapshot)."""
+
+
 def memory_sweep() -> Iterator[Callable[[Connection, str], None]]:
-    """Each memory case on a Halted and a Running plain VM."""
+    """Each memory case on a Halted and a Running plain VM, a template and a snapshot."""
     for method, values in MEMORY_CASES:
-        for state in ("Halted", "Running"):
-            yield _memory_case(method, values, state)
+        for state, kind in SETTER_CELLS:
+            yield _memory_case(method, values, state, kind)
 
 
 def _memory_case(
-    method: str, values: tuple[int, ...], state: str
+    method: str, values: tuple[int, ...], state: str, kind: str = "plain"
 ) -> Callable[[Connection, str], None]:
     def run(connection: Connection, area: str) -> None:
         _run_case(
-            connection, area, state, "plain", lambda h, ref: _call(h, f"VM.{method}", ref, values)
+            connection, area, state, kind, lambda h, ref: _call(h, f"VM.{method}", ref, values)
         )
 
     return run
@@ -242,9 +273,13 @@ GETTERS = tuple(
 def fields_sweep() -> Iterator[Callable[[Connection, str], None]]:
     """Every field getter in every reachable cell, on one VM per cell: what each field reads
     in each power state and VM kind, compared with the model (reads change nothing, so the
-    records are compared once, at the cell's end)."""
+    records are compared once, at the cell's end); then values at the edges of their types
+    (``edges_sweep``) and the pool-wide queries after every kind of change (``queries_sweep``)."""
     for state, kind in CELLS:
         yield _getters_case(state, kind)
+    yield from edges_sweep()
+    yield from queries_sweep()
+    yield from setters_sweep()
 
 
 def _getters_case(state: str, kind: str) -> Callable[[Connection, str], None]:
@@ -257,6 +292,235 @@ def _getters_case(state: str, kind: str) -> Callable[[Connection, str], None]:
 def _read_every_field(harness: Harness, ref: str) -> None:
     for getter in GETTERS:
         harness.call(getter, ref)
+
+
+# ---- values at the edges of their types -------------------------------------------------------
+
+INT_FIELDS = ("user_version", "start_delay", "shutdown_delay", "order")
+"""int64 fields a client sets freely (start_delay, shutdown_delay and order must not be
+negative: xapi_vm.ml's setters)."""
+
+
+Case = Callable[[Connection, str], None]
+Act = Callable[[Harness, str], None]
+
+
+def _case(act: Act, state: str = "Halted", kind: str = "plain") -> Case:
+    """A sweep case: ``act`` on a fresh VM in ``state`` of ``kind``."""
+
+    def run(connection: Connection, area: str) -> None:
+        _run_case(connection, area, state, kind, act)
+
+    return run
+
+
+def edges_sweep() -> Iterator[Case]:
+    """Each int64 edge into every free int field, each edge text into the label, description
+    and an other_config value (found again by get_by_name_label), each double into the shadow
+    multiplier: written, read back one by one and in the record (over either protocol)."""
+    for number in strategies.EDGE_INTS:
+        yield _case(partial(_write_ints, number=number))
+    for text in strategies.EDGE_TEXTS:
+        yield _case(partial(_write_texts, text=text))
+    for double in (*strategies.EDGE_FLOATS, 1.0, 4.0):
+        yield _case(partial(_write_double, double=double))
+
+
+def _write_ints(harness: Harness, ref: str, number: int) -> None:
+    for field in INT_FIELDS:
+        harness.call(f"VM.set_{field}", ref, number)
+        harness.call(f"VM.get_{field}", ref)
+    harness.call("VM.get_record", ref)
+
+
+def _write_texts(harness: Harness, ref: str, text: str) -> None:
+    harness.call("VM.set_name_label", ref, text)
+    harness.call("VM.get_name_label", ref)
+    harness.call("VM.get_by_name_label", text)
+    harness.call("VM.set_name_description", ref, text)
+    harness.call("VM.get_name_description", ref)
+    harness.call("VM.add_to_other_config", ref, "xapi-conformance-edge", text)
+    harness.call("VM.get_other_config", ref)
+    harness.call("VM.get_record", ref)
+
+
+def _write_double(harness: Harness, ref: str, double: float) -> None:
+    harness.call("VM.set_HVM_shadow_multiplier", ref, double)
+    harness.call("VM.get_HVM_shadow_multiplier", ref)
+
+
+SETTERS = tuple(
+    (m.wire_name, field)
+    for m in catalogue.MESSAGES.values()
+    for kind, field in (kind_of(m),)
+    if kind is MessageKind.SET_FIELD and len(m.params) == 2 and not m.removed and field
+)
+"""Every VM field setter the catalogue declares, with its field."""
+
+
+def setters_sweep() -> Iterator[Case]:
+    """Every setter on a plain VM (Halted and Running), a template and a snapshot, each
+    writing the field's current value: the checks a setter makes before it writes (power
+    state, template, snapshot, validation of the value) whatever the value."""
+    for state, kind in SETTER_CELLS:
+        yield _case(_every_setter, state, kind)
+
+
+def _every_setter(harness: Harness, ref: str) -> None:
+    for method, field in SETTERS:
+        vm = harness.world.vms.get(ref)
+        if vm is None or field not in vm:
+            return
+        harness.call(method, ref, vm[field])
+
+
+# ---- pool-wide queries after every kind of change ---------------------------------------------
+
+BOGUS_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def learn_uuid(harness: Harness, ref: str) -> str | None:
+    """VM ``ref``'s uuid as the target chose it (read with get_uuid, judged by shape), which the
+    model then holds, so that get_by_uuid and the records name it exactly."""
+    uuid = harness.call("VM.get_uuid", ref)
+    if not isinstance(uuid, Success) or ref not in harness.world.vms:
+        return None
+    harness.adopt(update_vm(harness.world, ref, {"uuid": str(uuid.value)}, recompute=False))
+    return str(uuid.value)
+
+
+def query_pool(harness: Harness, ref: str) -> None:
+    """Every query a client finds VMs with, after a change to VM ``ref``: by uuid (its own and
+    one nobody has), by its label, all refs, all records (the suite's VMs compared exactly)."""
+    for vm in harness.suite_vms():
+        uuid = learn_uuid(harness, vm)
+        if uuid is not None and vm == ref:
+            harness.call("VM.get_by_uuid", uuid)
+    harness.call("VM.get_by_uuid", BOGUS_UUID)
+    if ref in harness.world.vms:
+        harness.call("VM.get_by_name_label", str(harness.world.vms[ref]["name_label"]))
+    harness.call("VM.get_all")
+    harness.call("VM.get_all_records")
+
+
+def queries_sweep() -> Iterator[Case]:
+    """The queries after each kind of change: a VM made, started, suspended; a template, a
+    default template, a snapshot and a checkpoint; a clone and a copy (whose labels begin with
+    their source's); a rename; a revert; a destroy."""
+    for state, kind in CELLS:
+        yield _case(query_pool, state, kind)
+    for op in ("clone", "copy"):
+        yield _case(partial(_copied_then_queried, op=op))
+    yield _case(_renamed_then_queried)
+    yield _case(_reverted_then_queried)
+    yield _case(_destroyed_then_queried)
+
+
+def _copied_then_queried(harness: Harness, ref: str, op: str) -> None:
+    label = f"{harness.world.vms[ref]['name_label']} {op}"
+    sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+    copy = _ref(harness.call(f"VM.{op}", ref, label, *sr))
+    query_pool(harness, ref)
+    if copy != NULL_REF:
+        query_pool(harness, copy)
+
+
+def _renamed_then_queried(harness: Harness, ref: str) -> None:
+    harness.call("VM.set_name_label", ref, "xapi-conformance renamed")
+    query_pool(harness, ref)
+    harness.call("VM.get_by_name_label", "xapi-conformance sweep")
+
+
+def _reverted_then_queried(harness: Harness, ref: str) -> None:
+    snapshot = _ref(harness.call("VM.snapshot", ref, "xapi-conformance sweep snapshot"))
+    harness.call("VM.set_name_label", ref, "xapi-conformance renamed")
+    if snapshot != NULL_REF:
+        harness.call("VM.revert", snapshot)
+    query_pool(harness, ref)
+
+
+def _destroyed_then_queried(harness: Harness, ref: str) -> None:
+    uuid = learn_uuid(harness, ref)
+    harness.call("VM.destroy", ref)
+    if uuid is not None:
+        harness.call("VM.get_by_uuid", uuid)
+    harness.call("VM.get_by_name_label", "xapi-conformance sweep")
+    harness.call("VM.get_all_records")
+
+
+# ---- the fields of every copy, snapshot, checkpoint and revert ----------------------------------
+
+SHAPE_CALLS: tuple[tuple[str, tuple[Value, ...]], ...] = (
+    ("set_name_description", ("shaped by xapi-conformance",)),
+    ("add_to_other_config", ("folder", "/xapi-conformance")),
+    ("add_to_other_config", ("k1", "v1")),
+    ("add_tags", ("a",)),
+    ("add_to_blocked_operations", ("pause", "shaped")),
+    ("set_user_version", (7,)),
+    ("set_start_delay", (3,)),
+    ("set_order", (2,)),
+    ("set_VCPUs_max", (4,)),
+    ("set_memory_static_max", (1024 * MIB,)),
+    ("add_to_platform", ("acpi", "1")),
+    ("add_to_HVM_boot_params", ("firmware", "bios")),
+    ("set_actions_after_crash", ("preserve",)),
+)
+"""Edits that give a VM fields a copy keeps, resets or drops (xapi_vm_clone.ml
+copy_vm_record) and a revert restores (xapi_vm_snapshot.ml do_not_copy)."""
+
+CHANGE_CALLS: tuple[tuple[str, tuple[Value, ...]], ...] = (
+    ("set_name_label", ("xapi-conformance changed",)),
+    ("set_name_description", ("changed after the snapshot",)),
+    ("add_to_other_config", ("k1", "changed")),
+    ("remove_from_other_config", ("folder",)),
+    ("add_tags", ("b",)),
+    ("set_user_version", (9,)),
+    ("set_VCPUs_at_startup", (2,)),
+    ("set_memory_dynamic_range", (256 * MIB, 768 * MIB)),
+    ("remove_from_blocked_operations", ("pause",)),
+    ("add_to_blocked_operations", ("suspend", "after")),
+    ("set_actions_after_crash", ("restart",)),
+)
+"""Edits after a snapshot, which a revert must undo or keep as xapi does."""
+
+
+def _shape(harness: Harness, ref: str) -> None:
+    for method, args in SHAPE_CALLS:
+        harness.call(f"VM.{method}", ref, *args)
+
+
+def copies_sweep() -> Iterator[Case]:
+    """Each kind of copy of a shaped VM, Halted and Running (every field of the new VM and its
+    source compared), and a revert after changes, from a snapshot and from a checkpoint."""
+    for state in ("Halted", "Running"):
+        for op in ("clone", "copy", "snapshot", "checkpoint"):
+            yield _case(partial(_shaped_copy, op=op), state)
+    for op in ("snapshot", "checkpoint"):
+        yield _case(partial(_changed_then_reverted, op=op), "Running")
+    yield _case(partial(_changed_then_reverted, op="snapshot"))
+
+
+def _shaped_copy(harness: Harness, ref: str, op: str) -> None:
+    _shape(harness, ref)
+    sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+    copy = _ref(harness.call(f"VM.{op}", ref, f"xapi-conformance {op}", *sr))
+    if copy != NULL_REF:
+        harness.call("VM.get_record", copy)
+        harness.call("VM.get_snapshot_time", copy)
+
+
+def _changed_then_reverted(harness: Harness, ref: str, op: str) -> None:
+    _shape(harness, ref)
+    snapshot = _ref(harness.call(f"VM.{op}", ref, f"xapi-conformance {op}"))
+    if snapshot == NULL_REF:
+        return
+    if harness.world.vms[ref]["power_state"] != "Halted":
+        harness.call("VM.hard_shutdown", ref)
+    for method, args in CHANGE_CALLS:
+        harness.call(f"VM.{method}", ref, *args)
+    harness.call("VM.revert", snapshot)
+    harness.call("VM.get_record", ref)
+    harness.call("VM.get_record", snapshot)
 
 
 def run_all(
@@ -273,3 +537,102 @@ def run_all(
     if found:
         connection.tally.divergences.extend(d.info for d in found[1:])
         raise found[0]
+
+
+# ---- the pool's default templates -------------------------------------------------------------
+
+POOL_TEMPLATES_TRIED = 2
+"""Default templates a case tries at most (a real pool ships a hundred): the first by label."""
+
+TEMPLATE_OPS = ("destroy", "start", "clone", "copy", "provision", "make_into_template", "export")
+"""Operations asked of a pool template with VM.assert_operation_valid, which changes nothing:
+xapi_vm_lifecycle.ml check_template lets a template clone, copy, export and provision, and
+refuses destroy to a default template (VM_IS_TEMPLATE)."""
+
+
+def pool_templates(harness: Harness) -> list[str]:
+    """The pool's own default templates as the target listed them when the case began (none
+    a suite made: those carry a run tag), the first ``POOL_TEMPLATES_TRIED`` by label. The
+    suite reads, clones and copies them; it never changes or destroys them."""
+    found = [
+        (str(vm["name_label"]), ref)
+        for ref, vm in harness.world.vms.items()
+        if vm["is_default_template"] is True
+        and vm["is_a_template"] is True
+        and RUN_TAG not in as_map(vm["other_config"])
+    ]
+    return [ref for _, ref in sorted(found)[:POOL_TEMPLATES_TRIED]]
+
+
+def pool_templates_sweep() -> Iterator[Case]:
+    """A client's "pick a template" step on the pool's default templates: each read and asked
+    which operations it allows; cloned and copied, then the copy tagged, provisioned (when its
+    disks name no SR, so that nothing is made on a real pool's storage) and turned into a VM;
+    and a clone made a default template as the template installer makes one
+    (VM.set_is_default_template), then refused and released as xapi does."""
+    yield _templates_case(_template_read)
+    for op in ("clone", "copy"):
+        yield _templates_case(partial(_template_picked, op=op))
+    yield _templates_case(_template_lookalike)
+
+
+def _templates_case(act: Act) -> Case:
+    def run(connection: Connection, area: str) -> None:
+        _run_on(connection, area, pool_templates, act)
+
+    return run
+
+
+def _template_read(harness: Harness, template: str) -> None:
+    harness.call("VM.get_record", template)
+    harness.call("VM.get_is_default_template", template)
+    harness.call("VM.get_allowed_operations", template)
+    for op in TEMPLATE_OPS:
+        harness.call("VM.assert_operation_valid", template, op)
+
+
+def picked(harness: Harness, template: str, op: str) -> str:
+    """A copy of ``template`` (xapi_vm_clone.ml: no longer a default template, and
+    other_config:base_template_name names its source), tagged as the suite's at once."""
+    label = f"xapi-conformance picked {harness.world.vms[template]['name_label']}"
+    sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
+    copy = _ref(harness.call(f"VM.{op}", template, label, *sr))
+    if copy != NULL_REF:
+        harness.call("VM.add_to_other_config", copy, RUN_TAG, harness.connection.run_id)
+    return copy
+
+
+def _template_picked(harness: Harness, template: str, op: str) -> None:
+    copy = picked(harness, template, op)
+    if copy == NULL_REF:
+        return
+    harness.call("VM.get_record", copy)
+    if _no_storage_named(harness, copy):
+        harness.call("VM.provision", copy)
+    harness.call("VM.set_is_a_template", copy, False)
+    harness.call("VM.get_allowed_operations", copy)
+
+
+def _no_storage_named(harness: Harness, ref: str) -> bool:
+    """The provision spec (other_config:disks) names no SR: xapi_templates.ml then refuses
+    with UUID_INVALID, or makes nothing when there are no disks."""
+    disks = str(as_map(harness.world.vms[ref]["other_config"]).get("disks", ""))
+    named = re.findall(r'\bsr="([^"]*)"', disks)
+    return len(named) == disks.count("<disk ") and not any(named)
+
+
+def _template_lookalike(harness: Harness, template: str) -> None:
+    """A clone made a default template (what the installer calls), then: destroy refused by
+    the template check; a VM again, destroy refused for other_config:default_template
+    (xapi_vm_helpers.ml destroy: VM_CANNOT_DELETE_DEFAULT_TEMPLATE); released, destroyed."""
+    copy = picked(harness, template, "clone")
+    if copy == NULL_REF:
+        return
+    harness.call("VM.set_is_default_template", copy, True)
+    for op in TEMPLATE_OPS:
+        harness.call("VM.assert_operation_valid", copy, op)
+    harness.call("VM.destroy", copy)
+    harness.call("VM.set_is_a_template", copy, False)
+    harness.call("VM.destroy", copy)
+    harness.call("VM.set_is_default_template", copy, False)
+    harness.call("VM.destroy", copy)

@@ -9,18 +9,20 @@ comes back ``malformed``, with the reason, for the caller to judge as a divergen
 
 from __future__ import annotations
 
+import datetime
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from conformance.errors import TargetError
-from conformance.judge.compare import AnswerRules, Mismatch, typed_outcome, wire_mismatch
+from conformance.errors import MalformedAnswer, TargetStalled
+from conformance.judge.compare import AnswerRules, Mismatch, typed_answer
+from conformance.judge.events import task_mismatch
 from conformance.targets.base import Target
 from conformance.wire import WireFormatError, parse_value_text
 from models.outcome import Failure, Outcome, Success, Value
 from models.schema import XType
 
-__all__ = ["TASK_POLL_BACKOFF_S", "Answer", "send", "typed"]
+__all__ = ["TASK_POLL_BACKOFF_S", "Answer", "TaskEnd", "send", "typed"]
 
 TASK_POLL_BACKOFF_S = (0.002, 0.25)
 """The Async poll's first pause and its longest: each pause doubles, so a task that ends at once
@@ -41,6 +43,17 @@ class Answer:
     task: str = ""
 
 
+@dataclass(frozen=True)
+class TaskEnd:
+    """An ``Async.`` call whose task has ended: the session and task (target refs), the call's
+    rules and when it was sent."""
+
+    session: str
+    task: str
+    rules: AnswerRules
+    sent: datetime.datetime
+
+
 def send(
     target: Target,
     rules: AnswerRules,
@@ -48,40 +61,49 @@ def send(
     *,
     task_timeout: float,
     on_task: Callable[[str | None], None] = lambda _task: None,
+    on_task_end: Callable[[TaskEnd], None] | None = None,
+    hosts: Collection[str] | None = None,
 ) -> Answer:
     """``rules.method(*args)`` (target terms) on ``target``, typed; an Async call's task awaited.
 
     ``on_task`` learns the Async call's task as soon as the target names it (None when there is
-    none), before the task is polled: another lane may cancel it meanwhile.
+    none), before the task is polled: another lane may cancel it meanwhile. ``on_task_end``
+    learns it once it has ended, before it is read and destroyed. With ``hosts`` (the pool's,
+    target terms) the ended task's record is judged as taskHelper leaves it.
     """
-    raw = target.call(rules.method, *args)
+    sent = datetime.datetime.now(datetime.UTC)
+    try:
+        raw = target.call(rules.method, *args)
+    except MalformedAnswer as error:
+        on_task(None)
+        return Answer(
+            Failure("", ()), malformed=Mismatch("answer", f"not a XenAPI answer: {error}")
+        )
     answer = typed(raw, rules.answer, target.protocol, "result")
     if not rules.is_async or answer.malformed or not isinstance(answer.outcome, Success):
         on_task(None)
         return answer
     task = str(answer.outcome.value)
     on_task(task)
-    session = str(args[0]) if args else ""
-    return replace(_await_task(target, session, task, rules, task_timeout), task=task)
+    end = TaskEnd(str(args[0]) if args else "", task, rules, sent)
+    return replace(_await_task(target, end, task_timeout, on_task_end, hosts), task=task)
 
 
 def typed(raw: Outcome, returns: XType | None, protocol: str, where: str) -> Answer:
     """``raw`` typed as ``returns`` (still in target terms), or why it cannot be."""
-    if isinstance(raw, Failure) or returns is None:
-        return Answer(raw)
-    problem = wire_mismatch(raw.value, returns, protocol, where)
-    if problem is None:
-        try:
-            return Answer(typed_outcome(raw, returns))
-        except WireFormatError as error:
-            problem = Mismatch(where, str(error))
-    return Answer(raw, malformed=problem)
+    outcome, problem = typed_answer(raw, returns, protocol, where)
+    return Answer(outcome, malformed=problem)
 
 
 def _await_task(
-    target: Target, session: str, task: str, rules: AnswerRules, limit: float
+    target: Target,
+    end: TaskEnd,
+    limit: float,
+    on_task_end: Callable[[TaskEnd], None] | None,
+    hosts: Collection[str] | None,
 ) -> Answer:
     """Poll the task until it ends, read its outcome, destroy it."""
+    session, task, rules = end.session, end.task, end.rules
     deadline = time.monotonic() + limit
     pause, longest = TASK_POLL_BACKOFF_S
     while True:
@@ -90,15 +112,27 @@ def _await_task(
             break
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TargetError(
-                f"the task of {rules.method} is still pending after {limit:g}s: "
-                "the target looks stalled"
+            raise TargetStalled(
+                f"the task {task} of {rules.method} is still pending after {limit:g}s (the "
+                "task timeout, --timeout): the target looks stalled"
             )
         time.sleep(min(pause, left))
         pause = min(pause * 2, longest)
+    if on_task_end is not None:
+        on_task_end(end)
     record = target.call("task.get_record", session, task)
     target.call("task.destroy", session, task)
-    return _task_answer(record, rules, target.protocol)
+    answer = _task_answer(record, rules, target.protocol)
+    problem = None if hosts is None else _task_problem(record, end, hosts)
+    return answer if problem is None or answer.malformed else replace(answer, malformed=problem)
+
+
+def _task_problem(record: Outcome, end: TaskEnd, hosts: Collection[str]) -> Mismatch | None:
+    """How the ended task's record differs from what xapi's taskHelper leaves, if it does."""
+    if not isinstance(record, Success) or not isinstance(record.value, Mapping):
+        return None
+    span = (end.sent, datetime.datetime.now(datetime.UTC))
+    return task_mismatch(record.value, end.rules.method, span, hosts)
 
 
 def _task_answer(record: Outcome, rules: AnswerRules, protocol: str) -> Answer:

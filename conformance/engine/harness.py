@@ -14,13 +14,15 @@ import contextlib
 import datetime
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NoReturn
+from types import MappingProxyType
+from typing import NoReturn, Protocol
 
-from conformance.engine.answers import Answer, send
+from conformance.engine.answers import Answer, TaskEnd, send
+from conformance.engine.answers import typed as answer_typed
 from conformance.engine.importer import Login, import_world
-from conformance.errors import TargetError
+from conformance.errors import MalformedAnswer, TargetError
 from conformance.judge.compare import (
     AnswerRules,
     Mismatch,
@@ -39,20 +41,33 @@ from models.releases import Release
 from models.rpc import apply
 from models.schema import XType
 from models.transition import Branch, Call
-from models.world import NULL_REF, Facts, World
+from models.world import NULL_REF, Facts, World, frozen
 
 __all__ = [
+    "CallWatch",
+    "Cell",
     "Connection",
     "Harness",
     "RunTally",
+    "Surveyor",
     "destroy_suite_vm",
     "received_arguments",
     "sweep_run_vms",
     "vm_kind",
 ]
 
+_UUID_READS = frozenset({"VM.get_record", "VM.get_uuid"})
+"""Reads that show a suite VM's uuid, checked for stability and uniqueness."""
 ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
 """Queries whose answers include every VM on the target, the suite's or not."""
+
+
+Cell = tuple[str, str, str]
+"""A coverage cell: (message, power state, VM kind)."""
+
+Surveyor = Callable[[DivergenceInfo], bool]
+"""Decides, for an unwaived divergence, whether the example goes on past it (True: the
+surveyor has noted it as it wants) or ends with it raised (False)."""
 
 
 @dataclass
@@ -69,6 +84,18 @@ class RunTally:
         """Keep ``info`` unless the same divergence (generated again, or shrunk) is already kept."""
         if all(kept.key() != info.key() for kept in self.divergences):
             self.divergences.append(info)
+
+
+class CallWatch(Protocol):
+    """What watches a run's exchanges (``conformance.runner.budget``): it may end the run
+    before a call (a spent time budget), and sees every divergence or target error leaving an
+    exchange (it may raise another exception in its place)."""
+
+    def before_call(self) -> None:
+        """Called before each exchange; raises to end the run there."""
+
+    def left(self, error: Divergence | TargetError) -> None:
+        """Called with a divergence or target error as it leaves an exchange."""
 
 
 @dataclass
@@ -88,6 +115,17 @@ class Connection:
     (default: the target's settings, from ``--timeout``)."""
     release: Release | None = None
     """The xapi release to judge by (``--xapi-version``); None: the one the pool master reports."""
+    survey: bool = False
+    """A divergence does not end its example: the test runs as a survey (``run``'s default;
+    ``-x`` and ``--max-findings`` end each example at its first divergence)."""
+    surveyor: Surveyor | None = None
+    """Where set, the divergences it accepts are recorded by it and the example goes on from
+    what the target shows (a survey); None: every divergence ends its example."""
+    watch: CallWatch | None = None
+    """The watch of the machine run in progress, if any (set and cleared by its runner)."""
+    event_token: str = ""
+    """The events area's last event.from token: each example subscribes from where the last
+    one stopped (a subscription from "" answers every object of the pool once)."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""
@@ -151,6 +189,8 @@ def vm_kind(vm: Mapping[str, Value]) -> str:
     return "plain"
 
 
+_ABSENT = object()
+
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9:._-]*\Z")
 """Strings every codec carries unchanged (refs, sessions, names of enums)."""
 
@@ -193,6 +233,15 @@ class Harness:
         (no divergence in the example, not even a waived one)."""
         self._diverged = False
         self._touched: set[str] = set()
+        self._uuids: dict[str, str] = {}
+        """Each suite VM's uuid as the target first showed it (model ref → uuid)."""
+        self._writers: dict[tuple[str, str], tuple[str, Cell | None]] = {}
+        """(VM, field) -> the message that last wrote the field in this example, and its cell."""
+        self._current: tuple[str, Cell | None] = ("", None)
+        """The message being exchanged and the cell it was called in."""
+        self.on_task_end: Callable[[TaskEnd], None] | None = None
+        """Called when an ``Async.`` call's task has ended, before it is read and destroyed
+        (the events area watches it)."""
 
     def _import(self) -> World:
         connection = self.connection
@@ -307,15 +356,24 @@ class Harness:
         leaves it unknown whether the target did the call: the example is then off track and
         its end compares nothing (a comparison would blame the target for the lost answer).
         """
+        watch = self.connection.watch
+        if watch is not None:
+            watch.before_call()
         try:
             return self._exchange(rules, args, kind)
-        except (KeyboardInterrupt, TargetError):
+        except (KeyboardInterrupt, TargetError) as error:
             self.off_track = True
+            if watch is not None and isinstance(error, TargetError):
+                watch.left(error)
+            raise
+        except Divergence as divergence:
+            if watch is not None:
+                watch.left(divergence)
             raise
 
     def _exchange(self, rules: AnswerRules, args: tuple[Value, ...], kind: str) -> Outcome:
         if kind == "outcome":
-            self._count(rules, args)
+            self._current = (rules.name, self._count(rules, args))
         expected = self._predict(rules, args)
         answer = self._send(rules, args)
         if answer.malformed is None:
@@ -323,12 +381,34 @@ class Harness:
             self._bind_results(expected, answer.outcome, returns)
             answer = replace(answer, outcome=self.refs.outcome_to_model(answer.outcome))
             chosen, mismatch = self._match(rules, expected, answer)
-            if chosen is not None:
+            identity = self._identity_mismatch(rules, args, answer.outcome)
+            if chosen is not None and identity is None:
                 self._follow(rules, args, chosen, answer.outcome, kind)
                 return answer.outcome
+            mismatch = identity if chosen is not None and identity else mismatch
         else:
             mismatch = answer.malformed
         return self._diverge(rules, args, expected, answer, mismatch, kind)
+
+    def _identity_mismatch(
+        self, rules: AnswerRules, args: tuple[Value, ...], outcome: Outcome
+    ) -> Mismatch | None:
+        """xapi never changes a VM's uuid and never gives two live VMs one: a suite VM's uuid
+        stays the first the target showed, and is no other live suite VM's."""
+        if rules.name not in _UUID_READS or not isinstance(outcome, Success) or len(args) < 2:
+            return None
+        value = outcome.value
+        uuid = value.get("uuid") if isinstance(value, Mapping) else value
+        if not isinstance(uuid, str):
+            return None
+        ref = str(args[1])
+        first = self._uuids.setdefault(ref, uuid)
+        if first != uuid:
+            return Mismatch("field uuid", f"changed from {first} to {uuid}; a uuid never changes")
+        for other, known in self._uuids.items():
+            if other != ref and known == uuid and other in self.world.vms:
+                return Mismatch("field uuid", f"{uuid} is also {self.refs.display(other)}'s")
+        return None
 
     def _predict(self, rules: AnswerRules, args: tuple[Value, ...]) -> list[_Expected]:
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -345,6 +425,8 @@ class Harness:
             rules,
             tuple(self.refs.to_target(a) for a in args),
             task_timeout=self.connection.task_timeout or target.settings.task_timeout,
+            on_task_end=self.on_task_end,
+            hosts=[str(self.refs.to_target(h)) for h in self.world.hosts],
         )
 
     def _match(
@@ -398,24 +480,34 @@ class Harness:
                 self.call("VM.get_snapshot_of", snapshot)  # binds the VM (_bind_results)
 
     def _moved_to(self, world: World) -> None:
-        """Follow ``world``; remember which VMs' records the step changed, for check_state."""
+        """Follow ``world``; remember which VMs' records the step changed, for check_state,
+        and which message wrote each changed field (a divergence's cause)."""
         before = self.world.vms
-        self._touched.update(
+        changed = [
             ref for ref, vm in world.vms.items() if (old := before.get(ref)) is not vm and old != vm
-        )
+        ]
+        self._touched.update(changed)
+        for ref in changed:
+            old = before.get(ref, {})
+            for name, value in world.vms[ref].items():
+                if old.get(name, _ABSENT) != value:
+                    self._writers[ref, name] = self._current
         self.world = world
 
-    def _count(self, rules: AnswerRules, args: Sequence[Value]) -> None:
+    def _count(self, rules: AnswerRules, args: Sequence[Value]) -> Cell | None:
+        """Count the call; returns its coverage cell when it has one."""
         self.connection.tally.steps += 1
         if rules.name.startswith("VM."):
             self.connection.tally.messages[rules.name] += 1
         vm_args = args[1:] if rules.takes_session else args
         if not rules.name.startswith("VM.") or not vm_args:
-            return
+            return None
         vm = self.world.vms.get(str(vm_args[0]))
-        if vm is not None and self.refs.kind(str(vm_args[0])) == "vm":
-            key = (rules.name, str(vm["power_state"]), vm_kind(vm))
-            self.connection.tally.coverage[key] += 1
+        if vm is None or self.refs.kind(str(vm_args[0])) != "vm":
+            return None
+        key = (rules.name, str(vm["power_state"]), vm_kind(vm))
+        self.connection.tally.coverage[key] += 1
+        return key
 
     def _bind_results(
         self, expected: Sequence[_Expected], actual: Outcome, returns: XType | None
@@ -479,10 +571,17 @@ class Harness:
 
     def diverged(self, info: DivergenceInfo) -> NoReturn:
         """Raise the divergence a judge outside the harness found (a race no order explains):
-        the example is off track, and a watcher of the harness notes it as one of its own."""
+        the example is off track, and a watcher of the harness notes it as one of its own.
+        In a survey that goes on past it, it is noted and the example ends quietly."""
         self._diverged = True
         self.off_track = True
-        raise Divergence(info)
+        surveyor = self.connection.surveyor
+        if surveyor is not None and surveyor(info):
+            raise Desynced()
+        divergence = Divergence(info)
+        if self.connection.watch is not None:
+            self.connection.watch.left(divergence)
+        raise divergence
 
     def _diverge(
         self,
@@ -501,11 +600,14 @@ class Harness:
         waiver = waivers.match(info)
         self._diverged = True
         if waiver is None:
-            self.off_track = True
             expired = [w for w in waivers.expired() if w.covers(info)]
             if expired:
                 note = f" (a waiver for this expired on {expired[0].expires.isoformat()})"
                 info = replace(info, message=info.message + note)
+            surveyor = self.connection.surveyor
+            if surveyor is not None and surveyor(info):
+                return self._resync(rules, args, expected, answer, kind)
+            self.off_track = True
             raise Divergence(info)
         self.connection.tally.record(
             replace(info, waived=True, waiver_reason=waiver.reason, waiver_expires=waiver.expires)
@@ -527,6 +629,92 @@ class Harness:
         self.off_track = True
         raise Desynced()
 
+    def _resync(
+        self,
+        rules: AnswerRules,
+        args: tuple[Value, ...],
+        expected: Sequence[_Expected],
+        answer: Answer,
+        kind: str,
+    ) -> Outcome:
+        """Go on past a divergence from what the target shows.
+
+        A record read adopts the target's record; a refusal leaves the state as it was; a
+        success the model can follow (every succeeding branch leads to one world) is followed;
+        otherwise the VMs the call names are read back from the target, as the importer reads
+        them. Ends the example (``Desynced``) only when they cannot be read.
+        """
+        vms = [str(a) for a in args if isinstance(a, str) and self.refs.kind(a) == "vm"]
+        if kind == "state" or answer.malformed is not None:
+            self._reread(vms)
+            return answer.outcome
+        if isinstance(answer.outcome, Failure):
+            return answer.outcome
+        worlds = [e.world for e in expected if isinstance(e.outcome, Success)]
+        if worlds and all(w == worlds[0] for w in worlds):
+            self._moved_to(worlds[0])
+        else:
+            self._reread(vms)
+        return answer.outcome
+
+    def _reread(self, vms: Sequence[str]) -> None:
+        """Replace the model's records of ``vms`` by what the target shows now (a VM it no
+        longer has leaves the model)."""
+        records = dict(self.world.vms)
+        for ref in vms:
+            try:
+                raw = self.connection.target.call(
+                    "VM.get_record", self.session, self.refs.to_target(ref)
+                )
+            except MalformedAnswer:  # the record cannot be read: the example cannot go on
+                self.off_track = True
+                raise Desynced() from None
+            protocol = self.connection.target.protocol
+            typed = answer_typed(raw, AnswerRules.of("VM.get_record").answer, protocol, "record")
+            outcome = self.refs.outcome_to_model(typed.outcome)
+            if isinstance(outcome, Failure):
+                records.pop(ref, None)
+            elif typed.malformed is None and isinstance(outcome.value, Mapping):
+                records[ref] = frozen({**records.get(ref, {}), **outcome.value})
+        self.world = replace(self.world, vms=MappingProxyType(records))
+
+    def _cause(
+        self, call: LoggedCall, mismatch: Mismatch, kind: str, *, malformed: bool
+    ) -> tuple[str, Cell | None, str]:
+        """The message whose call made the wrong state or answer, its cell, and the field when
+        a field is what differs: for a field (a record read, a getter, a query that returns
+        records or finds VMs by a field) the call that last wrote it; for a wrongly typed or
+        malformed answer, and any other, the call itself."""
+        here = (call.method, self._current[1] if kind == "outcome" else None, "")
+        if malformed:
+            return here
+        if "missing from the record" in str(mismatch):
+            return ("VM.get_record", None, "")
+        vm, name = self._field_read(call, mismatch, kind)
+        written = self._writers.get((vm, name))
+        if written is None:
+            return here
+        return (written[0], written[1], name)
+
+    def _field_read(self, call: LoggedCall, mismatch: Mismatch, kind: str) -> tuple[str, str]:
+        """(VM, field) a read diverges on, as far as the call and the mismatch name them."""
+        first = str(call.args[0]) if call.args else ""
+        in_record = re.search(r"(?:^field |\]\.|^result\.)(\w+)", mismatch.where)
+        if call.method == "VM.get_all_records" and in_record:
+            shown = re.search(r"\['([^']+)'\]", mismatch.where)
+            named = shown.group(1) if shown else ""
+            vm = next((r for r in self.refs.bound("vm") if named in (r, self.refs.name(r))), "")
+            return vm, in_record.group(1)
+        if call.method == "VM.get_by_name_label":  # the VM found, or the one that was not
+            named = set(re.findall(r"'([^']+)'", str(mismatch)))
+            owners = [r for r in self.suite_vms() if self.world.vms[r]["name_label"] == first]
+            owners += [r for r in self.refs.bound("vm") if {r, self.refs.name(r)} & named]
+            return (owners[0] if owners else "", "name_label")
+        if kind != "outcome" or call.method == "VM.get_record":
+            return first, in_record.group(1) if in_record else ""
+        name = call.method.removeprefix("VM.get_")
+        return (first, name) if name != call.method else ("", "")
+
     def _info(
         self,
         call: LoggedCall,
@@ -546,20 +734,29 @@ class Harness:
             f"[{self.area}] {text}: {self.refs.display_text(str(mismatch))}. "
             f"The target answered {shown_actual}; xapi answers {shown_expected}"
         )
+        cause, cell, field_name = self._cause(
+            call, mismatch, kind, malformed=answer.malformed is not None
+        )
+        method = call.method
+        if field_name and cause != call.method:  # one finding with the record showing it stale
+            area_kind = area_kind if area_kind == "allowed_operations" else "state"
+            method = f"VM.get_{field_name}"
         return DivergenceInfo(
-            method=call.method,
+            cause=cause,
+            cell=cell,
+            method=method,
             params=display_args,
             expected=tuple(self.refs.display_outcome(e) for e in expected),
             actual=self.refs.display_outcome(answer.outcome),
             area=self.area,
             kind=area_kind,
             message=message,
-            reproducer=self._reproducer(call, expected, text, unordered=kind == "state"),
+            reproducer=self._reproducer(call, expected, text),
             reason=self.refs.display_text(str(mismatch)),
-            calls=(*self._shown_calls(), (text, self.refs.display_outcome(answer.outcome))),
+            calls=(*self.shown_calls(), (text, self.refs.display_outcome(answer.outcome))),
         )
 
-    def _shown_calls(self) -> list[tuple[str, Outcome | None]]:
+    def shown_calls(self) -> list[tuple[str, Outcome | None]]:
         """The example's calls so far as (text, answer), in display form (passwords left out)."""
         return [
             (
@@ -577,9 +774,7 @@ class Harness:
         shown = self.refs.display(value)
         return "<password>" if isinstance(shown, str) and shown in secrets else shown
 
-    def _reproducer(
-        self, final: LoggedCall, expected: tuple[Outcome, ...], text: str, *, unordered: bool
-    ) -> str:
+    def _reproducer(self, final: LoggedCall, expected: tuple[Outcome, ...], text: str) -> str:
         names = {ref: name for ref in self._named_refs() if (name := self.refs.name(ref))}
         names[self.session] = "session"
         used = {call.session for call in [*self.log, final]}
@@ -599,7 +794,6 @@ class Harness:
             names=names,
             roles=roles,
             display=text,
-            unordered=unordered,
             url=target.url,
             user=self.connection.root.account.name,
             protocol=target.protocol,

@@ -29,8 +29,19 @@ class Login:
 
 def _records(target: Target, session: str, cls: str) -> Mapping[str, Mapping[str, object]]:
     outcome = target.call(f"{cls}.get_all_records", session)
-    if isinstance(outcome, Failure) or not isinstance(outcome.value, Mapping):
-        raise ProtocolError(f"{cls}.get_all_records failed on {target.url}: {outcome}")
+    if isinstance(outcome, Failure):
+        refused = " ".join([outcome.code, *(str(p) for p in outcome.params)])[:200]
+        raise ProtocolError(
+            f"the target refused {cls}.get_all_records on the suite's own session ({refused}), "
+            "so its starting state cannot be read and it cannot be tested"
+        )
+    if not isinstance(outcome.value, Mapping):
+        shown = str(outcome.value)[:80]
+        raise ProtocolError(
+            f"the target answered {cls}.get_all_records with {shown!s} "
+            f"({type(outcome.value).__name__}) where xapi sends a map of records, so its "
+            "starting state cannot be read and it cannot be tested"
+        )
     return {str(k): v for k, v in outcome.value.items() if isinstance(v, Mapping)}
 
 

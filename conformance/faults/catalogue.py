@@ -14,19 +14,25 @@ from conformance.errors import UsageError
 from conformance.faults.changes import (
     _OPERATOR_DENIED,
     AUTH_FAILED,
+    TEMPLATE_VCPU_SETTERS,
     _any_password,
     _blocked_operations_inherited,
     _capitalised_state,
     _counting_session,
+    _created_local_time,
     _default_template,
+    _default_template_kept,
+    _destroy_kept,
     _effect_lost,
     _error_code_only,
     _failed_as_success,
     _kept,
     _lowercase_class,
     _message_only,
+    _message_role_only,
     _new_vm_edited,
     _no_params,
+    _not_resident,
     _not_template,
     _operation,
     _operation_not_reason,
@@ -34,24 +40,37 @@ from conformance.faults.changes import (
     _originator_dropped,
     _orphan_revert_refused,
     _paused_as_running,
+    _prefix_match,
     _record_without,
     _refusal_accepted,
     _result_dropped,
+    _revert_keeps_changes,
     _rewrite_failure,
     _running_refused,
     _semicolons,
     _session_kept,
+    _snapshots_left_out,
+    _start_fails,
     _started_unpaused,
     _stored_value,
     _success_without_effect,
     _suspended_refused,
     _tag_appended,
     _template_as_not_allowed,
+    _template_vcpus_stored,
     _type_error_text,
     _unpause_running_accepted,
     _uuid_not_ref,
     _wire_case_permission,
     _without_key,
+)
+from conformance.faults.events import (
+    class_filter_ignored,
+    no_del_on_destroy,
+    no_mod_after_power_change,
+    stale_snapshot,
+    task_result_missing,
+    token_stuck,
 )
 from conformance.faults.kinds import (
     _DYNAMIC_SETTERS,
@@ -61,6 +80,7 @@ from conformance.faults.kinds import (
     Fault,
     MemoryOrderUnchecked,
     RbacIgnored,
+    Rewired,
     Seeded,
     Unvalidated,
     WronglyTyped,
@@ -69,6 +89,7 @@ from conformance.faults.kinds import (
 )
 from conformance.faults.races import RACED
 from conformance.wire import Quirks
+from models.records import EPOCH
 from models.world import NULL_REF
 
 _BLOCKABLE_LIFECYCLE = _vm_methods(
@@ -129,6 +150,17 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "A VM shut down keeps its domain id (domid is not reset to -1).",
             "after VM.hard_shutdown of a Running VM, xapi's record has domid -1; the faulty one keeps "
             "the running domain's id.",
+        ),
+    ),
+    (
+        "start-fails",
+        Seeded(
+            BranchFault(_start_fails, _vm_methods("start", "start_on", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "VM.start and VM.start_on always fail with NO_HOSTS_AVAILABLE (a partial server).",
+            "xapi starts a Halted VM; the faulty server answers NO_HOSTS_AVAILABLE [] and the VM "
+            "stays Halted, so nothing that needs a running VM can be reached by starting one.",
         ),
     ),
     (
@@ -380,6 +412,18 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
         ),
     ),
     (
+        "default-template-clone-kept",
+        Seeded(
+            BranchFault(_default_template_kept, _vm_methods("clone", "copy", asynchronous=True)),
+            "templates",
+            "lifecycle",
+            "A clone or copy of a default template is a default template too.",
+            "xapi's copy of a pool's default template has is_default_template false and no "
+            "other_config:default_template (xapi_vm_clone.ml); the faulty server's keeps both, "
+            "so the copy cannot be destroyed.",
+        ),
+    ),
+    (
         "snapshot-of-unset",
         Seeded(
             BranchFault(
@@ -575,6 +619,108 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
 )
 
 _ENTRIES += (
+    # -- task records, judged after every Async call (taskHelper.ml)
+    (
+        "task-not-resident",
+        Seeded(
+            BranchFault(_not_resident),
+            "async",
+            "async",
+            "An Async call's task is resident on no host (resident_on OpaqueRef:NULL).",
+            "after Async.VM.start, xapi's task is resident on the host that ran the call (the "
+            "pool master); the faulty server's task.get_record has resident_on OpaqueRef:NULL.",
+        ),
+    ),
+    (
+        "task-created-local-time",
+        Seeded(
+            BranchFault(_created_local_time),
+            "async",
+            "async",
+            "An Async call's task has its creation time in local time labelled UTC (UTC+5).",
+            "after Async.VM.start, xapi's task was created within the call's span (UTC); the "
+            "faulty server's created is five hours later.",
+        ),
+    ),
+    (
+        "task-destroy-kept",
+        Seeded(
+            BranchFault(_destroy_kept, frozenset({"task.destroy"})),
+            "async",
+            "events",
+            "task.destroy answers success but the task stays.",
+            "after task.destroy(t), xapi answers HANDLE_INVALID [task, t] to task.get_record(t) "
+            "and task.get_all no longer lists t; the faulty server still has the task.",
+        ),
+    ),
+    # -- events (xapi_event.ml from_inner), found by the events area's subscription
+    (
+        "event-no-mod-on-power-change",
+        Seeded(
+            no_mod_after_power_change,
+            "events",
+            "events",
+            "A VM's power change is written without a new generation: event.from never reports "
+            "the VM (mod).",
+            "after VM.start(vm), xapi's event.from from the last token reports vm (mod) with "
+            "power_state Running; the faulty server reports nothing for it.",
+        ),
+    ),
+    (
+        "event-stale-snapshot",
+        Seeded(
+            stale_snapshot,
+            "events",
+            "events",
+            "A VM's mod event carries the record from before the change.",
+            "after VM.set_name_label(vm, 'b'), the mod event's snapshot has name_label 'b' in "
+            "xapi; the faulty server's snapshot still has the old name.",
+        ),
+    ),
+    (
+        "event-token-stuck",
+        Seeded(
+            token_stuck,
+            "events",
+            "events",
+            "event.from answers the token it was given: every poll repeats the events since.",
+            "after VM.create then VM.start, xapi's event.from from the token after the create "
+            "reports vm (mod); the faulty server reports vm (add) again.",
+        ),
+    ),
+    (
+        "event-class-filter-ignored",
+        Seeded(
+            class_filter_ignored,
+            "events",
+            "events",
+            "event.from answers every class's events, whatever the subscription.",
+            "event.from(['vm/<vm1>'], token) reports only vm1 in xapi; the faulty server "
+            "reports other VMs (and hosts) too.",
+        ),
+    ),
+    (
+        "event-no-del-on-destroy",
+        Seeded(
+            no_del_on_destroy,
+            "events",
+            "events",
+            "A destroyed VM leaves no del event.",
+            "after VM.destroy(vm), xapi's event.from from the last token reports vm (del); the "
+            "faulty server reports nothing.",
+        ),
+    ),
+    (
+        "event-task-without-result",
+        Seeded(
+            task_result_missing,
+            "events",
+            "events",
+            "Task events carry an empty result (task.get_record has it).",
+            "after an Async call succeeds, its task's event (subscribed as task/<ref>) has the "
+            "encoded result in xapi; the faulty server's event has result ''.",
+        ),
+    ),
     # -- faults the ci profile once missed (issue 7, item 6)
     (
         "logout-keeps-session",
@@ -623,6 +769,120 @@ _ENTRIES += (
 )
 
 _LOGIN = frozenset({"session.login_with_password"})
+
+_ENTRIES += (
+    # -- RBAC on map keys, pool-wide queries, copies and reverts, template setters (issue 21)
+    (
+        "map-key-roles-ignored",
+        Seeded(
+            Rewired(_message_role_only),
+            "roles",
+            "roles",
+            "Map edits are judged by their message's role only: the keys' own roles are ignored.",
+            "xapi lets a vm-operator session add other_config:folder (datamodel_vm.ml "
+            "map_keys_roles) and refuses a vm-admin other_config:pci with RBAC_PERMISSION_DENIED "
+            "[vm.add_to_other_config/key:pci, …]; the faulty server does the opposite.",
+        ),
+    ),
+    (
+        "name-label-prefix-match",
+        Seeded(
+            BranchFault(_prefix_match, _vm_methods("get_by_name_label")),
+            "fields",
+            "fields",
+            "VM.get_by_name_label answers every VM whose label begins with the text asked for.",
+            'after VM.clone(vm, "xapi-conformance sweep clone"), xapi\'s VM.get_by_name_label('
+            '"xapi-conformance sweep") answers [vm]; the faulty server answers the clone too.',
+        ),
+    ),
+    (
+        "records-without-snapshots",
+        Seeded(
+            BranchFault(_snapshots_left_out, _vm_methods("get_all_records")),
+            "fields",
+            "fields",
+            "VM.get_all_records leaves out snapshots.",
+            "after VM.snapshot(vm, …), xapi's VM.get_all_records holds the snapshot's record; "
+            "the faulty server's does not.",
+        ),
+    ),
+    (
+        "snapshot-time-epoch",
+        Seeded(
+            BranchFault(
+                _new_vm_edited({"snapshot_time": EPOCH}),
+                _vm_methods("snapshot", "checkpoint", asynchronous=True),
+            ),
+            "templates",
+            "lifecycle",
+            "Snapshots and checkpoints record the epoch as their snapshot_time.",
+            "after VM.snapshot, xapi's snapshot_time is the time it was taken "
+            "(xapi_vm_clone.ml copy_vm_record Date.now); the faulty server's is 19700101T00:00:00Z.",
+        ),
+    ),
+    (
+        "revert-keeps-changes",
+        Seeded(
+            BranchFault(_revert_keeps_changes, _vm_methods("revert", asynchronous=True)),
+            "templates",
+            "lifecycle",
+            "VM.revert restores the power state but leaves description, other_config, tags and "
+            "other fields as changed since the snapshot.",
+            "after a snapshot, VM.set_name_description(vm, d) then VM.revert(snapshot), xapi's VM "
+            "has the description it had at the snapshot (xapi_vm_snapshot.ml revert); the faulty "
+            "server's keeps d.",
+        ),
+    ),
+    (
+        "template-vcpus-unchecked",
+        Seeded(
+            BranchFault(_template_vcpus_stored, TEMPLATE_VCPU_SETTERS),
+            "templates",
+            "memory",
+            "On templates, VM.set_VCPUs_max and set_VCPUs_at_startup store any count.",
+            "VM.set_VCPUs_at_startup(template, 0) is refused by xapi with INVALID_VALUE "
+            "(xapi_vm_helpers.ml validate_VCPUs, templates included); the faulty server stores 0.",
+        ),
+    ),
+)
+
+_ENTRIES += (
+    # -- values at the edges of their types (issue 21)
+    (
+        "int64-through-double",
+        Seeded(
+            WronglyTyped(Quirks(int_through_double=True)),
+            "fields",
+            "fields",
+            "int64 values pass through a double on the way out: beyond 2^53 they come out rounded.",
+            "after VM.set_user_version(vm, 9223372036854775807), xapi's VM.get_user_version "
+            "answers 9223372036854775807; the faulty server 9223372036854775808, out of int64.",
+        ),
+    ),
+    (
+        "non-bmp-mangled",
+        Seeded(
+            WronglyTyped(Quirks(non_bmp_mangled=True)),
+            "fields",
+            "fields",
+            "Text beyond U+FFFF goes out as UTF-16 halves (XML references to surrogates, or U+FFFD).",
+            "after VM.set_name_label(vm, 'xapi-conformance \U0001f600'), xapi's get_name_label "
+            "answers the same text; the faulty server writes &#55357;&#56832;, not XML.",
+        ),
+    ),
+    (
+        "datetime-as-string",
+        Seeded(
+            WronglyTyped(Quirks(datetime_text=True)),
+            "fields",
+            "fields",
+            "Dates are written as plain strings over XML-RPC, not <dateTime.iso8601> values.",
+            "VM.get_snapshot_time answers <value><dateTime.iso8601>19700101T00:00:00Z"
+            "</dateTime.iso8601></value> in xapi; the faulty server <value>19700101T00:00:00Z"
+            "</value>.",
+        ),
+    ),
+)
 
 _ENTRIES += (
     # -- authentication and sessions (issue 21): the suite once only ever logged in correctly

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from types import MappingProxyType
 
 from conformance.faults.kinds import (
     BranchChange,
+    Transition,
     _edit_vm,
     _new_vm,
     _sync,
@@ -15,10 +18,11 @@ from conformance.faults.kinds import (
     _with_task,
 )
 from models.catalogue import roles_at_least
+from models.checks import update_vm
 from models.others import login
 from models.outcome import Failure, Success, Value
-from models.transition import Branch, Call
-from models.world import NULL_REF, Record, World
+from models.transition import Branch, Call, Result
+from models.world import NULL_REF, Record, SessionInfo, World
 
 AUTH_FAILED = "SESSION_AUTHENTICATION_FAILED"
 
@@ -125,6 +129,13 @@ def _running_refused(world: World, call: Call, branch: Branch) -> Branch:
     return Branch(Failure("VM_BAD_POWER_STATE", (ref, "halted", "running")), world)
 
 
+def _start_fails(world: World, call: Call, branch: Branch) -> Branch:
+    """A start that would succeed fails as if no host could run the VM, and changes nothing."""
+    if isinstance(branch.outcome, Failure):
+        return branch
+    return Branch(Failure("NO_HOSTS_AVAILABLE", ()), world)
+
+
 def _orphan_revert_refused(world: World, call: Call, branch: Branch) -> Branch:
     """VM.revert of a snapshot whose VM was destroyed fails and makes nothing."""
     snapshot = _vm_arg(world, call)
@@ -226,6 +237,22 @@ def _error_code_only(world: World, call: Call, branch: Branch) -> Branch:
     )
 
 
+def _not_resident(world: World, call: Call, branch: Branch) -> Branch:
+    return _with_task(branch, lambda t: replace(t, resident_on=NULL_REF))
+
+
+_UTC_PLUS_5 = datetime.timedelta(hours=5)
+
+
+def _created_local_time(world: World, call: Call, branch: Branch) -> Branch:
+    return _with_task(branch, lambda t: replace(t, created=t.created + _UTC_PLUS_5))
+
+
+def _destroy_kept(world: World, call: Call, branch: Branch) -> Branch:
+    """task.destroy answers success and leaves the task."""
+    return replace(branch, world=world) if isinstance(branch.outcome, Success) else branch
+
+
 def _effect_lost(world: World, call: Call, branch: Branch) -> Branch:
     """The task is created and succeeds, but the VMs are as they were before the call."""
     outcome = branch.outcome
@@ -299,6 +326,20 @@ def _blocked_operations_inherited(world: World, call: Call, branch: Branch) -> B
     return _edit_vm(branch, _new_vm(world, branch), inherited)
 
 
+def _default_template_kept(world: World, call: Call, branch: Branch) -> Branch:
+    """A copy of a default template stays one: is_default_template and
+    other_config:default_template kept (xapi_vm_clone.ml drops both)."""
+    source = _vm_arg(world, call)
+    if source is None or world.vms[source]["is_default_template"] is not True:
+        return branch
+    new = _new_vm(world, branch)
+    if new is None or new not in branch.world.vms:
+        return branch
+    other = branch.world.vms[new]["other_config"]
+    kept = {**(other if isinstance(other, Mapping) else {}), "default_template": "true"}
+    return _edit_vm(branch, new, {"is_default_template": True, "other_config": kept})
+
+
 # ---- authentication and sessions --------------------------------------------------------------
 
 
@@ -320,3 +361,102 @@ def _message_only(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ..
 def _originator_dropped(call: Call) -> Call:
     """A login that does not keep its originator."""
     return replace(call, args=(*call.args[:3], ""))
+
+
+# ---- RBAC on map keys, pool-wide queries, reverts, template setters ----------------------------
+
+KEYED_MAP_EDITS = _vm_methods(
+    "add_to_other_config", "remove_from_other_config", "add_to_platform", "remove_from_platform"
+)
+UNPROTECTED_KEY = "xapi-conformance-unprotected"
+
+
+def _message_role_only(world: World, call: Call, honest: Transition) -> Result:
+    """A map edit judged by its message's own role, whatever the key: the role check of the
+    same edit on a key no role protects, then the edit itself as if allowed."""
+    if call.method not in KEYED_MAP_EDITS or len(call.args) < 3:
+        return honest(world, call)
+    plain = honest(world, replace(call, args=(*call.args[:2], UNPROTECTED_KEY, *call.args[3:])))
+    denied = [b for b in plain if _denied(b)]
+    if denied:
+        return tuple(denied)
+    session = str(call.args[0])
+    info = world.sessions.get(session)
+    if info is None or info.superuser:
+        return honest(world, call)
+    elevated = MappingProxyType({**world.sessions, session: replace(info, superuser=True)})
+    result = honest(replace(world, sessions=elevated), call)
+    return tuple(_with_session(b, session, info) for b in result)
+
+
+def _denied(branch: Branch) -> bool:
+    outcome = branch.outcome
+    return isinstance(outcome, Failure) and outcome.code == "RBAC_PERMISSION_DENIED"
+
+
+def _with_session(branch: Branch, session: str, info: SessionInfo) -> Branch:
+    sessions = MappingProxyType({**branch.world.sessions, session: info})
+    return replace(branch, world=replace(branch.world, sessions=sessions))
+
+
+def _prefix_match(world: World, call: Call, branch: Branch) -> Branch:
+    """get_by_name_label answers every VM whose label begins with the text asked for."""
+    label = str(call.args[1]) if len(call.args) > 1 else ""
+    refs = tuple(r for r, vm in world.vms.items() if str(vm["name_label"]).startswith(label))
+    return replace(branch, outcome=Success(refs)) if isinstance(branch.outcome, Success) else branch
+
+
+def _snapshots_left_out(world: World, call: Call, branch: Branch) -> Branch:
+    """get_all_records leaves out snapshots (as if they were not VMs)."""
+    outcome = branch.outcome
+    if not isinstance(outcome, Success) or not isinstance(outcome.value, Mapping):
+        return branch
+    kept = {
+        r: v
+        for r, v in outcome.value.items()
+        if world.vms.get(r, {}).get("is_a_snapshot") is not True
+    }
+    return replace(branch, outcome=Success(kept))
+
+
+REVERT_KEPT = (
+    "name_description",
+    "other_config",
+    "tags",
+    "user_version",
+    "actions_after_crash",
+    "blocked_operations",
+)
+"""Fields a faulty revert leaves as they are instead of restoring them from the snapshot."""
+
+
+def _revert_keeps_changes(world: World, call: Call, branch: Branch) -> Branch:
+    """VM.revert restores the power state and memory, but leaves the fields of REVERT_KEPT as
+    the VM has them now."""
+    snapshot = _vm_arg(world, call)
+    vm = str(world.vms[snapshot]["snapshot_of"]) if snapshot else ""
+    if not isinstance(branch.outcome, Success) or vm not in world.vms:
+        return branch
+    return _edit_vm(branch, vm, {field: world.vms[vm][field] for field in REVERT_KEPT})
+
+
+TEMPLATE_VCPU_SETTERS = _vm_methods("set_VCPUs_max", "set_VCPUs_at_startup")
+
+
+def _template_vcpus_stored(world: World, call: Call, branch: Branch) -> Branch:
+    """On a template the VCPU setters store any count: their validation is skipped."""
+    ref = _vm_arg(world, call)
+    outcome = branch.outcome
+    if (
+        ref is None
+        or world.vms[ref]["is_a_template"] is not True
+        or not isinstance(outcome, Failure)
+    ):
+        return branch
+    if outcome.code != "INVALID_VALUE" or len(call.args) < 3:
+        return branch
+    count = str(call.args[2])
+    if not count.lstrip("-").isdigit():
+        return branch
+    field = _sync(call).removeprefix("VM.set_")
+    return Branch(Success(""), update_vm(world, ref, {field: int(count)}, recompute=False))

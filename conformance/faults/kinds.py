@@ -31,6 +31,7 @@ __all__ = [
     "RaceQuirk",
     "Raced",
     "RbacIgnored",
+    "Rewired",
     "Seeded",
     "Transition",
     "Unvalidated",
@@ -150,6 +151,17 @@ class BranchFault:
 
 
 @dataclass(frozen=True)
+class Rewired:
+    """A fault written as a whole transition: ``run(world, call, honest)``."""
+
+    run: Callable[[World, Call, Transition], Result]
+
+    def apply(self, world: World, call: Call, honest: Transition) -> Result:
+        """Whatever ``run`` makes of the call, the honest transition at hand."""
+        return self.run(world, call, honest)
+
+
+@dataclass(frozen=True)
 class WronglyTyped:
     """The model's answers, written on the wire with ``quirks`` (ints or bools wrongly typed)."""
 
@@ -165,7 +177,7 @@ def wire_quirks(faults: Iterable[Fault]) -> Quirks:
     typed = [fault.fault if isinstance(fault, Seeded) else fault for fault in faults]
     quirks = [fault.quirks for fault in typed if isinstance(fault, WronglyTyped)]
     return Quirks(
-        int_typed=any(q.int_typed for q in quirks), bool_text=any(q.bool_text for q in quirks)
+        **{name: any(getattr(q, name) for q in quirks) for name in Quirks.__dataclass_fields__}
     )
 
 
@@ -325,10 +337,11 @@ TOPICS = (
     "rpc",
     "roles",
     "async",
+    "events",
 )
 """What a fault gets wrong (``Seeded.topic``): power states (lifecycle), error codes and
 parameters, memory, blocked and allowed operations, templates and snapshots, fields and records,
-the RPC layer, roles, Async tasks."""
+the RPC layer, roles, Async tasks, events."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from conformance.wire import WireFormatError, from_wire
+from conformance.wire import DateTimeText, WireFormatError, from_wire
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.outcome import Failure, Outcome, Success, Value
@@ -30,6 +30,7 @@ __all__ = [
     "field_mismatch",
     "other_record_mismatches",
     "outcome_mismatch",
+    "typed_answer",
     "typed_outcome",
     "typed_vm_record",
     "value_mismatch",
@@ -185,6 +186,22 @@ _WIRE_KINDS: Mapping[str, tuple[type, ...]] = {
 }
 
 
+def typed_answer(
+    raw: Outcome, returns: XType | None, protocol: str, where: str = "result"
+) -> tuple[Outcome, Mismatch | None]:
+    """``raw`` typed as ``returns``, or ``raw`` and why it is not an answer xapi sends (its wire
+    type, ``wire_mismatch``, or a value that cannot be typed)."""
+    if isinstance(raw, Failure) or returns is None:
+        return raw, None
+    problem = wire_mismatch(raw.value, returns, protocol, where)
+    if problem is None:
+        try:
+            return typed_outcome(raw, returns), None
+        except WireFormatError as error:
+            problem = Mismatch(where, str(error))
+    return raw, problem
+
+
 def wire_mismatch(
     raw: object, xtype: XType, protocol: str, where: str = "result"
 ) -> Mismatch | None:
@@ -196,6 +213,9 @@ def wire_mismatch(
     if xtype.kind == "int":
         wanted: tuple[type, ...] = (str,) if protocol == "xmlrpc" else (int,)
         ok = isinstance(raw, wanted) and not isinstance(raw, bool)
+        return None if ok else _wrong_type(raw, xtype, protocol, where)
+    if xtype.kind == "datetime" and protocol == "xmlrpc":
+        ok = isinstance(raw, DateTimeText | datetime.datetime)
         return None if ok else _wrong_type(raw, xtype, protocol, where)
     if xtype.kind in _WIRE_KINDS:
         ok = isinstance(raw, _WIRE_KINDS[xtype.kind]) and (
@@ -269,9 +289,13 @@ def _wrong_type(raw: object, xtype: XType, protocol: str, where: str) -> Mismatc
 
 
 def _article(xtype: XType) -> str:
-    return {"int": "a number", "set": "an array", "map": "a struct", "void": "an empty string"}.get(
-        xtype.kind, f"a {xtype.kind}"
-    )
+    return {
+        "int": "a number",
+        "set": "an array",
+        "map": "a struct",
+        "void": "an empty string",
+        "datetime": "a dateTime",
+    }.get(xtype.kind, f"a {xtype.kind}")
 
 
 def _short(value: object) -> str:

@@ -37,6 +37,11 @@ class DivergenceInfo:
 
     calls: tuple[tuple[str, Outcome | None], ...] = ()
     """The example's calls as (display text, target's answer), the divergent one last."""
+    cause: str = ""
+    """The message whose call made the wrong state or answer (for a stale or wrong field, the
+    call that last wrote it); empty: ``method`` itself."""
+    cell: tuple[str, str, str] | None = None
+    """The coverage cell (message, power state, VM kind) of the cause's call, when known."""
 
 
 class Divergence(AssertionError):

@@ -6,22 +6,12 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from conformance.judge.compare import (
-    SHAPE_ONLY_FIELDS,
-    SHAPE_ONLY_MAP_KEYS,
-    SHAPE_ONLY_RESULTS,
-    TOLERANT_PARAMS,
-)
 from conformance.reproduce.template import HEADER, PLUMBING
-from models.catalogue import MessageKind, kind_of
 from models.outcome import Encoded, Failure, Outcome, Value
-from models.rpc import resolve
-from models.schema import XType
 
 __all__ = ["LOGIN", "LoggedCall", "RoleLogin", "render_reproducer"]
 
 LOGIN = "session.login_with_password"
-_VM_RECORD = XType("record", name="VM")
 
 
 @dataclass(frozen=True)
@@ -99,31 +89,6 @@ def _step_line(call: LoggedCall, names: Mapping[str, str]) -> str:
     return f"{variable} = remember({expression}, {into})"
 
 
-def _comparison(method: str) -> dict[str, object]:
-    """How the suite compares the success value of ``method`` (see conformance.judge.compare)."""
-    name, entry, _is_async = resolve(method.removeprefix("Async."))
-    rules: dict[str, object] = {
-        "result_shape_only": False,
-        "result_field": None,
-        "result_records": None,
-    }
-    if entry is None:
-        return rules
-    returns = entry.message.returns
-    if not name.startswith("VM."):
-        rules["result_field"] = "uuid" if name.endswith(".get_uuid") else None
-        rules["result_records"] = "record" if returns.kind == "record" else None
-        return rules
-    message_kind, field_name = kind_of(entry.message)
-    rules["result_shape_only"] = entry.message.name in SHAPE_ONLY_RESULTS
-    rules["result_field"] = field_name if message_kind == MessageKind.GET_FIELD else None
-    if returns == _VM_RECORD:
-        rules["result_records"] = "record"
-    elif returns.kind == "map" and returns.item == _VM_RECORD:
-        rules["result_records"] = "records"
-    return rules
-
-
 def render_reproducer(
     *,
     title: str,
@@ -133,14 +98,14 @@ def render_reproducer(
     names: Mapping[str, str],
     roles: Sequence[RoleLogin],
     display: str,
-    unordered: bool,
     url: str,
     user: str,
     protocol: str,
     strictness: str,
 ) -> str:
     """The script: the call sequence first (log in, replay ``steps``, make ``final``), then the
-    plumbing that compares the answer with ``expected`` by the suite's rules.
+    plumbing that judges the answer against ``expected`` with the suite's rules
+    (``conformance.reproduce.verdict``).
 
     ``names`` maps model refs (VMs, tasks, sessions) to the variables that hold the target's.
     """
@@ -158,11 +123,7 @@ def render_reproducer(
         user=user,
         protocol=protocol,
         strictness=strictness,
-        unordered=unordered,
         call_text=display,
-        shape_only_fields=sorted(SHAPE_ONLY_FIELDS),
-        shape_only_map_keys={k: sorted(v) for k, v in SHAPE_ONLY_MAP_KEYS.items()},
-        tolerant_params=dict(TOLERANT_PARAMS),
-        **_comparison(final.method),
+        method=final.method,
     )
     return "\n".join(lines) + plumbing

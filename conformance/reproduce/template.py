@@ -13,7 +13,8 @@ HEADER = '''#!/usr/bin/env python3
 """xapi-conformance reproducer: {title}
 
 The shortest call sequence the suite found is in replay() just below; the rest is plumbing.
-Standard library only. Usage:
+The calls use the standard library only; the verdict imports xapi-conformance's comparison
+rules (the suite's own), so install it first. Usage:
     XAPI_PASSWORD=... python3 {filename} [URL] [USER] [xmlrpc|jsonrpc]
 Role-limited sessions read their passwords from XAPI_PASSWORD_<ROLE> (e.g. XAPI_PASSWORD_READ_ONLY).
 Every call is printed with the target's answer as it is made.
@@ -35,7 +36,6 @@ import http.client
 import itertools
 import json
 import os
-import re
 import sys
 import time
 import urllib.request
@@ -47,26 +47,13 @@ USER = sys.argv[2] if len(sys.argv) > 2 else {user!r}
 PROTOCOL = sys.argv[3] if len(sys.argv) > 3 else {protocol!r}
 PASSWORD = os.environ.get("XAPI_PASSWORD", "")
 STRICTNESS = {strictness!r}
-UNORDERED = {unordered!r}
 CALL_TEXT = {call_text!r}
-RESULT_SHAPE_ONLY = {result_shape_only!r}
-"""The last call's success value is a live figure: only its type is compared (as the suite does)."""
-RESULT_FIELD = {result_field!r}
-"""The VM field the last call reads, compared with that field's rule."""
-RESULT_RECORDS = {result_records!r}
-"""'record' or 'records' when the last call returns VM records, compared field by field."""
-SHAPE_ONLY_FIELDS = {shape_only_fields!r}
-"""VM fields the server chooses (uuids, domids, timestamps...): compared for shape only."""
-SHAPE_ONLY_MAP_KEYS = {shape_only_map_keys!r}
-TOLERANT_PARAMS = {tolerant_params!r}
-"""Error code: (index of a wait read from the host's clock, index of the interval bounding it)."""
-UUID = re.compile(r"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$")
+METHOD = {method!r}
 NULL = "OpaqueRef:NULL"
 UNREACHABLE = (OSError, http.client.HTTPException, xmlrpc.client.Error,
                xml.parsers.expat.ExpatError, ValueError, AttributeError, KeyError, TypeError)
 IDS = itertools.count(1)
 TRACE = [True]
-VIA_TASK = [False]
 created, others, logins = [], [], []
 
 
@@ -108,7 +95,6 @@ def send(method, args):
 def call(method, *args):
     """One XenAPI call, printed with its answer: ("ok", value) or ("error", [code, *params])."""
     secret = method == "session.login_with_password"
-    VIA_TASK[0] = False
     if TRACE[0]:
         print(">", method + "(" + ("..." if secret else ", ".join(short(a, 60) for a in args)) + ")")
     answer = send(method, [wire(a) for a in args])
@@ -140,7 +126,6 @@ def call_async(method, session, *args):
     else:
         answer = ("error", record.get("error_info", []))
     print("< task", answer[0], short(answer[1]))
-    VIA_TASK[0] = True
     return answer
 
 
@@ -161,119 +146,15 @@ def remember(answer, into):
     return NULL
 
 
-def norm(value):
-    """Compare as the suite does: ints as strings, sets unordered."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, str)):
-        return str(value)
-    if isinstance(value, float):
-        return float("%.16g" % value)
-    if isinstance(value, dict):
-        return {{str(k): norm(v) for k, v in value.items()}}
-    if isinstance(value, (list, tuple)):
-        return sorted((norm(v) for v in value), key=repr) if UNORDERED else [norm(v) for v in value]
-    return str(value)
-
-
-def kind(value):
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, dict):
-        return "map"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    return "scalar"
-
-
-def shape_ok(field, want, got):
-    """The suite's shape-only rule for a field the server chooses."""
-    if field == "uuid":
-        return isinstance(got, str) and bool(UUID.match(got))
-    if field == "domid":
-        return (norm(got) == "-1") == (norm(want) == "-1")
-    if field in ("resident_on", "suspend_VDI"):
-        return (got == NULL) == (want == NULL)
-    if field == "blobs":
-        return isinstance(got, dict) and isinstance(want, dict) and set(got) == set(want)
-    return kind(got) == kind(want)
-
-
-def same_field(field, want, got):
-    if field in SHAPE_ONLY_FIELDS:
-        return shape_ok(field, want, got)
-    loose = SHAPE_ONLY_MAP_KEYS.get(field, ())
-    if loose and isinstance(want, dict) and isinstance(got, dict):
-        return set(want) == set(got) and all(
-            k in loose or norm(v) == norm(got[k]) for k, v in want.items())
-    return norm(want) == norm(got)
-
-
-def same_record(want, got):
-    return (isinstance(want, dict) and isinstance(got, dict)
-            and all(k in got and same_field(k, v, got[k]) for k, v in want.items()))
-
-
-def same_value(want, got):
-    if RESULT_SHAPE_ONLY:
-        return True
-    if RESULT_FIELD:
-        return same_field(RESULT_FIELD, want, got)
-    if RESULT_RECORDS == "record":
-        return same_record(want, got)
-    if RESULT_RECORDS == "records":
-        return (isinstance(want, dict) and isinstance(got, dict) and set(want) == set(got)
-                and all(same_record(v, got[k]) for k, v in want.items()))
-    return norm(want) == norm(got)
-
-
-def typed_ok(want, got, protocol):
-    """``got`` typed as xapi types ``want`` on the wire: an int64 is a bare string over XML-RPC
-    (and in task.result) and a number over JSON-RPC; a bool is never a string."""
-    if isinstance(want, bool):
-        return isinstance(got, bool)
-    if isinstance(want, int):
-        if protocol == "xmlrpc":
-            return isinstance(got, str)
-        return isinstance(got, int) and not isinstance(got, bool)
-    if isinstance(want, float):
-        return isinstance(got, (int, float)) and not isinstance(got, bool)
-    if isinstance(want, str):
-        return isinstance(got, (str, xmlrpc.client.DateTime))
-    if isinstance(want, dict):
-        return isinstance(got, dict) and all(
-            typed_ok(v, got[k], protocol) for k, v in want.items() if k in got)
-    if isinstance(want, (list, tuple)):
-        return isinstance(got, (list, tuple)) and (
-            not want or all(typed_ok(want[0], g, protocol) for g in got))
-    return True
-
-
 def matches(answer, expected):
-    """Whether the target's answer is one xapi gives, by the suite's comparison rules."""
-    if answer[0] != expected[0]:
-        return False
-    if answer[0] == "ok":
-        protocol = "xmlrpc" if VIA_TASK[0] else PROTOCOL
-        return same_value(expected[1], answer[1]) and typed_ok(expected[1], answer[1], protocol)
-    got, want = answer[1], expected[1]
-    if STRICTNESS == "code":
-        return got[:1] == want[:1]
-    if STRICTNESS == "arity":
-        return got[:1] == want[:1] and len(got) == len(want)
-    if len(got) != len(want) or got[:1] != want[:1]:
-        return False
-    wait, bound = TOLERANT_PARAMS.get(want[0], (-1, -1))
-    return all(within(g, want[bound + 1]) if i == wait else g == w
-               for i, (g, w) in enumerate(zip(got[1:], want[1:])))
-
-
-def within(wait, interval):
-    """A wait left of the interval, as the host's clock reads it: 0 < wait <= interval."""
+    """Whether the target's answer is one xapi gives, by the suite's own comparison rules."""
     try:
-        return 0 < float(wait) <= float(interval)
-    except (TypeError, ValueError):
-        return False
+        from conformance.reproduce.verdict import conforms
+    except ImportError:
+        print("cannot judge: the verdict uses xapi-conformance's comparison rules; install it "
+              "(pip install xapi-conformance) and run again", file=sys.stderr)
+        sys.exit(2)
+    return conforms(METHOD, answer, expected, protocol=PROTOCOL, strictness=STRICTNESS)
 
 
 def clean_up():

@@ -1,12 +1,17 @@
 """Time budgets: ``run --time-budget DURATION`` ends the whole run near the budget.
 
-The budget is split in three: generation (the sweeps' cells, then the area machines'
-examples), shrinking (bounded: Hypothesis stops shrinking when its share is spent and reports
-the smallest divergence found so far) and a reserve for teardown and reports. Work is ordered
-to spend it well: the deterministic sweeps first (each cell is already a minimal reproducer),
-then the areas, each test getting a share of what is left. A test whose share is spent starts
-no new cell or example, and stops an example at its next step; what was left out is recorded
-and reported with the time used.
+The budget is split in three: generation (the sweeps' cells and the area machines'
+examples), shrinking (bounded: a divergence's shrinking stops when its share is spent and the
+smallest example of it seen so far is reported) and a reserve for teardown and reports. Work is
+ordered to spend it well (``conformance.runner.split.budget_order``: the first piece of every
+sweep and every area first, so that every area starts), and each test gets a share of what is
+left when it starts, in proportion to its estimated cost among the tests no worker has started
+yet, times the number of workers. A test whose share is spent starts no new cell or example,
+and stops an example at its next call; what was left out is recorded and reported with the
+time used.
+
+Only Hypothesis's public interfaces are used: a machine factory with ``hypothesis.seed``, and
+a ``KeyboardInterrupt`` subclass raised between calls to end a run (generating or shrinking).
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import hypothesis
 from hypothesis import settings
 from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from conformance.engine.harness import CallWatch
 from conformance.errors import TargetError, TargetInconsistent, UsageError
 from conformance.judge.divergence import Divergence
 from reports import TimeBudget
@@ -37,23 +44,21 @@ __all__ = [
     "BUDGET_DIR",
     "Budget",
     "BudgetSpent",
-    "budgeted_machine",
+    "Watch",
+    "machine_factory",
     "merged_record",
     "parse_duration",
-    "plan_tests",
     "run_cells",
     "run_machine",
+    "run_watched",
     "session_budget",
-    "shrinking_bounded",
+    "watching",
     "write_record",
 ]
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 
 T = TypeVar("T")
-
-SWEEP_WEIGHT = 4.0
-"""A sweep's share of generation time relative to an area machine's."""
 
 
 def parse_duration(text: str) -> float:
@@ -76,6 +81,8 @@ class Budget:
 
     ``reserve`` is kept for teardown, clean-up and reports; ``shrinking`` for shrinking a
     divergence. Generation ends at ``seconds - reserve - shrinking`` after ``started``.
+    With ``workers`` processes sharing the run, ``board`` (a folder they all see) holds the
+    names of the tests any of them has started.
     """
 
     seconds: float
@@ -83,7 +90,10 @@ class Budget:
     clock: Callable[[], float] = time.monotonic
     left_out: list[str] = field(default_factory=list)
     weights: dict[str, float] = field(default_factory=dict)
-    """The tests still to run, in order, with their weight (their relative share)."""
+    """Every test of the run with its weight (its estimated cost, its relative share)."""
+    workers: int = 1
+    board: Path | None = None
+    _begun: set[str] = field(default_factory=set)
 
     @property
     def reserve(self) -> float:
@@ -120,11 +130,21 @@ class Budget:
         return max(1.0, self.shrinking_end - self.clock())
 
     def deadline_for(self, name: str) -> float:
-        """When test ``name``, starting now, must stop: its share of the time left."""
+        """When test ``name``, starting now, must stop: its share of the time left among the
+        tests no worker has started, the workers' time counted together."""
         weight = self.weights.get(name, 1.0)
-        left = sum(self.weights.values()) if name in self.weights else weight
-        self.weights.pop(name, None)
-        return self.share(weight, left)
+        begun = self._begin(name)
+        left = weight + sum(w for n, w in self.weights.items() if _board_name(n) not in begun)
+        return self.share(weight * self.workers, left)
+
+    def _begin(self, name: str) -> set[str]:
+        """Mark ``name`` as started; every test started so far by any worker."""
+        self._begun.add(_board_name(name))
+        if self.board is None:
+            return self._begun
+        self.board.mkdir(parents=True, exist_ok=True)
+        (self.board / _board_name(name)).touch()
+        return self._begun | {path.name for path in self.board.iterdir()}
 
     def cells(self, cells: Iterable[T], until: float, name: str) -> Iterator[T]:
         """``cells`` until ``until``; the ones left are counted as left out."""
@@ -150,7 +170,9 @@ class BudgetSpent(KeyboardInterrupt):
 
     An interruption is the one way to end a Hypothesis run early that it neither takes for a
     failure to shrink nor checks for consistency (a rejection would make its data generation
-    depend on the clock, which it refuses as flaky). ``run_machine`` catches it at once.
+    depend on the clock, which it refuses as flaky). ``run_machine`` catches it at once; raised
+    while a divergence is being shrunk, it ends the shrinking, and ``run_machine`` reports the
+    smallest example of the divergence seen so far.
     """
 
 
@@ -167,14 +189,30 @@ class TargetGaveOut(KeyboardInterrupt):
         self.error = error
 
 
-class _Watch:
-    """A test's share: the first divergence raised (Hypothesis is then shrinking it) and how
-    many examples started."""
+class Watch:
+    """One machine run's watch (``conformance.engine.harness.CallWatch``): its share of the
+    budget, the divergences raised (Hypothesis is then shrinking the first), the examples
+    started.
 
-    def __init__(self, until: float, clock: Callable[[], float]) -> None:
+    Before each call: once the share is spent, no call is made unless a divergence is being
+    shrunk; that shrinking stops ``shrinking`` seconds after the first divergence (and never
+    past ``shrinking_end``). A target error ends the run as itself.
+    """
+
+    def __init__(
+        self,
+        until: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
+        shrinking: float = math.inf,
+        shrinking_end: float = math.inf,
+    ) -> None:
         self.until = until
         self.clock = clock
+        self.shrinking = shrinking
+        self.shrinking_end = shrinking_end
+        self.shrink_until = math.inf
         self.first: Divergence | None = None
+        self.smallest: Divergence | None = None
         self.examples = 0
 
     @property
@@ -182,104 +220,115 @@ class _Watch:
         """Whether a divergence was raised."""
         return self.first is not None
 
-    def check(self) -> None:
-        """BudgetSpent once the share is spent, unless a divergence is being shrunk."""
-        if self.clock() >= self.until and not self.diverged:
+    def before_call(self) -> None:
+        """BudgetSpent once the share is spent (or, while shrinking, the shrinking time)."""
+        now = self.clock()
+        if now >= (self.shrink_until if self.diverged else self.until):
             raise BudgetSpent
 
+    def started(self) -> None:
+        """An example is starting (BudgetSpent if the share is already spent)."""
+        self.before_call()
+        self.examples += 1
 
-UNBUDGETED = frozenset({"teardown"})
-"""Harness methods that run whatever the budget: clean-up must happen."""
-
-
-class _Watched:
-    """A harness that checks the budget before each call and notes divergences raised."""
-
-    def __init__(self, inner: object, watch: _Watch) -> None:
-        object.__setattr__(self, "_inner", inner)
-        object.__setattr__(self, "_watch", watch)
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(object.__getattribute__(self, "_inner"), name)
-        if not callable(value):
-            return value
-        watch: _Watch = object.__getattribute__(self, "_watch")
-
-        def watched(*args: Any, **kwargs: Any) -> Any:
-            if name not in UNBUDGETED:
-                watch.check()
-            try:
-                return value(*args, **kwargs)
-            except Divergence as divergence:
-                watch.first = watch.first or divergence
-                raise
-            except TargetError as error:
-                raise TargetGaveOut(error) from error
-
-        return watched
-
-    def __setattr__(self, name: str, value: object) -> None:
-        setattr(object.__getattribute__(self, "_inner"), name, value)
+    def left(self, error: Divergence | TargetError) -> None:
+        """Note a divergence (the first starts the shrinking time); a target error ends the run."""
+        if isinstance(error, TargetError):
+            raise TargetGaveOut(error) from error
+        if self.first is None:
+            self.first = self.smallest = error
+            self.shrink_until = min(self.clock() + self.shrinking, self.shrinking_end)
+        elif self.smallest is not None and _smaller(error, self.smallest):
+            self.smallest = error
 
 
-def budgeted_machine(
-    machine: type[RuleBasedStateMachine], until: float, clock: Callable[[], float]
-) -> tuple[type[RuleBasedStateMachine], Callable[[], int]]:
-    """``machine`` that raises BudgetSpent when an example would start after ``until``, or at
-    the next harness call of one that runs past it, unless a divergence is being shrunk.
-    Returns the class and a function counting the examples that started."""
-    watch = _Watch(until, clock)
+def _smaller(divergence: Divergence, than: Divergence) -> bool:
+    """The same divergence as ``than`` (area, method, kind, code) shown in fewer calls."""
+    same = divergence.info.key() == than.info.key()
+    return same and len(divergence.info.calls) < len(than.info.calls)
 
-    def __init__(self: Any) -> None:
-        watch.check()
-        machine.__init__(self)
-        self.harness = _Watched(self.harness, watch)
-        watch.examples += 1
 
-    bound = type(f"{machine.__name__}Budgeted", (machine,), {"__init__": __init__, WATCH: watch})
-    return bound, lambda: watch.examples
+class Watched(Protocol):
+    """What machines run on: a connection whose exchanges a watch may see
+    (``conformance.engine.harness.Connection``)."""
+
+    watch: CallWatch | None
+
+
+Machine = Callable[[Any], RuleBasedStateMachine]
+"""A machine class (or factory) taking the run's connection."""
+
+
+def machine_factory(
+    machine: Machine, connection: Watched, watch: Watch, seed: int | None = None
+) -> Callable[[], RuleBasedStateMachine]:
+    """What Hypothesis runs: each example a ``machine`` on ``connection``, started unless the
+    watch's share is spent; with ``seed``, the run's examples are those of that seed."""
+
+    def start() -> RuleBasedStateMachine:
+        watch.started()
+        return machine(connection)
+
+    return start if seed is None else hypothesis.seed(seed)(start)
 
 
 @contextlib.contextmanager
-def shrinking_bounded(seconds: float) -> Iterator[None]:
-    """Hypothesis stops shrinking after ``seconds`` (its own bound is five minutes) and
-    reports the smallest failing example found so far."""
-    from hypothesis.internal.conjecture import engine
-
-    before = engine.MAX_SHRINKING_SECONDS
-    engine.MAX_SHRINKING_SECONDS = max(1, math.ceil(seconds))
+def watching(connection: Watched, watch: Watch) -> Iterator[None]:
+    """``watch`` sees every exchange on ``connection`` for the duration."""
+    before = connection.watch
+    connection.watch = watch
     try:
         yield
     finally:
-        engine.MAX_SHRINKING_SECONDS = before
+        connection.watch = before
 
 
 def run_machine(
-    machine: type[RuleBasedStateMachine],
+    machine: Machine,
+    connection: Watched,
     hypothesis_settings: settings,
     budget: Budget | None,
     name: str,
+    seed: int | None = None,
 ) -> None:
-    """Run ``machine`` as a Hypothesis test, within the budget's share for ``name`` if any."""
+    """Run ``machine`` on ``connection`` as a Hypothesis test (its examples those of ``seed``),
+    within the budget's share for ``name`` if any."""
     if budget is None:
-        bound, _started = budgeted_machine(machine, math.inf, time.monotonic)
-        _run_watched(bound, hypothesis_settings)
-        return
-    until = budget.deadline_for(name)
-    if until <= budget.clock():
-        budget.left_out.append(f"{name}: not run")
-        return
-    bound, started = budgeted_machine(machine, until, budget.clock)
+        watch = Watch()
+    else:
+        until = budget.deadline_for(name)
+        if until <= budget.clock():
+            budget.left_out.append(f"{name}: not run")
+            return
+        watch = Watch(until, budget.clock, budget.shrinking, budget.shrinking_end)
     try:
-        with shrinking_bounded(budget.shrinking):
-            _run_watched(bound, hypothesis_settings)
+        run_watched(machine, connection, hypothesis_settings, watch, seed)
     except BudgetSpent:
-        planned = hypothesis_settings.max_examples
-        budget.left_out.append(f"{name}: stopped after {started()} of {planned} examples")
+        if budget is not None:
+            planned = hypothesis_settings.max_examples
+            budget.left_out.append(f"{name}: stopped after {watch.examples} of {planned} examples")
 
 
-WATCH = "xapi_watch"
-"""The class attribute of a watched machine that holds its ``_Watch``."""
+def run_watched(
+    machine: Machine,
+    connection: Watched,
+    hypothesis_settings: settings,
+    watch: Watch,
+    seed: int | None = None,
+) -> None:
+    """Run ``machine`` on ``connection`` as a Hypothesis test under ``watch``; a divergence
+    whose shrinking ran out of time is raised as the smallest example of it seen, and
+    ``BudgetSpent`` without one ends the run."""
+    try:
+        with watching(connection, watch):
+            _run_hypothesis(
+                machine_factory(machine, connection, watch, seed), watch, hypothesis_settings
+            )
+    except BudgetSpent:
+        if watch.smallest is not None:
+            raise watch.smallest from None
+        raise
+
 
 INCONSISTENT = (
     "the target answered the same calls differently when they were replayed, so Hypothesis "
@@ -288,7 +337,9 @@ INCONSISTENT = (
 )
 
 
-def _run_watched(machine: type[RuleBasedStateMachine], hypothesis_settings: settings) -> None:
+def _run_hypothesis(
+    factory: Callable[[], RuleBasedStateMachine], watch: Watch, hypothesis_settings: settings
+) -> None:
     """The Hypothesis run of a watched machine; a target problem ends it as itself.
 
     A target whose answers to the same calls change between runs makes Hypothesis' replays
@@ -296,13 +347,13 @@ def _run_watched(machine: type[RuleBasedStateMachine], hypothesis_settings: sett
     was found, unshrunk; without one, the inconsistent target is the error.
     """
     try:
-        run_state_machine_as_test(machine, settings=hypothesis_settings)
+        # Hypothesis documents any callable returning a machine; its annotation says a class
+        run_state_machine_as_test(factory, settings=hypothesis_settings)  # type: ignore[arg-type]
     except TargetGaveOut as gave_out:
         raise gave_out.error from None
     except FlakyFailure as flaky:
         raise _first_divergence(flaky) from None
     except FlakyStrategyDefinition as flaky:
-        watch: _Watch = getattr(machine, WATCH)
         if watch.first is not None:
             raise watch.first from None
         cause = str(flaky).strip().splitlines()[0] if str(flaky).strip() else "no detail"
@@ -325,20 +376,25 @@ def run_cells(cells: Iterable[T], budget: Budget | None, name: str) -> Iterable[
     return budget.cells(cells, budget.deadline_for(name), name)
 
 
-def session_budget(duration: str | None, started: datetime.datetime) -> Budget | None:
+def _board_name(name: str) -> str:
+    """A test's name as a file name on the board."""
+    return name.replace("/", "_").replace("\\", "_")
+
+
+def session_budget(
+    duration: str | None, started: datetime.datetime, workers: int = 1, board: Path | None = None
+) -> Budget | None:
     """The budget (``--xapi-time-budget DURATION``) of a test session that started at
-    ``started`` (wall clock), if it has one."""
+    ``started`` (wall clock), if it has one, shared by ``workers`` through ``board``."""
     if duration is None:
         return None
     elapsed = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
-    return Budget(parse_duration(str(duration)), started=time.monotonic() - max(0.0, elapsed))
-
-
-def plan_tests(budget: Budget, names: Iterable[str]) -> list[str]:
-    """``names`` in the order that spends a budget well (sweeps first), and the budget's plan."""
-    ordered = sorted(names, key=lambda name: "sweep" not in name)
-    budget.weights = {name: SWEEP_WEIGHT if "sweep" in name else 1.0 for name in ordered}
-    return ordered
+    return Budget(
+        parse_duration(str(duration)),
+        started=time.monotonic() - max(0.0, elapsed),
+        workers=max(1, workers),
+        board=board,
+    )
 
 
 def write_record(budget: Budget, report_dir: Path, worker: str) -> None:

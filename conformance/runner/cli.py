@@ -69,6 +69,11 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     serve.add_argument("--restrict-dmc", action="store_true", help="start with DMC licensed off")
     serve.add_argument(
+        "--no-templates",
+        action="store_true",
+        help="start without the default templates (Other install media, Debian Bookworm 12)",
+    )
+    serve.add_argument(
         "--edition",
         default="free/libre",
         choices=sorted(EDITIONS),
@@ -176,6 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
         accounts=accounts,
         restrict_dmc=args.restrict_dmc,
         edition=args.edition,
+        templates=not args.no_templates,
         restricted=tuple(args.restrict),
         guest_agent=not args.no_guest_agent,
         hosts=args.hosts,

@@ -235,13 +235,35 @@ def _remove_stale(report_dir: Path) -> None:
 
 
 def _coverage_line(s: RunSummary) -> str:
-    cells = sum(1 for c in s.coverage if c.count)
-    messages = sum(1 for m in s.messages if m.count)
-    percent = 100 * cells / len(s.coverage) if s.coverage else 0.0
+    """How much was judged (ok or diverges), and what was not: unreachable (blocked by a
+    finding) or not exercised."""
+    cells = _judged_counts([c.status for c in s.coverage], [c.count for c in s.coverage])
+    messages = _judged_counts([m.status for m in s.messages], [m.count for m in s.messages])
+    percent = 100 * cells[0] / len(s.coverage) if s.coverage else 0.0
     return (
-        f"coverage: {cells} of {len(s.coverage)} cells ({percent:.0f}%), "
-        f"{messages} of {len(s.messages)} messages"
+        f"coverage: {cells[0]} of {len(s.coverage)} cells judged ({percent:.0f}%), "
+        f"{messages[0]} of {len(s.messages)} messages"
+        + _gaps("cells", cells)
+        + _gaps("messages", messages)
     )
+
+
+def _judged_counts(statuses: list[str], counts: list[int]) -> tuple[int, int, int]:
+    """(judged, unreachable, not exercised) of a summary's cells or messages."""
+    judged = sum(
+        1
+        for st, n in zip(statuses, counts, strict=True)
+        if st in ("ok", "diverges") or (not st and n)
+    )
+    unreachable = statuses.count("unreachable")
+    return judged, unreachable, len(statuses) - judged - unreachable
+
+
+def _gaps(what: str, counts: tuple[int, int, int]) -> str:
+    _, unreachable, missing = counts
+    if not unreachable:
+        return ""
+    return f"; {what}: {unreachable} unreachable, {missing} not exercised"
 
 
 def _finding_lines(s: RunSummary, report_dir: Path) -> list[str]:
@@ -264,11 +286,13 @@ def _verdict_line(s: RunSummary) -> str:
     found = f"{len(s.findings)} finding(s) from {len(s.active_divergences)} divergence(s)"
     if s.baseline:
         found += f", {len(s.new_findings)} new against the baseline"
-    return (
+    line = (
         f"verdict: {s.verdict} — {found}; {s.examples:,} examples, {s.steps:,} steps"
         if s.verdict != "error"
         else f"verdict: error — {s.error}"
     )
+    gap = s.not_run_note
+    return f"{line} ({gap})" if gap else line
 
 
 def _with_run_time(report_dir: Path, s: RunSummary, started: datetime.datetime) -> RunSummary:

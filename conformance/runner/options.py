@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from conformance.areas.registry import SELECTABLE
 from conformance.targets.base import DEFAULT_MAX_RESPONSE_MB, DEFAULT_TIMEOUT_S, STALL_AFTER
 
 __all__ = [
@@ -32,18 +33,7 @@ __all__ = [
 
 PROFILES = ("ci", "dev", "thorough")
 STRICTNESS = ("exact", "arity", "code")
-AREA_NAMES = (
-    "lifecycle",
-    "memory",
-    "operations",
-    "templates",
-    "fields",
-    "rpc",
-    "roles",
-    "async",
-    "concurrency",
-    "sweep",
-)
+AREA_NAMES = SELECTABLE
 """What ``-k`` selects: the suite's areas (its machines) and the deterministic sweeps."""
 
 SUITE_TESTS = (
@@ -146,7 +136,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "profile",
-        "dev (fast), ci (default, about a minute), thorough (nightly)",
+        "dev (fast), ci (default, a few minutes), thorough (nightly)",
         default="ci",
         choices=PROFILES,
     ),

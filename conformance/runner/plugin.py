@@ -7,14 +7,13 @@ test session is touched.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import dataclasses
 import datetime
 import os
 import secrets
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,22 +58,25 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     _settle_seed(config)
     config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    config.stash[TOKEN_KEY] = (
+        str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
+    )
     config.stash[BUDGET_KEY] = None
     if config.getoption("xapi_time_budget", None) is not None:
-        from conformance.runner.budget import session_budget
+        from conformance.runner.budget import BUDGET_DIR, session_budget
 
         config.stash[BUDGET_KEY] = session_budget(
-            config.getoption("xapi_time_budget"), config.stash[STARTED_KEY]
+            config.getoption("xapi_time_budget"),
+            config.stash[STARTED_KEY],
+            workers=int(workerinput["workercount"]) if workerinput else 1,
+            board=_report_dir(config) / BUDGET_DIR / config.stash[TOKEN_KEY],
         )
     from conformance.runner.results import Part
 
     config.stash[PART_KEY] = Part()
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
         _baseline(config)
-    config.stash[TOKEN_KEY] = (
-        str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
-    )
     if workerinput and config.getoption("xapi_run_id"):
         from conformance.runner import interrupts
 
@@ -90,29 +92,31 @@ def _settle_seed(config: pytest.Config) -> None:
         option.xapi_seed = int(given) if given.isdigit() else secrets.randbelow(2**31)
 
 
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Hypothesis uses ``seed`` for the suite's tests, and its previous seed afterwards."""
-    from hypothesis import core
-
-    previous = core.global_force_seed
-    core.global_force_seed = seed  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        core.global_force_seed = previous
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With a time budget, the sweeps run first and every selected test gets its share."""
-    budget = config.stash.get(BUDGET_KEY, None)
-    if budget is None:
+    """The suite's pieces in the order that spends the run well: the longest first, so that
+    workers end together; with a time budget, the first piece of every sweep and area first,
+    each piece's estimated cost its weight in the budget's shares."""
+    pieces = {item.name: _piece(item) for item in items if _piece(item) is not None}
+    if not pieces:
         return
-    from conformance.runner.budget import plan_tests
+    from conformance.runner import split
 
-    order = plan_tests(budget, [item.name for item in items])
-    items.sort(key=lambda item: order.index(item.name))
+    budget = config.stash.get(BUDGET_KEY, None)
+    costs = {name: piece.cost for name, piece in pieces.items()}
+    if budget is None:
+        order = split.longest_first(costs)
+    else:
+        order = split.budget_order(pieces)
+        budget.weights = costs
+    position = {name: index for index, name in enumerate(order)}
+    items.sort(key=lambda item: position.get(item.name, len(position)))
+
+
+def _piece(item: pytest.Item) -> Any:
+    """The suite piece (``conformance.runner.split.Piece``) a test runs, if it is one."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("piece") if callspec is not None else None
 
 
 @pytest.fixture(scope="session")
@@ -184,6 +188,7 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     from conformance.runner.results import target_identity
 
     connection, close = open_connection(run_config(request.config))
+    connection.survey = _surveys(request.config)
     request.config.stash[CONNECTION_KEY] = connection
     part = request.config.stash[PART_KEY]
     if not part.identity:
@@ -191,11 +196,18 @@ def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     progress = _Progress(request.config, connection)
     progress.start()
     try:
-        with _seeded(request.config.getoption("xapi_seed")):
-            yield connection
+        yield connection
     finally:
         progress.stop()
         close()
+
+
+def _surveys(config: pytest.Config) -> bool:
+    """Whether the run goes on past divergences: unless ``-x`` or ``--max-findings`` asks to
+    stop early."""
+    return (
+        not config.getoption("exitfirst", False) and config.getoption("xapi_max_findings") is None
+    )
 
 
 @pytest.fixture(scope="session")
@@ -205,19 +217,54 @@ def xapi_settings(request: pytest.FixtureRequest) -> settings:
 
     config = request.config
     return hypothesis_settings(
-        config.getoption("xapi_profile"), config.getoption("xapi_max_examples"), _report_dir(config)
+        config.getoption("xapi_profile"), config.getoption("xapi_max_examples")
     )
 
 
-def _absorb(part: Part, connection: Connection) -> None:
-    from conformance.runner.results import divergence_record
+def _copied(part: Part) -> Part:
+    """``part`` with its containers copied; its records are frozen, so they are shared (a deep
+    copy of a survey's divergences, whose answers hold whole VM records, took seconds)."""
+    return dataclasses.replace(
+        part,
+        coverage=Counter(part.coverage),
+        divergences=list(part.divergences),
+        errors=list(part.errors),
+        ending=list(part.ending),
+        messages=Counter(part.messages),
+        areas=set(part.areas),
+        identity=dict(part.identity),
+        not_run=dict(part.not_run),
+    )
 
+
+_RECORDS: dict[int, tuple[Any, Any]] = {}
+"""Each divergence's report record, redacted, by the id of the divergence (kept alive beside
+it): made once, not every second."""
+
+
+def _recorded(divergence: Any, secrets: list[str]) -> Any:
+    """``divergence`` (an info of the tally or a record) as a redacted report record."""
+    from conformance.judge.divergence import DivergenceInfo
+    from conformance.runner.results import divergence_record
+    from reports import redact_value
+
+    kept = _RECORDS.get(id(divergence))
+    if kept is None or kept[0] is not divergence:
+        record = (
+            divergence_record(divergence) if isinstance(divergence, DivergenceInfo) else divergence
+        )
+        kept = (divergence, redact_value(record, secrets))
+        _RECORDS[id(divergence)] = kept
+    return kept[1]
+
+
+def _absorb(part: Part, connection: Connection) -> None:
     tally = connection.tally
     part.examples += tally.examples
     part.steps += tally.steps
     part.coverage.update(tally.coverage)
     part.messages.update(tally.messages)
-    part.divergences.extend(divergence_record(d) for d in tally.divergences)
+    part.divergences.extend(tally.divergences)  # type: ignore[arg-type]  # recorded below
 
 
 def _snapshot(config: pytest.Config) -> Part:
@@ -226,13 +273,14 @@ def _snapshot(config: pytest.Config) -> Part:
     worker still counts."""
     from reports import redact_value
 
-    part = copy.deepcopy(config.stash[PART_KEY])
+    part = _copied(config.stash[PART_KEY])
     connection = config.stash.get(CONNECTION_KEY, None)
     if connection is not None:
         _absorb(part, connection)
-    part.divergences = [redact_value(d, _secrets(config)) for d in part.divergences]  # type: ignore[misc]
-    part.errors = [str(redact_value(e, _secrets(config))) for e in part.errors]
-    part.ending = [str(redact_value(e, _secrets(config))) for e in part.ending]
+    known = _secrets(config)
+    part.divergences = [_recorded(d, known) for d in part.divergences]
+    part.errors = [str(redact_value(e, known)) for e in part.errors]
+    part.ending = [str(redact_value(e, known)) for e in part.ending]
     return part
 
 
@@ -283,9 +331,30 @@ class _Progress:
             snapshot = _snapshot(self._config)
         except RuntimeError:  # the tally changed while it was copied: next second
             return
-        counts = f"{snapshot.examples} {snapshot.steps} {len(snapshot.divergences)}\n"
+        counts = f"{snapshot.examples} {snapshot.steps} {_findings_seen(snapshot)}\n"
         write_part(_parts_dir(self._config), _worker(self._config), snapshot)  # first: counts
         self._path.write_text(counts, encoding="utf-8")  # shown are never ahead of those saved
+
+
+_KEYS: dict[tuple[str, str, str], str] = {}
+"""Each divergence's difference key, by (message, method, cause): computed once, not every
+second for every divergence the progress line counts."""
+
+
+def _findings_seen(part: Part) -> int:
+    """The differences among a part's unwaived divergences (races apart): about what the
+    verdict counts, cheaply."""
+    from reports import difference
+
+    keys = set()
+    for d in part.divergences:
+        if d.waived:
+            continue
+        at = (d.message, d.method, d.cause)
+        if at not in _KEYS:
+            _KEYS[at] = difference(d).key
+        keys.add(_KEYS[at])
+    return len(keys)
 
 
 def _show_live_progress(config: pytest.Config) -> None:
@@ -341,7 +410,13 @@ def pytest_runtest_makereport(
         return report
     part = item.config.stash[PART_KEY]
     if call.when == "call":
-        part.areas.add(item_area(item))
+        skipped = _budget_left_out(item)
+        if skipped:
+            part.not_run.setdefault(item_area(item), skipped)
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), 0, f"Skipped: {skipped}")
+        else:
+            part.areas.add(item_area(item))
     if call.excinfo is None:
         return report
     from conformance.judge.divergence import Divergence
@@ -354,27 +429,41 @@ def pytest_runtest_makereport(
         _stop_at_max_findings(item)
     elif not isinstance(error, AssertionError):
         cause, fatal = _real_cause(item.config, error)
-        (part.ending if fatal else part.errors).append(f"{item.name}: {cause}")
+        if fatal:
+            part.ending.append(cause)  # the target's problem, said once: not the test's name
+        else:
+            part.errors.append(f"{item.name}: {cause}")
         report.longrepr = f"{item.nodeid}: {cause}"
         if fatal and not item.session.shouldstop:
             item.session.shouldstop = cause
     return report
 
 
-SWEEP_AREAS = {
-    "test_lifecycle_sweep": "lifecycle",
-    "test_operations_blocked_sweep": "operations",
-    "test_memory_sweep": "memory",
-    "test_fields_sweep": "fields",
-}
-"""The area each deterministic sweep belongs to."""
+def _budget_left_out(item: pytest.Item) -> str:
+    """Why the time budget kept ``item`` from running at all, or ""."""
+    budget = item.config.stash.get(BUDGET_KEY, None)
+    if budget is None or f"{item.name}: not run" not in budget.left_out:
+        return ""
+    return "time budget: not run (its share was spent)"
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Areas left out by ``-k`` are reported as not run (unless another of their tests runs)."""
+    if not items or PART_KEY not in items[0].config.stash:
+        return
+    part = items[0].config.stash[PART_KEY]
+    for item in items:
+        if "xapi_connection" in getattr(item, "fixturenames", ()):
+            part.not_run.setdefault(item_area(item), "not selected (-k)")
 
 
 def item_area(item: pytest.Item) -> str:
-    """The area a suite test exercises (its ``area`` parameter, or its sweep's area)."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "area" in callspec.params:
-        return str(callspec.params["area"])
+    """The area a suite test exercises (its piece's area, or its sweep's area)."""
+    from conformance.areas.registry import SWEEP_AREAS
+
+    piece = _piece(item)
+    if piece is not None and piece.is_area:
+        return str(piece.family)
     return SWEEP_AREAS.get(getattr(item, "originalname", item.name), item.name)
 
 
@@ -397,14 +486,20 @@ def _first_line(error: BaseException) -> str:
 def _real_cause(config: pytest.Config, error: BaseException) -> tuple[str, bool]:
     """What went wrong, named by its root (a stalled or unreachable target, not Hypothesis'
     Flaky* that a failing target provokes), and whether it ends the run."""
-    from conformance.errors import ConformanceError, TargetStalled, TargetTimeout, TargetUnreachable
+    from conformance.errors import (
+        ConformanceError,
+        ProtocolError,
+        TargetStalled,
+        TargetTimeout,
+        TargetUnreachable,
+    )
 
     connection = config.stash.get(CONNECTION_KEY, None)
     stalled = str(getattr(connection.target, "stalled", "")) if connection else ""
     if stalled:
         return f"TargetStalled: {stalled}", True
     root = _find(error, ConformanceError) or error
-    fatal = isinstance(root, TargetStalled | TargetUnreachable) and not isinstance(
+    fatal = isinstance(root, TargetStalled | TargetUnreachable | ProtocolError) and not isinstance(
         root, TargetTimeout
     )
     return f"{type(root).__name__}: {_first_line(root)}", fatal

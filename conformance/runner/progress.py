@@ -19,7 +19,8 @@ from typing import TextIO
 __all__ = ["PROGRESS_DIR", "Counters", "LiveProgress", "terminal"]
 
 PROGRESS_DIR = ".progress"
-"""Under the report directory: one ``<worker>.txt`` of "examples steps divergences" each."""
+"""Under the report directory: one ``<worker>.txt`` of "examples steps findings" each (the
+findings a process has seen: what the verdict counts, not every divergence)."""
 
 
 class Counters:
@@ -31,7 +32,8 @@ class Counters:
         self._seen: dict[str, tuple[int, int, int]] = {}
 
     def read(self) -> tuple[int, int, int]:
-        """Examples, steps and divergences so far, over every process."""
+        """Examples, steps and findings so far, over every process (a finding two processes
+        both saw counts twice until the verdict merges them)."""
         for path in self._folder.glob("*.txt"):
             with contextlib.suppress(OSError, ValueError):
                 e, s, d = (int(x) for x in path.read_text().split())
@@ -106,7 +108,7 @@ class LiveProgress:
             return  # no suite test has begun: nothing to say
         elapsed = int(time.monotonic() - self._started)
         line = (
-            f"{self._prefix}examples {examples:,} · steps {steps:,} · divergences {divergences} · "
+            f"{self._prefix}examples {examples:,} · steps {steps:,} · findings {divergences} · "
             f"{elapsed // 60:02d}:{elapsed % 60:02d}"
         )
         self._out.write(f"\r{line}\033[K" if self._in_place else line + "\n")

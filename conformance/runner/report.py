@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def report_command(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out or "xapi-conformance-matrix")
     out.mkdir(parents=True, exist_ok=True)
-    html_path = write_matrix(out, summaries)
+    reports = [os.path.relpath(d.resolve() / "report.html", out.resolve()) for d in directories]
+    html_path = write_matrix(out, summaries, reports=reports)
     print(f"wrote {html_path} and {html_path.with_suffix('.md')}")
     return 0

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from conformance.areas.machines import AREAS
 from conformance.judge.divergence import DivergenceInfo
+from conformance.runner.statuses import with_statuses
 from conformance.targets import Target
 from conformance.wire.typed import datetime_text
 from models.coverage import coverage_cells, judged_release, vm_messages
@@ -21,6 +23,7 @@ from reports import (
     CoverageCell,
     DivergenceRecord,
     MessageCount,
+    NotRun,
     OutcomeRecord,
     RunSummary,
     atomic_write_text,
@@ -78,6 +81,8 @@ def divergence_record(info: DivergenceInfo) -> DivergenceRecord:
             CallRecord(text, None if answer is None else outcome_record(answer))
             for text, answer in info.calls
         ),
+        cause=info.cause or info.method,
+        cell=info.cell or (),
     )
 
 
@@ -96,6 +101,8 @@ class Part:
     messages: Counter[str] = field(default_factory=Counter)
     areas: set[str] = field(default_factory=set)
     identity: dict[str, str] = field(default_factory=dict)
+    not_run: dict[str, str] = field(default_factory=dict)
+    """Areas a test of which did not run, with why (``-k``, a spent time budget)."""
 
 
 def _part_json(part: Part) -> dict[str, object]:
@@ -110,6 +117,7 @@ def _part_json(part: Part) -> dict[str, object]:
         "messages": dict(part.messages),
         "areas": sorted(part.areas),
         "identity": part.identity,
+        "not_run": part.not_run,
     }
 
 
@@ -136,6 +144,7 @@ def read_parts(folder: Path) -> list[Part]:
         part.messages.update(data.get("messages", {}))
         part.areas.update(data.get("areas", []))
         part.identity.update(data.get("identity", {}))
+        part.not_run.update(data.get("not_run", {}))
         parts.append(part)
     return parts
 
@@ -252,7 +261,8 @@ def merge_parts(
         total.messages.update(part.messages)
         total.areas.update(part.areas)
         total.identity.update(part.identity)
-    errors = [e for e in [extra_error, *total.ending, *total.errors] if e]
+        total.not_run.update(part.not_run)
+    errors = list(dict.fromkeys(e for e in [extra_error, *total.ending, *total.errors] if e))
     diverges = any(not d.waived for d in total.divergences)
     verdict = (
         "error"
@@ -281,8 +291,21 @@ def merge_parts(
         target_identity=total.identity,
         release=_judged(total.identity, facts.xapi_version),
         areas=tuple(sorted(total.areas)),
+        not_run=_not_run(total, interrupted),
     )
-    return with_findings(summary, facts.baseline, facts.baseline_path)
+    return with_statuses(with_findings(summary, facts.baseline, facts.baseline_path))
+
+
+INTERRUPTED = "the run was interrupted before it ran"
+
+
+def _not_run(total: Part, interrupted: bool) -> tuple[NotRun, ...]:
+    """The areas none of whose tests ran, each with why; an interrupted run's unreached areas
+    too."""
+    reasons = dict(total.not_run)
+    if interrupted:
+        reasons.update({area: INTERRUPTED for area in AREAS if area not in reasons})
+    return tuple(NotRun(a, r) for a, r in sorted(reasons.items()) if a not in total.areas)
 
 
 def _unique(divergences: Iterable[DivergenceRecord]) -> list[DivergenceRecord]:

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.server.config import MAX_REQUEST_BYTES
-from conformance.server.events import Batch, NextPoll, Poll, parse_token
+from conformance.server.events import NextPoll, Poll
 from conformance.server.latency import SlowCalls
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
-from models.outcome import Failure, Int32, Outcome, Success, Value
+from models.events import class_name, parse_token
+from models.outcome import Failure, Outcome, Success
 from models.rpc import REGISTRY
 from models.schema import XType
 from models.unmarshal import UnmarshalError, unmarshal
@@ -275,7 +276,7 @@ class XenAPIApp:
             timeout = float(unmarshal(timeout_raw, _FLOAT, {}))  # type: ignore[arg-type]
         except UnmarshalError as bad:
             return Failure("INTERNAL_ERROR", (bad.text,))
-        classes = {_class_name(str(c)) for c in classes_raw}
+        classes = {class_name(str(c)) for c in classes_raw}
         log = self.state.events
         first = parse_token(token)
         if first is None:
@@ -298,7 +299,7 @@ class XenAPIApp:
         if name != "next":
             if not isinstance(params[1], list):
                 return Failure("INTERNAL_ERROR", ("Expected string set",))
-            log.register(session, {_class_name(str(c)) for c in params[1]}, name == "register")
+            log.register(session, {class_name(str(c)) for c in params[1]}, name == "register")
             return Success("")
         if not log.registered(session):
             trackid = hashlib.md5(session.encode(), usedforsecurity=False).hexdigest()
@@ -330,16 +331,7 @@ def _poll_outcome(poll: Poll | NextPoll) -> Outcome:
     batch = poll.batch()
     if batch is None:
         return Failure("SESSION_INVALID", (poll.session,))
-    return _batch_outcome(batch)
-
-
-def _batch_outcome(batch: Batch) -> Outcome:
-    result: dict[str, Value] = {
-        "events": tuple(e.as_value() for e in batch.events),
-        "valid_ref_counts": {cls: Int32(count) for cls, count in batch.counts.items()},
-        "token": batch.token,
-    }
-    return Success(result)
+    return Success(batch.as_value())
 
 
 def log_internal_error(error: BaseException) -> None:
@@ -362,9 +354,3 @@ def _canonical(method: str) -> str:
         return method
     cls, _, name = method.partition("_")
     return f"{cls}.{name}" if f"{cls}.{name}" in SERVER_METHODS else method
-
-
-def _class_name(subscription: str) -> str:
-    """Classes match case-insensitively; the ref of a ``vm/REF`` subscription keeps its case."""
-    cls, sep, ref = subscription.partition("/")
-    return f"{cls.lower()}{sep}{ref}"

@@ -52,6 +52,8 @@ class ServerConfig:
     """The licence edition (``serve --edition``): its features (models.features.EDITIONS)."""
     restricted: tuple[str, ...] = ()
     """Features licensed off on top of the edition (``serve --restrict FEATURE``)."""
+    templates: bool = True
+    """The pool has its default templates (models/templates.py); ``serve --no-templates``."""
     guest_agent: bool = True
     hosts: int = 2
     threads: int = 8

@@ -267,7 +267,7 @@ def _finished(
         )
     if done is None or ref not in after.tasks:  # destroyed while it ran: the effect stays
         return after
-    return _with_task(after, replace(done, progress=1.0))
+    return _with_task(after, replace(done, progress=1.0, finished=_now()))
 
 
 def _task_ended(world: World, ref: str, outcome: Outcome) -> World:
@@ -280,7 +280,7 @@ def _task_ended(world: World, ref: str, outcome: Outcome) -> World:
         done = replace(pending, status=status, error_info=tuple(outcome.description))
     else:
         done = replace(pending, status="success", result=outcome.value)
-    return _with_task(world, replace(done, progress=1.0))
+    return _with_task(world, replace(done, progress=1.0, finished=_now()))
 
 
 def _progressed(world: World, progress: Mapping[str, float]) -> World:

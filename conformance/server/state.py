@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from conformance.faults import Fault, Transition, compose, lookup, wire_quirks
+from conformance.faults.events import event_fault
 from conformance.server.config import ServerConfig, parse_release
 from conformance.server.events import EventLog
 from models.outcome import Outcome
@@ -32,7 +33,7 @@ class ServerState:
         self.quirks = wire_quirks(faults)
         """How this server types values on the wire (xapi's way unless a seeded fault says)."""
         self.faults = tuple(faults)
-        self.events = EventLog(world)
+        self.events = EventLog(world, fault=event_fault(faults))
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> ServerState:
@@ -42,6 +43,7 @@ class ServerState:
             hosts=config.hosts,
             accounts=config.all_accounts(),
             features=config.features(),
+            templates=config.templates,
             facts=facts,
             salt=config.salt,
             release=parse_release(config.xapi_version),

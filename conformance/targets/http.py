@@ -14,6 +14,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from conformance.errors import (
+    MalformedAnswer,
     ProtocolError,
     TargetStalled,
     TargetTimeout,
@@ -90,7 +91,7 @@ class _HttpTarget:
         try:
             outcome = decode(body)
         except WireFormatError as error:
-            raise ProtocolError(
+            raise MalformedAnswer(
                 f"{self.url} answered {method} with a malformed body: "
                 f"{excerpt(str(error), self.secrets)}"
             ) from None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Callable
 
-from conformance.errors import ProtocolError
+from conformance.errors import MalformedAnswer, ProtocolError
 from conformance.server.app import XenAPIApp
 from conformance.targets.base import Protocol_, TargetSettings
-from conformance.wire import jsonrpc, xmlrpc
+from conformance.wire import WireFormatError, jsonrpc, xmlrpc
 from models.outcome import Outcome, Value
 
 __all__ = ["InProcessTarget"]
@@ -28,8 +29,10 @@ class InProcessTarget:
         """One call through the codecs and the app."""
         if self.protocol == "jsonrpc":
             body = jsonrpc.encode_request(method, params, next(self._ids))
-            return jsonrpc.decode_response(self._post("/jsonrpc", body))
-        return xmlrpc.decode_response(self._post("/", xmlrpc.encode_request(method, params)))
+            return _decoded(jsonrpc.decode_response, self._post("/jsonrpc", body))
+        return _decoded(
+            xmlrpc.decode_response, self._post("/", xmlrpc.encode_request(method, params))
+        )
 
     def _post(self, path: str, body: bytes) -> bytes:
         status: list[str] = []
@@ -46,3 +49,13 @@ class InProcessTarget:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _decoded(decode: Callable[[bytes], Outcome], body: bytes) -> Outcome:
+    """The answer ``body`` holds; a body that does not read as one is a ``MalformedAnswer``."""
+    try:
+        return decode(body)
+    except WireFormatError as error:
+        raise MalformedAnswer(
+            f"the embedded server answered with a malformed body: {error}"
+        ) from None

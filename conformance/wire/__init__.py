@@ -14,13 +14,14 @@ use them through their module (``xmlrpc.encode_request``, ``jsonrpc.decode_respo
 from __future__ import annotations
 
 from conformance.wire import jsonrpc, typed, xmlrpc
-from conformance.wire.base import XAPI_TYPING, Quirks, WireFormatError
+from conformance.wire.base import XAPI_TYPING, DateTimeText, Quirks, WireFormatError
 from conformance.wire.jsonrpc import JsonRpcRequest
 from conformance.wire.typed import from_wire
 from conformance.wire.xmlrpc import parse_value_text, value_text
 
 __all__ = [
     "XAPI_TYPING",
+    "DateTimeText",
     "JsonRpcRequest",
     "Quirks",
     "WireFormatError",

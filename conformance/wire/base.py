@@ -6,7 +6,20 @@ from dataclasses import dataclass
 
 from conformance.errors import ProtocolError
 
-__all__ = ["XAPI_TYPING", "Quirks", "WireFormatError"]
+__all__ = ["XAPI_TYPING", "DateTimeText", "Quirks", "WireFormatError", "utf16_halves"]
+
+
+def utf16_halves(char: str) -> tuple[int, int]:
+    """The UTF-16 surrogate pair of a character beyond U+FFFF."""
+    offset = ord(char) - 0x10000
+    return 0xD800 + (offset >> 10), 0xDC00 + (offset & 0x3FF)
+
+
+class DateTimeText(str):
+    """The text of an XML-RPC ``<dateTime.iso8601>``, as a client decodes it: a string that
+    remembers it was sent as a date (a date sent as a plain string is not one xapi sends)."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,14 @@ class Quirks:
     JSON-RPC."""
     bool_text: bool = False
     """A bool written as the string ``"true"`` or ``"false"``."""
+    int_through_double: bool = False
+    """An int64 passed through a double on its way out (as a JavaScript server does): those
+    beyond 2^53 come out rounded, 2^63 - 1 as 2^63."""
+    non_bmp_mangled: bool = False
+    """Text outside the Basic Multilingual Plane written as UTF-16 halves: over XML-RPC as
+    character references to surrogates (not XML), over JSON-RPC each half as U+FFFD."""
+    datetime_text: bool = False
+    """A dateTime written as a plain string over XML-RPC (not ``<dateTime.iso8601>``)."""
 
 
 XAPI_TYPING: Quirks = Quirks()

@@ -62,8 +62,11 @@ def _json_value(value: Value, quirks: Quirks = XAPI_TYPING) -> object:
     """The JSON-ready form of a ``Value`` (``quirks``: wrongly typed, for seeded faults)."""
     if isinstance(value, bool) and quirks.bool_text:
         return str(value).lower()
-    if isinstance(value, int) and not isinstance(value, bool) and quirks.int_typed:
-        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and quirks != XAPI_TYPING:
+        number = int(float(value)) if quirks.int_through_double else value
+        return str(number) if quirks.int_typed else number
+    if isinstance(value, str) and quirks.non_bmp_mangled:
+        return "".join("\ufffd\ufffd" if ord(char) > 0xFFFF else char for char in value)
     if isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, datetime.datetime):

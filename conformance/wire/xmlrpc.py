@@ -23,7 +23,13 @@ from typing import TypeVar
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
-from conformance.wire.base import XAPI_TYPING, Quirks, WireFormatError
+from conformance.wire.base import (
+    XAPI_TYPING,
+    DateTimeText,
+    Quirks,
+    WireFormatError,
+    utf16_halves,
+)
 from conformance.wire.typed import (
     INT64_MAX,
     INT64_MIN,
@@ -93,13 +99,19 @@ def _encode(value: Value, style: _Style, out: list[str]) -> None:
             str(value).lower() if style.quirks.bool_text else f"<boolean>{int(value)}</boolean>"
         )
     elif isinstance(value, int):
-        out.append(f"<int>{value:d}</int>" if style.quirks.int_typed else f"{value:d}")
+        number = int(float(value)) if style.quirks.int_through_double else value
+        out.append(f"<int>{number:d}</int>" if style.quirks.int_typed else f"{number:d}")
     elif isinstance(value, float):
         out.append(f"<double>{style.double(value)}</double>")
     elif isinstance(value, str):
-        out.append(style.escape(value))
+        out.append(
+            _halves(style.escape(value)) if style.quirks.non_bmp_mangled else style.escape(value)
+        )
     elif isinstance(value, datetime.datetime):
-        out.append(f"<dateTime.iso8601>{datetime_text(value)}</dateTime.iso8601>")
+        text = datetime_text(value)
+        out.append(
+            text if style.quirks.datetime_text else f"<dateTime.iso8601>{text}</dateTime.iso8601>"
+        )
     elif isinstance(value, Encoded):
         out.append(style.escape(value_text(value.value)))
     elif isinstance(value, Int32):
@@ -111,6 +123,16 @@ def _encode(value: Value, style: _Style, out: list[str]) -> None:
     else:
         raise TypeError(f"not a XenAPI value: {value!r}")
     out.append("</value>")
+
+
+def _halves(text: str) -> str:
+    """``text`` with each character beyond U+FFFF written as references to its UTF-16 halves."""
+    if text.isascii():
+        return text
+    return "".join(
+        "".join(f"&#{unit};" for unit in utf16_halves(char)) if ord(char) > 0xFFFF else char
+        for char in text
+    )
 
 
 def _encode_struct(struct: Mapping[str, Value], style: _Style, out: list[str]) -> None:
@@ -279,7 +301,7 @@ _SCALARS: dict[str, Callable[[str], object]] = {
     "boolean": lambda text: text == "1",  # rpclib: anything but "1" is false
     "double": _double,
     "string": str,
-    "dateTime.iso8601": str,
+    "dateTime.iso8601": DateTimeText,
     "base64": _base64,
 }
 
@@ -447,7 +469,7 @@ _LEAN_SCALARS: dict[str, Callable[[str], object]] = {
     "boolean": lambda text: text == "1",
     "double": _double,
     "string": str,
-    "dateTime.iso8601": str,
+    "dateTime.iso8601": DateTimeText,
 }
 
 

@@ -18,10 +18,11 @@ from conformance.judge.divergence import Divergence, DivergenceInfo
 from conformance.runner.budget import (
     Budget,
     BudgetSpent,
-    budgeted_machine,
+    Watch,
+    machine_factory,
     parse_duration,
     run_machine,
-    shrinking_bounded,
+    watching,
 )
 from models.outcome import Success
 
@@ -56,7 +57,6 @@ def test_generation_leaves_room_for_shrinking_and_the_reserve() -> None:
     assert budget.shrinking_end == 100.0 + 57.0
     assert budget.share(2.0, 10.0) == pytest.approx(100.0 + 9.0)
     clock.now += 50
-    assert budget.shrink_seconds() == pytest.approx(7.0)
     assert budget.share(1.0, 1.0) == clock.now  # generation is over: no time for any test
 
 
@@ -72,22 +72,41 @@ def test_cells_after_the_deadline_are_left_out_and_counted() -> None:
     assert budget.as_record()["left_out"] == ["lifecycle_sweep: 7 cells not run"]
 
 
-def _info() -> DivergenceInfo:
-    return DivergenceInfo("VM.x", (), (Success(""),), Success("y"), "test", "outcome", "m")
+def _info(calls: int = 0) -> DivergenceInfo:
+    shown = tuple((f"call {n}", None) for n in range(calls))
+    return DivergenceInfo(
+        "VM.x", (), (Success(""),), Success("y"), "test", "outcome", "m", calls=shown
+    )
+
+
+class _Connection:
+    """What a machine runs on: here only the watch a run installs."""
+
+    watch: Any = None
 
 
 class _Harness:
-    def __init__(self, fail_at: int | None, target_fails_at: int | None = None) -> None:
+    """The harness's contract with a run's watch (``Harness.exchange``): asked before each
+    call, told of each divergence or target error leaving one."""
+
+    def __init__(self, connection: _Connection, fail_at: int | None, target_fails_at: int | None):
+        self.connection = connection
         self.fail_at = fail_at
         self.target_fails_at = target_fails_at
         self.calls = 0
 
     def call(self, value: int) -> int:
+        watch = self.connection.watch
+        watch.before_call()
         self.calls += 1
+        error: Exception | None = None
         if self.target_fails_at is not None and self.calls >= self.target_fails_at:
-            raise TargetStalled("the target stalled")
-        if self.fail_at is not None and value >= self.fail_at:
-            raise Divergence(_info())
+            error = TargetStalled("the target stalled")
+        elif self.fail_at is not None and value >= self.fail_at:
+            error = Divergence(_info(self.calls))
+        if error is not None:
+            watch.left(error)
+            raise error
         return value
 
 
@@ -97,10 +116,10 @@ class _Toy(RuleBasedStateMachine):
     clock: _Clock
     started: list[int]
 
-    def __init__(self) -> None:
+    def __init__(self, connection: _Connection) -> None:
         super().__init__()
         self.started.append(1)
-        self.harness = _Harness(self.fail_at, self.target_fails_at)
+        self.harness = _Harness(connection, self.fail_at, self.target_fails_at)
 
     @rule(value=st.integers(0, 10))
     def step(self, value: int) -> None:
@@ -114,22 +133,66 @@ _SETTINGS = settings(
 )  # fmt: skip
 
 
+def _toy(clock: _Clock, **attributes: Any) -> type[_Toy]:
+    return type("Toy", (_Toy,), {"clock": clock, "started": [], **attributes})
+
+
 def test_a_machine_starts_no_example_after_its_deadline_and_stops_one_at_its_next_step() -> None:
-    clock = _Clock()
-    toy = type("Toy", (_Toy,), {"clock": clock, "started": []})
-    bound, examples = budgeted_machine(toy, until=clock.now + 12, clock=clock)
-    with pytest.raises(BudgetSpent):
-        run_state_machine_as_test(bound, settings=_SETTINGS)
-    assert 1 <= examples() <= 13
+    clock, connection = _Clock(), _Connection()
+    watch = Watch(until=clock.now + 12, clock=clock)
+    with pytest.raises(BudgetSpent), watching(connection, watch):
+        run_state_machine_as_test(
+            machine_factory(_toy(clock), connection, watch), settings=_SETTINGS
+        )  # type: ignore[arg-type]
+    assert 1 <= watch.examples <= 13
     assert clock.now <= 100 + 12 + 1
+    assert connection.watch is None
+
+
+def test_a_run_out_of_time_is_reported_with_what_it_left_out() -> None:
+    clock = _Clock()
+    budget = Budget(60.0, started=clock.now, clock=clock)
+    run_machine(_toy(clock), _Connection(), _SETTINGS, budget, "test_area[x-0]")
+    assert budget.left_out and budget.left_out[0].startswith("test_area[x-0]: stopped after ")
 
 
 def test_a_divergence_found_before_the_deadline_is_still_shrunk_after_it() -> None:
     clock = _Clock()
-    toy = type("Toy", (_Toy,), {"clock": clock, "fail_at": 0, "started": []})
-    bound, _examples = budgeted_machine(toy, until=clock.now + 2, clock=clock)
-    with pytest.raises(Divergence), shrinking_bounded(30):
-        run_state_machine_as_test(bound, settings=_SETTINGS)
+    budget = Budget(60.0, started=clock.now, clock=clock)
+    budget.weights = {"test_area[x-0]": 1.0, "other": 20.0}  # a share of about two seconds
+    with pytest.raises(Divergence) as raised:
+        run_machine(_toy(clock, fail_at=0), _Connection(), _SETTINGS, budget, "test_area[x-0]")
+    assert len(raised.value.info.calls) == 1  # shrunk to one call
+
+
+class _FifthCall(_Toy):
+    """Diverges at its fifth call, whatever the values: every shrink attempt costs seconds."""
+
+    @rule()
+    def count(self) -> None:
+        self.clock.now += 1
+        self.harness.call(10 if self.harness.calls == 4 else 0)
+
+
+def test_shrinking_stops_when_its_time_is_spent_with_the_smallest_example_seen() -> None:
+    clock = _Clock()
+    budget = Budget(20.0, started=clock.now, clock=clock)  # 4 s of shrinking
+    toy = type("Toy", (_FifthCall,), {"clock": clock, "started": [], "fail_at": 10})
+    with pytest.raises(Divergence) as raised:
+        run_machine(toy, _Connection(), settings(_SETTINGS, stateful_step_count=8), budget, "t")
+    assert len(raised.value.info.calls) == 5
+    assert clock.now <= 100 + 5 + budget.shrinking + 1
+    unbounded = type("Toy", (_FifthCall,), {"clock": _Clock(), "started": [], "fail_at": 10})
+    with pytest.raises(Divergence):
+        run_machine(unbounded, _Connection(), settings(_SETTINGS, stateful_step_count=8), None, "t")
+    assert len(unbounded.started) > len(toy.started)  # Hypothesis's own shrinking tries more
+
+
+def test_without_a_budget_shrinking_goes_to_the_smallest_example() -> None:
+    clock = _Clock()
+    with pytest.raises(Divergence) as raised:
+        run_machine(_toy(clock, fail_at=10), _Connection(), _SETTINGS, None, "test_area[x-0]")
+    assert len(raised.value.info.calls) == 1
 
 
 @pytest.mark.parametrize("budget", [None, 60.0])
@@ -137,19 +200,34 @@ def test_a_target_error_ends_the_machine_at_once_as_itself_not_shrunk(
     budget: float | None,
 ) -> None:
     clock = _Clock()
-    started: list[int] = []
-    toy = type("Toy", (_Toy,), {"clock": clock, "target_fails_at": 3, "started": started})
+    toy = _toy(clock, target_fails_at=3)
     watched = None if budget is None else Budget(budget, clock.now, clock)
     with pytest.raises(TargetStalled, match="stalled"):
-        run_machine(toy, _SETTINGS, watched, "test_area[x]")
-    assert len(started) == 1  # a shrinking Hypothesis would have replayed it
+        run_machine(toy, _Connection(), _SETTINGS, watched, "test_area[x]")
+    assert len(toy.started) == 1  # a shrinking Hypothesis would have replayed it
 
 
 def test_without_a_target_error_the_machine_runs_all_its_examples() -> None:
-    started: list[int] = []
-    toy = type("Toy", (_Toy,), {"clock": _Clock(), "started": started})
-    run_machine(toy, _SETTINGS, None, "test_area[x]")
-    assert len(started) >= _SETTINGS.max_examples
+    toy = _toy(_Clock())
+    run_machine(toy, _Connection(), _SETTINGS, None, "test_area[x]")
+    assert len(toy.started) >= _SETTINGS.max_examples
+
+
+def test_a_seed_fixes_the_examples_of_a_run() -> None:
+    def values(seed: int) -> list[int]:
+        drawn: list[int] = []
+
+        class Recording(_Toy):
+            @rule(value=st.integers(0, 1000))
+            def record(self, value: int) -> None:
+                drawn.append(value)
+
+        toy = type("Toy", (Recording,), {"clock": _Clock(), "started": []})
+        run_machine(toy, _Connection(), _SETTINGS, None, "test_area[x]", seed=seed)
+        return drawn
+
+    assert values(7) == values(7)
+    assert values(7) != values(8)
 
 
 class _Fickle(_Toy):
@@ -175,16 +253,34 @@ def test_an_inconsistent_target_is_named_not_hypothesis_flaky_generation(
     fickle = type("Fickle", (_Fickle,), {"clock": clock, "started": []})
     watched = None if budget is None else Budget(budget, clock.now, clock)
     with pytest.raises(TargetInconsistent, match="answered the same calls differently"):
-        run_machine(fickle, _REPLAYING, watched, "test_area[x]")
+        run_machine(fickle, _Connection(), _REPLAYING, watched, "test_area[x]")
 
 
-def test_shrinking_bounded_restores_hypothesis_bound() -> None:
-    from hypothesis.internal.conjecture import engine
+# ---- a budget shared by workers ----------------------------------------------------------------
 
-    before = engine.MAX_SHRINKING_SECONDS
-    with shrinking_bounded(7.2):
-        assert engine.MAX_SHRINKING_SECONDS == 8
-    assert before == engine.MAX_SHRINKING_SECONDS
+
+def test_workers_share_the_time_left_by_what_no_worker_has_started(tmp_path: Path) -> None:
+    clock = _Clock()
+    names = [f"test_area[a-{n}]" for n in range(8)]
+    first, second = (
+        Budget(100.0, started=clock.now, clock=clock, workers=4, board=tmp_path) for _ in range(2)
+    )
+    for budget in (first, second):
+        budget.weights = dict.fromkeys(names, 1.0)
+    time_left = first.generation_end - clock.now
+    assert first.deadline_for(names[0]) == pytest.approx(clock.now + time_left * 4 / 8)
+    for name in names[1:6]:
+        second.deadline_for(name)  # the other worker starts five more
+    assert first.deadline_for(names[6]) == clock.now + time_left  # two left: all the time left
+
+
+def test_a_lone_process_shares_the_time_among_the_tests_it_has_not_started() -> None:
+    clock = _Clock()
+    budget = Budget(100.0, started=clock.now, clock=clock)
+    budget.weights = {"a": 1.0, "b": 3.0}
+    time_left = budget.generation_end - clock.now
+    assert budget.deadline_for("a") == pytest.approx(clock.now + time_left / 4)
+    assert budget.deadline_for("b") == pytest.approx(clock.now + time_left)
 
 
 # ---- end to end: run --time-budget against the embedded server ------------------------------

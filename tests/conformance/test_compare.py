@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -485,3 +486,60 @@ def test_allowed_device_lists_are_exact_by_the_release_judged_against(
             assert isinstance(h.call(method, str(vm.value)), Success)
     finally:
         h.teardown()
+
+
+# ---- the reproducer judges with the suite's rules -------------------------------------------------
+
+_OPERATION_ELSEWHERE = {"current_operations": {"OpaqueRef:t1": "start"}}
+_OTHER_OPERATION = {"current_operations": {"OpaqueRef:t2": "clean_shutdown"}}
+_SAME_OPERATION = {"current_operations": {"OpaqueRef:t9": "start"}}
+_NOON = datetime.datetime(2026, 12, 6, 12, tzinfo=datetime.UTC)
+_SNAPSHOT_NOW = {"snapshot_time": xmlrpc.client.DateTime("20261206T12:00:00Z")}
+_SNAPSHOT_AN_HOUR_LATER = {"snapshot_time": xmlrpc.client.DateTime("20261206T13:00:00Z")}
+
+
+@pytest.mark.parametrize(
+    ("want", "got"),
+    [
+        (_OPERATION_ELSEWHERE, _OTHER_OPERATION),
+        (_OPERATION_ELSEWHERE, _SAME_OPERATION),
+        ({"snapshot_time": _NOON}, _SNAPSHOT_AN_HOUR_LATER),
+        ({"snapshot_time": _NOON}, _SNAPSHOT_NOW),
+    ],
+    ids=["other operation", "same operation", "snapshot an hour off", "snapshot on time"],
+)
+def test_the_reproducer_judges_a_record_as_the_suite_does(
+    want: dict[str, Value], got: dict[str, object]
+) -> None:
+    """The reproducer's verdict on a VM record is the suite's, field rules included (it said
+    "conforms now" for any current_operations map and any snapshot_time the suite rejects).
+    ``got`` is the record as the script's standard-library client decodes it."""
+    from conformance.reproduce.reproducer import LoggedCall, render_reproducer
+
+    script = render_reproducer(
+        title="VM.get_record(vm1)",
+        steps=(),
+        final=LoggedCall("VM.get_record", ("vm1",), "session"),
+        expected=(Success(want),),
+        names={},
+        roles=(),
+        display="VM.get_record(vm1)",
+        url="http://localhost",
+        user="root",
+        protocol="xmlrpc",
+        strictness="exact",
+    )
+    namespace: dict[str, object] = {"__name__": "reproducer"}
+    exec(compile(script, "reproducer.py", "exec"), namespace)
+    matches = namespace["matches"]
+    record = XType("record", name="VM")
+    decoded = {k: str(v) if isinstance(v, xmlrpc.client.DateTime) else v for k, v in got.items()}
+    actual = typed_outcome(Success(decoded), record)  # type: ignore[arg-type]
+    suite = outcome_mismatch(Success(want), actual, returns=record)
+    assert matches(("ok", got), ("ok", _rendered(want))) is (suite is None)  # type: ignore[operator]
+
+
+def _rendered(record: dict[str, Value]) -> dict[str, Value]:
+    """A record as a reproducer writes xapi's answer (datetimes as their text)."""
+    return {k: f"{v:%Y%m%dT%H:%M:%SZ}" if isinstance(v, datetime.datetime) else v
+            for k, v in record.items()}  # fmt: skip

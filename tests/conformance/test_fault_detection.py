@@ -1,9 +1,11 @@
 """Both sides of the suite: the ``ci`` profile finds every seeded fault, with a divergence in the
 area the catalogue names, and a reproducer that reproduces it and passes on the reference server.
 
-Each fault's run is narrowed with ``-k`` to the test that finds it cheapest (a sweep where one
-covers it, else the area's machine) and a fixed seed, so the whole table runs in a few minutes
-on two workers; ``benchmarks/fault_detection.py`` measures whole areas over several seeds.
+Each fault's run is narrowed to the test that finds it cheapest (a sweep where one covers it,
+else the area's machine). The sequential faults run in-process against the in-process target
+(the area's machine derandomized at the ci profile's sizes, a sweep up to its first divergence);
+the command line runs a sweep's and an area's fault as smoke tests, and the race faults with a
+fixed seed. ``benchmarks/fault_detection.py`` measures whole areas over several seeds.
 """
 
 from __future__ import annotations
@@ -12,15 +14,27 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
 
-from conformance.faults import FAULTS
+from conformance.areas.machines import AREAS
+from conformance.areas.sweeps import blocked_sweep, fields_sweep, lifecycle_sweep, memory_sweep
+from conformance.engine.harness import Connection
+from conformance.faults import FAULTS, lookup
+from conformance.judge.divergence import Divergence, DivergenceInfo
+from conformance.runner.profiles import PROFILES, area_examples
+from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
+from conformance.server.latency import SlowCalls
 from conformance.server.process import RunningServer, start_in_thread
+from conformance.server.profiles import NO_LATENCY
+from conformance.targets.inprocess import InProcessTarget
 from models.world import Account
+from tests.conformance.test_harness import _server, connect
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +44,9 @@ ACCOUNTS = (Account("ro", "ro-pw", "read-only"),)
 LIFECYCLE_SWEEP = "lifecycle_sweep"
 BLOCKED_SWEEP = "blocked_sweep"
 MEMORY_SWEEP = "memory_sweep"
+FIELDS_SWEEP = "fields_sweep"
 CONCURRENCY = "test_area and concurrency"
+EVENTS = "test_area and events"
 
 # fault → (-k selection, a text the divergence's message, expected outcome or kind shows)
 CASES: dict[str, tuple[str, str]] = {
@@ -39,6 +55,7 @@ CASES: dict[str, tuple[str, str]] = {
     "suspend-keeps-host": (LIFECYCLE_SWEEP, "resident_on"),
     "shutdown-keeps-domid": (LIFECYCLE_SWEEP, "domid"),
     "unpause-running-accepted": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
+    "start-fails": (LIFECYCLE_SWEEP, "NO_HOSTS_AVAILABLE"),
     "hard-shutdown-suspended-refused": (LIFECYCLE_SWEEP, "VM.hard_shutdown"),
     "wrong-error-param": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
     "power-state-capitalised": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
@@ -58,6 +75,7 @@ CASES: dict[str, tuple[str, str]] = {
     "unblock-ignored": ("test_area and operations", "blocked_operations"),
     "template-startable": (LIFECYCLE_SWEEP, "VM_IS_TEMPLATE"),
     "default-template-destroyable": (LIFECYCLE_SWEEP, "VM_IS_TEMPLATE"),
+    "default-template-clone-kept": (LIFECYCLE_SWEEP, "default_template"),
     "snapshot-of-unset": (LIFECYCLE_SWEEP, "snapshot"),
     "checkpoint-without-memory": (LIFECYCLE_SWEEP, "uspended"),
     "revert-orphan-refused": ("test_area and lifecycle", "VM.revert"),
@@ -79,8 +97,26 @@ CASES: dict[str, tuple[str, str]] = {
     "any-password-accepted": ("test_area and rpc", "SESSION_AUTHENTICATION_FAILED"),
     "auth-failure-unnamed": ("test_area and rpc", "SESSION_AUTHENTICATION_FAILED"),
     "session-originator-lost": ("test_area and rpc", "originator"),
+    "int64-through-double": (FIELDS_SWEEP, "user_version"),
+    "non-bmp-mangled": (FIELDS_SWEEP, "not a XenAPI answer"),
+    "datetime-as-string": (FIELDS_SWEEP, "dateTime"),
+    "map-key-roles-ignored": ("test_area and roles", "RBAC_PERMISSION_DENIED"),
+    "name-label-prefix-match": (FIELDS_SWEEP, "get_by_name_label"),
+    "records-without-snapshots": (FIELDS_SWEEP, "get_all_records"),
+    "snapshot-time-epoch": (LIFECYCLE_SWEEP, "snapshot_time"),
+    "revert-keeps-changes": (LIFECYCLE_SWEEP, "name_description"),
+    "template-vcpus-unchecked": (MEMORY_SWEEP, "INVALID_VALUE"),
     "int-typed": ("test_area and fields", "int"),
     "bool-as-text": ("test_area and fields", "bool"),
+    "task-not-resident": ("test_area and async", "resident_on"),
+    "task-created-local-time": ("test_area and async", "created"),
+    "task-destroy-kept": (EVENTS, "destroyed task"),
+    "event-no-mod-on-power-change": (EVENTS, "(mod)"),
+    "event-stale-snapshot": (EVENTS, "in the snapshot of"),
+    "event-token-stuck": (EVENTS, "(add)"),
+    "event-class-filter-ignored": (EVENTS, "outside the subscription"),
+    "event-no-del-on-destroy": (EVENTS, "(del)"),
+    "event-task-without-result": (EVENTS, "task result"),
     # races (issue 12): found only by the concurrency area
     "concurrent-starts-both-succeed": (CONCURRENCY, "VM.start"),
     "destroy-succeeds-twice": (CONCURRENCY, "VM.destroy"),
@@ -125,8 +161,72 @@ def test_every_fault_has_a_detection_case() -> None:
     assert set(CASES) == set(FAULTS)
 
 
-@pytest.mark.parametrize("fault", list(CASES))
-def test_the_ci_profile_finds_the_fault_in_its_area(fault: str, tmp_path: Path) -> None:
+RACES = tuple(fault for fault, (selection, _mark) in CASES.items() if selection == CONCURRENCY)
+SEQUENTIAL = tuple(fault for fault in CASES if fault not in RACES)
+COMMAND_LINE = ("wrong-state-allowed", "stale-record", *RACES)
+"""Faults found end to end through the command line: a sweep's and an area's, as smoke tests of
+the command, and the races, whose showing depends on the seed's examples and their timing."""
+
+SWEEPS: dict[str, tuple[Callable[[], Iterable[Callable[[Connection, str], None]]], str]] = {
+    LIFECYCLE_SWEEP: (lifecycle_sweep, "lifecycle"),
+    BLOCKED_SWEEP: (blocked_sweep, "operations"),
+    MEMORY_SWEEP: (memory_sweep, "memory"),
+    FIELDS_SWEEP: (fields_sweep, "fields"),
+}
+
+
+ON_POOL_TEMPLATES = ("default-template-clone-kept",)
+"""Faults shown only on the pool's default templates (serve has them; ``_server`` has none)."""
+
+
+def _faulty(fault: str) -> Connection:
+    """An in-process embedded server with ``fault``, its operations in flight as the fault's
+    windows say (as ``serve --fault``)."""
+    templates = fault in ON_POOL_TEMPLATES
+    state = _server(faults=lookup([fault]), templates=templates)  # type: ignore[arg-type]
+    app = XenAPIApp(state, latency=SlowCalls(NO_LATENCY))
+    return connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc"))
+
+
+def _ci_settings(area: str) -> settings:
+    """The ci profile's sizes for ``area``, derandomized (the same examples every run), without
+    shrinking: finding the fault is what is checked."""
+    return settings(
+        max_examples=area_examples("ci", area, None),
+        stateful_step_count=min(PROFILES["ci"].steps, AREAS[area].max_steps),
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+        report_multiple_bugs=False,
+    )
+
+
+def _find(selection: str, connection: Connection) -> DivergenceInfo:
+    """The divergence the selection (a sweep, or an area's machine) finds first."""
+    with pytest.raises(Divergence) as caught:
+        if selection in SWEEPS:
+            cases, area = SWEEPS[selection]
+            for case in cases():  # the first divergence ends the sweep
+                case(connection, area)
+        else:
+            area = selection.removeprefix("test_area and ")
+            bound = type("Bound", (AREAS[area],), {"connection": connection})
+            run_state_machine_as_test(bound, settings=_ci_settings(area))
+    return caught.value.info
+
+
+@pytest.mark.parametrize("fault", SEQUENTIAL)
+def test_the_ci_profile_finds_the_fault_in_its_area(fault: str) -> None:
+    selection, mark = CASES[fault]
+    info = _find(selection, _faulty(fault))
+    assert info.area == FAULTS[fault].area, info.message
+    assert mark in f"{info.expected!r}{info.kind}{info.message}", info.message
+
+
+@pytest.mark.parametrize("fault", COMMAND_LINE)
+def test_the_command_line_finds_the_fault_in_its_area(fault: str, tmp_path: Path) -> None:
     selection, mark = CASES[fault]
     result = _cli(
         "run",
@@ -184,6 +284,7 @@ REPLAYED = (
     "logout-keeps-session",
     "any-password-accepted",
     "session-originator-lost",
+    "default-template-clone-kept",
 )
 
 

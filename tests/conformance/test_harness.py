@@ -27,7 +27,9 @@ from conformance.server.config import ServerConfig
 from conformance.server.state import ServerState
 from conformance.targets.base import Protocol_, TargetSettings
 from conformance.targets.inprocess import InProcessTarget
+from models.features import ALL_FEATURES, restrictions
 from models.outcome import Failure, Outcome, Success, Value
+from models.rpc import apply
 from models.setup import initial_world
 from models.transition import Branch, Call, Result
 from models.world import Account, Facts, World
@@ -92,13 +94,21 @@ class Tampered(Wrapped):
 
 
 def _server(
-    guest_agent: bool = True, faults: tuple[Fault, ...] = (), *, hosts: int = 2, dmc: bool = True
+    guest_agent: bool = True,
+    faults: tuple[Fault, ...] = (),
+    *,
+    hosts: int = 2,
+    dmc: bool = True,
+    restricted: frozenset[str] = frozenset(),
+    templates: bool = False,
 ) -> ServerState:
     config = ServerConfig(password=PASSWORD, accounts=ROLE_ACCOUNTS, guest_agent=guest_agent)
     world = initial_world(
         hosts=hosts,
         accounts=config.all_accounts(),
         dmc_enabled=dmc,
+        features=ALL_FEATURES - restricted,
+        templates=templates,
         facts=Facts(guest_has_pv_drivers=guest_agent),
         salt="harness-tests",
     )
@@ -175,12 +185,48 @@ SERVER_FACTS = {
 
 
 @pytest.mark.parametrize("facts", list(SERVER_FACTS))
-@pytest.mark.parametrize("area", ["lifecycle", "memory", "operations", "fields", "async", "rpc"])
+@pytest.mark.parametrize(
+    "area", ["lifecycle", "memory", "operations", "fields", "async", "rpc", "events"]
+)
 def test_unknown_facts_conform_in_every_server_configuration(facts: str, area: str) -> None:
     """As against an external target: the suite cannot see drivers or free memory."""
     unknown = Facts(guest_has_pv_drivers=None, host_memory_sufficient=None)
     connection = connect(_server(**SERVER_FACTS[facts]), facts=unknown)  # type: ignore[arg-type]
     run_area(area, connection)
+
+
+LICENSED_OFF = frozenset({"Checkpoint", "Live_set_vcpus", "VMSS"})
+
+
+def _checkpoint_and_live_vcpus(h: Harness) -> tuple[Outcome, Outcome]:
+    vm = new_vm(h)
+    h.call("VM.start", vm, False, False)
+    return h.call("VM.checkpoint", vm, "cp"), h.call("VM.set_VCPUs_number_live", vm, 1)
+
+
+def test_the_suite_judges_by_the_pools_licence_flags() -> None:
+    """The model reads pool.restrictions at the start of each example (importer.py): a pool
+    licensed without Checkpoint and Live_set_vcpus refusing them conforms."""
+    h = Harness(connect(_server(restricted=LICENSED_OFF)), "lifecycle")
+    checkpoint, vcpus = _checkpoint_and_live_vcpus(h)
+    assert checkpoint == Failure("LICENSE_RESTRICTION", ("Checkpoint",))
+    assert vcpus == Failure("LICENSE_RESTRICTION", ("Live_set_vcpus",))
+    h.teardown()
+
+
+def test_a_pool_that_ignores_its_licence_flags_diverges() -> None:
+    """A server whose restrictions say Checkpoint is licensed off but which checkpoints."""
+    licensed = restrictions(ALL_FEATURES)
+
+    def unlicensed(world: World, call: Call, _: Result) -> Result:
+        pool = replace(world.pool, restrictions=licensed)
+        return apply(replace(world, pool=pool), call)
+
+    fault = Fault(lambda call: call.method == "VM.checkpoint", unlicensed)
+    h = Harness(connect(_server(faults=(fault,), restricted=LICENSED_OFF)), "lifecycle")
+    with pytest.raises(Divergence, match="LICENSE_RESTRICTION"):
+        _checkpoint_and_live_vcpus(h)
+    h.teardown()
 
 
 def test_a_read_of_allowed_operations_fixes_the_unknown_driver_fact() -> None:
@@ -293,10 +339,12 @@ def test_a_pending_task_past_the_deadline_is_a_target_error() -> None:
 def test_the_async_poll_starts_at_milliseconds_and_backs_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import time
+
     import conformance.engine.answers
 
     pauses: list[float] = []
-    monkeypatch.setattr(conformance.engine.answers.time, "sleep", pauses.append)
+    monkeypatch.setattr(time, "sleep", pauses.append)
     pending = iter(range(12))  # the first 12 polls see the task pending
 
     def status(outcome: Outcome) -> Outcome:
@@ -611,3 +659,44 @@ def test_an_example_in_step_is_compared_at_its_end() -> None:
     h.off_track = False
     with pytest.raises(Divergence, match="snapshots"):
         h.finish()
+
+
+def test_a_vm_whose_uuid_changes_is_a_divergence() -> None:
+    """xapi never changes a VM's uuid: the second read showing another one diverges."""
+    reads: list[str] = []
+
+    def drifting(outcome: Outcome) -> Outcome:
+        assert isinstance(outcome, Success) and isinstance(outcome.value, dict)
+        reads.append("read")
+        suffix = "0" if len(reads) == 1 else "1"
+        return Success({**outcome.value, "uuid": outcome.value["uuid"][:-1] + suffix})
+
+    h = Harness(connect(wrap=lambda inner: Tampered(inner, "VM.get_record", drifting)), "fields")
+    vm = new_vm(h)
+    h.call("VM.get_record", vm)
+    with pytest.raises(Divergence, match=r"uuid.*changed from"):
+        h.call("VM.get_record", vm)
+    h.teardown()
+
+
+def test_two_vms_with_one_uuid_are_a_divergence() -> None:
+    """xapi never gives two live VMs one uuid."""
+    same = "11111111-2222-4333-8444-555555555555"
+
+    def one_uuid(outcome: Outcome) -> Outcome:
+        assert isinstance(outcome, Success) and isinstance(outcome.value, dict)
+        return Success({**outcome.value, "uuid": same})
+
+    h = Harness(connect(wrap=lambda inner: Tampered(inner, "VM.get_record", one_uuid)), "fields")
+    first, second = new_vm(h), new_vm(h)
+    h.call("VM.get_record", first)
+    with pytest.raises(Divergence, match="is also"):
+        h.call("VM.get_record", second)
+    h.teardown()
+
+
+def test_honest_uuids_stay_put(harness: Harness) -> None:
+    first, second = new_vm(harness), new_vm(harness)
+    for vm in (first, second, first, second):
+        harness.call("VM.get_record", vm)
+    harness.check_state(full=True)

@@ -93,7 +93,7 @@ def test_a_target_stalling_mid_run_ends_the_run_with_exit_3(
     assert stalled_for < 3 * 1 + STARTUP_S
     data = summary(tmp_path)
     assert data["verdict"] == "error"
-    assert str(data["error"]).split(": ", 1)[1].startswith("TargetStalled"), data["error"]
+    assert str(data["error"]).startswith("TargetStalled"), data["error"]  # no test's name
     assert "stalled: 3 calls in a row" in result.stdout
     assert data["examples"] or data["steps"], "the counts reached before the stall are reported"
 

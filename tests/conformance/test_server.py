@@ -194,7 +194,7 @@ def test_event_from_tokens_add_mod_del(server: RunningServer) -> None:
     session = _login(target)
     first = target.call("event.from", session, ["vm"], "", 1.0)
     assert isinstance(first, Success) and isinstance(first.value, dict)
-    assert len(first.value["events"]) == 2  # the two control domains
+    assert len(first.value["events"]) == 4  # the two control domains, the two default templates
     token = first.value["token"]
 
     def poll() -> list[dict[str, Any]]:
@@ -256,7 +256,7 @@ def test_serve_prints_one_ready_line_and_stops_on_sigterm() -> None:
 
 
 def test_incremental_event_snapshots_equal_full_snapshots(server: RunningServer) -> None:
-    from conformance.server.events import snapshot_all, snapshot_changes
+    from models.events import snapshot_all, snapshot_changes
 
     target = XmlRpcTarget(server.url)
     session = _login(target)

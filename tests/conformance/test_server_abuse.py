@@ -17,9 +17,9 @@ import requests
 
 from conformance.errors import TargetUnreachable, UsageError
 from conformance.server.config import ServerConfig, read_accounts_file
-from conformance.server.events import DEFAULT_WAIT_S, wait_seconds
 from conformance.server.process import RunningServer, start_in_thread
 from conformance.targets import JsonRpcTarget, XmlRpcTarget
+from models.events import DEFAULT_WAIT_S, wait_seconds
 from models.outcome import Failure, Outcome, Success
 from models.world import Account
 from tests.conformance.conftest import PASSWORD
@@ -520,7 +520,8 @@ def test_the_event_log_keeps_at_most_its_capacity() -> None:
     from dataclasses import replace
     from types import MappingProxyType
 
-    from conformance.server.events import EventLog, parse_token
+    from conformance.server.events import EventLog
+    from models.events import parse_token
     from models.setup import initial_world
 
     world = initial_world(hosts=1, accounts=(), dmc_enabled=True)

@@ -212,7 +212,9 @@ def test_create_fills_defaults_and_runtime_fields() -> None:
     assert record["metrics"] != "OpaqueRef:NULL"
     assert record["HVM_shadow_multiplier"] == 1.0
     assert record["generation_id"] == "0:0"
-    assert set(record) == set(catalogue.FIELDS)
+    # the catalogue's fields and one newer than its reference (xapi 26.14)
+    assert set(record) == {*catalogue.FIELDS, "secureboot_certificates_state"}
+    assert record["secureboot_certificates_state"] == "ok"
 
 
 def test_create_derives_pv_domain_type_from_empty_boot_policy() -> None:

@@ -107,4 +107,4 @@ def test_live_progress_lines_never_count_down(tmp_path: Path) -> None:
     live = LiveProgress(folder, out, in_place=False, prefix="p: ")
     (folder / "gw1.txt").write_text("3 12 0\n")
     live.stop()
-    assert out.getvalue().startswith("p: examples 3 · steps 12 · divergences 0 · 00:0")
+    assert out.getvalue().startswith("p: examples 3 · steps 12 · findings 0 · 00:0")

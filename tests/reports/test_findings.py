@@ -233,3 +233,62 @@ def test_a_race_is_titled_as_one() -> None:
         == "a race: no order of the concurrent calls explains VM.start answering success"
     )
     assert difference(replace(race, method="VM.destroy")).key != shown.key
+
+
+# ---- one fault, one finding, blamed on its cause ---------------------------------------------
+
+
+def test_a_stale_getter_and_the_stale_record_are_one_finding_blamed_on_the_setter() -> None:
+    getter = replace(stale("name_label", "web"), kind="outcome", cause="VM.set_name_label")
+    record = replace(stale("name_label", "web"), cause="VM.set_name_label")
+    (finding,) = group_findings((getter, record))
+    assert finding.cause == "VM.set_name_label"
+    assert finding.methods == ("VM.get_name_label",)
+
+
+def test_a_getter_answering_a_value_of_its_own_is_its_own_fault() -> None:
+    (finding,) = group_findings((replace(stale("name_label", "web"), kind="outcome"),))
+    assert finding.cause == "VM.get_name_label"
+    assert "returns a different value" in finding.title
+
+
+def unknown(method: str, code: str = "VM_BAD_POWER_STATE") -> DivergenceRecord:
+    return replace(
+        accepted(method),
+        expected=(OutcomeRecord.failure(code, "vm1"),),
+        actual=OutcomeRecord.failure("MESSAGE_METHOD_UNKNOWN", method),
+    )
+
+
+def test_each_message_a_target_does_not_implement_is_one_finding_however_xapi_answers() -> None:
+    found = group_findings(
+        (
+            unknown("VM.checkpoint"),
+            unknown("VM.checkpoint", "LICENSE_RESTRICTION"),
+            unknown("VM.copy"),
+        )
+    )
+    assert sorted((f.cause, f.count) for f in found) == [("VM.checkpoint", 2), ("VM.copy", 1)]
+
+
+def race(method: str, calls: tuple[str, ...]) -> DivergenceRecord:
+    return replace(
+        accepted(method),
+        kind="race",
+        area="concurrency",
+        calls=tuple(CallRecord(c, None) for c in calls),
+    )
+
+
+def test_a_race_a_sequential_finding_explains_folds_into_it() -> None:
+    sequential = accepted("VM.start")
+    raced = race("VM.get_record", ("session A: VM.start(vm1) -> success",))
+    (finding,) = group_findings((sequential, raced))
+    assert finding.seen_under_concurrency and finding.count == 2
+    assert finding.id == group_findings((sequential,))[0].id
+
+
+def test_a_race_no_sequential_finding_explains_stands_alone() -> None:
+    found = group_findings((accepted("VM.start"), race("VM.destroy", ("VM.destroy(vm1)",))))
+    assert len(found) == 2
+    assert [f.seen_under_concurrency for f in found if f.cause == "VM.destroy"] == [True]

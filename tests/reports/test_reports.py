@@ -52,6 +52,7 @@ TOP_LEVEL_KEYS = [
     "findings",
     "baseline",
     "fixed",
+    "not_run",
     "divergences",
     "started",
     "duration_s",
@@ -76,6 +77,8 @@ DIVERGENCE_KEYS = [
     "expected_outcomes",
     "actual_outcome",
     "calls",
+    "cause",
+    "cell",
 ]
 
 # --- strategies --------------------------------------------------------------------------------
@@ -195,9 +198,9 @@ def summary(**changes: object) -> RunSummary:
         "examples": 100,
         "steps": 1500,
         "coverage": (
-            CoverageCell("VM.start", "Halted", "plain", 7),
-            CoverageCell("VM.start", "Running", "plain", 0),
-            CoverageCell("VM.clone", "Halted", "template", 3),
+            CoverageCell("VM.start", "Halted", "plain", 7, "diverges", ("F-1",)),
+            CoverageCell("VM.start", "Running", "plain", 0, "unreachable", blocked_by="F-1"),
+            CoverageCell("VM.clone", "Halted", "template", 3, "ok"),
         ),
         "divergences": (divergence(),),
         "started": "2024-05-01T12:00:00+00:00",
@@ -237,12 +240,15 @@ def test_a_list_success_and_a_failure_stay_distinct_through_json() -> None:
 def test_summary_json_has_exactly_the_documented_layout() -> None:
     data = json.loads(render_summary_json(summary()))
     assert list(data) == TOP_LEVEL_KEYS
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["coverage"] == {
         "cells": [
-            {"method": "VM.start", "power_state": "Halted", "vm_kind": "plain", "count": 7},
-            {"method": "VM.start", "power_state": "Running", "vm_kind": "plain", "count": 0},
-            {"method": "VM.clone", "power_state": "Halted", "vm_kind": "template", "count": 3},
+            {"method": "VM.start", "power_state": "Halted", "vm_kind": "plain", "count": 7}
+            | {"status": "diverges", "findings": ["F-1"]},
+            {"method": "VM.start", "power_state": "Running", "vm_kind": "plain", "count": 0}
+            | {"status": "unreachable", "blocked_by": "F-1"},
+            {"method": "VM.clone", "power_state": "Halted", "vm_kind": "template", "count": 3}
+            | {"status": "ok"},
         ],
         "messages": [],
         "exercised": 2,
@@ -282,10 +288,38 @@ def test_html_shows_the_time_budget_the_time_used_and_what_was_left_out() -> Non
     assert "Nothing: every selected cell and example ran." in within
 
 
+def test_two_runs_never_share_a_matrix_heading() -> None:
+    same = summary(target="https://xs1.example")
+    m = build_matrix([same, same])
+    assert len(set(m.columns)) == 2
+
+
+def test_matrix_shows_statuses_of_schema_3_and_links_diverging_cells() -> None:
+    messages = (
+        MessageCount("VM.start", 3, "diverges", ("F-1",)),
+        MessageCount("VM.pause", 0, "unreachable", blocked_by="F-1"),
+        MessageCount("VM.suspend", 0, "not_exercised"),
+        MessageCount("VM.clone", 2, "ok"),
+    )
+    s = summary(messages=messages)
+    m = build_matrix([s])
+    shown = dict(zip(m.methods, m.cells, strict=True))
+    assert {
+        method: shown[method] for method in ("VM.start", "VM.pause", "VM.suspend", "VM.clone")
+    } == {
+        "VM.start": ("diverges (1)",),
+        "VM.pause": ("unreachable (F-1)",),
+        "VM.suspend": ("not exercised",),
+        "VM.clone": ("ok",),
+    }
+    page = render_matrix([s], reports=["run-a/report.html"])
+    assert '<a href="run-a/report.html#F-1">diverges (1)</a>' in page
+
+
 def test_summary_from_json_rejects_another_schema_version_and_missing_keys() -> None:
     data = summary_to_json(summary())
     with pytest.raises(ValueError, match="schema_version"):
-        summary_from_json({**data, "schema_version": 3})
+        summary_from_json({**data, "schema_version": 4})
     without_target = {k: v for k, v in data.items() if k != "target"}
     with pytest.raises(ValueError, match="'target'"):
         summary_from_json(without_target)
@@ -523,7 +557,10 @@ def test_matrix_names_columns_by_target_identity_and_warns_when_runs_differ() ->
     )
     other = summary(seed=99, profile="thorough")
     m = build_matrix([xcp, other])
-    assert m.columns == ("XCP-ng 8.3.0 API 2.21 (xmlrpc)", "https://xs1.example (xmlrpc)")
+    assert m.columns == (
+        "https://xs1.example · XCP-ng 8.3.0 API 2.21 (xmlrpc)",
+        "https://xs1.example (xmlrpc)",
+    )
     assert [w.split(" (")[0] for w in m.warnings] == [
         "the runs differ in profile",
         "the runs differ in seed",

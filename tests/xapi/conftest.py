@@ -126,7 +126,9 @@ def make_api(kind: str, xapi_version: str = "", restricted: tuple[str, ...] = ()
     if kind == "model":
         every = (Account("root", PASSWORD, "pool-admin", superuser=True), *_accounts())
         chosen = release(xapi_version) if xapi_version else DEFAULT_RELEASE
-        world = initial_world(accounts=every, release=chosen, features=config.features())
+        world = initial_world(
+            accounts=every, release=chosen, features=config.features(), templates=config.templates
+        )
         backend: Any = ModelBackend(world)
     else:
         state = ServerState.from_config(config)

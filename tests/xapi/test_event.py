@@ -43,8 +43,9 @@ def test_event_from_timeout(wire_api: Api) -> None:
     """test_event.ml test_event_from_timeout: with nothing new, event.from waits its timeout."""
     token = _from(wire_api, ["vm"], "", 30.0)["token"]
     start = time.monotonic()
-    _from(wire_api, ["vm"], token, 1.0)
-    assert 1.0 < time.monotonic() - start < 2.0
+    batch = _from(wire_api, ["vm"], token, 1.0)
+    assert time.monotonic() - start >= 1.0  # a lower bound only: a busy machine only adds
+    assert batch["events"] == ()
 
 
 @pytest.mark.parametrize(
@@ -158,8 +159,7 @@ def test_event_from_sees_a_pool_other_config_change(wire_api: Api, source: str) 
     token = _from(wire_api, ["pool"], "", 5.0)["token"]
     seen: list[bool] = []
     waiter = threading.Thread(target=lambda: seen.append(_pool_key_seen(wire_api, token, "k")))
-    waiter.start()
-    time.sleep(0.2)
+    waiter.start()  # the change shows from the token whether it comes before the wait or in it
     wire_api.ok("pool.add_to_other_config", pool, "k", "1")
     waiter.join(timeout=30)
     assert seen == [True]
@@ -175,6 +175,7 @@ def test_event_from_parallel(wire_api: Api, source: str) -> None:
     pool = wire_api.ok("pool.get_all")[0]
     token = _from(wire_api, ["pool"], "", 5.0)["token"]
     errors: list[str] = []
+    seen: list[bool] = []
 
     def plain() -> None:
         outcome = wire_api.call("event.from", [], "", 2.0)
@@ -182,14 +183,14 @@ def test_event_from_parallel(wire_api: Api, source: str) -> None:
             errors.append(str(outcome))
 
     first = threading.Thread(target=plain)
-    second = threading.Thread(target=lambda: _pool_key_seen(wire_api, token, "p"))
+    second = threading.Thread(target=lambda: seen.append(_pool_key_seen(wire_api, token, "p")))
     first.start()
     second.start()
-    time.sleep(0.2)
     wire_api.ok("pool.add_to_other_config", pool, "p", "1")
     second.join(timeout=30)
     first.join(timeout=30)
     assert errors == []
+    assert seen == [True]
 
 
 @pytest.mark.parametrize(
@@ -219,13 +220,13 @@ def test_event_inject(wire_api: Api) -> None:
     """quicktest_event.ml event_inject_test: event.inject wakes a waiting event.from."""
     token = _from(wire_api, ["pool"], "", 1.0)["token"]
     pool = wire_api.ok("pool.get_all")[0]
-    start = time.monotonic()
-    waiter = threading.Thread(target=lambda: _from(wire_api, ["pool"], token, 5.0))
-    waiter.start()
-    time.sleep(0.1)
+    batches: list[dict[str, Any]] = []
+    waiter = threading.Thread(target=lambda: batches.append(_from(wire_api, ["pool"], token, 60.0)))
+    waiter.start()  # the inject shows from the token whether it comes before the wait or in it
     wire_api.ok("event.inject", "pool", pool)
-    waiter.join(timeout=10)
-    assert time.monotonic() - start < 4.5
+    waiter.join(timeout=30)
+    [batch] = batches  # woken by the inject: a 60 s wait would have outlived the join
+    assert [(e["class"], e["ref"]) for e in batch["events"]] == [("pool", pool)]
 
 
 def test_event_from_number(wire_api: Api) -> None:
@@ -349,5 +350,5 @@ def test_an_empty_token_waits_when_nothing_matches(wire_api: Api) -> None:
     in the subscription, event.from waits its timeout and answers no events."""
     start = time.monotonic()
     batch = _from(wire_api, ["vm/OpaqueRef:none"], "", 1.0)
-    assert 1.0 <= time.monotonic() - start < 3.0
+    assert time.monotonic() - start >= 1.0  # a lower bound only: a busy machine only adds
     assert batch["events"] == ()

@@ -1,0 +1,189 @@
+"""Parallel workers against a slow target: the same run with 1, 2, 4, 8 workers (a benchmark).
+
+For each worker count it starts a fresh embedded server with the ``xapi`` latency profile
+scaled down (what ``serve --latency xapi --latency-scale 0.1`` serves, with a role-limited
+account per role and enough model threads for every worker's calls at once), runs
+``xapi-conformance run --target URL --profile ci --seed S -n N`` against it, and prints the
+wall-clock and CPU seconds, the verdict, examples, steps, cells judged, the findings and a
+digest of each reproducer (the target's address masked), so that runs can be compared side by
+side: the same pieces run whatever the number of workers.
+
+With ``--scales 0 0.1`` it runs each worker count at both scales and estimates the unscaled
+run (a real pool's latency): wall time is fitted as ``a + b * scale`` through the two
+measured points and read at scale 1 (``a``: the suite's own time at that worker count, ``b``:
+the calls' time).
+
+Usage:
+    python benchmarks/scaling.py [--workers 1 2 4 8] [--scales 0.1] [--profile ci] [--seed 1]
+                                 [--fault NAME] [--time-budget 90] [-k EXPR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PASSWORD = "scaling-pw"
+ROLES = ("pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only")
+THREADS = 64
+"""Model threads of the benchmark's server: a pool serves every worker's calls at once."""
+
+
+def _role_env(role: str) -> str:
+    return "SCALING_" + role.upper().replace("-", "_")
+
+
+def _serve(scale: float, faults: list[str]) -> int:
+    """The ``--serve`` mode: the embedded server as ``serve --latency xapi`` runs it."""
+    from conformance.server import process
+    from conformance.server.config import ServerConfig
+    from conformance.server.profiles import load_profile
+    from models.world import Account
+
+    accounts = tuple(Account(f"bench-{role}", f"{role}-pw", role) for role in ROLES)
+    latency = load_profile("xapi").scaled(scale) if scale > 0 else None
+    config = ServerConfig(
+        password=PASSWORD, accounts=accounts, faults=tuple(faults), latency=latency, threads=THREADS
+    )
+    return process.serve_forever(config)
+
+
+def _start_server(scale: float, faults: list[str]) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, __file__, "--serve", "--scale", str(scale)]
+    command += [arg for fault in faults for arg in ("--fault", fault)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    if not line.startswith("listening on "):
+        server.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return server, line.removeprefix("listening on ").strip()
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def _run(url: str, workers: int, options: argparse.Namespace) -> dict[str, Any]:
+    """One run: its wall and CPU seconds and what its summary says."""
+    command = [sys.executable, "-m", "conformance.runner.cli", "run", "--target", url]
+    command += ["--profile", options.profile, "--seed", str(options.seed), "-n", str(workers)]
+    command += [
+        arg
+        for role in ROLES
+        for arg in ("--role-account", f"{role}=bench-{role}:{_role_env(role)}")
+    ]
+    if options.time_budget:
+        command += ["--time-budget", options.time_budget]
+    if options.k:
+        command += ["-k", options.k]
+    env = {**os.environ, "XAPI_PASSWORD": PASSWORD}
+    env.update({_role_env(role): f"{role}-pw" for role in ROLES})
+    with tempfile.TemporaryDirectory() as report:
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        run = subprocess.Popen(
+            [*command, "--report-dir", report],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _pid, _status, usage = os.wait4(run.pid, 0)
+        wall = time.perf_counter() - started
+        summary = json.loads((Path(report) / "summary.json").read_text())
+        reproducers = _reproducers(Path(report), summary, url)
+    return {
+        "workers": workers,
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "load": load,
+        "summary": summary,
+        "reproducers": reproducers,
+    }
+
+
+def _reproducers(report: Path, summary: dict[str, Any], url: str) -> list[str]:
+    """Each finding's id and a digest of its reproducer, the target's address masked."""
+    digests = []
+    for finding in summary.get("findings", []):
+        path = report / str(finding.get("reproducer", ""))
+        text = path.read_text() if path.is_file() else ""
+        digest = hashlib.sha256(text.replace(url.rstrip("/"), "URL").encode()).hexdigest()[:10]
+        digests.append(f"{finding['id']}:{digest}")
+    return digests
+
+
+def _cells(summary: dict[str, Any]) -> int:
+    return sum(1 for cell in summary["coverage"]["cells"] if cell["count"])
+
+
+def _line(result: dict[str, Any], first: dict[str, Any] | None) -> str:
+    s = result["summary"]
+    speedup = f"{first['wall'] / result['wall']:.2f}x" if first else "1.00x"
+    budget = s.get("budget") or {}
+    left = f", left out {len(budget.get('left_out', []))}" if budget else ""
+    return (
+        f"-n {result['workers']}: {result['wall']:7.1f} s wall ({speedup}), "
+        f"{result['cpu']:6.1f} s CPU, load {result['load']:.1f}; {s['verdict']}, "
+        f"{s['examples']} examples, {s['steps']} steps, {_cells(s)} cells, "
+        f"areas {len(s.get('areas', []))}{left}; findings {result['reproducers']}"
+    )
+
+
+def _estimate(by_scale: dict[float, dict[str, Any]]) -> str:
+    (low, at_low), (high, at_high) = sorted(by_scale.items())[:1] + sorted(by_scale.items())[-1:]
+    slope = (at_high["wall"] - at_low["wall"]) / (high - low)
+    unscaled = at_low["wall"] + slope * (1 - low)
+    return (
+        f"estimated unscaled: {unscaled / 60:.1f} min (fitted through scales {low:g} and {high:g})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run each worker count (at each scale) and print one line each, then the estimates."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.1])
+    parser.add_argument("--scale", type=float, default=0.1, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fault", action="append", default=[])
+    parser.add_argument("--time-budget", default=None)
+    parser.add_argument("-k", default=None)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.serve:
+        return _serve(options.scale, options.fault)
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    results: dict[int, dict[float, dict[str, Any]]] = {}
+    for scale in options.scales:
+        first = None
+        print(f"== latency xapi x{scale:g}", flush=True)
+        for workers in options.workers:
+            server, url = _start_server(scale, options.fault)
+            try:
+                result = _run(url, workers, options)
+            finally:
+                _stop(server)
+            print(_line(result, first), flush=True)
+            first = first or result
+            results.setdefault(workers, {})[scale] = result
+    if len(options.scales) > 1:
+        for workers, by_scale in results.items():
+            print(f"-n {workers}: {_estimate(by_scale)}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Seeded faults of the event log: what a server gets wrong about event.from, not about calls.
+
+An ``EventFault`` leaves the model's transition alone and alters the server's event history as
+it is recorded (``recorded``: a change never stamped, a snapshot left stale, a del forgotten) or
+event.from's answer (``answered``: the token, the subscription). Each imitates a mistake an
+event implementation plausibly makes: writes that bypass the generation counter, an object
+cache refreshed late, a token computed from the request, a filter applied to the wrong list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from models.events import Batch, Change, EventHistory, format_token
+from models.transition import Call, Result
+from models.world import World
+
+__all__ = [
+    "HONEST_EVENTS",
+    "EventFault",
+    "class_filter_ignored",
+    "event_fault",
+    "no_del_on_destroy",
+    "no_mod_after_power_change",
+    "stale_snapshot",
+    "task_result_missing",
+    "token_stuck",
+]
+
+Recorded = Callable[[EventHistory, EventHistory, tuple[Change, ...]], EventHistory]
+"""(history before, honest history after, the changes) → the history the server keeps."""
+Answered = Callable[[EventHistory, int, set[str], Batch], Batch]
+"""(history, the token's generation, the subscription, the honest answer) → what it answers."""
+
+
+def _kept(_before: EventHistory, after: EventHistory, _found: tuple[Change, ...]) -> EventHistory:
+    return after
+
+
+def _as_is(_history: EventHistory, _since: int, _classes: set[str], batch: Batch) -> Batch:
+    return batch
+
+
+@dataclass(frozen=True)
+class EventFault:
+    """A deviation of the event log; calls themselves are answered honestly."""
+
+    recorded: Recorded = _kept
+    answered: Answered = _as_is
+
+    def apply(self, world: World, call: Call, honest: Callable[[World, Call], Result]) -> Result:
+        """The honest transition: the fault is in the events."""
+        return honest(world, call)
+
+
+HONEST_EVENTS = EventFault()
+
+
+def event_fault(faults: Iterable[object]) -> EventFault:
+    """The event faults among ``faults`` (catalogued or bare), stacked in order."""
+    found = [getattr(f, "fault", f) for f in faults]
+    chosen = [f for f in found if isinstance(f, EventFault)]
+    if not chosen:
+        return HONEST_EVENTS
+    return EventFault(_stack_recorded(chosen), _stack_answered(chosen))
+
+
+def _stack_recorded(faults: list[EventFault]) -> Recorded:
+    def recorded(
+        before: EventHistory, after: EventHistory, found: tuple[Change, ...]
+    ) -> EventHistory:
+        for fault in faults:
+            after = fault.recorded(before, after, found)
+        return after
+
+    return recorded
+
+
+def _stack_answered(faults: list[EventFault]) -> Answered:
+    def answered(history: EventHistory, since: int, classes: set[str], batch: Batch) -> Batch:
+        for fault in faults:
+            batch = fault.answered(history, since, classes, batch)
+        return batch
+
+    return answered
+
+
+# ---- the faults -------------------------------------------------------------------------------
+
+
+def _unstamped(
+    before: EventHistory, after: EventHistory, keys: set[tuple[str, str]]
+) -> EventHistory:
+    """``after`` where ``keys`` keep the generations they had ``before`` (their records new)."""
+    if not keys:
+        return after
+    stats = {**after.stats, **{k: before.stats[k] for k in keys}}
+    recent = {**after.recent, **{k: before.recent[k] for k in keys}}
+    return replace(after, stats=stats, recent=dict(sorted(recent.items(), key=lambda kv: kv[1])))
+
+
+def _power_changes(before: EventHistory, found: tuple[Change, ...]) -> set[tuple[str, str]]:
+    return {
+        c.key
+        for c in found
+        if c.key[0] == "vm"
+        and c.operation == "mod"
+        and before.objects[c.key].get("power_state") != c.snapshot.get("power_state")
+    }
+
+
+def _no_power_mod(
+    before: EventHistory, after: EventHistory, found: tuple[Change, ...]
+) -> EventHistory:
+    return _unstamped(before, after, _power_changes(before, found))
+
+
+no_mod_after_power_change = EventFault(recorded=_no_power_mod)
+"""A power change is written without bumping the VM's generation: no mod event for it."""
+
+
+def _stale(before: EventHistory, after: EventHistory, found: tuple[Change, ...]) -> EventHistory:
+    old = {c.key: before.objects[c.key] for c in found if c.key[0] == "vm" and c.operation == "mod"}
+    return replace(after, objects={**after.objects, **old}) if old else after
+
+
+stale_snapshot = EventFault(recorded=_stale)
+"""A VM's mod event carries its record from before the change."""
+
+
+def _no_vm_del(before: EventHistory, after: EventHistory, _f: tuple[Change, ...]) -> EventHistory:
+    kept = tuple(t for t in after.deleted if t.cls != "vm" or t.deleted <= before.generation)
+    return replace(after, deleted=kept)
+
+
+no_del_on_destroy = EventFault(recorded=_no_vm_del)
+"""A destroyed VM leaves no del event."""
+
+
+def _stuck(_history: EventHistory, since: int, _classes: set[str], batch: Batch) -> Batch:
+    return replace(batch, token=format_token(since))
+
+
+token_stuck = EventFault(answered=_stuck)
+"""event.from answers the token it was given: the next poll repeats the same events."""
+
+
+def _everything(history: EventHistory, since: int, _classes: set[str], batch: Batch) -> Batch:
+    every = history.since(since, {"*"})
+    return replace(batch, events=every.events, token=every.token)
+
+
+class_filter_ignored = EventFault(answered=_everything)
+"""event.from answers every class's events, whatever the subscription."""
+
+
+def _without_result(_history: EventHistory, _since: int, _c: set[str], batch: Batch) -> Batch:
+    events = tuple(
+        replace(e, snapshot={**e.snapshot, "result": ""})
+        if e.cls == "task" and e.snapshot is not None
+        else e
+        for e in batch.events
+    )
+    return replace(batch, events=events)
+
+
+task_result_missing = EventFault(answered=_without_result)
+"""Task events carry an empty result (the record read by task.get_record has it)."""

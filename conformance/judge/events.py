@@ -1,0 +1,315 @@
+"""Judging what event.from answered, and the task of an ``Async.`` call, against the model.
+
+The model (``models.events``) says which objects changed since a token, how (add, mod, del) and
+what their records are now; these functions say whether the target's answer is one xapi gives
+(xapi_event.ml ``from_inner``, taskHelper.ml), and if not, what is wrong in words. Records are
+compared by the rules ``VM.get_record`` is compared by.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from conformance.judge.compare import Mismatch, typed_vm_record, value_mismatch
+from conformance.wire import WireFormatError, from_wire
+from models.events import Event, wanted
+from models.outcome import Value
+from models.schema import XType
+from models.world import NULL_REF
+
+__all__ = [
+    "EventQuestion",
+    "Malformed",
+    "SeenEvent",
+    "event_mismatch",
+    "problem_kind",
+    "read_batch",
+    "task_mismatch",
+]
+
+_VM_RECORD = XType("record", name="VM")
+_DATETIME = XType("datetime")
+CLOCK_SLACK = datetime.timedelta(seconds=2)
+"""How far a task's times may lie outside the call's span as the suite's clock measured it:
+xapi's dateTime has whole seconds, and the two clocks are not the same clock."""
+
+
+@dataclass(frozen=True)
+class SeenEvent:
+    """One event as the target sent it: class, operation, ref, and the snapshot as sent."""
+
+    cls: str
+    operation: str
+    ref: str
+    snapshot: Mapping[str, object] | None
+
+
+class Malformed(Exception):
+    """An event.from answer that is not xapi's struct (the mismatch says how)."""
+
+    def __init__(self, mismatch: Mismatch) -> None:
+        super().__init__(str(mismatch))
+        self.mismatch = mismatch
+
+
+def read_batch(raw: object) -> tuple[tuple[SeenEvent, ...], str]:
+    """The events and token of an event.from answer; ``Malformed`` when it is not one."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("events"), list | tuple):
+        raise Malformed(Mismatch("result", "not an event batch (a struct with events)"))
+    token = raw.get("token")
+    if not isinstance(token, str):
+        raise Malformed(Mismatch("token", "missing, or not a string"))
+    return tuple(_read_event(e) for e in raw["events"]), token
+
+
+def _read_event(raw: object) -> SeenEvent:
+    if not isinstance(raw, Mapping):
+        raise Malformed(Mismatch("events", "an event is not a struct"))
+    fields = [raw.get(name) for name in ("class", "operation", "ref")]
+    if not all(isinstance(f, str) for f in fields):
+        raise Malformed(Mismatch("events", "an event lacks its class, operation or ref"))
+    snapshot = raw.get("snapshot")
+    if snapshot is not None and not isinstance(snapshot, Mapping):
+        raise Malformed(Mismatch("events", "an event's snapshot is not a struct"))
+    cls, operation, ref = (str(f) for f in fields)
+    return SeenEvent(cls, operation, ref, snapshot)
+
+
+@dataclass(frozen=True)
+class EventQuestion:
+    """One event.from to judge: its subscription, what the model answers, which objects the
+    suite judges, and which of them its calls since the token named.
+
+    A real xapi also writes an object a call names when the call changes nothing a client can
+    see (current_operations set and cleared around an operation that then fails): a ``mod`` of
+    such an object is accepted though the model does not predict it.
+    """
+
+    classes: tuple[str, ...]
+    expected: tuple[Event, ...]
+    judged: Callable[[str, str], bool]
+    named: Collection[str]
+    records: Callable[[Event], Sequence[Mapping[str, Value]]] = lambda e: (
+        () if e.snapshot is None else (e.snapshot,)
+    )
+    """The records a snapshot of ``event``'s VM may hold: one per assumption about facts the
+    suite cannot see (guest drivers change allowed_operations), else the event's own."""
+
+
+def event_mismatch(
+    question: EventQuestion, seen: Sequence[SeenEvent], name: Callable[[str], str]
+) -> Mismatch | None:
+    """Why the target's events (refs in model terms) are not what xapi answers, or None."""
+    return (
+        _outside(question, seen, name)
+        or _repeated(question, seen, name)
+        or _missing(question, seen, name)
+        or _unexpected(question, seen, name)
+        or _stale(question, seen, name)
+    )
+
+
+def _outside(
+    q: EventQuestion, seen: Sequence[SeenEvent], name: Callable[[str], str]
+) -> Mismatch | None:
+    for event in seen:
+        if not wanted(event.cls, event.ref, q.classes):
+            return Mismatch(
+                "class filter",
+                f"answered {_shown(event.cls, event.ref, event.operation, name)}, outside the "
+                f"subscription {list(q.classes)}",
+            )
+    return None
+
+
+def _repeated(
+    q: EventQuestion, seen: Sequence[SeenEvent], name: Callable[[str], str]
+) -> Mismatch | None:
+    counts = Counter((e.cls, e.ref) for e in seen if q.judged(e.cls, e.ref))
+    for (cls, ref), count in counts.items():
+        if count > 1:
+            return Mismatch(
+                "repeated object",
+                f"reported {cls} {name(ref)} {count} times in one answer; xapi reports an "
+                "object once (its add, mods and del coalesced)",
+            )
+    return None
+
+
+def _missing(
+    q: EventQuestion, seen: Sequence[SeenEvent], name: Callable[[str], str]
+) -> Mismatch | None:
+    answered = {(e.cls, e.ref): e.operation for e in seen}
+    for event in q.expected:
+        got = answered.get((event.cls, event.ref))
+        if got is None:
+            return Mismatch(
+                f"missing {event.operation} event",
+                f"never reported {_shown(event.cls, event.ref, event.operation, name)}",
+            )
+        if got != event.operation:
+            return Mismatch(
+                "wrong operation",
+                f"reported {event.cls} {name(event.ref)} as {got}; xapi reports {event.operation}",
+            )
+    return None
+
+
+def _unexpected(
+    q: EventQuestion, seen: Sequence[SeenEvent], name: Callable[[str], str]
+) -> Mismatch | None:
+    expected = {(e.cls, e.ref) for e in q.expected}
+    for event in seen:
+        key = (event.cls, event.ref)
+        if key in expected or not q.judged(*key):
+            continue
+        if event.operation == "mod" and event.ref in q.named:
+            continue
+        return Mismatch(
+            "unchanged object",
+            f"reported {_shown(event.cls, event.ref, event.operation, name)} though it did not "
+            "change since the token",
+        )
+    return None
+
+
+def _stale(
+    q: EventQuestion, seen: Sequence[SeenEvent], name: Callable[[str], str]
+) -> Mismatch | None:
+    answered = {(e.cls, e.ref): e for e in seen}
+    for event in q.expected:
+        got = answered[event.cls, event.ref]
+        if event.snapshot is None or event.cls != "vm":
+            continue
+        where = f"the snapshot of vm {name(event.ref)} ({event.operation})"
+        if got.snapshot is None:
+            return Mismatch(where, "missing")
+        try:
+            record = typed_vm_record(got.snapshot)
+        except WireFormatError as error:
+            return Mismatch(where, str(error))
+        found = [value_mismatch(dict(r), record, _VM_RECORD) for r in q.records(event)]
+        if found and all(found):
+            first = found[0]
+            assert first is not None
+            return Mismatch(f"{first.where} in {where}", first.how)
+    return None
+
+
+def problem_kind(mismatch: Mismatch) -> str:
+    """What kind of event problem ``mismatch`` is, as findings group them (``missing-mod``,
+    ``unchanged-object``, ``class-filter``, ``snapshot``...)."""
+    if " in the snapshot of " in mismatch.where or mismatch.where.startswith("the snapshot of"):
+        return "snapshot"
+    return mismatch.where.removesuffix(" event").replace(" ", "-")
+
+
+def _shown(cls: str, ref: str, operation: str, name: Callable[[str], str]) -> str:
+    return f"{cls} {name(ref)} ({operation})"
+
+
+# ---- the task of an Async call ------------------------------------------------------------------
+
+
+FINISHED = ("success", "failure", "cancelled")
+
+
+def task_mismatch(
+    actual: Mapping[str, object],
+    method: str,
+    span: tuple[datetime.datetime, datetime.datetime],
+    hosts: Collection[str],
+) -> Mismatch | None:
+    """Why an ended task's record is not as xapi's taskHelper leaves it, or None.
+
+    ``method`` is the ``Async.`` call's name (the task's name_label); ``span`` when the suite
+    sent the call and when it saw the task end; ``hosts`` the pool's hosts as the target names
+    them. What the task answers (result, error) is the call's outcome, judged as such; here
+    only what every ended task shows (taskHelper.ml ``make``, ``complete``, ``failed``).
+    """
+    for check in (_task_state, _task_outcome, _task_times, _task_placement):
+        found = check(actual, method, span, hosts)
+        if found:
+            return found
+    return None
+
+
+def _task_state(actual: Mapping[str, object], method: str, *_: object) -> Mismatch | None:
+    if actual.get("name_label") != method:
+        return Mismatch("task name_label", f"expected {method!r}, got {actual.get('name_label')!r}")
+    if actual.get("status") not in FINISHED:
+        return Mismatch("task status", f"an ended task's is one of {list(FINISHED)}")
+    progress = actual.get("progress")
+    if isinstance(progress, bool) or not isinstance(progress, float | int) or progress != 1.0:
+        return Mismatch("task progress", f"an ended task's is 1.0, got {progress!r}")
+    if actual.get("allowed_operations") not in ((), []):
+        return Mismatch(
+            "task allowed_operations",
+            f"an ended task allows nothing, got {actual.get('allowed_operations')!r}",
+        )
+    return None
+
+
+def _task_outcome(actual: Mapping[str, object], *_: object) -> Mismatch | None:
+    """A success has a result (void calls too: the encoded empty string) and no error_info;
+    a failure has error_info and an empty result."""
+    succeeded = actual.get("status") == "success"
+    result, info = actual.get("result"), actual.get("error_info")
+    if not isinstance(result, str) or bool(result) != succeeded:
+        wanted_text = "the encoded result" if succeeded else "empty"
+        return Mismatch("task result", f"expected {wanted_text}, got {result!r}")
+    if not isinstance(info, list | tuple) or bool(info) == succeeded:
+        wanted_text = "empty" if succeeded else "the error code and its parameters"
+        return Mismatch("task error_info", f"expected {wanted_text}, got {info!r}")
+    return None
+
+
+def _task_times(
+    actual: Mapping[str, object],
+    _m: str,
+    span: tuple[datetime.datetime, datetime.datetime],
+    _h: object,
+) -> Mismatch | None:
+    try:
+        created = from_wire(actual.get("created"), _DATETIME)
+        finished = from_wire(actual.get("finished"), _DATETIME)
+    except WireFormatError as error:
+        return Mismatch("task times", str(error))
+    assert isinstance(created, datetime.datetime) and isinstance(finished, datetime.datetime)
+    start, end = span[0] - CLOCK_SLACK, span[1] + CLOCK_SLACK
+    if not start <= created <= end:
+        return Mismatch("task created", f"{created.isoformat()} is outside the call's span")
+    if not created <= finished <= end:
+        return Mismatch(
+            "task finished",
+            f"{finished.isoformat()} is not between the task's creation and its end",
+        )
+    return None
+
+
+def _task_placement(
+    actual: Mapping[str, object], _m: str, _s: object, hosts: Collection[str]
+) -> Mismatch | None:
+    if actual.get("resident_on") not in hosts:
+        return Mismatch(
+            "task resident_on",
+            f"the host that ran the call, got {actual.get('resident_on')!r}",
+        )
+    if actual.get("subtask_of") != NULL_REF:
+        return Mismatch("task subtask_of", f"expected {NULL_REF}, got {actual.get('subtask_of')!r}")
+    if actual.get("other_config") not in ({}, None) and not _http_only(actual.get("other_config")):
+        return Mismatch(
+            "task other_config",
+            f"an Async call's task has none, got {actual.get('other_config')!r}",
+        )
+    return None
+
+
+def _http_only(other_config: object) -> bool:
+    """Keys of the call's HTTP other-config headers (taskHelper.ml ``make``: ``http:`` keys)."""
+    return isinstance(other_config, Mapping) and all(
+        str(k).startswith("http:") for k in other_config
+    )

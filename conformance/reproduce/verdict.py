@@ -1,0 +1,72 @@
+"""A reproducer's verdict: the target's answer judged by the suite's own comparison rules.
+
+A reproducer script sends its calls with the standard library and imports ``conforms`` to judge
+the last answer, so that it can never say "conforms now" where the suite diverged: the answer is
+typed (``compare.typed_answer``: wire types included) and compared (``compare.outcome_mismatch``:
+shape-only fields, error parameters, strictness) exactly as the harness does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from conformance.judge.compare import (
+    AnswerRules,
+    Strictness,
+    outcome_mismatch,
+    typed_answer,
+    typed_outcome,
+)
+from conformance.wire import WireFormatError
+from conformance.wire.base import DateTimeText
+from conformance.wire.typed import failure_from_wire, raw_value
+from models.outcome import Outcome, Success
+
+__all__ = ["conforms"]
+
+
+def conforms(
+    method: str,
+    answer: tuple[str, object],
+    expected: tuple[str, object],
+    *,
+    protocol: str,
+    strictness: Strictness,
+) -> bool:
+    """Whether ``answer`` (``("ok", value)`` or ``("error", [code, *params])``, as the script's
+    client decoded it) is ``expected``, an answer of xapi to ``method``, by the suite's rules."""
+    rules = AnswerRules.of(method)
+    try:
+        actual, problem = typed_answer(_outcome(answer), rules.result, protocol)
+        wanted = typed_outcome(_outcome(expected), rules.result)
+    except WireFormatError:
+        return False
+    mismatch = outcome_mismatch(
+        wanted,
+        actual,
+        returns=rules.result,
+        result_field=rules.result_field,
+        shape_only=rules.shape_only,
+        strictness=strictness,
+    )
+    return problem is None and mismatch is None
+
+
+def _outcome(answer: tuple[str, object]) -> Outcome:
+    status, value = answer
+    if status == "ok":
+        return Success(raw_value(_decoded(value)))
+    return failure_from_wire(value)
+
+
+def _decoded(value: object) -> object:
+    """``value`` as the suite's codecs decode it: an XML-RPC dateTime as its text, marked as a
+    date (``DateTimeText``)."""
+    text = getattr(value, "value", None)
+    if isinstance(text, str) and type(value).__name__ == "DateTime":
+        return DateTimeText(text)
+    if isinstance(value, Mapping):
+        return {key: _decoded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decoded(item) for item in value]
+    return value

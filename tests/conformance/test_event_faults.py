@@ -1,0 +1,138 @@
+"""Both sides of the events area, in process: the honest server's events conform, and each
+seeded fault of events and tasks is found by the area with the divergence its catalogue names.
+
+The event log's faults are also shown on the log itself (no socket, no machine): the honest
+log and the faulty one answer the same event.from differently, as the catalogue says.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis.stateful import run_state_machine_as_test
+
+from conformance.areas.machines import AREAS
+from conformance.faults import FAULTS
+from conformance.judge.divergence import Divergence
+from conformance.server.events import EventLog
+from conformance.server.state import ServerState
+from models.events import parse_token
+from tests.conformance.test_harness import DETECT, _server, connect, replace_settings
+from tests.models.helpers import Driver, driver
+
+FOUND_BY_EVENTS: dict[str, str] = {
+    "event-no-mod-on-power-change": r"never reported vm vm\d+ \(mod\)",
+    "event-stale-snapshot": r"in the snapshot of vm vm\d+ \(mod\)",
+    "event-token-stuck": r"vm vm\d+ (as add|\(add\) though it did not change)",
+    "event-class-filter-ignored": r"outside the subscription",
+    "event-no-del-on-destroy": r"never reported vm vm\d+ \(del\)",
+    "event-task-without-result": r"the task's event: task result",
+    "task-destroy-kept": r"a destroyed task must be gone",
+    "task-not-resident": r"task resident_on",
+    "task-created-local-time": r"task created",
+}
+"""Fault → what the events area's divergence says (a regular expression)."""
+
+
+def _events_machine(state: ServerState) -> type:
+    return type("Events", (AREAS["events"],), {"connection": connect(state)})
+
+
+def test_the_honest_server_conforms_to_the_events_area() -> None:
+    connection = connect(_server())
+    machine = type("Events", (AREAS["events"],), {"connection": connection})
+    run_state_machine_as_test(machine, settings=replace_settings(max_examples=40, phases=DETECT))
+    cells = {k for k in connection.tally.coverage if k[0] == "event.from"}
+    assert {("event.from", "vm", op) for op in ("add", "mod")} <= cells  # del: see below
+    assert ("event.from", "task", "add") in cells
+
+
+@pytest.mark.parametrize("fault", list(FOUND_BY_EVENTS))
+def test_the_events_area_finds_the_fault(fault: str) -> None:
+    assert FAULTS[fault].area in ("events", "async")
+    with pytest.raises(Divergence, match=FOUND_BY_EVENTS[fault]) as found:
+        run_state_machine_as_test(
+            _events_machine(_server(faults=(FAULTS[fault],))),
+            settings=replace_settings(max_examples=100, phases=DETECT),
+        )
+    assert found.value.info.area == "events" or FAULTS[fault].area == "async"
+
+
+# ---- the faults on the event log itself --------------------------------------------------------
+
+
+def _logs(fault: str) -> tuple[Driver, EventLog, EventLog, int]:
+    d = driver()
+    honest = EventLog(d.world)
+    faulty = ServerState(d.world, (FAULTS[fault],)).events
+    token = parse_token(honest.since(0, {"vm"}).token)
+    assert token is not None
+    return d, honest, faulty, token
+
+
+def _recorded(d: Driver, *logs: EventLog) -> None:
+    for log in logs:
+        log.record(d.world)
+
+
+def _ops(log: EventLog, since: int, classes: set[str]) -> list[tuple[str, str]]:
+    return [(e.operation, e.ref) for e in log.since(since, classes).events]
+
+
+def test_no_mod_after_a_power_change() -> None:
+    d, honest, faulty, _ = _logs("event-no-mod-on-power-change")
+    vm = d.new_vm()
+    _recorded(d, honest, faulty)
+    token = parse_token(honest.since(0, {"vm"}).token) or 0
+    d.ok("VM.start", vm, False, False)
+    _recorded(d, honest, faulty)
+    assert _ops(honest, token, {"vm"}) == [("mod", vm)]
+    assert _ops(faulty, token, {"vm"}) == []
+
+
+def test_a_stale_snapshot() -> None:
+    d, honest, faulty, _ = _logs("event-stale-snapshot")
+    vm = d.new_vm()
+    _recorded(d, honest, faulty)
+    token = parse_token(honest.since(0, {"vm"}).token) or 0
+    d.ok("VM.set_name_label", vm, "b")
+    _recorded(d, honest, faulty)
+    [right], [wrong] = honest.since(token, {"vm"}).events, faulty.since(token, {"vm"}).events
+    assert right.snapshot and right.snapshot["name_label"] == "b"
+    assert wrong.snapshot and wrong.snapshot["name_label"] == "test-vm"
+
+
+def test_a_token_that_does_not_advance() -> None:
+    d, honest, faulty, token = _logs("event-token-stuck")
+    d.new_vm()
+    _recorded(d, honest, faulty)
+    assert parse_token(honest.since(token, {"vm"}).token) != token
+    assert parse_token(faulty.since(token, {"vm"}).token) == token
+
+
+def test_a_class_filter_ignored() -> None:
+    d, honest, faulty, token = _logs("event-class-filter-ignored")
+    a, b = d.new_vm(), d.new_vm()
+    _recorded(d, honest, faulty)
+    assert _ops(honest, token, {f"vm/{a}"}) == [("add", a)]
+    assert ("add", b) in _ops(faulty, token, {f"vm/{a}"})
+
+
+def test_no_del_on_destroy() -> None:
+    d, honest, faulty, _ = _logs("event-no-del-on-destroy")
+    vm = d.new_vm()
+    _recorded(d, honest, faulty)
+    token = parse_token(honest.since(0, {"vm"}).token) or 0
+    d.ok("VM.destroy", vm)
+    _recorded(d, honest, faulty)
+    assert _ops(honest, token, {"vm"}) == [("del", vm)]
+    assert _ops(faulty, token, {"vm"}) == []
+
+
+def test_task_events_without_their_result() -> None:
+    d, honest, faulty, _ = _logs("event-task-without-result")
+    task = d.ok("Async.VM.clone", d.new_vm(), "c")
+    _recorded(d, honest, faulty)
+    [right] = [e for e in honest.since(0, {"task"}).events if e.ref == task]
+    [wrong] = [e for e in faulty.since(0, {"task"}).events if e.ref == task]
+    assert right.snapshot and right.snapshot["result"] != ""
+    assert wrong.snapshot and wrong.snapshot["result"] == ""

@@ -1,0 +1,133 @@
+"""The run's work in pieces: chunks of examples and slices of cells, the same for any number of
+workers, so that one worker and several run the very same examples."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.areas.machines import AREAS
+from conformance.errors import UsageError
+from conformance.runner.profiles import PROFILES, area_examples
+from conformance.runner.split import (
+    SWEEPS,
+    Piece,
+    area_pieces,
+    budget_order,
+    longest_first,
+    piece_seed,
+    sweep_cells,
+    sweep_pieces,
+)
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_an_areas_chunks_run_exactly_its_examples(profile: str) -> None:
+    pieces = area_pieces(AREAS, profile, None)
+    examples = Counter[str]()
+    for piece in pieces:
+        examples[piece.family] += piece.size
+        assert 1 <= piece.size <= PROFILES[profile].chunk
+    assert examples == {area: area_examples(profile, area, None) for area in AREAS}
+    assert len({piece.id for piece in pieces}) == len(pieces)
+
+
+def test_max_examples_chunks_every_area_alike() -> None:
+    pieces = area_pieces(["rpc"], "ci", 25)
+    assert [p.size for p in pieces] == [9, 8, 8]
+    assert [p.id for p in pieces] == ["rpc-0", "rpc-1", "rpc-2"]
+
+
+def test_an_unknown_profile_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown profile 'fast'"):
+        area_pieces(AREAS, "fast", None)
+
+
+@pytest.mark.parametrize("name", list(SWEEPS))
+def test_a_sweeps_slices_run_every_cell_once_in_order(name: str) -> None:
+    cells = [cell for piece in sweep_pieces(name) for cell in sweep_cells(piece)]
+    expected = list(SWEEPS[name]())
+    assert len(cells) == len(expected)
+    assert [_same(a, b) for a, b in zip(cells, expected, strict=True)] == [True] * len(cells)
+
+
+def _same(cell: Any, other: Any) -> bool:
+    """Sweep cells are dataclasses or closures: equal, or made by the same code from the same
+    values (a ``functools.partial`` compared by its function and arguments)."""
+    if cell == other:
+        return True
+    if isinstance(cell, functools.partial) and isinstance(other, functools.partial):
+        return (cell.func, cell.args, cell.keywords) == (other.func, other.args, other.keywords)
+    if not hasattr(cell, "__code__") or cell.__code__ != getattr(other, "__code__", None):
+        return False
+    values = [c.cell_contents for c in cell.__closure__ or ()]
+    others = [c.cell_contents for c in other.__closure__ or ()]
+    return len(values) == len(others) and all(map(_same, values, others))
+
+
+def test_each_chunk_has_its_own_seed_drawn_from_the_runs() -> None:
+    pieces = area_pieces(AREAS, "ci", None)
+    seeds = {piece_seed(1, piece) for piece in pieces}
+    assert len(seeds) == len(pieces)
+    assert [piece_seed(1, p) for p in pieces] == [piece_seed(1, p) for p in pieces]
+    assert seeds.isdisjoint(piece_seed(2, p) for p in pieces)
+
+
+def _named(pieces: list[Piece]) -> dict[str, Piece]:
+    return {f"{piece.family}[{piece.id}]": piece for piece in pieces}
+
+
+def test_a_budget_starts_every_sweep_and_area_before_any_second_piece() -> None:
+    pieces = _named(
+        area_pieces(AREAS, "ci", None) + [p for name in SWEEPS for p in sweep_pieces(name)]
+    )
+    order = [pieces[name] for name in budget_order(pieces)]
+    families = {piece.family for piece in pieces.values()}
+    first_round = order[: len(families)]
+    assert {piece.family for piece in first_round} == families
+    assert [piece.is_area for piece in first_round] == sorted(p.is_area for p in first_round)
+    assert [piece.index for piece in order] == sorted(piece.index for piece in order)
+
+
+def test_without_a_budget_the_longest_pieces_go_first() -> None:
+    assert longest_first({"a": 1.0, "b": 5.0, "c": 1.0, "d": 3.0}) == ["b", "d", "a", "c"]
+
+
+# ---- end to end: one process and two workers run the same examples ----------------------------
+
+
+def _suite(tmp_path: Path, *options: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q"]
+    command += ["-p", "no:cacheprovider", "--xapi-profile", "dev", "--xapi-seed", "3"]
+    result = subprocess.run(
+        [
+            *command,
+            "-k",
+            "test_area and (rpc or fields)",
+            *options,
+            "--xapi-report-dir",
+            str(tmp_path),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary: dict[str, Any] = json.loads((tmp_path / "summary.json").read_text())
+    return summary
+
+
+@pytest.mark.slow
+def test_one_process_and_two_workers_run_the_same_examples(tmp_path: Path) -> None:
+    alone = _suite(tmp_path / "alone")
+    shared = _suite(tmp_path / "shared", "-n", "2")
+    assert (alone["examples"], alone["steps"]) == (shared["examples"], shared["steps"])
+    assert alone["coverage"] == shared["coverage"]

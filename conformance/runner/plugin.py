@@ -234,6 +234,7 @@ def _copied(part: Part) -> Part:
         areas=set(part.areas),
         identity=dict(part.identity),
         not_run=dict(part.not_run),
+        selected=set(part.selected),
     )
 
 
@@ -451,10 +452,22 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
     """Areas left out by ``-k`` are reported as not run (unless another of their tests runs)."""
     if not items or PART_KEY not in items[0].config.stash:
         return
+    from conformance.runner.results import NOT_SELECTED
+
     part = items[0].config.stash[PART_KEY]
     for item in items:
         if "xapi_connection" in getattr(item, "fixturenames", ()):
-            part.not_run.setdefault(item_area(item), "not selected (-k)")
+            part.not_run.setdefault(item_area(item), NOT_SELECTED)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The areas selected to run: one of them not run was stopped, not left out by ``-k``."""
+    if PART_KEY not in session.config.stash:
+        return
+    part = session.config.stash[PART_KEY]
+    for item in session.items:
+        if "xapi_connection" in getattr(item, "fixturenames", ()):
+            part.selected.add(item_area(item))
 
 
 def item_area(item: pytest.Item) -> str:

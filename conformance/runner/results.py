@@ -103,6 +103,8 @@ class Part:
     identity: dict[str, str] = field(default_factory=dict)
     not_run: dict[str, str] = field(default_factory=dict)
     """Areas a test of which did not run, with why (``-k``, a spent time budget)."""
+    selected: set[str] = field(default_factory=set)
+    """Areas with at least one test selected to run (whether or not it ran)."""
 
 
 def _part_json(part: Part) -> dict[str, object]:
@@ -118,6 +120,7 @@ def _part_json(part: Part) -> dict[str, object]:
         "areas": sorted(part.areas),
         "identity": part.identity,
         "not_run": part.not_run,
+        "selected": sorted(part.selected),
     }
 
 
@@ -145,16 +148,19 @@ def read_parts(folder: Path) -> list[Part]:
         part.areas.update(data.get("areas", []))
         part.identity.update(data.get("identity", {}))
         part.not_run.update(data.get("not_run", {}))
+        part.selected.update(data.get("selected", []))
         parts.append(part)
     return parts
 
 
 def _coverage(counts: Counter[tuple[str, str, str]]) -> tuple[CoverageCell, ...]:
-    """Every cell the model can reach, with its count (0 when not exercised), and any other
-    cell the run recorded."""
+    """Every cell the model can reach, with its count (0 when not exercised): the same list on
+    every run, so that runs compare. Calls of messages the published reference hides are
+    judged all the same, but are not cells of the map."""
     cells = dict.fromkeys(coverage_cells(), 0)
     for key, count in counts.items():
-        cells[key] = cells.get(key, 0) + count
+        if key in cells:
+            cells[key] += count
     return tuple(CoverageCell(m, s, k, n) for (m, s, k), n in sorted(cells.items()))
 
 
@@ -262,6 +268,7 @@ def merge_parts(
         total.areas.update(part.areas)
         total.identity.update(part.identity)
         total.not_run.update(part.not_run)
+        total.selected.update(part.selected)
     errors = list(dict.fromkeys(e for e in [extra_error, *total.ending, *total.errors] if e))
     diverges = any(not d.waived for d in total.divergences)
     verdict = (
@@ -297,12 +304,18 @@ def merge_parts(
 
 
 INTERRUPTED = "the run was interrupted before it ran"
+STOPPED = "the run stopped before it ran (-x or --max-findings)"
+NOT_SELECTED = "not selected (-k)"
 
 
 def _not_run(total: Part, interrupted: bool) -> tuple[NotRun, ...]:
     """The areas none of whose tests ran, each with why; an interrupted run's unreached areas
-    too."""
+    too. An area selected to run that did not is never called "not selected"."""
     reasons = dict(total.not_run)
+    unreached = INTERRUPTED if interrupted else STOPPED
+    for area in total.selected - total.areas:
+        if reasons.get(area, NOT_SELECTED) == NOT_SELECTED:
+            reasons[area] = unreached
     if interrupted:
         reasons.update({area: INTERRUPTED for area in AREAS if area not in reasons})
     return tuple(NotRun(a, r) for a, r in sorted(reasons.items()) if a not in total.areas)

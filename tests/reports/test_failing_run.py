@@ -22,8 +22,10 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from conformance.runner.results import STOPPED
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
+from reports.records import SCHEMA_VERSION
 from tests.conformance.test_run_command import run
 
 pytestmark = pytest.mark.slow
@@ -74,7 +76,7 @@ def failing_run(
 
 def findings(report: Path) -> list[dict[str, object]]:
     data = json.loads((report / "summary.json").read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == SCHEMA_VERSION
     return list(data["findings"])
 
 
@@ -232,12 +234,14 @@ def test_the_allure_results_load_in_allure(
 
 @pytest.mark.parametrize("stop", [["-x"], ["--max-findings", "1"]], ids=["x", "max-findings"])
 def test_a_run_can_stop_at_its_first_finding(stop: list[str], tmp_path: Path) -> None:
+    """A record fault shows in the first sweep piece run; the sweeps after it never run and are
+    reported as stopped, not as left out by -k."""
     result = run(
         "run",
         "--profile",
         "dev",
         "--fault",
-        "wrong-error-param",
+        "record-missing-field",
         "-k",
         "sweep",
         *stop,
@@ -246,5 +250,7 @@ def test_a_run_can_stop_at_its_first_finding(stop: list[str], tmp_path: Path) ->
     )
     assert result.returncode == 1, result.stdout + result.stderr
     data = json.loads((tmp_path / "summary.json").read_text())
-    assert data["areas"] == ["lifecycle"]  # the operations and memory sweeps never ran
+    assert len(data["areas"]) == 1
+    stopped = [n["area"] for n in data["not_run"] if n["reason"] == STOPPED]
+    assert stopped and data["areas"][0] not in stopped
     assert len(data["findings"]) == 1

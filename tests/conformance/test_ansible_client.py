@@ -114,10 +114,12 @@ def _guest_names(server: RunningServer) -> set[str]:
 def test_ansible_modules_deploy_reconfigure_power_and_remove_vms(
     playbook_command: str, server: RunningServer, tmp_path: Path
 ) -> None:
+    before = _guest_names(server)
+    assert "ansible-template" in before
     completed = _run(playbook_command, server.url, tmp_path)
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-2000:]
     assert "failed=0" in completed.stdout
-    assert _guest_names(server) == {"ansible-template"}  # both deployed VMs removed
+    assert _guest_names(server) == before  # both deployed VMs removed, nothing else touched
 
 
 class _NoDefaultSR:

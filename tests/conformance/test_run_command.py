@@ -151,7 +151,10 @@ def test_reference_server_conforms_and_every_lifecycle_cell_is_exercised(tmp_pat
     swept = {(f"VM.{m}", s, k) for m in LIFECYCLE_MESSAGES for s, k in CELLS}
     counts = {(c["method"], c["power_state"], c["vm_kind"]): c["count"] for c in cells}
     assert all(counts[cell] > 0 for cell in swept)
-    assert len(cells) == len(coverage_cells()) and any(c["count"] == 0 for c in cells)
+    assert len(cells) == len(coverage_cells())
+    judged = [c for c in cells if c["count"] > 0]
+    assert len(judged) >= 0.95 * len(cells)
+    assert all(c["status"] == "ok" for c in judged)
     messages = data["coverage"]["messages"]  # type: ignore[index]
     assert len(messages) == 219
     assert next(m for m in messages if m["method"] == "VM.create")["count"] > 0
@@ -245,7 +248,11 @@ def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
             time.sleep(0.2)
         time.sleep(2)
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=120) == 3
+        code = process.wait(timeout=120)
+        assert code == 3, (
+            process.communicate()[0][-3000:]
+            + str(json.loads((tmp_path / "summary.json").read_text())["findings"])[:3000]
+        )
         after = target.call("VM.get_all", session.value)
         assert isinstance(after, Success) and isinstance(before, Success)
         assert sorted(after.value) == sorted(before.value)  # type: ignore[arg-type]

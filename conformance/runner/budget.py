@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import hypothesis
 from hypothesis import settings
-from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
+from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition, Unsatisfiable
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.engine.harness import CallWatch
@@ -344,11 +344,16 @@ def _run_hypothesis(
 
     A target whose answers to the same calls change between runs makes Hypothesis' replays
     take other paths (FlakyStrategyDefinition): the divergence seen first is reported as it
-    was found, unshrunk; without one, the inconsistent target is the error.
+    was found, unshrunk; without one, the inconsistent target is the error. A run each of whose
+    examples ended early (``Desynced``: in a survey, at a divergence already recorded, or where
+    the model could not follow the target) has judged what it could; Hypothesis calls that
+    Unsatisfiable, which is no error of the target's nor the tool's.
     """
     try:
         # Hypothesis documents any callable returning a machine; its annotation says a class
         run_state_machine_as_test(factory, settings=hypothesis_settings)  # type: ignore[arg-type]
+    except Unsatisfiable:
+        return
     except TargetGaveOut as gave_out:
         raise gave_out.error from None
     except FlakyFailure as flaky:

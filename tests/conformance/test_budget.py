@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
 from conformance.errors import TargetInconsistent, TargetStalled, UsageError
-from conformance.judge.divergence import Divergence, DivergenceInfo
+from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.runner.budget import (
     Budget,
     BudgetSpent,
@@ -211,6 +211,29 @@ def test_without_a_target_error_the_machine_runs_all_its_examples() -> None:
     toy = _toy(_Clock())
     run_machine(toy, _Connection(), _SETTINGS, None, "test_area[x]")
     assert len(toy.started) >= _SETTINGS.max_examples
+
+
+class _Surveyed(_Toy):
+    """Every example ends early at its first step (a survey noted a divergence and went on)."""
+
+    @rule(value=st.integers(0, 10))
+    def step(self, value: int) -> None:
+        self.harness.call(value)
+        raise Desynced()
+
+
+@pytest.mark.parametrize("budget", [None, 1000.0])
+def test_a_machine_whose_examples_all_end_early_has_judged_what_it_could(
+    budget: float | None,
+) -> None:
+    clock = _Clock()
+    quiet = type("Quiet", (_Surveyed,), {"clock": clock, "started": []})
+    watched = None if budget is None else Budget(budget, clock.now, clock)
+    run_machine(quiet, _Connection(), _SETTINGS, watched, "test_area[x-0]")  # not Unsatisfiable
+    assert quiet.started
+    diverging = type("Diverging", (_Surveyed,), {"clock": clock, "started": [], "fail_at": 0})
+    with pytest.raises(Divergence):
+        run_machine(diverging, _Connection(), _SETTINGS, watched, "test_area[x-0]")
 
 
 def test_a_seed_fixes_the_examples_of_a_run() -> None:

@@ -64,12 +64,14 @@ class EventWatch:
         """The tasks of the example's Async calls (target refs) and their short names."""
 
     def _start_token(self) -> str:
-        """The connection's last token, or (first example) a subscription from scratch."""
+        """A token of now: event.from from the connection's last token (the first example:
+        from scratch), its answer not judged. What earlier examples left behind (their
+        teardown, a poll a divergence cut short) is consumed here, so an example's polls
+        answer its own calls alone, the same each time Hypothesis replays its draws."""
         connection = self.harness.connection
-        if not connection.event_token:
-            answer = self._from(SUBSCRIPTION, "", 0.0, "subscribe")
-            connection.event_token = answer[1]
-        return connection.event_token
+        _seen, token = self._from(SUBSCRIPTION, connection.event_token, 0.0, "subscribe")
+        connection.event_token = token
+        return token
 
     # ---- the polls --------------------------------------------------------------------------
 

@@ -124,7 +124,7 @@ class Connection:
     watch: CallWatch | None = None
     """The watch of the machine run in progress, if any (set and cleared by its runner)."""
     event_token: str = ""
-    """The events area's last event.from token: each example subscribes from where the last
+    """The events area's last event.from token: each example catches up from where the last
     one stopped (a subscription from "" answers every object of the pool once)."""
 
     def logins(self) -> tuple[Login, ...]:

@@ -64,9 +64,13 @@ EVENT_CELLS: tuple[tuple[str, str, str], ...] = (
     ("event.from", "vm", "mod"),
     ("event.from", "vm", "del"),
     ("event.from", "task", "add"),
+    ("event.next", "vm", "add"),
+    ("event.next", "vm", "mod"),
+    ("event.next", "vm", "del"),
 )
-"""(``event.from``, class, operation): the events of the suite's own objects a client can see
-(a task's add, seen by a subscription to it before the task is destroyed)."""
+"""(``event.from`` or ``event.next``, class, operation): the events of the suite's own objects
+a client can see (a task's add, seen by a subscription to it before the task is destroyed;
+event.next's events coalesced per object)."""
 
 
 def coverage_cells() -> tuple[tuple[str, str, str], ...]:

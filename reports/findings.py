@@ -186,7 +186,19 @@ _EVENT_TITLES = {
 """Titles of the events area's findings, by the kind of event problem."""
 
 
+_NEXT_TITLES = {
+    "next-repeated-event": "event.next answers again an event it answered before",
+    "next-event-order": "event.next answers an object's add after its other events, or its "
+    "del before them",
+    "next-event-id": "event.next's event ids are not positions in its queue",
+}
+"""Titles of the legacy event.next's own findings; its others are event.from's, renamed."""
+
+
 def _event_title(kind: str) -> str:
+    if kind.startswith("next-"):
+        shared = _event_title(kind.removeprefix("next-")).replace("event.from", "event.next")
+        return _NEXT_TITLES.get(kind, shared)
     return _EVENT_TITLES.get(kind, f"event.from differs from xapi's ({kind})")
 
 

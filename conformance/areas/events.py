@@ -9,6 +9,7 @@ subscriptions, with nothing to report, and by a logged-out session are judged to
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -17,18 +18,24 @@ from typing import NoReturn
 
 from conformance.engine.answers import TaskEnd
 from conformance.engine.harness import Harness
+from conformance.errors import TargetError
 from conformance.judge.compare import SHAPE_ONLY_FIELDS, Mismatch
 from conformance.judge.divergence import DivergenceInfo
 from conformance.judge.events import (
     EventQuestion,
     Malformed,
     SeenEvent,
+    coalesced,
     event_mismatch,
+    next_order_mismatch,
+    outside_mismatch,
     problem_kind,
     read_batch,
+    read_events,
     task_mismatch,
 )
 from conformance.judge.refs import RefMap
+from conformance.reproduce.reproducer import LOGIN
 from models.checks import assume_drivers, readings
 from models.events import Event, EventHistory
 from models.outcome import Failure, Outcome, Success, Value
@@ -53,15 +60,28 @@ class Mark:
     calls: int
 
 
+@dataclass
+class Legacy:
+    """The example's event.register subscription: its session (model ref) and classes, the
+    point event.next last read at, and the last queue id it answered (-1: none yet)."""
+
+    session: str
+    classes: tuple[str, ...]
+    mark: Mark
+    answered_up_to: int = -1
+
+
 class EventWatch:
     """One example's subscription, on the target and in the model side by side."""
 
     def __init__(self, harness: Harness) -> None:
         self.harness = harness
         self.history = EventHistory.start(harness.world)
-        self.marks = [Mark(self._start_token(), self.history.generation, 0)]
         self.tasks: dict[str, str] = {}
         """The tasks of the example's Async calls (target refs) and their short names."""
+        self.legacy = self._register()
+        """The legacy subscription, taken before the example too (None if its login failed)."""
+        self.marks = [Mark(self._start_token(), self.history.generation, len(harness.log))]
 
     def _start_token(self) -> str:
         """A token of now: event.from from the connection's last token (the first example:
@@ -76,12 +96,15 @@ class EventWatch:
     # ---- the polls --------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """event.from(vm, task) from the last token: the changes of the last step(s)."""
+        """event.from(vm, task) from the last token: the changes of the last step(s); every
+        second time, event.next too (its span two steps)."""
         self._record()
         mark = self.marks[-1]
         _seen, token = self._judged(SUBSCRIPTION, mark, 0.0)
         self.marks.append(Mark(token, self.history.generation, len(self.harness.log)))
         self.harness.connection.event_token = token
+        if len(self.marks) % 2:
+            self.legacy_next()
 
     def _record(self) -> None:
         """The model's history after the example's world now. What the model learnt since the
@@ -120,10 +143,12 @@ class EventWatch:
         self.tasks[end.task] = f"task{len(self.tasks) + 1}"
         classes = (f"task/{end.task}",)
         seen, _token = self._from(classes, "", 0.0, "task")
-        mismatch = _task_event_mismatch(seen, end, self._hosts())
+        outside = outside_mismatch(classes, seen, self._name)
+        mismatch = outside or _task_event_mismatch(seen, end, self._hosts())
         if mismatch is not None:
             shown = Success(tuple(f"{e.cls} ({e.operation})" for e in seen))
-            self._diverge("task-event", mismatch, [Success("task (add)")], shown, classes)
+            kind = "class-filter" if outside else "task-event"
+            self._diverge(kind, mismatch, [Success("task (add)")], shown, classes)
         self.harness.connection.tally.coverage["event.from", "task", "add"] += 1
 
     def task_gone(self) -> None:
@@ -142,6 +167,87 @@ class EventWatch:
         if isinstance(listed, Success) and task in _as_list(listed.value):
             problem = Mismatch("task.get_all", "a destroyed task must not be listed")
             self._diverge("task-destroy", problem, [Success("without it")], listed, ("task",))
+
+    def unregister_tasks(self) -> None:
+        """event.unregister of ``task`` on the legacy subscription: later event.next calls
+        answer VMs alone."""
+        if self.legacy is not None and "task" in self.legacy.classes:
+            self._legacy_call("event.unregister", self.legacy, ["task"])
+            self.legacy.classes = ("vm",)
+
+    def legacy_next(self) -> None:
+        """event.next on the legacy subscription, once the model has a change of the suite's
+        to report (event.next waits until it has one). Its events must rise past those it
+        answered before, and, coalesced per object, be what event.from over the same span
+        answers."""
+        self._record()
+        legacy = self.legacy
+        if legacy is None:
+            return
+        question = self._question(legacy.classes, legacy.mark)
+        if not question.expected:
+            return
+        outcome = self._legacy_call("event.next", legacy)
+        try:
+            seen = self._in_model_terms(read_events(outcome.value))
+        except Malformed as bad:
+            self._diverge_next(legacy, bad.mismatch, outcome)
+        mismatch = next_order_mismatch(seen, legacy.answered_up_to, self._name)
+        mismatch = mismatch or event_mismatch(question, coalesced(seen), self._name)
+        if mismatch is not None:
+            shown = Success(
+                tuple(_shown_event(e.cls, e.ref, e.operation, self._name) for e in seen)
+            )
+            self._diverge_next(legacy, mismatch, shown, question)
+        self._count(coalesced(seen), question, "event.next")
+        ids = [int(e.id) for e in seen]
+        legacy.answered_up_to = max([legacy.answered_up_to, *ids])
+        legacy.mark = Mark("", self.history.generation, len(self.harness.log))
+
+    def _register(self) -> Legacy | None:
+        """A fresh session's event.register of ``vm`` and ``task`` (None when the login
+        fails): xapi keeps one event.next queue position per session, so each example has its
+        own, and what earlier examples did is never answered to it."""
+        account = self.harness.connection.root.account
+        login = self.harness.call(LOGIN, account.name, account.password)
+        if not isinstance(login, Success):
+            return None
+        self._record()
+        mark = Mark("", self.history.generation, len(self.harness.log))
+        legacy = Legacy(str(login.value), SUBSCRIPTION, mark)
+        self._legacy_call("event.register", legacy, list(SUBSCRIPTION))
+        return legacy
+
+    def _legacy_call(self, method: str, legacy: Legacy, *args: Value) -> Success:
+        """``method`` by the legacy session on the target: its success, else a divergence."""
+        session = str(self.harness.refs.to_target(legacy.session))
+        outcome = self.harness.connection.target.call(method, session, *args)
+        if isinstance(outcome, Failure):
+            problem = Mismatch("outcome", f"{method} failed with {outcome.code}")
+            self._diverge_next(legacy, problem, outcome)
+        return outcome
+
+    def _diverge_next(
+        self,
+        legacy: Legacy,
+        mismatch: Mismatch,
+        actual: Outcome,
+        question: EventQuestion | None = None,
+    ) -> NoReturn:
+        expected = [] if question is None else question.expected
+        shown = Success(
+            tuple(_shown_event(e.cls, e.ref, e.operation, self._name) for e in expected)
+        )
+        kind = "next-" + problem_kind(mismatch)
+        text = f"event.next() registered to {list(legacy.classes)}"
+        self._diverge(kind, mismatch, [shown], actual, legacy.classes, text, legacy.mark.calls)
+
+    def close(self) -> None:
+        """Log the legacy subscription's session out (its subscription ends with it)."""
+        if self.legacy is not None:
+            session = self.harness.refs.to_target(self.legacy.session)
+            with contextlib.suppress(TargetError):
+                self.harness.connection.target.call("session.logout", session)
 
     def _session(self) -> str:
         return str(self.harness.refs.to_target(self.harness.session))
@@ -231,11 +337,14 @@ class EventWatch:
             seen, new_token = read_batch(outcome.value)
         except Malformed as bad:
             self._diverge(what, bad.mismatch, [Success("an event batch")], outcome, tuple(classes))
+        return self._in_model_terms(seen), new_token
+
+    def _in_model_terms(self, seen: Sequence[SeenEvent]) -> tuple[SeenEvent, ...]:
         refs = self.harness.refs
         return tuple(
-            SeenEvent(e.cls, e.operation, str(refs.to_model(e.ref)), _to_model(refs, e.snapshot))
+            replace(e, ref=str(refs.to_model(e.ref)), snapshot=_to_model(refs, e.snapshot))
             for e in seen
-        ), new_token
+        )
 
     def _call(self, session: str, classes: Sequence[str], token: str, timeout: float) -> Outcome:
         """event.from on the target, ``classes`` in model terms (``vm/<ref>`` too)."""
@@ -250,11 +359,13 @@ class EventWatch:
     def _name(self, ref: str) -> str:
         return self.harness.refs.name(ref) or self.tasks.get(ref, ref)
 
-    def _count(self, seen: Sequence[SeenEvent], question: EventQuestion) -> None:
+    def _count(
+        self, seen: Sequence[SeenEvent], question: EventQuestion, method: str = "event.from"
+    ) -> None:
         coverage = self.harness.connection.tally.coverage
         for event in seen:
             if question.judged(event.cls, event.ref):
-                coverage["event.from", event.cls, event.operation] += 1
+                coverage[method, event.cls, event.operation] += 1
 
     def _diverge(
         self,
@@ -263,13 +374,18 @@ class EventWatch:
         expected: list[Outcome],
         actual: Outcome,
         classes: tuple[str, ...] = SUBSCRIPTION,
+        text: str = "",
+        since: int | None = None,
     ) -> NoReturn:
-        calls = [c.method for c in self.harness.log[self.marks[-1].calls :]]
+        """Diverge on an event call: ``text`` shows it (event.from from the last token unless
+        given), after the calls made since ``since`` (the last poll unless given)."""
+        first = self.marks[-1].calls if since is None else since
+        calls = [c.method for c in self.harness.log[first:]]
         after = f"after {', '.join(calls)}" if calls else "with no call since the token"
-        text = f"event.from({list(classes)}, token)"
+        text = text or f"event.from({list(classes)}, token)"
         message = f"[events] {after}, {text}: {self.harness.refs.display_text(str(mismatch))}"
         info = DivergenceInfo(
-            method="event.from",
+            method=text.partition("(")[0],
             params=(tuple(classes),),
             expected=tuple(expected),
             actual=actual,

@@ -664,9 +664,20 @@ class EventsMachine(CopyRules):
             self.harness.call("session.logout", session=session)
             self.watch.logged_out(session)
 
+    @rule()
+    def unregister_tasks(self) -> None:
+        """event.unregister of tasks from the legacy event.next subscription."""
+        self.watch.unregister_tasks()
+
     @invariant()
     def events_agree(self) -> None:
         self.watch.poll()
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            self.watch.close()
 
 
 class ConcurrencyMachine(ConformanceMachine):

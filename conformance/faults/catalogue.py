@@ -66,6 +66,8 @@ from conformance.faults.changes import (
 )
 from conformance.faults.events import (
     class_filter_ignored,
+    next_repeats,
+    next_stale_snapshot,
     no_del_on_destroy,
     no_mod_after_power_change,
     stale_snapshot,
@@ -719,6 +721,31 @@ _ENTRIES += (
             "Task events carry an empty result (task.get_record has it).",
             "after an Async call succeeds, its task's event (subscribed as task/<ref>) has the "
             "encoded result in xapi; the faulty server's event has result ''.",
+        ),
+    ),
+    # -- the legacy event.next queue (xapi_event.ml Next), found by the events area's register
+    (
+        "event-next-repeats",
+        Seeded(
+            next_repeats,
+            "events",
+            "events",
+            "event.next never moves a session past what it answered: every call repeats the "
+            "events since event.register.",
+            "after event.register(['vm']), VM.create, event.next() and VM.set_name_label, "
+            "xapi's second event.next answers the VM's mod alone, with a higher id; the faulty "
+            "server answers its add (the same id) again.",
+        ),
+    ),
+    (
+        "event-next-stale-snapshot",
+        Seeded(
+            next_stale_snapshot,
+            "events",
+            "events",
+            "event.next's mod events of VMs carry the record from before the change.",
+            "after VM.set_name_label(vm, 'b'), xapi's event.next answers vm (mod) with "
+            "name_label 'b'; the faulty server's snapshot still has the old name.",
         ),
     ),
     # -- faults the ci profile once missed (issue 7, item 6)

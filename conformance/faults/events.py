@@ -1,8 +1,9 @@
 """Seeded faults of the event log: what a server gets wrong about event.from, not about calls.
 
 An ``EventFault`` leaves the model's transition alone and alters the server's event history as
-it is recorded (``recorded``: a change never stamped, a snapshot left stale, a del forgotten) or
-event.from's answer (``answered``: the token, the subscription). Each imitates a mistake an
+it is recorded (``recorded``: a change never stamped, a snapshot left stale, a del forgotten),
+event.from's answer (``answered``: the token, the subscription), or the legacy event.next queue
+(``queued``: the changes queued; ``taken``: what event.next answers and keeps). Each imitates a mistake an
 event implementation plausibly makes: writes that bypass the generation counter, an object
 cache refreshed late, a token computed from the request, a filter applied to the wrong list.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from models.events import Batch, Change, EventHistory, format_token
+from models.events import Batch, Change, Event, EventHistory, NextQueue, format_token
 from models.transition import Call, Result
 from models.world import World
 
@@ -21,6 +22,8 @@ __all__ = [
     "EventFault",
     "class_filter_ignored",
     "event_fault",
+    "next_repeats",
+    "next_stale_snapshot",
     "no_del_on_destroy",
     "no_mod_after_power_change",
     "stale_snapshot",
@@ -32,6 +35,10 @@ Recorded = Callable[[EventHistory, EventHistory, tuple[Change, ...]], EventHisto
 """(history before, honest history after, the changes) → the history the server keeps."""
 Answered = Callable[[EventHistory, int, set[str], Batch], Batch]
 """(history, the token's generation, the subscription, the honest answer) → what it answers."""
+Queued = Callable[[EventHistory, tuple[Change, ...]], tuple[Change, ...]]
+"""(history before, the changes) → the changes event.next's queue gets."""
+Taken = Callable[[NextQueue, str], tuple[NextQueue, tuple[Event, ...] | None]]
+"""(queue, session) → the queue after the session's event.next, and what it answers."""
 
 
 def _kept(_before: EventHistory, after: EventHistory, _found: tuple[Change, ...]) -> EventHistory:
@@ -42,12 +49,22 @@ def _as_is(_history: EventHistory, _since: int, _classes: set[str], batch: Batch
     return batch
 
 
+def _all_queued(_before: EventHistory, found: tuple[Change, ...]) -> tuple[Change, ...]:
+    return found
+
+
+def _take(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Event, ...] | None]:
+    return queue.take(session)
+
+
 @dataclass(frozen=True)
 class EventFault:
     """A deviation of the event log; calls themselves are answered honestly."""
 
     recorded: Recorded = _kept
     answered: Answered = _as_is
+    queued: Queued = _all_queued
+    taken: Taken = _take
 
     def apply(self, world: World, call: Call, honest: Callable[[World, Call], Result]) -> Result:
         """The honest transition: the fault is in the events."""
@@ -63,7 +80,11 @@ def event_fault(faults: Iterable[object]) -> EventFault:
     chosen = [f for f in found if isinstance(f, EventFault)]
     if not chosen:
         return HONEST_EVENTS
-    return EventFault(_stack_recorded(chosen), _stack_answered(chosen))
+    queue_faults = [f for f in chosen if f.queued is not _all_queued or f.taken is not _take]
+    queue_fault = queue_faults[-1] if queue_faults else HONEST_EVENTS
+    return EventFault(
+        _stack_recorded(chosen), _stack_answered(chosen), queue_fault.queued, queue_fault.taken
+    )
 
 
 def _stack_recorded(faults: list[EventFault]) -> Recorded:
@@ -167,3 +188,25 @@ def _without_result(_history: EventHistory, _since: int, _c: set[str], batch: Ba
 
 task_result_missing = EventFault(answered=_without_result)
 """Task events carry an empty result (the record read by task.get_record has it)."""
+
+
+def _stale_queued(before: EventHistory, found: tuple[Change, ...]) -> tuple[Change, ...]:
+    return tuple(
+        replace(c, snapshot=before.objects[c.key])
+        if c.key[0] == "vm" and c.operation == "mod"
+        else c
+        for c in found
+    )
+
+
+next_stale_snapshot = EventFault(queued=_stale_queued)
+"""event.next's mod events of VMs carry the record from before the change."""
+
+
+def _kept_pending(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Event, ...] | None]:
+    return queue, queue.pending(session)
+
+
+next_repeats = EventFault(taken=_kept_pending)
+"""event.next never moves a session past what it answered: each call repeats every event
+since event.register."""

@@ -24,9 +24,13 @@ __all__ = [
     "EventQuestion",
     "Malformed",
     "SeenEvent",
+    "coalesced",
     "event_mismatch",
+    "next_order_mismatch",
+    "outside_mismatch",
     "problem_kind",
     "read_batch",
+    "read_events",
     "task_mismatch",
 ]
 
@@ -39,12 +43,14 @@ xapi's dateTime has whole seconds, and the two clocks are not the same clock."""
 
 @dataclass(frozen=True)
 class SeenEvent:
-    """One event as the target sent it: class, operation, ref, and the snapshot as sent."""
+    """One event as the target sent it: class, operation, ref, the snapshot as sent, and its
+    id (event.next's queue position; event.from's generation)."""
 
     cls: str
     operation: str
     ref: str
     snapshot: Mapping[str, object] | None
+    id: str = ""
 
 
 class Malformed(Exception):
@@ -65,6 +71,14 @@ def read_batch(raw: object) -> tuple[tuple[SeenEvent, ...], str]:
     return tuple(_read_event(e) for e in raw["events"]), token
 
 
+def read_events(raw: object) -> tuple[SeenEvent, ...]:
+    """The events of an event.next answer (an array of event structs); ``Malformed`` when it
+    is not one."""
+    if not isinstance(raw, list | tuple):
+        raise Malformed(Mismatch("result", "not an array of events"))
+    return tuple(_read_event(e) for e in raw)
+
+
 def _read_event(raw: object) -> SeenEvent:
     if not isinstance(raw, Mapping):
         raise Malformed(Mismatch("events", "an event is not a struct"))
@@ -75,7 +89,7 @@ def _read_event(raw: object) -> SeenEvent:
     if snapshot is not None and not isinstance(snapshot, Mapping):
         raise Malformed(Mismatch("events", "an event's snapshot is not a struct"))
     cls, operation, ref = (str(f) for f in fields)
-    return SeenEvent(cls, operation, ref, snapshot)
+    return SeenEvent(cls, operation, ref, snapshot, str(raw.get("id", "")))
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def event_mismatch(
 ) -> Mismatch | None:
     """Why the target's events (refs in model terms) are not what xapi answers, or None."""
     return (
-        _outside(question, seen, name)
+        outside_mismatch(question.classes, seen, name)
         or _repeated(question, seen, name)
         or _missing(question, seen, name)
         or _unexpected(question, seen, name)
@@ -112,15 +126,16 @@ def event_mismatch(
     )
 
 
-def _outside(
-    q: EventQuestion, seen: Sequence[SeenEvent], name: Callable[[str], str]
+def outside_mismatch(
+    classes: Collection[str], seen: Sequence[SeenEvent], name: Callable[[str], str]
 ) -> Mismatch | None:
+    """The first event outside a subscription to ``classes``, as a mismatch; else None."""
     for event in seen:
-        if not wanted(event.cls, event.ref, q.classes):
+        if not wanted(event.cls, event.ref, classes):
             return Mismatch(
                 "class filter",
                 f"answered {_shown(event.cls, event.ref, event.operation, name)}, outside the "
-                f"subscription {list(q.classes)}",
+                f"subscription {list(classes)}",
             )
     return None
 
@@ -197,6 +212,58 @@ def _stale(
             assert first is not None
             return Mismatch(f"{first.where} in {where}", first.how)
     return None
+
+
+def next_order_mismatch(
+    seen: Sequence[SeenEvent], answered_up_to: int, name: Callable[[str], str]
+) -> Mismatch | None:
+    """Why event.next's events are not read off xapi's queue (``Xapi_event.Next``): ids rise
+    past the last id an earlier event.next answered, and each object's add comes first and
+    its del last. ``answered_up_to`` is that last id (-1 before the first event.next)."""
+    last = answered_up_to
+    for event in seen:
+        if not event.id.isdigit():
+            return Mismatch("event id", f"{event.id!r} is not a position in the queue")
+        if int(event.id) <= last:
+            return Mismatch(
+                "repeated event",
+                f"answered {_shown(event.cls, event.ref, event.operation, name)} with id "
+                f"{event.id}, not after {last}, the last id already answered; event.next "
+                "answers each queued event once",
+            )
+        last = int(event.id)
+    order: dict[tuple[str, str], list[str]] = {}
+    for event in seen:
+        order.setdefault((event.cls, event.ref), []).append(event.operation)
+    for (cls, ref), operations in order.items():
+        if "add" in operations[1:] or "del" in operations[:-1]:
+            return Mismatch(
+                "event order",
+                f"reported {cls} {name(ref)} as {' then '.join(operations)}; an object's add "
+                "comes first and its del last",
+            )
+    return None
+
+
+def coalesced(seen: Sequence[SeenEvent]) -> tuple[SeenEvent, ...]:
+    """event.next's events as one event.from over the same span answers them, each object
+    once: ``add`` when its first event is an add (nothing when its last is a del too),
+    ``del`` when its last is a del, else ``mod``; the snapshot its last add or mod sent.
+    xapi queues an event per database write (a VM.start is several mods), event.from one
+    per object."""
+    grouped: dict[tuple[str, str], list[SeenEvent]] = {}
+    for event in seen:
+        grouped.setdefault((event.cls, event.ref), []).append(event)
+    result: list[SeenEvent] = []
+    for (cls, ref), events in grouped.items():
+        first, last = events[0].operation, events[-1].operation
+        if first == "add" and last == "del":
+            continue
+        operation = "add" if first == "add" else "del" if last == "del" else "mod"
+        snapshots = [e.snapshot for e in events if e.operation != "del"]
+        snapshot = snapshots[-1] if snapshots and operation != "del" else None
+        result.append(SeenEvent(cls, operation, ref, snapshot, events[-1].id))
+    return tuple(result)
 
 
 def problem_kind(mismatch: Mismatch) -> str:

@@ -69,7 +69,7 @@ class EventLog:
             after, found = before.record(world)
             self._history = self._fault.recorded(before, after, found)
             stamp = f"{int(time.time())}."  # OCaml's string_of_float (Unix.time ())
-            self._queue = self._queue.record(found, world, stamp)
+            self._queue = self._queue.record(self._fault.queued(before, found), world, stamp)
             self._notify()
 
     def inject(self, cls: str, ref: str) -> str | None:
@@ -130,7 +130,7 @@ class EventLog:
         """event.next's answer: the queued events the session wants since its last call; None
         once its subscription ended with the session (SESSION_INVALID)."""
         with self._lock:
-            self._queue, events = self._queue.take(session)
+            self._queue, events = self._fault.taken(self._queue, session)
             return events
 
 

@@ -29,6 +29,8 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "task-destroy-kept": r"a destroyed task must be gone",
     "task-not-resident": r"task resident_on",
     "task-created-local-time": r"task created",
+    "event-next-repeats": r"event\.next\(\) .*(not after \d+, the last id already answered)",
+    "event-next-stale-snapshot": r"event\.next\(\) .*in the snapshot of vm vm\d+ \((add|mod)\)",
 }
 """Fault → what the events area's divergence says (a regular expression)."""
 
@@ -44,6 +46,7 @@ def test_the_honest_server_conforms_to_the_events_area() -> None:
     cells = {k for k in connection.tally.coverage if k[0] == "event.from"}
     assert {("event.from", "vm", op) for op in ("add", "mod")} <= cells  # del: see below
     assert ("event.from", "task", "add") in cells
+    assert {("event.next", "vm", op) for op in ("add", "mod")} <= set(connection.tally.coverage)
 
 
 @pytest.mark.parametrize("fault", list(FOUND_BY_EVENTS))
@@ -136,3 +139,35 @@ def test_task_events_without_their_result() -> None:
     [wrong] = [e for e in faulty.since(0, {"task"}).events if e.ref == task]
     assert right.snapshot and right.snapshot["result"] != ""
     assert wrong.snapshot and wrong.snapshot["result"] == ""
+
+
+def _next_logs(fault: str) -> tuple[Driver, EventLog, EventLog, str]:
+    """An honest and a faulty log, a session of the driver's registered to ``vm`` on both."""
+    d, honest, faulty, _ = _logs(fault)
+    session = next(iter(d.world.sessions))
+    for log in (honest, faulty):
+        log.register(session, {"vm"})
+    return d, honest, faulty, session
+
+
+def test_event_next_repeating_what_it_answered() -> None:
+    d, honest, faulty, session = _next_logs("event-next-repeats")
+    d.new_vm()
+    _recorded(d, honest, faulty)
+    first = [(e.id, e.operation) for e in honest.take_next(session) or ()]
+    assert [(e.id, e.operation) for e in faulty.take_next(session) or ()] == first
+    assert not honest.has_next(session)
+    assert [(e.id, e.operation) for e in faulty.take_next(session) or ()] == first
+
+
+def test_event_next_with_a_stale_snapshot() -> None:
+    d, honest, faulty, session = _next_logs("event-next-stale-snapshot")
+    vm = d.new_vm()
+    _recorded(d, honest, faulty)
+    for log in (honest, faulty):
+        log.take_next(session)
+    d.ok("VM.set_name_label", vm, "b")
+    _recorded(d, honest, faulty)
+    [right], [wrong] = honest.take_next(session) or (), faulty.take_next(session) or ()
+    assert right.snapshot and right.snapshot["name_label"] == "b"
+    assert wrong.snapshot and wrong.snapshot["name_label"] == "test-vm"

@@ -117,6 +117,8 @@ CASES: dict[str, tuple[str, str]] = {
     "event-class-filter-ignored": (EVENTS, "outside the subscription"),
     "event-no-del-on-destroy": (EVENTS, "(del)"),
     "event-task-without-result": (EVENTS, "task result"),
+    "event-next-repeats": (EVENTS, "the last id already answered"),
+    "event-next-stale-snapshot": (EVENTS, "in the snapshot of"),
     # races (issue 12): found only by the concurrency area
     "concurrent-starts-both-succeed": (CONCURRENCY, "VM.start"),
     "destroy-succeeds-twice": (CONCURRENCY, "VM.destroy"),

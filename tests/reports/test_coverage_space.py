@@ -24,7 +24,7 @@ def test_every_vm_message_is_counted_and_every_one_acting_on_a_vm_has_every_reac
 
 def test_the_events_of_the_suites_objects_are_cells_too() -> None:
     assert set(EVENT_CELLS) <= set(coverage_cells())
-    assert {m for m, _, _ in EVENT_CELLS} == {"event.from"}
+    assert {m for m, _, _ in EVENT_CELLS} == {"event.from", "event.next"}
 
 
 def test_the_release_judged_against_follows_the_pool_master() -> None:

@@ -35,7 +35,7 @@ from conformance.judge.events import (
     task_mismatch,
 )
 from conformance.judge.refs import RefMap
-from conformance.reproduce.reproducer import LOGIN
+from conformance.reproduce.reproducer import CATCH_UP, LOGIN, RECORDS, TOKEN, LoggedCall
 from models.checks import assume_drivers, readings
 from models.events import Event, EventHistory
 from models.outcome import Failure, Outcome, Success, Value
@@ -294,9 +294,30 @@ class EventWatch:
                     if question.judged(e.cls, e.ref) or e.cls not in classes
                 )
             )
-            self._diverge(problem_kind(mismatch), mismatch, [expected], actual, classes)
+            reproducer = self._reproducer(classes, mark, question)
+            kind = problem_kind(mismatch)
+            self._diverge(kind, mismatch, [expected], actual, classes, reproducer=reproducer)
         self._count(seen, question)
         return seen, token
+
+    def _reproducer(self, classes: tuple[str, ...], mark: Mark, question: EventQuestion) -> str:
+        """The script of a poll's finding: the example's calls with a catch-up (event.from,
+        unjudged) where the poll's token was taken, then the poll, judged by the same rules
+        against the VM records the script reads right after it."""
+        session, log = self.harness.session, self.harness.log
+        steps = [*log[: mark.calls], LoggedCall(CATCH_UP, (classes,), session), *log[mark.calls :]]
+        final = LoggedCall("event.from", (classes, TOKEN, 0.0), session)
+        vms = set(self.harness.refs.bound("vm"))
+        expected = Success(
+            {
+                "classes": classes,
+                "events": tuple((e.cls, e.ref, e.operation) for e in question.expected),
+                "named": tuple(ref for ref in question.named if ref in vms),
+                "records": RECORDS,
+            }
+        )
+        text = f"event.from({list(classes)}, token)"
+        return self.harness.event_reproducer(steps, final, expected, text)
 
     def _question(self, classes: tuple[str, ...], mark: Mark) -> EventQuestion:
         expected = tuple(
@@ -376,6 +397,7 @@ class EventWatch:
         classes: tuple[str, ...] = SUBSCRIPTION,
         text: str = "",
         since: int | None = None,
+        reproducer: str = "",
     ) -> NoReturn:
         """Diverge on an event call: ``text`` shows it (event.from from the last token unless
         given), after the calls made since ``since`` (the last poll unless given)."""
@@ -393,6 +415,7 @@ class EventWatch:
             kind=kind,
             message=message,
             reason=str(mismatch),
+            reproducer=reproducer,
             calls=(*self.harness.shown_calls(), (text, actual)),
         )
         self.harness.diverged(info)

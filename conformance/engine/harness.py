@@ -774,10 +774,18 @@ class Harness:
         shown = self.refs.display(value)
         return "<password>" if isinstance(shown, str) and shown in secrets else shown
 
-    def _reproducer(self, final: LoggedCall, expected: tuple[Outcome, ...], text: str) -> str:
+    def _reproducer(
+        self,
+        final: LoggedCall,
+        expected: tuple[Outcome, ...],
+        text: str,
+        steps: Sequence[LoggedCall] | None = None,
+    ) -> str:
+        """The script replaying ``steps`` (the example's calls unless given), then ``final``."""
+        steps = self.log if steps is None else steps
         names = {ref: name for ref in self._named_refs() if (name := self.refs.name(ref))}
         names[self.session] = "session"
-        used = {call.session for call in [*self.log, final]}
+        used = {call.session for call in [*steps, final]}
         roles = [
             RoleLogin(f"session_{role.replace('-', '_')}", login.account.name, role)
             for role, login in self.connection.roles.items()
@@ -788,7 +796,7 @@ class Harness:
         target = self.connection.target
         return render_reproducer(
             title=text,
-            steps=self.log,
+            steps=steps,
             final=final,
             expected=expected,
             names=names,
@@ -799,6 +807,14 @@ class Harness:
             protocol=target.protocol,
             strictness=self.connection.strictness,
         )
+
+    def event_reproducer(
+        self, steps: Sequence[LoggedCall], final: LoggedCall, expected: Outcome, text: str
+    ) -> str:
+        """The script of an event finding: ``steps`` (the example's calls with the
+        subscription's catch-ups among them), then the event call ``final``, judged against
+        ``expected`` (``conformance.reproduce.verdict``)."""
+        return self._reproducer(final, (expected,), text, steps)
 
     def _named_refs(self) -> list[str]:
         return [call.result_ref for call in self.log if call.result_ref]

@@ -9,9 +9,18 @@ from dataclasses import dataclass
 from conformance.reproduce.template import HEADER, PLUMBING
 from models.outcome import Encoded, Failure, Outcome, Value
 
-__all__ = ["LOGIN", "LoggedCall", "RoleLogin", "render_reproducer"]
+__all__ = ["CATCH_UP", "LOGIN", "RECORDS", "TOKEN", "LoggedCall", "RoleLogin", "render_reproducer"]
 
 LOGIN = "session.login_with_password"
+CATCH_UP = "(event.from catch-up)"
+"""A step that is no call of the example: event.from from the script's token with timeout 0,
+its events not judged, its token kept (``args``: the subscription)."""
+TOKEN = "(the event token)"
+"""An argument: the token the last catch-up kept."""
+RECORDS = "(the records read now)"
+"""A value in an expected answer: the VM records the script reads right after its last call
+(``read_records``)."""
+_SCRIPT_NAMES = {TOKEN: "token", RECORDS: "read_records(session)"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,10 @@ def _source(value: Value, names: Mapping[str, str]) -> str:
     if isinstance(value, bool):
         return repr(value)
     if isinstance(value, str):
-        return names.get(value) or repr(value)
+        cls, sep, ref = value.partition("/")
+        if sep and ref in names:  # an event subscription to one object: "vm/<ref>"
+            return f"{cls + sep!r} + {names[ref]}"
+        return names.get(value) or _SCRIPT_NAMES.get(value) or repr(value)
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, datetime.datetime):
@@ -73,11 +85,18 @@ def _call_expr(call: LoggedCall, names: Mapping[str, str], *, refused: bool = Fa
     return f"call({call.method!r}, {rendered})"
 
 
-def _step_line(call: LoggedCall, names: Mapping[str, str]) -> str:
+def _step_line(call: LoggedCall, names: Mapping[str, str], assigned: set[str]) -> str:
+    """The step's source; a ref it answers is kept in its variable the first time only (a
+    later lookup, such as VM.get_by_uuid with the uuid the suite saw, must not overwrite the
+    replay's own ref with what a replay's server answers to it)."""
+    if call.method == CATCH_UP:
+        session = names.get(call.session, repr(call.session))
+        return f"token = catch_up({session}, {_source(call.args[0], names)}, token)"
     expression = _call_expr(call, names, refused=isinstance(call.answer, Failure))
     variable = names.get(call.result_ref or "")
-    if variable is None:
+    if variable is None or variable in assigned:
         return expression
+    assigned.add(variable)
     if call.method == LOGIN:
         return f"{variable} = {expression}"
     into = (
@@ -113,7 +132,10 @@ def render_reproducer(
     for role in roles:
         env = "XAPI_PASSWORD_" + role.role.upper().replace("-", "_")
         lines.append(f"    {role.variable} = login({role.user!r}, os.environ.get({env!r}, ''))")
-    lines += [f"    {_step_line(step, names)}" for step in steps]
+    if any(step.method == CATCH_UP for step in steps):
+        lines.append('    token = ""')
+    assigned: set[str] = set()
+    lines += [f"    {_step_line(step, names, assigned)}" for step in steps]
     refused = bool(expected) and all(isinstance(e, Failure) for e in expected)
     lines.append(f"    answer = {_call_expr(final, names, refused=refused)}")
     lines.append(f"    expected = [{', '.join(_outcome_source(e, names) for e in expected)}]")

@@ -7,16 +7,30 @@ log and the faulty one answer the same event.from differently, as the catalogue 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.areas.machines import AREAS
 from conformance.faults import FAULTS
 from conformance.judge.divergence import Divergence
+from conformance.server.config import ServerConfig
 from conformance.server.events import EventLog
+from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
 from models.events import parse_token
-from tests.conformance.test_harness import DETECT, _server, connect, replace_settings
+from tests.conformance.test_harness import (
+    DETECT,
+    PASSWORD,
+    ROLE_ACCOUNTS,
+    _server,
+    connect,
+    replace_settings,
+)
 from tests.models.helpers import Driver, driver
 
 FOUND_BY_EVENTS: dict[str, str] = {
@@ -58,6 +72,46 @@ def test_the_events_area_finds_the_fault(fault: str) -> None:
             settings=replace_settings(max_examples=100, phases=DETECT),
         )
     assert found.value.info.area == "events" or FAULTS[fault].area == "async"
+
+
+# ---- the reproducer of an event finding -------------------------------------------------------
+
+REPLAYED = ("event-stale-snapshot", "event-token-stuck", "event-no-del-on-destroy")
+
+
+def _replayed(script: Path, fault: str | None) -> subprocess.CompletedProcess[str]:
+    """The script run against a fresh embedded server (with ``fault``, if given)."""
+    faults = (fault,) if fault else ()
+    running = start_in_thread(
+        ServerConfig(password=PASSWORD, accounts=ROLE_ACCOUNTS, faults=faults)
+    )
+    try:
+        return subprocess.run(
+            [sys.executable, str(script), running.url],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "XAPI_PASSWORD": PASSWORD},
+            timeout=120,
+        )
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("fault", REPLAYED)
+def test_an_event_findings_reproducer_replays_the_subscription(fault: str, tmp_path: Path) -> None:
+    with pytest.raises(Divergence) as found:
+        run_state_machine_as_test(
+            _events_machine(_server(faults=(FAULTS[fault],))),
+            settings=replace_settings(max_examples=100, phases=DETECT),
+        )
+    script = tmp_path / "reproducer.py"
+    script.write_text(found.value.info.reproducer)
+    assert "catch_up(" in script.read_text()
+    again = _replayed(script, fault)
+    assert again.returncode == 1, again.stdout + again.stderr
+    clean = _replayed(script, None)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
 
 
 # ---- the faults on the event log itself --------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -12,8 +12,13 @@ from models.errors import XenAPIError, handle_invalid
 from models.features import assert_enabled
 from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt, platform_flag
 from models.misc import HOST_BIOS_STRINGS
-from models.outcome import Value
-from models.placement import choose_host, host_error, resident_host
+from models.outcome import Success, Value
+from models.placement import (
+    choose_host,
+    control_domain_affinity_error,
+    host_error,
+    resident_host,
+)
 from models.records import NO_DOMAIN
 from models.transition import Ctx, Handler, Result, as_map, attempt, done, failed, vm_of
 from models.world import NULL_REF, Host, Record, World, new_ids
@@ -55,17 +60,13 @@ def _captured(world: World, ref: str) -> World:
     return replace(world, booted_flags=MappingProxyType({**world.booted_flags, ref: flags}))
 
 
-def _placed_start(world: World, ref: str, vm: Record, paused: bool, force: bool) -> Result:
-    host = choose_host(world, ref, vm)
+def _chosen(world: World, ref: str) -> Host:
+    """message_forwarding.ml start's ``forward_to_suitable_host``: a host that can take the VM,
+    every per-host error swallowed."""
+    host = choose_host(world, ref, world.vms[ref])
     if host is None:
         raise XenAPIError("NO_HOSTS_AVAILABLE")
-    if not force and nested_virt(vm) and not are_pinned_at_static_max(MemoryTuple.from_record(vm)):
-        raise XenAPIError("MEMORY_CONSTRAINT_VIOLATION_MAXPIN", "nested virt")
-    _check_restricted_flags(world, vm)
-    started = done(_boot(world, ref, host, paused))
-    if world.facts.host_memory_sufficient is None:
-        return merge(started, failed(world, XenAPIError("NO_HOSTS_AVAILABLE").failure()))
-    return started
+    return host
 
 
 def _check_restricted_flags(world: World, vm: Record) -> None:
@@ -120,33 +121,59 @@ def _overhead_refreshed(world: World, ref: str) -> World:
     return update_vm(world, ref, {"memory_overhead": overhead}, recompute=False)
 
 
-def _starting(world: World, ref: str, boot: Callable[[World, Record], Result]) -> Result:
-    """What VM.start writes before placing the VM (kept if placement then fails), then ``boot``."""
-    world = _overhead_refreshed(world, ref)
-    world = _generic_bios_strings(world, ref)
+def _prepared(world: World, ref: str) -> World:
+    """What message_forwarding.ml start and start_on write before placing the VM (kept if
+    placement then fails): the memory overhead refreshed, generic BIOS strings."""
+    return _generic_bios_strings(_overhead_refreshed(world, ref), ref)
+
+
+def _local_start(world: World, ref: str, host: Host, paused: bool, force: bool) -> Result:
+    """xapi_vm.ml ``start`` on the host placement chose: the HA flag first, then the platform
+    (both kept if a later check fails), the memory constraints (unless ``force``), the
+    restricted platform flags, then the domain."""
     world = _ha_on_boot(world, ref, world.vms[ref])
+    return attempt(world, lambda: _platform_then_boot(world, ref, host, paused, force))
 
-    def placed() -> Result:
+
+def _platform_then_boot(world: World, ref: str, host: Host, paused: bool, force: bool) -> Result:
+    vm = world.vms[ref]
+    platform = _boot_platform(vm)
+    if platform != vm["platform"]:
+        world = update_vm(world, ref, {"platform": platform})
         vm = world.vms[ref]
-        platform = _boot_platform(vm)
-        updated = (
-            update_vm(world, ref, {"platform": platform}) if platform != vm["platform"] else world
-        )
-        return attempt(updated, lambda: boot(updated, updated.vms[ref]))
 
-    return attempt(world, placed)
+    def boot() -> Result:
+        if (
+            not force
+            and nested_virt(vm)
+            and not are_pinned_at_static_max(MemoryTuple.from_record(vm))
+        ):
+            raise XenAPIError("MEMORY_CONSTRAINT_VIOLATION_MAXPIN", "nested virt")
+        _check_restricted_flags(world, vm)
+        return done(_boot(world, ref, host, paused))
+
+    return attempt(world, boot)
 
 
 def start(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.start: op check, HA flag and platform writes, then host placement where every host
-    error is NO_HOSTS_AVAILABLE."""
+    """VM.start: op check, overhead and BIOS strings, placement where every host error is
+    NO_HOSTS_AVAILABLE, then xapi_vm.ml start on the chosen host. Where the hosts' free memory
+    is unknown, NO_HOSTS_AVAILABLE is also an answer."""
     ref, paused, force = str(args[0]), args[1] is True, args[2] is True
     assert_enabled(ctx.world.pool.restrictions, "VM_start")  # message_forwarding.ml, first
 
-    def boot(world: World, vm: Record) -> Result:
-        return _placed_start(world, ref, vm, paused, force)
+    def body(_: Record) -> Result:
+        world = _prepared(ctx.world, ref)
+        started = attempt(
+            world, lambda: _local_start(world, ref, _chosen(world, ref), paused, force)
+        )
+        if world.facts.host_memory_sufficient is None and any(
+            isinstance(b.outcome, Success) for b in started
+        ):
+            return merge(started, failed(world, XenAPIError("NO_HOSTS_AVAILABLE").failure()))
+        return started
 
-    return guarded(ctx.world, ref, "start", lambda _: _starting(ctx.world, ref, boot))
+    return guarded(ctx.world, ref, "start", body)
 
 
 def _host(world: World, ref: Value) -> Host:
@@ -156,31 +183,37 @@ def _host(world: World, ref: Value) -> Host:
     return host
 
 
-def _boot_on(world: World, ref: str, vm: Record, host: Host, paused: bool) -> Result:
-    error = host_error(world, ref, vm, host)
+def _bootable_on(world: World, ref: str, host: Host) -> Host:
+    """message_forwarding.ml ``reserve_memory_for_vm``: assert_can_boot_here, errors propagated."""
+    error = host_error(world, ref, world.vms[ref], host)
     if error:
         raise error
-    return done(_boot(world, ref, host, paused))
+    return host
 
 
-def _control_domain_affinity(vm: Record, host: Host) -> None:
-    if vm["is_control_domain"] is True and vm["affinity"] not in (host.ref, NULL_REF):
-        reason = "Cannot boot a control domain on a host different from its affinity"
-        raise XenAPIError("OPERATION_NOT_ALLOWED", reason)
+def _boot_on(world: World, ref: str, host: Host, paused: bool) -> Result:
+    return done(_boot(world, ref, _bootable_on(world, ref, host), paused))
 
 
 def start_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.start_on: host pre-checks, op check, then assert_can_boot_here propagating errors."""
-    ref, paused = str(args[0]), args[2] is True
+    """VM.start_on (message_forwarding.ml ``start_on``): the VM_start feature, a control
+    domain's affinity, then the op check, overhead and BIOS strings, assert_can_boot_here on
+    ``host`` propagating its error, then xapi_vm.ml start there."""
+    ref, paused, force = str(args[0]), args[2] is True, args[3] is True
     assert_enabled(ctx.world.pool.restrictions, "VM_start")
     vm = vm_of(ctx.world, ref)
     host = _host(ctx.world, args[1])
-    _control_domain_affinity(vm, host)
+    affinity = control_domain_affinity_error(vm, host)
+    if affinity:
+        raise affinity
 
-    def boot(world: World, vm: Record) -> Result:
-        return _boot_on(world, ref, vm, host, paused)
+    def body(_: Record) -> Result:
+        world = _prepared(ctx.world, ref)
+        return attempt(
+            world, lambda: _local_start(world, ref, _bootable_on(world, ref, host), paused, force)
+        )
 
-    return guarded(ctx.world, ref, "start_on", lambda _: _starting(ctx.world, ref, boot))
+    return guarded(ctx.world, ref, "start_on", body)
 
 
 def _to_halted(op: str) -> Handler:
@@ -239,7 +272,7 @@ def _resume_on_host(world: World, ref: str, vm: Record, host: Host | None, pause
         if host is None:
             raise XenAPIError("NO_HOSTS_AVAILABLE")
         return done(_boot(world, ref, host, paused))
-    return _boot_on(world, ref, vm, host, paused)
+    return _boot_on(world, ref, host, paused)
 
 
 def _resumed(world: World, ref: str, vm: Record, host: Host | None, paused: bool) -> Result:

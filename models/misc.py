@@ -12,7 +12,7 @@ from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, vm_bad_power_state
 from models.features import assert_enabled
 from models.outcome import Value
-from models.placement import host_error
+from models.placement import host_error, possible_hosts
 from models.plugins import call_plugin
 from models.records import read_record
 from models.releases import changed
@@ -127,13 +127,10 @@ def maximise_memory(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 def get_possible_hosts(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.get_possible_hosts: the hosts where assert_can_boot_here passes."""
+    """VM.get_possible_hosts (xapi_vm.ml): its scheduled host, or the live hosts where
+    assert_can_boot_here passes."""
     ref = str(args[0])
-    vm = vm_of(ctx.world, ref)
-    hosts = tuple(
-        h.ref for h in ctx.world.hosts.values() if host_error(ctx.world, ref, vm, h) is None
-    )
-    return done(ctx.world, hosts)
+    return done(ctx.world, possible_hosts(ctx.world, ref, vm_of(ctx.world, ref)))
 
 
 VBD_DEVICES = 255

@@ -103,6 +103,7 @@ _HOST_FIELDS: tuple[tuple[str, str], ...] = (
     ("software_version", MAP),
     ("cpu_info", MAP),
     ("memory_overhead", "int"),
+    ("virtual_hardware_platform_versions", "int set"),
     ("control_domain", "VM ref"),
     ("resident_VMs", "VM ref set"),
     ("metrics", "host_metrics ref"),
@@ -202,15 +203,20 @@ def host_record(world: World, host: Host) -> dict[str, Value]:
         "name_description": "",
         "address": host.address,
         "hostname": host.name_label,
-        "enabled": True,
+        "enabled": host.enabled,
         "API_version_major": release.api_major,
         "API_version_minor": release.api_minor,
         "API_version_vendor": "XenSource",
         "API_version_vendor_implementation": {},
         "capabilities": capabilities,
         "software_version": release.software_version(host.name_label),
-        "cpu_info": {"cpu_count": "4", "socket_count": "1", "vendor": "GenuineIntel"},
-        "memory_overhead": 0,
+        "cpu_info": {
+            "cpu_count": str(host.cpu_count),
+            "socket_count": "1",
+            "vendor": "GenuineIntel",
+        },
+        "memory_overhead": host.memory_overhead,
+        "virtual_hardware_platform_versions": host.virtual_hardware_platform_versions,
         "control_domain": host.control_domain,
         "resident_VMs": tuple(r for r, vm in world.vms.items() if vm["resident_on"] == host.ref),
         "metrics": NULL_REF,
@@ -378,6 +384,19 @@ def _pool_remove_from_other_config(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return done(replace(ctx.world, pool=replace(pool, other_config=other_config)))
 
 
+def _host_enabled(enabled: bool) -> Handler:
+    """host.disable (xapi_host.ml ``disable``: no new VM starts there; ``auto_enable`` only
+    matters across a toolstack restart) or host.enable (``enable``: the simulator's hosts
+    always have their storage, so re-enabling is safe)."""
+
+    def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        ref = _host_ref(ctx.world, args[0])
+        hosts = {**ctx.world.hosts, ref: replace(ctx.world.hosts[ref], enabled=enabled)}
+        return done(replace(ctx.world, hosts=MappingProxyType(hosts)))
+
+    return handler
+
+
 def _task_destroy(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     ref = _task_ref(ctx.world, args[0])
     _assert_task_op_valid(ctx, ref)
@@ -512,6 +531,14 @@ def _all_messages() -> dict[str, tuple[Message, Handler]]:
                 "pool.remove_from_other_config", "pool ref self,string key", role="pool-operator"
             ),
             _pool_remove_from_other_config,
+        ),
+        "host.disable": (
+            _message("host.disable", "host ref host,bool auto_enable=true", role="pool-operator"),
+            _host_enabled(False),
+        ),
+        "host.enable": (
+            _message("host.enable", "host ref host", role="pool-operator"),
+            _host_enabled(True),
         ),
         "task.destroy": (_message("task.destroy", "task ref self"), _task_destroy),
         "task.cancel": (_message("task.cancel", "task ref self"), _task_cancel),

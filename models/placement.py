@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from models.accounting import start_memory
 from models.errors import XenAPIError, invalid_value
-from models.memory import MemoryTuple, boot_check, dmc_enabled
+from models.memory import MemoryTuple, boot_check, platform_flag
 from models.outcome import Value
 from models.world import NULL_REF, Host, World
 
 __all__ = [
     "boot_error",
     "choose_host",
-    "footprint",
+    "control_domain_affinity_error",
     "free_memory",
     "host_error",
     "ocaml_float",
+    "possible_hosts",
     "resident_host",
+    "start_memory_needed",
+    "used_memory",
 ]
 
 _HVM_TYPES = frozenset({"hvm", "pvh", "pv_in_pvh"})
@@ -78,33 +82,125 @@ def boot_error(vm: Mapping[str, Value]) -> XenAPIError | None:
     return _crash_action_error(vm)
 
 
-def footprint(world: World, vm: Mapping[str, Value]) -> int:
-    """Host memory a running VM holds: dynamic_min with DMC, static_max without (bytes)."""
-    name = "memory_dynamic_min" if dmc_enabled(world.pool.restrictions) else "memory_static_max"
-    return max(0, _num(vm, name))
+def used_memory(vm: Mapping[str, Value]) -> int:
+    """memory_check.ml ``vm_compute_used_memory`` (Dynamic_min): what a VM resident on, or
+    scheduled to, a host holds there: its dynamic_min plus its stored memory_overhead."""
+    return _num(vm, "memory_dynamic_min") + _num(vm, "memory_overhead")
 
 
-def free_memory(world: World, host: Host) -> int:
-    """The host's total memory minus what its resident VMs hold."""
-    used = sum(footprint(world, vm) for vm in world.vms.values() if vm["resident_on"] == host.ref)
-    return host.memory_total - used
+def free_memory(world: World, host: Host, ignoring: str = NULL_REF) -> int:
+    """memory_check.ml ``host_compute_free_memory_with_maximum_compression``: the host's total
+    less its own overhead and what its resident and scheduled VMs hold (the VM ``ignoring``
+    not counted as scheduled), at least 0."""
+    held = sum(
+        used_memory(vm)
+        for ref, vm in world.vms.items()
+        for field in ("resident_on", "scheduled_to_be_resident_on")
+        if vm[field] == host.ref and not (field != "resident_on" and ref == ignoring)
+    )
+    return max(0, host.memory_total - host.memory_overhead - held)
+
+
+def start_memory_needed(world: World, vm: Mapping[str, Value]) -> int:
+    """memory_check.ml ``vm_compute_start_memory``: host memory (normal plus shadow) to start
+    the VM, from its dynamic_min (static_max for a PV-in-PVH guest)."""
+    guest = "memory_static_max" if vm["domain_type"] == "pv_in_pvh" else "memory_dynamic_min"
+    return start_memory(vm, _num(vm, guest), world.release)
+
+
+def control_domain_affinity_error(vm: Mapping[str, Value], host: Host) -> XenAPIError | None:
+    """xapi_vm_helpers.ml ``assert_matches_control_domain_affinity`` (CA-233580)."""
+    if vm["is_control_domain"] is True and vm["affinity"] not in (host.ref, NULL_REF):
+        reason = "Cannot boot a control domain on a host different from its affinity"
+        return XenAPIError("OPERATION_NOT_ALLOWED", reason)
+    return None
+
+
+def _enabled_error(vm: Mapping[str, Value], host: Host) -> XenAPIError | None:
+    """``assert_host_is_enabled``, skipped for a control domain and a local live migration."""
+    local_migration = vm["power_state"] == "Running" and vm["resident_on"] == host.ref
+    if host.enabled or vm["is_control_domain"] is True or local_migration:
+        return None
+    return XenAPIError("HOST_DISABLED", host.ref)
+
+
+def _platform_version_error(vm_ref: str, vm: Mapping[str, Value], host: Host) -> XenAPIError | None:
+    """``assert_hardware_platform_support``: the host must offer the VM's version."""
+    version = _num(vm, "hardware_platform_version")
+    offered = host.virtual_hardware_platform_versions
+    if version in offered:
+        return None
+    listed = "[" + "; ".join(str(v) for v in offered) + "]"
+    return XenAPIError(
+        "VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION",
+        host.ref,
+        listed,
+        vm_ref,
+        str(version),
+    )
+
+
+def _memory_error(
+    world: World, vm_ref: str, vm: Mapping[str, Value], host: Host
+) -> XenAPIError | None:
+    """``assert_enough_memory_available``; skipped where the host's free memory is unknown."""
+    if world.facts.host_memory_sufficient is None:
+        return None
+    needed, available = start_memory_needed(world, vm), free_memory(world, host, vm_ref)
+    if available < needed:
+        return XenAPIError("HOST_NOT_ENOUGH_FREE_MEMORY", str(needed), str(available))
+    return None
+
+
+def _pcpus_error(vm: Mapping[str, Value], host: Host) -> XenAPIError | None:
+    """``assert_enough_pcpus``: VCPUs_max above the host's CPUs needs platform
+    ``vcpu-unrestricted``."""
+    vcpus = _num(vm, "VCPUs_max")
+    if vcpus <= host.cpu_count or platform_flag(vm, "vcpu-unrestricted"):
+        return None
+    return XenAPIError("HOST_NOT_ENOUGH_PCPUS", str(vcpus), str(host.cpu_count))
 
 
 def host_error(
     world: World, vm_ref: str, vm: Mapping[str, Value], host: Host
 ) -> XenAPIError | None:
-    """``assert_can_boot_here`` for one host: validation, HVM support, then free memory."""
-    basic = boot_error(vm)
-    if basic:
-        return basic
-    if not host.live:
-        return XenAPIError("HOST_NOT_LIVE", host.ref)
+    """xapi_vm_helpers.ml ``assert_can_boot_here`` for one host, in xapi's order: the VM's own
+    parameters, the host live, a control domain's affinity, the host enabled, the virtual
+    hardware platform version, HVM support, free memory, physical CPUs.
+
+    The device checks between (SRs, networks, IOMMU, GPUs, USB, SR-IOV) pass: the model's VMs
+    have no devices. The CPUID check passes: it reads only a live VM's last-boot CPU flags,
+    and every host of the model has the same CPU.
+    """
+    checks: tuple[Callable[[], XenAPIError | None], ...] = (
+        lambda: boot_error(vm),
+        lambda: None if host.live else XenAPIError("HOST_NOT_LIVE"),
+        lambda: control_domain_affinity_error(vm, host),
+        lambda: _enabled_error(vm, host),
+        lambda: _platform_version_error(vm_ref, vm, host),
+        lambda: _hvm_error(vm_ref, vm, host),
+        lambda: _memory_error(world, vm_ref, vm, host),
+        lambda: _pcpus_error(vm, host),
+    )
+    return next((error for check in checks if (error := check()) is not None), None)
+
+
+def _hvm_error(vm_ref: str, vm: Mapping[str, Value], host: Host) -> XenAPIError | None:
+    """``assert_host_supports_hvm`` for an HVM, PVH or PV-in-PVH guest."""
     if not host.hvm and vm["domain_type"] in _HVM_TYPES:
         return XenAPIError("VM_HVM_REQUIRED", vm_ref)
-    needed, available = footprint(world, vm), free_memory(world, host)
-    if world.facts.host_memory_sufficient is not None and needed > available:
-        return XenAPIError("HOST_NOT_ENOUGH_FREE_MEMORY", str(needed), str(available))
     return None
+
+
+def possible_hosts(world: World, vm_ref: str, vm: Mapping[str, Value]) -> tuple[str, ...]:
+    """xapi_vm_helpers.ml ``get_possible_hosts_for_vm``: the host the VM is scheduled to, if
+    any; else every live host where ``assert_can_boot_here`` passes (errors swallowed)."""
+    scheduled = str(vm["scheduled_to_be_resident_on"])
+    if scheduled != NULL_REF:
+        return (scheduled,)
+    return tuple(
+        h.ref for h in world.hosts.values() if h.live and host_error(world, vm_ref, vm, h) is None
+    )
 
 
 def choose_host(world: World, vm_ref: str, vm: Mapping[str, Value]) -> Host | None:

@@ -94,6 +94,14 @@ class Host:
     hvm: bool = True
     live: bool = True
     control_domain: str = NULL_REF
+    enabled: bool = True
+    """False after host.disable: only control domains (and local migrations) start there."""
+    cpu_count: int = 16
+    """Physical CPUs (``cpu_info`` "cpu_count"): a VM with more VCPUs_max does not boot here."""
+    virtual_hardware_platform_versions: tuple[int, ...] = (0, 1, 2)
+    """The versions a host offers its guests (xapi_globs.ml: 0, 1 and 2, has_vendor_device)."""
+    memory_overhead: int = 0
+    """Host memory xapi keeps back from guests (its record's ``memory_overhead``)."""
 
 
 @dataclass(frozen=True)

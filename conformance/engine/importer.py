@@ -77,6 +77,7 @@ def _host(ref: str, raw: Mapping[str, object]) -> Host:
         if isinstance(capabilities, list | tuple)
         else True
     )
+    defaults = Host(ref, "", "", "")
     return Host(
         ref=ref,
         uuid=str(raw.get("uuid", "")),
@@ -84,7 +85,25 @@ def _host(ref: str, raw: Mapping[str, object]) -> Host:
         address=str(raw.get("address", "")),
         hvm=hvm,
         control_domain=str(raw.get("control_domain", NULL_REF)),
+        enabled=raw.get("enabled", True) not in (False, "false", "0"),
+        cpu_count=_count(raw.get("cpu_info"), defaults.cpu_count),
+        virtual_hardware_platform_versions=_versions(raw.get("virtual_hardware_platform_versions")),
     )
+
+
+def _count(cpu_info: object, default: int) -> int:
+    """``cpu_info``'s "cpu_count" (a decimal string), or ``default`` if it has none."""
+    text = str(cpu_info.get("cpu_count", "")) if isinstance(cpu_info, Mapping) else ""
+    return int(text) if text.isdigit() else default
+
+
+def _versions(raw: object) -> tuple[int, ...]:
+    """A host's virtual hardware platform versions (ints, or strings over XML-RPC); an old
+    host without the field offers version 0 only (xapi_vm_helpers.ml
+    ``assert_hardware_platform_support``)."""
+    if not isinstance(raw, list | tuple):
+        return (0,)
+    return tuple(int(v) for v in raw if str(v).lstrip("-").isdigit())
 
 
 def _pool(target: Target, session: str) -> Pool:

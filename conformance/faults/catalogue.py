@@ -166,6 +166,18 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
         ),
     ),
     (
+        "boot-checks-lax",
+        Seeded(
+            BranchFault(_refusal_accepted, _vm_methods("assert_can_boot_here", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "VM.assert_can_boot_here always succeeds (the host checks run only at start).",
+            "for a VM whose hardware_platform_version is 3, xapi answers "
+            'VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION [host, "[0; 1; 2]", vm, "3"]; '
+            "the faulty server answers success.",
+        ),
+    ),
+    (
         "unpause-running-accepted",
         Seeded(
             BranchFault(_unpause_running_accepted, _vm_methods("unpause")),

@@ -116,6 +116,19 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         (vm := d.new_vm())
         and Scenario(("VM.start", vm, False, False), OK, Failure("NO_HOSTS_AVAILABLE", ()))
     ),
+    "boot-checks-lax": lambda d: (
+        (vm := d.new_vm())
+        and d.ok("VM.set_hardware_platform_version", vm, 3) == ""
+        and (host := d.world.pool.master)
+        and Scenario(
+            ("VM.assert_can_boot_here", vm, host),
+            Failure(
+                "VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION",
+                (host, "[0; 1; 2]", vm, "3"),
+            ),
+            OK,
+        )
+    ),
     "unpause-running-accepted": lambda d: (
         (vm := d.in_state("Running"))
         and Scenario(("VM.unpause", vm), _bps(vm, "paused", "running"), OK)

@@ -191,10 +191,6 @@ def _bootable_on(world: World, ref: str, host: Host) -> Host:
     return host
 
 
-def _boot_on(world: World, ref: str, host: Host, paused: bool) -> Result:
-    return done(_boot(world, ref, _bootable_on(world, ref, host), paused))
-
-
 def start_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.start_on (message_forwarding.ml ``start_on``): the VM_start feature, a control
     domain's affinity, then the op check, overhead and BIOS strings, assert_can_boot_here on
@@ -266,25 +262,19 @@ def suspend(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     return guarded(ctx.world, ref, "suspend", body)
 
 
-def _resume_on_host(world: World, ref: str, vm: Record, host: Host | None, paused: bool) -> Result:
-    if host is None:
-        host = choose_host(world, ref, vm)
-        if host is None:
-            raise XenAPIError("NO_HOSTS_AVAILABLE")
-        return done(_boot(world, ref, host, paused))
-    return _boot_on(world, ref, host, paused)
-
-
-def _resumed(world: World, ref: str, vm: Record, host: Host | None, paused: bool) -> Result:
-    """The HA flag first (kept if resuming then fails), then the resume itself."""
-    world = _ha_on_boot(world, ref, vm)
-    return attempt(world, lambda: _resume_on_host(world, ref, world.vms[ref], host, paused))
+def _resumed(world: World, ref: str, host: Host | None, paused: bool) -> Result:
+    """Placement first (message_forwarding.ml resume: ``forward_to_suitable_host``, every host
+    error NO_HOSTS_AVAILABLE; resume_on: ``reserve_memory_for_vm``, the host's error), then
+    xapi_vm.ml ``resume`` on that host: the HA flag, then the domain."""
+    chosen = _chosen(world, ref) if host is None else _bootable_on(world, ref, host)
+    world = _ha_on_boot(world, ref, world.vms[ref])
+    return done(_boot(world, ref, chosen, paused))
 
 
 def resume(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.resume: Suspended → Running or Paused."""
     ref, paused = str(args[0]), args[1] is True
-    return guarded(ctx.world, ref, "resume", lambda vm: _resumed(ctx.world, ref, vm, None, paused))
+    return guarded(ctx.world, ref, "resume", lambda _: _resumed(ctx.world, ref, None, paused))
 
 
 def resume_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -292,9 +282,7 @@ def resume_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     ref, paused = str(args[0]), args[2] is True
     vm_of(ctx.world, ref)
     host = _host(ctx.world, args[1])
-    return guarded(
-        ctx.world, ref, "resume_on", lambda vm: _resumed(ctx.world, ref, vm, host, paused)
-    )
+    return guarded(ctx.world, ref, "resume_on", lambda _: _resumed(ctx.world, ref, host, paused))
 
 
 def power_state_reset(ctx: Ctx, args: tuple[Value, ...]) -> Result:

@@ -146,3 +146,20 @@ def test_a_placement_failure_leaves_the_ha_flag_and_platform_unwritten(api: Api)
     api.fails("VM.start_on", vm, master, False, False)
     assert api.get(vm, "ha_always_run") is False
     assert "device-model" not in api.get(vm, "platform")
+
+
+def test_resume_places_before_it_writes_the_ha_flag(api: Api) -> None:
+    """message_forwarding.ml ``resume`` and ``resume_on``: placement first (every host error
+    swallowed, or the named host's propagated), then xapi_vm.ml ``resume`` sets ha_always_run;
+    with every host disabled the Suspended VM keeps it false."""
+    master, other = _hosts(api)
+    vm = api.in_state("Suspended", ha_restart_priority="restart")
+    assert api.get(vm, "ha_always_run") is False
+    for host in (master, other):
+        api.ok("host.disable", host)
+    assert api.fails("VM.resume", vm, False, False) == Failure("NO_HOSTS_AVAILABLE", ())
+    assert api.fails("VM.resume_on", vm, other, False, False) == Failure("HOST_DISABLED", (other,))
+    assert api.get(vm, "ha_always_run") is False
+    api.ok("host.enable", other)
+    api.ok("VM.resume", vm, False, False)
+    assert (api.get(vm, "resident_on"), api.get(vm, "ha_always_run")) == (other, True)

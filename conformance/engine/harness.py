@@ -28,6 +28,7 @@ from conformance.judge.compare import (
     Mismatch,
     Strictness,
     outcome_mismatch,
+    shape_only_here,
 )
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.judge.refs import REF_PREFIX, RUN_TAG, RefMap, snapshots_of_new_vms
@@ -457,7 +458,7 @@ class Harness:
             self._own_only(rules.name, answer.outcome),
             returns=rules.result if answer.via_task else rules.answer,
             result_field=rules.result_field,
-            shape_only=rules.shape_only,
+            shape_only=shape_only_here(rules, self.world.facts),
             strictness=self.connection.strictness,
         )
 

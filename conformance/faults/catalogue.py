@@ -25,6 +25,7 @@ from conformance.faults.changes import (
     _destroy_kept,
     _effect_lost,
     _error_code_only,
+    _every_host,
     _failed_as_success,
     _kept,
     _lowercase_class,
@@ -175,6 +176,17 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "for a VM whose hardware_platform_version is 3, xapi answers "
             'VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION [host, "[0; 1; 2]", vm, "3"]; '
             "the faulty server answers success.",
+        ),
+    ),
+    (
+        "possible-hosts-all",
+        Seeded(
+            BranchFault(_every_host, _vm_methods("get_possible_hosts", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "VM.get_possible_hosts lists every host of the pool.",
+            "for a VM whose hardware_platform_version is 3, xapi answers no host; the faulty "
+            "server lists them all.",
         ),
     ),
     (

@@ -136,6 +136,13 @@ def _start_fails(world: World, call: Call, branch: Branch) -> Branch:
     return Branch(Failure("NO_HOSTS_AVAILABLE", ()), world)
 
 
+def _every_host(world: World, call: Call, branch: Branch) -> Branch:
+    """VM.get_possible_hosts lists every host of the pool, whatever the host checks say."""
+    if not isinstance(branch.outcome, Success):
+        return branch
+    return replace(branch, outcome=Success(tuple(world.hosts)))
+
+
 def _orphan_revert_refused(world: World, call: Call, branch: Branch) -> Branch:
     """VM.revert of a snapshot whose VM was destroyed fails and makes nothing."""
     snapshot = _vm_arg(world, call)

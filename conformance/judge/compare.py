@@ -18,9 +18,10 @@ from models.catalogue import MessageKind, kind_of
 from models.outcome import Failure, Outcome, Success, Value
 from models.rpc import resolve
 from models.schema import XType
-from models.world import NULL_REF
+from models.world import NULL_REF, Facts
 
 __all__ = [
+    "MEMORY_DEPENDENT_RESULTS",
     "SHAPE_ONLY_FIELDS",
     "SHAPE_ONLY_RESULTS",
     "TOLERANT_PARAMS",
@@ -30,6 +31,7 @@ __all__ = [
     "field_mismatch",
     "other_record_mismatches",
     "outcome_mismatch",
+    "shape_only_here",
     "typed_answer",
     "typed_outcome",
     "typed_vm_record",
@@ -73,7 +75,8 @@ SHAPE_ONLY_MAP_KEYS: Mapping[str, frozenset[str]] = {
 SHAPE_ONLY_RESULTS: Mapping[str, str] = {
     "get_data_sources": "the host's RRD daemon decides which data sources exist",
     "query_data_source": "a live measurement",
-    "get_possible_hosts": "depends on each host's free resources",
+    "get_possible_hosts": "depends on each host's free memory (exact where the suite knows it: "
+    "the embedded server)",
     "get_boot_record": "the record as it was at boot, serialised by the server",
     "create_new_blob": "a blob ref the server chooses",
 }
@@ -84,6 +87,18 @@ exact by memory_check.ml and memory.ml (models/accounting.py), a function of the
 the release; ``get_allowed_VBD_devices`` and ``get_allowed_VIF_devices``, exact by the release
 judged against (xapi_vm_helpers.ml: the same ranges for HVM and PV guests, less the devices of
 the VM's VBDs and VIFs, which the suite's VMs never have; VIF's range keyed by release)."""
+
+
+MEMORY_DEPENDENT_RESULTS = frozenset({"get_possible_hosts"})
+"""Shape-only results that are exact where the hosts' free memory is known."""
+
+
+def shape_only_here(rules: AnswerRules, facts: Facts) -> bool:
+    """Whether ``rules``' result is compared for shape only against a target of ``facts``."""
+    known = facts.host_memory_sufficient is not None
+    return rules.shape_only and not (
+        known and rules.name.split(".")[-1] in MEMORY_DEPENDENT_RESULTS
+    )
 
 
 @dataclass(frozen=True)

@@ -543,3 +543,18 @@ def _rendered(record: dict[str, Value]) -> dict[str, Value]:
     """A record as a reproducer writes xapi's answer (datetimes as their text)."""
     return {k: f"{v:%Y%m%dT%H:%M:%SZ}" if isinstance(v, datetime.datetime) else v
             for k, v in record.items()}  # fmt: skip
+
+
+def test_possible_hosts_are_exact_only_where_the_hosts_free_memory_is_known() -> None:
+    """VM.get_possible_hosts depends on free memory: exact against the embedded server, shape
+    only against a pool whose free memory the suite cannot see; other shape-only results stay
+    shape only."""
+    from conformance.judge.compare import AnswerRules, shape_only_here
+    from models.world import Facts
+
+    known, unknown = Facts(), Facts(host_memory_sufficient=None)
+    hosts = AnswerRules.of("VM.get_possible_hosts")
+    assert not shape_only_here(hosts, known)
+    assert shape_only_here(hosts, unknown)
+    assert shape_only_here(AnswerRules.of("Async.VM.get_possible_hosts"), unknown)
+    assert shape_only_here(AnswerRules.of("VM.query_data_source"), known)

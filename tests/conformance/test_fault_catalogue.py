@@ -129,6 +129,11 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             OK,
         )
     ),
+    "possible-hosts-all": lambda d: (
+        (vm := d.new_vm())
+        and d.ok("VM.set_hardware_platform_version", vm, 3) == ""
+        and Scenario(("VM.get_possible_hosts", vm), (), tuple(d.world.hosts))
+    ),
     "unpause-running-accepted": lambda d: (
         (vm := d.in_state("Running"))
         and Scenario(("VM.unpause", vm), _bps(vm, "paused", "running"), OK)

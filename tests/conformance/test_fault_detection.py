@@ -57,6 +57,7 @@ CASES: dict[str, tuple[str, str]] = {
     "unpause-running-accepted": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
     "start-fails": (LIFECYCLE_SWEEP, "NO_HOSTS_AVAILABLE"),
     "boot-checks-lax": (LIFECYCLE_SWEEP, "VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION"),
+    "possible-hosts-all": (LIFECYCLE_SWEEP, "VM.get_possible_hosts"),
     "hard-shutdown-suspended-refused": (LIFECYCLE_SWEEP, "VM.hard_shutdown"),
     "wrong-error-param": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
     "power-state-capitalised": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),

@@ -302,7 +302,9 @@ def power_state_reset(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 def pool_migrate(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.pool_migrate: op check (strict unless options force=true), then resident on ``host``."""
+    """VM.pool_migrate (message_forwarding.ml): op check (strict unless options force=true),
+    assert_can_boot_here on ``host`` (a localhost migration included), the Xen_motion
+    feature, then resident on ``host``."""
     ref = str(args[0])
     vm_of(ctx.world, ref)
     host = _host(ctx.world, args[1])
@@ -310,12 +312,10 @@ def pool_migrate(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     strict = str(options.get("force", "false")).lower() != "true"
 
     def body(vm: Record) -> Result:
+        _bootable_on(ctx.world, ref, host)  # message_forwarding.ml reserve_memory_for_vm
         assert_enabled(ctx.world.pool.restrictions, "Xen_motion")  # xapi_vm_migrate.ml
         if vm["resident_on"] == host.ref:
             return done(update_vm(ctx.world, ref, {}))  # a localhost migration
-        error = host_error(ctx.world, ref, vm, host)
-        if error:
-            raise error
         return done(update_vm(ctx.world, ref, {"resident_on": host.ref}))
 
     return guarded(ctx.world, ref, "pool_migrate", body, strict=strict)

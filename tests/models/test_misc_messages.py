@@ -482,11 +482,22 @@ def test_pool_migrate_moves_a_running_vm_to_the_host() -> None:
 def test_pool_migrate_to_the_host_it_runs_on_is_a_localhost_migration() -> None:
     d = driver()
     master, _ = _hosts(d)
-    ref = _big_vm(d, master)  # its own 40 GiB is not counted twice against the 20 GiB left
+    ref = d.new_vm(affinity=master)
     d.ok("VM.start", ref, False, False)
     before = d.ok("VM.get_record", ref)
     assert d.ok("VM.pool_migrate", ref, master, {}) == ""
     assert d.ok("VM.get_record", ref) == before
+
+
+def test_a_localhost_migration_counts_the_vm_memory_twice() -> None:
+    """message_forwarding.ml pool_migrate: reserve_memory_for_vm runs assert_can_boot_here on
+    the VM's own host, where memory_check.ml counts the VM as resident and asks for its start
+    memory again (only a scheduled VM is left out)."""
+    d = driver()
+    master, _ = _hosts(d)
+    ref = _big_vm(d, master)
+    d.ok("VM.start", ref, False, False)
+    assert d.fails("VM.pool_migrate", ref, master, {}) == _no_room(d, ref, master)
 
 
 def test_pool_migrate_to_an_unknown_host() -> None:

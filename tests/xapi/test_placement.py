@@ -15,7 +15,7 @@ import pytest
 
 from models.outcome import Failure
 from models.world import World
-from tests.xapi.conftest import Api
+from tests.xapi.conftest import BACKENDS, Api, make_api
 
 GIB = 2**30
 
@@ -163,3 +163,19 @@ def test_resume_places_before_it_writes_the_ha_flag(api: Api) -> None:
     api.ok("host.enable", other)
     api.ok("VM.resume", vm, False, False)
     assert (api.get(vm, "resident_on"), api.get(vm, "ha_always_run")) == (other, True)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_pool_migrate_checks_the_host_before_the_licence(kind: str) -> None:
+    """message_forwarding.ml ``pool_migrate``: ``reserve_memory_for_vm`` (assert_can_boot_here)
+    runs before xapi_vm_migrate.ml checks Xen_motion, a localhost migration included (which
+    the disabled check lets through)."""
+    api = make_api(kind, restricted=("Xen_motion",))
+    master, other = _hosts(api)
+    vm = api.in_state("Running", affinity=master)
+    api.ok("host.disable", other)
+    api.ok("host.disable", master)
+    assert api.fails("VM.pool_migrate", vm, other, {}) == Failure("HOST_DISABLED", (other,))
+    assert api.fails("VM.pool_migrate", vm, master, {}) == Failure(
+        "LICENSE_RESTRICTION", ("Xen_motion",)
+    )

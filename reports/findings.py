@@ -25,7 +25,9 @@ from reports.records import (
 )
 
 __all__ = [
+    "LINEARIZABLE",
     "REPRODUCERS_DIR",
+    "TYPED_AS_XAPI",
     "Difference",
     "baseline_findings",
     "compare_with_baseline",
@@ -131,18 +133,11 @@ def _failure_difference(
 def difference(d: DivergenceRecord) -> Difference:
     """The difference ``d`` shows (see the module docstring)."""
     if d.kind == "race":  # the concurrency area: a history no order of the calls explains
-        answer = "success" if d.actual.ok else d.actual.error[0]
-        return Difference(
-            f"race:{d.method}:{answer}",
-            f"a race: no order of the concurrent calls explains {d.method} answering {answer}",
-        )
+        return _race_difference(d)
     if d.area == "events":
         return Difference(f"events:{d.kind}", _event_title(d.kind))
     if d.kind in _RECORD_KINDS or _stale_getter(d):
-        field = d.method.removeprefix("VM.get_")
-        return Difference(
-            f"field:{field}", f"the VM's {field} differs from xapi's after a call (stale or wrong)"
-        )
+        return _field_difference(d.method.removeprefix("VM.get_"))
     if not d.actual.ok and not "".join(d.actual.error[:1]):  # not read as a XenAPI answer
         return Difference(
             f"malformed:{d.method}", f"{d.method} answers with a body that is not a XenAPI answer"
@@ -156,6 +151,38 @@ def difference(d: DivergenceRecord) -> Difference:
             f"accepts:{'|'.join(codes)}", f"the target accepts calls xapi refuses with {refused}"
         )
     return Difference(f"value:{d.method}", f"{d.method} returns a different value from xapi's")
+
+
+def _field_difference(field: str) -> Difference:
+    return Difference(
+        f"field:{field}", f"the VM's {field} differs from xapi's after a call (stale or wrong)"
+    )
+
+
+LINEARIZABLE = "a linearizable history"
+TYPED_AS_XAPI = "an answer typed as xapi types it"
+"""What a race's divergence expects when no single answer of the model stands for it."""
+_FINAL_FIELD = re.compile(r"the final records differ: [^:]+: field (\w+)")
+
+
+def _race_difference(d: DivergenceRecord) -> Difference:
+    """What a race shows, as a sequential divergence would show it: the field the final records
+    differ on, or how the culprit's answer differs from the model's at the deepest order tried
+    (so a race and a sequential divergence of one fault share a key). A race without either is
+    keyed by its culprit's method and answer."""
+    final = _FINAL_FIELD.search(d.message)
+    if final:
+        return _field_difference(final.group(1))
+    placeholder = any(e.ok and e.value in (LINEARIZABLE, TYPED_AS_XAPI) for e in d.expected)
+    if not placeholder:
+        if d.actual.ok and d.method.startswith("VM.get_") and all(e.ok for e in d.expected):
+            return _field_difference(d.method.removeprefix("VM.get_"))
+        return difference(replace(d, kind="outcome", cause=d.method))
+    answer = "success" if d.actual.ok else d.actual.error[0]
+    return Difference(
+        f"race:{d.method}:{answer}",
+        f"a race: no order of the concurrent calls explains {d.method} answering {answer}",
+    )
 
 
 def _stale_getter(d: DivergenceRecord) -> bool:
@@ -228,7 +255,7 @@ def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) 
         example=example_id,
         reproducer=f"{REPRODUCERS_DIR}/{identifier}.py",
         cause=causes.most_common(1)[0][0],
-        seen_under_concurrency=len(sequential) < len(members) or diff.key.startswith("race:"),
+        seen_under_concurrency=any(d.kind == "race" for _, d in members),
     )
 
 
@@ -246,9 +273,13 @@ def _fold_races(
     groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]],
     races: Sequence[tuple[str, DivergenceRecord]],
 ) -> None:
-    """Each race goes into the first sequential finding that explains it, else into a race
-    finding of its own."""
-    sequential = [members for diff, members in groups.values() if not diff.key.startswith("race:")]
+    """Each race that shows no difference a sequential divergence could show goes into the
+    first sequential finding that explains it, else into a race finding of its own."""
+    sequential = [
+        members
+        for members in (g[1] for g in groups.values())
+        if any(d.kind != "race" for _, d in members)
+    ]
     for member in races:
         home = next((m for m in sequential if _explains(m, member[1])), None)
         if home is None:
@@ -267,10 +298,10 @@ def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingReco
     for index, d in enumerate(divergences):
         if d.waived:
             continue
-        if d.kind == "race":
+        diff = difference(d)
+        if diff.key.startswith("race:"):
             races.append((divergence_id(index), d))
             continue
-        diff = difference(d)
         groups.setdefault(diff.key, (diff, []))[1].append((divergence_id(index), d))
     _fold_races(groups, races)
     findings = [_finding(diff, members) for diff, members in groups.values()]

@@ -51,6 +51,7 @@ from models.rpc import apply
 from models.schema import XType
 from models.transition import Call
 from models.world import NULL_REF, World
+from reports.findings import LINEARIZABLE, TYPED_AS_XAPI
 
 __all__ = [
     "RACE_OPERATIONS",
@@ -719,13 +720,14 @@ def _info(
         f"({search.states} orders explored). Deepest attempt: {reason}"
     )
     culprit = _culprit(history, search)
+    wanted = search.expected if culprit else None
     return _race_divergence(
         harness,
         race,
         sessions,
         history,
         method=culprit.call.method if culprit else "VM.get_record",
-        expected="a linearizable history",
+        expected=Success(LINEARIZABLE) if wanted is None else harness.refs.display_outcome(wanted),
         actual=harness.refs.display_outcome(culprit.outcome) if culprit else Success(reason),
         headline=headline,
         reason=reason,
@@ -748,7 +750,7 @@ def _malformed_info(
         sessions,
         history,
         method=method,
-        expected="an answer typed as xapi types it",
+        expected=Success(TYPED_AS_XAPI),
         actual=Success(reason),
         headline=f"{shown}: {reason}.",
         reason=reason,
@@ -762,17 +764,19 @@ def _race_divergence(
     history: Sequence[Observed],
     *,
     method: str,
-    expected: str,
+    expected: Outcome,
     actual: Outcome,
     headline: str,
     reason: str,
 ) -> DivergenceInfo:
-    """A race's divergence: ``headline``, then the history one call a line."""
+    """A race's divergence: ``headline``, then the history one call a line. ``expected`` is
+    the model's answer to the culprit at the deepest order tried, when one call's answer ended
+    every order (the finding then keys on how it differs, as a sequential one would)."""
     lines = history_text(harness, history)
     return DivergenceInfo(
         method=method,
         params=(),
-        expected=(Success(expected),),
+        expected=(expected,),
         actual=actual,
         area="concurrency",
         kind="race",

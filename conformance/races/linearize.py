@@ -95,6 +95,9 @@ class Unexplained:
 
     states: int
     closest: str
+    expected: Outcome | None = None
+    """What the model answers, at the deepest attempt, to the call whose answer ended it (None
+    when the calls were all explained and the final records ended it)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class _Searcher:
     """The VMs before the history: a created VM is none of them."""
     states: int = 0
     seen: dict[tuple[frozenset[object], ...], list[World]] = field(default_factory=dict)
-    closest: tuple[int, str] = (-1, "")
+    closest: tuple[int, str, Outcome | None] = (-1, "", None)
 
     def run(self, state: _State) -> Explained | None:
         self.states += 1
@@ -267,7 +270,9 @@ class _Searcher:
         shown = replace(observed, outcome=seen) if seen is not None else observed
         mismatch = outcome_mismatch_of(shown, branch.outcome, self.history, self.strictness)
         if mismatch is not None:
-            self._note(state, f"#{observed.index} {observed.call.method}: {mismatch}")
+            self._note(
+                state, f"#{observed.index} {observed.call.method}: {mismatch}", branch.outcome
+            )
             return None
         i = observed.index
         return _State(
@@ -295,11 +300,11 @@ class _Searcher:
             return created
         return (*created, (m, t))
 
-    def _note(self, state: _State, text: str) -> None:
+    def _note(self, state: _State, text: str, expected: Outcome | None = None) -> None:
         depth = len(state.order)
         if depth > self.closest[0]:
             order = ", ".join(state.order) or "nothing"
-            self.closest = (depth, f"after {order}: {text}")
+            self.closest = (depth, f"after {order}: {text}", expected)
 
 
 class _GaveUp(Exception):
@@ -398,4 +403,5 @@ def linearize(
         return Undecided(searcher.states)
     if found is not None:
         return found
-    return Unexplained(searcher.states, searcher.closest[1] or "no call could go first")
+    _depth, closest, expected = searcher.closest
+    return Unexplained(searcher.states, closest or "no call could go first", expected)

@@ -6,18 +6,22 @@ server gives nothing, a server with a seeded fault gives the finding that names 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import settings
 
 from conformance.areas.machines import AREAS
 from conformance.engine.harness import Connection, Harness
 from conformance.faults.catalogue import lookup
-from conformance.judge.divergence import Divergence
+from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
+from conformance.races.concurrency import Race, RaceCall, run_race
 from conformance.runner.results import divergence_record
 from conformance.runner.survey import Survey, difference_key, survey_machine, surveyed
 from conformance.server.state import ServerState
 from models.outcome import Failure, Success
 from reports import group_findings
+from tests.conformance.test_concurrency import _racy
 from tests.conformance.test_harness import FAST, _server, connect, new_vm
 
 
@@ -143,3 +147,63 @@ def test_every_read_showing_a_stale_field_is_the_one_finding_of_its_setter() -> 
     assert all(d.cause == "VM.set_name_label" for d in connection.tally.divergences)
     (finding,) = _findings(connection)
     assert finding.cause == "VM.set_name_label"  # type: ignore[attr-defined]
+
+
+# ---- one fault, one finding, one id: races ---------------------------------------------------
+
+Lanes = tuple[tuple[tuple[str, tuple[object, ...], bool], ...], ...]
+TWO_STARTS: Lanes = ((("VM.start", (False, False), False),), (("VM.start", (False, False), True),))
+TWO_SHUTDOWNS: Lanes = ((("VM.hard_shutdown", (), False),), (("VM.hard_shutdown", (), True),))
+
+
+def _raced(
+    connection: Connection, lanes: Lanes = TWO_STARTS, *, running: bool = False
+) -> list[DivergenceInfo]:
+    """``lanes`` on a fresh VM (started first when ``running``), surveyed: the races noted."""
+    connection.survey = True
+    with contextlib.suppress(Divergence), surveyed(connection):
+        h = Harness(connection, "concurrency")
+        vm = new_vm(h)
+        if running:
+            h.call("VM.start", vm, False, False)
+        race = Race(tuple(tuple(RaceCall(m, (vm, *a), s) for m, a, s in lane) for lane in lanes))
+        with contextlib.suppress(Desynced):
+            run_race(h, race, [h.session] * len(lanes))
+        h.teardown()
+    return [d for d in connection.tally.divergences if d.kind == "race"]
+
+
+def _ids(divergences: list[DivergenceInfo]) -> set[str]:
+    return {f.id for f in group_findings([divergence_record(d) for d in divergences])}
+
+
+def test_a_race_on_the_honest_server_notes_nothing() -> None:
+    connection = _surveying()
+    assert _raced(connection) == [] and connection.tally.divergences == []
+
+
+def test_a_race_showing_a_sequential_fault_has_that_faults_id_whatever_its_calls() -> None:
+    """wrong-error-param: the hard_shutdown that loses the race answers VM_BAD_POWER_STATE with
+    ';'. The race's finding is the sequential one's, though the sequential divergence was seen
+    in another method (which methods a run sees refused depends on its seed)."""
+    (race,) = _raced(_surveying("wrong-error-param"), TWO_SHUTDOWNS, running=True)
+    sequential = _surveying("wrong-error-param")
+    with contextlib.suppress(Divergence), surveyed(sequential):
+        h = Harness(sequential, "lifecycle")
+        h.call("VM.hard_reboot", new_vm(h))  # refused: the VM is Halted
+        h.finish()
+    (reboot,) = sequential.tally.divergences
+    assert reboot.cause == "VM.hard_reboot"
+    assert _ids([race]) == _ids([reboot]) == _ids([reboot, race])
+    (finding,) = group_findings([divergence_record(d) for d in (reboot, race)])
+    assert finding.seen_under_concurrency and finding.count == 2
+
+
+def test_a_race_no_sequential_fault_explains_has_an_id_from_its_difference_alone() -> None:
+    """concurrent-starts-both-succeed: a race fault; its id is the same on every run."""
+    first = _raced(_racy("concurrent-starts-both-succeed"))
+    again = _raced(_racy("concurrent-starts-both-succeed"))
+    assert first and _ids(first) == _ids(again)
+    (finding,) = group_findings([divergence_record(d) for d in first])
+    assert finding.seen_under_concurrency
+    assert "accepts calls xapi refuses with VM_BAD_POWER_STATE" in finding.title

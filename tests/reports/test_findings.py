@@ -19,6 +19,7 @@ from reports import (
     with_findings,
     write_reports,
 )
+from reports.findings import LINEARIZABLE
 
 
 def bad_state(
@@ -271,11 +272,16 @@ def test_each_message_a_target_does_not_implement_is_one_finding_however_xapi_an
     assert sorted((f.cause, f.count) for f in found) == [("VM.checkpoint", 2), ("VM.copy", 1)]
 
 
-def race(method: str, calls: tuple[str, ...]) -> DivergenceRecord:
+def race(
+    method: str, calls: tuple[str, ...], expected: OutcomeRecord | None = None
+) -> DivergenceRecord:
+    """A race whose culprit ``method`` answered success; ``expected``: the model's answer to it
+    at the deepest order tried (None: no single answer stands for the race)."""
     return replace(
         accepted(method),
         kind="race",
         area="concurrency",
+        expected=(expected or OutcomeRecord.success(LINEARIZABLE),),
         calls=tuple(CallRecord(c, None) for c in calls),
     )
 
@@ -292,3 +298,25 @@ def test_a_race_no_sequential_finding_explains_stands_alone() -> None:
     found = group_findings((accepted("VM.start"), race("VM.destroy", ("VM.destroy(vm1)",))))
     assert len(found) == 2
     assert [f.seen_under_concurrency for f in found if f.cause == "VM.destroy"] == [True]
+
+
+def test_a_race_showing_a_sequential_difference_is_its_finding_whatever_its_calls() -> None:
+    """The culprit's answer differs from the model's as a sequential divergence does: one
+    finding, one id, though the race never called the sequential finding's cause."""
+    refused = OutcomeRecord.failure("OPERATION_BLOCKED", "vm1", "blocked")
+    raced = race("VM.destroy", ("VM.destroy(vm1)",), expected=refused)
+    (finding,) = group_findings((accepted("VM.start"), raced))
+    assert finding.seen_under_concurrency and finding.count == 2
+    (alone,) = group_findings((raced,))
+    assert alone.id == finding.id and alone.seen_under_concurrency
+
+
+def test_a_race_whose_final_records_differ_on_a_field_is_that_fields_finding() -> None:
+    raced = replace(
+        race("VM.get_record", ("VM.set_name_label(vm1, 'x')",)),
+        message="[concurrency] no order... Deepest attempt: after end #1: every call explained,"
+        " but the final records differ: vm1: field name_label: 'x' where xapi has 'y'",
+    )
+    (finding,) = group_findings((stale("name_label", "web"), raced))
+    assert finding.id == group_findings((stale("name_label", "web"),))[0].id
+    assert finding.seen_under_concurrency

@@ -1,10 +1,12 @@
 """Every coverage cell and VM message judged: ok, diverges, unreachable or not exercised.
 
-A cell the run never reached is ``unreachable`` when a finding kept the run from reaching its
-power state or VM kind at all: the finding's cause is a message that leads there (VM.start for
-Running, VM.snapshot for a snapshot…) and no cell of that state and kind was reached. A message
-is ``unreachable`` when every cell it has is. Anything else the run did not call is
-``not_exercised``.
+A cell the run never called is ``unreachable`` when a finding blocks the way the suite takes to
+its power state or VM kind: the finding shows a message that leads there (VM.start for Running,
+VM.snapshot for a snapshot…) refused where xapi accepts it. That holds even when an example got
+there another way (a VM.pause the target accepted on a Halted VM, read back as Paused): the
+last test of each process aims at every cell not yet called, along the suite's own way, and
+that way is blocked. A message is ``unreachable`` when every cell it has is. Anything else the
+run did not call is ``not_exercised``.
 """
 
 from __future__ import annotations
@@ -50,10 +52,6 @@ def _cells_of(s: RunSummary, finding: FindingRecord) -> set[tuple[str, ...]]:
     return {cell for i in finding.divergences if (cell := s.divergence(i).cell)}
 
 
-def _reached(cells: Sequence[CoverageCell]) -> set[tuple[str, str]]:
-    return {(c.power_state, c.vm_kind) for c in cells if c.count > 0}
-
-
 def _blocker(
     s: RunSummary, refused: Mapping[str, set[str]], state: str, kind: str
 ) -> FindingRecord | None:
@@ -63,10 +61,7 @@ def _blocker(
 
 
 def _cell_status(
-    s: RunSummary,
-    cell: CoverageCell,
-    refused: Mapping[str, set[str]],
-    reached: set[tuple[str, str]],
+    s: RunSummary, cell: CoverageCell, refused: Mapping[str, set[str]]
 ) -> CoverageCell:
     key = (cell.method, cell.power_state, cell.vm_kind)
     diverging = tuple(f.id for f in s.findings if key in _cells_of(s, f))
@@ -74,9 +69,7 @@ def _cell_status(
         return replace(cell, status="diverges", findings=diverging)
     if cell.count > 0:
         return replace(cell, status="ok")
-    blocker = None
-    if (cell.power_state, cell.vm_kind) not in reached:
-        blocker = _blocker(s, refused, cell.power_state, cell.vm_kind)
+    blocker = _blocker(s, refused, cell.power_state, cell.vm_kind)
     if blocker is not None:
         return replace(cell, status="unreachable", blocked_by=blocker.id)
     return replace(cell, status="not_exercised")
@@ -100,7 +93,6 @@ def with_statuses(s: RunSummary) -> RunSummary:
     """``s`` with a status on every coverage cell and message (see the module docstring)."""
     causes = {f.id: _causes(s, f) for f in s.findings}
     refused = {f.id: _refusals(s, f) for f in s.findings}
-    reached = _reached(s.coverage)
-    cells = tuple(_cell_status(s, c, refused, reached) for c in s.coverage)
+    cells = tuple(_cell_status(s, c, refused) for c in s.coverage)
     messages = tuple(_message_status(m, causes, cells) for m in s.messages)
     return replace(s, coverage=cells, messages=messages)

@@ -28,6 +28,7 @@ from reports import (
     with_findings,
 )
 from tests.conformance.test_survey import _surveying
+from tests.reports.test_findings import run_summary
 
 FACTS = RunFacts(
     "embedded", "xmlrpc", "ci", 1, "exact", datetime.datetime.now(datetime.UTC), "test"
@@ -87,19 +88,7 @@ def test_a_state_reached_another_way_is_still_unreachable_along_the_suites_way()
         CoverageCell("VM.unpause", "Paused", "plain", 0),
         CoverageCell("VM.get_record", "Halted", "template", 0),
     )
-    base = RunSummary(
-        verdict="diverges",
-        target="t",
-        protocol="xmlrpc",
-        profile="ci",
-        seed=1,
-        examples=1,
-        steps=2,
-        coverage=cells,
-        divergences=(),
-        started="2026-12-01T00:00:00+00:00",
-        duration_s=1.0,
-    )
+    base = replace(run_summary(()), coverage=cells)
     honest = {c.method + c.power_state: c.status for c in with_statuses(base).coverage}
     assert honest["VM.unpausePaused"] == "not_exercised"
     faulty = with_statuses(with_findings(replace(base, divergences=(_refused_start(),))))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from conformance.errors import MalformedAnswer, TargetStalled
 from conformance.judge.compare import AnswerRules, Mismatch, typed_answer
 from conformance.judge.events import task_mismatch
-from conformance.targets.base import Target
+from conformance.targets import Target, give_up
 from conformance.wire import WireFormatError, parse_value_text
 from models.outcome import Failure, Outcome, Success, Value
 from models.schema import XType
@@ -112,10 +112,12 @@ def _await_task(
             break
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TargetStalled(
+            reason = (
                 f"the task {task} of {rules.method} is still pending after {limit:g}s (the "
                 "task timeout, --timeout): the target looks stalled"
             )
+            give_up(target, reason)
+            raise TargetStalled(reason)
         time.sleep(min(pause, left))
         pause = min(pause * 2, longest)
     if on_task_end is not None:

@@ -1,7 +1,7 @@
 """Targets: anything that answers XenAPI calls with an ``Outcome``."""
 
 from conformance.targets.base import Target, TargetSettings
-from conformance.targets.http import JsonRpcTarget, XmlRpcTarget, open_target
+from conformance.targets.http import JsonRpcTarget, XmlRpcTarget, give_up, open_target
 from conformance.targets.inprocess import InProcessTarget
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "Target",
     "TargetSettings",
     "XmlRpcTarget",
+    "give_up",
     "open_target",
 ]

@@ -27,7 +27,7 @@ from conformance.targets.transport import HttpAnswer, HttpTransport, ResponseToo
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
 from models.outcome import Outcome, Success, Value
 
-__all__ = ["JsonRpcTarget", "XmlRpcTarget", "open_target"]
+__all__ = ["JsonRpcTarget", "XmlRpcTarget", "give_up", "open_target"]
 
 SECRET_PARAMS = {
     "session.login_with_password": (1,),
@@ -166,9 +166,21 @@ class _HttpTarget:
         )
         return TargetStalled(self.stalled)
 
+    def give_up(self, reason: str) -> None:
+        """Treat the target as stalled for ``reason``: every later call fails at once."""
+        self.stalled = reason
+
     def close(self) -> None:
         """Close the keep-alive connection."""
         self._transport.close()
+
+
+def give_up(target: Target, reason: str) -> None:
+    """After a stall found above the transport (an Async task pending past the task timeout),
+    an HTTP target fails every later call at once, as after missed deadlines: clean-up never
+    waits on it, and the run's closing sweep makes the one short try."""
+    if isinstance(target, _HttpTarget):
+        target.give_up(reason)
 
 
 class XmlRpcTarget(_HttpTarget):

@@ -16,13 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance.engine.harness import Harness
 from conformance.errors import ProtocolError, TargetStalled, TargetTimeout, TargetUnreachable
+from conformance.runner.cli import build_parser
+from conformance.runner.command import _touch_target
+from conformance.runner.connect import RunConfig, open_connection
 from conformance.server.process import RunningServer
 from conformance.targets import JsonRpcTarget, TargetSettings, XmlRpcTarget
 from conformance.targets.transport import _header_lines, _parsed_headers, excerpt
 from models.outcome import Success
 from tests.conformance import hostile
 from tests.conformance.conftest import PASSWORD
+from tests.conformance.test_harness import new_vm
 
 FAST = TargetSettings(timeout=1.0)
 """For hostile servers: a short deadline."""
@@ -281,3 +286,52 @@ def test_headers_are_read_as_http_client_reads_them(lines: list[bytes], end: byt
     stdlib = http.client.parse_headers(io.BytesIO(block))
     assert ours.items() == stdlib.items()
     assert [type(d) for d in ours.defects] == [type(d) for d in stdlib.defects]
+
+
+# ---- a stalled target's clean-up: one short try, made by the run's closing sweep --------------
+
+
+def _pending(request: hostile.Request, body: bytes) -> bytes:
+    """Every task stays pending."""
+    return (
+        hostile.xml_success("pending") if hostile.method_of(request) == "task.get_status" else body
+    )
+
+
+@pytest.mark.parametrize("stalls", [False, True])
+def test_after_a_task_pending_past_its_timeout_the_example_s_clean_up_sends_nothing(
+    server: RunningServer, stalls: bool
+) -> None:
+    """The harness would otherwise send five undo calls per VM, each waiting its deadline on a
+    target that stopped answering; what the run made is left to its closing sweep's one try."""
+    with hostile.proxy(server.url, rewrite=_pending if stalls else None) as (relay_server, relay):
+        config = RunConfig(target=relay_server.url, password=PASSWORD, settings=FAST)
+        connection, close = open_connection(config)
+        harness = Harness(connection, "async")
+        vm = new_vm(harness)
+        if stalls:
+            with pytest.raises(TargetStalled, match=r"task .* of Async.VM.start is still pending"):
+                harness.call_async("VM.start", vm, False, False)
+        else:
+            harness.call_async("VM.start", vm, False, False)
+        sent = relay.forwarded
+        harness.teardown()
+        close()
+        assert (relay.forwarded == sent) is stalls
+
+
+@pytest.mark.parametrize("stalls", [False, True])
+def test_the_closing_sweep_of_a_stalled_target_is_one_try(
+    server: RunningServer, stalls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep after a run: its login, the records, the logout on an honest target; on one
+    that stopped answering, the login alone, given up at its deadline."""
+    monkeypatch.setenv("XAPI_PASSWORD", PASSWORD)
+    with hostile.proxy(server.url, stall_after=0 if stalls else None) as (relay_server, relay):
+        args = build_parser().parse_args(["run", "--target", relay_server.url, "--timeout", "1"])
+        if stalls:
+            with pytest.raises(TargetStalled):
+                _touch_target(args, "sweep-run")
+        else:
+            _touch_target(args, "sweep-run")
+        assert (relay.forwarded == 1) is stalls

@@ -127,6 +127,9 @@ class Connection:
     event_token: str = ""
     """The events area's last event.from token: each example catches up from where the last
     one stopped (a subscription from "" answers every object of the pool once)."""
+    shrunk: set[str] = field(default_factory=set)
+    """The differences (finding keys) a survey of this process already shrank: each is shrunk
+    once, by the first test that showed it; later tests keep their first example as it is."""
 
     def logins(self) -> tuple[Login, ...]:
         """root first, then one login per role."""

@@ -159,25 +159,28 @@ class Survey:
     ) -> list[Divergence]:
         """Each difference's first example replayed with only that difference raised, shrunk.
 
-        The test's shrinking time (``SHRINK_SECONDS``, or what is left of the budget's
-        shrinking share) is split evenly over the differences still to shrink. A difference
-        whose example does not show it again (a race that took another turn), or that the
-        time left no longer allows, keeps its first divergence, unshrunk.
+        A difference is shrunk once a process: one an earlier test already shrank keeps its
+        first divergence here. The test's shrinking time (``SHRINK_SECONDS``, or what is left
+        of the budget's shrinking share) is split evenly over the differences still to shrink.
+        A difference whose example does not show it again (a race that took another turn), or
+        that the time left no longer allows, keeps its first divergence, unshrunk.
         """
         clock = time.monotonic if budget is None else budget.clock
         total = SHRINK_SECONDS if budget is None else budget.shrink_seconds()
         deadline = clock() + total
-        shrunk = []
-        keys = list(self.first)
-        for index, key in enumerate(keys):
+        done = self.connection.shrunk
+        to_shrink = [key for key in self.first if key not in done and key in self.examples]
+        found: dict[str, Divergence] = {}
+        for index, key in enumerate(to_shrink):
             left = deadline - clock()
-            blob = self.examples.get(key)
-            found = None
-            if blob and left >= 1:
-                seconds = max(1.0, left / (len(keys) - index))
-                found = self._shrink_one(machine, base, key, blob, seconds, seed)
-            shrunk.append(found or Divergence(self.first[key]))
-        return shrunk
+            if left < 1:
+                break
+            done.add(key)
+            seconds = max(1.0, left / (len(to_shrink) - index))
+            one = self._shrink_one(machine, base, key, self.examples[key], seconds, seed)
+            if one is not None:
+                found[key] = one
+        return [found.get(key) or Divergence(info) for key, info in self.first.items()]
 
     def _shrink_one(
         self,

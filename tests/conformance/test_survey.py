@@ -207,3 +207,27 @@ def test_a_race_no_sequential_fault_explains_has_an_id_from_its_difference_alone
     (finding,) = group_findings([divergence_record(d) for d in first])
     assert finding.seen_under_concurrency
     assert "accepts calls xapi refuses with VM_BAD_POWER_STATE" in finding.title
+
+
+def test_each_difference_is_shrunk_once_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later test showing a difference an earlier one shrank keeps its first example: on a
+    faulty server nearly every test shows the same few, and shrinking them in each test took
+    most of a run."""
+    shrinking: list[str] = []
+
+    def spied(_survey: Survey, _machine: object, _base: object, key: str, *_: object) -> None:
+        shrinking.append(key)
+
+    monkeypatch.setattr(Survey, "_shrink_one", spied)
+    connection = _surveying("start-fails")
+    machine = AREAS["lifecycle"]
+    for _test in ("first", "second"):
+        survey = Survey(connection)
+        connection.surveyor = survey
+        h = Harness(connection, "lifecycle")
+        h.call("VM.start", new_vm(h), False, False)
+        h.teardown()
+        survey.examples = dict.fromkeys(survey.first, b"choices")
+        (kept,) = survey.shrink(machine, FAST, None)
+        assert kept.info is next(iter(survey.first.values()))
+    assert shrinking == [difference_key(kept.info)]

@@ -17,8 +17,9 @@ checks that depend on them never fire: ``VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPER
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from models.catalogue import ENUMS
 from models.memory import metrics_flags
@@ -319,14 +320,11 @@ def allowed_power_states(op: str, vm: Mapping[str, Value], ctx: OpContext) -> tu
     ``changing_memory_limits``; clone and copy also allow Suspended on a snapshot or when the
     pool allows cloning suspended VMs.
     """
-    states = _ALLOWED_STATES[_known_op(op)]
-    if op in _RUNNING_IF_CONTROL_DOMAIN and _bool_field(vm, "is_control_domain"):
-        return (*states, _R)
-    if op in _SUSPENDED_IF_CLONABLE and (
+    clonable = op in _SUSPENDED_IF_CLONABLE and (
         _bool_field(vm, "is_a_snapshot") or ctx.clone_suspended_allowed
-    ):
-        return (*states, _S)
-    return states
+    )
+    control_domain = op in _RUNNING_IF_CONTROL_DOMAIN and _bool_field(vm, "is_control_domain")
+    return _states_allowing(_known_op(op), control_domain=control_domain, clonable=clonable)
 
 
 def op_to_string(op: str) -> str:
@@ -358,53 +356,116 @@ def is_allowed_concurrently(op: str, current_ops: Collection[str]) -> bool:
 
 
 @dataclass(frozen=True)
-class _Subject:
-    """One ``check_operation_error`` question: this op on this VM in this context."""
+class _Facts:
+    """What the checks of §4.3 read of one VM and its context, read and typed once.
 
-    ref: str
-    vm: Mapping[str, Value]
-    op: str
-    ctx: OpContext
+    Everything an op's verdict depends on is here, and nothing else (the VM's ref only appears
+    in error parameters), so equal facts give equal verdicts: ``allowed_operations`` is
+    remembered per value of them.
+    """
 
-    @property
-    def power_state(self) -> str:
-        return _power_state(self.vm)
+    power_state: str
+    blocked: tuple[tuple[str, str], ...]
+    """``blocked_operations`` as (op, reason) pairs, in the record's order."""
+    current: tuple[tuple[str, str], ...]
+    """``current_operations`` as (task, op) pairs, in the record's order."""
+    is_template: bool
+    is_snapshot: bool
+    is_default_template: bool
+    """Read only for a template (the one check that asks is about templates)."""
+    is_control_domain: bool
+    is_dom0: bool
+    """A control domain whose ``domid`` is 0 (``domid`` is read only for a control domain)."""
+    is_system_domain: bool
+    domain_type: str
+    nomigrate: bool
+    nested_virt: bool
+    """The VM_metrics pair :func:`models.memory.metrics_flags` gives."""
+    strict: bool
+    clone_suspended_allowed: bool
+    guest_has_pv_drivers: bool
+    rolling_upgrade: bool
+    vtpm_count: int
 
     @property
     def is_live(self) -> bool:
         return self.power_state in (_R, _P)
 
-    @property
-    def is_template(self) -> bool:
-        return _bool_field(self.vm, "is_a_template")
 
-    @property
-    def is_snapshot(self) -> bool:
-        return _bool_field(self.vm, "is_a_snapshot")
+def _facts(vm_ref: str, vm: Mapping[str, Value], ctx: OpContext, *, strict: bool) -> _Facts:
+    is_template = _bool_field(vm, "is_a_template")
+    is_control_domain = _bool_field(vm, "is_control_domain")
+    nomigrate, nested = metrics_flags(vm, ctx.booted_flags.get(vm_ref))
+    return _Facts(
+        power_state=_power_state(vm),
+        blocked=tuple(_str_map(vm, "blocked_operations").items()),
+        current=tuple(_str_map(vm, "current_operations").items()),
+        is_template=is_template,
+        is_snapshot=_bool_field(vm, "is_a_snapshot"),
+        is_default_template=is_template and is_default_template(vm),
+        is_control_domain=is_control_domain,
+        is_dom0=is_control_domain and _int_field(vm, "domid", -1) == 0,
+        is_system_domain=_bool_of_assoc(_str_map(vm, "other_config"), "is_system_domain"),
+        domain_type=_str_field(vm, "domain_type", ""),
+        nomigrate=nomigrate,
+        nested_virt=nested,
+        strict=strict,
+        clone_suspended_allowed=ctx.clone_suspended_allowed,
+        guest_has_pv_drivers=ctx.guest_has_pv_drivers,
+        rolling_upgrade=ctx.rolling_upgrade,
+        vtpm_count=ctx.vtpm_count,
+    )
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """One ``check_operation_error`` question: this op on the VM ``ref`` with these facts."""
+
+    ref: str
+    facts: _Facts
+    op: str
 
     def fail(self, code: str, *params: str) -> Failure:
         return Failure(code, params)
 
 
+def _states_allowing(op: str, *, control_domain: bool, clonable: bool) -> tuple[str, ...]:
+    """§2.1's states for ``op``, with Running for a control domain's memory and vCPU ops and
+    Suspended for a clone or copy that may take a suspended VM."""
+    states = _ALLOWED_STATES[op]
+    if op in _RUNNING_IF_CONTROL_DOMAIN and control_domain:
+        return (*states, _R)
+    if op in _SUSPENDED_IF_CLONABLE and clonable:
+        return (*states, _S)
+    return states
+
+
 def _check_blocked(s: _Subject) -> Failure | None:
-    blocked = _str_map(s.vm, "blocked_operations")
-    return s.fail("OPERATION_BLOCKED", s.ref, blocked[s.op]) if s.op in blocked else None
+    for op, reason in s.facts.blocked:
+        if op == s.op:
+            return s.fail("OPERATION_BLOCKED", s.ref, reason)
+    return None
 
 
 def _check_power_state(s: _Subject) -> Failure | None:
-    allowed = allowed_power_states(s.op, s.vm, s.ctx)
-    if s.power_state in allowed:
+    facts = s.facts
+    allowed = _states_allowing(
+        s.op,
+        control_domain=facts.is_control_domain,
+        clonable=facts.is_snapshot or facts.clone_suspended_allowed,
+    )
+    if facts.power_state in allowed:
         return None
     expected = ", ".join(state.lower() for state in allowed)
-    return s.fail("VM_BAD_POWER_STATE", s.ref, expected, s.power_state.lower())
+    return s.fail("VM_BAD_POWER_STATE", s.ref, expected, facts.power_state.lower())
 
 
 def _check_concurrency(s: _Subject) -> Failure | None:
-    current = _str_map(s.vm, "current_operations")
-    if not current or is_allowed_concurrently(s.op, tuple(current.values())):
+    current = s.facts.current
+    if not current or is_allowed_concurrently(s.op, tuple(op for _task, op in current)):
         return None
-    ops = [op_to_string(op) for op in current.values()]
-    tasks = list(current)
+    ops = [op_to_string(op) for _task, op in current]
+    tasks = [task for task, _op in current]
     if len(current) == 1:
         return s.fail("OTHER_OPERATION_IN_PROGRESS", "VM", s.ref, ops[0], tasks[0])
     return s.fail(
@@ -417,72 +478,68 @@ def _check_concurrency(s: _Subject) -> Failure | None:
 
 
 def _check_template(s: _Subject) -> Failure | None:
-    if not s.is_template or s.is_snapshot or s.op in _TEMPLATE_OPS:
+    facts = s.facts
+    if not facts.is_template or facts.is_snapshot or s.op in _TEMPLATE_OPS:
         return None
-    if s.op in _TEMPLATE_OPS_UNLESS_DEFAULT and not is_default_template(s.vm):
+    if s.op in _TEMPLATE_OPS_UNLESS_DEFAULT and not facts.is_default_template:
         return None
     return s.fail("VM_IS_TEMPLATE", s.ref, op_to_string(s.op))
 
 
 def _check_snapshot(s: _Subject) -> Failure | None:
-    if not s.is_snapshot or s.op in _SNAPSHOT_OPS:
+    if not s.facts.is_snapshot or s.op in _SNAPSHOT_OPS:
         return None
     return s.fail("VM_IS_SNAPSHOT", s.ref, op_to_string(s.op))
 
 
 def _check_provision(s: _Subject) -> Failure | None:
-    if s.op == "provision" and not s.is_template:
+    if s.op == "provision" and not s.facts.is_template:
         return s.fail("PROVISION_ONLY_ALLOWED_ON_TEMPLATE")
     return None
 
 
-def _mobility_flags(s: _Subject) -> tuple[bool, bool]:
-    """``(nomigrate, nested_virt)`` of the VM's VM_metrics (xapi_vm_lifecycle.ml)."""
-    return metrics_flags(s.vm, s.ctx.booted_flags.get(s.ref))
-
-
 def _check_revert(s: _Subject) -> Failure | None:
-    if s.op == "revert" and not s.is_snapshot:
+    if s.op == "revert" and not s.facts.is_snapshot:
         return s.fail("REVERT_ONLY_ALLOWED_ON_SNAPSHOT")
     return None
 
 
 def _check_mobility(s: _Subject) -> Failure | None:
-    if s.op not in _SUSPEND_LIKE_OPS or not s.ctx.strict:
+    facts = s.facts
+    if s.op not in _SUSPEND_LIKE_OPS or not facts.strict:
         return None
-    nomigrate, nested = _mobility_flags(s)
-    if nomigrate or nested:
+    if facts.nomigrate or facts.nested_virt:
         return s.fail("VM_IS_IMMOBILE", s.ref)
     return None
 
 
 def _check_nested_virt(s: _Subject) -> Failure | None:
-    if s.op == "changing_dynamic_range" and s.ctx.strict and _mobility_flags(s)[1]:
+    if s.op == "changing_dynamic_range" and s.facts.strict and s.facts.nested_virt:
         return s.fail("VM_IS_USING_NESTED_VIRT", s.ref)
     return None
 
 
 def _check_control_domain(s: _Subject) -> Failure | None:
-    if not _bool_field(s.vm, "is_control_domain"):
+    if not s.facts.is_control_domain:
         return None
-    if s.op in _DOM0_FORBIDDEN_OPS and _int_field(s.vm, "domid", -1) == 0:
+    if s.op in _DOM0_FORBIDDEN_OPS and s.facts.is_dom0:
         return s.fail("OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0")
     if s.op not in _CONTROL_DOMAIN_OPS:
         return s.fail("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain")
     return None
 
 
-def _has_implicit_feature_support(s: _Subject) -> bool:
+def _has_implicit_feature_support(facts: _Facts) -> bool:
     """Not live, booted PV/PVH (the model reads ``domain_type``), or PV drivers present."""
-    booted_pv = _str_field(s.vm, "domain_type", "") in _PV_DOMAIN_TYPES
-    return not s.is_live or booted_pv or s.ctx.guest_has_pv_drivers
+    booted_pv = facts.domain_type in _PV_DOMAIN_TYPES
+    return not facts.is_live or booted_pv or facts.guest_has_pv_drivers
 
 
 def _check_guest_features(s: _Subject) -> Failure | None:
     """``check_op_for_feature``; without implicit support the guest has no feature flag."""
-    if _has_implicit_feature_support(s):
+    if _has_implicit_feature_support(s.facts):
         return None
-    if (s.op in _STRICT_FEATURE_OPS and s.ctx.strict) or s.op == "changing_VCPUs_live":
+    if (s.op in _STRICT_FEATURE_OPS and s.facts.strict) or s.op == "changing_VCPUs_live":
         return s.fail("VM_LACKS_FEATURE", s.ref)
     return None
 
@@ -494,22 +551,20 @@ def _check_quiesce(s: _Subject) -> Failure | None:
 
 
 def _check_system_domain(s: _Subject) -> Failure | None:
-    if s.op == "query_services" and not _bool_of_assoc(
-        _str_map(s.vm, "other_config"), "is_system_domain"
-    ):
+    if s.op == "query_services" and not s.facts.is_system_domain:
         return s.fail("NOT_SYSTEM_DOMAIN", s.ref)
     return None
 
 
 def _check_rolling_upgrade(s: _Subject) -> Failure | None:
-    if s.ctx.rolling_upgrade and s.op not in RPU_ALLOWED_VM_OPERATIONS:
+    if s.facts.rolling_upgrade and s.op not in RPU_ALLOWED_VM_OPERATIONS:
         return s.fail("NOT_SUPPORTED_DURING_UPGRADE")
     return None
 
 
 def _check_vtpm(s: _Subject) -> Failure | None:
-    if s.op == "create_vtpm" and s.ctx.vtpm_count > 0:
-        return s.fail("VTPM_MAX_AMOUNT_REACHED", str(s.ctx.vtpm_count))
+    if s.op == "create_vtpm" and s.facts.vtpm_count > 0:
+        return s.fail("VTPM_MAX_AMOUNT_REACHED", str(s.facts.vtpm_count))
     return None
 
 
@@ -534,6 +589,14 @@ _CHECKS: tuple[Callable[[_Subject], Failure | None], ...] = (
 """§4.3 in order; the first error wins."""
 
 
+def _first_failure(subject: _Subject) -> Failure | None:
+    for check in _CHECKS:
+        failure = check(subject)
+        if failure is not None:
+            return failure
+    return None
+
+
 def check_operation_error(
     vm_ref: str, vm: Mapping[str, Value], op: str, ctx: OpContext
 ) -> Failure | None:
@@ -541,12 +604,8 @@ def check_operation_error(
 
     Raises ValueError for an op outside :data:`VM_OPERATIONS` (xapi cannot receive one).
     """
-    subject = _Subject(vm_ref, vm, _known_op(op), ctx)
-    for check in _CHECKS:
-        failure = check(subject)
-        if failure is not None:
-            return failure
-    return None
+    known = _known_op(op)
+    return _first_failure(_Subject(vm_ref, _facts(vm_ref, vm, ctx, strict=ctx.strict), known))
 
 
 _CANDIDATES: tuple[str, ...] = tuple(op for op in VM_OPERATIONS if op not in IGNORED_OPS)
@@ -559,13 +618,10 @@ def allowed_operations(vm_ref: str, vm: Mapping[str, Value], ctx: OpContext) -> 
     strict check already rejects ops outside :data:`RPU_ALLOWED_VM_OPERATIONS`, so xapi's
     intersection with that list changes nothing.
     """
-    strict = replace(ctx, strict=True)
-    state, blocked = _power_state(vm), _str_map(vm, "blocked_operations")
-    return frozenset(
-        op
-        for op in _CANDIDATES
-        # the first two checks, cheaply first: an op they refuse is not allowed
-        if op not in blocked
-        and state in allowed_power_states(op, vm, strict)
-        and check_operation_error(vm_ref, vm, op, strict) is None
-    )
+    return _allowed(_facts(vm_ref, vm, ctx, strict=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _allowed(facts: _Facts) -> frozenset[str]:
+    """The candidates that pass every check on a VM with ``facts`` (the ref only names it)."""
+    return frozenset(op for op in _CANDIDATES if _first_failure(_Subject("", facts, op)) is None)

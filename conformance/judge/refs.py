@@ -118,6 +118,8 @@ def snapshots_of_new_vms(
 def _mapped(value: Value, table: Mapping[str, str]) -> Value:
     if isinstance(value, str):
         return table.get(value, value)
+    if isinstance(value, bool | int | float):
+        return value  # asked first: asking for an abstract type (Mapping) is slow
     if isinstance(value, Encoded):
         return Encoded(_mapped(value.value, table))
     if isinstance(value, Mapping):

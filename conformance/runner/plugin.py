@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from conformance.runner.progress import LiveProgress
     from conformance.runner.results import Part
 
-__all__ = ["pytest_addoption", "pytest_configure"]
+__all__ = ["pytest_addoption", "pytest_configure", "run_started"]
 
 PART_KEY: pytest.StashKey[Part] = pytest.StashKey()
 TOKEN_KEY = pytest.StashKey[str]()
@@ -57,8 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
     to Hypothesis, so that every run can be repeated with ``--xapi-seed``.
     """
     _settle_seed(config)
-    config.stash[STARTED_KEY] = datetime.datetime.now(datetime.UTC)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    config.stash[STARTED_KEY] = run_started(workerinput)
     config.stash[TOKEN_KEY] = (
         str(workerinput["xapi_run_token"]) if workerinput else secrets.token_hex(6)
     )
@@ -129,6 +129,15 @@ def xapi_budget(request: pytest.FixtureRequest) -> Budget | None:
 def pytest_configure_node(node: Any) -> None:
     """xdist: every worker writes its part under the controller's run token."""
     node.workerinput["xapi_run_token"] = node.config.stash[TOKEN_KEY]
+    node.workerinput["xapi_started"] = node.config.stash[STARTED_KEY].isoformat()
+
+
+def run_started(workerinput: dict[str, Any] | None) -> datetime.datetime:
+    """When the run started: now in the controller (or a lone process), the controller's start
+    in a worker, so that a time budget counts the time workers took to start up."""
+    if workerinput and "xapi_started" in workerinput:
+        return datetime.datetime.fromisoformat(str(workerinput["xapi_started"]))
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _report_dir(config: pytest.Config) -> Path:

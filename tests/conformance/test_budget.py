@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -22,8 +23,10 @@ from conformance.runner.budget import (
     machine_factory,
     parse_duration,
     run_machine,
+    session_budget,
     watching,
 )
+from conformance.runner.plugin import run_started
 from models.outcome import Success
 
 
@@ -349,3 +352,12 @@ def test_run_refuses_a_bad_budget(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["run", "--time-budget", "soon"]) == 2
     assert "--time-budget expects seconds" in capsys.readouterr().err
+
+
+def test_a_worker_counts_the_budget_from_the_run_start_not_from_its_own() -> None:
+    run_start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=40)
+    worker = run_started({"workerid": "gw3", "xapi_started": run_start.isoformat()})
+    budget = session_budget("90s", worker, workers=8)
+    assert worker == run_start
+    assert budget is not None and budget.used() >= 40  # the 40 s the workers took to start up
+    assert run_started({"workerid": "gw3"}) > run_start  # none given: its own start

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from conformance.faults import RACE_WINDOW, RaceQuirk, races
+from conformance.server.overlap import Overlap, counted
 from models.checks import update_vm
 from models.inflight import (
     Began,
@@ -72,8 +73,9 @@ def _vm_arg(call: Call) -> str:
 class Flights:
     """Runs the calls that take time on a ``ServerState``: operations in flight, racy edits."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, overlap: Overlap | None = None) -> None:
         self.state = state
+        self.overlap = overlap
         raced = races(state.faults)
         self._quirks = [(r.quirk, r.methods, r.window) for r in raced]
         self.window = max((min(r.window, RACE_WINDOW) for r in raced), default=0.0)
@@ -117,7 +119,19 @@ class Flights:
         if event is not None:
             event.set()
             self.state.wake()  # a call waiting out a conflict looks again
+            if self.overlap is not None:
+                self.overlap.cancelled()
         return event is not None
+
+    def arrived(self, key: str, method: str) -> None:
+        """The call ``key`` of ``method`` has been checked (for an armed ``Overlap``)."""
+        if self.overlap is not None and counted(method):
+            self.overlap.arrive(key)
+
+    def hold(self, cancelled: threading.Event) -> None:
+        """Wait at an armed ``Overlap`` until the race's calls have all been checked."""
+        if self.overlap is not None:
+            self.overlap.hold(cancelled)
 
     # ---- one call -----------------------------------------------------------------------
 
@@ -135,10 +149,11 @@ class Flights:
         the time (it may end early once cancelled)."""
         call = Call(method, params, _now())
         if vm_operation(method) is None:
-            return self._stale_write(call, seconds, pause)
+            return self._stale_write(call, task, seconds, pause)
         event = self.register(task)
         try:
             started = self._begun(call, task)
+            self.hold(event)
             if isinstance(started, Failure | Success):
                 pause(refused_seconds, event)
                 return started
@@ -162,6 +177,7 @@ class Flights:
         """One try at the begin of ``call``: its answer if it ends there, ``Blocked`` if a
         conflict is in flight (xapi waits), else the tasks it cancels (they are told)."""
         (start, victims), _version = self.state.step(lambda w: self._begin(w, call, task))
+        self.arrived(task, call.method)
         if isinstance(start, Branch):
             return start.outcome
         if isinstance(start, Blocked):
@@ -241,11 +257,14 @@ class Flights:
             return ends[0].world, chosen.outcome  # stopped, it says, but the work is done
         return chosen.world, chosen.outcome
 
-    def _stale_write(self, call: Call, seconds: float, pause: Pause) -> Outcome:
+    def _stale_write(self, call: Call, task: str, seconds: float, pause: Pause) -> Outcome:
         """A map edit that reads at its start and writes the whole field back at its end."""
         before = self.state.world
         branch = self.transition(call)(before, call)[0]
-        pause(seconds, threading.Event())
+        self.arrived(task, call.method)
+        never = threading.Event()
+        self.hold(never)
+        pause(seconds, never)
         ref = _vm_arg(call)
         after = branch.world.vms.get(ref)
         if after is None or ref not in before.vms:

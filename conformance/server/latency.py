@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from conformance.server.inflight import Flights, new_task_ref
+from conformance.server.overlap import Overlap
 from conformance.server.profiles import LatencyProfile
 from models.inflight import Blocked, vm_operation
 from models.outcome import Failure, Outcome, Success
@@ -72,8 +73,10 @@ class SlowCalls:
         clock: Callable[[], float] = time.monotonic,
         schedule: Schedule = _timer,
         spawn: Spawn = _thread,
+        overlap: Overlap | None = None,
     ) -> None:
         self.profile = profile
+        self.overlap = overlap
         self._sleep = sleep
         self._clock = clock
         self._schedule = schedule
@@ -99,13 +102,14 @@ class SlowCalls:
         outcome = state.call(method, params)
         if method == "task.cancel" and isinstance(outcome, Success) and len(params) > 1:
             flights.cancel(str(params[1]))
+        flights.arrived(new_task_ref(), method)
         return outcome
 
     def flights(self, state: ServerState) -> Flights:
         """The operations in flight on ``state`` (one ``Flights`` per server state)."""
         with self._lock:
             if self._flights is None or self._flights.state is not state:
-                self._flights = Flights(state)
+                self._flights = Flights(state, self.overlap)
             return self._flights
 
     def _pause(self, seconds: float, cancelled: threading.Event) -> None:
@@ -119,23 +123,26 @@ class SlowCalls:
     def _async(self, state: ServerState, method: str, params: tuple[object, ...]) -> Outcome:
         branch = state.transition(state.world, Call(method, params, _now()))[0]
         outcome = branch.outcome
+        flights = self.flights(state)
         if not isinstance(outcome, Success):  # refused before a task exists
             self._sleep(self.profile.delay(method.removeprefix(ASYNC_PREFIX), succeeded=False))
+            flights.arrived(new_task_ref(), method)
             return state.call(method, params)
         task = branch.world.tasks[str(outcome.value)]
         seconds = self.profile.delay(method, succeeded=task.status == "success")
-        flights = self.flights(state)
         name = method.removeprefix(ASYNC_PREFIX)
         conflict = task.error_info[:1] == ("OTHER_OPERATION_IN_PROGRESS",)
         flying = flights.handles(name) and (task.status == "success" or conflict)
         if flying:
             seconds = flights.seconds(method, seconds)
         if seconds <= 0:
+            flights.arrived(new_task_ref(), method)
             return state.call(method, params)
         ref = self._start_task(state, task, seconds)
         if flying:
             self._fly(state, ref, Call(method, params, _now()), seconds)
         else:
+            flights.arrived(ref, method)
             self._schedule(seconds, lambda: self._finish(state, ref, method, params))
         return Success(ref)
 
@@ -165,18 +172,24 @@ class SlowCalls:
                 seconds,
                 flights.register(ref),
                 lambda: self._ended(state, ref, flights.end(call, ref, started)),
+                flights.hold,
             )
 
     def _after(
-        self, seconds: float, cancelled: threading.Event, action: Callable[[], None]
+        self,
+        seconds: float,
+        cancelled: threading.Event,
+        action: Callable[[], None],
+        hold: Callable[[threading.Event], None],
     ) -> None:
-        """Run ``action`` once ``seconds`` have passed or the task is cancelled (on the real
-        clock; with injected time, when the schedule says)."""
+        """Run ``action`` once held (``hold``) and ``seconds`` have passed, or the task is
+        cancelled (on the real clock; with injected time, when the schedule says)."""
         if self._sleep is not time.sleep:
             self._schedule(seconds, action)
             return
 
         def run() -> None:
+            hold(cancelled)
             cancelled.wait(seconds)
             action()
 

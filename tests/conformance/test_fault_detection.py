@@ -4,8 +4,9 @@ area the catalogue names, and a reproducer that reproduces it and passes on the 
 Each fault's run is narrowed to the test that finds it cheapest (a sweep where one covers it,
 else the area's machine). The sequential faults run in-process against the in-process target
 (the area's machine derandomized at the ci profile's sizes, a sweep up to its first divergence);
-the command line runs a sweep's and an area's fault as smoke tests, and the race faults with a
-fixed seed. ``benchmarks/fault_detection.py`` measures whole areas over several seeds.
+the command line runs a sweep's and an area's fault as smoke tests. Each race fault is found by
+the race its catalogue entry describes, run in-process against a server whose barrier makes the
+lanes overlap whatever the load (``tests.conformance.gated``). ``benchmarks/fault_detection.py`` measures whole areas over several seeds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,10 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.areas.machines import AREAS
 from conformance.areas.sweeps import blocked_sweep, fields_sweep, lifecycle_sweep, memory_sweep
-from conformance.engine.harness import Connection
-from conformance.faults import FAULTS, lookup
+from conformance.engine.harness import Connection, Harness
+from conformance.faults import FAULTS, Raced, lookup
 from conformance.judge.divergence import Divergence, DivergenceInfo
+from conformance.races.concurrency import PAUSE, PAUSE_S, Race, RaceCall, task_of
 from conformance.runner.profiles import PROFILES, area_examples
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
@@ -34,7 +37,8 @@ from conformance.server.process import RunningServer, start_in_thread
 from conformance.server.profiles import NO_LATENCY
 from conformance.targets.inprocess import InProcessTarget
 from models.world import Account
-from tests.conformance.test_harness import _server, connect
+from tests.conformance.gated import gated, run_overlapping
+from tests.conformance.test_harness import _server, connect, new_vm
 
 pytestmark = pytest.mark.slow
 
@@ -133,15 +137,11 @@ CASES: dict[str, tuple[str, str]] = {
 SEED = "1"
 MACHINE_BUDGET = "60"
 """A machine's run is bounded (its shrinking above all) by a time budget; the sweeps are not."""
-RACE_BUDGET = "120"
-"""The concurrency area's: whether a race shows depends on timing, so on a loaded machine it
-takes more of its examples (and their time) to find a race fault."""
 
 
 def _selection(selection: str) -> list[str]:
     """``-k selection``, with the time budget when it selects an area machine."""
-    seconds = RACE_BUDGET if selection == CONCURRENCY else MACHINE_BUDGET
-    budget = ["--time-budget", seconds] if "test_area" in selection else []
+    budget = ["--time-budget", MACHINE_BUDGET] if "test_area" in selection else []
     return ["-k", selection, *budget]
 
 
@@ -167,9 +167,9 @@ def test_every_fault_has_a_detection_case() -> None:
 
 RACES = tuple(fault for fault, (selection, _mark) in CASES.items() if selection == CONCURRENCY)
 SEQUENTIAL = tuple(fault for fault in CASES if fault not in RACES)
-COMMAND_LINE = ("wrong-state-allowed", "stale-record", *RACES)
+COMMAND_LINE = ("wrong-state-allowed", "stale-record")
 """Faults found end to end through the command line: a sweep's and an area's, as smoke tests of
-the command, and the races, whose showing depends on the seed's examples and their timing."""
+the command (the concurrency area's, in test_concurrency.py)."""
 
 SWEEPS: dict[str, tuple[Callable[[], Iterable[Callable[[Connection, str], None]]], str]] = {
     LIFECYCLE_SWEEP: (lifecycle_sweep, "lifecycle"),
@@ -249,6 +249,72 @@ def test_the_command_line_finds_the_fault_in_its_area(fault: str, tmp_path: Path
     first = summary["divergences"][0]
     assert first["area"] == FAULTS[fault].area, first["message"]
     assert mark in _shown(first), first["message"]
+
+
+IN_FLIGHT = (RaceCall(PAUSE, (PAUSE_S,)), RaceCall("VM.get_current_operations", ("vm",)))
+"""A watcher's first calls: the proof that the other lane's operation has begun."""
+START = RaceCall("VM.start", ("vm", False, False))
+Lanes = tuple[tuple[RaceCall, ...], ...]
+RACE_CASES: dict[str, Lanes] = {
+    "concurrent-starts-both-succeed": ((START,), (replace(START, is_async=True),)),
+    "destroy-succeeds-twice": ((RaceCall("VM.destroy", ("vm",)),),) * 2,
+    "map-update-lost": tuple(
+        (RaceCall("VM.add_to_other_config", ("vm", key, "x")),) for key in ("a", "b")
+    ),
+    "conflict-not-waited": ((START,),) * 2,
+    "in-flight-not-asserted": (
+        (START,),
+        (*IN_FLIGHT, RaceCall("VM.assert_operation_valid", ("vm", "start"))),
+    ),
+    "allowed-ops-stale-in-flight": (
+        (START,),
+        (*IN_FLIGHT, RaceCall("VM.get_allowed_operations", ("vm",))),
+    ),
+    "cancelled-op-done": (
+        (replace(START, is_async=True),),
+        (RaceCall("task.cancel", (task_of(0),)), RaceCall("VM.get_power_state", ("vm",))),
+    ),
+}
+"""Each race fault's race, as its catalogue entry tells it ("vm": the VM raced on)."""
+
+
+def test_every_race_fault_has_its_race() -> None:
+    assert set(RACE_CASES) == set(RACES)
+
+
+@pytest.mark.parametrize("fault", RACES)
+def test_the_race_check_finds_the_race_fault(fault: str) -> None:
+    """The operation in flight holds at the server's barrier until every other call of the race
+    has been checked, so the race shows on every run; the honest server explains it."""
+    _selection, mark = CASES[fault]
+    info = _raced(gated(_server(faults=lookup([fault]))), RACE_CASES[fault])  # type: ignore[arg-type]
+    assert info is not None, f"the race did not show {fault}"
+    assert info.area == FAULTS[fault].area, info.message
+    assert mark in info.message, info.message
+    honest = gated(_server(faults=(Raced("none", frozenset()),)))  # type: ignore[arg-type]
+    assert _raced(honest, RACE_CASES[fault]) is None
+
+
+def _raced(connection: Connection, lanes: Lanes) -> DivergenceInfo | None:
+    """The divergence of ``lanes`` on a fresh VM, each operation in flight held until all the
+    race's calls that are not pauses have been checked; None when an order explains it."""
+    harness = Harness(connection, "concurrency")
+    try:
+        vm = new_vm(harness)
+        race = Race(tuple(tuple(_on(call, vm) for call in lane) for lane in lanes))
+        calls = sum(call.method != PAUSE for _lane, call in race.calls())
+        try:
+            run_overlapping(harness, race, [harness.session] * len(lanes), calls)
+        except Divergence as caught:
+            return caught.info
+        harness.check_state(full=True)
+        return None
+    finally:
+        harness.teardown()
+
+
+def _on(call: RaceCall, vm: str) -> RaceCall:
+    return replace(call, args=tuple(vm if a == "vm" else a for a in call.args))
 
 
 # ---- the reproducer of a finding, against the faulty server and the reference one -------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,12 +49,28 @@ class FrontEnd:
     def __init__(self, app: XenAPIApp, config: ServerConfig) -> None:
         self.app = app
         self.config = config
-        self.parked = 0
-        """Long polls waiting right now (for tests and benchmarks)."""
+        self._parked = 0
+        self._parking = threading.Condition()
         self._pool = ThreadPoolExecutor(config.threads, thread_name_prefix="xapi-model")
         self._connections: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def parked(self) -> int:
+        """Long polls waiting right now (for tests and benchmarks)."""
+        return self._parked
+
+    def park(self, change: int) -> None:
+        """One more (1) or one fewer (-1) long poll waiting."""
+        with self._parking:
+            self._parked += change
+            self._parking.notify_all()
+
+    def wait_parked(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` long polls are waiting; whether they were within ``timeout``."""
+        with self._parking:
+            return self._parking.wait_for(lambda: self._parked == count, timeout)
 
     async def start(self) -> tuple[str, int]:
         """Listen; returns the bound host and port."""
@@ -210,7 +227,7 @@ class _Connection:
             loop.call_soon_threadsafe(wake.set)
 
         poll.log.add_listener(notify)
-        self.front.parked += 1
+        self.front.park(1)
         hangup = asyncio.ensure_future(self._hangup())
         try:
             while True:
@@ -229,7 +246,7 @@ class _Connection:
                 if hangup.done():
                     hangup.result()
         finally:
-            self.front.parked -= 1
+            self.front.park(-1)
             poll.log.remove_listener(notify)
             hangup.cancel()
 

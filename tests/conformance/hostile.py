@@ -3,23 +3,33 @@
 Each is a real socket server on 127.0.0.1 (no mocks): the suite's transport meets them exactly
 as it would meet a misbehaving XenAPI host. ``Proxy`` forwards to an honest server until told to
 stall or die, for the mid-run cases.
+
+The slow ones misbehave for ``HOSTILE_S`` (a minute, far beyond any deadline a test gives the
+client), a byte every ``DRIP_S`` (shorter than any deadline, so that only a deadline on the whole
+exchange ends the call), then give up; ``Hostile.hung_up`` tells that the client closed the
+connection while the server was still at it. Tests assert on those events, never on durations.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import select
 import socket
 import socketserver
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Hostile", "Proxy", "Request", "hostile_server", "proxy"]
+__all__ = ["DRIP_S", "HOSTILE_S", "Hostile", "Proxy", "Request", "hostile_server", "proxy"]
+
+HOSTILE_S = 60.0
+"""How long a slow hostile server keeps misbehaving before it gives up."""
+DRIP_S = 0.1
+"""The time between two bytes a dripping server sends."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,10 @@ class Hostile:
     requests: list[Request] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     close: Callable[[], None] = lambda: None
+    hung_up: threading.Event = field(default_factory=threading.Event)
+    """Set when the client closed a connection while the server was still answering."""
+    closed: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    """Released once for each connection the server has closed."""
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -93,8 +107,11 @@ def hostile_server(behave: Behaviour) -> Iterator[Hostile]:
                     state.requests.append(request)
                     if not behave(request, sock, state.stop):
                         return
-            except OSError:
-                return
+            except OSError:  # the client closed the connection under us
+                state.hung_up.set()
+            finally:
+                sock.close()
+                state.closed.release()
 
     server = _Server(("127.0.0.1", 0), Handler)
 
@@ -136,11 +153,19 @@ def raw_server(behave: Callable[[socket.socket, threading.Event], None]) -> Iter
 
 def tls_drip(sock: socket.socket, stop: threading.Event) -> None:
     """Reads the TLS ClientHello, then answers with a record header announcing 16 KiB and
-    sends its bytes one every 0.2 s: no single read ever waits long, the handshake never ends."""
+    sends its bytes one every ``DRIP_S``: no single read ever waits long, the handshake does
+    not end while the server drips."""
     sock.recv(65536)
     sock.sendall(b"\x16\x03\x03\x40\x00")
-    while not stop.wait(0.2):
-        sock.sendall(b"\x00")
+    _drip(sock, stop, b"\x00")
+
+
+def _drip(sock: socket.socket, stop: threading.Event, byte: bytes) -> None:
+    """``byte`` every ``DRIP_S`` for ``HOSTILE_S``."""
+    for _ in range(int(HOSTILE_S / DRIP_S)):
+        if stop.wait(DRIP_S):
+            return
+        sock.sendall(byte)
 
 
 def forward_proxy(seen: list[Request]) -> Behaviour:
@@ -166,25 +191,28 @@ def forward_proxy(seen: list[Request]) -> Behaviour:
     return behave
 
 
-def silent(_request: Request, _sock: socket.socket, stop: threading.Event) -> bool:
-    """Reads the request and never answers."""
-    stop.wait()
+def silent(_request: Request, sock: socket.socket, stop: threading.Event) -> bool:
+    """Reads the request and does not answer for ``HOSTILE_S``; notices the client hang up."""
+    for _ in range(int(HOSTILE_S / DRIP_S)):
+        if stop.is_set():
+            return False
+        readable, _, _ = select.select([sock], [], [], DRIP_S)
+        if readable and not sock.recv(1):
+            raise ConnectionResetError("the client hung up")
     return False
 
 
 def drip(_request: Request, sock: socket.socket, stop: threading.Event) -> bool:
-    """A valid status line, then the rest one byte a second, forever."""
+    """A valid status line, then the rest a byte every ``DRIP_S``."""
     sock.sendall(b"HTTP/1.1 200 OK\r\n")
-    while not stop.wait(1.0):
-        sock.sendall(b"X")
+    _drip(sock, stop, b"X")
     return False
 
 
 def drip_body(_request: Request, sock: socket.socket, stop: threading.Event) -> bool:
-    """Complete headers, then a body one byte a second."""
+    """Complete headers, then a body a byte every ``DRIP_S``."""
     sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n<")
-    while not stop.wait(1.0):
-        sock.sendall(b" ")
+    _drip(sock, stop, b" ")
     return False
 
 
@@ -248,19 +276,20 @@ class Proxy:
     hang_up: bool = False
     rewrite: Callable[[Request, bytes], bytes] | None = None
     forwarded: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
     dead: threading.Event = field(default_factory=threading.Event)
-    stalled_at: float = 0.0
+    stalled: threading.Event = field(default_factory=threading.Event)
 
     def behave(self, request: Request, sock: socket.socket, stop: threading.Event) -> bool:
-        with self.lock:
+        with self.arrived:
             self.forwarded += 1
             count = self.forwarded
+            self.arrived.notify_all()
         if self.die_after is not None and count > self.die_after:
             self.dead.set()
             return False
         if self.stall_after is not None and count > self.stall_after:
-            self.stalled_at = self.stalled_at or time.monotonic()
+            self.stalled.set()
             stop.wait()
             return False
         status, body, content_type = self._forward(request)
@@ -268,6 +297,11 @@ class Proxy:
             body = self.rewrite(request, body)
         answer(sock, status, body, f"Content-Type: {content_type}")
         return not self.hang_up
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` requests have arrived; whether they did within ``timeout``."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: self.forwarded >= count, timeout)
 
     def _forward(self, request: Request) -> tuple[str, bytes, str]:
         line = request.head.split(b"\r\n")[0].decode()

@@ -10,7 +10,6 @@ import http.client
 import io
 import socket
 import threading
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -30,11 +29,11 @@ from tests.conformance.conftest import PASSWORD
 from tests.conformance.test_harness import new_vm
 
 FAST = TargetSettings(timeout=1.0)
-"""For hostile servers: a short deadline."""
+"""For hostile servers: a short deadline (they misbehave for ``hostile.HOSTILE_S``)."""
 HONEST = TargetSettings(timeout=30.0)
 """For honest servers: a deadline a loaded machine always meets."""
-MARGIN_S = 10.0
-"""Slack over a deadline for a loaded 2-core machine; a hang would take far longer."""
+WAIT_S = 30.0
+"""The longest a test waits for an event that follows at once from what it did."""
 
 
 def _login(target: XmlRpcTarget | JsonRpcTarget, password: str = PASSWORD) -> object:
@@ -43,12 +42,13 @@ def _login(target: XmlRpcTarget | JsonRpcTarget, password: str = PASSWORD) -> ob
 
 @pytest.mark.parametrize("behave", [hostile.silent, hostile.drip, hostile.drip_body])
 def test_a_call_ends_within_its_deadline(behave: hostile.Behaviour) -> None:
+    """The server drips a byte more often than the deadline, for a minute: only a deadline on
+    the whole exchange ends the call as a timeout, and the client hangs up on the server."""
     with hostile.hostile_server(behave) as server:
         target = XmlRpcTarget(server.url, FAST)
-        started = time.monotonic()
         with pytest.raises(TargetTimeout, match=r"within 1s \(the per-call deadline, --timeout\)"):
             _login(target)
-        assert time.monotonic() - started < FAST.timeout + MARGIN_S
+        assert server.hung_up.wait(WAIT_S), "the client left the connection open"
 
 
 def test_an_honest_server_answers_within_the_same_deadline(server: RunningServer) -> None:
@@ -66,10 +66,8 @@ def test_consecutive_missed_deadlines_stall_the_target_and_later_calls_fail_at_o
         with pytest.raises(TargetStalled, match="3 calls in a row"):
             _login(target)
         seen = len(server.requests)
-        started = time.monotonic()
         with pytest.raises(TargetStalled, match="stalled"):
             target.call("VM.get_all", "OpaqueRef:x")
-        assert time.monotonic() - started < 1
         assert len(server.requests) == seen, "a stalled target is not called again"
 
 
@@ -86,10 +84,9 @@ def test_an_answer_in_time_resets_the_count_of_missed_deadlines(server: RunningS
 def test_an_answer_over_the_size_bound_is_refused_early(behave: hostile.Behaviour) -> None:
     settings = TargetSettings(timeout=30, max_response_bytes=2**20)
     with hostile.hostile_server(behave) as server:
-        started = time.monotonic()
         with pytest.raises(ProtocolError, match="over the 1 MB bound; raise --max-response-mb"):
             _login(XmlRpcTarget(server.url, settings))
-        assert time.monotonic() - started < 20  # not the 200 MB
+        assert server.hung_up.wait(WAIT_S), "the client read on past the bound"
 
 
 def test_an_answer_under_the_size_bound_is_read(server: RunningServer) -> None:
@@ -147,7 +144,7 @@ def test_a_server_that_closes_idle_connections_is_reconnected(server: RunningSer
         target = XmlRpcTarget(relay.url, HONEST)
         for _ in range(3):
             assert isinstance(_login(target), Success)
-        time.sleep(0.2)  # the server's close has arrived before the next call
+            assert relay.closed.acquire(timeout=WAIT_S), "the server kept the connection"
         assert isinstance(_login(target), Success)
 
 
@@ -171,20 +168,20 @@ def test_a_bad_port_is_a_usage_error_not_a_traceback() -> None:
 def test_a_name_that_never_resolves_costs_the_deadline_not_the_resolver_s(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    released = threading.Event()
+    released, answered = threading.Event(), threading.Event()
     real = socket.getaddrinfo
 
     def black_hole(host: str, *args: object, **kwargs: object) -> object:
         if host == "black-hole.test":
-            released.wait(60)  # a resolver with no answer: libc retries for many seconds
+            released.wait(hostile.HOSTILE_S)  # a resolver with no answer: libc retries long
+            answered.set()
         return real(host, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "getaddrinfo", black_hole)
     try:
-        started = time.monotonic()
         with pytest.raises(TargetTimeout, match=r"within 1s \(resolving black-hole.test\)"):
             _login(XmlRpcTarget("http://black-hole.test:9/", FAST))
-        assert time.monotonic() - started < FAST.timeout + MARGIN_S
+        assert not answered.is_set(), "the call waited for the resolver"
     finally:
         released.set()
 
@@ -192,10 +189,8 @@ def test_a_name_that_never_resolves_costs_the_deadline_not_the_resolver_s(
 def test_a_tls_handshake_dripped_a_byte_at_a_time_ends_within_the_deadline() -> None:
     with hostile.raw_server(hostile.tls_drip) as address:
         target = XmlRpcTarget(f"https://{address}/", FAST)
-        started = time.monotonic()
         with pytest.raises(TargetTimeout, match=r"within 1s \(in the TLS handshake\)"):
-            _login(target)
-        assert time.monotonic() - started < FAST.timeout + MARGIN_S
+            _login(target)  # a byte every DRIP_S for a minute: only the deadline ends it
 
 
 @pytest.fixture

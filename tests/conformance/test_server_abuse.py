@@ -58,11 +58,13 @@ def _login(target: XmlRpcTarget | JsonRpcTarget, user: str = "root", pw: str = P
     return str(outcome.value)
 
 
-def _wait_for(predicate: object, seconds: float = 10.0) -> None:
-    end = time.monotonic() + seconds
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < end, "condition not reached"
-        time.sleep(0.01)
+WAIT_S = 60.0
+"""The longest a test waits for an event that follows at once from what it did."""
+
+
+def _parked(server: RunningServer, count: int) -> None:
+    """Wait until ``count`` long polls wait on ``server`` (woken by the server, no polling)."""
+    assert server.front.wait_parked(count, WAIT_S), f"{server.front.parked} polls wait, not {count}"
 
 
 # ---- event.from timeouts and long polls ------------------------------------------------------
@@ -117,7 +119,7 @@ def test_eight_long_polls_do_not_delay_a_login(tight: RunningServer) -> None:
     ]
     for poll in polls:
         poll.start()
-    _wait_for(lambda: tight.front.parked == 8)
+    _parked(tight, 8)
     started = time.perf_counter()
     login = requests.post(
         tight.url.rstrip("/") + "/jsonrpc",
@@ -152,7 +154,7 @@ def test_a_long_poll_ends_with_session_invalid_when_its_session_logs_out(
         target=_poll, args=(tight.url, session, _token(target, session), 60.0, results)
     )
     poll.start()
-    _wait_for(lambda: tight.front.parked == 1)
+    _parked(tight, 1)
     assert isinstance(target.call("session.logout", session), Success)
     poll.join(timeout=10)
     assert results == [Failure("SESSION_INVALID", (session,))]
@@ -173,8 +175,8 @@ def test_a_long_poll_whose_client_hangs_up_is_dropped(tight: RunningServer) -> N
         raw.sendall(
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        _wait_for(lambda: tight.front.parked == 1)
-    _wait_for(lambda: tight.front.parked == 0)
+        _parked(tight, 1)
+    _parked(tight, 0)
 
 
 def test_a_timeout_that_is_not_a_number_is_xapis_unmarshalling_error(
@@ -329,10 +331,10 @@ def test_a_hundred_idle_connections_neither_lock_clients_out_nor_stay_open(
             raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # a request begun, never finished
         _login(XmlRpcTarget(tight.url))
         for raw in idle:
-            raw.settimeout(10)
+            raw.settimeout(WAIT_S)
             assert raw.recv(1) == b""  # closed by the server after idle_timeout
         for raw in slow:
-            raw.settimeout(10)
+            raw.settimeout(WAIT_S)
             assert raw.recv(65536).startswith(b"HTTP/1.1 408")
     finally:
         for raw in idle + slow:
@@ -350,7 +352,7 @@ def test_stop_is_prompt_and_idempotent_with_polls_and_connections_open() -> None
             daemon=True,
         )
         poll.start()
-        _wait_for(lambda s=server: s.front.parked == 1)  # type: ignore[misc]
+        _parked(server, 1)
         server.stop()
         server.stop()
         poll.join(timeout=10)
@@ -546,10 +548,17 @@ def test_the_event_log_keeps_at_most_its_capacity() -> None:
     assert len(gone) == 50 and {e.operation for e in gone} == {"del"}
 
 
-def _hammer(url: str, stopping: threading.Event, failures: list[BaseException]) -> None:
+def _hammer(
+    url: str,
+    stopping: threading.Event,
+    failures: list[BaseException],
+    calling: threading.Semaphore,
+) -> None:
     target = XmlRpcTarget(url)
     try:
         session = _login(target)
+        target.call("VM.get_all_records", session)
+        calling.release()
         while not stopping.is_set():
             target.call("VM.get_all_records", session)
     except TargetUnreachable:
@@ -566,13 +575,15 @@ def test_stop_while_clients_call_closes_nothing_twice(capfd: pytest.CaptureFixtu
         server = start_in_thread(ServerConfig(password=PASSWORD))
         stopping = threading.Event()
         failures: list[BaseException] = []
+        calling = threading.Semaphore(0)
         clients = [
-            threading.Thread(target=_hammer, args=(server.url, stopping, failures))
+            threading.Thread(target=_hammer, args=(server.url, stopping, failures, calling))
             for _ in range(4)
         ]
         for client in clients:
             client.start()
-        time.sleep(0.2)
+        for _client in clients:  # every client is calling, so calls are in flight at the stop
+            assert calling.acquire(timeout=WAIT_S), failures
         server.stop()
         stopping.set()
         for client in clients:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import enum
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,7 @@ __all__ = [
     "Cell",
     "Connection",
     "Harness",
+    "Purpose",
     "RunTally",
     "Surveyor",
     "destroy_suite_vm",
@@ -195,6 +197,18 @@ def vm_kind(vm: Mapping[str, Value]) -> str:
 
 _ABSENT = object()
 
+
+class Purpose(enum.Enum):
+    """What an exchange is for, which decides what the harness does with it beyond judging."""
+
+    STEP = "outcome"
+    """A call of the example: counted (its coverage cell), logged for the reproducer, and a
+    divergence of it is the call's."""
+    STATE = "state"
+    """A VM's record read to compare the target's state with the model's: not a step; a
+    divergence of it names the field that differs, and the model adopts what the target shows."""
+
+
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9:._-]*\Z")
 """Strings every codec carries unchanged (refs, sessions, names of enums)."""
 
@@ -337,7 +351,7 @@ class Harness:
         refs = self.suite_vms() if full else [r for r in self.suite_vms() if r in self._touched]
         self._touched.clear()
         for ref in refs:
-            self.exchange(AnswerRules.of("VM.get_record"), (self.session, ref), kind="state")
+            self.exchange(AnswerRules.of("VM.get_record"), (self.session, ref), Purpose.STATE)
 
     def finish(self) -> None:
         """End the example: a full record comparison unless it already diverged or desynced,
@@ -352,7 +366,7 @@ class Harness:
     # ---- the pipeline ------------------------------------------------------------------------
 
     def exchange(
-        self, rules: AnswerRules, args: tuple[Value, ...], *, kind: str = "outcome"
+        self, rules: AnswerRules, args: tuple[Value, ...], purpose: Purpose = Purpose.STEP
     ) -> Outcome:
         """Predict, send, type, match; follow the branch taken or diverge. Returns the answer.
 
@@ -364,7 +378,7 @@ class Harness:
         if watch is not None:
             watch.before_call()
         try:
-            return self._exchange(rules, args, kind)
+            return self._exchange(rules, args, purpose)
         except (KeyboardInterrupt, TargetError) as error:
             self.off_track = True
             if watch is not None and isinstance(error, TargetError):
@@ -375,8 +389,8 @@ class Harness:
                 watch.left(divergence)
             raise
 
-    def _exchange(self, rules: AnswerRules, args: tuple[Value, ...], kind: str) -> Outcome:
-        if kind == "outcome":
+    def _exchange(self, rules: AnswerRules, args: tuple[Value, ...], purpose: Purpose) -> Outcome:
+        if purpose is Purpose.STEP:
             self._current = (rules.name, self._count(rules, args))
         expected = self._predict(rules, args)
         answer = self._send(rules, args)
@@ -387,12 +401,12 @@ class Harness:
             chosen, mismatch = self._match(rules, expected, answer)
             identity = self._identity_mismatch(rules, args, answer.outcome)
             if chosen is not None and identity is None:
-                self._follow(rules, args, chosen, answer.outcome, kind)
+                self._follow(rules, args, chosen, answer.outcome, purpose)
                 return answer.outcome
             mismatch = identity if chosen is not None and identity else mismatch
         else:
             mismatch = answer.malformed
-        return self._diverge(rules, args, expected, answer, mismatch, kind)
+        return self._diverge(rules, args, expected, answer, mismatch, purpose)
 
     def _identity_mismatch(
         self, rules: AnswerRules, args: tuple[Value, ...], outcome: Outcome
@@ -471,11 +485,11 @@ class Harness:
         args: tuple[Value, ...],
         chosen: _Expected,
         actual: Outcome,
-        kind: str,
+        purpose: Purpose,
     ) -> None:
         before = self.world
         self._moved_to(chosen.world)
-        if kind == "outcome":
+        if purpose is Purpose.STEP:
             logged = _logged(rules, args)
             self.log.append(
                 replace(logged, result_ref=_result_ref(actual, self.refs), answer=actual)
@@ -594,12 +608,12 @@ class Harness:
         expected: Sequence[_Expected],
         answer: Answer,
         mismatch: Mismatch,
-        kind: str,
+        purpose: Purpose,
     ) -> Outcome:
         call, outcomes = _logged(rules, args), tuple(e.outcome for e in expected)
-        if kind == "state":
+        if purpose is Purpose.STATE:
             call, outcomes, answer = _field_view(call, outcomes, answer, mismatch)
-        info = self._info(call, outcomes, answer, mismatch, kind)
+        info = self._info(call, outcomes, answer, mismatch, purpose)
         waivers = self.connection.waivers
         waiver = waivers.match(info)
         self._diverged = True
@@ -610,7 +624,7 @@ class Harness:
                 info = replace(info, message=info.message + note)
             surveyor = self.connection.surveyor
             if surveyor is not None and surveyor(info):
-                return self._resync(rules, args, expected, answer, kind)
+                return self._resync(rules, args, expected, answer, purpose)
             self.off_track = True
             raise Divergence(info)
         self.connection.tally.record(
@@ -639,7 +653,7 @@ class Harness:
         args: tuple[Value, ...],
         expected: Sequence[_Expected],
         answer: Answer,
-        kind: str,
+        purpose: Purpose,
     ) -> Outcome:
         """Go on past a divergence from what the target shows.
 
@@ -649,7 +663,7 @@ class Harness:
         them. Ends the example (``Desynced``) only when they cannot be read.
         """
         vms = [str(a) for a in args if isinstance(a, str) and self.refs.kind(a) == "vm"]
-        if kind == "state" or answer.malformed is not None:
+        if purpose is Purpose.STATE or answer.malformed is not None:
             self._reread(vms)
             return answer.outcome
         if isinstance(answer.outcome, Failure):
@@ -683,24 +697,26 @@ class Harness:
         self.world = replace(self.world, vms=MappingProxyType(records))
 
     def _cause(
-        self, call: LoggedCall, mismatch: Mismatch, kind: str, *, malformed: bool
+        self, call: LoggedCall, mismatch: Mismatch, purpose: Purpose, *, malformed: bool
     ) -> tuple[str, Cell | None, str]:
         """The message whose call made the wrong state or answer, its cell, and the field when
         a field is what differs: for a field (a record read, a getter, a query that returns
         records or finds VMs by a field) the call that last wrote it; for a wrongly typed or
         malformed answer, and any other, the call itself."""
-        here = (call.method, self._current[1] if kind == "outcome" else None, "")
+        here = (call.method, self._current[1] if purpose is Purpose.STEP else None, "")
         if malformed:
             return here
         if "missing from the record" in str(mismatch):
             return ("VM.get_record", None, "")
-        vm, name = self._field_read(call, mismatch, kind)
+        vm, name = self._field_read(call, mismatch, purpose)
         written = self._writers.get((vm, name))
         if written is None:
             return here
         return (written[0], written[1], name)
 
-    def _field_read(self, call: LoggedCall, mismatch: Mismatch, kind: str) -> tuple[str, str]:
+    def _field_read(
+        self, call: LoggedCall, mismatch: Mismatch, purpose: Purpose
+    ) -> tuple[str, str]:
         """(VM, field) a read diverges on, as far as the call and the mismatch name them."""
         first = str(call.args[0]) if call.args else ""
         in_record = re.search(r"(?:^field |\]\.|^result\.)(\w+)", mismatch.where)
@@ -714,7 +730,7 @@ class Harness:
             owners = [r for r in self.suite_vms() if self.world.vms[r]["name_label"] == first]
             owners += [r for r in self.refs.bound("vm") if {r, self.refs.name(r)} & named]
             return (owners[0] if owners else "", "name_label")
-        if kind != "outcome" or call.method == "VM.get_record":
+        if purpose is Purpose.STATE or call.method == "VM.get_record":
             return first, in_record.group(1) if in_record else ""
         name = call.method.removeprefix("VM.get_")
         return (first, name) if name != call.method else ("", "")
@@ -725,21 +741,21 @@ class Harness:
         expected: tuple[Outcome, ...],
         answer: Answer,
         mismatch: Mismatch,
-        kind: str,
+        purpose: Purpose,
     ) -> DivergenceInfo:
         display_args = tuple(self._display(a) for a in call.args)
         text = _call_text(call.method, display_args)
         shown_actual = _outcome_text(self.refs.display_outcome(answer.outcome))
         shown_expected = " or ".join(_outcome_text(self.refs.display_outcome(e)) for e in expected)
-        area_kind = "async" if answer.via_task and kind == "outcome" else kind
-        if kind == "state" and "allowed_operations" in mismatch.where:
+        area_kind = "async" if answer.via_task and purpose is Purpose.STEP else purpose.value
+        if purpose is Purpose.STATE and "allowed_operations" in mismatch.where:
             area_kind = "allowed_operations"
         message = (
             f"[{self.area}] {text}: {self.refs.display_text(str(mismatch))}. "
             f"The target answered {shown_actual}; xapi answers {shown_expected}"
         )
         cause, cell, field_name = self._cause(
-            call, mismatch, kind, malformed=answer.malformed is not None
+            call, mismatch, purpose, malformed=answer.malformed is not None
         )
         method = call.method
         if field_name and cause != call.method:  # one finding with the record showing it stale

@@ -1,4 +1,4 @@
-"""The client's cost of one call: the suite's http.client transport next to requests.
+"""The client's cost of one call: the suite's transport (h11) next to requests.
 
 The embedded server runs in its own process (``xapi-conformance serve``); this process posts the
 same XML-RPC body over one keep-alive connection with each client in turn, in alternating rounds,
@@ -69,7 +69,7 @@ def main() -> None:
         login = xmlrpc.encode_request("session.login_with_password", ["root", "", "2.21", "bench"])
         session = xmlrpc.decode_response(_suite_client(url)(login)).value  # type: ignore[attr-defined]
         body = xmlrpc.encode_request("VM.get_all", [session])
-        clients = {"http.client (the suite)": _suite_client(url), "requests": _requests_client(url)}
+        clients = {"h11 (the suite)": _suite_client(url), "requests": _requests_client(url)}
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
         for _ in range(args.rounds):
             for name, post in clients.items():
@@ -84,7 +84,7 @@ def main() -> None:
             f"{name:24} client CPU {cpu[name] * 1e6:6.0f} µs/call   wall {wall * 1e6:6.0f} µs/call"
         )
     suite, other = cpu.values()
-    print(f"requests costs {other / suite:.1f}x the client CPU of http.client per call")
+    print(f"requests costs {other / suite:.1f}x the client CPU of the suite's transport per call")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ refs the target was given masked.
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import ssl
 from collections.abc import Callable
@@ -23,7 +22,14 @@ from conformance.errors import (
 )
 from conformance.targets.base import Protocol_, Target, TargetSettings
 from conformance.targets.route import DeadlinePassed
-from conformance.targets.transport import HttpAnswer, HttpTransport, ResponseTooLarge, excerpt
+from conformance.targets.transport import (
+    HttpAnswer,
+    HttpTransport,
+    NotHttp,
+    RemoteClosed,
+    ResponseTooLarge,
+    excerpt,
+)
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
 from models.outcome import Outcome, Success, Value
 
@@ -132,14 +138,14 @@ class _HttpTarget:
                 f"TLS verification of {self.url} failed during {method} ({type(error).__name__}); "
                 "pass --ca-bundle FILE for a private CA, or --insecure to skip verification"
             ) from None
-        except http.client.RemoteDisconnected:
+        except RemoteClosed:
             raise TargetUnreachable(
                 f"{self.url} closed the connection without answering {method}; is it restarting?"
             ) from None
-        except http.client.HTTPException as error:
+        except NotHttp as error:
             raise ProtocolError(
                 f"{self.url} answered {method} with something that is not HTTP "
-                f"({type(error).__name__})"
+                f"({excerpt(str(error), self.secrets)})"
             ) from None
         except OSError as error:
             reason = error.strerror or str(error) or type(error).__name__

@@ -1,31 +1,39 @@
 """HTTP POST to one origin with a deadline on the whole exchange and a bound on the answer.
 
 A socket timeout bounds each read, not the response: a server that drips a byte a second never
-trips it. Here every send and receive is given only what is left of the call's deadline, so
-connecting, sending, the headers and the body together take at most ``TargetSettings.timeout``.
-Bodies larger than ``max_response_bytes`` are refused before they fill memory, and redirects are
-never followed (a 3xx is reported with its Location).
+trips it. Here the socket I/O is the transport's own and h11 (python-hyper's sans-I/O HTTP/1.1
+state machine, which the embedded server uses too) reads and writes the messages: every send and
+receive is given only what is left of the call's deadline, so connecting, sending, the headers
+and the body together take at most ``TargetSettings.timeout``. Bodies larger than
+``max_response_bytes`` are refused before they fill memory, and redirects are never followed (a
+3xx is reported with its Location). Public APIs only: docs/transport.md says why this shape.
 """
 
 from __future__ import annotations
 
-import email.parser
-import http.client
-import io
-import math
-import re
 import select
 import socket
 import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
+
+import h11
 
 from conformance.targets.base import TargetSettings
 from conformance.targets.route import handshake, open_socket, route_to
 
-__all__ = ["EXCERPT_CHARS", "HttpAnswer", "HttpTransport", "ResponseTooLarge", "excerpt"]
+__all__ = [
+    "EXCERPT_CHARS",
+    "HttpAnswer",
+    "HttpTransport",
+    "NotHttp",
+    "RemoteClosed",
+    "ResponseTooLarge",
+    "excerpt",
+]
 
 EXCERPT_CHARS = 200
 """The most of a target's text an error message quotes."""
@@ -34,6 +42,8 @@ _ERROR_BODY_BYTES = 4096
 """How much of a non-200 answer is read, for the excerpt."""
 
 _CHUNK = 65536
+_MAX_HEAD = 65536
+"""The largest status line and header block read (http.client's bound on one header line)."""
 
 
 def excerpt(text: str, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS) -> str:
@@ -58,192 +68,80 @@ class HttpAnswer:
     body: bytes
 
 
-class _DeadlineSocket:
-    """A socket whose every send and receive gets only what is left of ``deadline``.
+class RemoteClosed(ConnectionError):
+    """The server closed the connection before it answered."""
 
-    Like a real socket's ``makefile``, an open reader keeps the socket open after ``close``
-    (http.client closes the connection before the body of a ``Connection: close`` answer is read).
-    """
+
+class NotHttp(Exception):
+    """What the server sent is not an HTTP/1.x answer (``reason`` says where it is not)."""
+
+
+class _Connection:
+    """One socket to the origin (or tunnelled through a proxy) and its h11 state."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.deadline = math.inf
-        self._readers = 0
-        self._closed = False
+        self.http = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
 
-    def _arm(self) -> None:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline passed")
-        self.sock.settimeout(remaining)
+    def send(self, event: h11.Event, deadline: float) -> None:
+        data = self.http.send(event)
+        if data:
+            _arm(self.sock, deadline)
+            self.sock.sendall(data)
 
-    def sendall(self, data: bytes) -> None:
-        self._arm()
-        self.sock.sendall(data)
-
-    def recv_into(self, buffer: memoryview, nbytes: int = 0) -> int:
-        self._arm()
-        return self.sock.recv_into(buffer, nbytes)
-
-    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
-        del mode, args, kwargs
-        self._readers += 1
-        return io.BufferedReader(_DeadlineReader(self))
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def setsockopt(self, *args: object) -> None:
-        self.sock.setsockopt(*args)  # type: ignore[call-overload]
-
-    def reader_closed(self) -> None:
-        self._readers -= 1
-        if self._closed and self._readers <= 0:
-            self.sock.close()
-
-    def close(self) -> None:
-        self._closed = True
-        if self._readers <= 0:
-            self.sock.close()
-
-
-class _DeadlineReader(io.RawIOBase):
-    """The raw stream http.client reads responses from."""
-
-    def __init__(self, sock: _DeadlineSocket) -> None:
-        super().__init__()
-        self._sock = sock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        return self._sock.recv_into(buffer)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._sock.reader_closed()
-        super().close()
-
-
-_MAX_LINE = 65536
-_MAX_HEADERS = 100
-"""http.client's bounds on a header line and on the number of headers."""
-_PLAIN_HEADER = re.compile(rb"([!-9;-~]+):([^\r\n]*)\r?\n")
-"""A header line that is one ``Name: value`` line (no folding, nothing but a name before the
-colon): what xapi and most servers send."""
-
-
-class _Response(http.client.HTTPResponse):
-    """http.client's response, with its headers read without the email parser when every line
-    is a plain ``Name: value`` line; any other header block goes to the email parser, as in
-    http.client. ``begin`` is http.client's own otherwise."""
-
-    def begin(self) -> None:
-        if self.headers is not None:
-            return
+    def next_event(self, deadline: float) -> h11.Event | type[h11.PAUSED]:
+        """The next event of the answer, reading as much as it needs within ``deadline``."""
         while True:
-            version, status, reason = self._read_status()
-            if status != http.client.CONTINUE:
-                break
-            _header_lines(self.fp)
-        self.code = self.status = status
-        self.reason = reason.strip()
-        if version in ("HTTP/1.0", "HTTP/0.9"):
-            self.version = 10
-        elif version.startswith("HTTP/1."):
-            self.version = 11
-        else:
-            raise http.client.UnknownProtocol(version)
-        self.headers = self.msg = _parsed_headers(_header_lines(self.fp))
-        self._framing(status)
-
-    def _framing(self, status: int) -> None:
-        """Chunked or not, the length, and whether the connection closes after the answer."""
-        encoding = self.headers.get("transfer-encoding")
-        self.chunked = bool(encoding and encoding.lower() == "chunked")
-        if self.chunked:
-            self.chunk_left = None
-        self.will_close = self._check_close()  # type: ignore[attr-defined]
-        self.length = None
-        length = self.headers.get("content-length")
-        if length and not self.chunked:
             try:
-                self.length = int(length)
-            except ValueError:
-                self.length = None
-            else:
-                if self.length < 0:
-                    self.length = None
-        if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":  # type: ignore[attr-defined]
-            self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
+                event = self.http.next_event()
+            except h11.RemoteProtocolError as error:
+                raise NotHttp(str(error)) from None
+            if event is not h11.NEED_DATA:
+                return cast("h11.Event | type[h11.PAUSED]", event)  # not NEED_DATA
+            _arm(self.sock, deadline)
+            data = self.sock.recv(_CHUNK)
+            if not data and self.http.their_state is h11.SEND_RESPONSE:
+                raise RemoteClosed("closed before answering")
+            self.http.receive_data(data)
+
+    def response(self, deadline: float) -> h11.Response:
+        """The final response's head (informational 1xx answers skipped)."""
+        while True:
+            event = self.next_event(deadline)
+            if isinstance(event, h11.Response):
+                return event
+            if not isinstance(event, h11.InformationalResponse):
+                raise NotHttp(f"no response head ({type(event).__name__})")
+
+    def reusable(self) -> bool:
+        """Whether the exchange ended cleanly with the connection kept alive."""
+        if self.http.our_state is h11.DONE and self.http.their_state is h11.DONE:
+            self.http.start_next_cycle()
+            return True
+        return False
+
+    def dropped(self) -> bool:
+        """Whether the server closed the idle connection (it is readable while idle)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
-def _header_lines(fp: io.BufferedIOBase) -> list[bytes]:
-    """The header lines up to the blank one, within http.client's bounds."""
-    lines: list[bytes] = []
-    while True:
-        line = fp.readline(_MAX_LINE + 1)
-        if len(line) > _MAX_LINE:
-            raise http.client.LineTooLong("header line")
-        lines.append(line)
-        if len(lines) > _MAX_HEADERS:
-            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
-        if line in (b"\r\n", b"\n", b""):
-            return lines
+def _arm(sock: socket.socket, deadline: float) -> None:
+    """Give the next send or receive only what is left of ``deadline``."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("deadline passed")
+    sock.settimeout(remaining)
 
 
-def _parsed_headers(lines: list[bytes]) -> http.client.HTTPMessage:
-    """The headers as http.client's email parser reads them; plain lines without it."""
-    plain = [_PLAIN_HEADER.fullmatch(line) for line in lines[:-1]]
-    if lines[-1] == b"" or None in plain:
-        text = b"".join(lines).decode("iso-8859-1")
-        return email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
-    message = http.client.HTTPMessage()
-    for match in plain:
-        assert match is not None
-        name, value = match.groups()
-        message.set_raw(name.decode("ascii"), value.decode("iso-8859-1").lstrip(" \t"))
-    return message
-
-
-class _Http(http.client.HTTPConnection):
-    """A connection whose opening (resolve, connect, proxy CONNECT) ends by ``deadline``."""
-
-    deadline = math.inf
-    connect_s = math.inf
-    response_class = _Response
-
-    def connect(self) -> None:
-        raw = open_socket(self.host, self.port, self.deadline, self.connect_s)
-        self.sock = _DeadlineSocket(raw)
-        self.sock.deadline = self.deadline
-        if getattr(self, "_tunnel_host", None):
-            self._tunnel()  # type: ignore[attr-defined]
-
-
-class _Https(_Http):
-    """TLS over ``_Http``'s socket (or its proxy tunnel), the handshake within the deadline."""
-
-    default_port = http.client.HTTPS_PORT
-
-    def __init__(self, host: str, port: int, context: ssl.SSLContext, server_name: str) -> None:
-        super().__init__(host, port)
-        self.context = context
-        self.server_name = server_name
-
-    def connect(self) -> None:
-        super().connect()
-        plain = self.sock
-        assert isinstance(plain, _DeadlineSocket)
-        tls = self.context.wrap_socket(
-            plain.sock, server_hostname=self.server_name, do_handshake_on_connect=False
-        )
-        handshake(tls, self.deadline)
-        self.sock = _DeadlineSocket(tls)
-        self.sock.deadline = self.deadline
+def _header(response: h11.Response, name: bytes) -> str:
+    return next((v.decode("latin-1") for n, v in response.headers if n == name), "")
 
 
 def _tls_context(verify: bool | str) -> ssl.SSLContext:
@@ -258,8 +156,9 @@ def _tls_context(verify: bool | str) -> ssl.SSLContext:
 class HttpTransport:
     """One keep-alive connection to the URL's origin; ``post`` is one bounded exchange.
 
-    Raises ``TimeoutError`` when the deadline passes, ``ssl.SSLError`` for TLS failures and
-    ``OSError``/``http.client.HTTPException`` for the rest; the caller names them for the user.
+    Raises ``TimeoutError`` when the deadline passes, ``ssl.SSLError`` for TLS failures,
+    ``RemoteClosed`` when the server hangs up without answering, ``NotHttp`` when what it sends
+    is not HTTP and ``OSError`` for the rest; the caller names them for the user.
     """
 
     def __init__(self, url: str, settings: TargetSettings) -> None:
@@ -268,8 +167,9 @@ class HttpTransport:
         self.route = route_to(url)
         self._https = parts.scheme == "https"
         self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._host = parts.netloc
         self._context = _tls_context(settings.verify) if self._https else None
-        self._connection: _Http | None = None
+        self._connection: _Connection | None = None
 
     def post(self, path: str, body: bytes, content_type: str) -> HttpAnswer:
         """POST ``body``; the answer within the deadline, its body bounded in size.
@@ -281,7 +181,7 @@ class HttpTransport:
         reused = self._connection is not None
         try:
             return self._exchange(path, body, content_type, deadline)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        except (RemoteClosed, ConnectionResetError, BrokenPipeError):
             if not reused:
                 raise
         return self._exchange(path, body, content_type, deadline)
@@ -289,16 +189,19 @@ class HttpTransport:
     def _exchange(self, path: str, body: bytes, content_type: str, deadline: float) -> HttpAnswer:
         connection = self._open(deadline)
         try:
-            sock = connection.sock
-            assert isinstance(sock, _DeadlineSocket)
-            sock.deadline = deadline
-            connection.request("POST", self._target_of(path), body, self._headers(content_type))
-            response = connection.getresponse()
-            answer = self._answer(response)
+            request = h11.Request(
+                method="POST",
+                target=self._target_of(path),
+                headers=self._headers(content_type, body),
+            )
+            connection.send(request, deadline)
+            connection.send(h11.Data(data=body), deadline)
+            connection.send(h11.EndOfMessage(), deadline)
+            answer = self._answer(connection, connection.response(deadline), deadline)
         except BaseException:
             self.close()
             raise
-        if response.will_close:
+        if not connection.reusable():
             self.close()
         return answer
 
@@ -306,63 +209,91 @@ class HttpTransport:
         """The request target: the path, or the absolute URL when a proxy relays plain HTTP."""
         return self._origin + path if self.route.proxy and not self._https else path
 
-    def _headers(self, content_type: str) -> dict[str, str]:
-        headers = {"Content-Type": content_type, "User-Agent": "xapi-conformance"}
-        if self.route.proxy and not self._https:  # the proxy reads where to from these
-            headers["Host"] = urlsplit(self._origin).netloc
-            if self.route.proxy_authorization:
-                headers["Proxy-Authorization"] = self.route.proxy_authorization
+    def _headers(self, content_type: str, body: bytes) -> list[tuple[str, str]]:
+        headers = [
+            ("Host", self._host),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("User-Agent", "xapi-conformance"),
+        ]
+        if self.route.proxy and not self._https and self.route.proxy_authorization:
+            headers.append(("Proxy-Authorization", self.route.proxy_authorization))
         return headers
 
-    def _open(self, deadline: float) -> _Http:
-        if self._connection is not None and _dropped(self._connection):
+    def _open(self, deadline: float) -> _Connection:
+        if self._connection is not None and self._connection.dropped():
             self.close()
         if self._connection is None:
-            self._connection = self._new_connection()
-            self._connection.deadline = deadline
-            self._connection.connect_s = self.settings.connect_timeout
-            self._connection.connect()
+            self._connection = self._connect(deadline)
         return self._connection
 
-    def _new_connection(self) -> _Http:
+    def _connect(self, deadline: float) -> _Connection:
         """A connection to the target's origin, or to the proxy (tunnelled for https)."""
         route = self.route
         where = urlsplit(route.proxy) if route.proxy else None
         host, port = (where.hostname or "", where.port or 80) if where else (route.host, route.port)
-        if not self._https:
-            return _Http(host, port)
-        assert self._context is not None
-        connection = _Https(host, port, self._context, route.host)
-        if where is not None:
-            auth = route.proxy_authorization
-            connection.set_tunnel(
-                route.host, route.port, {"Proxy-Authorization": auth} if auth else None
+        sock = open_socket(host, port, deadline, self.settings.connect_timeout)
+        try:
+            if not self._https:
+                return _Connection(sock)
+            if where is not None:
+                self._tunnel(sock, deadline)
+            assert self._context is not None
+            tls = self._context.wrap_socket(
+                sock, server_hostname=route.host, do_handshake_on_connect=False
             )
-        return connection
+            handshake(tls, deadline)
+            return _Connection(tls)
+        except BaseException:
+            sock.close()
+            raise
 
-    def _answer(self, response: http.client.HTTPResponse) -> HttpAnswer:
-        location = response.getheader("Location") or ""
-        if response.status != 200:
-            return HttpAnswer(response.status, location, self._read(response, _ERROR_BODY_BYTES))
+    def _tunnel(self, sock: socket.socket, deadline: float) -> None:
+        """CONNECT through the proxy to the target's origin; raises OSError when refused."""
+        route = self.route
+        origin = f"{route.host}:{route.port}"
+        headers = [("Host", origin)]
+        if route.proxy_authorization:
+            headers.append(("Proxy-Authorization", route.proxy_authorization))
+        proxy = _Connection(sock)
+        proxy.send(h11.Request(method="CONNECT", target=origin, headers=headers), deadline)
+        proxy.send(h11.EndOfMessage(), deadline)
+        response = proxy.response(deadline)
+        if not 200 <= response.status_code < 300:
+            reason = response.reason.decode("latin-1")
+            raise OSError(f"Tunnel connection failed: {response.status_code} {reason}")
+
+    def _answer(
+        self, connection: _Connection, response: h11.Response, deadline: float
+    ) -> HttpAnswer:
+        location = _header(response, b"location")
+        if response.status_code != 200:
+            body = self._read(connection, deadline, _ERROR_BODY_BYTES)
+            return HttpAnswer(response.status_code, location, body)
         limit = self.settings.max_response_bytes
-        if response.length is not None and response.length > limit:
-            raise ResponseTooLarge(response.length, limit)
-        return HttpAnswer(200, location, self._read(response, limit, refuse=True))
+        length = _header(response, b"content-length")
+        if length.isdigit() and int(length) > limit:
+            raise ResponseTooLarge(int(length), limit)
+        return HttpAnswer(200, location, self._read(connection, deadline, limit, refuse=True))
 
-    def _read(self, response: http.client.HTTPResponse, limit: int, refuse: bool = False) -> bytes:
+    def _read(
+        self, connection: _Connection, deadline: float, limit: int, refuse: bool = False
+    ) -> bytes:
+        """The body up to ``limit`` bytes: past it, refused (``refuse``) or cut and the
+        connection dropped (the rest of an error body is not worth waiting for)."""
         chunks: list[bytes] = []
         size = 0
-        while size < limit or refuse:
-            chunk = response.read1(_CHUNK)
-            if not chunk:
-                response.close()  # fully read: the connection is free for the next call
-                return b"".join(chunks)
-            size += len(chunk)
-            if refuse and size > limit:
-                raise ResponseTooLarge(None, limit)
-            chunks.append(chunk)
-        self.close()  # the rest of an error body is not worth waiting for
-        return b"".join(chunks)[:limit]
+        while True:
+            event = connection.next_event(deadline)
+            if not isinstance(event, h11.Data):
+                return b"".join(chunks)  # EndOfMessage: the connection may be kept
+            size += len(event.data)
+            if size > limit:
+                if refuse:
+                    raise ResponseTooLarge(None, limit)
+                self.close()
+                return b"".join([*chunks, event.data])[:limit]
+            chunks.append(bytes(event.data))
 
     def close(self) -> None:
         """Drop the connection (the next post opens a new one)."""
@@ -378,15 +309,3 @@ class ResponseTooLarge(Exception):
         super().__init__(length, limit)
         self.length = length
         self.limit = limit
-
-
-def _dropped(connection: http.client.HTTPConnection) -> bool:
-    """Whether a kept-alive connection was closed by the server (readable while idle)."""
-    sock = connection.sock
-    if sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)

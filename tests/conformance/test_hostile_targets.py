@@ -6,14 +6,10 @@ is a ``TargetError`` whose message says what happened, never with the password i
 
 from __future__ import annotations
 
-import http.client
-import io
 import socket
 import threading
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from conformance.engine.harness import Harness
 from conformance.errors import ProtocolError, TargetStalled, TargetTimeout, TargetUnreachable
@@ -22,7 +18,7 @@ from conformance.runner.command import _touch_target
 from conformance.runner.connect import RunConfig, open_connection
 from conformance.server.process import RunningServer
 from conformance.targets import JsonRpcTarget, TargetSettings, XmlRpcTarget
-from conformance.targets.transport import _header_lines, _parsed_headers, excerpt
+from conformance.targets.transport import excerpt
 from models.outcome import Success
 from tests.conformance import hostile
 from tests.conformance.conftest import PASSWORD
@@ -246,44 +242,6 @@ def test_a_proxy_of_a_kind_not_supported_is_refused_clearly(
     monkeypatch.setenv("NO_PROXY", "")
     with pytest.raises(UsageError, match=r"only http:// proxies are supported.*NO_PROXY"):
         XmlRpcTarget("http://127.0.0.1:9/")
-
-
-HEADER_LINES = st.one_of(
-    st.sampled_from(
-        [
-            b"Content-Length: 12\r\n",
-            b"content-length:12\r\n",
-            b"Transfer-Encoding: chunked\r\n",
-            b"Connection: close\r\n",
-            b"Location: http://x/\r\n",
-            b"X-A: spaces at the end  \r\n",
-            b" folded continuation\r\n",
-            b"\tfolded continuation\r\n",
-            b"From someone\r\n",
-            b"no colon here\r\n",
-            b"Bare-LF: yes\n",
-            b"Odd: a\rb\r\n",
-            b"Latin: \xe9t\xe9\r\n",
-            b": no name\r\n",
-        ]
-    ),
-    st.binary(max_size=30).map(lambda raw: raw.replace(b"\n", b"") + b"\r\n"),
-)
-
-
-@settings(max_examples=300)
-@given(st.lists(HEADER_LINES, max_size=6), st.sampled_from([b"\r\n", b"\n", b""]))
-def test_headers_are_read_as_http_client_reads_them(lines: list[bytes], end: bytes) -> None:
-    """Plain ``Name: value`` lines are read without the email parser: the same headers, in
-    the same order, as http.client's parser gives for any header block."""
-    block = b"".join(lines) + end
-    ours = _parsed_headers(_header_lines(io.BytesIO(block)))
-    stdlib = http.client.parse_headers(io.BytesIO(block))
-    assert ours.items() == stdlib.items()
-    assert [type(d) for d in ours.defects] == [type(d) for d in stdlib.defects]
-
-
-# ---- a stalled target's clean-up: one short try, made by the run's closing sweep --------------
 
 
 def _pending(request: hostile.Request, body: bytes) -> bytes:

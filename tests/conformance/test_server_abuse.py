@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from conformance.errors import TargetUnreachable, UsageError
+from conformance.runner.cli import main
 from conformance.server.config import ServerConfig, read_accounts_file
 from conformance.server.process import RunningServer, start_in_thread
 from conformance.targets import JsonRpcTarget, XmlRpcTarget
@@ -481,36 +482,23 @@ def _env() -> dict[str, str]:
     return dict(os.environ)
 
 
-def test_serve_refuses_a_missing_password_variable_with_exit_2() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance.runner.cli",
-            "serve",
-            "--password-env",
-            "NO_SUCH_VAR_X",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env=_env(),
-    )
-    assert result.returncode == 2
-    assert "NO_SUCH_VAR_X is not set" in result.stderr and "Traceback" not in result.stderr
+def test_serve_refuses_a_missing_password_variable_with_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--password-env", "NO_SUCH_VAR_X"]) == 2
+    stderr = capsys.readouterr().err
+    assert "NO_SUCH_VAR_X is not set" in stderr and "Traceback" not in stderr
 
 
-def test_command_line_passwords_are_documented_as_unsafe() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "conformance.runner.cli", "serve", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.stdout.count("UNSAFE") == 2
-    assert "--password-env" in result.stdout and "--accounts-file" in result.stdout
+def test_command_line_passwords_are_documented_as_unsafe(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--help"])
+    assert exited.value.code == 0
+    stdout = capsys.readouterr().out
+    assert stdout.count("UNSAFE") == 2
+    assert "--password-env" in stdout and "--accounts-file" in stdout
 
 
 # ---- memory -----------------------------------------------------------------------------------

@@ -89,6 +89,9 @@ class Verdict:
     exit_code: int
     seconds: float
     finding: str
+    left_out: int = 0
+    """Tests of the run whose cells or examples the budget cut short (a survivor with some
+    was not judged by the whole profile)."""
 
 
 # ---- the operators: each yields (line, description, mutate) per site -------------------------
@@ -258,7 +261,8 @@ def _variable(role: str) -> str:
 def _serve(overlay: Path, port: int) -> subprocess.Popen[bytes]:
     accounts = overlay / "accounts"
     accounts.write_text("".join(f"m-{r}:{r}:env:{_variable(r)}\n" for r in ROLES))
-    env = {**_environment(), "PYTHONPATH": str(overlay)}
+    paths = [str(overlay), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**_environment(), "PYTHONPATH": os.pathsep.join(paths)}
     command = [sys.executable, "-m", "conformance.runner.cli", "serve", "--port", str(port)]
     command += ["--password-env", "XAPI_PASSWORD", "--accounts-file", str(accounts)]
     return subprocess.Popen(
@@ -266,10 +270,14 @@ def _serve(overlay: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _run(url: str, report_dir: Path, seed: int, budget: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    url: str, report_dir: Path, seed: int, budget: str, areas: str
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "conformance.runner.cli", "run", "--target", url]
     command += ["--profile", "ci", "--seed", str(seed), "--report-dir", str(report_dir)]
     command += ["--time-budget", budget, "--max-findings", "1"]
+    if areas:
+        command += ["-k", areas]
     for role in ROLES:
         command += ["--role-account", f"{role}=m-{role}:{_variable(role)}"]
     return subprocess.run(
@@ -277,8 +285,9 @@ def _run(url: str, report_dir: Path, seed: int, budget: str) -> subprocess.Compl
     )
 
 
-def run_mutant(mutant: Mutant, seed: int, budget: str) -> Verdict:
-    """Serve ``mutant`` and run the ``ci`` profile against it."""
+def run_mutant(mutant: Mutant, seed: int, budget: str, areas: str = "") -> Verdict:
+    """Serve ``mutant`` and run the ``ci`` profile against it (only ``areas``, a ``-k``
+    expression, when given)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutant-") as directory:
         overlay = Path(directory)
@@ -289,7 +298,8 @@ def run_mutant(mutant: Mutant, seed: int, budget: str) -> Verdict:
         try:
             if not _wait_listening(port, server, 60):
                 return Verdict(mutant, "stillborn", -1, time.monotonic() - started, "")
-            result = _run(f"http://127.0.0.1:{port}/", overlay / "report", seed, budget)
+            url = f"http://127.0.0.1:{port}/"
+            result = _run(url, overlay / "report", seed, budget, areas)
         finally:
             server.terminate()
             server.wait(10)
@@ -297,7 +307,19 @@ def run_mutant(mutant: Mutant, seed: int, budget: str) -> Verdict:
         lines = (result.stdout + result.stderr).splitlines()
         mark = " F-" if result.returncode == 1 else "verdict"
         finding = next((ln.strip() for ln in lines if mark in ln), "")
-        return Verdict(mutant, outcome, result.returncode, time.monotonic() - started, finding)
+        seconds = time.monotonic() - started
+        cut = _left_out(overlay / "report")
+        return Verdict(mutant, outcome, result.returncode, seconds, finding, cut)
+
+
+def _left_out(report_dir: Path) -> int:
+    """How many tests the run's budget cut short, as its summary.json records."""
+    try:
+        summary = json.loads((report_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    budget = summary.get("budget") if isinstance(summary, dict) else None
+    return len(budget.get("left_out", ())) if isinstance(budget, dict) else 0
 
 
 # ---- the command -----------------------------------------------------------------------------
@@ -317,8 +339,12 @@ def _table(verdicts: list[Verdict]) -> str:
     total = Counter(v.outcome for v in verdicts)
     tried = total["found"] + total["survived"] + total["error"]
     lines.append(f"{'all':<16} {total['found']:>5} / {tried:<7} {total['survived']:>8}")
-    survivors = [v.mutant for v in verdicts if v.outcome == "survived"]
-    lines += [f"survived: {m.file}:{m.line} {m.kind}: {m.change}" for m in survivors]
+    lines += [
+        f"survived: {v.mutant.file}:{v.mutant.kind}:{v.mutant.index} (line {v.mutant.line}) "
+        f"{v.mutant.change}" + (f"; budget cut {v.left_out} test(s) short" if v.left_out else "")
+        for v in verdicts
+        if v.outcome == "survived"
+    ]
     return "\n".join(lines)
 
 
@@ -338,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE:KIND:INDEX",
         help="run this mutant (repeatable; e.g. a survivor again with a larger budget)",
     )
+    parser.add_argument(
+        "-k",
+        dest="areas",
+        default="",
+        metavar="AREAS",
+        help="run only these areas (the run's -k): a survivor again where it should be found",
+    )
     args = parser.parse_args(argv)
     every = mutants()
     if args.list:
@@ -351,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     verdicts = []
     with ThreadPoolExecutor(args.j) as pool:
-        for verdict in pool.map(lambda m: run_mutant(m, args.seed, args.budget), chosen):
+        for verdict in pool.map(lambda m: run_mutant(m, args.seed, args.budget, args.areas), chosen):
             verdicts.append(verdict)
             record = {**asdict(verdict), "mutant": asdict(verdict.mutant)}
             print(json.dumps(record), file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ from models.schema import Message
 from models.transition import Branch, Ctx, Handler, Result, as_map, done, vm_of
 from models.world import World
 
-__all__ = ["generic_handler"]
+__all__ = ["generic_handler", "revealing_read"]
 
 RECOMPUTING_FIELDS = frozenset({"blocked_operations"})
 """Fields whose edits recompute allowed_operations (the forwarding layer does it for these)."""
@@ -23,13 +23,13 @@ def _getter(field: str) -> Handler:
     def handler(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         vm_of(ctx.world, args[0])
         if field == "allowed_operations":
-            return _read(ctx.world, lambda world: read_record(world, str(args[0]))[field])
+            return revealing_read(ctx.world, lambda world: read_record(world, str(args[0]))[field])
         return done(ctx.world, read_record(ctx.world, str(args[0]))[field])
 
     return handler
 
 
-def _read(world: World, value_in: Callable[[World], Value]) -> Result:
+def revealing_read(world: World, value_in: Callable[[World], Value]) -> Result:
     """A read that shows allowed_operations: one branch per world the answer may reveal.
 
     Where the answer is the same in every such world it reveals nothing, and the fact stays
@@ -91,7 +91,7 @@ def _set_edit(field: str, *, add: bool) -> Handler:
 
 def _get_record(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     vm_of(ctx.world, args[0])
-    return _read(ctx.world, lambda world: read_record(world, str(args[0])))
+    return revealing_read(ctx.world, lambda world: read_record(world, str(args[0])))
 
 
 def _get_all(ctx: Ctx, _: tuple[Value, ...]) -> Result:
@@ -99,7 +99,9 @@ def _get_all(ctx: Ctx, _: tuple[Value, ...]) -> Result:
 
 
 def _get_all_records(ctx: Ctx, _: tuple[Value, ...]) -> Result:
-    return _read(ctx.world, lambda world: {ref: read_record(world, ref) for ref in world.vms})
+    return revealing_read(
+        ctx.world, lambda world: {ref: read_record(world, ref) for ref in world.vms}
+    )
 
 
 def _get_by_uuid(ctx: Ctx, args: tuple[Value, ...]) -> Result:

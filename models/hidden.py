@@ -1,8 +1,9 @@
 """VM messages xapi hides from the published reference (``~hide_from_docs``) that a client
 may still call: declared here since the catalogue, read from that reference, lacks them.
 
-None is sent by the suite (its generators draw from the catalogue); the simulator answers them
-as xapi does.
+The suite sends the queries (``get_all_records_where``, ``get_all_where``: the pool-wide
+queries a client filters with, in the language of ``models.where``); the others it does not send
+(its generators draw from the catalogue), and the simulator answers them as xapi does.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from types import MappingProxyType
 from models.checks import guarded, update_vm
 from models.errors import XenAPIError
 from models.outcome import Value
-from models.schema import LOCAL_ROOT_ONLY, Message, Param, XType
+from models.schema import LOCAL_ROOT_ONLY, Message, Param, XType, parse_type
 from models.setters import MADE_INTO_TEMPLATE
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
+from models.where import get_all_records_where, get_all_where
 
 __all__ = ["HIDDEN_ENUMS", "HIDDEN_MESSAGES"]
 
@@ -126,8 +128,23 @@ _UPDATE_SECUREBOOT_ON_BOOT = Message(
     has_async=True,
 )
 
+_EXPR = (Param("expr", XType("string")),)
+_GET_ALL_RECORDS_WHERE = Message(
+    "get_all_records_where",
+    _EXPR,
+    parse_type("(VM ref -> VM record) map"),
+    "read-only",
+    has_async=False,
+)
+_GET_ALL_WHERE = Message(
+    "get_all_where", _EXPR, parse_type("VM ref set"), "read-only", has_async=False
+)
+"""datamodel_utils.ml: each class's filtered queries, hidden from the docs, read-only."""
+
 HIDDEN_MESSAGES: Mapping[str, tuple[Message, Handler]] = MappingProxyType(
     {
+        _GET_ALL_RECORDS_WHERE.wire_name: (_GET_ALL_RECORDS_WHERE, get_all_records_where),
+        _GET_ALL_WHERE.wire_name: (_GET_ALL_WHERE, get_all_where),
         _GET_SECUREBOOT_STATE.wire_name: (
             _GET_SECUREBOOT_STATE,
             get_secureboot_certificates_state,

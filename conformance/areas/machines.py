@@ -35,6 +35,7 @@ from conformance.areas.strategies import (
     value_of,
     vm_record,
     vm_records,
+    where_expressions,
 )
 from conformance.areas.sweeps import LIFECYCLE_MESSAGES, picked, pool_templates, query_pool
 from conformance.engine.harness import Connection, Harness
@@ -387,6 +388,14 @@ class FieldsMachine(CopyRules):
     @rule()
     def queries(self) -> None:
         self.harness.call("VM.get_by_name_label", "xapi-conformance none")
+
+    @rule(vm=ConformanceMachine.vms, data=st.data(), records=st.booleans())
+    def filtered(self, vm: str, data: st.DataObject, records: bool) -> None:
+        """VM.get_all_records_where or get_all_where with an expression about ``vm``."""
+        if vm not in self.harness.world.vms:
+            return
+        expr = data.draw(where_expressions(self.harness.world.vms[vm]), label="expr")
+        self.harness.call("VM.get_all_records_where" if records else "VM.get_all_where", expr)
 
 
 class RpcMachine(ConformanceMachine):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
+
 from hypothesis import strategies as st
 
 from conformance.judge.refs import RUN_TAG
@@ -9,6 +12,7 @@ from models import catalogue
 from models.operations import VM_OPERATIONS
 from models.outcome import Value
 from models.schema import XType
+from models.where import column_of, stored_text
 
 __all__ = [
     "BAD_REFS",
@@ -21,6 +25,7 @@ __all__ = [
     "value_of",
     "vm_record",
     "vm_records",
+    "where_expressions",
 ]
 
 MIB = 2**20
@@ -169,3 +174,53 @@ def value_of(xtype: XType) -> st.SearchStrategy[Value]:
     if xtype.kind == "map" and xtype.key is not None and xtype.item is not None:
         return st.dictionaries(value_of(xtype.key).map(str), value_of(xtype.item), max_size=2)
     return simple[xtype.kind]
+
+
+WHERE_FIELDS = (
+    "name_label",
+    "name_description",
+    "power_state",
+    "is_a_template",
+    "is_a_snapshot",
+    "user_version",
+    "VCPUs_max",
+    "memory_static_max",
+    "actions_after_crash",
+    "HVM_boot_policy",
+)
+"""Fields a filter compares whose stored text the model knows exactly (its own, not chosen by
+the server)."""
+WHERE_MISTAKES = (
+    'field "name_label" = "xapi-conformance"',
+    "field \"power_state\" = 'Halted'",
+    'power_state = "Halted"',
+    'field "power_state" = "Halted" and',
+    "",
+)
+"""Expressions a client gets wrong: an API name where the column is ``name__label``, quotes
+the language has not, a bare name, a dangling ``and``, nothing."""
+
+
+def where_expressions(record: Mapping[str, Value]) -> st.SearchStrategy[str]:
+    """Expressions of VM.get_all_records_where's language (``models.where``) about the VM
+    ``record``: comparisons of its fields that hold or not, ``true`` and ``false``, joined by
+    and/or, negated, bracketed; now and then one a client gets wrong."""
+    comparison = st.builds(
+        partial(_comparison, record), st.sampled_from(WHERE_FIELDS), st.booleans()
+    )
+    leaves = comparison | st.sampled_from(["true", "false"])
+    expressions = st.recursive(leaves, _combined, max_leaves=4)
+    return st.one_of(expressions, expressions, st.sampled_from(WHERE_MISTAKES))
+
+
+def _comparison(record: Mapping[str, Value], field: str, holds: bool) -> str:
+    text = stored_text(record[field]) if holds else "xapi-conformance other"
+    return f'field "{column_of(field)}" = "{text}"'
+
+
+def _combined(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.builds("{} {} {}".format, inner, st.sampled_from(["and", "or"]), inner),
+        inner.map("not {}".format),
+        inner.map("({})".format),
+    )

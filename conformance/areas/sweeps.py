@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -437,6 +437,29 @@ def query_pool(harness: Harness, ref: str) -> None:
         harness.call("VM.get_by_name_label", str(harness.world.vms[ref]["name_label"]))
     harness.call("VM.get_all")
     harness.call("VM.get_all_records")
+    if ref in harness.world.vms:
+        query_where(harness, harness.world.vms[ref])
+
+
+def query_where(harness: Harness, vm: Mapping[str, Value]) -> None:
+    """The filtered queries (VM.get_all_records_where, get_all_where) about ``vm``: one that
+    selects it, one whose ``not`` reaches past an ``and`` (it binds loosest) and leaves it out,
+    one naming a field by its API name (the column is ``name__label``) and one with text
+    outside the language."""
+    label, state = (f'"{vm[field]}"' for field in ("name_label", "power_state"))
+    template = f'"{str(vm["is_a_template"]).lower()}"'
+    if label.count('"') > 2:  # a label no literal of the language can hold
+        return
+    harness.call(
+        "VM.get_all_where",
+        f'field "name__label" = {label} and field "power_state" = {state}',
+    )
+    harness.call(
+        "VM.get_all_records_where",
+        f'not field "name__label" = {label} and field "is_a_template" = {template}',
+    )
+    harness.call("VM.get_all_records_where", f'field "name_label" = {label}')
+    harness.call("VM.get_all_where", f"field \"power_state\" = '{vm['power_state']}'")
 
 
 def queries_sweep() -> Iterator[Case]:

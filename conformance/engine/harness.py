@@ -61,7 +61,15 @@ __all__ = [
 
 _UUID_READS = frozenset({"VM.get_record", "VM.get_uuid"})
 """Reads that show a suite VM's uuid, checked for stability and uniqueness."""
-ALL_VM_QUERIES = frozenset({"VM.get_all", "VM.get_all_records", "VM.get_by_name_label"})
+ALL_VM_QUERIES = frozenset(
+    {
+        "VM.get_all",
+        "VM.get_all_records",
+        "VM.get_by_name_label",
+        "VM.get_all_records_where",
+        "VM.get_all_where",
+    }
+)
 """Queries whose answers include every VM on the target, the suite's or not."""
 
 
@@ -720,7 +728,7 @@ class Harness:
         """(VM, field) a read diverges on, as far as the call and the mismatch name them."""
         first = str(call.args[0]) if call.args else ""
         in_record = re.search(r"(?:^field |\]\.|^result\.)(\w+)", mismatch.where)
-        if call.method == "VM.get_all_records" and in_record:
+        if call.method in ("VM.get_all_records", "VM.get_all_records_where") and in_record:
             shown = re.search(r"\['([^']+)'\]", mismatch.where)
             named = shown.group(1) if shown else ""
             vm = next((r for r in self.refs.bound("vm") if named in (r, self.refs.name(r))), "")

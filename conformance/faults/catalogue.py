@@ -27,6 +27,7 @@ from conformance.faults.changes import (
     _error_code_only,
     _every_host,
     _failed_as_success,
+    _filter_ignored,
     _kept,
     _lowercase_class,
     _message_only,
@@ -855,6 +856,17 @@ _ENTRIES += (
             "VM.get_all_records leaves out snapshots.",
             "after VM.snapshot(vm, …), xapi's VM.get_all_records holds the snapshot's record; "
             "the faulty server's does not.",
+        ),
+    ),
+    (
+        "where-filter-ignored",
+        Seeded(
+            BranchFault(_filter_ignored, _vm_methods("get_all_records_where")),
+            "fields",
+            "fields",
+            "VM.get_all_records_where answers every VM's record, whatever the expression.",
+            'VM.get_all_records_where(\'not field "name__label" = "x" and …\') leaves out the VM '
+            "labelled x in xapi; the faulty server answers its record too.",
         ),
     ),
     (

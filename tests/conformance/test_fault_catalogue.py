@@ -434,6 +434,10 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         and d.ok("VM.snapshot", vm, "s")
         and Scenario(("VM.get_all_records",), None, None)
     ),
+    "where-filter-ignored": lambda d: (
+        d.new_vm()
+        and Scenario(("VM.get_all_records_where", 'field "name__label" = "none"'), {}, None)
+    ),
     "snapshot-time-epoch": lambda d: (
         (vm := d.new_vm())
         and Scenario(

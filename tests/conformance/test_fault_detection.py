@@ -109,6 +109,7 @@ CASES: dict[str, tuple[str, str]] = {
     "map-key-roles-ignored": ("test_area and roles", "RBAC_PERMISSION_DENIED"),
     "name-label-prefix-match": (FIELDS_SWEEP, "get_by_name_label"),
     "records-without-snapshots": (FIELDS_SWEEP, "get_all_records"),
+    "where-filter-ignored": (FIELDS_SWEEP, "get_all_records_where"),
     "snapshot-time-epoch": (LIFECYCLE_SWEEP, "snapshot_time"),
     "revert-keeps-changes": (LIFECYCLE_SWEEP, "name_description"),
     "template-vcpus-unchecked": (MEMORY_SWEEP, "INVALID_VALUE"),
@@ -355,6 +356,7 @@ REPLAYED = (
     "any-password-accepted",
     "session-originator-lost",
     "default-template-clone-kept",
+    "datetime-as-string",
 )
 
 

@@ -30,7 +30,9 @@ def create(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         raise XenAPIError("INTERNAL_ERROR", error.text) from error
     ref, record, world = fresh_vm(ctx.world, typed)
     if record["power_state"] == "Suspended" and not _suspend_data(record):
-        raise XenAPIError("VM_BAD_POWER_STATE", ref, "halted", "suspended")
+        # xapi draws the ref (and makes the VM's metrics) before it refuses: the ref is spent
+        refused = XenAPIError("VM_BAD_POWER_STATE", ref, "halted", "suspended")
+        return failed(world, refused.failure())
     return done(refresh(with_vm(world, ref, record), ref), ref)
 
 

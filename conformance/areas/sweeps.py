@@ -191,13 +191,40 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     """The placement checks (``placement_sweep``), every lifecycle message in every reachable
     cell, then the fields of every kind of copy
     and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
-    client picks one (``pool_templates_sweep``)."""
+    client picks one (``pool_templates_sweep``), then VM.create in each power state a client
+    may ask for (``creates_sweep``)."""
     yield from placement_sweep()
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
             yield Cell(message, state, kind)
     yield from copies_sweep()
     yield from pool_templates_sweep()
+    yield from creates_sweep()
+
+
+CREATED_STATES: tuple[tuple[str, dict[str, Value]], ...] = (
+    ("Running", {}),
+    ("Paused", {}),
+    ("Suspended", {}),
+    ("Suspended", {"last_booted_record": "booted", "last_boot_CPU_flags": {"vendor": "x"}}),
+)
+"""Power states VM.create is asked for, with the suspend data a client may give: xapi_vm.ml
+create makes any VM but a Suspended one Halted, and refuses a Suspended one unless it has CPU
+flags, a booted record and a suspend VDI (VM_BAD_POWER_STATE naming the ref it drew)."""
+
+
+def creates_sweep() -> Iterator[Case]:
+    """VM.create of each of ``CREATED_STATES``; what it made read back."""
+    for state, data in CREATED_STATES:
+        yield partial(_created_in, state=state, data=data)
+
+
+def _created_in(connection: Connection, area: str, state: str, data: dict[str, Value]) -> None:
+    def made(harness: Harness) -> list[str]:
+        record = vm_record(connection, power_state=state, **data)
+        return [_ref(harness.call("VM.create", record))]
+
+    _run_on(connection, area, made, partial(_call, method="VM.get_record", args=()))
 
 
 def placement_sweep() -> Iterator[Case]:
@@ -258,12 +285,15 @@ MEMORY_CASES: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("set_memory", (768 * MIB,)),
     ("set_VCPUs_at_startup", (0,)),
     ("set_VCPUs_at_startup", (1,)),
+    ("set_VCPUs_at_startup", (2,)),
     ("set_VCPUs_at_startup", (64,)),
     ("set_VCPUs_max", (0,)),
+    ("set_VCPUs_max", (1,)),
     ("set_VCPUs_max", (4,)),
 )
-"""Memory and VCPU setters with ordered, disordered and pinned values (semantics §6, §14;
-xapi_vm_helpers.ml validate_VCPUs: 0 < VCPUs_at_startup <= VCPUs_max)."""
+"""Memory and VCPU setters with ordered, disordered and pinned values, and each VCPU rule on
+both sides of its bound (semantics §6, §14; xapi_vm_helpers.ml validate_VCPUs: 0 <
+VCPUs_at_startup <= VCPUs_max; the sweep's VMs have 2 VCPUs, 1 at startup)."""
 
 
 SETTER_CELLS = (
@@ -288,13 +318,13 @@ def _memory_case(
 ) -> Callable[[Connection, str], None]:
     def run(connection: Connection, area: str) -> None:
         _run_case(
-            connection, area, state, kind, lambda h, ref: _call(h, f"VM.{method}", ref, values)
+            connection, area, state, kind, lambda h, ref: _call(h, ref, f"VM.{method}", values)
         )
 
     return run
 
 
-def _call(harness: Harness, method: str, ref: str, args: tuple[Value, ...]) -> None:
+def _call(harness: Harness, ref: str, method: str, args: tuple[Value, ...]) -> None:
     harness.call(method, ref, *args)
 
 

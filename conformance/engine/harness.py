@@ -404,7 +404,7 @@ class Harness:
         answer = self._send(rules, args)
         if answer.malformed is None:
             returns = rules.result if answer.via_task else rules.answer
-            self._bind_results(expected, answer.outcome, returns)
+            self._bind_results(expected, answer.outcome, returns, args)
             answer = replace(answer, outcome=self.refs.outcome_to_model(answer.outcome))
             chosen, mismatch = self._match(rules, expected, answer)
             identity = self._identity_mismatch(rules, args, answer.outcome)
@@ -536,12 +536,16 @@ class Harness:
         return key
 
     def _bind_results(
-        self, expected: Sequence[_Expected], actual: Outcome, returns: XType | None
+        self,
+        expected: Sequence[_Expected],
+        actual: Outcome,
+        returns: XType | None,
+        args: Sequence[Value],
     ) -> None:
         """A new target ref in a successful answer is bound to the model ref a branch created;
-        so is a VM a refused call made and its error names (``_bind_named_in_error``)."""
+        so is a VM a refused call made or named and its error names (``_bind_named_in_error``)."""
         if isinstance(actual, Failure):
-            self._bind_named_in_error(expected, actual)
+            self._bind_named_in_error(expected, actual, args)
             return
         if returns is None or returns.kind != "ref":
             return
@@ -556,18 +560,24 @@ class Harness:
         if returns.name == "VM":
             self.strays.append(target_ref)
 
-    def _bind_named_in_error(self, expected: Sequence[_Expected], actual: Failure) -> None:
+    def _bind_named_in_error(
+        self, expected: Sequence[_Expected], actual: Failure, args: Sequence[Value]
+    ) -> None:
         """A VM the call made before it refused (VM.revert remakes a destroyed VM from its
         snapshot, then a blocked operation refuses the revert) and the error names: its new
-        target ref, at the error parameter where the model names the VM, is bound to it."""
+        target ref, at the error parameter where the model names the VM, is bound to it. So is
+        a ref the call drew for a VM it then did not make (VM.create of a Suspended VM without
+        its suspend image: VM_BAD_POWER_STATE names the ref the VM would have had), which
+        neither world holds and the call was not sent."""
         for candidate in expected:
             outcome = candidate.outcome
             if not isinstance(outcome, Failure) or outcome.code != actual.code:
                 continue
             for want, got in zip(outcome.params, actual.params, strict=False):
+                drawn = want not in candidate.world.vms and want not in args
                 if (
                     want != got
-                    and want in candidate.world.vms
+                    and (want in candidate.world.vms or drawn)
                     and want not in self.world.vms
                     and not self.refs.is_bound(want)
                     and got.startswith(REF_PREFIX)

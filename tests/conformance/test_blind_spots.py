@@ -1,0 +1,102 @@
+"""Blind spots the mutation benchmark showed (docs/mutation.md), each now asked about and
+judged both ways: the reference server conforms, a target whose answer to the one call is
+wrong diverges.
+
+- VM.create in each power state (``creates_sweep``): a Suspended VM without its suspend image
+  is refused with VM_BAD_POWER_STATE naming the ref xapi drew for it;
+- each VCPU rule on both sides of its bound (the memory sweep's ``set_VCPUs_max(1)``);
+- reads of other classes' objects by refs and uuids that name nothing (the rpc area).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conformance.areas import sweeps
+from conformance.areas.machines import OTHER_CLASS_READS, RpcMachine
+from conformance.engine.harness import Connection, Harness
+from conformance.judge.divergence import Divergence
+from conformance.targets.inprocess import InProcessTarget
+from models.outcome import Failure, Outcome
+from tests.conformance.test_harness import Tampered, connect
+
+Rewrite = Callable[[Outcome], Outcome]
+
+
+def _last_param_dropped(outcome: Outcome) -> Outcome:
+    if isinstance(outcome, Failure):
+        return Failure(outcome.code, outcome.params[:-1])
+    return outcome
+
+
+def _refused(outcome: Outcome) -> Outcome:
+    return Failure(
+        "INVALID_VALUE", ("VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max", "1")
+    )
+
+
+def _connection(method: str, rewrite: Rewrite | None) -> Connection:
+    if rewrite is None:
+        return connect()
+
+    def wrap(inner: InProcessTarget) -> Tampered:
+        return Tampered(inner, method, rewrite)
+
+    return connect(wrap=wrap)
+
+
+def _creates(connection: Connection) -> None:
+    for case in sweeps.creates_sweep():
+        case(connection, "lifecycle")
+
+
+def _vcpus_max_at_its_bound(connection: Connection) -> None:
+    sweeps._memory_case("set_VCPUs_max", (1,), "Halted")(connection, "memory")
+
+
+def _other_class_reads(connection: Connection) -> None:
+    machine = RpcMachine(connection)
+    for message in OTHER_CLASS_READS:
+        machine.other_class_read("OpaqueRef:NULL", message)
+    machine.teardown()
+
+
+# (case, the suite's cases, the method a faulty target answers wrongly, how)
+CASES: tuple[tuple[str, Callable[[Connection], None], str, Rewrite], ...] = (
+    ("suspended create's refusal", _creates, "VM.create", _last_param_dropped),
+    ("VCPUs_max at its bound", _vcpus_max_at_its_bound, "VM.set_VCPUs_max", _refused),
+    ("other class by uuid", _other_class_reads, "VDI.get_by_uuid", _last_param_dropped),
+    ("other class by ref", _other_class_reads, "VIF.get_device", _last_param_dropped),
+)
+
+
+@pytest.mark.parametrize(("case", "run", "method", "rewrite"), CASES, ids=[c[0] for c in CASES])
+def test_the_reference_server_conforms(
+    case: str, run: Callable[[Connection], None], method: str, rewrite: Rewrite
+) -> None:
+    del method, rewrite
+    connection = _connection("", None)
+    run(connection)
+    assert not connection.tally.divergences, case
+
+
+@pytest.mark.parametrize(("case", "run", "method", "rewrite"), CASES, ids=[c[0] for c in CASES])
+def test_a_wrong_answer_diverges(
+    case: str, run: Callable[[Connection], None], method: str, rewrite: Rewrite
+) -> None:
+    with pytest.raises(Divergence) as raised:
+        run(_connection(method, rewrite))
+    assert method in raised.value.info.reproducer, case
+
+
+def test_a_refused_create_spends_its_ref() -> None:
+    """The ref the refusal names is not the next VM's (xapi drew it with Ref.make)."""
+    harness = Harness(connect(), "lifecycle")
+    record = sweeps.vm_record(harness.connection, power_state="Suspended")
+    refused = harness.call("VM.create", record)
+    made = harness.call("VM.create", sweeps.vm_record(harness.connection))
+    assert isinstance(refused, Failure) and refused.params[0] != getattr(made, "value", None)
+    harness.finish()
+    assert not harness.connection.tally.divergences

@@ -384,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     verdicts = []
     with ThreadPoolExecutor(args.j) as pool:
-        for verdict in pool.map(lambda m: run_mutant(m, args.seed, args.budget, args.areas), chosen):
+        for verdict in pool.map(
+            lambda m: run_mutant(m, args.seed, args.budget, args.areas), chosen
+        ):
             verdicts.append(verdict)
             record = {**asdict(verdict), "mutant": asdict(verdict.mutant)}
             print(json.dumps(record), file=sys.stderr, flush=True)

@@ -192,7 +192,8 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     cell, then the fields of every kind of copy
     and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
     client picks one (``pool_templates_sweep``), then VM.create in each power state a client
-    may ask for (``creates_sweep``)."""
+    may ask for (``creates_sweep``) and the start of each configuration a start refuses or
+    lets through (``crash_actions_sweep``)."""
     yield from placement_sweep()
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
@@ -200,6 +201,7 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     yield from copies_sweep()
     yield from pool_templates_sweep()
     yield from creates_sweep()
+    yield from crash_actions_sweep()
 
 
 CREATED_STATES: tuple[tuple[str, dict[str, Value]], ...] = (
@@ -227,37 +229,29 @@ def _created_in(connection: Connection, area: str, state: str, data: dict[str, V
     _run_on(connection, area, made, partial(_call, method="VM.get_record", args=()))
 
 
-def placement_sweep() -> Iterator[Case]:
-    """xapi_vm_helpers.ml ``assert_can_boot_here`` against each host of the pool, with
-    VM.get_possible_hosts, then VM.start_on and VM.start: for a VM whose virtual hardware
-    platform version no host offers (3), and one every host offers (2); and for a VM with
-    more VCPUs than any host has CPUs, asked (never started) before and after platform
-    ``vcpu-unrestricted``."""
-    for version in (3, 2):
-        yield _case(partial(_placed, version=version))
-    yield _case(_over_cpus)
+BOOT_POLICIES = ("BIOS order", "")
+"""An HVM guest and a PV one (no HVM boot policy: domain type pv)."""
 
 
-def _ask_every_host(harness: Harness, ref: str) -> None:
-    for host in sorted(harness.world.hosts):
-        harness.call("VM.assert_can_boot_here", ref, host)
-    harness.call("VM.get_possible_hosts", ref)
+def crash_actions_sweep() -> Iterator[Case]:
+    """Each actions_after_crash on an HVM and a PV guest, started on a host and then anywhere:
+    xapi_vm_helpers.ml refuses rename_restart everywhere and the coredump actions on an HVM
+    guest (VALUE_NOT_SUPPORTED on the host asked for; NO_HOSTS_AVAILABLE when it picks)."""
+    for policy in BOOT_POLICIES:
+        for action in catalogue.ENUMS["on_crash_behaviour"]:
+            yield partial(_configured_start, policy=policy, action=action)
 
 
-def _placed(harness: Harness, ref: str, version: int) -> None:
-    harness.call("VM.set_hardware_platform_version", ref, version)
-    _ask_every_host(harness, ref)
-    harness.call("VM.start_on", ref, sorted(harness.world.hosts)[-1], False, False)
-    if harness.world.vms[ref]["power_state"] == "Halted":
+def _configured_start(connection: Connection, area: str, policy: str, action: str) -> None:
+    def made(harness: Harness) -> list[str]:
+        record = vm_record(connection, HVM_boot_policy=policy, actions_after_crash=action)
+        return [_ref(harness.call("VM.create", record))]
+
+    def start(harness: Harness, ref: str) -> None:
+        harness.call("VM.start_on", ref, sorted(harness.world.hosts)[-1], False, False)
         harness.call("VM.start", ref, False, False)
 
-
-def _over_cpus(harness: Harness, ref: str) -> None:
-    most = max(host.cpu_count for host in harness.world.hosts.values())
-    harness.call("VM.set_VCPUs_max", ref, most + 1)
-    _ask_every_host(harness, ref)
-    harness.call("VM.add_to_platform", ref, "vcpu-unrestricted", "true")
-    _ask_every_host(harness, ref)
+    _run_on(connection, area, made, start)
 
 
 def blocked_sweep() -> Iterator[Cell]:

@@ -5,7 +5,8 @@ wrong diverges.
 - VM.create in each power state (``creates_sweep``): a Suspended VM without its suspend image
   is refused with VM_BAD_POWER_STATE naming the ref xapi drew for it;
 - each VCPU rule on both sides of its bound (the memory sweep's ``set_VCPUs_max(1)``);
-- reads of other classes' objects by refs and uuids that name nothing (the rpc area).
+- reads of other classes' objects by refs and uuids that name nothing (the rpc area);
+- the start of each crash action on an HVM and a PV guest (``crash_actions_sweep``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def _vcpus_max_at_its_bound(connection: Connection) -> None:
     sweeps._memory_case("set_VCPUs_max", (1,), "Halted")(connection, "memory")
 
 
+def _crash_actions(connection: Connection) -> None:
+    for case in sweeps.crash_actions_sweep():
+        case(connection, "lifecycle")
+
+
 def _other_class_reads(connection: Connection) -> None:
     machine = RpcMachine(connection)
     for message in OTHER_CLASS_READS:
@@ -69,6 +75,7 @@ CASES: tuple[tuple[str, Callable[[Connection], None], str, Rewrite], ...] = (
     ("VCPUs_max at its bound", _vcpus_max_at_its_bound, "VM.set_VCPUs_max", _refused),
     ("other class by uuid", _other_class_reads, "VDI.get_by_uuid", _last_param_dropped),
     ("other class by ref", _other_class_reads, "VIF.get_device", _last_param_dropped),
+    ("crash action refused", _crash_actions, "VM.start_on", _last_param_dropped),
 )
 
 

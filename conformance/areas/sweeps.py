@@ -192,8 +192,9 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     cell, then the fields of every kind of copy
     and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
     client picks one (``pool_templates_sweep``), then VM.create in each power state a client
-    may ask for (``creates_sweep``) and the start of each configuration a start refuses or
-    lets through (``crash_actions_sweep``)."""
+    may ask for (``creates_sweep``), the start of each configuration a start refuses or lets
+    through (``crash_actions_sweep``) and the guest plugin called in a row
+    (``PLUGIN_CALLS``)."""
     yield from placement_sweep()
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
@@ -202,6 +203,7 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     yield from pool_templates_sweep()
     yield from creates_sweep()
     yield from crash_actions_sweep()
+    yield _case(_plugin_calls, "Running")
 
 
 CREATED_STATES: tuple[tuple[str, dict[str, Value]], ...] = (
@@ -227,6 +229,22 @@ def _created_in(connection: Connection, area: str, state: str, data: dict[str, V
         return [_ref(harness.call("VM.create", record))]
 
     _run_on(connection, area, made, partial(_call, method="VM.get_record", args=()))
+
+
+PLUGIN_CALLS: tuple[tuple[str, str], ...] = (
+    ("xapi-conformance-no-plugin", "x"),
+    ("guest-agent-operation", "xapi-conformance-no-fn"),
+    ("guest-agent-operation", "request-rdp-on"),
+    ("guest-agent-operation", "run-script"),
+)
+"""VM.call_plugin on a running VM in a row: a plugin there is not (refused before the rate
+limit), a function the plugin has not (let through: it counts), then calls within the rate
+limit's interval (VM_CALL_PLUGIN_RATE_LIMIT, unless the host's clock has moved past it)."""
+
+
+def _plugin_calls(harness: Harness, ref: str) -> None:
+    for plugin, fn in PLUGIN_CALLS:
+        harness.call("VM.call_plugin", ref, plugin, fn, {})
 
 
 BOOT_POLICIES = ("BIOS order", "")

@@ -6,7 +6,8 @@ wrong diverges.
   is refused with VM_BAD_POWER_STATE naming the ref xapi drew for it;
 - each VCPU rule on both sides of its bound (the memory sweep's ``set_VCPUs_max(1)``);
 - reads of other classes' objects by refs and uuids that name nothing (the rpc area);
-- the start of each crash action on an HVM and a PV guest (``crash_actions_sweep``).
+- the start of each crash action on an HVM and a PV guest (``crash_actions_sweep``);
+- the guest plugin called in a row on a running VM (``PLUGIN_CALLS``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def _crash_actions(connection: Connection) -> None:
         case(connection, "lifecycle")
 
 
+def _plugin_calls(connection: Connection) -> None:
+    sweeps._case(sweeps._plugin_calls, "Running")(connection, "lifecycle")
+
+
 def _other_class_reads(connection: Connection) -> None:
     machine = RpcMachine(connection)
     for message in OTHER_CLASS_READS:
@@ -76,6 +81,7 @@ CASES: tuple[tuple[str, Callable[[Connection], None], str, Rewrite], ...] = (
     ("other class by uuid", _other_class_reads, "VDI.get_by_uuid", _last_param_dropped),
     ("other class by ref", _other_class_reads, "VIF.get_device", _last_param_dropped),
     ("crash action refused", _crash_actions, "VM.start_on", _last_param_dropped),
+    ("plugin calls in a row", _plugin_calls, "VM.call_plugin", _last_param_dropped),
 )
 
 

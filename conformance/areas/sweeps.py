@@ -193,8 +193,8 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
     client picks one (``pool_templates_sweep``), then VM.create in each power state a client
     may ask for (``creates_sweep``), the start of each configuration a start refuses or lets
-    through (``crash_actions_sweep``) and the guest plugin called in a row
-    (``PLUGIN_CALLS``)."""
+    through (``crash_actions_sweep``), the guest plugin called in a row (``PLUGIN_CALLS``)
+    and a running VM's power_state_reset on each host (``_reset_on``)."""
     yield from placement_sweep()
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
@@ -204,6 +204,8 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     yield from creates_sweep()
     yield from crash_actions_sweep()
     yield _case(_plugin_calls, "Running")
+    for host in (0, -1):
+        yield _case(partial(_reset_on, host=host))
 
 
 CREATED_STATES: tuple[tuple[str, dict[str, Value]], ...] = (
@@ -245,6 +247,14 @@ limit's interval (VM_CALL_PLUGIN_RATE_LIMIT, unless the host's clock has moved p
 def _plugin_calls(harness: Harness, ref: str) -> None:
     for plugin, fn in PLUGIN_CALLS:
         harness.call("VM.call_plugin", ref, plugin, fn, {})
+
+
+def _reset_on(harness: Harness, ref: str, host: int) -> None:
+    """VM.power_state_reset of a VM running on the first or the last host (of two, one is the
+    master): xapi refuses it with DOMAIN_EXISTS on the pool master and HOST_IS_LIVE on a live
+    slave (the cells' VMs run where VM.start puts them, always the same host)."""
+    harness.call("VM.start_on", ref, sorted(harness.world.hosts)[host], False, False)
+    harness.call("VM.power_state_reset", ref)
 
 
 BOOT_POLICIES = ("BIOS order", "")

@@ -7,12 +7,14 @@ wrong diverges.
 - each VCPU rule on both sides of its bound (the memory sweep's ``set_VCPUs_max(1)``);
 - reads of other classes' objects by refs and uuids that name nothing (the rpc area);
 - the start of each crash action on an HVM and a PV guest (``crash_actions_sweep``);
-- the guest plugin called in a row on a running VM (``PLUGIN_CALLS``).
+- the guest plugin called in a row on a running VM (``PLUGIN_CALLS``);
+- power_state_reset of a VM running on the master and on a slave.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -67,6 +69,11 @@ def _plugin_calls(connection: Connection) -> None:
     sweeps._case(sweeps._plugin_calls, "Running")(connection, "lifecycle")
 
 
+def _resets(connection: Connection) -> None:
+    for host in (0, -1):
+        sweeps._case(partial(sweeps._reset_on, host=host))(connection, "lifecycle")
+
+
 def _other_class_reads(connection: Connection) -> None:
     machine = RpcMachine(connection)
     for message in OTHER_CLASS_READS:
@@ -82,6 +89,7 @@ CASES: tuple[tuple[str, Callable[[Connection], None], str, Rewrite], ...] = (
     ("other class by ref", _other_class_reads, "VIF.get_device", _last_param_dropped),
     ("crash action refused", _crash_actions, "VM.start_on", _last_param_dropped),
     ("plugin calls in a row", _plugin_calls, "VM.call_plugin", _last_param_dropped),
+    ("reset of a running VM", _resets, "VM.power_state_reset", _last_param_dropped),
 )
 
 

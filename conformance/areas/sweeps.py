@@ -328,11 +328,39 @@ SETTER_CELLS = (
 (xapi validates a template's values as a VM's, and refuses most changes to a snapshot)."""
 
 
+MAXIMISED: tuple[tuple[int, bool], ...] = (
+    (4 * 2**30, False),
+    (4 * 2**30, True),
+    (300 * MIB, False),
+    (0, False),
+    (-1, False),
+)
+"""VM.maximise_memory's (total, approximate): a host's worth, as if with 64 vCPUs, a total
+barely above the VM's needs, nothing, and a negative one (helpers.ml bisect's first assert:
+INTERNAL_ERROR naming the line)."""
+
+
 def memory_sweep() -> Iterator[Callable[[Connection, str], None]]:
-    """Each memory case on a Halted and a Running plain VM, a template and a snapshot."""
+    """Each memory case on a Halted and a Running plain VM, a template and a snapshot; then
+    the memory a VM could have within a total (``MAXIMISED``) for an HVM and a PV guest."""
     for method, values in MEMORY_CASES:
         for state, kind in SETTER_CELLS:
             yield _memory_case(method, values, state, kind)
+    for policy in BOOT_POLICIES:
+        yield partial(_maximised, policy=policy)
+
+
+def _maximised(connection: Connection, area: str, policy: str) -> None:
+    def made(harness: Harness) -> list[str]:
+        record = vm_record(connection, HVM_boot_policy=policy)
+        return [_ref(harness.call("VM.create", record))]
+
+    def ask(harness: Harness, ref: str) -> None:
+        harness.call("VM.compute_memory_overhead", ref)
+        for total, approximate in MAXIMISED:
+            harness.call("VM.maximise_memory", ref, total, approximate)
+
+    _run_on(connection, area, made, ask)
 
 
 def _memory_case(

@@ -8,7 +8,8 @@ wrong diverges.
 - reads of other classes' objects by refs and uuids that name nothing (the rpc area);
 - the start of each crash action on an HVM and a PV guest (``crash_actions_sweep``);
 - the guest plugin called in a row on a running VM (``PLUGIN_CALLS``);
-- power_state_reset of a VM running on the master and on a slave.
+- power_state_reset of a VM running on the master and on a slave;
+- the memory an HVM and a PV guest could have within a total (VM.maximise_memory).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from conformance.areas.machines import OTHER_CLASS_READS, RpcMachine
 from conformance.engine.harness import Connection, Harness
 from conformance.judge.divergence import Divergence
 from conformance.targets.inprocess import InProcessTarget
-from models.outcome import Failure, Outcome
+from models.outcome import Failure, Outcome, Success
 from tests.conformance.test_harness import Tampered, connect
 
 Rewrite = Callable[[Outcome], Outcome]
@@ -39,6 +40,13 @@ def _refused(outcome: Outcome) -> Outcome:
     return Failure(
         "INVALID_VALUE", ("VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max", "1")
     )
+
+
+def _a_mib_more(outcome: Outcome) -> Outcome:
+    """An int64 answer a MiB larger (over XML-RPC it arrives as its digits)."""
+    if isinstance(outcome, Success) and str(outcome.value).isdigit():
+        return Success(str(int(str(outcome.value)) + 2**20))
+    return outcome
 
 
 def _connection(method: str, rewrite: Rewrite | None) -> Connection:
@@ -74,6 +82,11 @@ def _resets(connection: Connection) -> None:
         sweeps._case(partial(sweeps._reset_on, host=host))(connection, "lifecycle")
 
 
+def _maximised(connection: Connection) -> None:
+    for policy in sweeps.BOOT_POLICIES:
+        sweeps._maximised(connection, "memory", policy)
+
+
 def _other_class_reads(connection: Connection) -> None:
     machine = RpcMachine(connection)
     for message in OTHER_CLASS_READS:
@@ -90,6 +103,7 @@ CASES: tuple[tuple[str, Callable[[Connection], None], str, Rewrite], ...] = (
     ("crash action refused", _crash_actions, "VM.start_on", _last_param_dropped),
     ("plugin calls in a row", _plugin_calls, "VM.call_plugin", _last_param_dropped),
     ("reset of a running VM", _resets, "VM.power_state_reset", _last_param_dropped),
+    ("memory maximised", _maximised, "VM.maximise_memory", _a_mib_more),
 )
 
 

@@ -7,7 +7,7 @@ wrong diverges.
 - each VCPU rule on both sides of its bound (the memory sweep's ``set_VCPUs_max(1)``);
 - reads of other classes' objects by refs and uuids that name nothing (the rpc area);
 - the start of each crash action on an HVM and a PV guest (``crash_actions_sweep``);
-- the guest plugin called in a row on a running VM (``PLUGIN_CALLS``);
+- the guest plugin called in a row on a running VM, each function first (``_plugin_calls``);
 - power_state_reset of a VM running on the master and on a slave;
 - the memory an HVM and a PV guest could have within a total (VM.maximise_memory).
 """
@@ -74,7 +74,8 @@ def _crash_actions(connection: Connection) -> None:
 
 
 def _plugin_calls(connection: Connection) -> None:
-    sweeps._case(sweeps._plugin_calls, "Running")(connection, "lifecycle")
+    for first in sweeps.PLUGIN_FUNCTIONS:
+        sweeps._case(partial(sweeps._plugin_calls, first=first), "Running")(connection, "lifecycle")
 
 
 def _resets(connection: Connection) -> None:

@@ -6,6 +6,7 @@ against an in-process target whose answer to one method is tampered with, and pa
 
 from __future__ import annotations
 
+import xmlrpc.client as xmlrpc_client
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from conformance.engine.harness import Harness
 from conformance.errors import MalformedAnswer
 from conformance.judge.divergence import Divergence
+from conformance.reproduce.verdict import conforms
 from conformance.targets.base import Protocol_
 from conformance.targets.inprocess import InProcessTarget
 from conformance.wire import DateTimeText, Quirks, xmlrpc
@@ -92,3 +94,23 @@ def test_an_xml_rpc_date_is_told_from_a_string_holding_a_date() -> None:
     assert isinstance(as_xapi, Success) and isinstance(as_text, Success)
     assert isinstance(as_xapi.value, DateTimeText)
     assert as_text.value == as_xapi.value and not isinstance(as_text.value, DateTimeText)
+
+
+@pytest.mark.parametrize(
+    ("method", "date", "holds"),
+    [
+        ("VM.get_snapshot_time", "19700101T00:00:00Z", lambda d: d),
+        ("VM.get_record", {"snapshot_time": "19700101T00:00:00Z"}, lambda d: {"snapshot_time": d}),
+    ],
+    ids=["getter", "record"],
+)
+def test_the_reproducer_tells_a_date_from_a_string_as_the_suite_does(
+    method: str, date: object, holds: Callable[[object], object]
+) -> None:
+    """Over XML-RPC a date sent as a plain string diverges in the reproducer's verdict as in
+    the suite; over JSON-RPC, where xapi sends dates as strings, it conforms."""
+    as_xapi = holds(xmlrpc_client.DateTime("19700101T00:00:00Z"))
+    expected = ("ok", date)
+    assert conforms(method, ("ok", as_xapi), expected, protocol="xmlrpc", strictness="exact")
+    assert not conforms(method, ("ok", date), expected, protocol="xmlrpc", strictness="exact")
+    assert conforms(method, ("ok", date), expected, protocol="jsonrpc", strictness="exact")

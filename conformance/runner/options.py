@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.areas.registry import SELECTABLE
+from conformance.areas.registry import SELECTABLE, SWEEP_AREAS
 from conformance.targets.base import DEFAULT_MAX_RESPONSE_MB, DEFAULT_TIMEOUT_S, STALL_AFTER
 
 __all__ = [
@@ -36,13 +36,7 @@ STRICTNESS = ("exact", "arity", "code")
 AREA_NAMES = SELECTABLE
 """What ``-k`` selects: the suite's areas (its machines) and the deterministic sweeps."""
 
-SUITE_TESTS = (
-    "test_area",
-    "test_lifecycle_sweep",
-    "test_operations_blocked_sweep",
-    "test_memory_sweep",
-    "test_fields_sweep",
-)
+SUITE_TESTS = ("test_area", *SWEEP_AREAS)
 """The suite's test functions, which ``-k`` may also name (as with pytest)."""
 
 RUN_DESCRIPTION = """\

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from conformance.areas.registry import SWEEP_AREAS
+from conformance.errors import UsageError
 from conformance.runner.cli import build_parser
-from conformance.runner.command import pytest_arguments
+from conformance.runner.command import _check_selection, pytest_arguments
 from conformance.runner.options import OPTIONS, add_plugin_options
 
 ARGS = [
@@ -75,3 +77,11 @@ def test_the_plugin_knows_every_run_option(name: str, pytestconfig: pytest.Confi
     assert pytestconfig.getoption(f"xapi_{name.replace('-', '_')}") == next(
         o.default for o in OPTIONS if o.name == name
     )
+
+
+@pytest.mark.parametrize("name", ["test_area", *SWEEP_AREAS])
+def test_k_may_name_each_test_of_the_suite(name: str) -> None:
+    """``-k`` names areas and the suite's test functions, the gap cases' included."""
+    _check_selection(name.removeprefix("test_"))
+    with pytest.raises(UsageError):
+        _check_selection(f"{name}_typo_x")

@@ -187,9 +187,11 @@ WHERE_FIELDS = (
     "memory_static_max",
     "actions_after_crash",
     "HVM_boot_policy",
+    "HVM_shadow_multiplier",
+    "domain_type",
 )
 """Fields a filter compares whose stored text the model knows exactly (its own, not chosen by
-the server)."""
+the server): strings, enums, bools, ints and a double (``%0.18g``)."""
 WHERE_MISTAKES = (
     'field "name_label" = "xapi-conformance"',
     "field \"power_state\" = 'Halted'",

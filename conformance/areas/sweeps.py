@@ -209,6 +209,39 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
         yield _case(partial(_reset_on, host=host))
 
 
+def placement_sweep() -> Iterator[Case]:
+    """xapi_vm_helpers.ml ``assert_can_boot_here`` against each host of the pool, with
+    VM.get_possible_hosts, then VM.start_on and VM.start: for a VM whose virtual hardware
+    platform version no host offers (3), and one every host offers (2); and for a VM with
+    more VCPUs than any host has CPUs, asked (never started) before and after platform
+    ``vcpu-unrestricted``."""
+    for version in (3, 2):
+        yield _case(partial(_placed, version=version))
+    yield _case(_over_cpus)
+
+
+def _ask_every_host(harness: Harness, ref: str) -> None:
+    for host in sorted(harness.world.hosts):
+        harness.call("VM.assert_can_boot_here", ref, host)
+    harness.call("VM.get_possible_hosts", ref)
+
+
+def _placed(harness: Harness, ref: str, version: int) -> None:
+    harness.call("VM.set_hardware_platform_version", ref, version)
+    _ask_every_host(harness, ref)
+    harness.call("VM.start_on", ref, sorted(harness.world.hosts)[-1], False, False)
+    if harness.world.vms[ref]["power_state"] == "Halted":
+        harness.call("VM.start", ref, False, False)
+
+
+def _over_cpus(harness: Harness, ref: str) -> None:
+    most = max(host.cpu_count for host in harness.world.hosts.values())
+    harness.call("VM.set_VCPUs_max", ref, most + 1)
+    _ask_every_host(harness, ref)
+    harness.call("VM.add_to_platform", ref, "vcpu-unrestricted", "true")
+    _ask_every_host(harness, ref)
+
+
 CREATED_STATES: tuple[tuple[str, dict[str, Value]], ...] = (
     ("Running", {}),
     ("Paused", {}),

@@ -163,6 +163,7 @@ LINEARIZABLE = "a linearizable history"
 TYPED_AS_XAPI = "an answer typed as xapi types it"
 """What a race's divergence expects when no single answer of the model stands for it."""
 _FINAL_FIELD = re.compile(r"the final records differ: [^:]+: field (\w+)")
+_READ_FIELD = re.compile(r"VM\.get_record: field (\w+)")
 
 
 def _race_difference(d: DivergenceRecord) -> Difference:
@@ -176,7 +177,8 @@ def _race_difference(d: DivergenceRecord) -> Difference:
     placeholder = any(e.ok and e.value in (LINEARIZABLE, TYPED_AS_XAPI) for e in d.expected)
     if not placeholder:
         if d.actual.ok and d.method.startswith("VM.get_") and all(e.ok for e in d.expected):
-            return _field_difference(d.method.removeprefix("VM.get_"))
+            read = _READ_FIELD.search(d.message) if d.method == "VM.get_record" else None
+            return _field_difference(read.group(1) if read else d.method.removeprefix("VM.get_"))
         return difference(replace(d, kind="outcome", cause=d.method))
     answer = "success" if d.actual.ok else d.actual.error[0]
     return Difference(

@@ -320,3 +320,19 @@ def test_a_race_whose_final_records_differ_on_a_field_is_that_fields_finding() -
     (finding,) = group_findings((stale("name_label", "web"), raced))
     assert finding.id == group_findings((stale("name_label", "web"),))[0].id
     assert finding.seen_under_concurrency
+
+
+def test_a_race_whose_record_read_differs_on_a_field_is_that_fields_finding() -> None:
+    """A record read no order explains is keyed by the field it shows, not by "record"."""
+    raced = replace(
+        race(
+            "VM.get_record",
+            ("VM.set_name_label(vm1, 'x')",),
+            expected=OutcomeRecord.success({"name_label": "y"}),
+        ),
+        message="[concurrency] no order... Deepest attempt: #3 VM.get_record: field name_label:"
+        " 'x' where xapi has 'y'",
+    )
+    (finding,) = group_findings((stale("name_label", "web"), raced))
+    assert finding.id == group_findings((stale("name_label", "web"),))[0].id
+    assert finding.seen_under_concurrency

@@ -23,6 +23,8 @@ Usage:
     python benchmarks/mutation.py --list                       # the mutants, per file and kind
     python benchmarks/mutation.py --sample 40 --seed 1 -j 2 --budget 60s --out mutation.jsonl
     python benchmarks/mutation.py --mutant misc.py:param:12 --budget 180s  # one mutant again
+    nice -n 10 python benchmarks/mutation.py --sample 30 --seed 3 --budget none --max-load 8
+                                               # each mutant judged by a whole ci run
 """
 
 from __future__ import annotations
@@ -275,7 +277,9 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "conformance.runner.cli", "run", "--target", url]
     command += ["--profile", "ci", "--seed", str(seed), "--report-dir", str(report_dir)]
-    command += ["--time-budget", budget, "--max-findings", "1"]
+    command += ["--max-findings", "1"]
+    if budget != "none":
+        command += ["--time-budget", budget]
     if areas:
         command += ["-k", areas]
     for role in ROLES:
@@ -322,6 +326,13 @@ def _left_out(report_dir: Path) -> int:
     return len(budget.get("left_out", ())) if isinstance(budget, dict) else 0
 
 
+def _wait_for_load(limit: float) -> None:
+    """Wait while the machine's 1-minute load is at ``limit`` or above (0: never wait); a
+    benchmark on a shared machine yields to the others' work."""
+    while limit and os.getloadavg()[0] >= limit:
+        time.sleep(30)
+
+
 # ---- the command -----------------------------------------------------------------------------
 
 
@@ -354,7 +365,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="count the mutants and stop")
     parser.add_argument("--sample", type=int, default=40, help="mutants to run (default 40)")
     parser.add_argument("--seed", type=int, default=1, help="sampling and run seed")
-    parser.add_argument("--budget", default="60s", help="each run's --time-budget")
+    parser.add_argument(
+        "--budget",
+        default="60s",
+        help="each run's --time-budget; none for the whole profile, unbounded",
+    )
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        default=0.0,
+        metavar="LOAD",
+        help="start each mutant only while the machine's 1-minute load is below LOAD",
+    )
     parser.add_argument("-j", type=int, default=1, help="mutants run at once")
     parser.add_argument("--out", type=Path, help="append each verdict as a JSON line")
     parser.add_argument(
@@ -383,10 +405,13 @@ def main(argv: list[str] | None = None) -> int:
         every, min(args.sample, len(every))
     )
     verdicts = []
+
+    def judged(mutant: Mutant) -> Verdict:
+        _wait_for_load(args.max_load)
+        return run_mutant(mutant, args.seed, args.budget, args.areas)
+
     with ThreadPoolExecutor(args.j) as pool:
-        for verdict in pool.map(
-            lambda m: run_mutant(m, args.seed, args.budget, args.areas), chosen
-        ):
+        for verdict in pool.map(judged, chosen):
             verdicts.append(verdict)
             record = {**asdict(verdict), "mutant": asdict(verdict.mutant)}
             print(json.dumps(record), file=sys.stderr, flush=True)

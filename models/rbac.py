@@ -11,6 +11,7 @@ from models.schema import LOCAL_ROOT_ONLY, ROLES, Message
 from models.world import SessionInfo
 
 __all__ = [
+    "POOL_PROTECTED_KEYS",
     "PROTECTED_KEYS",
     "TASK_PROTECTED_KEYS",
     "allowed_roles",
@@ -53,7 +54,21 @@ TASK_PROTECTED_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
 """The task's (datamodel.ml ``Task.protected_keys``): its messages are read-only's, these keys
 vm-operator's."""
 
-_PROTECTED_BY_CLASS = {"vm": PROTECTED_KEYS, "task": TASK_PROTECTED_KEYS}
+POOL_PROTECTED_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "other_config": (
+        ("folder", "vm-operator"),
+        ("XenCenter.CustomFields.*", "vm-operator"),
+        ("EMPTY_FOLDERS", "vm-operator"),
+    ),
+}
+"""The pool's (datamodel_pool.ml ``map_keys_roles``): its other_config edits are
+pool-operator's, these keys vm-operator's."""
+
+_PROTECTED_BY_CLASS = {
+    "vm": PROTECTED_KEYS,
+    "task": TASK_PROTECTED_KEYS,
+    "pool": POOL_PROTECTED_KEYS,
+}
 
 _KEYED_MAP_MESSAGES = {
     "add_to_other_config": ("vm", "other_config"),
@@ -62,6 +77,8 @@ _KEYED_MAP_MESSAGES = {
     "remove_from_platform": ("vm", "platform"),
     "task.add_to_other_config": ("task", "other_config"),
     "task.remove_from_other_config": ("task", "other_config"),
+    "pool.add_to_other_config": ("pool", "other_config"),
+    "pool.remove_from_other_config": ("pool", "other_config"),
 }
 """Message name → (class, map) for the messages whose key argument may be protected."""
 

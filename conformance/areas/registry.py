@@ -35,6 +35,7 @@ SWEEP_AREAS: Mapping[str, str] = MappingProxyType(
         "test_memory_sweep": "memory",
         "test_fields_sweep": "fields",
         "test_fields_unjudged_cells": "fields",
+        "test_roles_sweep": "roles",
     }
 )
 """The suite's deterministic sweeps (their test functions) and the area each belongs to."""

@@ -37,6 +37,7 @@ __all__ = [
     "pool_templates",
     "pool_templates_sweep",
     "run_all",
+    "vm_case",
 ]
 
 MIB = 2**20
@@ -204,9 +205,9 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     yield from creates_sweep()
     yield from crash_actions_sweep()
     for first in PLUGIN_FUNCTIONS:
-        yield _case(partial(_plugin_calls, first=first), "Running")
+        yield vm_case(partial(_plugin_calls, first=first), "Running")
     for host in (0, -1):
-        yield _case(partial(_reset_on, host=host))
+        yield vm_case(partial(_reset_on, host=host))
 
 
 def placement_sweep() -> Iterator[Case]:
@@ -216,8 +217,8 @@ def placement_sweep() -> Iterator[Case]:
     more VCPUs than any host has CPUs, asked (never started) before and after platform
     ``vcpu-unrestricted``."""
     for version in (3, 2):
-        yield _case(partial(_placed, version=version))
-    yield _case(_over_cpus)
+        yield vm_case(partial(_placed, version=version))
+    yield vm_case(_over_cpus)
 
 
 def _ask_every_host(harness: Harness, ref: str) -> None:
@@ -454,7 +455,7 @@ Case = Callable[[Connection, str], None]
 Act = Callable[[Harness, str], None]
 
 
-def _case(act: Act, state: str = "Halted", kind: str = "plain") -> Case:
+def vm_case(act: Act, state: str = "Halted", kind: str = "plain") -> Case:
     """A sweep case: ``act`` on a fresh VM in ``state`` of ``kind``."""
 
     def run(connection: Connection, area: str) -> None:
@@ -468,11 +469,11 @@ def edges_sweep() -> Iterator[Case]:
     and an other_config value (found again by get_by_name_label), each double into the shadow
     multiplier: written, read back one by one and in the record (over either protocol)."""
     for number in strategies.EDGE_INTS:
-        yield _case(partial(_write_ints, number=number))
+        yield vm_case(partial(_write_ints, number=number))
     for text in strategies.EDGE_TEXTS:
-        yield _case(partial(_write_texts, text=text))
+        yield vm_case(partial(_write_texts, text=text))
     for double in (*strategies.EDGE_FLOATS, 1.0, 4.0):
-        yield _case(partial(_write_double, double=double))
+        yield vm_case(partial(_write_double, double=double))
 
 
 def _write_ints(harness: Harness, ref: str, number: int) -> None:
@@ -512,7 +513,7 @@ def setters_sweep() -> Iterator[Case]:
     writing the field's current value: the checks a setter makes before it writes (power
     state, template, snapshot, validation of the value) whatever the value."""
     for state, kind in SETTER_CELLS:
-        yield _case(_every_setter, state, kind)
+        yield vm_case(_every_setter, state, kind)
 
 
 def _every_setter(harness: Harness, ref: str) -> None:
@@ -580,12 +581,12 @@ def queries_sweep() -> Iterator[Case]:
     default template, a snapshot and a checkpoint; a clone and a copy (whose labels begin with
     their source's); a rename; a revert; a destroy."""
     for state, kind in CELLS:
-        yield _case(query_pool, state, kind)
+        yield vm_case(query_pool, state, kind)
     for op in ("clone", "copy"):
-        yield _case(partial(_copied_then_queried, op=op))
-    yield _case(_renamed_then_queried)
-    yield _case(_reverted_then_queried)
-    yield _case(_destroyed_then_queried)
+        yield vm_case(partial(_copied_then_queried, op=op))
+    yield vm_case(_renamed_then_queried)
+    yield vm_case(_reverted_then_queried)
+    yield vm_case(_destroyed_then_queried)
 
 
 def _copied_then_queried(harness: Harness, ref: str, op: str) -> None:
@@ -666,10 +667,10 @@ def copies_sweep() -> Iterator[Case]:
     source compared), and a revert after changes, from a snapshot and from a checkpoint."""
     for state in ("Halted", "Running"):
         for op in ("clone", "copy", "snapshot", "checkpoint"):
-            yield _case(partial(_shaped_copy, op=op), state)
+            yield vm_case(partial(_shaped_copy, op=op), state)
     for op in ("snapshot", "checkpoint"):
-        yield _case(partial(_changed_then_reverted, op=op), "Running")
-    yield _case(partial(_changed_then_reverted, op="snapshot"))
+        yield vm_case(partial(_changed_then_reverted, op=op), "Running")
+    yield vm_case(partial(_changed_then_reverted, op="snapshot"))
 
 
 def _shaped_copy(harness: Harness, ref: str, op: str) -> None:

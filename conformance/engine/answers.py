@@ -63,13 +63,15 @@ def send(
     on_task: Callable[[str | None], None] = lambda _task: None,
     on_task_end: Callable[[TaskEnd], None] | None = None,
     hosts: Collection[str] | None = None,
+    keep_task: bool = False,
 ) -> Answer:
     """``rules.method(*args)`` (target terms) on ``target``, typed; an Async call's task awaited.
 
     ``on_task`` learns the Async call's task as soon as the target names it (None when there is
     none), before the task is polled: another lane may cancel it meanwhile. ``on_task_end``
-    learns it once it has ended, before it is read and destroyed. With ``hosts`` (the pool's,
-    target terms) the ended task's record is judged as taskHelper leaves it.
+    learns it once it has ended, before it is read and destroyed (left, with ``keep_task``, for
+    the caller to use and destroy). With ``hosts`` (the pool's, target terms) the ended task's
+    record is judged as taskHelper leaves it.
     """
     sent = datetime.datetime.now(datetime.UTC)
     try:
@@ -86,7 +88,8 @@ def send(
     task = str(answer.outcome.value)
     on_task(task)
     end = TaskEnd(str(args[0]) if args else "", task, rules, sent)
-    return replace(_await_task(target, end, task_timeout, on_task_end, hosts), task=task)
+    answer = _await_task(target, end, task_timeout, on_task_end, hosts, keep_task)
+    return replace(answer, task=task)
 
 
 def typed(raw: Outcome, returns: XType | None, protocol: str, where: str) -> Answer:
@@ -101,8 +104,9 @@ def _await_task(
     limit: float,
     on_task_end: Callable[[TaskEnd], None] | None,
     hosts: Collection[str] | None,
+    keep_task: bool,
 ) -> Answer:
-    """Poll the task until it ends, read its outcome, destroy it."""
+    """Poll the task until it ends, read its outcome, destroy it (unless ``keep_task``)."""
     session, task, rules = end.session, end.task, end.rules
     deadline = time.monotonic() + limit
     pause, longest = TASK_POLL_BACKOFF_S
@@ -123,7 +127,8 @@ def _await_task(
     if on_task_end is not None:
         on_task_end(end)
     record = target.call("task.get_record", session, task)
-    target.call("task.destroy", session, task)
+    if not keep_task:
+        target.call("task.destroy", session, task)
     answer = _task_answer(record, rules, target.protocol)
     problem = None if hosts is None else _task_problem(record, end, hosts)
     return answer if problem is None or answer.malformed else replace(answer, malformed=problem)

@@ -241,6 +241,8 @@ class _Expected:
     outcome: Outcome
     world: World
     via_task: bool = False
+    task: str = ""
+    """The Async call's task (model terms) when the harness keeps tasks."""
 
 
 class Harness:
@@ -268,6 +270,9 @@ class Harness:
         self.on_task_end: Callable[[TaskEnd], None] | None = None
         """Called when an ``Async.`` call's task has ended, before it is read and destroyed
         (the events area watches it)."""
+        self.keep_tasks = False
+        """Leave each ``Async.`` call's ended task on both sides, bound, for the example to use
+        (read, cancel, edit, destroy) as a client that keeps its tasks does."""
 
     def _import(self) -> World:
         connection = self.connection
@@ -408,6 +413,8 @@ class Harness:
             answer = replace(answer, outcome=self.refs.outcome_to_model(answer.outcome))
             chosen, mismatch = self._match(rules, expected, answer)
             identity = self._identity_mismatch(rules, args, answer.outcome)
+            if chosen is not None and chosen.task and answer.task:
+                self.refs.bind(chosen.task, answer.task, "task")
             if chosen is not None and identity is None:
                 self._follow(rules, args, chosen, answer.outcome, purpose)
                 return answer.outcome
@@ -442,7 +449,7 @@ class Harness:
         branches = apply(self.world, Call(rules.method, received, now))
         if not rules.is_async:
             return [_Expected(b.outcome, b.world) for b in branches]
-        return [_through_task(b) for b in branches]
+        return [_through_task(b, keep=self.keep_tasks) for b in branches]
 
     def _send(self, rules: AnswerRules, args: tuple[Value, ...]) -> Answer:
         target = self.connection.target
@@ -453,6 +460,7 @@ class Harness:
             task_timeout=self.connection.task_timeout or target.settings.task_timeout,
             on_task_end=self.on_task_end,
             hosts=[str(self.refs.to_target(h)) for h in self.world.hosts],
+            keep_task=self.keep_tasks,
         )
 
     def _match(
@@ -858,8 +866,9 @@ class Harness:
         return [call.result_ref for call in self.log if call.result_ref]
 
 
-def _through_task(branch: Branch) -> _Expected:
-    """A model branch of an ``Async.`` call as the client sees it once the task ends."""
+def _through_task(branch: Branch, *, keep: bool = False) -> _Expected:
+    """A model branch of an ``Async.`` call as the client sees it once the task ends: the task
+    destroyed, or with ``keep`` left and named."""
     if isinstance(branch.outcome, Failure):
         return _Expected(branch.outcome, branch.world)
     task_ref = str(branch.outcome.value)
@@ -869,6 +878,8 @@ def _through_task(branch: Branch) -> _Expected:
         if task.error_info
         else Success(task.result.value if isinstance(task.result, Encoded) else task.result)
     )
+    if keep:
+        return _Expected(outcome, branch.world, via_task=True, task=task_ref)
     tasks = {k: v for k, v in branch.world.tasks.items() if k != task_ref}
     return _Expected(outcome, replace(branch.world, tasks=tasks), via_task=True)
 

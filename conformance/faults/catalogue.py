@@ -58,6 +58,7 @@ from conformance.faults.changes import (
     _success_without_effect,
     _suspended_refused,
     _tag_appended,
+    _task_owner_ignored,
     _template_as_not_allowed,
     _template_vcpus_stored,
     _type_error_text,
@@ -982,6 +983,33 @@ _ENTRIES += (
             "A session's record does not keep the originator its login gave.",
             'after session.login_with_password(user, pw, version, "XenCenter"), xapi\'s '
             'session.get_originator answers "XenCenter"; the faulty server\'s answers "".',
+        ),
+    ),
+)
+
+_ENTRIES += (
+    # -- writes to objects other than VMs, and who may make them
+    (
+        "pool-other-config-write-lost",
+        Seeded(
+            BranchFault(_success_without_effect, frozenset({"pool.add_to_other_config"})),
+            "fields",
+            "roles",
+            "pool.add_to_other_config answers success but the pool's other_config is unchanged.",
+            "after pool.add_to_other_config(pool, k, v), xapi's pool.get_other_config holds k; "
+            "the faulty server's does not.",
+        ),
+    ),
+    (
+        "task-owner-ignored",
+        Seeded(
+            Rewired(_task_owner_ignored),
+            "roles",
+            "roles",
+            "Any session may cancel, edit or destroy any task, another user's included.",
+            "a read-only session's task.destroy of a task root made is refused by xapi with "
+            "RBAC_PERMISSION_DENIED [task.destroy/any, …] (taskHelper.ml assert_op_valid); "
+            "the faulty server destroys it.",
         ),
     ),
 )

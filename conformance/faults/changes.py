@@ -397,6 +397,41 @@ def _message_role_only(world: World, call: Call, honest: Transition) -> Result:
     return tuple(_with_session(b, session, info) for b in result)
 
 
+TASK_OWNED = frozenset(
+    {
+        "task.cancel",
+        "task.destroy",
+        "task.add_to_other_config",
+        "task.remove_from_other_config",
+        "task.set_other_config",
+    }
+)
+"""The task messages xapi allows on one's own tasks only (``TaskHelper.assert_op_valid``)."""
+
+
+def _task_owner_ignored(world: World, call: Call, honest: Transition) -> Result:
+    """Any session acts on any task: a call refused for want of ``task.destroy/any`` is made
+    as if the session had it."""
+    result = honest(world, call)
+    if call.method not in TASK_OWNED or not any(_denied_any_task(b) for b in result):
+        return result
+    session = str(call.args[0])
+    info = world.sessions[session]
+    elevated = MappingProxyType({**world.sessions, session: replace(info, superuser=True)})
+    return tuple(
+        _with_session(b, session, info) for b in honest(replace(world, sessions=elevated), call)
+    )
+
+
+def _denied_any_task(branch: Branch) -> bool:
+    outcome = branch.outcome
+    return (
+        _denied(branch)
+        and isinstance(outcome, Failure)
+        and outcome.params[:1] == ("task.destroy/any",)
+    )
+
+
 def _denied(branch: Branch) -> bool:
     outcome = branch.outcome
     return isinstance(outcome, Failure) and outcome.code == "RBAC_PERMISSION_DENIED"

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from conformance.areas.machines import AREAS
+from conformance.areas.roles_sweep import roles_sweep
 from conformance.areas.sweeps import blocked_sweep, fields_sweep, lifecycle_sweep, memory_sweep
 from conformance.runner.profiles import area_examples, profile_named
 
@@ -44,6 +45,7 @@ SWEEPS: Mapping[str, Callable[[], Iterator[Any]]] = MappingProxyType(
         "test_operations_blocked_sweep": blocked_sweep,
         "test_memory_sweep": memory_sweep,
         "test_fields_sweep": fields_sweep,
+        "test_roles_sweep": roles_sweep,
     }
 )
 """Each sweep test and the cells it runs, in order."""
@@ -54,6 +56,7 @@ SWEEP_SLICE: Mapping[str, int] = MappingProxyType(
         "test_operations_blocked_sweep": 17,
         "test_memory_sweep": 10,
         "test_fields_sweep": 2,
+        "test_roles_sweep": 8,
     }
 )
 """Cells per slice of each sweep: a slice costs about what a chunk of area examples does."""
@@ -73,6 +76,7 @@ COST: Mapping[str, float] = MappingProxyType(
         "test_operations_blocked_sweep": 27.0,
         "test_memory_sweep": 16.0,
         "test_fields_sweep": 20.0,
+        "test_roles_sweep": 10.0,
     }
 )
 """Estimated seconds of one example of an area at 25 steps, or of one cell of a sweep, in a

@@ -141,6 +141,17 @@ def test_fields_sweep(
     _sweep(piece, xapi_connection, xapi_budget, request.node.name, "fields")
 
 
+def test_roles_sweep(
+    piece: Piece,
+    xapi_connection: Connection,
+    xapi_budget: Budget | None,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Every role's map-key edits, and its writes to the pool and to tasks it does and does
+    not own."""
+    _sweep(piece, xapi_connection, xapi_budget, request.node.name, "roles")
+
+
 def test_fields_unjudged_cells(
     xapi_connection: Connection, xapi_budget: Budget | None, request: pytest.FixtureRequest
 ) -> None:

@@ -75,12 +75,14 @@ def _crash_actions(connection: Connection) -> None:
 
 def _plugin_calls(connection: Connection) -> None:
     for first in sweeps.PLUGIN_FUNCTIONS:
-        sweeps._case(partial(sweeps._plugin_calls, first=first), "Running")(connection, "lifecycle")
+        sweeps.vm_case(partial(sweeps._plugin_calls, first=first), "Running")(
+            connection, "lifecycle"
+        )
 
 
 def _resets(connection: Connection) -> None:
     for host in (0, -1):
-        sweeps._case(partial(sweeps._reset_on, host=host))(connection, "lifecycle")
+        sweeps.vm_case(partial(sweeps._reset_on, host=host))(connection, "lifecycle")
 
 
 def _maximised(connection: Connection) -> None:

@@ -424,6 +424,29 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             session=operator,
         )
     ),
+    "pool-other-config-write-lost": lambda d: Scenario(
+        ("pool.add_to_other_config", d.world.pool.ref, "k", "v"),
+        {"k": "v"},
+        {},
+        read=("pool.get_other_config", d.world.pool.ref),
+    ),
+    "task-owner-ignored": lambda d: (
+        (task := d.ok("Async.VM.clone", d.new_vm(), "c"))
+        and (reader := d.login("ro", "ro-pw"))
+        and Scenario(
+            ("task.destroy", task),
+            Failure(
+                "RBAC_PERMISSION_DENIED",
+                (
+                    "task.destroy/any",
+                    "No permission in user session. (Roles with this permission: pool-admin, "
+                    "pool-operator)",
+                ),
+            ),
+            OK,
+            session=reader,
+        )
+    ),
     "name-label-prefix-match": lambda d: (
         (vm := d.new_vm())
         and d.ok("VM.clone", vm, "test-vm clone")

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.areas.machines import AREAS
+from conformance.areas.roles_sweep import roles_sweep
 from conformance.areas.sweeps import blocked_sweep, fields_sweep, lifecycle_sweep, memory_sweep
 from conformance.engine.harness import Connection, Harness
 from conformance.faults import FAULTS, Raced, lookup
@@ -49,6 +50,7 @@ LIFECYCLE_SWEEP = "lifecycle_sweep"
 BLOCKED_SWEEP = "blocked_sweep"
 MEMORY_SWEEP = "memory_sweep"
 FIELDS_SWEEP = "fields_sweep"
+ROLES_SWEEP = "roles_sweep"
 CONCURRENCY = "test_area and concurrency"
 EVENTS = "test_area and events"
 
@@ -126,6 +128,8 @@ CASES: dict[str, tuple[str, str]] = {
     "event-task-without-result": (EVENTS, "task result"),
     "event-next-repeats": (EVENTS, "the last id already answered"),
     "event-next-stale-snapshot": (EVENTS, "in the snapshot of"),
+    "pool-other-config-write-lost": (ROLES_SWEEP, "pool.get_other_config"),
+    "task-owner-ignored": (ROLES_SWEEP, "RBAC_PERMISSION_DENIED"),
     # races (issue 12): found only by the concurrency area
     "concurrent-starts-both-succeed": (CONCURRENCY, "VM.start"),
     "destroy-succeeds-twice": (CONCURRENCY, "VM.destroy"),
@@ -177,6 +181,7 @@ SWEEPS: dict[str, tuple[Callable[[], Iterable[Callable[[Connection, str], None]]
     BLOCKED_SWEEP: (blocked_sweep, "operations"),
     MEMORY_SWEEP: (memory_sweep, "memory"),
     FIELDS_SWEEP: (fields_sweep, "fields"),
+    ROLES_SWEEP: (roles_sweep, "roles"),
 }
 
 

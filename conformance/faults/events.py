@@ -22,6 +22,7 @@ __all__ = [
     "EventFault",
     "class_filter_ignored",
     "event_fault",
+    "in_flight_hidden",
     "next_repeats",
     "next_stale_snapshot",
     "no_del_on_destroy",
@@ -77,6 +78,7 @@ HONEST_EVENTS = EventFault()
 def event_fault(faults: Iterable[object]) -> EventFault:
     """The event faults among ``faults`` (catalogued or bare), stacked in order."""
     found = [getattr(f, "fault", f) for f in faults]
+    found = [getattr(f, "inner", None) or f for f in found]  # a race fault's inner fault
     chosen = [f for f in found if isinstance(f, EventFault)]
     if not chosen:
         return HONEST_EVENTS
@@ -210,3 +212,29 @@ def _kept_pending(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Even
 next_repeats = EventFault(taken=_kept_pending)
 """event.next never moves a session past what it answered: each call repeats every event
 since event.register."""
+
+
+_MARKS = frozenset({"current_operations", "allowed_operations"})
+
+
+def _marks_only(before: EventHistory, change: Change) -> bool:
+    old = before.objects.get(change.key)
+    return (
+        change.key[0] == "vm"
+        and change.operation == "mod"
+        and old is not None
+        and {k for k in change.snapshot if change.snapshot[k] != old.get(k)} <= _MARKS
+    )
+
+
+def _marks_unseen(
+    before: EventHistory, after: EventHistory, found: tuple[Change, ...]
+) -> EventHistory:
+    hidden = {c.key: before.objects[c.key] for c in found if _marks_only(before, c)}
+    return replace(after, objects={**after.objects, **hidden}) if hidden else after
+
+
+in_flight_hidden = EventFault(recorded=_marks_unseen)
+"""A write of a VM's current_operations (and the allowed_operations it implies) alone leaves
+the VM's event snapshot as it was: the mod comes, but an operation in flight never shows in
+events (its end, which changes more, refreshes the snapshot)."""

@@ -31,6 +31,7 @@ from conformance.engine.answers import Answer, send, typed
 from conformance.engine.harness import Harness
 from conformance.judge.compare import AnswerRules, Mismatch, outcome_mismatch
 from conformance.judge.divergence import Desynced, DivergenceInfo
+from conformance.judge.events import Malformed, read_batch
 from conformance.races.linearize import (
     CREATORS,
     Created,
@@ -96,6 +97,19 @@ PAUSE = "(pause)"
 """A lane step that sends nothing: the lane waits ``PAUSE_S`` (so that its next call lands
 while another lane's operation is in flight, not before it begins)."""
 PAUSE_S = 0.01
+EVENT_READ = "event.from"
+"""A lane call ``(vm,)``: ``event.from(["vm/<vm>"], "", 0)``, whose one event (an add, from a
+token of "") carries the VM's record now: judged as a VM.get_record at that moment, so an
+operation in flight must show in the snapshot's current_operations."""
+EVENT_WAIT = "(wait for the VM's event)"
+"""A lane step ``(vm,)`` judged by nothing: the lane waits, with event.from from a token taken
+before the race, until the VM changes (at most ``EVENT_WAIT_S``), so its next call lands once
+another lane's operation has visibly begun (its begin marks current_operations), whatever the
+machine's load."""
+EVENT_WAIT_S = 5.0
+"""The longest a lane waits for the VM's change (one that never comes costs this, once)."""
+UNSENT = (PAUSE, EVENT_WAIT)
+"""Lane steps that are not calls of the race: neither judged nor counted."""
 ASSERTED = ("start", "clean_shutdown", "hard_shutdown", "destroy")
 STOPPABLE = tuple(op for op in RACE_OPERATIONS if op != "destroy")
 """The race operations a cancel may stop (xenopsd's). A cancel race makes one of these, not a
@@ -313,13 +327,15 @@ def same_call_races(draw: st.DrawFn) -> Race:
 
 @st.composite
 def watched_races(draw: st.DrawFn) -> Race:
-    """One session makes an operation; another waits a moment, then reads what is in flight
-    (the record or current_operations: the proof that the operation has begun) and what that
-    implies (allowed_operations, assert_operation_valid)."""
+    """One session makes an operation; another waits until the VM changes (the operation's
+    begin), then reads what is in flight (the record or current_operations: the proof that the
+    operation has begun), as often as not the VM's event (which must show it too), and what
+    that implies (allowed_operations, assert_operation_valid)."""
     k = draw(st.integers(0, len(RACE_OPERATIONS) - 1), label="which allowed operation")
     is_async, paused = draw(st.booleans(), label="Async"), draw(st.booleans(), label="paused")
     slot = VM_SLOTS[0]
     evidence = draw(st.sampled_from(("VM.get_current_operations", "VM.get_record")))
+    by_event = draw(st.booleans(), label="the VM's event read too")
     implied = draw(
         st.sampled_from(
             (
@@ -330,7 +346,8 @@ def watched_races(draw: st.DrawFn) -> Race:
         ),
         label="implied",
     )
-    watcher = (RaceCall(PAUSE, (PAUSE_S,)), RaceCall(evidence, (slot,)), implied)
+    event = (RaceCall(EVENT_READ, (slot,)),) if by_event else ()
+    watcher = (RaceCall(EVENT_WAIT, (slot,)), RaceCall(evidence, (slot,)), *event, implied)
     return Race(((RaceCall(ALLOWED_OP, (slot, k, paused), is_async),), watcher))
 
 
@@ -501,28 +518,76 @@ def _run_lanes(lanes: Sequence[_Lane]) -> float:
 
 def _lane_body(lane: _Lane, barrier: threading.Barrier, tasks: _Tasks) -> None:
     try:
+        tokens = _wait_tokens(lane)
         barrier.wait(timeout=30)
         for index, call in lane.calls:
             if call.method == PAUSE:
                 time.sleep(PAUSE_S)
                 continue
+            if call.method == EVENT_WAIT:
+                _wait_for_change(lane, str(call.args[0]), tokens)
+                continue
             args = _with_tasks(call.args, tasks, lane.target.settings.task_timeout)
             if args is None:  # the call whose task it cancels made none: nothing to send
                 continue
             invoked = time.monotonic()
-            answer = send(
-                lane.target,
-                AnswerRules.of(call.wire_method),
-                (lane.session, *args),
-                task_timeout=lane.task_timeout,
-                on_task=functools.partial(tasks.tell, index),
-            )
+            if call.method == EVENT_READ:
+                answer = _event_read(lane, str(args[0]))
+            else:
+                answer = send(
+                    lane.target,
+                    AnswerRules.of(call.wire_method),
+                    (lane.session, *args),
+                    task_timeout=lane.task_timeout,
+                    on_task=functools.partial(tasks.tell, index),
+                )
             lane.seen.append((index, invoked, time.monotonic(), answer))
     except BaseException as error:  # handed to the main thread
         lane.error = error
     finally:
         for index, _call in lane.calls:
             tasks.tell(index, None)
+
+
+def _wait_tokens(lane: _Lane) -> dict[str, Value]:
+    """For each VM a lane's ``EVENT_WAIT`` names, the event token before the race starts."""
+    tokens: dict[str, Value] = {}
+    for _index, call in lane.calls:
+        vm = str(call.args[0]) if call.method == EVENT_WAIT else None
+        if vm is not None and vm not in tokens:
+            raw = lane.target.call("event.from", lane.session, [f"vm/{vm}"], "", 0.0)
+            batch = raw.value if isinstance(raw, Success) else None
+            tokens[vm] = batch.get("token", "") if isinstance(batch, Mapping) else ""
+    return tokens
+
+
+def _wait_for_change(lane: _Lane, vm: str, tokens: Mapping[str, Value]) -> None:
+    """``EVENT_WAIT``: until ``vm`` changes after its token (or ``EVENT_WAIT_S``). Unjudged: a
+    wrong answer only ends the wait (the reads after it are judged)."""
+    token = tokens.get(vm, "")
+    if token:
+        lane.target.call("event.from", lane.session, [f"vm/{vm}"], token, EVENT_WAIT_S)
+
+
+def _event_read(lane: _Lane, vm: str) -> Answer:
+    """``EVENT_READ`` of ``vm`` (a target ref): the snapshot of its one event, typed as the VM's
+    record; no event, the VM is gone (created and destroyed since the token ""): VM.get_record's
+    HANDLE_INVALID. Malformed when the answer is anything else."""
+    raw = lane.target.call("event.from", lane.session, [f"vm/{vm}"], "", 0.0)
+    if isinstance(raw, Failure):
+        return Answer(raw)
+    try:
+        seen, _token = read_batch(raw.value)
+    except Malformed as bad:
+        return Answer(raw, malformed=bad.mismatch)
+    if not seen:
+        return Answer(Failure("HANDLE_INVALID", ("VM", vm)))
+    snapshots = [e.snapshot for e in seen if (e.cls, e.ref, e.operation) == ("vm", vm, "add")]
+    if len(seen) != 1 or len(snapshots) != 1:
+        listed = ", ".join(f"{e.cls} ({e.operation})" for e in seen) or "nothing"
+        problem = Mismatch("events", f"expected the VM once (add), got {listed}")
+        return Answer(raw, malformed=problem)
+    return typed(Success(cast(Value, snapshots[0])), _VM_RECORD, lane.target.protocol, "event")
 
 
 def _with_tasks(args: tuple[Value, ...], tasks: _Tasks, timeout: float) -> tuple[Value, ...] | None:
@@ -555,16 +620,18 @@ def _history(
         for index, invoked, answered, answer in lane.seen:
             call = calls[index][1]
             args = tuple(_model_task(a) for a in call.args)
+            judged_as = "VM.get_record" if call.method == EVENT_READ else call.method
             history.append(
                 Observed(
                     index,
                     lane_index,
-                    Call(call.method, (sessions[lane_index], *args), now),
+                    Call(judged_as, (sessions[lane_index], *args), now),
                     invoked - origin,
                     answered - origin,
                     harness.refs.outcome_to_model(answer.outcome),
                     call.is_async,
                     answer.task,
+                    shown=call.method,
                 )
             )
     return sorted(history, key=lambda o: o.index)
@@ -649,7 +716,7 @@ def _count(harness: Harness, race: Race) -> None:
     the call it cancels made no task): the count does not depend on what the race did."""
     tally = harness.connection.tally
     for _lane, call in race.calls():
-        if call.method != PAUSE:
+        if call.method not in UNSENT:
             tally.steps += 1
             tally.messages[call.method] += 1
 
@@ -683,7 +750,7 @@ def history_text(harness: Harness, history: Sequence[Observed]) -> list[str]:
     """One line per call: lane, call, the times it was sent and answered, the answer."""
     lines = []
     for o in history:
-        method = f"Async.{o.call.method}" if o.is_async else o.call.method
+        method = f"Async.{o.shown}" if o.is_async else o.shown or o.call.method
         args = ", ".join(_shown(harness, a) for a in o.call.args[1:])  # type: ignore[arg-type]
         answer = harness.refs.display_outcome(o.outcome)
         shown = (
@@ -726,7 +793,7 @@ def _info(
         race,
         sessions,
         history,
-        method=culprit.call.method if culprit else "VM.get_record",
+        method=(culprit.shown or culprit.call.method) if culprit else "VM.get_record",
         expected=Success(LINEARIZABLE) if wanted is None else harness.refs.display_outcome(wanted),
         actual=harness.refs.display_outcome(culprit.outcome) if culprit else Success(reason),
         headline=headline,

@@ -76,6 +76,9 @@ class Observed:
     outcome: Outcome
     is_async: bool = False
     task: str = ""
+    shown: str = ""
+    """The method as sent, when the model judges the call as another (an event read as
+    VM.get_record); empty when it is ``call``'s."""
 
 
 @dataclass(frozen=True)

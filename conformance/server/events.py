@@ -34,9 +34,15 @@ class EventLog:
     """The model's event history and event.next queue of the server's worlds. Thread-safe."""
 
     def __init__(
-        self, world: World, capacity: int = CAPACITY, fault: EventFault = HONEST_EVENTS
+        self,
+        world: World,
+        capacity: int = CAPACITY,
+        fault: EventFault = HONEST_EVENTS,
+        lock: threading.RLock | None = None,
     ) -> None:
-        self._lock = threading.Condition()
+        """``lock``: the re-entrant lock the log's reads and writes take (the server state's,
+        so that a world and its events are committed as one; a lock of its own by default)."""
+        self._lock = threading.Condition(lock or threading.RLock())
         self._history = EventHistory.start(world, capacity)
         self._queue = NextQueue(capacity=capacity)
         self._fault = fault

@@ -1,4 +1,10 @@
-"""The server's state: the model's world behind a lock, plus its event log."""
+"""The server's state: the model's world and its event log, behind one lock.
+
+A world and the events that lead to it are committed together: the log records the world's
+events and the world becomes current under the one lock every call and every event read takes,
+so no client sees a record whose event is not there yet, nor an event of a record not yet
+current (a race's event read must be explained by the same order as its record reads).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ class ServerState:
     """Serialises calls into the pure model; every call sees and leaves one consistent world."""
 
     def __init__(self, world: World, faults: Sequence[Fault] = ()) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._version = 0
         self._world = world
@@ -33,7 +39,8 @@ class ServerState:
         self.quirks = wire_quirks(faults)
         """How this server types values on the wire (xapi's way unless a seeded fault says)."""
         self.faults = tuple(faults)
-        self.events = EventLog(world, fault=event_fault(faults))
+        self.events = EventLog(world, fault=event_fault(faults), lock=self._lock)
+        """The world's events; its lock is the state's, so a commit is one step for its readers."""
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> ServerState:
@@ -93,10 +100,12 @@ class ServerState:
             self._changed.notify_all()
 
     def _commit(self, world: World) -> None:
-        """Under the lock: make ``world`` current and wake whoever waits for a change."""
+        """Under the lock: record ``world``'s events, then make it current, and wake whoever
+        waits for a change. Event reads take the same lock, so they see both or neither; a
+        reader of ``world`` without the lock sees the new world only once its events are there."""
         if world is not self._world:
-            self._world = world
             self.events.record(world)
+            self._world = world
             self._version += 1
             self._changed.notify_all()
 

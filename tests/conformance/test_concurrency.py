@@ -20,9 +20,19 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance.areas.machines import AREAS
 from conformance.engine.harness import Connection, Harness
 from conformance.faults import FAULTS, RACE_WINDOW, Raced, lookup, races
+from conformance.faults.events import class_filter_ignored
 from conformance.judge.divergence import Divergence, DivergenceInfo
 from conformance.races import concurrency
-from conformance.races.concurrency import PAUSE, PAUSE_S, Race, RaceCall, run_race, task_of
+from conformance.races.concurrency import (
+    EVENT_READ,
+    EVENT_WAIT,
+    PAUSE,
+    PAUSE_S,
+    Race,
+    RaceCall,
+    run_race,
+    task_of,
+)
 from conformance.races.linearize import (
     Created,
     Explained,
@@ -381,6 +391,53 @@ def test_a_race_on_the_honest_slow_server_is_explained() -> None:
     state = _server()
     app = XenAPIApp(state, latency=SlowCalls(load_profile("xapi").scaled(0.005)))
     _race(connect(state, wrap=lambda _inner: InProcessTarget(app, "xmlrpc")), TWO_STARTS)
+
+
+WATCHED_BY_EVENT: Lanes = [
+    [("VM.start", (False, False), False)],
+    [
+        (EVENT_WAIT, (), False),
+        ("VM.get_current_operations", (), False),
+        (EVENT_READ, (), False),
+        ("VM.get_allowed_operations", (), False),
+    ],
+]
+"""A start, and another session that waits for the VM's first change (the start's begin),
+reads current_operations, the VM's event, then allowed_operations. The server's barrier holds
+the start in flight until the start and both reads have been checked, so the event read lands
+in the middle of the start whatever the load."""
+
+
+def _watched_by_event(connection: Connection) -> None:
+    harness = Harness(connection, "concurrency")
+    try:
+        vm = new_vm(harness)
+        race = Race(
+            tuple(tuple(RaceCall(m, (vm, *a), s) for m, a, s in lane) for lane in WATCHED_BY_EVENT)
+        )
+        run_overlapping(harness, race, [harness.session] * 2, calls=3)
+        harness.check_state(full=True)
+    finally:
+        harness.teardown()
+
+
+def test_an_event_read_in_the_middle_of_an_operation_shows_it() -> None:
+    _watched_by_event(_racy_window())
+
+
+def test_an_event_read_that_hides_the_operation_in_flight_diverges() -> None:
+    with pytest.raises(Divergence, match="no order of these 4 calls") as caught:
+        _watched_by_event(_racy("event-in-flight-hidden"))
+    message = str(caught.value)
+    assert "event.from(vm1)" in message
+    assert caught.value.info.area == "concurrency"
+
+
+def test_an_event_read_answering_other_objects_diverges() -> None:
+    state = _server(faults=(Raced("none", frozenset(), inner=class_filter_ignored),))
+    with pytest.raises(Divergence, match=r"expected the VM once \(add\)") as caught:
+        _watched_by_event(gated(state))  # type: ignore[arg-type]
+    assert "event.from(" in str(caught.value)
 
 
 CANCEL_RACE = (

@@ -29,11 +29,20 @@ from conformance.areas.sweeps import blocked_sweep, fields_sweep, lifecycle_swee
 from conformance.engine.harness import Connection, Harness
 from conformance.faults import FAULTS, Raced, lookup
 from conformance.judge.divergence import Divergence, DivergenceInfo
-from conformance.races.concurrency import PAUSE, PAUSE_S, Race, RaceCall, task_of
+from conformance.races.concurrency import (
+    EVENT_READ,
+    EVENT_WAIT,
+    PAUSE,
+    PAUSE_S,
+    Race,
+    RaceCall,
+    task_of,
+)
 from conformance.runner.profiles import PROFILES, area_examples
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
 from conformance.server.latency import SlowCalls
+from conformance.server.overlap import counted
 from conformance.server.process import RunningServer, start_in_thread
 from conformance.server.profiles import NO_LATENCY
 from conformance.targets.inprocess import InProcessTarget
@@ -138,6 +147,7 @@ CASES: dict[str, tuple[str, str]] = {
     "in-flight-not-asserted": (CONCURRENCY, "VM.assert_operation_valid"),
     "allowed-ops-stale-in-flight": (CONCURRENCY, "allowed_operations"),
     "cancelled-op-done": (CONCURRENCY, "TASK_CANCELLED"),
+    "event-in-flight-hidden": (CONCURRENCY, "event.from"),
 }
 SEED = "1"
 MACHINE_BUDGET = "60"
@@ -280,6 +290,15 @@ RACE_CASES: dict[str, Lanes] = {
         (replace(START, is_async=True),),
         (RaceCall("task.cancel", (task_of(0),)), RaceCall("VM.get_power_state", ("vm",))),
     ),
+    "event-in-flight-hidden": (
+        (START,),
+        (
+            RaceCall(EVENT_WAIT, ("vm",)),
+            RaceCall("VM.get_current_operations", ("vm",)),
+            RaceCall(EVENT_READ, ("vm",)),
+            RaceCall("VM.get_allowed_operations", ("vm",)),
+        ),
+    ),
 }
 """Each race fault's race, as its catalogue entry tells it ("vm": the VM raced on)."""
 
@@ -303,12 +322,13 @@ def test_the_race_check_finds_the_race_fault(fault: str) -> None:
 
 def _raced(connection: Connection, lanes: Lanes) -> DivergenceInfo | None:
     """The divergence of ``lanes`` on a fresh VM, each operation in flight held until all the
-    race's calls that are not pauses have been checked; None when an order explains it."""
+    race's calls the barrier counts (not pauses, waits or event reads) have been checked; None
+    when an order explains it."""
     harness = Harness(connection, "concurrency")
     try:
         vm = new_vm(harness)
         race = Race(tuple(tuple(_on(call, vm) for call in lane) for lane in lanes))
-        calls = sum(call.method != PAUSE for _lane, call in race.calls())
+        calls = sum(counted(call.wire_method) for _lane, call in race.calls())
         try:
             run_overlapping(harness, race, [harness.session] * len(lanes), calls)
         except Divergence as caught:

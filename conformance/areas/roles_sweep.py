@@ -3,6 +3,8 @@
 The roles area's machine draws a role and an edit at random; these cases ask each role every
 question whatever the seed:
 
+- every account's login with wrong passwords and with its own, a user nobody has, the
+  session's record read, the session used, logged out and used again;
 - every map-key edit of a VM (``MAP_KEY_EDITS``) with every key whose role is its own
   (``MAP_KEYS``), as each role, the key first added by root where the edit removes it;
 - every write a client can make to the pool's own object (other_config, its keys the
@@ -19,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from functools import partial
 
-from conformance.areas.machines import MAP_KEY_EDITS, MAP_KEYS
+from conformance.areas.machines import MAP_KEY_EDITS, MAP_KEYS, read_session
 from conformance.areas.sweeps import Case, vm_case
 from conformance.engine.harness import Connection, Harness
 from conformance.judge.refs import RUN_TAG
+from conformance.reproduce.reproducer import LOGIN
 from models.outcome import Success, Value
 from models.schema import ROLES
 
@@ -33,10 +36,11 @@ ROLE_ORDER = tuple(role for role in reversed(ROLES) if role not in ("pool-admin"
 
 
 def roles_sweep() -> Iterator[Case]:
-    """One case per role for the VM's map keys, one for the pool's other_config and two for
-    tasks (another user's, a role's own)."""
+    """One case per role for the VM's map keys, one for logins and sessions, one for the
+    pool's other_config and two for tasks (another user's, a role's own)."""
     for role in ROLE_ORDER:
         yield vm_case(partial(_map_keys_as, role=role))
+    yield _sessions_case
     yield _pool_case
     yield vm_case(_task_of_root)
     yield vm_case(_own_tasks)
@@ -63,6 +67,47 @@ def _edit_args(harness: Harness, edit: str, key: str) -> tuple[Value, ...]:
     if edit == "set_other_config":
         return ({key: "xapi-conformance", RUN_TAG: harness.connection.run_id},)
     return (key, "xapi-conformance") if edit.startswith("add") else (key,)
+
+
+# ---- logging in and out ----------------------------------------------------------------------
+
+WRONG = ("", "xapi-conformance-wrong-password", "-wrong")
+"""Wrong passwords: empty, another, the right one with a suffix (``-wrong``)."""
+NOBODY = "xapi-conformance-nobody"
+
+
+def _sessions_case(connection: Connection, area: str) -> None:
+    harness = Harness(connection, area)
+    connection.tally.examples += 1
+    try:
+        _logins(harness)
+    finally:
+        harness.teardown()
+
+
+def _logins(harness: Harness) -> None:
+    """Each account (root and each role's) with each wrong password, a user nobody has
+    (SESSION_AUTHENTICATION_FAILED naming the user, xapi_session.ml do_local_auth); then each
+    account's right password with an originator: the session's record and fields read and
+    found by its uuid, the session used, logged out, used again (SESSION_INVALID) and read by
+    root (HANDLE_INVALID)."""
+    accounts = [harness.connection.root.account]
+    accounts += [login.account for login in harness.connection.roles.values()]
+    for account in accounts:
+        for wrong in WRONG:
+            password = f"{account.password}{wrong}" if wrong == "-wrong" else wrong
+            harness.call(LOGIN, account.name, password, "2.21", "xapi-conformance")
+    harness.call(LOGIN, NOBODY, WRONG[1], "2.21", "xapi-conformance")
+    for account in accounts:
+        session = harness.call(LOGIN, account.name, account.password, "2.21", "XenCenter")
+        if not isinstance(session, Success):
+            continue
+        ref = str(session.value)
+        read_session(harness, ref)
+        harness.call("VM.get_all", session=ref)
+        harness.call("session.logout", session=ref)
+        harness.call("VM.get_all", session=ref)
+        harness.call("session.get_record", ref)
 
 
 # ---- the pool's own object ------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The roles sweep both ways, in-process with an account of every role the suite logs in as:
 the reference server conforms; a server that loses a write to the pool's other_config, lets
-any session act on another user's task, or judges map edits by their message's role alone
-diverges in the case that asks."""
+any session act on another user's task, judges map edits by their message's role alone, takes
+any password, names no user in its refusal, loses a session's originator or keeps a session
+after its logout diverges in the case that asks."""
 
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ def test_the_sweep_leaves_the_pool_as_it_found_it() -> None:
         ("pool-other-config-write-lost", "pool.get_other_config"),
         ("task-owner-ignored", "task."),
         ("map-key-roles-ignored", "VM."),
+        ("any-password-accepted", "SESSION_AUTHENTICATION_FAILED"),
+        ("auth-failure-unnamed", "SESSION_AUTHENTICATION_FAILED"),
+        ("session-originator-lost", "originator"),
+        ("logout-keeps-session", "SESSION_INVALID"),
     ],
 )
 def test_a_faulty_server_diverges(fault: str, shown: str) -> None:

@@ -61,6 +61,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` encoded as UTF-8, atomically (see :func:`atomic_write_bytes`).
 
-    Newlines are written as ``\\n`` on every platform.
+    Newlines are written as ``\\n`` on every platform. A lone UTF-16 half (text a JSON-RPC
+    client sent that no UTF-8 holds, quoted in a divergence) is written as its ``\\uXXXX``
+    escape: a report never fails on what the target was sent.
     """
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from conformance.areas import strategies
 from conformance.engine.harness import Connection, Harness
 from conformance.judge.divergence import Desynced, Divergence
 from conformance.judge.refs import RUN_TAG
+from conformance.targets import other_protocol
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.checks import update_vm
@@ -467,13 +468,57 @@ def vm_case(act: Act, state: str = "Halted", kind: str = "plain") -> Case:
 def edges_sweep() -> Iterator[Case]:
     """Each int64 edge into every free int field, each edge text into the label, description
     and an other_config value (found again by get_by_name_label), each double into the shadow
-    multiplier: written, read back one by one and in the record (over either protocol)."""
-    for number in strategies.EDGE_INTS:
-        yield vm_case(partial(_write_ints, number=number))
-    for text in strategies.EDGE_TEXTS:
-        yield vm_case(partial(_write_texts, text=text))
-    for double in (*strategies.EDGE_FLOATS, 1.0, 4.0):
-        yield vm_case(partial(_write_double, double=double))
+    multiplier: written, read back one by one and in the record; over the run's protocol, then
+    over the other (``over_both_protocols``); and text that is not UTF-8 over JSON-RPC."""
+    cases = [vm_case(partial(_write_ints, number=n)) for n in strategies.EDGE_INTS]
+    cases += [vm_case(partial(_write_texts, text=t)) for t in strategies.EDGE_TEXTS]
+    doubles = (*strategies.EDGE_FLOATS, 1.0, 4.0)
+    cases += [vm_case(partial(_write_double, double=d)) for d in doubles]
+    yield from cases
+    yield from (over_the_other_protocol(case) for case in cases)
+    yield over_json_rpc(vm_case(_write_not_utf8))
+
+
+NOT_UTF8 = ("\ud800", "xapi-conformance \udfff half", "\udc80\ud800")
+"""Texts no UTF-8 holds (lone UTF-16 halves): a JSON-RPC client can send them as ``\\u``
+escapes; xapi refuses each string parameter holding one with INVALID_VALUE (server_helpers.ml
+checks every parameter before the call). XML cannot carry them at all."""
+
+
+def _write_not_utf8(harness: Harness, ref: str) -> None:
+    for text in NOT_UTF8:
+        harness.call("VM.set_name_label", ref, text)
+        harness.call("VM.set_name_description", ref, text)
+        harness.call("VM.add_to_other_config", ref, "xapi-conformance-edge", text)
+        harness.call("VM.add_to_other_config", ref, text, "x")
+        harness.call("VM.get_by_name_label", text)
+    harness.call("VM.get_record", ref)
+
+
+def over_the_other_protocol(case: Case) -> Case:
+    """``case`` run over the protocol the run does not speak (to the same target, with the
+    same sessions); nothing where the target cannot say."""
+
+    def run(connection: Connection, area: str) -> None:
+        twin = other_protocol(connection.target)
+        if twin is None:
+            return
+        try:
+            case(replace(connection, target=twin), area)
+        finally:
+            twin.close()
+
+    return run
+
+
+def over_json_rpc(case: Case) -> Case:
+    """``case`` over JSON-RPC: the run's own protocol, or the other."""
+    other = over_the_other_protocol(case)
+
+    def run(connection: Connection, area: str) -> None:
+        (case if connection.target.protocol == "jsonrpc" else other)(connection, area)
+
+    return run
 
 
 def _write_ints(harness: Harness, ref: str, number: int) -> None:

@@ -36,6 +36,7 @@ from conformance.faults.changes import (
     _no_params,
     _not_resident,
     _not_template,
+    _not_utf8_replaced,
     _operation,
     _operation_not_reason,
     _operator_denied,
@@ -998,6 +999,18 @@ _ENTRIES += (
             "pool.add_to_other_config answers success but the pool's other_config is unchanged.",
             "after pool.add_to_other_config(pool, k, v), xapi's pool.get_other_config holds k; "
             "the faulty server's does not.",
+        ),
+    ),
+    (
+        "not-utf8-replaced",
+        Seeded(
+            Rewired(_not_utf8_replaced),
+            "rpc",
+            "fields",
+            "Text that is not UTF-8 (a lone UTF-16 half sent over JSON-RPC) is stored with U+FFFD "
+            "in its place instead of refused.",
+            'VM.set_name_label(vm, "\\ud800") over JSON-RPC is refused by xapi with INVALID_VALUE '
+            '["Invalid UTF-8 string in parameter", …]; the faulty server renames the VM U+FFFD.',
         ),
     ),
     (

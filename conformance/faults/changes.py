@@ -397,6 +397,23 @@ def _message_role_only(world: World, call: Call, honest: Transition) -> Result:
     return tuple(_with_session(b, session, info) for b in result)
 
 
+def _not_utf8_replaced(world: World, call: Call, honest: Transition) -> Result:
+    """Text that is not UTF-8 taken with each lone UTF-16 half as U+FFFD (a lenient decoder),
+    not refused."""
+    args = tuple(_replaced_halves(arg) for arg in call.args)
+    return honest(world, call if args == call.args else replace(call, args=args))
+
+
+def _replaced_halves(value: object) -> object:
+    if isinstance(value, str):
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    if isinstance(value, list | tuple):
+        return type(value)(_replaced_halves(item) for item in value)
+    if isinstance(value, dict):
+        return {_replaced_halves(k): _replaced_halves(v) for k, v in value.items()}
+    return value
+
+
 TASK_OWNED = frozenset(
     {
         "task.cancel",

@@ -176,6 +176,14 @@ class _HttpTarget:
         """Treat the target as stalled for ``reason``: every later call fails at once."""
         self.stalled = reason
 
+    def with_protocol(self, protocol: Protocol_) -> Target:
+        """The same target over ``protocol`` (xapi serves both on one port, and a session of
+        one is a session of the other); what either learns is masked alike."""
+        twin = open_target(self.url, protocol, self.settings)
+        if isinstance(twin, _HttpTarget):
+            twin.secrets = self.secrets
+        return twin
+
     def close(self) -> None:
         """Close the keep-alive connection."""
         self._transport.close()

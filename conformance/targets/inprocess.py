@@ -47,6 +47,10 @@ class InProcessTarget:
             raise ProtocolError(f"embedded server answered HTTP {status[0] if status else '?'}")
         return b"".join(chunks)
 
+    def with_protocol(self, protocol: Protocol_) -> InProcessTarget:
+        """The same app over ``protocol``."""
+        return InProcessTarget(self.app, protocol)
+
     def close(self) -> None:
         """Nothing to release."""
 

@@ -430,6 +430,11 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         {},
         read=("pool.get_other_config", d.world.pool.ref),
     ),
+    "not-utf8-replaced": lambda d: Scenario(
+        ("VM.set_name_label", d.new_vm(), "\ud800"),
+        Failure("INVALID_VALUE", ("Invalid UTF-8 string in parameter", "\ud800")),
+        OK,
+    ),
     "task-owner-ignored": lambda d: (
         (task := d.ok("Async.VM.clone", d.new_vm(), "c"))
         and (reader := d.login("ro", "ro-pw"))

@@ -139,6 +139,7 @@ CASES: dict[str, tuple[str, str]] = {
     "event-next-stale-snapshot": (EVENTS, "in the snapshot of"),
     "pool-other-config-write-lost": (ROLES_SWEEP, "pool.get_other_config"),
     "task-owner-ignored": (ROLES_SWEEP, "RBAC_PERMISSION_DENIED"),
+    "not-utf8-replaced": (FIELDS_SWEEP, "INVALID_VALUE"),
     # races (issue 12): found only by the concurrency area
     "concurrent-starts-both-succeed": (CONCURRENCY, "VM.start"),
     "destroy-succeeds-twice": (CONCURRENCY, "VM.destroy"),

@@ -13,9 +13,15 @@ run (a real pool's latency): wall time is fitted as ``a + b * scale`` through th
 measured points and read at scale 1 (``a``: the suite's own time at that worker count, ``b``:
 the calls' time).
 
+``--save FILE`` keeps each run's figures, cells and findings; ``--against FILE`` compares each
+run with the first run saved there (measured earlier, e.g. the long one-worker leg before a
+quiet window): the speedup, and whether the verdict, the cells judged (cell by cell) and the
+findings with their reproducers are the same.
+
 Usage:
     python benchmarks/scaling.py [--workers 1 2 4 8] [--scales 0.1] [--profile ci] [--seed 1]
                                  [--fault NAME] [--time-budget 90] [-k EXPR]
+                                 [--save FILE] [--against FILE]
 """
 
 from __future__ import annotations
@@ -124,7 +130,32 @@ def _reproducers(report: Path, summary: dict[str, Any], url: str) -> list[str]:
 
 
 def _cells(summary: dict[str, Any]) -> int:
-    return sum(1 for cell in summary["coverage"]["cells"] if cell["count"])
+    return len(_judged(summary))
+
+
+def _judged(summary: dict[str, Any]) -> list[str]:
+    """The cells judged at least once, each as ``message/power state/kind``."""
+    cells = summary["coverage"]["cells"]
+    return sorted(
+        "/".join(str(cell[k]) for k in ("method", "power_state", "vm_kind"))
+        for cell in cells
+        if cell["count"]
+    )
+
+
+def _compared(result: dict[str, Any], earlier: dict[str, Any]) -> str:
+    """How ``result`` compares with ``earlier`` (a saved run): speedup and sameness."""
+    now, then = result["summary"], earlier["summary"]
+    same = {
+        "verdict": now["verdict"] == then["verdict"],
+        "cells": _judged(now) == _judged(then),
+        "findings": sorted(result["reproducers"]) == sorted(earlier["reproducers"]),
+    }
+    return (
+        f"   against the saved -n {earlier['workers']} ({earlier['wall']:.1f} s wall): "
+        f"{earlier['wall'] / result['wall']:.2f}x faster; "
+        + ", ".join(f"{name} {'same' if ok else 'DIFFERENT'}" for name, ok in same.items())
+    )
 
 
 def _line(result: dict[str, Any], first: dict[str, Any] | None) -> str:
@@ -160,12 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", action="append", default=[])
     parser.add_argument("--time-budget", default=None)
     parser.add_argument("-k", default=None)
+    parser.add_argument("--save", type=Path, default=None, help="keep each run's results here")
+    parser.add_argument("--against", type=Path, default=None, help="compare with a saved run")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.serve:
         return _serve(options.scale, options.fault)
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     results: dict[int, dict[float, dict[str, Any]]] = {}
+    saved: list[dict[str, Any]] = []
+    earlier = json.loads(options.against.read_text())[0] if options.against else None
     for scale in options.scales:
         first = None
         print(f"== latency xapi x{scale:g}", flush=True)
@@ -176,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 _stop(server)
             print(_line(result, first), flush=True)
+            if earlier is not None:
+                print(_compared(result, earlier), flush=True)
+            if options.save is not None:
+                saved.append({**result, "scale": scale})
+                options.save.write_text(json.dumps(saved))
             first = first or result
             results.setdefault(workers, {})[scale] = result
     if len(options.scales) > 1:

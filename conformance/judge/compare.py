@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -212,13 +213,57 @@ _WIRE_KINDS: Mapping[str, tuple[type, ...]] = {
 }
 
 
+Typed = tuple[Outcome, "Mismatch | None"]
+"""An answer typed, or the raw answer and why it is not one xapi sends."""
+
+
+class _RecentlyTyped:
+    """The typings of the last few raw answers that are maps, by the raw answer's identity: a
+    body the same as a recent one decodes to the very same outcome (``xmlrpc.decode_response``),
+    whose typing is then not done again. Raw and typed answers are never changed once made."""
+
+    KEEP = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[int, tuple[Outcome, dict[tuple[XType, str, str], Typed]]] = {}
+
+    def get(self, raw: Outcome, key: tuple[XType, str, str]) -> Typed | None:
+        with self._lock:
+            entry = self._by_id.get(id(raw))
+            return entry[1].get(key) if entry is not None and entry[0] is raw else None
+
+    def put(self, raw: Outcome, key: tuple[XType, str, str], typed: Typed) -> None:
+        with self._lock:
+            entry = self._by_id.get(id(raw))
+            if entry is None or entry[0] is not raw:
+                entry = self._by_id[id(raw)] = (raw, {})
+                if len(self._by_id) > self.KEEP:
+                    del self._by_id[next(iter(self._by_id))]
+            entry[1][key] = typed
+
+
+_RECENTLY_TYPED = _RecentlyTyped()
+
+
 def typed_answer(
     raw: Outcome, returns: XType | None, protocol: str, where: str = "result"
-) -> tuple[Outcome, Mismatch | None]:
+) -> Typed:
     """``raw`` typed as ``returns``, or ``raw`` and why it is not an answer xapi sends (its wire
     type, ``wire_mismatch``, or a value that cannot be typed)."""
     if isinstance(raw, Failure) or returns is None:
         return raw, None
+    if not isinstance(raw.value, Mapping):
+        return _typed_answer(raw, returns, protocol, where)
+    key = (returns, protocol, where)
+    known = _RECENTLY_TYPED.get(raw, key)
+    if known is None:
+        known = _typed_answer(raw, returns, protocol, where)
+        _RECENTLY_TYPED.put(raw, key, known)
+    return known
+
+
+def _typed_answer(raw: Success, returns: XType, protocol: str, where: str) -> Typed:
     records = _checked_records(raw.value, returns, protocol)
     if records is not None:
         return Success(records), None

@@ -16,6 +16,7 @@ import base64
 import binascii
 import contextlib
 import datetime
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -397,8 +398,26 @@ def decode_response(body: bytes) -> Outcome:
     value.
 
     A response in the plain subset xapi writes is read by a lean decoder (``_lean_response``);
-    anything else, and anything it doubts, goes through the full parser, which decides.
+    anything else, and anything it doubts, goes through the full parser, which decides. A
+    large body the same as one of the last few is not read again: the outcome read then is
+    given again, the very same object (callers never change a decoded answer).
     """
+    if len(body) < _REPEAT_MIN_BYTES:
+        return _decoded_response(body)
+    return _repeated_response(body)
+
+
+_REPEAT_MIN_BYTES = 1024
+"""Bodies from this size on are remembered: a suite re-reads the same records often (most
+``VM.get_all_records`` answers of a run are the same bytes as a recent one)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _repeated_response(body: bytes) -> Outcome:
+    return _decoded_response(body)
+
+
+def _decoded_response(body: bytes) -> Outcome:
     try:
         return _lean_response(body)
     except _LEAN_MISSES:

@@ -134,7 +134,7 @@ def difference(d: DivergenceRecord) -> Difference:
     """The difference ``d`` shows (see the module docstring)."""
     if d.kind == "race":  # the concurrency area: a history no order of the calls explains
         return _race_difference(d)
-    if d.area == "events":
+    if _in_event_stream(d):
         return Difference(f"events:{d.kind}", _event_title(d.kind))
     if d.kind in _RECORD_KINDS or _stale_getter(d):
         return _field_difference(d.method.removeprefix("VM.get_"))
@@ -151,6 +151,16 @@ def difference(d: DivergenceRecord) -> Difference:
             f"accepts:{'|'.join(codes)}", f"the target accepts calls xapi refuses with {refused}"
         )
     return Difference(f"value:{d.method}", f"{d.method} returns a different value from xapi's")
+
+
+EVENT_CALLS = ("event.from", "event.next")
+"""The calls of the events area's watch: its divergences are about the event stream."""
+
+
+def _in_event_stream(d: DivergenceRecord) -> bool:
+    """Whether ``d`` is about the event stream (the events area's other calls are judged as
+    any area's)."""
+    return d.area == "events" and d.method in EVENT_CALLS
 
 
 def _field_difference(field: str) -> Difference:
@@ -242,7 +252,7 @@ def _example_size(d: DivergenceRecord) -> tuple[int, int]:
 
 
 def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) -> FindingRecord:
-    sequential = [m for m in members if m[1].kind != "race"] or list(members)
+    sequential = [m for m in members if not _folded(m[1])] or list(members)
     example_id, _ = min(sequential, key=lambda m: _example_size(m[1]))
     identifier = finding_id(diff.key)
     areas = Counter(d.area for _, d in sequential)
@@ -258,7 +268,13 @@ def _finding(diff: Difference, members: Sequence[tuple[str, DivergenceRecord]]) 
         reproducer=f"{REPRODUCERS_DIR}/{identifier}.py",
         cause=causes.most_common(1)[0][0],
         seen_under_concurrency=any(d.kind == "race" for _, d in members),
+        seen_in_events=any(_in_event_stream(d) for _, d in members) and sequential != members,
     )
+
+
+def _folded(d: DivergenceRecord) -> bool:
+    """Whether ``d`` shows a finding another way (a race, the event stream)."""
+    return d.kind == "race" or _in_event_stream(d)
 
 
 _CALLED = re.compile(r"\b(?:Async\.)?(VM\.\w+)\(")
@@ -290,13 +306,48 @@ def _fold_races(
         home.append(member)
 
 
+_SNAPSHOT_FIELD = re.compile(r"(?:field |result\.)(\w+) in the snapshot of ")
+
+
+def _explains_event(
+    key: str, members: Sequence[tuple[str, DivergenceRecord]], event: DivergenceRecord
+) -> bool:
+    """Whether a finding of a VM field (key ``field:<name>``) explains an event divergence:
+    the event's change was made by the call the finding blames (the setter that wrote
+    nothing owes no event, its stale value is in the snapshot); a snapshot's must differ on
+    the finding's field."""
+    if not key.startswith("field:") or not event.cause:
+        return False
+    if event.kind.removeprefix("next-") == "snapshot":
+        shown = _SNAPSHOT_FIELD.search(event.message)
+        if shown is None or key != f"field:{shown.group(1)}":
+            return False
+    return any(d.blamed == event.cause for _, d in members if not _folded(d))
+
+
+def _fold_events(
+    groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]],
+    events: Sequence[tuple[str, DivergenceRecord]],
+) -> None:
+    """Each event divergence a field's finding explains goes into it, else into the event
+    stream's finding of its kind."""
+    for member in events:
+        home = next(
+            (m for key, (_, m) in groups.items() if _explains_event(key, m, member[1])), None
+        )
+        if home is None:
+            diff = difference(member[1])
+            home = groups.setdefault(diff.key, (diff, []))[1]
+        home.append(member)
+
+
 def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingRecord, ...]:
     """The findings of the active (not waived) ``divergences``, most frequent first.
 
     Divergence ids are positions in ``divergences`` (``D1`` is the first), as in summary.json.
     """
     groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]] = {}
-    races = []
+    races, events = [], []
     for index, d in enumerate(divergences):
         if d.waived:
             continue
@@ -304,8 +355,12 @@ def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingReco
         if diff.key.startswith("race:"):
             races.append((divergence_id(index), d))
             continue
+        if _in_event_stream(d):
+            events.append((divergence_id(index), d))
+            continue
         groups.setdefault(diff.key, (diff, []))[1].append((divergence_id(index), d))
     _fold_races(groups, races)
+    _fold_events(groups, events)
     findings = [_finding(diff, members) for diff, members in groups.values()]
     return tuple(sorted(findings, key=lambda f: (-f.count, f.id)))
 

@@ -251,6 +251,8 @@ class FindingRecord:
     """The message whose call made the wrong state or answer (``methods``: where it was seen)."""
     seen_under_concurrency: bool = False
     """A race of the concurrency area showed this finding too (and was folded into it)."""
+    seen_in_events: bool = False
+    """The events area's watch showed this finding too, in the event stream (folded into it)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -452,6 +454,7 @@ def finding_to_json(f: FindingRecord) -> dict[str, object]:
         "status": f.status,
         "cause": f.cause,
         "seen_under_concurrency": f.seen_under_concurrency,
+        "seen_in_events": f.seen_in_events,
     }
 
 
@@ -670,6 +673,7 @@ def finding_from_json(data: object, where: str = "finding") -> FindingRecord:
         status=status,
         cause=str(obj.get("cause", "")),
         seen_under_concurrency=obj.get("seen_under_concurrency") is True,
+        seen_in_events=obj.get("seen_in_events") is True,
     )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import NoReturn
 
 from conformance.engine.answers import TaskEnd
-from conformance.engine.harness import Harness
+from conformance.engine.harness import Cell, Harness
 from conformance.errors import TargetError
 from conformance.judge.compare import SHAPE_ONLY_FIELDS, Mismatch
 from conformance.judge.divergence import DivergenceInfo
@@ -48,6 +49,9 @@ SUBSCRIPTION = ("vm", "task")
 """What the watch subscribes to: the suite's VMs and the tasks of its Async calls."""
 IDLE_WAIT_S = 0.1
 """How long the poll with nothing to report waits (event.from's timeout)."""
+MISREPORTED = frozenset({"missing-add", "missing-mod", "missing-del", "wrong-operation"})
+"""Event problems of a change reported wrongly or not at all: blamed on the call that made it."""
+_SNAPSHOT_FIELD = re.compile(r"(?:field |result\.)(\w+)")
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ class EventWatch:
             shown = Success(
                 tuple(_shown_event(e.cls, e.ref, e.operation, self._name) for e in seen)
             )
-            self._diverge_next(legacy, mismatch, shown, question)
+            self._diverge_next(legacy, mismatch, shown, question, coalesced(seen))
         self._count(coalesced(seen), question, "event.next")
         ids = [int(e.id) for e in seen]
         legacy.answered_up_to = max([legacy.answered_up_to, *ids])
@@ -233,14 +237,19 @@ class EventWatch:
         mismatch: Mismatch,
         actual: Outcome,
         question: EventQuestion | None = None,
+        seen: Sequence[SeenEvent] = (),
     ) -> NoReturn:
+        """Diverge on event.next; ``seen`` its events coalesced, when ``question`` is given."""
         expected = [] if question is None else question.expected
         shown = Success(
             tuple(_shown_event(e.cls, e.ref, e.operation, self._name) for e in expected)
         )
         kind = "next-" + problem_kind(mismatch)
         text = f"event.next() registered to {list(legacy.classes)}"
-        self._diverge(kind, mismatch, [shown], actual, legacy.classes, text, legacy.mark.calls)
+        blamed = None if question is None else self._blamed(question, seen, mismatch)
+        self._diverge(
+            kind, mismatch, [shown], actual, legacy.classes, text, legacy.mark.calls, blamed=blamed
+        )
 
     def close(self) -> None:
         """Log the legacy subscription's session out (its subscription ends with it)."""
@@ -296,7 +305,10 @@ class EventWatch:
             )
             reproducer = self._reproducer(classes, mark, question)
             kind = problem_kind(mismatch)
-            self._diverge(kind, mismatch, [expected], actual, classes, reproducer=reproducer)
+            blamed = self._blamed(question, seen, mismatch)
+            self._diverge(
+                kind, mismatch, [expected], actual, classes, reproducer=reproducer, blamed=blamed
+            )
         self._count(seen, question)
         return seen, token
 
@@ -318,6 +330,29 @@ class EventWatch:
         )
         text = f"event.from({list(classes)}, token)"
         return self.harness.event_reproducer(steps, final, expected, text)
+
+    def _blamed(
+        self, question: EventQuestion, seen: Sequence[SeenEvent], mismatch: Mismatch
+    ) -> tuple[str, Cell | None] | None:
+        """The call that made the change an answer misreports, and its cell: for a VM's event
+        missing or named wrongly, the call that last changed the VM; for a VM's snapshot, the
+        call that last wrote the field it differs on. None when the answer itself is what is
+        wrong (an object repeated or outside the subscription, a task's event)."""
+        kind = problem_kind(mismatch)
+        vms = [e for e in question.expected if e.cls == "vm"]
+        if kind in MISREPORTED:
+            answered = {e.ref: e.operation for e in seen if e.cls == "vm"}
+            wrong = next((e for e in vms if answered.get(e.ref) != e.operation), None)
+            return None if wrong is None else self.harness.written_by(wrong.ref)
+        if kind == "snapshot":
+            for event in vms:
+                if mismatch.where.endswith(
+                    f"the snapshot of vm {self._name(event.ref)} ({event.operation})"
+                ):
+                    field = _SNAPSHOT_FIELD.match(mismatch.where)
+                    written = self.harness.written_by(event.ref, field.group(1) if field else "")
+                    return written or self.harness.written_by(event.ref)
+        return None
 
     def _question(self, classes: tuple[str, ...], mark: Mark) -> EventQuestion:
         expected = tuple(
@@ -398,9 +433,11 @@ class EventWatch:
         text: str = "",
         since: int | None = None,
         reproducer: str = "",
+        blamed: tuple[str, Cell | None] | None = None,
     ) -> NoReturn:
         """Diverge on an event call: ``text`` shows it (event.from from the last token unless
-        given), after the calls made since ``since`` (the last poll unless given)."""
+        given), after the calls made since ``since`` (the last poll unless given); ``blamed``
+        is the call that made the change misreported, and its cell (see ``_blamed``)."""
         first = self.marks[-1].calls if since is None else since
         calls = [c.method for c in self.harness.log[first:]]
         after = f"after {', '.join(calls)}" if calls else "with no call since the token"
@@ -417,6 +454,8 @@ class EventWatch:
             reason=str(mismatch),
             reproducer=reproducer,
             calls=(*self.harness.shown_calls(), (text, actual)),
+            cause="" if blamed is None else blamed[0],
+            cell=None if blamed is None else blamed[1],
         )
         self.harness.diverged(info)
 

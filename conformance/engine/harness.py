@@ -29,6 +29,7 @@ from conformance.judge.compare import (
     Mismatch,
     Strictness,
     outcome_mismatch,
+    record_mismatches,
     shape_only_here,
 )
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
@@ -265,6 +266,9 @@ class Harness:
         """Each suite VM's uuid as the target first showed it (model ref → uuid)."""
         self._writers: dict[tuple[str, str], tuple[str, Cell | None]] = {}
         """(VM, field) -> the message that last wrote the field in this example, and its cell."""
+        self._changed_by: dict[str, tuple[str, Cell | None]] = {}
+        """VM -> the message that last changed its record (made or destroyed it too), and its
+        cell."""
         self._current: tuple[str, Cell | None] = ("", None)
         """The message being exchanged and the cell it was called in."""
         self.on_task_end: Callable[[TaskEnd], None] | None = None
@@ -521,12 +525,20 @@ class Harness:
             ref for ref, vm in world.vms.items() if (old := before.get(ref)) is not vm and old != vm
         ]
         self._touched.update(changed)
+        for ref in [*changed, *(before.keys() - world.vms.keys())]:
+            self._changed_by[ref] = self._current
         for ref in changed:
             old = before.get(ref, {})
             for name, value in world.vms[ref].items():
                 if old.get(name, _ABSENT) != value:
                     self._writers[ref, name] = self._current
         self.world = world
+
+    def written_by(self, vm: str, field: str = "") -> tuple[str, Cell | None] | None:
+        """The message whose call last wrote ``field`` of ``vm`` in this example (without a
+        field: last changed, made or destroyed the VM) and the cell it was called in; None
+        when no call did."""
+        return self._writers.get((vm, field)) if field else self._changed_by.get(vm)
 
     def _count(self, rules: AnswerRules, args: Sequence[Value]) -> Cell | None:
         """Count the call; returns its coverage cell when it has one."""
@@ -703,7 +715,9 @@ class Harness:
 
     def _reread(self, vms: Sequence[str]) -> None:
         """Replace the model's records of ``vms`` by what the target shows now (a VM it no
-        longer has leaves the model)."""
+        longer has leaves the model). A field whose value the comparison finds equal keeps the
+        model's (a uuid, a metrics ref or a MAC seed the target chose): the model learns what
+        the target did, and no change the target did not make."""
         records = dict(self.world.vms)
         for ref in vms:
             try:
@@ -719,7 +733,7 @@ class Harness:
             if isinstance(outcome, Failure):
                 records.pop(ref, None)
             elif typed.malformed is None and isinstance(outcome.value, Mapping):
-                records[ref] = frozen({**records.get(ref, {}), **outcome.value})
+                records[ref] = frozen(_adopted(records.get(ref), outcome.value))
         self.world = replace(self.world, vms=MappingProxyType(records))
 
     def _cause(
@@ -914,6 +928,15 @@ def _logged(rules: AnswerRules, args: tuple[Value, ...]) -> LoggedCall:
 
 def _same_kind(expected: Outcome, actual: Outcome) -> bool:
     return isinstance(expected, Failure) == isinstance(actual, Failure)
+
+
+def _adopted(model: Mapping[str, Value] | None, shown: Mapping[str, Value]) -> dict[str, Value]:
+    """The model's record ``model`` with the target's values, ``shown``, of the fields that
+    differ by the comparison's rules (all of ``shown`` for a VM the model does not hold)."""
+    if model is None:
+        return dict(shown)
+    differing = record_mismatches(model, shown)
+    return {**model, **{name: shown[name] for name in differing if name in shown}}
 
 
 def _result_ref(outcome: Outcome, refs: RefMap) -> str | None:

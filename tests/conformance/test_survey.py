@@ -7,11 +7,14 @@ server gives nothing, a server with a seeded fault gives the finding that names 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 import pytest
 from hypothesis import settings
 
-from conformance.areas.machines import AREAS
+from conformance.areas.events import EventWatch
+from conformance.areas.machines import AREAS, EventsMachine
+from conformance.areas.strategies import vm_record
 from conformance.engine.harness import Connection, Harness
 from conformance.faults.catalogue import lookup
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
@@ -21,6 +24,7 @@ from conformance.runner.survey import Survey, difference_key, survey_machine, su
 from conformance.server.state import ServerState
 from models.outcome import Failure, Success
 from reports import group_findings
+from reports.findings import finding_id
 from tests.conformance.test_concurrency import _racy
 from tests.conformance.test_harness import FAST, _server, connect, new_vm
 
@@ -231,3 +235,68 @@ def test_each_difference_is_shrunk_once_a_process(monkeypatch: pytest.MonkeyPatc
         (kept,) = survey.shrink(machine, FAST, None)
         assert kept.info is next(iter(survey.first.values()))
     assert shrinking == [difference_key(kept.info)]
+
+
+# ---- one fault, one finding, one id: the event stream -----------------------------------------
+
+
+def _watched(connection: Connection, step: str) -> list[DivergenceInfo]:
+    """The events area's machine, driven by hand: a VM made, then ``step`` on it (a rename, a
+    start), each followed by the area's invariant (the records, then the event poll)."""
+    machine = EventsMachine(connection)
+    with contextlib.suppress(Divergence), surveyed(connection):
+        with contextlib.suppress(Desynced):
+            vm = str(machine._create(vm_record(connection.run_id)))
+            machine.events_agree()
+            if step == "rename":
+                machine.rename(vm, "renamed")
+            else:
+                machine.lifecycle(vm, "start", False)
+            machine.events_agree()
+        machine.teardown()
+    return connection.tally.divergences
+
+
+def test_a_stale_setter_is_one_finding_in_the_event_stream_too() -> None:
+    """stale-record: the rename writes nothing, so the target owes no event; the events area
+    blames the setter for the stale name, as every other area does, and nothing else."""
+    assert _watched(_surveying(), "rename") == []
+    (finding,) = group_findings(
+        [divergence_record(d) for d in _watched(_surveying("stale-record"), "rename")]
+    )
+    assert finding.cause == "VM.set_name_label"
+    assert finding.id == finding_id("field:name_label")
+
+
+def test_an_event_fault_on_a_server_whose_records_are_right_stands_alone() -> None:
+    """event-no-mod-on-power-change: the records are xapi's, the event stream misses the mod;
+    the finding is the stream's, blamed on the start, its id from the kind alone."""
+    assert _watched(_surveying(), "start") == []
+    noted = _watched(_surveying("event-no-mod-on-power-change"), "start")
+    (finding,) = group_findings([divergence_record(d) for d in noted])
+    assert finding.id == finding_id("events:missing-mod")
+    assert finding.cause == "VM.start" and finding.methods == ("event.from",)
+
+
+def test_an_event_divergence_a_field_finding_explains_folds_into_it() -> None:
+    """A missing mod after the call a field's finding blames is that finding again ("also
+    seen in the event stream"); after another call it stands alone."""
+    connection = _surveying("stale-record")
+    with contextlib.suppress(Divergence), surveyed(connection):
+        h = Harness(connection, "events")
+        vm = new_vm(h)
+        watch = EventWatch(h)
+        h.call("VM.set_name_label", vm, "renamed")
+        with contextlib.suppress(Desynced):
+            watch.poll()  # before the records are read: the mod the model expects is missing
+        h.check_state()
+        h.finish()
+    records = [divergence_record(d) for d in connection.tally.divergences]
+    assert {r.method for r in records} == {"event.from", "VM.get_name_label"}
+    (finding,) = group_findings(records)
+    assert finding.id == finding_id("field:name_label") and finding.seen_in_events
+    elsewhere = [replace(r, cause="VM.start") if r.method == "event.from" else r for r in records]
+    assert {f.id for f in group_findings(elsewhere)} == {
+        finding_id("field:name_label"),
+        finding_id("events:missing-mod"),
+    }

@@ -138,6 +138,10 @@ class Connection:
     event_token: str = ""
     """The events area's last event.from token: each example catches up from where the last
     one stopped (a subscription from "" answers every object of the pool once)."""
+    stopping: Callable[[], bool] = lambda: False
+    """Whether the run is being stopped (an interrupt arrived): a divergence seen from then on
+    is not recorded, the interrupt goes on instead (calls it cut short, and the run's clean-up
+    removing its VMs, are not the target's doing)."""
     shrunk: set[str] = field(default_factory=set)
     """The differences (finding keys) a survey of this process already shrank: each is shrunk
     once, by the first test that showed it; later tests keep their first example as it is."""
@@ -629,6 +633,7 @@ class Harness:
         """Raise the divergence a judge outside the harness found (a race no order explains):
         the example is off track, and a watcher of the harness notes it as one of its own.
         In a survey that goes on past it, it is noted and the example ends quietly."""
+        self._unless_stopping()
         self._diverged = True
         self.off_track = True
         surveyor = self.connection.surveyor
@@ -648,6 +653,7 @@ class Harness:
         mismatch: Mismatch,
         purpose: Purpose,
     ) -> Outcome:
+        self._unless_stopping()
         call, outcomes = _logged(rules, args), tuple(e.outcome for e in expected)
         if purpose is Purpose.STATE:
             call, outcomes, answer = _field_view(call, outcomes, answer, mismatch)
@@ -669,6 +675,12 @@ class Harness:
             replace(info, waived=True, waiver_reason=waiver.reason, waiver_expires=waiver.expires)
         )
         return self._step_past(expected, answer)
+
+    def _unless_stopping(self) -> None:
+        """An interrupt instead of a divergence once the run is stopping (nothing recorded)."""
+        if self.connection.stopping():
+            self.off_track = True
+            raise KeyboardInterrupt
 
     def _step_past(self, expected: Sequence[_Expected], answer: Answer) -> Outcome:
         """Follow a waived answer where the model knows what follows it, else end the example.

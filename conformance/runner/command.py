@@ -56,7 +56,16 @@ _VERDICT_EXIT = {
 _K_WORDS = re.compile(r"[A-Za-z_][\w-]*")
 PYTEST_LOG = "pytest.log"
 """pytest's own output of a run without -v (each failure with its traceback)."""
-_STALE = (JUNIT_FILE, ALLURE_DIR, REPRODUCERS_DIR, PYTEST_LOG, ".parts", PROGRESS_DIR, BUDGET_DIR)
+_STALE = (
+    JUNIT_FILE,
+    ALLURE_DIR,
+    REPRODUCERS_DIR,
+    PYTEST_LOG,
+    ".parts",
+    PROGRESS_DIR,
+    BUDGET_DIR,
+    interrupts.MARKER,
+)
 """What an earlier run left in the report directory that this run replaces or never leaves."""
 
 
@@ -361,7 +370,7 @@ def run_command(args: argparse.Namespace) -> int:
     started = datetime.datetime.now(datetime.UTC)
     report_dir = _validate(args)
     _remove_stale(report_dir)
-    interrupts.install()
+    interrupts.install(marker=report_dir / interrupts.MARKER)
     interrupts.on_second(lambda: _summary_so_far(args, report_dir, started))
     try:
         _run(args, report_dir, started)

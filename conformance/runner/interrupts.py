@@ -4,6 +4,11 @@ The first signal raises ``KeyboardInterrupt``: pytest unwinds, the suite's VMs a
 the reports are written with the counts reached so far. A second signal means the user will not
 wait for that: the process writes the summary of the counts so far (``on_second``), then exits
 with status 3 and one line, never a traceback. A third exits without waiting for the summary.
+
+The first signal also leaves a marker in the report directory (``MARKER``): the run's workers,
+which a signal to the controller alone does not reach, see from it that the run is stopping.
+From then on nothing is judged (``interrupted``): calls the interrupt cut short, and the
+clean-up that removes the run's VMs under the workers' feet, are not the target's doing.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from conformance.errors import ExitCode
 
-__all__ = ["SECOND_SIGNAL_MESSAGE", "install", "on_second", "received"]
+__all__ = ["MARKER", "SECOND_SIGNAL_MESSAGE", "install", "interrupted", "on_second", "received"]
+
+MARKER = ".interrupted"
+"""The file the first signal leaves in the report directory: the run is stopping."""
 
 SECOND_SIGNAL_MESSAGE = (
     "xapi-conformance: interrupted again; exiting now without clean-up "
@@ -26,9 +35,10 @@ SECOND_SIGNAL_MESSAGE = (
 class _Handler:
     """Counts the signals received; ``quiet`` processes (xdist workers) exit without a word."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, marker: Path | None) -> None:
         self.received = 0
         self.quiet = quiet
+        self.marker = marker
         self.terminal = -1 if quiet else os.dup(2)  # pytest's capture will redirect fd 2
         self.last_words: Callable[[], None] = lambda: None
 
@@ -36,6 +46,9 @@ class _Handler:
         del signum
         self.received += 1
         if self.received == 1:
+            if self.marker is not None:
+                with contextlib.suppress(OSError):  # the workers then stop on their own signal
+                    self.marker.touch()
             raise KeyboardInterrupt
         if self.received == 2:
             if not self.quiet:
@@ -48,9 +61,10 @@ class _Handler:
 _installed: list[_Handler] = []
 
 
-def install(quiet: bool = False) -> None:
-    """Handle SIGINT and SIGTERM in this process as described above."""
-    handler = _Handler(quiet)
+def install(quiet: bool = False, marker: Path | None = None) -> None:
+    """Handle SIGINT and SIGTERM in this process as described above; ``marker`` is the run's
+    ``MARKER`` file, left by the first signal (the run's or any of its workers')."""
+    handler = _Handler(quiet, marker)
     _installed[:] = [handler]
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -65,3 +79,12 @@ def on_second(last_words: Callable[[], None]) -> None:
 def received() -> int:
     """How many signals this process received since ``install`` (0 when not installed)."""
     return _installed[0].received if _installed else 0
+
+
+def interrupted() -> bool:
+    """Whether the run is stopping: this process received a signal, or another process of the
+    run left the marker (False when not installed)."""
+    if not _installed:
+        return False
+    handler = _installed[0]
+    return handler.received > 0 or (handler.marker is not None and handler.marker.exists())

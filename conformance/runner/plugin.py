@@ -80,7 +80,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput and config.getoption("xapi_run_id"):
         from conformance.runner import interrupts
 
-        interrupts.install(quiet=True)  # run's workers: a second Ctrl-C exits without a word
+        # run's workers: a second Ctrl-C exits without a word; the controller's signal stops
+        # their judging too (the marker)
+        interrupts.install(quiet=True, marker=_report_dir(config) / interrupts.MARKER)
 
 
 def _settle_seed(config: pytest.Config) -> None:
@@ -193,11 +195,13 @@ def run_config(config: pytest.Config) -> RunConfig:
 @pytest.fixture(scope="session")
 def xapi_connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     """The logged-in target for this test session (the embedded server unless --xapi-target)."""
+    from conformance.runner import interrupts
     from conformance.runner.connect import open_connection
     from conformance.runner.results import target_identity
 
     connection, close = open_connection(run_config(request.config))
     connection.survey = _surveys(request.config)
+    connection.stopping = interrupts.interrupted
     request.config.stash[CONNECTION_KEY] = connection
     part = request.config.stash[PART_KEY]
     if not part.identity:

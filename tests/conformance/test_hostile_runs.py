@@ -210,8 +210,6 @@ def _start_run(server_url: str, report_dir: Path, *extra: str) -> subprocess.Pop
             server_url,
             "--profile",
             "thorough",
-            "-k",
-            "not concurrency",  # docs/concurrency.md: races cut mid-flight can show a divergence
             "--report-dir",
             str(report_dir),
             *extra,

@@ -232,8 +232,6 @@ def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
                 "thorough",
                 "-n",
                 "2",
-                "-k",
-                "not concurrency",  # see docs/concurrency.md: races stopped mid-flight
                 "--report-dir",
                 str(tmp_path),
             ],

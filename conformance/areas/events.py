@@ -13,7 +13,7 @@ import contextlib
 import datetime
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import NoReturn
 
@@ -33,10 +33,20 @@ from conformance.judge.events import (
     problem_kind,
     read_batch,
     read_events,
-    task_mismatch,
+    task_event_mismatch,
 )
 from conformance.judge.refs import RefMap
-from conformance.reproduce.reproducer import CATCH_UP, LOGIN, RECORDS, TOKEN, LoggedCall
+from conformance.reproduce.reproducer import (
+    CATCH_UP,
+    LAST_ID,
+    LAST_TASK,
+    LOGIN,
+    NEXT_CATCH_UP,
+    RECORDS,
+    TASK_EVENT,
+    TOKEN,
+    LoggedCall,
+)
 from models.checks import assume_drivers, readings
 from models.events import Event, EventHistory
 from models.outcome import Failure, Outcome, Success, Value
@@ -73,6 +83,9 @@ class Legacy:
     classes: tuple[str, ...]
     mark: Mark
     answered_up_to: int = -1
+    script: list[tuple[int, LoggedCall]] = field(default_factory=list)
+    """Its calls a reproducer replays, each with how many of the example's calls came before:
+    event.register, event.unregister, and each event.next (a catch-up, unjudged)."""
 
 
 class EventWatch:
@@ -148,12 +161,29 @@ class EventWatch:
         classes = (f"task/{end.task}",)
         seen, _token = self._from(classes, "", 0.0, "task")
         outside = outside_mismatch(classes, seen, self._name)
-        mismatch = outside or _task_event_mismatch(seen, end, self._hosts())
+        span = (end.sent, datetime.datetime.now(datetime.UTC))
+        mismatch = outside or task_event_mismatch(
+            seen, end.task, end.rules.method, span, self._hosts()
+        )
         if mismatch is not None:
             shown = Success(tuple(f"{e.cls} ({e.operation})" for e in seen))
             kind = "class-filter" if outside else "task-event"
-            self._diverge(kind, mismatch, [Success("task (add)")], shown, classes)
+            reproducer = self._task_event_reproducer(end)
+            self._diverge(
+                kind, mismatch, [Success("task (add)")], shown, classes, reproducer=reproducer
+            )
         self.harness.connection.tally.coverage["event.from", "task", "add"] += 1
+
+    def _task_event_reproducer(self, end: TaskEnd) -> str:
+        """The script of a task event's finding: the example's calls, then the Async call,
+        whose task, once ended, is read with event.from(["task/<task>"], "", 0)."""
+        refs = self.harness.refs
+        sync = end.rules.method.removeprefix("Async.")
+        args = tuple(refs.to_model(a) for a in end.args)
+        final = LoggedCall(TASK_EVENT, (sync, *args), str(refs.to_model(end.session)))
+        expected = Success({"task of": end.rules.method})
+        text = f"event.from(['task/<the task of {end.rules.method}>'], '', 0)"
+        return self.harness.event_reproducer(self.harness.log, final, expected, text)
 
     def task_gone(self) -> None:
         """After the harness destroyed the last Async call's task: task.get_record answers
@@ -167,7 +197,11 @@ class EventWatch:
         gone = Failure("HANDLE_INVALID", ("task", task))
         if record != gone:
             problem = Mismatch("task.get_record", "a destroyed task must be gone")
-            self._diverge("task-destroy", problem, [gone], record, ("task",))
+            final = LoggedCall("task.get_record", (LAST_TASK,), self.harness.session)
+            expected = Failure("HANDLE_INVALID", ("task", LAST_TASK))
+            text = "task.get_record(the last Async call's task)"
+            reproducer = self.harness.event_reproducer(self.harness.log, final, expected, text)
+            self._diverge("task-destroy", problem, [gone], record, ("task",), reproducer=reproducer)
         if isinstance(listed, Success) and task in _as_list(listed.value):
             problem = Mismatch("task.get_all", "a destroyed task must not be listed")
             self._diverge("task-destroy", problem, [Success("without it")], listed, ("task",))
@@ -178,6 +212,7 @@ class EventWatch:
         if self.legacy is not None and "task" in self.legacy.classes:
             self._legacy_call("event.unregister", self.legacy, ["task"])
             self.legacy.classes = ("vm",)
+            self._script(self.legacy, "event.unregister", ["task"])
 
     def legacy_next(self) -> None:
         """event.next on the legacy subscription, once the model has a change of the suite's
@@ -207,6 +242,7 @@ class EventWatch:
         ids = [int(e.id) for e in seen]
         legacy.answered_up_to = max([legacy.answered_up_to, *ids])
         legacy.mark = Mark("", self.history.generation, len(self.harness.log))
+        self._script(legacy, NEXT_CATCH_UP)
 
     def _register(self) -> Legacy | None:
         """A fresh session's event.register of ``vm`` and ``task`` (None when the login
@@ -220,7 +256,12 @@ class EventWatch:
         mark = Mark("", self.history.generation, len(self.harness.log))
         legacy = Legacy(str(login.value), SUBSCRIPTION, mark)
         self._legacy_call("event.register", legacy, list(SUBSCRIPTION))
+        self._script(legacy, "event.register", list(SUBSCRIPTION))
         return legacy
+
+    def _script(self, legacy: Legacy, method: str, *args: Value) -> None:
+        """Note a call of the legacy session for reproducers, where the example is now."""
+        legacy.script.append((len(self.harness.log), LoggedCall(method, args, legacy.session)))
 
     def _legacy_call(self, method: str, legacy: Legacy, *args: Value) -> Success:
         """``method`` by the legacy session on the target: its success, else a divergence."""
@@ -247,9 +288,45 @@ class EventWatch:
         kind = "next-" + problem_kind(mismatch)
         text = f"event.next() registered to {list(legacy.classes)}"
         blamed = None if question is None else self._blamed(question, seen, mismatch)
+        reproducer = "" if question is None else self._next_reproducer(legacy, question, text)
         self._diverge(
-            kind, mismatch, [shown], actual, legacy.classes, text, legacy.mark.calls, blamed=blamed
+            kind,
+            mismatch,
+            [shown],
+            actual,
+            legacy.classes,
+            text,
+            legacy.mark.calls,
+            reproducer,
+            blamed=blamed,
         )
+
+    def _next_reproducer(self, legacy: Legacy, question: EventQuestion, text: str) -> str:
+        """The script of an event.next finding: the example's calls with the legacy session's
+        event.register, event.unregister and earlier event.next calls (unjudged) where they
+        were made, then event.next, judged by the area's rules against the VM records the
+        script reads right after it."""
+        steps: list[LoggedCall] = []
+        made = 0
+        for position, call in legacy.script:
+            steps += [*self.harness.log[made:position], call]
+            made = position
+        steps += self.harness.log[made:]
+        final = LoggedCall("event.next", (), legacy.session)
+        expected = self._expected_events(question)
+        expected["after"] = LAST_ID
+        return self.harness.event_reproducer(steps, final, Success(expected), text)
+
+    def _expected_events(self, question: EventQuestion) -> dict[str, Value]:
+        """What a reproducer's verdict judges an event answer by: the subscription, the suite's
+        events, the VMs the calls named and the records read right after."""
+        vms = set(self.harness.refs.bound("vm"))
+        return {
+            "classes": question.classes,
+            "events": tuple((e.cls, e.ref, e.operation) for e in question.expected),
+            "named": tuple(ref for ref in question.named if ref in vms),
+            "records": RECORDS,
+        }
 
     def close(self) -> None:
         """Log the legacy subscription's session out (its subscription ends with it)."""
@@ -270,7 +347,10 @@ class EventWatch:
         outcome = self._call(target_session, SUBSCRIPTION, self.marks[-1].token, 0.0)
         if isinstance(outcome, Failure):
             problem = Mismatch("outcome", f"event.from failed with {outcome.code}")
-            self._diverge("session", problem, [Success("an event batch")], outcome)
+            reproducer = self._session_reproducer(session, Success({"batch": True}))
+            self._diverge(
+                "session", problem, [Success("an event batch")], outcome, reproducer=reproducer
+            )
 
     def logged_out(self, session: str) -> None:
         """event.from by ``session`` (model ref), already logged out: SESSION_INVALID."""
@@ -280,7 +360,16 @@ class EventWatch:
         if outcome != expected:
             shown = Failure("SESSION_INVALID", (session,))
             problem = Mismatch("outcome", "a logged-out session's event.from must fail")
-            self._diverge("logout", problem, [shown], self.harness.refs.outcome_to_model(outcome))
+            actual = self.harness.refs.outcome_to_model(outcome)
+            reproducer = self._session_reproducer(session, shown)
+            self._diverge("logout", problem, [shown], actual, reproducer=reproducer)
+
+    def _session_reproducer(self, session: str, expected: Outcome) -> str:
+        """The script of a session's event.from finding: the example's calls (its login and
+        logout among them), then event.from by ``session`` (model ref) from scratch."""
+        final = LoggedCall("event.from", (SUBSCRIPTION, "", 0.0), session)
+        text = f"event.from({list(SUBSCRIPTION)}, token) by {self._name(session)}"
+        return self.harness.event_reproducer(self.harness.log, final, expected, text)
 
     # ---- the exchange -------------------------------------------------------------------------
 
@@ -319,15 +408,7 @@ class EventWatch:
         session, log = self.harness.session, self.harness.log
         steps = [*log[: mark.calls], LoggedCall(CATCH_UP, (classes,), session), *log[mark.calls :]]
         final = LoggedCall("event.from", (classes, TOKEN, 0.0), session)
-        vms = set(self.harness.refs.bound("vm"))
-        expected = Success(
-            {
-                "classes": classes,
-                "events": tuple((e.cls, e.ref, e.operation) for e in question.expected),
-                "named": tuple(ref for ref in question.named if ref in vms),
-                "records": RECORDS,
-            }
-        )
+        expected = Success(self._expected_events(question))
         text = f"event.from({list(classes)}, token)"
         return self.harness.event_reproducer(steps, final, expected, text)
 
@@ -462,22 +543,6 @@ class EventWatch:
 
 def _shown_event(cls: str, ref: str, operation: str, name: object) -> Value:
     return f"{cls} {name(ref)} ({operation})"  # type: ignore[operator]
-
-
-def _task_event_mismatch(
-    seen: Sequence[SeenEvent], end: TaskEnd, hosts: Sequence[str]
-) -> Mismatch | None:
-    """Why the events of one ended task (subscribed from scratch) are not xapi's: one add
-    event, whose snapshot is the ended task."""
-    if [(e.cls, e.operation, e.ref) for e in seen] != [("task", "add", end.task)]:
-        listed = ", ".join(f"{e.cls} ({e.operation})" for e in seen) or "nothing"
-        return Mismatch("the task's events", f"expected one task (add), got {listed}")
-    snapshot = seen[0].snapshot
-    if snapshot is None:
-        return Mismatch("the task's event", "has no snapshot")
-    span = (end.sent, datetime.datetime.now(datetime.UTC))
-    found = task_mismatch(snapshot, end.rules.method, span, hosts)
-    return None if found is None else Mismatch(f"the task's event: {found.where}", found.how)
 
 
 def _to_model(refs: RefMap, snapshot: Mapping[str, object] | None) -> Mapping[str, object] | None:

@@ -34,13 +34,15 @@ class Answer:
     """What the target answered, as far as it could be read: an outcome, or why it is malformed.
 
     ``via_task`` says the outcome arrived through an ``Async.`` call's task; ``task`` is that
-    task's ref (target terms), empty for other calls.
+    task's ref (target terms), empty for other calls. ``task_problem`` says ``malformed`` is
+    the ended task's record, not as xapi's taskHelper leaves it.
     """
 
     outcome: Outcome
     via_task: bool = False
     malformed: Mismatch | None = None
     task: str = ""
+    task_problem: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class TaskEnd:
     task: str
     rules: AnswerRules
     sent: datetime.datetime
+    args: tuple[Value, ...] = ()
+    """The call's arguments after the session (target refs)."""
 
 
 def send(
@@ -87,7 +91,7 @@ def send(
         return answer
     task = str(answer.outcome.value)
     on_task(task)
-    end = TaskEnd(str(args[0]) if args else "", task, rules, sent)
+    end = TaskEnd(str(args[0]) if args else "", task, rules, sent, tuple(args[1:]))
     answer = _await_task(target, end, task_timeout, on_task_end, hosts, keep_task)
     return replace(answer, task=task)
 
@@ -131,7 +135,9 @@ def _await_task(
         target.call("task.destroy", session, task)
     answer = _task_answer(record, rules, target.protocol)
     problem = None if hosts is None else _task_problem(record, end, hosts)
-    return answer if problem is None or answer.malformed else replace(answer, malformed=problem)
+    if problem is None or answer.malformed:
+        return answer
+    return replace(answer, malformed=problem, task_problem=True)
 
 
 def _task_problem(record: Outcome, end: TaskEnd, hosts: Collection[str]) -> Mismatch | None:

@@ -35,7 +35,13 @@ from conformance.judge.compare import (
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.judge.refs import REF_PREFIX, RUN_TAG, RefMap, snapshots_of_new_vms
 from conformance.judge.waivers import Waivers
-from conformance.reproduce.reproducer import LOGIN, LoggedCall, RoleLogin, render_reproducer
+from conformance.reproduce.reproducer import (
+    LOGIN,
+    TASK_RECORD,
+    LoggedCall,
+    RoleLogin,
+    render_reproducer,
+)
 from conformance.targets.base import Target
 from conformance.wire import jsonrpc, xmlrpc
 from models.operations import is_default_template
@@ -823,7 +829,7 @@ class Harness:
             area=self.area,
             kind=area_kind,
             message=message,
-            reproducer=self._reproducer(call, expected, text),
+            reproducer=self._finding_reproducer(call, expected, text, answer, mismatch),
             reason=self.refs.display_text(str(mismatch)),
             calls=(*self.shown_calls(), (text, self.refs.display_outcome(answer.outcome))),
         )
@@ -845,6 +851,23 @@ class Harness:
         secrets = {login.account.password for login in self.connection.logins()} - {""}
         shown = self.refs.display(value)
         return "<password>" if isinstance(shown, str) and shown in secrets else shown
+
+    def _finding_reproducer(
+        self,
+        call: LoggedCall,
+        expected: tuple[Outcome, ...],
+        text: str,
+        answer: Answer,
+        mismatch: Mismatch,
+    ) -> str:
+        """The script of a finding: the call's answer judged, or, when the finding is its
+        task's record (``Answer.task_problem``), that record as the script reads it."""
+        if not answer.task_problem:
+            return self._reproducer(call, expected, text)
+        sync = call.method.removeprefix("Async.")
+        final = replace(call, method=TASK_RECORD, args=(sync, *call.args))
+        wanted = Success({"task of": call.method})
+        return self._reproducer(final, (wanted,), f"the task of {text}: {mismatch.where}")
 
     def _reproducer(
         self,

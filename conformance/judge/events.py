@@ -31,6 +31,7 @@ __all__ = [
     "problem_kind",
     "read_batch",
     "read_events",
+    "task_event_mismatch",
     "task_mismatch",
 ]
 
@@ -282,6 +283,25 @@ def _shown(cls: str, ref: str, operation: str, name: Callable[[str], str]) -> st
 
 
 FINISHED = ("success", "failure", "cancelled")
+
+
+def task_event_mismatch(
+    seen: Sequence[SeenEvent],
+    task: str,
+    method: str,
+    span: tuple[datetime.datetime, datetime.datetime],
+    hosts: Collection[str],
+) -> Mismatch | None:
+    """Why the events of one ended ``task`` of an ``Async.`` call of ``method`` (subscribed to
+    it from scratch) are not xapi's: one add event, whose snapshot is the ended task."""
+    if [(e.cls, e.operation, e.ref) for e in seen] != [("task", "add", task)]:
+        listed = ", ".join(f"{e.cls} ({e.operation})" for e in seen) or "nothing"
+        return Mismatch("the task's events", f"expected one task (add), got {listed}")
+    snapshot = seen[0].snapshot
+    if snapshot is None:
+        return Mismatch("the task's event", "has no snapshot")
+    found = task_mismatch(snapshot, method, span, hosts)
+    return None if found is None else Mismatch(f"the task's event: {found.where}", found.how)
 
 
 def task_mismatch(

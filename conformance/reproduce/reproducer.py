@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from conformance.reproduce.template import HEADER, PLUMBING
 from models.outcome import Encoded, Failure, Outcome, Value
 
-__all__ = ["CATCH_UP", "LOGIN", "RECORDS", "TOKEN", "LoggedCall", "RoleLogin", "render_reproducer"]
+__all__ = [
+    "CATCH_UP",
+    "LAST_ID",
+    "LAST_TASK",
+    "LOGIN",
+    "NEXT_CATCH_UP",
+    "RECORDS",
+    "TASK_EVENT",
+    "TASK_RECORD",
+    "TOKEN",
+    "LoggedCall",
+    "RoleLogin",
+    "render_reproducer",
+]
 
 LOGIN = "session.login_with_password"
 CATCH_UP = "(event.from catch-up)"
@@ -20,7 +33,26 @@ TOKEN = "(the event token)"
 RECORDS = "(the records read now)"
 """A value in an expected answer: the VM records the script reads right after its last call
 (``read_records``)."""
-_SCRIPT_NAMES = {TOKEN: "token", RECORDS: "read_records(session)"}
+NEXT_CATCH_UP = "(event.next catch-up)"
+"""A step that is no call of the example: event.next by ``session`` where the example called it,
+its events not judged, the last id it answered kept (``last_id``)."""
+LAST_ID = "(the last event id)"
+"""A value in an expected answer: the last id the script's event.next catch-ups answered."""
+LAST_TASK = "(the last task)"
+"""An argument: the task of the script's last ``Async.`` call (destroyed once it ended)."""
+TASK_RECORD = "(the task record of)"
+"""A final call ``(method, *args)``: ``Async.<method>``, its ended task's record read, the
+span it was sent and ended in, and the pool's hosts (``task_record``)."""
+TASK_EVENT = "(the task event of)"
+"""A final call ``(method, *args)``: ``Async.<method>``, then, once its task ended,
+event.from(["task/<task>"], "", 0) (``task_event``)."""
+_SCRIPT_NAMES = {
+    TOKEN: "token",
+    RECORDS: "read_records(session)",
+    LAST_ID: "last_id",
+    LAST_TASK: "tasks[-1]",
+}
+_HELPERS = {TASK_RECORD: "task_record", TASK_EVENT: "task_event"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +112,8 @@ def _call_expr(call: LoggedCall, names: Mapping[str, str], *, refused: bool = Fa
         return f"login(USER, PASSWORD{originator})"
     session = [names.get(call.session, repr(call.session))] if call.session else []
     rendered = ", ".join([*session, *(_source(a, names) for a in call.args)])
+    if call.method in _HELPERS:
+        return f"{_HELPERS[call.method]}({rendered})"
     if call.method.startswith("Async.") and call.session:
         return f"call_async({call.method.removeprefix('Async.')!r}, {rendered})"
     return f"call({call.method!r}, {rendered})"
@@ -92,6 +126,8 @@ def _step_line(call: LoggedCall, names: Mapping[str, str], assigned: set[str]) -
     if call.method == CATCH_UP:
         session = names.get(call.session, repr(call.session))
         return f"token = catch_up({session}, {_source(call.args[0], names)}, token)"
+    if call.method == NEXT_CATCH_UP:
+        return f"last_id = next_catch_up({names.get(call.session, repr(call.session))}, last_id)"
     expression = _call_expr(call, names, refused=isinstance(call.answer, Failure))
     variable = names.get(call.result_ref or "")
     if variable is None or variable in assigned:
@@ -134,6 +170,8 @@ def render_reproducer(
         lines.append(f"    {role.variable} = login({role.user!r}, os.environ.get({env!r}, ''))")
     if any(step.method == CATCH_UP for step in steps):
         lines.append('    token = ""')
+    if any(step.method == NEXT_CATCH_UP for step in steps) or final.method == "event.next":
+        lines.append("    last_id = -1")
     assigned: set[str] = set()
     lines += [f"    {_step_line(step, names, assigned)}" for step in steps]
     refused = bool(expected) and all(isinstance(e, Failure) for e in expected)

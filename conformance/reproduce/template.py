@@ -32,6 +32,7 @@ PLUMBING = '''
 
 # ---- plumbing ---------------------------------------------------------------------------------
 
+import datetime
 import http.client
 import itertools
 import json
@@ -54,7 +55,7 @@ UNREACHABLE = (OSError, http.client.HTTPException, xmlrpc.client.Error,
                xml.parsers.expat.ExpatError, ValueError, AttributeError, KeyError, TypeError)
 IDS = itertools.count(1)
 TRACE = [True]
-created, others, logins = [], [], []
+created, others, logins, tasks = [], [], [], []
 
 
 def short(value, limit=160):
@@ -103,11 +104,9 @@ def call(method, *args):
     return answer
 
 
-def call_async(method, session, *args):
-    """Async.<method>, then poll its task: the task's outcome as ("ok", value) or ("error", info)."""
-    status, task = call("Async." + method, session, *args)
-    if status != "ok":
-        return (status, task)
+def ended(session, task, before_destroy=None):
+    """Poll ``task`` until it ends (unprinted); its record, and what ``before_destroy`` (a
+    function of the session and task) answered before the task was destroyed."""
     TRACE[0] = False
     try:
         for _ in range(12000):
@@ -115,10 +114,25 @@ def call_async(method, session, *args):
             if status != "ok" or state != "pending":
                 break
             time.sleep(0.05)
+        seen = before_destroy(session, task) if before_destroy else None
         _, record = call("task.get_record", session, task)
         call("task.destroy", session, task)
     finally:
         TRACE[0] = True
+    return record, seen
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def call_async(method, session, *args):
+    """Async.<method>, then poll its task: the task's outcome as ("ok", value) or ("error", info)."""
+    status, task = call("Async." + method, session, *args)
+    if status != "ok":
+        return (status, task)
+    tasks.append(task)
+    record, _ = ended(session, task)
     if record.get("status") == "success":
         text = record.get("result", "") or "<value></value>"
         document = "<methodResponse><params><param>" + text + "</param></params></methodResponse>"
@@ -137,6 +151,45 @@ def catch_up(session, classes, token):
     finally:
         TRACE[0] = True
     return batch["token"] if status == "ok" and isinstance(batch, dict) else token
+
+
+def next_catch_up(session, last_id):
+    """event.next unprinted (where the example called it): the last id it answered."""
+    TRACE[0] = False
+    try:
+        status, events = call("event.next", session)
+    finally:
+        TRACE[0] = True
+    ids = [int(e["id"]) for e in events if str(e.get("id", "")).isdigit()] if status == "ok" else []
+    return max([last_id, *ids])
+
+
+def task_record(session, method, *args):
+    """Async.<method>; once its task ended, its record (task.get_record), with the span the call
+    was sent and ended in and the pool's hosts, for the verdict."""
+    sent = now()
+    status, task = call("Async." + method, session, *args)
+    if status != "ok":
+        return (status, task)
+    tasks.append(task)
+    record, _ = ended(session, task)
+    hosts = call("host.get_all", session)[1]
+    return ("ok", {{"record": record, "sent": sent, "ended": now(), "hosts": hosts, "task": task}})
+
+
+def task_event(session, method, *args):
+    """Async.<method>; once its task ended, event.from(["task/<task>"], "", 0) as a client
+    subscribed to it calls it, with the span and the pool's hosts, for the verdict."""
+    sent = now()
+    status, task = call("Async." + method, session, *args)
+    if status != "ok":
+        return (status, task)
+    tasks.append(task)
+    _, batch = ended(session, task, lambda s, t: call("event.from", s, ["task/" + t], "", 0.0))
+    hosts = call("host.get_all", session)[1]
+    status, value = batch
+    answer = {{"batch": value, "sent": sent, "ended": now(), "hosts": hosts, "task": task}}
+    return (status, answer if status == "ok" else value)
 
 
 def read_records(session):

@@ -7,8 +7,9 @@ log and the faulty one answer the same event.from differently, as the catalogue 
 
 from __future__ import annotations
 
-import os
-import subprocess
+import contextlib
+import io
+import runpy
 import sys
 from pathlib import Path
 
@@ -76,29 +77,48 @@ def test_the_events_area_finds_the_fault(fault: str) -> None:
 
 # ---- the reproducer of an event finding -------------------------------------------------------
 
-REPLAYED = ("event-stale-snapshot", "event-token-stuck", "event-no-del-on-destroy")
+REPLAYED = {
+    "event-stale-snapshot": "catch_up(",
+    "event-token-stuck": "catch_up(",
+    "event-no-del-on-destroy": "catch_up(",
+    "event-next-repeats": "next_catch_up(",
+    "event-next-stale-snapshot": "call('event.register'",
+    "event-task-without-result": "task_event(",
+    "task-not-resident": "task_record(",
+    "task-created-local-time": "task_record(",
+    "task-destroy-kept": "tasks[-1]",
+    "logout-keeps-session": "call('session.logout'",
+}
+"""Faults whose finding's reproducer is replayed both ways → what the script must hold (the
+subscription, the task or the session it replays)."""
 
 
-def _replayed(script: Path, fault: str | None) -> subprocess.CompletedProcess[str]:
-    """The script run against a fresh embedded server (with ``fault``, if given)."""
+def _replayed(script: Path, fault: str | None) -> tuple[int, str]:
+    """The script run in this process against a fresh embedded server (with ``fault``, if
+    given): its exit status and what it printed."""
     faults = (fault,) if fault else ()
     running = start_in_thread(
         ServerConfig(password=PASSWORD, accounts=ROLE_ACCOUNTS, faults=faults)
     )
+    printed = io.StringIO()
+    argv = sys.argv
     try:
-        return subprocess.run(
-            [sys.executable, str(script), running.url],
-            check=False,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "XAPI_PASSWORD": PASSWORD},
-            timeout=120,
-        )
+        sys.argv = [str(script), running.url]
+        with (
+            contextlib.redirect_stdout(printed),
+            contextlib.redirect_stderr(printed),
+            pytest.MonkeyPatch.context() as patch,
+            pytest.raises(SystemExit) as ended,
+        ):
+            patch.setenv("XAPI_PASSWORD", PASSWORD)
+            runpy.run_path(str(script), run_name="__main__")
     finally:
+        sys.argv = argv
         running.stop()
+    return int(ended.value.code or 0), printed.getvalue()
 
 
-@pytest.mark.parametrize("fault", REPLAYED)
+@pytest.mark.parametrize("fault", list(REPLAYED))
 def test_an_event_findings_reproducer_replays_the_subscription(fault: str, tmp_path: Path) -> None:
     with pytest.raises(Divergence) as found:
         run_state_machine_as_test(
@@ -107,11 +127,11 @@ def test_an_event_findings_reproducer_replays_the_subscription(fault: str, tmp_p
         )
     script = tmp_path / "reproducer.py"
     script.write_text(found.value.info.reproducer)
-    assert "catch_up(" in script.read_text()
-    again = _replayed(script, fault)
-    assert again.returncode == 1, again.stdout + again.stderr
-    clean = _replayed(script, None)
-    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert REPLAYED[fault] in script.read_text(), script.read_text()
+    status, printed = _replayed(script, fault)
+    assert status == 1, printed
+    status, printed = _replayed(script, None)
+    assert status == 0, printed
 
 
 # ---- the faults on the event log itself --------------------------------------------------------
@@ -225,3 +245,23 @@ def test_event_next_with_a_stale_snapshot() -> None:
     [right], [wrong] = honest.take_next(session) or (), faulty.take_next(session) or ()
     assert right.snapshot and right.snapshot["name_label"] == "b"
     assert wrong.snapshot and wrong.snapshot["name_label"] == "test-vm"
+
+
+@pytest.mark.parametrize("fault", ["task-not-resident", "task-created-local-time"])
+def test_a_task_record_findings_reproducer_reads_the_task(fault: str, tmp_path: Path) -> None:
+    """Found by the async area (the task record read after the call): the script makes the
+    Async call and judges its ended task's record, not only the answer in it."""
+    machine = type(
+        "Async", (AREAS["async"],), {"connection": connect(_server(faults=(FAULTS[fault],)))}
+    )
+    with pytest.raises(Divergence) as found:
+        run_state_machine_as_test(
+            machine, settings=replace_settings(max_examples=100, phases=DETECT)
+        )
+    script = tmp_path / "reproducer.py"
+    script.write_text(found.value.info.reproducer)
+    assert "task_record(" in script.read_text(), script.read_text()
+    status, printed = _replayed(script, fault)
+    assert status == 1, printed
+    status, printed = _replayed(script, None)
+    assert status == 0, printed

@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -44,7 +45,8 @@ from models.world import World
 PASSWORD = "overhead-pw"
 
 Recorded = list[tuple[float, str, bytes, bool]]
-"""(seconds since the epoch, path, request body, whether the answer was a success)."""
+"""(seconds since the epoch, path, request body, whether the answer was a success): every
+XenAPI call, over XML-RPC or JSON-RPC (``/jsonrpc``)."""
 
 
 def _serve_recording(out: Path) -> int:
@@ -54,18 +56,18 @@ def _serve_recording(out: Path) -> int:
     from conformance.server.config import ServerConfig
 
     recorded: Recorded = []
+    outcomes = threading.local()
 
     class Recording(XenAPIApp):
-        succeeded = False
-
-        def _xmlrpc(self, body: bytes) -> Any:
-            answer = super()._xmlrpc(body)
-            recorded.append((time.time(), "/", body, self.succeeded))
-            return answer
+        def answer(self, path: str, body: bytes) -> Any:
+            outcomes.succeeded = False
+            reply = super().answer(path, body)
+            recorded.append((time.time(), path, body, outcomes.succeeded))
+            return reply
 
         def _dispatch(self, method: str, params: tuple[object, ...]) -> Any:
             outcome = super()._dispatch(method, params)
-            self.succeeded = _succeeded(self.state.world, method, outcome)
+            outcomes.succeeded = _succeeded(self.state.world, method, outcome)
             return outcome
 
     process.XenAPIApp = Recording  # type: ignore[misc]
@@ -137,10 +139,10 @@ def _replay(url: str, recorded: Recorded) -> tuple[float, float]:
     """The replay's wall-clock seconds and its client's CPU seconds."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
-    headers = {"Content-Type": "text/xml"}
+    xml, json_rpc = {"Content-Type": "text/xml"}, {"Content-Type": "application/json"}
     started, cpu = time.perf_counter(), time.process_time()
     for _at, path, body, _ok in recorded:
-        connection.request("POST", path, body, headers)
+        connection.request("POST", path, body, json_rpc if path == "/jsonrpc" else xml)
         connection.getresponse().read()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     connection.close()
@@ -148,10 +150,13 @@ def _replay(url: str, recorded: Recorded) -> tuple[float, float]:
 
 
 def _methods(recorded: Recorded) -> Iterable[tuple[str, bool]]:
-    from conformance.wire import xmlrpc
+    from conformance.wire import jsonrpc, xmlrpc
 
-    for _at, _path, body, ok in recorded:
-        yield xmlrpc.decode_request(body)[0], ok
+    for _at, path, body, ok in recorded:
+        if path == "/jsonrpc":
+            yield jsonrpc.decode_request(body).method, ok
+        else:
+            yield xmlrpc.decode_request(body)[0], ok
 
 
 def _estimate(recorded: Recorded, profile: str, suite_seconds: float) -> None:
@@ -174,7 +179,8 @@ def _report(
     recorded: Recorded, suite_seconds: float, replay_seconds: float, cpu: dict[str, float]
 ) -> None:
     span = recorded[-1][0] - recorded[0][0]
-    print(f"calls: {len(recorded):,}")
+    json_calls = sum(1 for _at, path, _body, _ok in recorded if path == "/jsonrpc")
+    print(f"calls: {len(recorded):,} ({json_calls:,} over JSON-RPC)")
     print(f"suite, whole run command: {suite_seconds:8.1f} s")
     print(f"suite, first to last call: {span:7.1f} s")
     print(f"bare replay of the same calls: {replay_seconds:.1f} s")

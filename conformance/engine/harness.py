@@ -242,7 +242,7 @@ def received_arguments(protocol: str, method: str, args: tuple[Value, ...]) -> t
         return args
     if protocol == "jsonrpc":
         return jsonrpc.decode_request(jsonrpc.encode_request(method, args, 1)).params
-    return xmlrpc.decode_request(xmlrpc.encode_request(method, args))[1]
+    return xmlrpc.received_params(args)
 
 
 @dataclass(frozen=True)

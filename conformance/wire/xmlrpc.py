@@ -46,6 +46,7 @@ __all__ = [
     "encode_request",
     "encode_response",
     "parse_value_text",
+    "received_params",
     "value_text",
 ]
 
@@ -368,6 +369,44 @@ def decode_request(body: bytes) -> tuple[str, tuple[object, ...]]:
     ``methodCall`` with ``<methodName>`` and ``<params>``: xapi answers those with HTTP 500.
     """
     return _guarded(body, lambda: _call(_parse(body)))
+
+
+def received_params(params: Sequence[Value]) -> tuple[object, ...]:
+    """The params ``decode_request`` reads from ``encode_request(method, params)``: what the
+    server receives of a careful client's arguments, computed without writing and parsing the
+    XML where the values allow (text XML carries unchanged, numbers, dates, sets and maps);
+    anything else makes the round trip, which also raises as ``encode_request`` does."""
+    try:
+        return tuple(_received(param) for param in params)
+    except _NotPlain:
+        return decode_request(encode_request("received", params))[1]
+
+
+class _NotPlain(Exception):
+    """A value whose received form only the round trip gives."""
+
+
+def _received(value: Value) -> object:
+    """One value as ``_value`` decodes what ``_encode`` writes for it in the client's style."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return f"{value:d}"  # a bare <value>: the server reads int64 text
+    if isinstance(value, str):
+        if _XML_ILLEGAL.search(value) is not None:
+            raise _NotPlain
+        return str(value)
+    if isinstance(value, float):
+        return _double(repr(value))
+    if isinstance(value, datetime.datetime):
+        return DateTimeText(datetime_text(value))
+    if isinstance(value, Mapping):
+        if not all(type(key) is str and _XML_ILLEGAL.search(key) is None for key in value):
+            raise _NotPlain
+        return {key: _received(item) for key, item in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_received(item) for item in value]
+    raise _NotPlain  # Encoded, Int32, and what is no Value
 
 
 def _call(root: Element) -> tuple[str, tuple[object, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -43,6 +44,34 @@ def _records(target: Target, session: str, cls: str) -> Mapping[str, Mapping[str
             "starting state cannot be read and it cannot be tested"
         )
     return {str(k): v for k, v in outcome.value.items() if isinstance(v, Mapping)}
+
+
+class _RecentVms:
+    """The starting records read from the last few raw records, by the raw record's identity:
+    a ``VM.get_all_records`` answer the same as a recent one decodes to the very same records
+    (``xmlrpc.decode_response``), which each example's import then does not type again. Raw
+    records and the read-only records made from them are never changed."""
+
+    KEEP = 512
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[int, tuple[Mapping[str, object], Mapping[str, Value]]] = {}
+
+    def record(self, raw: Mapping[str, object]) -> Mapping[str, Value]:
+        with self._lock:
+            known = self._by_id.get(id(raw))
+        if known is not None and known[0] is raw:
+            return known[1]
+        record = frozen(_vm(raw))
+        with self._lock:
+            self._by_id[id(raw)] = (raw, record)
+            if len(self._by_id) > self.KEEP:
+                del self._by_id[next(iter(self._by_id))]
+        return record
+
+
+_RECENT_VMS = _RecentVms()
 
 
 def _vm(raw: Mapping[str, object]) -> dict[str, Value]:
@@ -147,7 +176,7 @@ def import_world(
         ref: frozen({str(k): v for k, v in raw.items() if isinstance(v, str)})
         for ref, raw in _records(target, root, "SR").items()
     }
-    vms = {ref: frozen(_vm(raw)) for ref, raw in _records(target, root, "VM").items()}
+    vms = {ref: _RECENT_VMS.record(raw) for ref, raw in _records(target, root, "VM").items()}
     sessions = {
         login.session: SessionInfo(login.account.name, login.account.role, login.account.superuser)
         for login in logins

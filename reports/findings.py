@@ -341,6 +341,36 @@ def _fold_events(
         home.append(member)
 
 
+def _called(method: str) -> str:
+    return method.removeprefix("Async.")
+
+
+def _fold_refusals(
+    groups: dict[str, tuple[Difference, list[tuple[str, DivergenceRecord]]]],
+) -> None:
+    """A message the target refuses with one code where xapi accepts it is refused with that
+    code whatever the state: where xapi refuses it with another code, the target's refusal is
+    that finding again. A VM.start that always fails with NO_HOSTS_AVAILABLE answers so for a
+    snapshot and for a destroyed VM too, where xapi answers VM_IS_SNAPSHOT and HANDLE_INVALID:
+    xapi checks the handle and the operation before placement, a server that does not start
+    VMs checks nothing. A refusal with the wrong code of a message never refused where xapi
+    accepts it stays a finding of its own."""
+    for key, (diff, members) in list(groups.items()):
+        refused = (
+            groups.get(f"refuses:{key.rsplit(':', 1)[1]}") if key.startswith("code:") else None
+        )
+        if refused is None:
+            continue
+        refusing = {_called(d.blamed) for _, d in refused[1]}
+        moved = [m for m in members if _called(m[1].blamed) in refusing]
+        refused[1].extend(moved)
+        kept = [m for m in members if m not in moved]
+        if kept:
+            groups[key] = (diff, kept)
+        else:
+            del groups[key]
+
+
 def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingRecord, ...]:
     """The findings of the active (not waived) ``divergences``, most frequent first.
 
@@ -359,6 +389,7 @@ def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingReco
             events.append((divergence_id(index), d))
             continue
         groups.setdefault(diff.key, (diff, []))[1].append((divergence_id(index), d))
+    _fold_refusals(groups)
     _fold_races(groups, races)
     _fold_events(groups, events)
     findings = [_finding(diff, members) for diff, members in groups.values()]

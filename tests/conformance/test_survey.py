@@ -23,7 +23,7 @@ from conformance.runner.results import divergence_record
 from conformance.runner.survey import Survey, difference_key, survey_machine, surveyed
 from conformance.server.state import ServerState
 from models.outcome import Failure, Success
-from reports import group_findings
+from reports import DivergenceRecord, OutcomeRecord, group_findings
 from reports.findings import finding_id
 from tests.conformance.test_concurrency import _racy
 from tests.conformance.test_harness import FAST, _server, connect, new_vm
@@ -299,4 +299,50 @@ def test_an_event_divergence_a_field_finding_explains_folds_into_it() -> None:
     assert {f.id for f in group_findings(elsewhere)} == {
         finding_id("field:name_label"),
         finding_id("events:missing-mod"),
+    }
+
+
+# ---- one fault, one finding: a message refused whatever the state ----------------------------
+
+
+def _refused_start() -> DivergenceRecord:
+    """start-fails: VM.start of a Halted VM answered NO_HOSTS_AVAILABLE, as a report records it."""
+    connection = _surveying("start-fails")
+    with contextlib.suppress(Divergence), surveyed(connection):
+        h = Harness(connection, "lifecycle")
+        h.call("VM.start", new_vm(h), False, False)
+        h.finish()
+    (refused,) = connection.tally.divergences
+    return divergence_record(refused)
+
+
+def _refused_instead_of(record: DivergenceRecord, *error: str, method: str) -> DivergenceRecord:
+    return replace(
+        record, method=method, cause=method, expected=(OutcomeRecord(False, None, error),)
+    )
+
+
+def test_a_start_that_always_fails_is_one_finding_whatever_xapi_answers_instead() -> None:
+    """start-fails also answers NO_HOSTS_AVAILABLE where xapi refuses first: an Async.VM.start
+    of a snapshot (VM_IS_SNAPSHOT), a start raced with the VM's destroy (HANDLE_INVALID):
+    xapi checks the handle and the operation before placement, a server that does not start
+    VMs checks nothing. One fault, one finding."""
+    refused = _refused_start()
+    snapshot = _refused_instead_of(
+        refused, "VM_IS_SNAPSHOT", "vm1", "start", method="Async.VM.start"
+    )
+    gone = _refused_instead_of(refused, "HANDLE_INVALID", "VM", "vm1", method="VM.start")
+    (finding,) = group_findings([refused, snapshot, gone])
+    assert finding.id == finding_id("refuses:NO_HOSTS_AVAILABLE") and finding.count == 3
+
+
+def test_a_wrong_code_of_a_message_never_refused_where_xapi_accepts_stands_alone() -> None:
+    """The same wrong code from another message (its start works): a fault of its own."""
+    refused = _refused_start()
+    other = _refused_instead_of(
+        refused, "VM_BAD_POWER_STATE", "vm1", "halted", "running", method="VM.pause"
+    )
+    assert {f.id for f in group_findings([refused, other])} == {
+        finding_id("refuses:NO_HOSTS_AVAILABLE"),
+        finding_id("code:VM_BAD_POWER_STATE:NO_HOSTS_AVAILABLE"),
     }

@@ -6,7 +6,9 @@ else the area's machine). The sequential faults run in-process against the in-pr
 (the area's machine derandomized at the ci profile's sizes, a sweep up to its first divergence);
 the command line runs a sweep's and an area's fault as smoke tests. Each race fault is found by
 the race its catalogue entry describes, run in-process against a server whose barrier makes the
-lanes overlap whatever the load (``tests.conformance.gated``). ``benchmarks/fault_detection.py`` measures whole areas over several seeds.
+lanes overlap whatever the load (``tests.conformance.gated``). A finding's reproducer is found
+in-process over the wire against a served faulty server, then run as a script against it and
+against the honest one. ``benchmarks/fault_detection.py`` measures whole areas over several seeds.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from conformance.races.concurrency import (
     RaceCall,
     task_of,
 )
+from conformance.runner.connect import RoleAccount, RunConfig, open_connection
 from conformance.runner.profiles import PROFILES, area_examples
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
@@ -386,6 +389,19 @@ REPLAYED = (
 )
 
 
+def _found_on(url: str, selection: str) -> DivergenceInfo:
+    """The divergence ``selection`` finds first on the server at ``url``, connected as a run with
+    ``--target`` and ``--role-account read-only=ro:…`` connects (over the wire, in-process)."""
+    read_only = RoleAccount("read-only", "ro", "ro-pw")
+    connection, close = open_connection(
+        RunConfig(target=url, password=PASSWORD, roles=(read_only,))
+    )
+    try:
+        return _find(selection, connection)
+    finally:
+        close()
+
+
 @pytest.mark.parametrize(
     ("servers", "fault"), [(f, f) for f in REPLAYED], indirect=["servers"], ids=REPLAYED
 )
@@ -394,24 +410,8 @@ def test_the_reproducer_diverges_on_the_faulty_server_and_conforms_on_the_refere
 ) -> None:
     faulty, honest = servers
     selection, _mark = CASES[fault]
-    result = _cli(
-        "run",
-        "--target",
-        faulty.url,
-        "--profile",
-        "ci",
-        "--seed",
-        SEED,
-        *_selection(selection),
-        "--role-account",
-        "read-only=ro:RO_PASSWORD",
-        "--report-dir",
-        str(tmp_path),
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
-    summary = json.loads((tmp_path / "summary.json").read_text())
     script = tmp_path / "reproducer.py"
-    script.write_text(summary["divergences"][0]["reproducer"])
+    script.write_text(_found_on(faulty.url, selection).reproducer)
     again = _reproduce(script, faulty.url)
     assert again.returncode == 1, again.stdout + again.stderr
     assert "DIVERGES" in again.stdout

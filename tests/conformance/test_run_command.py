@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conformance.areas.sweeps import CELLS, LIFECYCLE_MESSAGES
+from conformance.runner.cli import main
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
 from conformance.targets import XmlRpcTarget
@@ -43,19 +44,44 @@ def summary(report_dir: Path) -> dict[str, object]:
     return data
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("run", "--max-examples", "0"),
-        ("run", "--profile", "weekly"),
-        ("run", "-n", "-1"),
-        ("run", "--waivers", "/nonexistent/waivers.toml"),
-        ("run", "--frobnicate"),
-        ("serve", "--account", "nocolons"),
-        ("serve", "--hosts", "0"),
-    ],
-)
+USAGE_ERRORS = [
+    ("run", "--max-examples", "0"),
+    ("run", "--profile", "weekly"),
+    ("run", "-n", "-1"),
+    ("run", "--waivers", "/nonexistent/waivers.toml"),
+    ("run", "--frobnicate"),
+    ("serve", "--account", "nocolons"),
+    ("serve", "--hosts", "0"),
+]
+
+
+@pytest.mark.parametrize("args", USAGE_ERRORS)
+def test_usage_errors_exit_2_with_one_line(
+    args: tuple[str, ...],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``main`` as the console script calls it, in-process: a usage error is found before any
+    run or server starts (one that starts fails the test instead of running)."""
+    for module, name in (
+        ("conformance.runner.command", "_run"),
+        ("conformance.server.process", "serve_forever"),
+    ):
+        monkeypatch.setattr(f"{module}.{name}", _must_not_start)
+    argv = [*args, "--report-dir", str(tmp_path)] if args[0] == "run" else list(args)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xapi-conformance: ") and err.count("\n") == 1, err
+
+
+def _must_not_start(*_args: object) -> int:
+    raise AssertionError("a usage error started a run or a server")
+
+
+@pytest.mark.parametrize("args", [USAGE_ERRORS[4], USAGE_ERRORS[5]], ids=["run", "serve"])
 def test_usage_errors_exit_2_without_traceback(args: tuple[str, ...], tmp_path: Path) -> None:
+    """The same through the console script's process (its exit status and stderr)."""
     result = run(*args, "--report-dir", str(tmp_path)) if args[0] == "run" else run(*args)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -165,8 +191,9 @@ def test_reference_server_conforms_and_every_lifecycle_cell_is_exercised(tmp_pat
 
 @pytest.fixture
 def populated_server() -> Iterator[tuple[RunningServer, dict[str, object]]]:
-    """An embedded server holding VMs the suite did not create, in several states."""
-    server = start_in_thread(ServerConfig(password="owner-pw"))
+    """An embedded server whose guests have no PV drivers (a fact the suite must discover),
+    holding VMs the suite did not create, in several states."""
+    server = start_in_thread(ServerConfig(password="owner-pw", guest_agent=False))
     target = XmlRpcTarget(server.url)
     session = target.call("session.login_with_password", "root", "owner-pw")
     assert isinstance(session, Success)
@@ -184,22 +211,11 @@ def populated_server() -> Iterator[tuple[RunningServer, dict[str, object]]]:
         server.stop()
 
 
-def test_a_run_leaves_existing_vms_exactly_as_they_were(
+def test_a_run_conforms_on_guests_without_pv_drivers_and_leaves_existing_vms_as_they_were(
     populated_server: tuple[RunningServer, dict[str, object]], tmp_path: Path
 ) -> None:
     server, before = populated_server
-    result = run(
-        "run",
-        "--target",
-        server.url,
-        "--profile",
-        "dev",
-        "--max-examples",
-        "5",
-        "--report-dir",
-        str(tmp_path),
-        env={"XAPI_PASSWORD": "owner-pw"},
-    )
+    result = _run_on(server, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     target = XmlRpcTarget(server.url)
     session = target.call("session.login_with_password", "root", "owner-pw")
@@ -208,6 +224,24 @@ def test_a_run_leaves_existing_vms_exactly_as_they_were(
     assert set(after.value) == set(before), "the run left VMs behind or removed some"
     for ref, record in before.items():
         assert after.value[ref] == record, f"{record['name_label']} was changed"  # type: ignore[index]
+
+
+def _run_on(server: RunningServer, report_dir: Path) -> subprocess.CompletedProcess[str]:
+    """A whole ``dev`` run against ``server`` as an external target."""
+    return run(
+        "run",
+        "--target",
+        server.url,
+        "--profile",
+        "dev",
+        "--seed",
+        "2",
+        "-n",
+        "2",
+        "--report-dir",
+        str(report_dir),
+        env={"XAPI_PASSWORD": "owner-pw"},
+    )
 
 
 def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
@@ -303,7 +337,8 @@ def test_fault_option_is_for_the_embedded_server_only(tmp_path: Path) -> None:
 
 def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
     """The concurrency area's races are left out: which overlapping call goes first is up to
-    the threads, and what the example does after a race follows what the race did."""
+    the threads, and what the example does after a race follows what the race did. Every other
+    area runs, four examples each: the seed fixes an area's examples however many it runs."""
     results = []
     for name in ("first", "second"):
         report = tmp_path / name
@@ -314,6 +349,8 @@ def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
                 "dev",
                 "--seed",
                 "11",
+                "--max-examples",
+                "4",
                 "-k",
                 "test_area and not concurrency",
                 "--report-dir",
@@ -326,33 +363,10 @@ def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
     assert results[0] == results[1]
 
 
-@pytest.mark.parametrize(
-    "config",
-    [
-        ServerConfig(password="owner-pw", guest_agent=False),
-        ServerConfig(password="owner-pw", restrict_dmc=True, hosts=1),
-    ],
-    ids=["guests-without-pv-drivers", "dmc-restricted-single-host"],
-)
-def test_external_targets_with_facts_the_suite_must_discover_conform(
-    config: ServerConfig, tmp_path: Path
-) -> None:
-    server = start_in_thread(config)
+def test_a_run_conforms_on_a_single_host_with_dmc_restricted(tmp_path: Path) -> None:
+    server = start_in_thread(ServerConfig(password="owner-pw", restrict_dmc=True, hosts=1))
     try:
-        result = run(
-            "run",
-            "--target",
-            server.url,
-            "--profile",
-            "dev",
-            "--seed",
-            "2",
-            "-n",
-            "2",
-            "--report-dir",
-            str(tmp_path),
-            env={"XAPI_PASSWORD": "owner-pw"},
-        )
+        result = _run_on(server, tmp_path)
     finally:
         server.stop()
     assert result.returncode == 0, result.stdout + result.stderr

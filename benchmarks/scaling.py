@@ -75,9 +75,12 @@ def _start_server(scale: float, faults: list[str]) -> tuple[subprocess.Popen[str
     return server, line.removeprefix("listening on ").strip()
 
 
-def _stop(server: subprocess.Popen[str]) -> None:
+def _stop(server: subprocess.Popen[str]) -> float:
+    """Stop the server; the CPU seconds (user and system) it used."""
     server.send_signal(signal.SIGTERM)
-    server.wait(timeout=30)
+    _pid, status, usage = os.wait4(server.pid, 0)
+    server.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run(url: str, workers: int, options: argparse.Namespace) -> dict[str, Any]:
@@ -165,7 +168,8 @@ def _line(result: dict[str, Any], first: dict[str, Any] | None) -> str:
     left = f", left out {len(budget.get('left_out', []))}" if budget else ""
     return (
         f"-n {result['workers']}: {result['wall']:7.1f} s wall ({speedup}), "
-        f"{result['cpu']:6.1f} s CPU, load {result['load']:.1f}; {s['verdict']}, "
+        f"{result['cpu']:6.1f} s CPU (its server {result.get('server_cpu', 0):.1f} s), "
+        f"load {result['load']:.1f}; {s['verdict']}, "
         f"{s['examples']} examples, {s['steps']} steps, {_cells(s)} cells, "
         f"areas {len(s.get('areas', []))}{left}; findings {result['reproducers']}"
     )
@@ -209,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = _run(url, workers, options)
             finally:
-                _stop(server)
+                server_cpu = _stop(server)
+            result["server_cpu"] = server_cpu
             print(_line(result, first), flush=True)
             if earlier is not None:
                 print(_compared(result, earlier), flush=True)

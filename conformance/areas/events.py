@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from conformance.engine.answers import TaskEnd
 from conformance.engine.harness import Cell, Harness
@@ -26,6 +26,7 @@ from conformance.judge.events import (
     EventQuestion,
     Malformed,
     SeenEvent,
+    batch_shape_mismatch,
     coalesced,
     event_mismatch,
     next_order_mismatch,
@@ -48,7 +49,7 @@ from conformance.reproduce.reproducer import (
     LoggedCall,
 )
 from models.checks import assume_drivers, readings
-from models.events import Event, EventHistory
+from models.events import Event, EventHistory, class_name
 from models.outcome import Failure, Outcome, Success, Value
 from models.records import read_record
 from models.world import World, frozen
@@ -98,7 +99,8 @@ class EventWatch:
         """The tasks of the example's Async calls (target refs) and their short names."""
         self.legacy = self._register()
         """The legacy subscription, taken before the example too (None if its login failed)."""
-        self.marks = [Mark(self._start_token(), self.history.generation, len(harness.log))]
+        self.marks: list[Mark] = []
+        self.marks.append(Mark(self._start_token(), self.history.generation, len(harness.log)))
 
     def _start_token(self) -> str:
         """A token of now: event.from from the connection's last token (the first example:
@@ -106,9 +108,22 @@ class EventWatch:
         teardown, a poll a divergence cut short) is consumed here, so an example's polls
         answer its own calls alone, the same each time Hypothesis replays its draws."""
         connection = self.harness.connection
-        _seen, token = self._from(SUBSCRIPTION, connection.event_token, 0.0, "subscribe")
+        _seen, token = self._from(
+            SUBSCRIPTION, connection.event_token, 0.0, "subscribe", self._scratch_reproducer
+        )
         connection.event_token = token
         return token
+
+    def _scratch_reproducer(self) -> str:
+        """The script of a finding of the subscription's struct: the calls so far (logins),
+        then event.from from scratch, judged by the area's rules (none of the suite's objects
+        yet)."""
+        final = LoggedCall("event.from", (SUBSCRIPTION, "", 0.0), self.harness.session)
+        expected = {"classes": SUBSCRIPTION, "events": (), "named": (), "records": RECORDS}
+        text = f"event.from({list(SUBSCRIPTION)}, '')"
+        return self.harness.event_reproducer(
+            self.harness.log, final, Success({**expected, "since": ""}), text
+        )
 
     # ---- the polls --------------------------------------------------------------------------
 
@@ -143,8 +158,9 @@ class EventWatch:
         self._judged(SUBSCRIPTION, self.marks[max(0, len(self.marks) - 1 - back)], 0.0)
 
     def filtered(self, classes: Sequence[str]) -> None:
-        """event.from with a narrower subscription (``vm/<ref>``, ``task``, ``host``) from the
-        first token of the example: nothing outside it may be answered."""
+        """event.from with a narrower subscription (``vm/<ref>``, ``task``, ``host``, ``VM``:
+        classes match case-insensitively) from the first token of the example: nothing outside
+        it may be answered, and every change within it is."""
         self._record()
         self._judged(tuple(classes), self.marks[0], 0.0)
 
@@ -342,9 +358,34 @@ class EventWatch:
         return [str(self.harness.refs.to_target(h)) for h in self.harness.world.hosts]
 
     def session_poll(self, session: str) -> None:
-        """event.from by another live ``session`` (model ref) of the suite's: a batch."""
+        """event.from by another live ``session`` (model ref) of the suite's, from the
+        example's first token: the same changes as the watch's own session sees (xapi's events
+        are the database's, whichever session made the objects)."""
+        self._record()
         target_session = str(self.harness.refs.to_target(session))
-        outcome = self._call(target_session, SUBSCRIPTION, self.marks[-1].token, 0.0)
+        mark = self.marks[0]
+        outcome = self._call(target_session, SUBSCRIPTION, mark.token, 0.0)
+        if isinstance(outcome, Success):
+            try:
+                seen = self._in_model_terms(read_batch(outcome.value)[0])
+            except Malformed as bad:
+                seen, outcome = (), Failure("", (str(bad.mismatch),))
+            else:
+                mismatch = event_mismatch(self._question(SUBSCRIPTION, mark), seen, self._name)
+                if mismatch is not None:
+                    shown = Success(
+                        tuple(_shown_event(e.cls, e.ref, e.operation, self._name) for e in seen)
+                    )
+                    text = f"event.from({list(SUBSCRIPTION)}, token) by another session"
+                    self._diverge(
+                        "session",
+                        mismatch,
+                        [Success("the watch's changes")],
+                        shown,
+                        SUBSCRIPTION,
+                        text,
+                        mark.calls,
+                    )
         if isinstance(outcome, Failure):
             problem = Mismatch("outcome", f"event.from failed with {outcome.code}")
             reproducer = self._session_reproducer(session, Success({"batch": True}))
@@ -376,8 +417,10 @@ class EventWatch:
     def _judged(
         self, classes: tuple[str, ...], mark: Mark, timeout: float
     ) -> tuple[tuple[SeenEvent, ...], str]:
-        seen, token = self._from(classes, mark.token, timeout, "poll")
-        question = self._question(classes, mark)
+        question = self._question(tuple(class_name(c) for c in classes), mark)
+        seen, token = self._from(
+            classes, mark.token, timeout, "poll", lambda: self._reproducer(classes, mark, question)
+        )
         mismatch = event_mismatch(question, seen, self._name)
         if mismatch is not None:
             expected = Success(
@@ -408,7 +451,7 @@ class EventWatch:
         session, log = self.harness.session, self.harness.log
         steps = [*log[: mark.calls], LoggedCall(CATCH_UP, (classes,), session), *log[mark.calls :]]
         final = LoggedCall("event.from", (classes, TOKEN, 0.0), session)
-        expected = Success(self._expected_events(question))
+        expected = Success({**self._expected_events(question), "since": TOKEN})
         text = f"event.from({list(classes)}, token)"
         return self.harness.event_reproducer(steps, final, expected, text)
 
@@ -464,8 +507,15 @@ class EventWatch:
         return frozenset(named)
 
     def _from(
-        self, classes: Sequence[str], token: str, timeout: float, what: str
+        self,
+        classes: Sequence[str],
+        token: str,
+        timeout: float,
+        what: str,
+        reproducer: Callable[[], str] = str,
     ) -> tuple[tuple[SeenEvent, ...], str]:
+        """event.from on the target, read and its struct judged (``batch_shape_mismatch``, the
+        counts); ``reproducer`` gives the script of a finding of its struct."""
         outcome = self._call(self._session(), classes, token, timeout)
         if isinstance(outcome, Failure):
             problem = Mismatch("outcome", f"event.from failed with {outcome.code}")
@@ -474,7 +524,25 @@ class EventWatch:
             seen, new_token = read_batch(outcome.value)
         except Malformed as bad:
             self._diverge(what, bad.mismatch, [Success("an event batch")], outcome, tuple(classes))
+        batch = cast(Mapping[str, object], outcome.value)
+        shape = batch_shape_mismatch(batch, token) or self._counts_mismatch(batch)
+        if shape is not None:
+            expected: list[Outcome] = [Success("xapi's event batch")]
+            script = reproducer()
+            self._diverge(what, shape, expected, outcome, tuple(classes), reproducer=script)
         return self._in_model_terms(seen), new_token
+
+    def _counts_mismatch(self, batch: Mapping[str, object]) -> Mismatch | None:
+        """valid_ref_counts must count at least the suite's own live VMs (a shared pool has
+        more): clients compare it with their caches (Xen Orchestra refetches on a mismatch)."""
+        counts = cast(Mapping[str, int], batch["valid_ref_counts"])
+        refs = self.harness.refs
+        own = sum(1 for ref in self.harness.world.vms if refs.kind(ref) == "vm")
+        if counts["vm"] < own:
+            return Mismatch(
+                "valid_ref_counts", f"vm {counts['vm']}, fewer than the suite's {own} live VMs"
+            )
+        return None
 
     def _in_model_terms(self, seen: Sequence[SeenEvent]) -> tuple[SeenEvent, ...]:
         refs = self.harness.refs
@@ -519,7 +587,7 @@ class EventWatch:
         """Diverge on an event call: ``text`` shows it (event.from from the last token unless
         given), after the calls made since ``since`` (the last poll unless given); ``blamed``
         is the call that made the change misreported, and its cell (see ``_blamed``)."""
-        first = self.marks[-1].calls if since is None else since
+        first = (self.marks[-1].calls if self.marks else 0) if since is None else since
         calls = [c.method for c in self.harness.log[first:]]
         after = f"after {', '.join(calls)}" if calls else "with no call since the token"
         text = text or f"event.from({list(classes)}, token)"

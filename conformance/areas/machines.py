@@ -677,9 +677,10 @@ class EventsMachine(CopyRules):
         """event.from from a token ``back`` polls old."""
         self.watch.resume(back)
 
-    @rule(vm=ConformanceMachine.vms, which=st.sampled_from(["one-vm", "task", "host"]))
+    @rule(vm=ConformanceMachine.vms, which=st.sampled_from(["one-vm", "task", "host", "VM"]))
     def narrower(self, vm: str, which: str) -> None:
-        """event.from subscribed to one VM, to tasks or to hosts only."""
+        """event.from subscribed to one VM, to tasks or to hosts only, or to ``VM`` (xapi
+        matches classes case-insensitively)."""
         self.watch.filtered([f"vm/{vm}"] if which == "one-vm" else [which])
 
     @rule()

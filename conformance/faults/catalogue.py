@@ -70,6 +70,8 @@ from conformance.faults.changes import (
 )
 from conformance.faults.events import (
     class_filter_ignored,
+    counts_empty,
+    ids_not_generations,
     next_repeats,
     next_stale_snapshot,
     no_del_on_destroy,
@@ -77,6 +79,7 @@ from conformance.faults.events import (
     stale_snapshot,
     task_result_missing,
     token_stuck,
+    token_unpadded,
 )
 from conformance.faults.kinds import (
     _DYNAMIC_SETTERS,
@@ -773,6 +776,41 @@ _ENTRIES += (
             "event.next's mod events of VMs carry the record from before the change.",
             "after VM.set_name_label(vm, 'b'), xapi's event.next answers vm (mod) with "
             "name_label 'b'; the faulty server's snapshot still has the old name.",
+        ),
+    ),
+    # -- the event struct as clients read it (Xapi_event.from_inner, Event_types)
+    (
+        "event-counts-empty",
+        Seeded(
+            counts_empty,
+            "events",
+            "events",
+            "event.from's valid_ref_counts is empty.",
+            "xapi's event.from answers valid_ref_counts with a count for every class (vm, "
+            "task...); the faulty server's struct has none.",
+        ),
+    ),
+    (
+        "event-ids-not-generations",
+        Seeded(
+            ids_not_generations,
+            "events",
+            "events",
+            "event.from numbers its events 0, 1, 2... instead of giving each the generation "
+            "of its change.",
+            "after VM.create, xapi's event.from reports vm (add) with the id of its creation's "
+            "generation, after the token's; the faulty server's id is 0.",
+        ),
+    ),
+    (
+        "event-token-unpadded",
+        Seeded(
+            token_unpadded,
+            "events",
+            "events",
+            "event.from's token is '<generation>,0', not two zero-padded 20-digit numbers.",
+            "xapi's tokens look like '00000000000000000042,00000000000000000000' (they "
+            "compare as text); the faulty server answers '42,0'.",
         ),
     ),
     # -- faults the ci profile once missed (issue 7, item 6)

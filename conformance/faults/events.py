@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from models.events import Batch, Change, Event, EventHistory, NextQueue, format_token
+from models.events import (
+    Batch,
+    Change,
+    Event,
+    EventHistory,
+    NextQueue,
+    format_token,
+    parse_token,
+)
 from models.transition import Call, Result
 from models.world import World
 
@@ -21,7 +29,9 @@ __all__ = [
     "HONEST_EVENTS",
     "EventFault",
     "class_filter_ignored",
+    "counts_empty",
     "event_fault",
+    "ids_not_generations",
     "in_flight_hidden",
     "next_repeats",
     "next_stale_snapshot",
@@ -30,6 +40,7 @@ __all__ = [
     "stale_snapshot",
     "task_result_missing",
     "token_stuck",
+    "token_unpadded",
 ]
 
 Recorded = Callable[[EventHistory, EventHistory, tuple[Change, ...]], EventHistory]
@@ -238,3 +249,29 @@ in_flight_hidden = EventFault(recorded=_marks_unseen)
 """A write of a VM's current_operations (and the allowed_operations it implies) alone leaves
 the VM's event snapshot as it was: the mod comes, but an operation in flight never shows in
 events (its end, which changes more, refreshes the snapshot)."""
+
+
+def _uncounted(_history: EventHistory, _since: int, _classes: set[str], batch: Batch) -> Batch:
+    return replace(batch, counts={})
+
+
+counts_empty = EventFault(answered=_uncounted)
+"""event.from's valid_ref_counts is empty (clients compare it with their caches)."""
+
+
+def _numbered(_history: EventHistory, _since: int, _classes: set[str], batch: Batch) -> Batch:
+    return replace(batch, events=tuple(replace(e, id=n) for n, e in enumerate(batch.events)))
+
+
+ids_not_generations = EventFault(answered=_numbered)
+"""event.from numbers its events 0, 1, 2... in the answer instead of giving each the
+generation of its change."""
+
+
+def _unpadded(_history: EventHistory, _since: int, _classes: set[str], batch: Batch) -> Batch:
+    return replace(batch, token=f"{parse_token(batch.token)},0")
+
+
+token_unpadded = EventFault(answered=_unpadded)
+"""event.from's token is "<generation>,0", not xapi's two zero-padded 20-digit numbers (it
+resumes, but tokens no longer compare as text)."""

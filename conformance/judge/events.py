@@ -9,6 +9,7 @@ compared by the rules ``VM.get_record`` is compared by.
 from __future__ import annotations
 
 import datetime
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ __all__ = [
     "EventQuestion",
     "Malformed",
     "SeenEvent",
+    "batch_shape_mismatch",
     "coalesced",
     "event_mismatch",
     "next_order_mismatch",
@@ -70,6 +72,63 @@ def read_batch(raw: object) -> tuple[tuple[SeenEvent, ...], str]:
     if not isinstance(token, str):
         raise Malformed(Mismatch("token", "missing, or not a string"))
     return tuple(_read_event(e) for e in raw["events"]), token
+
+
+_TOKEN = re.compile(r"[0-9]{20},[0-9]{20}")
+"""xapi's token (``Xapi_event.Token.to_string``): the generation and the messages' count,
+each zero-padded to 20 digits so that tokens compare as text."""
+OPERATIONS = ("add", "mod", "del")
+COUNTED = ("vm", "task")
+"""Classes whose live objects ``valid_ref_counts`` must count (xapi counts every table)."""
+
+
+def batch_shape_mismatch(raw: Mapping[str, object], since: str) -> Mismatch | None:
+    """How an event.from answer (``read_batch`` read it) from token ``since`` is not built as
+    xapi builds it (``Xapi_event.from_inner``, ``Event_types``): the token's form, the
+    ``valid_ref_counts`` struct (a count for every class, lowercase), and each event's id (the
+    generation of its change: after ``since``'s, not after the new token's), timestamp (a
+    string, "0.0"), class (lowercase), operation, and no snapshot for a del. None when it is."""
+    token = str(raw["token"])
+    if not _TOKEN.fullmatch(token):
+        return Mismatch("token", f"{token!r} is not xapi's (two 20-digit numbers and a comma)")
+    counts = raw.get("valid_ref_counts")
+    if not isinstance(counts, Mapping) or not all(
+        isinstance(k, str) and k == k.lower() and type(v) is int for k, v in counts.items()
+    ):
+        return Mismatch("valid_ref_counts", "not a struct of lowercase classes and numbers")
+    missing = [c for c in COUNTED if c not in counts]
+    if missing:
+        return Mismatch("valid_ref_counts", f"no count of {', '.join(missing)}")
+    first = int(since.partition(",")[0] or 0) if _TOKEN.fullmatch(since) or not since else -1
+    last = int(token.partition(",")[0])
+    for event in raw["events"]:  # type: ignore[attr-defined]
+        found = _event_shape_mismatch(event, first, last)
+        if found is not None:
+            return found
+    return None
+
+
+def _event_shape_mismatch(event: Mapping[str, object], first: int, last: int) -> Mismatch | None:
+    shown = f"{event.get('class')} ({event.get('operation')})"
+    ident = event.get("id")
+    if not isinstance(ident, str) or not ident.isdigit():
+        return Mismatch("event id", f"{ident!r} of {shown} is not a generation (digits)")
+    if not first < int(ident) <= last and first >= 0:
+        return Mismatch(
+            "event id",
+            f"{ident} of {shown} is not after the token's generation {first} and up to the "
+            f"new token's {last}",
+        )
+    stamp = event.get("timestamp")
+    if not isinstance(stamp, str):
+        return Mismatch("event timestamp", f"{stamp!r} of {shown} is not a string")
+    if event.get("class") != str(event.get("class")).lower():
+        return Mismatch("event class", f"{shown}: xapi names classes in lowercase")
+    if event.get("operation") not in OPERATIONS:
+        return Mismatch("event operation", f"{shown}: one of {list(OPERATIONS)}")
+    if event.get("operation") == "del" and event.get("snapshot") is not None:
+        return Mismatch("event snapshot", f"{shown}: event.from sends a del without one")
+    return None
 
 
 def read_events(raw: object) -> tuple[SeenEvent, ...]:

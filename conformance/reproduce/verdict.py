@@ -23,6 +23,7 @@ from conformance.judge.compare import (
 from conformance.judge.events import (
     EventQuestion,
     Malformed,
+    batch_shape_mismatch,
     coalesced,
     event_mismatch,
     next_order_mismatch,
@@ -100,7 +101,9 @@ def _polled_events_conform(answer: tuple[str, object], expected: tuple[str, obje
         question = _question(wanted)
     except (Malformed, WireFormatError):
         return False
-    return event_mismatch(question, seen, str) is None
+    since = str(wanted.get("since", ""))
+    shape = batch_shape_mismatch(value, since) if isinstance(value, Mapping) else None
+    return shape is None and event_mismatch(question, seen, str) is None
 
 
 def _question(wanted: Mapping[str, Any]) -> EventQuestion:

@@ -37,7 +37,7 @@ from tests.models.helpers import Driver, driver
 FOUND_BY_EVENTS: dict[str, str] = {
     "event-no-mod-on-power-change": r"never reported vm vm\d+ \(mod\)",
     "event-stale-snapshot": r"in the snapshot of vm vm\d+ \(mod\)",
-    "event-token-stuck": r"vm vm\d+ (as add|\(add\) though it did not change)",
+    "event-token-stuck": r"vm vm\d+ (as add|\(add\) though it did not change)|is not xapi's|event id: \d+ of",
     "event-class-filter-ignored": r"outside the subscription",
     "event-no-del-on-destroy": r"never reported vm vm\d+ \(del\)",
     "event-task-without-result": r"the task's event: task result",
@@ -46,6 +46,9 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "task-created-local-time": r"task created",
     "event-next-repeats": r"event\.next\(\) .*(not after \d+, the last id already answered)",
     "event-next-stale-snapshot": r"event\.next\(\) .*in the snapshot of vm vm\d+ \((add|mod)\)",
+    "event-counts-empty": r"valid_ref_counts: no count of vm, task",
+    "event-ids-not-generations": r"event id: \d+ of vm \(add\) is not after",
+    "event-token-unpadded": r"token: '\d+,0' is not xapi's",
 }
 """Fault → what the events area's divergence says (a regular expression)."""
 
@@ -79,7 +82,10 @@ def test_the_events_area_finds_the_fault(fault: str) -> None:
 
 REPLAYED = {
     "event-stale-snapshot": "catch_up(",
-    "event-token-stuck": "catch_up(",
+    "event-token-stuck": "call('event.from'",
+    "event-ids-not-generations": "call('event.from'",
+    "event-token-unpadded": "call('event.from'",
+    "event-counts-empty": "call('event.from'",
     "event-no-del-on-destroy": "catch_up(",
     "event-next-repeats": "next_catch_up(",
     "event-next-stale-snapshot": "call('event.register'",

@@ -138,7 +138,7 @@ def test_eight_long_polls_do_not_delay_a_login(tight: RunningServer) -> None:
     print(f"login latency under 8 long polls: {latency * 1000:.1f} ms")
     vm = target.call("VM.create", session, vm_args())
     for poll in polls:
-        poll.join(timeout=10)
+        poll.join(timeout=WAIT_S)
     assert len(results) == 8
     for outcome in results:
         assert isinstance(outcome, Success) and isinstance(outcome.value, dict)
@@ -157,7 +157,7 @@ def test_a_long_poll_ends_with_session_invalid_when_its_session_logs_out(
     poll.start()
     _parked(tight, 1)
     assert isinstance(target.call("session.logout", session), Success)
-    poll.join(timeout=10)
+    poll.join(timeout=WAIT_S)
     assert results == [Failure("SESSION_INVALID", (session,))]
 
 
@@ -356,7 +356,7 @@ def test_stop_is_prompt_and_idempotent_with_polls_and_connections_open() -> None
         _parked(server, 1)
         server.stop()
         server.stop()
-        poll.join(timeout=10)
+        poll.join(timeout=WAIT_S)
         assert not poll.is_alive()
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", _port(server)), timeout=2)
@@ -575,6 +575,6 @@ def test_stop_while_clients_call_closes_nothing_twice(capfd: pytest.CaptureFixtu
         server.stop()
         stopping.set()
         for client in clients:
-            client.join(timeout=10)
+            client.join(timeout=WAIT_S)
         assert failures == []
     assert "internal error" not in capfd.readouterr().err

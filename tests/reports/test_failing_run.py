@@ -32,7 +32,17 @@ pytestmark = pytest.mark.slow
 
 PASSWORD = "faulty-pw"
 FAULTS = ("wrong-error-param", "stale-record")
-RUN_ARGS = ("--profile", "dev", "--seed", "5", "-k", "sweep or fields", "-n", "2")
+RUN_ARGS = (
+    "--profile",
+    "dev",
+    "--seed",
+    "5",
+    "-k",
+    "lifecycle_sweep or test_area and fields",
+    "-n",
+    "2",
+)
+"""The lifecycle sweep shows the first fault, the fields area the second."""
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ALLURE = Path(__file__).parent / "allure" / "node_modules" / ".bin" / "allure"
 REQUIRED = os.environ.get("XAPI_REQUIRE_BROWSER") == "1"

@@ -9,6 +9,7 @@ installs both and sets XAPI_REQUIRE_BROWSER=1 so they cannot be skipped there).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -69,19 +70,30 @@ def faulty_server() -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def failing_run(
-    faulty_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+    faulty_server: RunningServer, tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    report = tmp_path_factory.mktemp("failing") / "report"
-    result = run(
-        "run",
-        "--target",
-        faulty_server.url,
-        *RUN_ARGS,
-        "--report-dir",
-        str(report),
-        env={"XAPI_PASSWORD": PASSWORD},
-    )
-    return result, report
+    """The run, once for the whole test session: xdist workers that share this module's tests
+    take the first one's (its reports and output), waiting for it under a file lock."""
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared if worker_id == "master" else shared.parent
+    report = shared / "failing-run" / "report"
+    report.parent.mkdir(exist_ok=True)
+    with (shared / "failing-run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = report.parent / "result.json"
+        if not saved.exists():
+            result = run(
+                "run",
+                "--target",
+                faulty_server.url,
+                *RUN_ARGS,
+                "--report-dir",
+                str(report),
+                env={"XAPI_PASSWORD": PASSWORD},
+            )
+            saved.write_text(json.dumps([result.returncode, result.stdout, result.stderr]))
+    code, stdout, stderr = json.loads(saved.read_text())
+    return subprocess.CompletedProcess([], code, stdout, stderr), report
 
 
 def findings(report: Path) -> list[dict[str, object]]:

@@ -30,6 +30,7 @@ from conformance.judge.events import (
     coalesced,
     event_mismatch,
     next_order_mismatch,
+    next_shape_mismatch,
     outside_mismatch,
     problem_kind,
     read_batch,
@@ -247,7 +248,8 @@ class EventWatch:
             seen = self._in_model_terms(read_events(outcome.value))
         except Malformed as bad:
             self._diverge_next(legacy, bad.mismatch, outcome)
-        mismatch = next_order_mismatch(seen, legacy.answered_up_to, self._name)
+        mismatch = next_shape_mismatch(cast(Sequence[Mapping[str, object]], outcome.value))
+        mismatch = mismatch or next_order_mismatch(seen, legacy.answered_up_to, self._name)
         mismatch = mismatch or event_mismatch(question, coalesced(seen), self._name)
         if mismatch is not None:
             shown = Success(

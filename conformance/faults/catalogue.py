@@ -72,6 +72,7 @@ from conformance.faults.events import (
     class_filter_ignored,
     counts_empty,
     ids_not_generations,
+    next_class_uppercase,
     next_repeats,
     next_stale_snapshot,
     no_del_on_destroy,
@@ -811,6 +812,17 @@ _ENTRIES += (
             "event.from's token is '<generation>,0', not two zero-padded 20-digit numbers.",
             "xapi's tokens look like '00000000000000000042,00000000000000000000' (they "
             "compare as text); the faulty server answers '42,0'.",
+        ),
+    ),
+    (
+        "event-next-class-uppercase",
+        Seeded(
+            next_class_uppercase,
+            "events",
+            "events",
+            "event.next names classes as the tables are named (VM), not in lowercase.",
+            "after event.register(['vm']) and VM.create, xapi's event.next answers an event of "
+            "class 'vm'; the faulty server's class is 'VM'.",
         ),
     ),
     # -- faults the ci profile once missed (issue 7, item 6)

@@ -33,6 +33,7 @@ __all__ = [
     "event_fault",
     "ids_not_generations",
     "in_flight_hidden",
+    "next_class_uppercase",
     "next_repeats",
     "next_stale_snapshot",
     "no_del_on_destroy",
@@ -275,3 +276,15 @@ def _unpadded(_history: EventHistory, _since: int, _classes: set[str], batch: Ba
 token_unpadded = EventFault(answered=_unpadded)
 """event.from's token is "<generation>,0", not xapi's two zero-padded 20-digit numbers (it
 resumes, but tokens no longer compare as text)."""
+
+
+def _uppercase(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Event, ...] | None]:
+    after, events = queue.take(session)
+    if events is None:
+        return after, None
+    return after, tuple(replace(e, cls=e.cls.upper()) for e in events)
+
+
+next_class_uppercase = EventFault(taken=_uppercase)
+"""event.next names classes as the database's tables are named (``VM``), not in lowercase as
+xapi's events do."""

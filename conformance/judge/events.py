@@ -29,6 +29,7 @@ __all__ = [
     "coalesced",
     "event_mismatch",
     "next_order_mismatch",
+    "next_shape_mismatch",
     "outside_mismatch",
     "problem_kind",
     "read_batch",
@@ -108,7 +109,20 @@ def batch_shape_mismatch(raw: Mapping[str, object], since: str) -> Mismatch | No
     return None
 
 
-def _event_shape_mismatch(event: Mapping[str, object], first: int, last: int) -> Mismatch | None:
+def next_shape_mismatch(raw: Sequence[Mapping[str, object]]) -> Mismatch | None:
+    """How an event.next answer's events (``read_events`` read them) are not built as xapi
+    builds them: each id a queue position (digits), its timestamp a string, its class
+    lowercase, its operation add, mod or del. None when they are."""
+    for event in raw:
+        found = _event_shape_mismatch(event, -1, 0, with_del_snapshot=True)
+        if found is not None:
+            return found
+    return None
+
+
+def _event_shape_mismatch(
+    event: Mapping[str, object], first: int, last: int, *, with_del_snapshot: bool = False
+) -> Mismatch | None:
     shown = f"{event.get('class')} ({event.get('operation')})"
     ident = event.get("id")
     if not isinstance(ident, str) or not ident.isdigit():
@@ -126,7 +140,11 @@ def _event_shape_mismatch(event: Mapping[str, object], first: int, last: int) ->
         return Mismatch("event class", f"{shown}: xapi names classes in lowercase")
     if event.get("operation") not in OPERATIONS:
         return Mismatch("event operation", f"{shown}: one of {list(OPERATIONS)}")
-    if event.get("operation") == "del" and event.get("snapshot") is not None:
+    if (
+        event.get("operation") == "del"
+        and event.get("snapshot") is not None
+        and not with_del_snapshot
+    ):
         return Mismatch("event snapshot", f"{shown}: event.from sends a del without one")
     return None
 

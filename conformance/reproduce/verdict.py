@@ -27,6 +27,7 @@ from conformance.judge.events import (
     coalesced,
     event_mismatch,
     next_order_mismatch,
+    next_shape_mismatch,
     read_batch,
     read_events,
     task_event_mismatch,
@@ -140,7 +141,9 @@ def _next_conforms(answer: tuple[str, object], expected: tuple[str, object]) -> 
     except (Malformed, WireFormatError):
         return False
     after = int(wanted["after"])
-    order = next_order_mismatch(seen, after, str)
+    decoded = _decoded(value)
+    shape = next_shape_mismatch(decoded) if isinstance(decoded, list) else None
+    order = shape or next_order_mismatch(seen, after, str)
     return order is None and event_mismatch(question, coalesced(seen), str) is None
 
 

@@ -49,6 +49,7 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-counts-empty": r"valid_ref_counts: no count of vm, task",
     "event-ids-not-generations": r"event id: \d+ of vm \(add\) is not after",
     "event-token-unpadded": r"token: '\d+,0' is not xapi's",
+    "event-next-class-uppercase": r"event\.next\(\) .*event class: VM \(add\)",
 }
 """Fault → what the events area's divergence says (a regular expression)."""
 
@@ -86,6 +87,7 @@ REPLAYED = {
     "event-ids-not-generations": "call('event.from'",
     "event-token-unpadded": "call('event.from'",
     "event-counts-empty": "call('event.from'",
+    "event-next-class-uppercase": "next_catch_up(",
     "event-no-del-on-destroy": "catch_up(",
     "event-next-repeats": "next_catch_up(",
     "event-next-stale-snapshot": "call('event.register'",

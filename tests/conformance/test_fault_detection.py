@@ -143,6 +143,7 @@ CASES: dict[str, tuple[str, str]] = {
     "event-counts-empty": (EVENTS, "valid_ref_counts"),
     "event-ids-not-generations": (EVENTS, "event id"),
     "event-token-unpadded": (EVENTS, "is not xapi's"),
+    "event-next-class-uppercase": (EVENTS, "event class"),
     "pool-other-config-write-lost": (ROLES_SWEEP, "pool.get_other_config"),
     "task-owner-ignored": (ROLES_SWEEP, "RBAC_PERMISSION_DENIED"),
     "not-utf8-replaced": (FIELDS_SWEEP, "INVALID_VALUE"),

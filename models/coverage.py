@@ -8,8 +8,13 @@ from models.releases import DEFAULT_RELEASE, Release, release, release_of_softwa
 from models.schema import XType
 
 __all__ = [
+    "ACCEPTED",
+    "CLIENT_CELLS",
+    "CLIENT_MESSAGES",
+    "EDGE_CELLS",
     "EVENT_CELLS",
     "REACHABLE_STATES",
+    "REFUSED",
     "RELEASE",
     "coverage_cells",
     "judged_release",
@@ -73,9 +78,48 @@ a client can see (a task's add, seen by a subscription to it before the task is 
 event.next's events coalesced per object)."""
 
 
+ACCEPTED = "accepted"
+REFUSED = "refused"
+
+CLIENT_CELLS: tuple[tuple[str, str, str], ...] = tuple(
+    (method, method.partition(".")[0], outcome)
+    for method, outcomes in (
+        ("session.login_with_password", (ACCEPTED, REFUSED)),
+        ("session.get_record", (ACCEPTED, REFUSED)),
+        ("session.logout", (ACCEPTED,)),
+        ("pool.add_to_other_config", (ACCEPTED, REFUSED)),
+        ("pool.remove_from_other_config", (ACCEPTED, REFUSED)),
+        ("pool.get_other_config", (ACCEPTED,)),
+        ("task.add_to_other_config", (ACCEPTED, REFUSED)),
+        ("task.remove_from_other_config", (ACCEPTED,)),
+        ("task.set_other_config", (ACCEPTED,)),
+        ("task.get_other_config", (ACCEPTED,)),
+        ("task.cancel", (ACCEPTED, REFUSED)),
+        ("task.destroy", (ACCEPTED, REFUSED)),
+    )
+    for outcome in outcomes
+)
+"""(message, class, ``accepted`` or ``refused``): the messages of other classes a VM client
+sends (logging in and out, the pool's and its tasks' other_config, a task's cancel and
+destroy), each where xapi accepts it and where it refuses it (a wrong password, another
+user's task, a role without the permission), by what the model answers."""
+
+EDGE_CELLS: tuple[tuple[str, str, str], ...] = (
+    *(
+        ("values at their edges", protocol, kind)
+        for protocol in ("xmlrpc", "jsonrpc")
+        for kind in ("int64", "text", "double")
+    ),
+    ("values at their edges", "jsonrpc", "text no UTF-8 holds"),
+)
+"""(``values at their edges``, protocol, kind of value): the edges written and read back over
+each protocol, whichever the run speaks; text no UTF-8 holds only JSON-RPC can send."""
+
+
 def coverage_cells() -> tuple[tuple[str, str, str], ...]:
     """(``VM.<message>``, power state, VM kind) for every message that acts on one VM, in every
-    reachable (power state, VM kind) pair; then the event cells (``EVENT_CELLS``)."""
+    reachable (power state, VM kind) pair; then the event cells (``EVENT_CELLS``), the other
+    classes' (``CLIENT_CELLS``) and the edge values' (``EDGE_CELLS``)."""
     return (
         *(
             (f"VM.{message.name}", state, kind)
@@ -84,4 +128,10 @@ def coverage_cells() -> tuple[tuple[str, str, str], ...]:
             for state, kind in REACHABLE_STATES
         ),
         *EVENT_CELLS,
+        *CLIENT_CELLS,
+        *EDGE_CELLS,
     )
+
+
+CLIENT_MESSAGES = frozenset(method for method, _cls, _outcome in CLIENT_CELLS)
+"""The messages ``CLIENT_CELLS`` counts."""

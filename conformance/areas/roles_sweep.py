@@ -194,6 +194,7 @@ def _task_of_root(harness: Harness, vm: str) -> None:
     harness.call("task.add_to_other_config", task, "xapi-conformance", "again")
     harness.call("task.set_other_config", task, {"applies_to": vm, "k1": "v1"})
     harness.call("task.remove_from_other_config", task, "k1")
+    harness.call("task.cancel", task)
     _read_task(harness, task)
     for role in ROLE_ORDER:
         session = harness.role_session(role)

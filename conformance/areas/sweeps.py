@@ -20,7 +20,7 @@ from conformance.targets import other_protocol
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.checks import update_vm
-from models.coverage import REACHABLE_STATES
+from models.coverage import EDGE_CELLS, REACHABLE_STATES
 from models.outcome import Success, Value
 from models.transition import as_map
 from models.world import NULL_REF
@@ -486,6 +486,7 @@ checks every parameter before the call). XML cannot carry them at all."""
 
 
 def _write_not_utf8(harness: Harness, ref: str) -> None:
+    _edge_asked(harness, "text no UTF-8 holds")
     for text in NOT_UTF8:
         harness.call("VM.set_name_label", ref, text)
         harness.call("VM.set_name_description", ref, text)
@@ -521,7 +522,15 @@ def over_json_rpc(case: Case) -> Case:
     return run
 
 
+def _edge_asked(harness: Harness, kind: str) -> None:
+    """Count the edge case in its coverage cell (``EDGE_CELLS``: the kind of value, over the
+    protocol the case speaks)."""
+    protocol = harness.connection.target.protocol
+    harness.connection.tally.coverage[EDGE_CELLS[0][0], protocol, kind] += 1
+
+
 def _write_ints(harness: Harness, ref: str, number: int) -> None:
+    _edge_asked(harness, "int64")
     for field in INT_FIELDS:
         harness.call(f"VM.set_{field}", ref, number)
         harness.call(f"VM.get_{field}", ref)
@@ -529,6 +538,7 @@ def _write_ints(harness: Harness, ref: str, number: int) -> None:
 
 
 def _write_texts(harness: Harness, ref: str, text: str) -> None:
+    _edge_asked(harness, "text")
     harness.call("VM.set_name_label", ref, text)
     harness.call("VM.get_name_label", ref)
     harness.call("VM.get_by_name_label", text)
@@ -540,6 +550,7 @@ def _write_texts(harness: Harness, ref: str, text: str) -> None:
 
 
 def _write_double(harness: Harness, ref: str, double: float) -> None:
+    _edge_asked(harness, "double")
     harness.call("VM.set_HVM_shadow_multiplier", ref, double)
     harness.call("VM.get_HVM_shadow_multiplier", ref)
 

@@ -44,6 +44,7 @@ from conformance.reproduce.reproducer import (
 )
 from conformance.targets.base import Target
 from conformance.wire import jsonrpc, xmlrpc
+from models.coverage import ACCEPTED, CLIENT_MESSAGES, REFUSED
 from models.operations import is_default_template
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.releases import Release
@@ -420,6 +421,8 @@ class Harness:
         if purpose is Purpose.STEP:
             self._current = (rules.name, self._count(rules, args))
         expected = self._predict(rules, args)
+        if purpose is Purpose.STEP and rules.name in CLIENT_MESSAGES:
+            self._count_client_cell(rules.name, expected)
         answer = self._send(rules, args)
         if answer.malformed is None:
             returns = rules.result if answer.via_task else rules.answer
@@ -564,6 +567,13 @@ class Harness:
         key = (rules.name, str(vm["power_state"]), vm_kind(vm))
         self.connection.tally.coverage[key] += 1
         return key
+
+    def _count_client_cell(self, name: str, expected: Sequence[_Expected]) -> None:
+        """Count a message of another class (``CLIENT_CELLS``) as accepted or refused, by what
+        the model answers."""
+        refused = all(isinstance(e.outcome, Failure) for e in expected)
+        outcome = REFUSED if refused else ACCEPTED
+        self.connection.tally.coverage[name, name.partition(".")[0], outcome] += 1
 
     def _bind_results(
         self,

@@ -15,6 +15,7 @@ from conformance.judge.compare import outcome_mismatch
 from conformance.judge.divergence import Divergence
 from conformance.targets import InProcessTarget, JsonRpcTarget, XmlRpcTarget, other_protocol
 from conformance.targets.base import Protocol_
+from models.coverage import EDGE_CELLS
 from models.outcome import Failure
 from reports import atomic_write_text
 from tests.conformance.test_harness import _server, connect
@@ -38,6 +39,7 @@ def test_the_reference_server_conforms_over_both_protocols(protocol: Protocol_) 
     connection = _connection(protocol)
     _edges(connection)
     assert connection.tally.divergences == []
+    assert [cell for cell in EDGE_CELLS if not connection.tally.coverage[cell]] == []
 
 
 @pytest.mark.parametrize("protocol", ["xmlrpc", "jsonrpc"])

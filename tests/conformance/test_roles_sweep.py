@@ -18,6 +18,7 @@ from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
 from conformance.server.state import ServerState
 from conformance.targets.inprocess import InProcessTarget
+from models.coverage import CLIENT_CELLS
 from models.outcome import Success
 from models.setup import initial_world
 from models.world import Account, Facts
@@ -57,6 +58,7 @@ def test_the_reference_server_conforms_to_every_case() -> None:
     _run(connection)
     assert connection.tally.divergences == []
     assert connection.tally.messages["VM.add_to_other_config"] > 0
+    assert [cell for cell in CLIENT_CELLS if not connection.tally.coverage[cell]] == []
 
 
 def test_the_sweep_leaves_the_pool_as_it_found_it() -> None:

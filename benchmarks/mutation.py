@@ -23,8 +23,8 @@ Usage:
     python benchmarks/mutation.py --list                       # the mutants, per file and kind
     python benchmarks/mutation.py --sample 40 --seed 1 -j 2 --budget 60s --out mutation.jsonl
     python benchmarks/mutation.py --mutant misc.py:param:12 --budget 180s  # one mutant again
-    nice -n 10 python benchmarks/mutation.py --sample 30 --seed 3 --budget none --max-load 8
-                                               # each mutant judged by a whole ci run
+    nice -n 10 python benchmarks/mutation.py --sample 30 --seed 3 --budget none --max-load 8 \
+        --out whole.jsonl --resume             # each mutant judged by a whole ci run
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +94,8 @@ class Verdict:
     left_out: int = 0
     """Tests of the run whose cells or examples the budget cut short (a survivor with some
     was not judged by the whole profile)."""
+    commit: str = ""
+    """The suite's commit that judged it."""
 
 
 # ---- the operators: each yields (line, description, mutate) per site -------------------------
@@ -326,6 +328,25 @@ def _left_out(report_dir: Path) -> int:
     return len(budget.get("left_out", ())) if isinstance(budget, dict) else 0
 
 
+def _judged_before(out: Path) -> set[str]:
+    """The mutants (``file:kind:index``) whose verdicts ``out`` already holds."""
+    if not out.exists():
+        return set()
+    records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    return {f"{r['mutant']['file']}:{r['mutant']['kind']}:{r['mutant']['index']}" for r in records}
+
+
+def _commit() -> str:
+    """The suite's commit (short), or "" outside a git checkout."""
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
 def _wait_for_load(limit: float) -> None:
     """Wait while the machine's 1-minute load is at ``limit`` or above (0: never wait); a
     benchmark on a shared machine yields to the others' work."""
@@ -380,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", type=int, default=1, help="mutants run at once")
     parser.add_argument("--out", type=Path, help="append each verdict as a JSON line")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="leave out the mutants whose verdicts --out already holds (a long sample resumed)",
+    )
+    parser.add_argument(
         "--mutant",
         action="append",
         default=[],
@@ -404,11 +430,16 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [named[name] for name in args.mutant] or random.Random(args.seed).sample(
         every, min(args.sample, len(every))
     )
+    if args.resume and args.out:
+        done = _judged_before(args.out)
+        chosen = [m for m in chosen if f"{m.file}:{m.kind}:{m.index}" not in done]
     verdicts = []
+    commit = _commit()
 
     def judged(mutant: Mutant) -> Verdict:
         _wait_for_load(args.max_load)
-        return run_mutant(mutant, args.seed, args.budget, args.areas)
+        verdict = run_mutant(mutant, args.seed, args.budget, args.areas)
+        return replace(verdict, commit=commit)
 
     with ThreadPoolExecutor(args.j) as pool:
         for verdict in pool.map(judged, chosen):

@@ -747,6 +747,7 @@ def _changed_then_reverted(harness: Harness, ref: str, op: str) -> None:
         harness.call("VM.hard_shutdown", ref)
     for method, args in CHANGE_CALLS:
         harness.call(f"VM.{method}", ref, *args)
+    harness.call("VM.get_generation_id", ref)  # xapi draws a fresh one on revert
     harness.call("VM.revert", snapshot)
     harness.call("VM.get_record", ref)
     harness.call("VM.get_record", snapshot)

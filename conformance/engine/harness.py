@@ -69,6 +69,8 @@ __all__ = [
 
 _UUID_READS = frozenset({"VM.get_record", "VM.get_uuid"})
 """Reads that show a suite VM's uuid, checked for stability and uniqueness."""
+_GENID_READS = frozenset({"VM.get_record", "VM.get_generation_id"})
+"""Reads that show a suite VM's generation_id, checked to change when xapi's does."""
 ALL_VM_QUERIES = frozenset(
     {
         "VM.get_all",
@@ -274,6 +276,8 @@ class Harness:
         self._diverged = False
         self._touched: set[str] = set()
         self._uuids: dict[str, str] = {}
+        self._genids: dict[str, tuple[str, str]] = {}
+        """Each suite VM's generation_id as the model and the target last showed it."""
         """Each suite VM's uuid as the target first showed it (model ref → uuid)."""
         self._writers: dict[tuple[str, str], tuple[str, Cell | None]] = {}
         """(VM, field) -> the message that last wrote the field in this example, and its cell."""
@@ -430,6 +434,8 @@ class Harness:
             answer = replace(answer, outcome=self.refs.outcome_to_model(answer.outcome))
             chosen, mismatch = self._match(rules, expected, answer)
             identity = self._identity_mismatch(rules, args, answer.outcome)
+            if chosen is not None and identity is None:
+                identity = self._genid_mismatch(rules, args, chosen.world, answer.outcome)
             if chosen is not None and chosen.task and answer.task:
                 self.refs.bind(chosen.task, answer.task, "task")
             if chosen is not None and identity is None:
@@ -459,6 +465,29 @@ class Harness:
             if other != ref and known == uuid and other in self.world.vms:
                 return Mismatch("field uuid", f"{uuid} is also {self.refs.display(other)}'s")
         return None
+
+    def _genid_mismatch(
+        self, rules: AnswerRules, args: tuple[Value, ...], world: World, outcome: Outcome
+    ) -> Mismatch | None:
+        """A VM's generation_id is drawn at random (so compared by shape), but xapi draws a
+        fresh one exactly when the model's changes (clone, snapshot, revert): the target's
+        must change between two reads exactly when the model's does."""
+        if rules.name not in _GENID_READS or not isinstance(outcome, Success) or len(args) < 2:
+            return None
+        ref = str(args[1])
+        value = outcome.value
+        shown = value.get("generation_id") if isinstance(value, Mapping) else value
+        vm = world.vms.get(ref)
+        if vm is None or not isinstance(shown, str):
+            return None
+        modelled = str(vm["generation_id"])
+        before = self._genids.get(ref)
+        self._genids[ref] = (modelled, shown)
+        if before is None or (before[0] == modelled) == (before[1] == shown):
+            return None
+        if before[0] == modelled:
+            return Mismatch("field generation_id", f"changed from {before[1]} to {shown}")
+        return Mismatch("field generation_id", f"still {shown}: xapi draws a fresh one")
 
     def _predict(self, rules: AnswerRules, args: tuple[Value, ...]) -> list[_Expected]:
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)

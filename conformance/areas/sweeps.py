@@ -14,9 +14,10 @@ from functools import partial
 
 from conformance.areas import strategies
 from conformance.engine.harness import Connection, Harness
+from conformance.errors import ProtocolError, TargetUnreachable
 from conformance.judge.divergence import Desynced, Divergence
 from conformance.judge.refs import RUN_TAG
-from conformance.targets import other_protocol
+from conformance.targets import Target, other_protocol
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
 from models.checks import update_vm
@@ -505,11 +506,23 @@ def over_the_other_protocol(case: Case) -> Case:
         if twin is None:
             return
         try:
-            case(replace(connection, target=twin), area)
+            if _serves(twin, connection.root.session):
+                case(replace(connection, target=twin), area)
         finally:
             twin.close()
 
     return run
+
+
+def _serves(twin: Target, session: str) -> bool:
+    """Whether ``twin`` gets XenAPI answers at all: a target that serves one protocol only
+    (a 404 at /jsonrpc, a connection closed) leaves the other protocol's cases unjudged, their
+    coverage cells not exercised, instead of ending the run as a tool error."""
+    try:
+        twin.call("pool.get_all", session)
+    except (ProtocolError, TargetUnreachable):
+        return False
+    return True
 
 
 def over_json_rpc(case: Case) -> Case:

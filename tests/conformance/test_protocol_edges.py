@@ -10,6 +10,7 @@ import pytest
 
 from conformance.areas import sweeps
 from conformance.engine.harness import Connection
+from conformance.errors import ProtocolError
 from conformance.faults import lookup
 from conformance.judge.compare import outcome_mismatch
 from conformance.judge.divergence import Divergence
@@ -50,6 +51,34 @@ def test_text_not_utf8_taken_is_a_divergence_whichever_the_run_speaks(
         _edges(_connection(protocol, "not-utf8-replaced"))
     assert "INVALID_VALUE" in str(raised.value)
     assert "\\ud800" in str(raised.value)
+
+
+class _OneProtocolOnly(InProcessTarget):
+    """The embedded server where the other protocol's path answers HTTP 404 (as a server that
+    speaks XML-RPC only does at /jsonrpc)."""
+
+    def with_protocol(self, protocol: Protocol_) -> InProcessTarget:
+        return _NotServed(self.app, protocol)
+
+
+class _NotServed(InProcessTarget):
+    def call(self, method: str, *params: object) -> Failure:  # type: ignore[override]
+        raise ProtocolError(f"the target answered {method} with HTTP 404, not a XenAPI response")
+
+
+@pytest.mark.parametrize("protocol", ["xmlrpc", "jsonrpc"])
+def test_a_target_serving_one_protocol_leaves_the_others_edges_unjudged(
+    protocol: Protocol_,
+) -> None:
+    connection = connect(
+        protocol=protocol, wrap=lambda inner: _OneProtocolOnly(inner.app, protocol)
+    )
+    _edges(connection)
+    assert connection.tally.divergences == []
+    other = "jsonrpc" if protocol == "xmlrpc" else "xmlrpc"
+    judged = {cell[1] for cell in EDGE_CELLS if connection.tally.coverage[cell]}
+    assert judged == {protocol}
+    assert [cell for cell in EDGE_CELLS if cell[1] == other] != []
 
 
 def test_the_other_protocol_is_the_same_target() -> None:

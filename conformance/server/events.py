@@ -64,8 +64,15 @@ class EventLog:
         for listener in self._listeners:
             listener()
 
-    def record(self, world: World) -> None:
-        """Note the objects created, changed and destroyed since the last recorded world.
+    def notify(self) -> None:
+        """Wake blocking waiters and listeners: what they wait for may have changed."""
+        with self._lock:
+            self._notify()
+
+    def record(self, world: World, *, notify: bool = True) -> None:
+        """Note the objects created, changed and destroyed since the last recorded world, and
+        wake the waiters unless ``notify`` is false (the server state wakes them once ``world``
+        is current: a waiter woken earlier reads the world before and sleeps again).
 
         Callers serialise calls to ``record`` (the server state's lock), so the history's base
         is always the world recorded just before.
@@ -76,7 +83,8 @@ class EventLog:
             self._history = self._fault.recorded(before, after, found)
             stamp = f"{int(time.time())}."  # OCaml's string_of_float (Unix.time ())
             self._queue = self._queue.record(self._fault.queued(before, found), world, stamp)
-            self._notify()
+            if notify:
+                self._notify()
 
     def inject(self, cls: str, ref: str) -> str | None:
         """event.inject: the token just before a change of ``ref`` of table ``cls``; None

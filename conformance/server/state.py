@@ -100,14 +100,16 @@ class ServerState:
             self._changed.notify_all()
 
     def _commit(self, world: World) -> None:
-        """Under the lock: record ``world``'s events, then make it current, and wake whoever
-        waits for a change. Event reads take the same lock, so they see both or neither; a
+        """Under the lock: record ``world``'s events, then make it current, then wake whoever
+        waits for a change or an event (a long poll woken before would read the world before:
+        a logout's SESSION_INVALID was lost that way). Event reads take the same lock, so they see both or neither; a
         reader of ``world`` without the lock sees the new world only once its events are there."""
         if world is not self._world:
-            self.events.record(world)
+            self.events.record(world, notify=False)
             self._world = world
             self._version += 1
             self._changed.notify_all()
+            self.events.notify()
 
     def call(self, method: str, params: tuple[object, ...]) -> Outcome:
         """Apply one call; when the model offers several branches, the first one is taken."""

@@ -48,3 +48,18 @@ def test_a_world_and_its_events_are_committed_as_one() -> None:
     [(batch, world)] = read
     assert vm in world.vms
     assert ("vm", vm, "add") in {(e.cls, e.ref, e.operation) for e in batch.events}
+
+
+def test_event_waiters_are_woken_once_the_world_is_current() -> None:
+    """A parked long poll is woken by the log's listeners and then reads the world (is its
+    session alive?): woken before the world is current, it reads the world before, sleeps
+    again and misses a logout's SESSION_INVALID."""
+    state = _server()
+    seen: list[World] = []
+    state.events.add_listener(lambda: seen.append(state.world))
+    login = state.call("session.login_with_password", ("root", PASSWORD))
+    assert isinstance(login, Success)
+    assert seen != [] and seen[-1] is state.world
+    seen.clear()
+    assert isinstance(state.call("session.logout", (login.value,)), Success)
+    assert seen != [] and seen[-1] is state.world

@@ -5,6 +5,15 @@
 3. Starts a fresh, identical server and replays the recorded bodies in order over one
    keep-alive ``http.client`` connection: the time the calls cost with no suite around them.
 
+A call is recorded when its answer is ready, so an event.from long poll comes after the call
+that woke it (another thread's, in the suite's run): replayed there, it finds its events at
+once and answers what it answered in the run, where replayed in the order the calls arrived
+it would wait out its timeout for a call the one connection has not sent yet. A poll that
+waited out its timeout in the run (nothing new came) waits it out in the replay too: the suite
+waited there as well. The replay server records its calls the same way, and the report says
+how many replayed calls succeeded or failed as in the run, and how long the long polls waited
+on each side.
+
 The ratio of the suite's time to the replay's time is the suite's overhead (Hypothesis, the
 model, the comparison, the recording). Two suite times are given: the whole ``run`` command
 (start-up, pytest, reports) and the span from its first call to its last one.
@@ -35,45 +44,93 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
-from models.outcome import Success
+from conformance.server.app import Pending, Reply, XenAPIApp
+from models.outcome import Outcome, Success
 from models.world import World
 
 PASSWORD = "overhead-pw"
 
-Recorded = list[tuple[float, str, bytes, bool]]
-"""(seconds since the epoch, path, request body, whether the answer was a success): every
-XenAPI call, over XML-RPC or JSON-RPC (``/jsonrpc``)."""
+
+class Recorded(NamedTuple):
+    """One XenAPI call a server answered, over XML-RPC or JSON-RPC (``/jsonrpc``)."""
+
+    at: float
+    """When its answer was ready (seconds since the epoch)."""
+    path: str
+    body: bytes
+    ok: bool
+    """Whether it succeeded (an ``Async.`` call: its task too)."""
+    parked: float
+    """How long it waited as a long poll before its answer was ready (0: it did not wait)."""
+
+
+@dataclass
+class _Answering:
+    """What one call's answer is found to be while it is answered."""
+
+    ok: bool = False
+
+
+def recording_app(recorded: list[Recorded]) -> type[XenAPIApp]:
+    """The embedded server's app, recording each call in ``recorded`` once its answer is ready
+    (a long poll when it stops waiting, not when it arrives)."""
+    current = threading.local()
+
+    class Recording(XenAPIApp):
+        def answer(self, path: str, body: bytes) -> Reply | Pending:
+            arrived, answering = time.monotonic(), _Answering()
+            current.answering = answering
+            reply = super().answer(path, body)
+            if not isinstance(reply, Pending):
+                recorded.append(Recorded(time.time(), path, body, answering.ok, 0.0))
+                return reply
+            finish = reply.finish
+
+            def finished() -> Reply:
+                ready = finish()
+                parked = time.monotonic() - arrived
+                recorded.append(Recorded(time.time(), path, body, answering.ok, parked))
+                return ready
+
+            return Pending(reply.poll, finished)
+
+        def _respond(
+            self,
+            method: str,
+            params: tuple[object, ...],
+            encode: Callable[[Outcome], bytes],
+            content_type: str,
+        ) -> Reply | Pending:
+            answering: _Answering = current.answering
+
+            def encoding(outcome: Outcome) -> bytes:
+                answering.ok = _succeeded(self.state.world, method, outcome)
+                return encode(outcome)
+
+            return super()._respond(method, params, encoding, content_type)
+
+    return Recording
 
 
 def _serve_recording(out: Path) -> int:
-    """The ``--record`` mode: an embedded server that writes what it received to ``out``."""
+    """The ``--record`` mode: an embedded server that writes what it answered to ``out``."""
     from conformance.server import process
-    from conformance.server.app import XenAPIApp
     from conformance.server.config import ServerConfig
 
-    recorded: Recorded = []
-    outcomes = threading.local()
-
-    class Recording(XenAPIApp):
-        def answer(self, path: str, body: bytes) -> Any:
-            outcomes.succeeded = False
-            reply = super().answer(path, body)
-            recorded.append((time.time(), path, body, outcomes.succeeded))
-            return reply
-
-        def _dispatch(self, method: str, params: tuple[object, ...]) -> Any:
-            outcome = super()._dispatch(method, params)
-            outcomes.succeeded = _succeeded(self.state.world, method, outcome)
-            return outcome
-
-    process.XenAPIApp = Recording  # type: ignore[misc]
+    recorded: list[Recorded] = []
+    process.XenAPIApp = recording_app(recorded)  # type: ignore[misc]
     status = process.serve_forever(ServerConfig(password=PASSWORD))
-    out.write_bytes(pickle.dumps(recorded))
+    out.write_bytes(pickle.dumps([tuple(call) for call in recorded]))
     return status
+
+
+def _load(record: Path) -> list[Recorded]:
+    return [Recorded(*call) for call in pickle.loads(record.read_bytes())]
 
 
 def _succeeded(world: World, method: str, outcome: object) -> bool:
@@ -84,11 +141,9 @@ def _succeeded(world: World, method: str, outcome: object) -> bool:
     return task is None or task.status == "success"
 
 
-def _start_server(record: Path | None) -> tuple[subprocess.Popen[str], str]:
-    if record is not None:
-        command = [sys.executable, __file__, "--record", str(record)]
-    else:
-        command = [sys.executable, "-m", "conformance.runner.cli", "serve", "--password", PASSWORD]
+def _start_server(record: Path) -> tuple[subprocess.Popen[str], str]:
+    """A recording server in its own process, and its URL."""
+    command = [sys.executable, __file__, "--record", str(record)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     line = server.stdout.readline()
@@ -96,6 +151,19 @@ def _start_server(record: Path | None) -> tuple[subprocess.Popen[str], str]:
         server.kill()
         raise SystemExit(f"the server did not start: {line!r}")
     return server, line.removeprefix("listening on ").strip()
+
+
+def _against(
+    record: Path, work: Callable[[str], tuple[float, float]]
+) -> tuple[float, float, float]:
+    """``work(url)`` against a fresh recording server: its wall-clock and CPU seconds, then
+    the server's CPU seconds."""
+    server, url = _start_server(record)
+    try:
+        seconds, cpu = work(url)
+    finally:
+        server_cpu = _stop(server)
+    return seconds, cpu, server_cpu
 
 
 def _stop(server: subprocess.Popen[str]) -> float:
@@ -135,31 +203,46 @@ def _run_suite(url: str, options: argparse.Namespace) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def _replay(url: str, recorded: Recorded) -> tuple[float, float]:
-    """The replay's wall-clock seconds and its client's CPU seconds."""
+def replay(url: str, recorded: Iterable[Recorded]) -> tuple[float, float]:
+    """Send the recorded calls in order over one connection; the wall-clock seconds and the
+    client's CPU seconds."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
     xml, json_rpc = {"Content-Type": "text/xml"}, {"Content-Type": "application/json"}
     started, cpu = time.perf_counter(), time.process_time()
-    for _at, path, body, _ok in recorded:
-        connection.request("POST", path, body, json_rpc if path == "/jsonrpc" else xml)
+    for call in recorded:
+        headers = json_rpc if call.path == "/jsonrpc" else xml
+        connection.request("POST", call.path, call.body, headers)
         connection.getresponse().read()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     connection.close()
     return elapsed, cpu
 
 
-def _methods(recorded: Recorded) -> Iterable[tuple[str, bool]]:
+def _faithfulness(run: list[Recorded], replayed: list[Recorded]) -> str:
+    """How the replay's answers compare with the run's: outcomes and long polls' waits."""
+    same = sum(1 for a, b in zip(run, replayed, strict=False) if a.ok == b.ok)
+    waits = []
+    for side in (run, replayed):
+        polls = [call.parked for call in side if call.parked > 0]
+        waits.append(f"{len(polls):,} long polls waited {sum(polls):.1f} s")
+    return (
+        f"replayed calls answered as in the run (success or failure): {same:,} of {len(run):,}"
+        f"\nthe run: {waits[0]}; the replay: {waits[1]}"
+    )
+
+
+def _methods(recorded: list[Recorded]) -> Iterable[tuple[str, bool]]:
     from conformance.wire import jsonrpc, xmlrpc
 
-    for _at, path, body, ok in recorded:
-        if path == "/jsonrpc":
-            yield jsonrpc.decode_request(body).method, ok
+    for call in recorded:
+        if call.path == "/jsonrpc":
+            yield jsonrpc.decode_request(call.body).method, call.ok
         else:
-            yield xmlrpc.decode_request(body)[0], ok
+            yield xmlrpc.decode_request(call.body)[0], call.ok
 
 
-def _estimate(recorded: Recorded, profile: str, suite_seconds: float) -> None:
+def _estimate(recorded: list[Recorded], profile: str, suite_seconds: float) -> None:
     from conformance.server.profiles import load_profile, message_class
 
     latency = load_profile(profile)
@@ -176,10 +259,10 @@ def _estimate(recorded: Recorded, profile: str, suite_seconds: float) -> None:
 
 
 def _report(
-    recorded: Recorded, suite_seconds: float, replay_seconds: float, cpu: dict[str, float]
+    recorded: list[Recorded], suite_seconds: float, replay_seconds: float, cpu: dict[str, float]
 ) -> None:
-    span = recorded[-1][0] - recorded[0][0]
-    json_calls = sum(1 for _at, path, _body, _ok in recorded if path == "/jsonrpc")
+    span = recorded[-1].at - recorded[0].at
+    json_calls = sum(1 for call in recorded if call.path == "/jsonrpc")
     print(f"calls: {len(recorded):,} ({json_calls:,} over JSON-RPC)")
     print(f"suite, whole run command: {suite_seconds:8.1f} s")
     print(f"suite, first to last call: {span:7.1f} s")
@@ -211,19 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        record = Path(scratch) / "calls.pickle"
-        server, url = _start_server(record)
-        try:
-            suite_seconds, cpu["suite"] = _run_suite(url, options)
-        finally:
-            cpu["suite server"] = _stop(server)
-        recorded: Recorded = pickle.loads(record.read_bytes())
-    server, url = _start_server(None)
-    try:
-        replay_seconds, cpu["replay"] = _replay(url, recorded)
-    finally:
-        cpu["replay server"] = _stop(server)
+        record, again = Path(scratch) / "calls.pickle", Path(scratch) / "replayed.pickle"
+        suite_seconds, cpu["suite"], cpu["suite server"] = _against(
+            record, lambda url: _run_suite(url, options)
+        )
+        recorded = _load(record)
+        replay_seconds, cpu["replay"], cpu["replay server"] = _against(
+            again, lambda url: replay(url, recorded)
+        )
+        replayed = _load(again)
     _report(recorded, suite_seconds, replay_seconds, cpu)
+    print(_faithfulness(recorded, replayed))
     if options.latency:
         _estimate(recorded, options.latency, suite_seconds)
     return 0

@@ -4,28 +4,14 @@ mutant is one change that still parses (the benchmark itself is run on demand, n
 from __future__ import annotations
 
 import ast
-import importlib.util
 import random
-import sys
 from collections import Counter
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "mutation.py"
+from tests.benchmarks.loading import load_benchmark
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmarks_mutation", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mutation = _load()
+mutation = load_benchmark("mutation")
 MUTANTS = mutation.mutants()
 
 

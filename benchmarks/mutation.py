@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -262,13 +262,13 @@ def _variable(role: str) -> str:
     return "MUTATION_" + role.upper().replace("-", "_")
 
 
-def _serve(overlay: Path, port: int) -> subprocess.Popen[bytes]:
+def _serve(overlay: Path, port: int, serving: Sequence[str]) -> subprocess.Popen[bytes]:
     accounts = overlay / "accounts"
     accounts.write_text("".join(f"m-{r}:{r}:env:{_variable(r)}\n" for r in ROLES))
     paths = [str(overlay), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**_environment(), "PYTHONPATH": os.pathsep.join(paths)}
     command = [sys.executable, "-m", "conformance.runner.cli", "serve", "--port", str(port)]
-    command += ["--password-env", "XAPI_PASSWORD", "--accounts-file", str(accounts)]
+    command += ["--password-env", "XAPI_PASSWORD", "--accounts-file", str(accounts), *serving]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=overlay
     )
@@ -291,16 +291,18 @@ def _run(
     )
 
 
-def run_mutant(mutant: Mutant, seed: int, budget: str, areas: str = "") -> Verdict:
-    """Serve ``mutant`` and run the ``ci`` profile against it (only ``areas``, a ``-k``
-    expression, when given)."""
+def run_mutant(
+    mutant: Mutant, seed: int, budget: str, areas: str = "", serving: Sequence[str] = ()
+) -> Verdict:
+    """Serve ``mutant`` (with the ``serve`` options ``serving``) and run the ``ci`` profile
+    against it (only ``areas``, a ``-k`` expression, when given)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutant-") as directory:
         overlay = Path(directory)
         shutil.copytree(MODELS, overlay / "models")
         (overlay / "models" / mutant.file).write_text(mutated_source(mutant))
         port = _free_port()
-        server = _serve(overlay, port)
+        server = _serve(overlay, port, serving)
         try:
             if not _wait_listening(port, server, 60):
                 return Verdict(mutant, "stillborn", -1, time.monotonic() - started, "")
@@ -419,7 +421,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="AREAS",
         help="run only these areas (the run's -k): a survivor again where it should be found",
     )
+    parser.add_argument(
+        "--latency",
+        metavar="PROFILE",
+        help="serve each mutant with this latency profile (serve --latency): operations stay "
+        "in flight for their delay, so mutants of what may overlap can show",
+    )
+    parser.add_argument(
+        "--latency-scale", metavar="F", help="serve --latency-scale (with --latency)"
+    )
     args = parser.parse_args(argv)
+    serving = [*(["--latency", args.latency] if args.latency else [])]
+    serving += ["--latency-scale", args.latency_scale] if args.latency_scale else []
     every = mutants()
     if args.list:
         for (file, kind), count in sorted(Counter((m.file, m.kind) for m in every).items()):
@@ -438,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def judged(mutant: Mutant) -> Verdict:
         _wait_for_load(args.max_load)
-        verdict = run_mutant(mutant, args.seed, args.budget, args.areas)
+        verdict = run_mutant(mutant, args.seed, args.budget, args.areas, serving)
         return replace(verdict, commit=commit)
 
     with ThreadPoolExecutor(args.j) as pool:

@@ -50,6 +50,7 @@ from conformance.judge.refs import RUN_TAG
 from conformance.races.concurrency import (
     Race,
     cancelled_races,
+    hard_races,
     races,
     run_race,
     same_call_races,
@@ -753,10 +754,10 @@ class ConcurrencyMachine(ConformanceMachine):
         """Several sessions making one operation on one VM at once."""
         self._race(race)
 
-    @rule(race=st.one_of(watched_races(), watched_races(), cancelled_races()))
+    @rule(race=st.one_of(watched_races(), watched_races(), cancelled_races(), hard_races()))
     def watched(self, race: Race) -> None:
         """An operation, and another session reading the VM while it is in flight (or, one
-        time in three, cancelling its task)."""
+        time in four each, cancelling its task or making a hard shutdown or reboot)."""
         self._race(race)
 
     def _race(self, race: Race) -> None:

@@ -378,14 +378,15 @@ def _layer(fault: Fault, inner: Transition) -> Transition:
 # ---- races: faults that show only while calls overlap (issue 12) ------------------------------
 
 RaceQuirk = Literal[
-    "unmarked", "fail-fast", "stale-write", "stale-allowed", "cancel-effect", "none"
+    "unmarked", "fail-fast", "stale-write", "stale-allowed", "cancel-effect", "cancels-all", "none"
 ]
 """How a racy server runs operations in flight (``conformance.server.inflight``): ``unmarked``
 checks at the begin but marks nothing and trusts that check at the end; ``fail-fast`` answers a
 conflict at once instead of waiting it out; ``stale-write`` reads a map at the call's start and
 writes it back at its end; ``stale-allowed`` marks current_operations without recomputing
 allowed_operations; ``cancel-effect`` answers TASK_CANCELLED to a cancelled operation in flight
-but does its work all the same; ``none`` only keeps operations in flight for ``window``."""
+but does its work all the same; ``cancels-all`` makes ``methods`` (hard_shutdown, hard_reboot)
+cancel every operation in flight on their VM, not only those xapi's cancel; ``none`` only keeps operations in flight for ``window``."""
 
 
 RACE_WINDOW = 0.05

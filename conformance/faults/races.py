@@ -135,6 +135,20 @@ _RACED_ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "Halted, or Paused when cancelled between xenopsd's start and unpause.",
         ),
     ),
+    (
+        "hard-shutdown-cancels-all",
+        Seeded(
+            Raced("cancels-all", frozenset({"VM.hard_shutdown", "VM.hard_reboot"})),
+            "lifecycle",
+            "concurrency",
+            "VM.hard_shutdown and VM.hard_reboot cancel every operation in flight on the VM, "
+            "not only the shutdowns, reboots, suspends, migrations and plugin calls xapi's "
+            "cancel.",
+            "a VM.pause of a running VM is in flight when another session hard-shuts it down; "
+            "xapi lets the pause end as it would (hard_shutdown does not cancel it), the faulty "
+            "server's pause answers TASK_CANCELLED: no order of the calls explains that.",
+        ),
+    ),
 )
 
 RACED: Mapping[str, Seeded] = MappingProxyType(dict(_RACED_ENTRIES))

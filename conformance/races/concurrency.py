@@ -55,6 +55,7 @@ from models.world import NULL_REF, World
 from reports.findings import LINEARIZABLE, TYPED_AS_XAPI
 
 __all__ = [
+    "HARD_OPERATIONS",
     "RACE_OPERATIONS",
     "STATS",
     "VM_SLOTS",
@@ -62,6 +63,7 @@ __all__ = [
     "RaceCall",
     "RaceStats",
     "cancelled_races",
+    "hard_races",
     "race_calls",
     "races",
     "run_race",
@@ -349,6 +351,30 @@ def watched_races(draw: st.DrawFn) -> Race:
     event = (RaceCall(EVENT_READ, (slot,)),) if by_event else ()
     watcher = (RaceCall(EVENT_WAIT, (slot,)), RaceCall(evidence, (slot,)), *event, implied)
     return Race(((RaceCall(ALLOWED_OP, (slot, k, paused), is_async),), watcher))
+
+
+HARD_OPERATIONS = ("hard_shutdown", "hard_reboot")
+"""The operations xapi lets start beside most others in flight, cancelling some of them
+(``models.operations.is_allowed_concurrently``, ``models.inflight.CANCELLED_BY``)."""
+
+
+@st.composite
+def hard_races(draw: st.DrawFn) -> Race:
+    """One session makes an operation; another waits until it has begun, then makes a hard
+    shutdown or hard reboot of the VM (which xapi starts beside it, cancelling it or not
+    according to the operation) and reads the VM."""
+    k = draw(st.integers(0, len(RACE_OPERATIONS) - 1), label="which allowed operation")
+    is_async, paused = draw(st.booleans(), label="Async"), draw(st.booleans(), label="paused")
+    slot = VM_SLOTS[0]
+    hard = draw(st.sampled_from(HARD_OPERATIONS), label="hard operation")
+    hard_async = draw(st.booleans(), label="hard operation Async")
+    after = draw(st.sampled_from(("VM.get_record", "VM.get_power_state")), label="read after")
+    interrupter = (
+        RaceCall(EVENT_WAIT, (slot,)),
+        RaceCall(f"VM.{hard}", (slot,), hard_async),
+        RaceCall(after, (slot,)),
+    )
+    return Race(((RaceCall(ALLOWED_OP, (slot, k, paused), is_async),), interrupter))
 
 
 TASK_OF = "(the task of call #"

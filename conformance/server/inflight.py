@@ -220,7 +220,14 @@ class Flights:
             return world, (start, frozenset())
         if isinstance(start, Branch):
             return start.world, (start, frozenset())
-        return self._marked(world, start, call), (start, cancelled_by(start.world, call, task))
+        return self._marked(world, start, call), (start, self._victims(start.world, call, task))
+
+    def _victims(self, world: World, call: Call, task: str) -> frozenset[str]:
+        """The tasks in flight that ``call``'s begin cancels (all of them, on the VM, under a
+        ``cancels-all`` fault)."""
+        if self.quirk(call.method) != "cancels-all":
+            return cancelled_by(world, call, task)
+        return frozenset(t for t in in_flight(world, _vm_arg(call)) if t != task)
 
     def _marked(self, world: World, start: Began, call: Call) -> World:
         quirk = self.quirk(call.method)

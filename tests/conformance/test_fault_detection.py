@@ -156,6 +156,7 @@ CASES: dict[str, tuple[str, str]] = {
     "allowed-ops-stale-in-flight": (CONCURRENCY, "allowed_operations"),
     "cancelled-op-done": (CONCURRENCY, "TASK_CANCELLED"),
     "event-in-flight-hidden": (CONCURRENCY, "event.from"),
+    "hard-shutdown-cancels-all": (CONCURRENCY, "TASK_CANCELLED"),
 }
 SEED = "1"
 MACHINE_BUDGET = "60"
@@ -307,8 +308,18 @@ RACE_CASES: dict[str, Lanes] = {
             RaceCall("VM.get_allowed_operations", ("vm",)),
         ),
     ),
+    "hard-shutdown-cancels-all": (
+        (RaceCall("VM.pause", ("vm",)),),
+        (
+            RaceCall(EVENT_WAIT, ("vm",)),
+            RaceCall("VM.hard_shutdown", ("vm",)),
+            RaceCall("VM.get_power_state", ("vm",)),
+        ),
+    ),
 }
 """Each race fault's race, as its catalogue entry tells it ("vm": the VM raced on)."""
+RUNNING_FIRST = frozenset({"hard-shutdown-cancels-all"})
+"""Race faults whose race is on a running VM (the others' VM is Halted)."""
 
 
 def test_every_race_fault_has_its_race() -> None:
@@ -320,21 +331,25 @@ def test_the_race_check_finds_the_race_fault(fault: str) -> None:
     """The operation in flight holds at the server's barrier until every other call of the race
     has been checked, so the race shows on every run; the honest server explains it."""
     _selection, mark = CASES[fault]
-    info = _raced(gated(_server(faults=lookup([fault]))), RACE_CASES[fault])  # type: ignore[arg-type]
+    running = fault in RUNNING_FIRST
+    faulty = gated(_server(faults=lookup([fault])))  # type: ignore[arg-type]
+    info = _raced(faulty, RACE_CASES[fault], running)
     assert info is not None, f"the race did not show {fault}"
     assert info.area == FAULTS[fault].area, info.message
     assert mark in info.message, info.message
     honest = gated(_server(faults=(Raced("none", frozenset()),)))  # type: ignore[arg-type]
-    assert _raced(honest, RACE_CASES[fault]) is None
+    assert _raced(honest, RACE_CASES[fault], running) is None
 
 
-def _raced(connection: Connection, lanes: Lanes) -> DivergenceInfo | None:
-    """The divergence of ``lanes`` on a fresh VM, each operation in flight held until all the
-    race's calls the barrier counts (not pauses, waits or event reads) have been checked; None
-    when an order explains it."""
+def _raced(connection: Connection, lanes: Lanes, running: bool = False) -> DivergenceInfo | None:
+    """The divergence of ``lanes`` on a fresh VM (started first when ``running``), each
+    operation in flight held until all the race's calls the barrier counts (not pauses, waits
+    or event reads) have been checked; None when an order explains it."""
     harness = Harness(connection, "concurrency")
     try:
         vm = new_vm(harness)
+        if running:
+            harness.call("VM.start", vm, False, False)
         race = Race(tuple(tuple(_on(call, vm) for call in lane) for lane in lanes))
         calls = sum(counted(call.wire_method) for _lane, call in race.calls())
         try:

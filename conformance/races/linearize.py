@@ -144,7 +144,7 @@ class _Searcher:
     """The VMs before the history: a created VM is none of them."""
     states: int = 0
     seen: dict[tuple[frozenset[object], ...], list[World]] = field(default_factory=dict)
-    closest: tuple[int, str, Outcome | None] = (-1, "", None)
+    closest: _Attempt | None = None
 
     def run(self, state: _State) -> Explained | None:
         self.states += 1
@@ -273,8 +273,13 @@ class _Searcher:
         shown = replace(observed, outcome=seen) if seen is not None else observed
         mismatch = outcome_mismatch_of(shown, branch.outcome, self.history, self.strictness)
         if mismatch is not None:
+            accepted = isinstance(observed.outcome, Success) and isinstance(branch.outcome, Failure)
             self._note(
-                state, f"#{observed.index} {observed.call.method}: {mismatch}", branch.outcome
+                state,
+                f"{observed.call.method}: {mismatch}",
+                branch.outcome,
+                index=observed.index,
+                accepted=accepted,
             )
             return None
         i = observed.index
@@ -303,11 +308,47 @@ class _Searcher:
             return created
         return (*created, (m, t))
 
-    def _note(self, state: _State, text: str, expected: Outcome | None = None) -> None:
-        depth = len(state.order)
-        if depth > self.closest[0]:
-            order = ", ".join(state.order) or "nothing"
-            self.closest = (depth, f"after {order}: {text}", expected)
+    def _note(
+        self,
+        state: _State,
+        text: str,
+        expected: Outcome | None = None,
+        *,
+        index: int | None = None,
+        accepted: bool = False,
+    ) -> None:
+        attempt = _Attempt(len(state.order), accepted, text, state.order, index, expected)
+        if self.closest is None or attempt.closer_than(self.closest):
+            self.closest = attempt
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """Where an order the search tried stopped: after ``order``, call ``index`` (None for the
+    final records) answered otherwise than the model (``text``; ``expected`` the model's)."""
+
+    depth: int
+    accepted: bool
+    """The target accepted the call where the model refuses it."""
+    text: str
+    order: tuple[str, ...]
+    index: int | None
+    expected: Outcome | None
+
+    def closer_than(self, other: _Attempt) -> bool:
+        """Whether this attempt stands for the history rather than ``other``: it got further;
+        at the same depth, it is a call the target accepted where the model refuses (the
+        call that changed what the others then saw, as a VM destroyed by one of two racing
+        destroys xapi refuses is HANDLE_INVALID to the other), then the first by its text.
+        Never by the calls' numbers: which session won a race must not change the finding."""
+        mine = (-self.depth, not self.accepted, self.text)
+        return mine < (-other.depth, not other.accepted, other.text)
+
+    def describe(self) -> str:
+        """The attempt in words: the order tried, then the call and how it differed."""
+        order = ", ".join(self.order) or "nothing"
+        call = "" if self.index is None else f"#{self.index} "
+        return f"after {order}: {call}{self.text}"
 
 
 class _GaveUp(Exception):
@@ -406,5 +447,7 @@ def linearize(
         return Undecided(searcher.states)
     if found is not None:
         return found
-    _depth, closest, expected = searcher.closest
-    return Unexplained(searcher.states, closest or "no call could go first", expected)
+    closest = searcher.closest
+    if closest is None:
+        return Unexplained(searcher.states, "no call could go first")
+    return Unexplained(searcher.states, closest.describe(), closest.expected)

@@ -20,10 +20,11 @@ from typing import Any
 from hypothesis import Phase, settings
 from hypothesis.control import current_build_context
 from hypothesis.database import ExampleDatabase, choices_to_bytes
-from hypothesis.errors import InvalidArgument
+from hypothesis.errors import FlakyFailure, InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine
 
 from conformance.engine.harness import Connection
+from conformance.errors import TargetInconsistent
 from conformance.judge.divergence import Divergence, DivergenceInfo
 from conformance.runner.budget import Budget, BudgetSpent, Watch, run_machine, run_watched
 from conformance.runner.results import divergence_record
@@ -163,7 +164,10 @@ class Survey:
         first divergence here. The test's shrinking time (``SHRINK_SECONDS``, or what is left
         of the budget's shrinking share) is split evenly over the differences still to shrink.
         A difference whose example does not show it again (a race that took another turn), or
-        that the time left no longer allows, keeps its first divergence, unshrunk.
+        that the time left no longer allows, keeps its first divergence, unshrunk. One whose
+        example showed it when replayed but not when Hypothesis ran the shrunk example once
+        more (a race whose other turn ends the example at another difference: Hypothesis
+        calls that flaky) keeps the smallest example that showed it.
         """
         clock = time.monotonic if budget is None else budget.clock
         total = SHRINK_SECONDS if budget is None else budget.shrink_seconds()
@@ -202,6 +206,8 @@ class Survey:
             return divergence
         except BudgetSpent:  # the shrinking time is spent before the example showed it
             pass
+        except (FlakyFailure, TargetInconsistent):
+            return watch.smallest
         finally:
             self.focus = None
             counted.restore(self.connection)

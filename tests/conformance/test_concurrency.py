@@ -257,6 +257,30 @@ def test_two_overlapping_starts_that_both_succeed_are_not() -> None:
     assert "VM_BAD_POWER_STATE" in found.closest
 
 
+@pytest.mark.parametrize("winner", [0, 1])
+def test_the_call_accepted_where_xapi_refuses_stands_for_the_race_whichever_session_won(
+    winner: int,
+) -> None:
+    """Two destroys of a VM whose destroy is blocked, on a server that ignores
+    blocked_operations: one is accepted, the other finds the VM gone (HANDLE_INVALID). Which
+    session won is timing; the race's deepest attempt names the accepted destroy either way,
+    so the finding, its id and its replay are the same whoever won."""
+    d = driver()
+    vm = d.in_state("Halted")
+    d.ok("VM.add_to_blocked_operations", vm, "destroy", "kept")
+    destroy = Call("VM.destroy", (d.session, vm))
+    answers: list[Outcome] = [Failure("HANDLE_INVALID", ("VM", vm))] * 2
+    answers[winner] = Success("")
+    history = _history(d.world, d.session, [(destroy, 0, 10, a) for a in answers])
+    found = linearize(d.world, history, _no_final)
+    assert isinstance(found, Unexplained)
+    assert found.closest.startswith(f"after nothing: #{winner} VM.destroy:")
+    assert isinstance(found.expected, Failure) and found.expected.code == "OPERATION_BLOCKED"
+    refused = Failure("OPERATION_BLOCKED", (vm, "kept"))
+    honest = _history(d.world, d.session, [(destroy, 0, 10, refused)] * 2)
+    assert isinstance(linearize(d.world, honest, _no_final), Explained)
+
+
 def test_real_time_order_is_respected() -> None:
     d = driver()
     vm = d.in_state("Halted")

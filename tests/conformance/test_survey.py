@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from conformance.areas.events import EventWatch
 from conformance.areas.machines import AREAS, EventsMachine
@@ -235,6 +236,70 @@ def test_each_difference_is_shrunk_once_a_process(monkeypatch: pytest.MonkeyPatc
         (kept,) = survey.shrink(machine, FAST, None)
         assert kept.info is next(iter(survey.first.values()))
     assert shrinking == [difference_key(kept.info)]
+
+
+def _turning(shown: DivergenceInfo | None, later: DivergenceInfo | None) -> type:
+    """A machine of one race an example whose turn is decided by how often it ran while its
+    difference was being shrunk, as a real race's is by thread timing: exploration and the
+    first replay show ``shown``, every later run ``later`` (None: the race is explained)."""
+    replays: list[int] = []
+
+    class Turning(RuleBasedStateMachine):
+        def __init__(self, connection: Connection) -> None:
+            super().__init__()
+            self.connection = connection
+            self.harness = Harness(connection, "concurrency")
+
+        @rule()
+        def race(self) -> None:
+            survey = self.connection.surveyor
+            if isinstance(survey, Survey) and survey.focus is not None:
+                replays.append(1)
+            info = shown if len(replays) <= 1 else later
+            if info is not None:
+                self.harness.diverged(info)
+
+        def teardown(self) -> None:
+            self.harness.teardown()
+
+    return Turning
+
+
+@pytest.fixture(scope="module")
+def two_races() -> tuple[DivergenceInfo, DivergenceInfo]:
+    """Two race divergences of different differences."""
+    (both_started,) = _raced(_racy("concurrent-starts-both-succeed"))
+    (wrong_param,) = _raced(_surveying("wrong-error-param"), TWO_SHUTDOWNS, running=True)
+    assert difference_key(both_started) != difference_key(wrong_param)
+    return both_started, wrong_param
+
+
+@pytest.mark.parametrize("later", ["same", "other", "explained"])
+def test_a_race_that_takes_another_turn_when_replayed_is_still_its_one_finding(
+    later: str, two_races: tuple[DivergenceInfo, DivergenceInfo]
+) -> None:
+    """Hypothesis runs a shrunk example once more to report it; a race that then takes another
+    turn (another difference, which ends the example as an unsatisfied assumption) is flaky to
+    it. The finding is the difference exploration saw, once, never an error of the run."""
+    shown, other = two_races
+    turns = {"same": shown, "other": other, "explained": None}
+    connection = _surveying()
+    connection.survey = True
+    machine = _turning(shown, turns[later])
+    explore = settings(FAST, max_examples=2, stateful_step_count=1)
+    with pytest.raises(Divergence) as raised:
+        survey_machine(machine, explore, None, "test_area[concurrency-0]", connection)
+    assert difference_key(raised.value.info) == difference_key(shown)
+    assert _ids([*connection.tally.divergences, raised.value.info]) == _ids([shown])
+
+
+def test_a_race_that_is_always_explained_gives_a_survey_nothing() -> None:
+    connection = _surveying()
+    connection.survey = True
+    machine = _turning(None, None)
+    explore = settings(FAST, max_examples=2, stateful_step_count=1)
+    survey_machine(machine, explore, None, "test_area[concurrency-0]", connection)
+    assert connection.tally.divergences == []
 
 
 # ---- one fault, one finding, one id: the event stream -----------------------------------------

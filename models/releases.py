@@ -8,6 +8,7 @@ releases are keyed by the release's xapi version (``xapi_version``), compared as
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 __all__ = [
@@ -68,6 +69,7 @@ class Release:
         }
 
 
+@functools.lru_cache(maxsize=256)
 def version_key(text: str) -> tuple[int, ...]:
     """``"24.19.2"`` → ``(24, 19, 2)``; non-numeric parts end the key."""
     numbers: list[int] = []

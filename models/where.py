@@ -17,6 +17,7 @@ once a row is evaluated that reaches it (``and`` and ``or`` stop early).
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class Expr:
     parts: tuple[object, ...] = ()
 
 
+@functools.cache
 def column_of(field: str) -> str:
     """The database column of the VM record's ``field`` (``name_label`` → ``name__label``)."""
     for namespace, fields in NAMESPACES.items():
@@ -184,19 +186,29 @@ def _sexpr(items: list[str]) -> str:
 
 def matches(expr: Expr, ref: str, record: Mapping[str, Value]) -> bool:
     """Whether the VM ``record`` (its ref ``ref``) satisfies ``expr``."""
-    row = {column_of(field): value for field, value in record.items()}
-    return _evaluate(expr, lambda part: _lookup(part, ref, row))
+    fields = _fields_by_column(tuple(record))
+    return _evaluate(expr, lambda part: _lookup(part, ref, record, fields))
 
 
-def _lookup(part: tuple[str, str], ref: str, row: Mapping[str, Value]) -> str:
+@functools.lru_cache(maxsize=64)
+def _fields_by_column(fields: tuple[str, ...]) -> Mapping[str, str]:
+    """The row's columns of a record with ``fields``, each with its field (every VM record
+    read has the same fields: this is worked out once, not for each record and query)."""
+    return {column_of(field): field for field in fields}
+
+
+def _lookup(
+    part: tuple[str, str], ref: str, record: Mapping[str, Value], fields: Mapping[str, str]
+) -> str:
     kind, text = part
     if kind == "literal":
         return text
     if text == REF_COLUMN:
         return ref
-    if text not in row:
+    field = fields.get(text)
+    if field is None:
         raise internal_error("missing field", text, "")
-    return stored_text(row[text])
+    return stored_text(record[field])
 
 
 def _evaluate(expr: Expr, lookup: Callable[[tuple[str, str]], str]) -> bool:

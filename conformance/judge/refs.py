@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.world import NULL_REF
@@ -122,8 +123,17 @@ def _mapped(value: Value, table: Mapping[str, str]) -> Value:
         return value  # asked first: asking for an abstract type (Mapping) is slow
     if isinstance(value, Encoded):
         return Encoded(_mapped(value.value, table))
+    # An atom item is mapped in place (most of a record's are): no str equals a bool or a
+    # number, so those come back as they are.
+    get = cast("Callable[[Value, Value], Value]", table.get)
     if isinstance(value, Mapping):
-        return {table.get(k, k): _mapped(v, table) for k, v in value.items()}
+        return {
+            table.get(k, k): get(v, v) if type(v) in _ATOMS else _mapped(v, table)
+            for k, v in value.items()
+        }
     if isinstance(value, Sequence):
-        return tuple(_mapped(v, table) for v in value)
+        return tuple(get(v, v) if type(v) in _ATOMS else _mapped(v, table) for v in value)
     return value
+
+
+_ATOMS = frozenset({str, bool, int, float})

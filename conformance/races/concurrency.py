@@ -151,13 +151,13 @@ class Race:
 
         def resolved(call: RaceCall) -> RaceCall:
             args = tuple(map(placed, call.args))
-            if call.method not in (ALLOWED_OP, ALLOWED_ASSERT, ALLOWED_STOPPABLE):
+            if call.method not in (ALLOWED_ASSERT, *_ALLOWED_AMONG):
                 return RaceCall(call.method, args, call.is_async)
             vm, k, paused = str(args[0]), int(args[1]), args[2] is True  # type: ignore[arg-type]
             if call.method == ALLOWED_ASSERT:
                 op = _allowed(world, vm, ASSERTED, k)
                 return RaceCall("VM.assert_operation_valid", (vm, op))
-            ops = STOPPABLE if call.method == ALLOWED_STOPPABLE else RACE_OPERATIONS
+            ops = _ALLOWED_AMONG[call.method]
             return _operation(vm, _allowed(world, vm, ops, k), call.is_async, paused)
 
         def hosted(call: RaceCall) -> RaceCall:
@@ -249,6 +249,24 @@ ALLOWED_OP = "(an allowed operation)"
 starts (any of them if it allows none)."""
 ALLOWED_STOPPABLE = "(an allowed operation a cancel can stop)"
 """As ``ALLOWED_OP``, of STOPPABLE: what a cancel race makes, so that its cancel can show."""
+ALLOWED_BESIDE_HARD = "(an allowed operation a hard one may overlap)"
+"""As ``ALLOWED_OP``, of BESIDE_HARD: what a hard race makes before its hard operation."""
+BESIDE_HARD = (
+    "pause",
+    "unpause",
+    "suspend",
+    "resume",
+    "clean_shutdown",
+    "clean_reboot",
+    "pool_migrate",
+)
+"""Operations a hard shutdown or reboot may start beside: those it cancels and those it lets
+end as they would (``models.inflight.CANCELLED_BY``)."""
+_ALLOWED_AMONG: Mapping[str, tuple[str, ...]] = {
+    ALLOWED_OP: RACE_OPERATIONS,
+    ALLOWED_STOPPABLE: STOPPABLE,
+    ALLOWED_BESIDE_HARD: BESIDE_HARD,
+}
 ALLOWED_ASSERT = "(assert an allowed operation)"
 """``VM.assert_operation_valid`` of the k-th of ASSERTED the VM allows when the race starts."""
 
@@ -363,7 +381,7 @@ def hard_races(draw: st.DrawFn) -> Race:
     """One session makes an operation; another waits until it has begun, then makes a hard
     shutdown or hard reboot of the VM (which xapi starts beside it, cancelling it or not
     according to the operation) and reads the VM."""
-    k = draw(st.integers(0, len(RACE_OPERATIONS) - 1), label="which allowed operation")
+    k = draw(st.integers(0, len(BESIDE_HARD) - 1), label="which allowed operation")
     is_async, paused = draw(st.booleans(), label="Async"), draw(st.booleans(), label="paused")
     slot = VM_SLOTS[0]
     hard = draw(st.sampled_from(HARD_OPERATIONS), label="hard operation")
@@ -374,7 +392,7 @@ def hard_races(draw: st.DrawFn) -> Race:
         RaceCall(f"VM.{hard}", (slot,), hard_async),
         RaceCall(after, (slot,)),
     )
-    return Race(((RaceCall(ALLOWED_OP, (slot, k, paused), is_async),), interrupter))
+    return Race(((RaceCall(ALLOWED_BESIDE_HARD, (slot, k, paused), is_async),), interrupter))
 
 
 TASK_OF = "(the task of call #"

@@ -19,6 +19,7 @@ __all__ = [
     "ocaml_float",
     "possible_hosts",
     "resident_host",
+    "server_chooses_host",
     "start_memory_needed",
     "used_memory",
 ]
@@ -213,6 +214,22 @@ def choose_host(world: World, vm_ref: str, vm: Mapping[str, Value]) -> Host | No
         if host_error(world, vm_ref, vm, host) is None:
             return host
     return None
+
+
+def server_chooses_host(world: World, vm_ref: str) -> bool:
+    """Whether VM.start or VM.resume, naming no host, leaves the host to the server's choice.
+
+    xapi_vm_helpers.ml ``rank_hosts_by_placement`` ranks the VM's affinity host first, so a
+    VM whose affinity host can take it goes there; otherwise xapi picks among the hosts that
+    can by its own measures (free memory, VMs of a group), which the model does not follow:
+    the host is predictable only when one host can take the VM.
+    """
+    vm = world.vms[vm_ref]
+    affinity = world.hosts.get(str(vm["affinity"]))
+    if affinity is not None and host_error(world, vm_ref, vm, affinity) is None:
+        return False
+    able = [h for h in world.hosts.values() if host_error(world, vm_ref, vm, h) is None]
+    return len(able) > 1
 
 
 def resident_host(world: World, vm: Mapping[str, Value]) -> Host | None:

@@ -47,6 +47,7 @@ from conformance.wire import jsonrpc, xmlrpc
 from models.coverage import ACCEPTED, CLIENT_MESSAGES, REFUSED
 from models.operations import is_default_template
 from models.outcome import Encoded, Failure, Outcome, Success, Value
+from models.placement import server_chooses_host
 from models.releases import Release
 from models.rpc import apply
 from models.schema import XType
@@ -69,6 +70,10 @@ __all__ = [
 
 _UUID_READS = frozenset({"VM.get_record", "VM.get_uuid"})
 """Reads that show a suite VM's uuid, checked for stability and uniqueness."""
+_PLACEMENT_READS = frozenset({"VM.get_record", "VM.get_resident_on"})
+"""Reads that show where a suite VM runs, checked against the host xapi must have put it on."""
+_SERVER_PLACES = frozenset({"VM.start", "VM.resume"})
+"""Calls that may leave the host to the server's choice (``server_chooses_host``)."""
 _GENID_READS = frozenset({"VM.get_record", "VM.get_generation_id"})
 """Reads that show a suite VM's generation_id, checked to change when xapi's does."""
 ALL_VM_QUERIES = frozenset(
@@ -276,6 +281,9 @@ class Harness:
         self._diverged = False
         self._touched: set[str] = set()
         self._uuids: dict[str, str] = {}
+        self._placed: dict[str, str] = {}
+        """Each suite VM the example placed on a host xapi's choice makes predictable (a host
+        named by the call, or the affinity host), and that host."""
         self._genids: dict[str, tuple[str, str]] = {}
         """Each suite VM's generation_id as the model and the target last showed it."""
         """Each suite VM's uuid as the target first showed it (model ref → uuid)."""
@@ -370,8 +378,10 @@ class Harness:
 
     def adopt(self, world: World) -> None:
         """Follow ``world``, reached by calls made outside ``exchange`` (a concurrent race)
-        whose caller has already compared every suite VM's record with it."""
+        whose caller has already compared every suite VM's record with it (a race may place
+        a VM where the server chooses: the hosts remembered for ``_placement_mismatch`` go)."""
         self.world = world
+        self._placed.clear()
 
     def check_state(self, *, full: bool = False) -> None:
         """Read suite VMs' records from the target and compare them with the model's.
@@ -436,6 +446,8 @@ class Harness:
             identity = self._identity_mismatch(rules, args, answer.outcome)
             if chosen is not None and identity is None:
                 identity = self._genid_mismatch(rules, args, chosen.world, answer.outcome)
+            if chosen is not None and identity is None:
+                identity = self._placement_mismatch(rules, args, chosen.world, answer.outcome)
             if chosen is not None and chosen.task and answer.task:
                 self.refs.bind(chosen.task, answer.task, "task")
             if chosen is not None and identity is None:
@@ -488,6 +500,40 @@ class Harness:
         if before[0] == modelled:
             return Mismatch("field generation_id", f"changed from {before[1]} to {shown}")
         return Mismatch("field generation_id", f"still {shown}: xapi draws a fresh one")
+
+    def _placement_mismatch(
+        self, rules: AnswerRules, args: tuple[Value, ...], world: World, outcome: Outcome
+    ) -> Mismatch | None:
+        """A VM's resident_on is compared by shape (xapi picks among the hosts that can take
+        it), but where the call named the host, or the VM's affinity host could take it, xapi
+        puts it there: the target's must be that host while the model's is."""
+        if rules.name not in _PLACEMENT_READS or not isinstance(outcome, Success) or len(args) < 2:
+            return None
+        ref = str(args[1])
+        host, vm = self._placed.get(ref), world.vms.get(ref)
+        value = outcome.value
+        shown = value.get("resident_on") if isinstance(value, Mapping) else value
+        if host is None or vm is None or vm["resident_on"] != host or not isinstance(shown, str):
+            return None
+        if shown in (host, NULL_REF):
+            return None
+        how = f"{self.refs.display(shown)}, where xapi's is {self.refs.display(host)}"
+        where = "field resident_on"
+        return Mismatch(where, f"{how} (named by the call, or its affinity host)", exact=True)
+
+    def _note_placements(self, method: str, before: World, after: World) -> None:
+        """Remember, for each VM the step put on a host, that host when xapi's choice is
+        predictable (``_placement_mismatch``), and forget it otherwise."""
+        for ref, vm in after.vms.items():
+            old = before.vms.get(ref)
+            host = vm["resident_on"]
+            if old is None or host == old["resident_on"]:
+                continue
+            free = method.removeprefix("Async.") in _SERVER_PLACES
+            if host == NULL_REF or (free and server_chooses_host(before, ref)):
+                self._placed.pop(ref, None)
+            else:
+                self._placed[ref] = str(host)
 
     def _predict(self, rules: AnswerRules, args: tuple[Value, ...]) -> list[_Expected]:
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -551,6 +597,7 @@ class Harness:
     ) -> None:
         before = self.world
         self._moved_to(chosen.world)
+        self._note_placements(rules.name, before, self.world)
         if purpose is Purpose.STEP:
             logged = _logged(rules, args)
             self.log.append(
@@ -902,7 +949,7 @@ class Harness:
         """The script of a finding: the call's answer judged, or, when the finding is its
         task's record (``Answer.task_problem``), that record as the script reads it."""
         if not answer.task_problem:
-            return self._reproducer(call, expected, text)
+            return self._reproducer(call, expected, text, exact=mismatch.exact)
         sync = call.method.removeprefix("Async.")
         final = replace(call, method=TASK_RECORD, args=(sync, *call.args))
         wanted = Success({"task of": call.method})
@@ -914,8 +961,11 @@ class Harness:
         expected: tuple[Outcome, ...],
         text: str,
         steps: Sequence[LoggedCall] | None = None,
+        *,
+        exact: bool = False,
     ) -> str:
-        """The script replaying ``steps`` (the example's calls unless given), then ``final``."""
+        """The script replaying ``steps`` (the example's calls unless given), then ``final``
+        (its answer judged exactly when ``exact``: ``Mismatch.exact``)."""
         steps = self.log if steps is None else steps
         names = {ref: name for ref in self._named_refs() if (name := self.refs.name(ref))}
         names[self.session] = "session"
@@ -940,6 +990,7 @@ class Harness:
             user=self.connection.root.account.name,
             protocol=target.protocol,
             strictness=self.connection.strictness,
+            exact=exact,
         )
 
     def event_reproducer(

@@ -383,6 +383,17 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
         ),
     ),
     (
+        "migrate-stays",
+        Seeded(
+            BranchFault(_kept("resident_on"), _vm_methods("pool_migrate", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "VM.pool_migrate answers success but leaves the VM on the host it ran on.",
+            "after VM.pool_migrate(vm, other host, {}), xapi's VM.get_resident_on names the "
+            "other host; the faulty server's still names the first.",
+        ),
+    ),
+    (
         "allowed-ops-stale",
         Seeded(
             BranchFault(

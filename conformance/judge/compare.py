@@ -57,7 +57,9 @@ SHAPE_ONLY_FIELDS: Mapping[str, str] = {
     "snapshot_metadata": "the server's serialisation of the source VM",
     "snapshot_info": "storage-specific details of the snapshot",
     "transportable_snapshot_id": "storage-specific",
-    "resident_on": "VM.start picks the host; only NULL versus a host is predictable",
+    "resident_on": "VM.start picks among the hosts that can take the VM; only NULL versus a"
+    " host is predictable, unless the call named the host (start_on, resume_on, pool_migrate)"
+    " or the VM's affinity host could take it: then it is that host",
     "scheduled_to_be_resident_on": "a transient placement reservation",
     "suspend_VDI": "a VDI the server creates; only NULL versus a VDI is predictable",
     "consoles": "created by the server for running guests",
@@ -108,6 +110,9 @@ class Mismatch:
 
     where: str
     how: str
+    exact: bool = False
+    """The value was judged exactly though its type is compared by shape elsewhere (the host
+    xapi must have put a VM on): a reproducer judges it exactly too."""
 
     def __str__(self) -> str:
         return f"{self.where}: {self.how}"

@@ -157,6 +157,7 @@ def render_reproducer(
     user: str,
     protocol: str,
     strictness: str,
+    exact: bool = False,
 ) -> str:
     """The script: the call sequence first (log in, replay ``steps``, make ``final``), then the
     plumbing that judges the answer against ``expected`` with the suite's rules
@@ -183,6 +184,7 @@ def render_reproducer(
         user=user,
         protocol=protocol,
         strictness=strictness,
+        exact=exact,
         call_text=display,
         method=final.method,
     )

@@ -48,6 +48,7 @@ USER = sys.argv[2] if len(sys.argv) > 2 else {user!r}
 PROTOCOL = sys.argv[3] if len(sys.argv) > 3 else {protocol!r}
 PASSWORD = os.environ.get("XAPI_PASSWORD", "")
 STRICTNESS = {strictness!r}
+EXACT = {exact!r}
 CALL_TEXT = {call_text!r}
 METHOD = {method!r}
 NULL = "OpaqueRef:NULL"
@@ -226,7 +227,8 @@ def matches(answer, expected):
         print("cannot judge: the verdict uses xapi-conformance's comparison rules; install it "
               "(pip install xapi-conformance) and run again", file=sys.stderr)
         sys.exit(2)
-    return conforms(METHOD, answer, expected, protocol=PROTOCOL, strictness=STRICTNESS)
+    return conforms(METHOD, answer, expected, protocol=PROTOCOL, strictness=STRICTNESS,
+                    exact=EXACT)
 
 
 def clean_up():

@@ -50,9 +50,13 @@ def conforms(
     *,
     protocol: str,
     strictness: Strictness,
+    exact: bool = False,
 ) -> bool:
     """Whether ``answer`` (``("ok", value)`` or ``("error", [code, *params])``, as the script's
-    client decoded it) is ``expected``, an answer of xapi to ``method``, by the suite's rules."""
+    client decoded it) is ``expected``, an answer of xapi to ``method``, by the suite's rules
+    (a success's value equal to the expected one when ``exact``: ``Mismatch.exact``)."""
+    if exact and expected[0] == "ok":
+        return answer[0] == "ok" and _outcome(answer) == _outcome(expected)
     if expected[0] == "error" and method in _JUDGED_HERE:
         return answer[0] == "error" and _outcome(answer) == _outcome(expected)
     if method in _JUDGED_HERE:

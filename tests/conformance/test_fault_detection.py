@@ -90,6 +90,7 @@ CASES: dict[str, tuple[str, str]] = {
     "dynamic-range-running-refused": (MEMORY_SWEEP, "VM.set_memory_dynamic_range"),
     "blocked-ignored": (BLOCKED_SWEEP, "OPERATION_BLOCKED"),
     "blocked-checked-late": (BLOCKED_SWEEP, "OPERATION_BLOCKED"),
+    "migrate-stays": (LIFECYCLE_SWEEP, "resident_on"),
     "allowed-ops-stale": ("test_area and operations", "allowed_operations"),
     "assert-valid-lax": ("test_area and operations", "VM.assert_operation_valid"),
     "unblock-ignored": ("test_area and operations", "blocked_operations"),
@@ -405,6 +406,7 @@ REPLAYED = (
     "session-originator-lost",
     "default-template-clone-kept",
     "datetime-as-string",
+    "migrate-stays",
 )
 
 

@@ -1,5 +1,7 @@
 """Both sides of the events area, in process: the honest server's events conform, and each
-seeded fault of events and tasks is found by the area with the divergence its catalogue names.
+seeded fault of events and tasks is found by the ``ci`` profile's search with the divergence its
+catalogue names, and replayed by its finding's reproducer (these faults' search is here, not in
+test_fault_detection.py).
 
 The event log's faults are also shown on the log itself (no socket, no machine): the honest
 log and the faulty one answer the same event.from differently, as the catalogue says.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -18,12 +21,13 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.areas.machines import AREAS
 from conformance.faults import FAULTS
-from conformance.judge.divergence import Divergence
+from conformance.judge.divergence import DivergenceInfo
 from conformance.server.config import ServerConfig
 from conformance.server.events import EventLog
 from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
 from models.events import parse_token
+from tests.conformance.detect import found
 from tests.conformance.test_harness import (
     DETECT,
     PASSWORD,
@@ -51,11 +55,7 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-token-unpadded": r"token: '\d+,0' is not xapi's",
     "event-next-class-uppercase": r"event\.next\(\) .*event class: VM \(add\)",
 }
-"""Fault → what the events area's divergence says (a regular expression)."""
-
-
-def _events_machine(state: ServerState) -> type:
-    return type("Events", (AREAS["events"],), {"connection": connect(state)})
+"""Fault → what its divergence says (a regular expression)."""
 
 
 def test_the_honest_server_conforms_to_the_events_area() -> None:
@@ -66,17 +66,6 @@ def test_the_honest_server_conforms_to_the_events_area() -> None:
     assert {("event.from", "vm", op) for op in ("add", "mod")} <= cells  # del: see below
     assert ("event.from", "task", "add") in cells
     assert {("event.next", "vm", op) for op in ("add", "mod")} <= set(connection.tally.coverage)
-
-
-@pytest.mark.parametrize("fault", list(FOUND_BY_EVENTS))
-def test_the_events_area_finds_the_fault(fault: str) -> None:
-    assert FAULTS[fault].area in ("events", "async")
-    with pytest.raises(Divergence, match=FOUND_BY_EVENTS[fault]) as found:
-        run_state_machine_as_test(
-            _events_machine(_server(faults=(FAULTS[fault],))),
-            settings=replace_settings(max_examples=100, phases=DETECT),
-        )
-    assert found.value.info.area == "events" or FAULTS[fault].area == "async"
 
 
 # ---- the reproducer of an event finding -------------------------------------------------------
@@ -126,15 +115,26 @@ def _replayed(script: Path, fault: str | None) -> tuple[int, str]:
     return int(ended.value.code or 0), printed.getvalue()
 
 
+def _found(fault: str) -> DivergenceInfo:
+    """The divergence the ``ci`` profile's search for ``fault`` finds (as test_fault_detection
+    finds every other sequential fault), checked: its area, and what it says."""
+    info = found(fault)
+    assert re.search(FOUND_BY_EVENTS.get(fault, ""), info.message), info.message
+    return info
+
+
+@pytest.mark.parametrize("fault", [fault for fault in FOUND_BY_EVENTS if fault not in REPLAYED])
+def test_the_ci_profile_finds_the_fault(fault: str) -> None:
+    _found(fault)
+
+
 @pytest.mark.parametrize("fault", list(REPLAYED))
 def test_an_event_findings_reproducer_replays_the_subscription(fault: str, tmp_path: Path) -> None:
-    with pytest.raises(Divergence) as found:
-        run_state_machine_as_test(
-            _events_machine(_server(faults=(FAULTS[fault],))),
-            settings=replace_settings(max_examples=100, phases=DETECT),
-        )
+    """The script replays what showed the fault (a subscription; for a task-record finding of
+    the async area, the Async call and the ended task's record, not only the answer in it) and
+    exits 1 on a server with the fault, 0 on the honest one."""
     script = tmp_path / "reproducer.py"
-    script.write_text(found.value.info.reproducer)
+    script.write_text(_found(fault).reproducer)
     assert REPLAYED[fault] in script.read_text(), script.read_text()
     status, printed = _replayed(script, fault)
     assert status == 1, printed
@@ -253,23 +253,3 @@ def test_event_next_with_a_stale_snapshot() -> None:
     [right], [wrong] = honest.take_next(session) or (), faulty.take_next(session) or ()
     assert right.snapshot and right.snapshot["name_label"] == "b"
     assert wrong.snapshot and wrong.snapshot["name_label"] == "test-vm"
-
-
-@pytest.mark.parametrize("fault", ["task-not-resident", "task-created-local-time"])
-def test_a_task_record_findings_reproducer_reads_the_task(fault: str, tmp_path: Path) -> None:
-    """Found by the async area (the task record read after the call): the script makes the
-    Async call and judges its ended task's record, not only the answer in it."""
-    machine = type(
-        "Async", (AREAS["async"],), {"connection": connect(_server(faults=(FAULTS[fault],)))}
-    )
-    with pytest.raises(Divergence) as found:
-        run_state_machine_as_test(
-            machine, settings=replace_settings(max_examples=100, phases=DETECT)
-        )
-    script = tmp_path / "reproducer.py"
-    script.write_text(found.value.info.reproducer)
-    assert "task_record(" in script.read_text(), script.read_text()
-    status, printed = _replayed(script, fault)
-    assert status == 1, printed
-    status, printed = _replayed(script, None)
-    assert status == 0, printed

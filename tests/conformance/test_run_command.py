@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +20,13 @@ from conformance.server.process import RunningServer, start_in_thread
 from conformance.targets import XmlRpcTarget
 from models.coverage import coverage_cells
 from models.outcome import Success
+from tests.conformance import hostile
 from tests.models.helpers import vm_args
 
 pytestmark = pytest.mark.slow
+
+WAIT_S = 120.0
+"""The longest a test waits for what follows from what it did (a run's calls, its end)."""
 
 
 def run(
@@ -111,23 +117,6 @@ def test_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
     assert "XAPI_PASSWORD" in result.stderr
 
 
-def test_reference_server_conforms_over_json_rpc(tmp_path: Path) -> None:
-    result = run(
-        "run",
-        "--profile",
-        "dev",
-        "--protocol",
-        "jsonrpc",
-        "-k",
-        "sweep",
-        "--report-dir",
-        str(tmp_path),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    data = summary(tmp_path)
-    assert data["verdict"] == "conforms" and data["protocol"] == "jsonrpc"
-
-
 def test_dead_target_exits_3_with_an_error_summary(tmp_path: Path) -> None:
     result = run(
         "run",
@@ -162,11 +151,18 @@ def test_wrong_password_exits_3(tmp_path: Path) -> None:
     assert "wrong" not in result.stderr
 
 
-def test_reference_server_conforms_and_every_lifecycle_cell_is_exercised(tmp_path: Path) -> None:
-    result = run("run", "--profile", "dev", "--seed", "7", "-n", "2", "--report-dir", str(tmp_path))
+def test_reference_server_conforms_over_json_rpc_and_every_lifecycle_cell_is_exercised(
+    tmp_path: Path,
+) -> None:
+    """A whole ``dev`` run of the embedded server over JSON-RPC (the external runs below speak
+    XML-RPC)."""
+    result = run(
+        "run", "--profile", "dev", "--protocol", "jsonrpc", "--seed", "7", "-n", "2",
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     data = summary(tmp_path)
-    assert data["verdict"] == "conforms"
+    assert data["verdict"] == "conforms" and data["protocol"] == "jsonrpc"
     assert data["seed"] == 7
     assert data["examples"] > 100 and data["steps"] > 1000  # type: ignore[operator]
     cells = data["coverage"]["cells"]  # type: ignore[index]
@@ -191,9 +187,11 @@ def test_reference_server_conforms_and_every_lifecycle_cell_is_exercised(tmp_pat
 
 @pytest.fixture
 def populated_server() -> Iterator[tuple[RunningServer, dict[str, object]]]:
-    """An embedded server whose guests have no PV drivers (a fact the suite must discover),
-    holding VMs the suite did not create, in several states."""
-    server = start_in_thread(ServerConfig(password="owner-pw", guest_agent=False))
+    """An embedded server with one host and DMC licensed off, whose guests have no PV drivers
+    (facts the suite must discover), holding VMs the suite did not create, in several states."""
+    server = start_in_thread(
+        ServerConfig(password="owner-pw", guest_agent=False, restrict_dmc=True, hosts=1)
+    )
     target = XmlRpcTarget(server.url)
     session = target.call("session.login_with_password", "root", "owner-pw")
     assert isinstance(session, Success)
@@ -211,7 +209,7 @@ def populated_server() -> Iterator[tuple[RunningServer, dict[str, object]]]:
         server.stop()
 
 
-def test_a_run_conforms_on_guests_without_pv_drivers_and_leaves_existing_vms_as_they_were(
+def test_a_run_conforms_on_one_host_without_dmc_nor_pv_drivers_and_leaves_existing_vms_alone(
     populated_server: tuple[RunningServer, dict[str, object]], tmp_path: Path
 ) -> None:
     server, before = populated_server
@@ -244,53 +242,50 @@ def _run_on(server: RunningServer, report_dir: Path) -> subprocess.CompletedProc
     )
 
 
-def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
-    import signal
-    import time
+CREATES_BEFORE_SIGTERM = 3
+"""The run's VM.create calls the server has answered when the test sends SIGTERM."""
 
+
+def test_sigterm_mid_run_removes_every_suite_vm(tmp_path: Path) -> None:
+    """SIGTERM once the run has made VMs (its calls go through a proxy that counts them):
+    every VM it made is gone, and the reports say "error"."""
     server = start_in_thread(ServerConfig(password="owner-pw"))
+    created = threading.Semaphore(0)
+
+    def count_creates(request: hostile.Request, body: bytes) -> bytes:
+        if hostile.method_of(request) == "VM.create":
+            created.release()
+        return body
+
     try:
         target = XmlRpcTarget(server.url)
         session = target.call("session.login_with_password", "root", "owner-pw")
         assert isinstance(session, Success)
         before = target.call("VM.get_all", session.value)
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "conformance.runner.cli",
-                "run",
-                "--target",
-                server.url,
-                "--profile",
-                "thorough",
-                "-n",
-                "2",
-                "--report-dir",
-                str(tmp_path),
-            ],
-            env={**os.environ, "XAPI_PASSWORD": "owner-pw"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            created = target.call("VM.get_all", session.value)
-            if isinstance(created, Success) and len(created.value) > len(before.value):  # type: ignore[arg-type,union-attr]
-                break
-            time.sleep(0.2)
-        time.sleep(2)
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=120)
-        assert code == 3, (
-            process.communicate()[0][-3000:]
-            + str(json.loads((tmp_path / "summary.json").read_text())["findings"])[:3000]
-        )
+        with hostile.proxy(server.url, rewrite=count_creates) as (front, _relay):
+            process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "conformance.runner.cli", "run", "--target", front.url,
+                    "--profile", "thorough", "-n", "2", "--report-dir", str(tmp_path),
+                ],
+                env={**os.environ, "XAPI_PASSWORD": "owner-pw"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            try:
+                for _ in range(CREATES_BEFORE_SIGTERM):
+                    assert created.acquire(timeout=WAIT_S), "the run made no VM"
+                process.send_signal(signal.SIGTERM)
+                code = process.wait(timeout=WAIT_S)
+            finally:
+                process.kill()
+        stdout, _stderr = process.communicate()
+        assert code == 3, stdout[-3000:] + str(summary(tmp_path)["findings"])[:3000]
         after = target.call("VM.get_all", session.value)
         assert isinstance(after, Success) and isinstance(before, Success)
         assert sorted(after.value) == sorted(before.value)  # type: ignore[arg-type]
-        assert json.loads((tmp_path / "summary.json").read_text())["verdict"] == "error"
+        assert summary(tmp_path)["verdict"] == "error"
     finally:
         server.stop()
 
@@ -333,40 +328,3 @@ def test_fault_option_is_for_the_embedded_server_only(tmp_path: Path) -> None:
         env={"XAPI_PASSWORD": "x"},
     )
     assert result.returncode == 2
-
-
-def test_the_same_seed_repeats_a_run_exactly(tmp_path: Path) -> None:
-    """The concurrency area's races are left out: which overlapping call goes first is up to
-    the threads, and what the example does after a race follows what the race did. Every other
-    area runs, four examples each: the seed fixes an area's examples however many it runs."""
-    results = []
-    for name in ("first", "second"):
-        report = tmp_path / name
-        assert (
-            run(
-                "run",
-                "--profile",
-                "dev",
-                "--seed",
-                "11",
-                "--max-examples",
-                "4",
-                "-k",
-                "test_area and not concurrency",
-                "--report-dir",
-                str(report),
-            ).returncode
-            == 0
-        )
-        data = summary(report)
-        results.append((data["examples"], data["steps"], data["coverage"]))
-    assert results[0] == results[1]
-
-
-def test_a_run_conforms_on_a_single_host_with_dmc_restricted(tmp_path: Path) -> None:
-    server = start_in_thread(ServerConfig(password="owner-pw", restrict_dmc=True, hosts=1))
-    try:
-        result = _run_on(server, tmp_path)
-    finally:
-        server.stop()
-    assert result.returncode == 0, result.stdout + result.stderr

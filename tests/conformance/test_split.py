@@ -102,32 +102,47 @@ def test_without_a_budget_the_longest_pieces_go_first() -> None:
 
 # ---- end to end: one process and two workers run the same examples ----------------------------
 
+END_TO_END = ("--xapi-profile", "dev", "--xapi-seed", "11", "--xapi-max-examples", "4")
+"""Every area but concurrency (which overlapping call goes first is up to the threads, and
+what its example does next follows what the race did), four examples each: the seed fixes an
+area's examples however many it runs."""
 
-def _suite(tmp_path: Path, *options: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q"]
-    command += ["-p", "no:cacheprovider", "--xapi-profile", "dev", "--xapi-seed", "3"]
+
+def _suite(
+    report_dir: Path, workers: str
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """The suite through its pytest plugin, as a user runs it without the command line (from
+    another directory): its summary.json and the process's output."""
     result = subprocess.run(
-        [
-            *command,
-            "-k",
-            "test_area and (rpc or fields)",
-            *options,
-            "--xapi-report-dir",
-            str(tmp_path),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+        [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-n", workers,
+         "-p", "no:cacheprovider", "-k", "test_area and not concurrency", *END_TO_END,
+         "--xapi-report-dir", str(report_dir)],
+        cwd=report_dir.parent, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    summary: dict[str, Any] = json.loads((tmp_path / "summary.json").read_text())
-    return summary
+    summary: dict[str, Any] = json.loads((report_dir / "summary.json").read_text())
+    return summary, result
+
+
+def _progress_counts(result: subprocess.CompletedProcess[str]) -> list[int]:
+    """The examples of each progress line the plugin wrote to the terminal."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("xapi-conformance: ")]
+    return [int(line.split()[2].replace(",", "")) for line in lines]
 
 
 @pytest.mark.slow
-def test_one_process_and_two_workers_run_the_same_examples(tmp_path: Path) -> None:
-    alone = _suite(tmp_path / "alone")
-    shared = _suite(tmp_path / "shared", "-n", "2")
+def test_one_process_and_two_workers_run_the_same_examples_and_show_progress(
+    tmp_path: Path,
+) -> None:
+    """The same seed repeats a run exactly, whatever the number of workers; pytest captures the
+    suite's output, the progress lines still reach the terminal, counting up to the end."""
+    runs = {workers: _suite(tmp_path / f"n{workers}", workers) for workers in ("0", "2")}
+    alone, shared = (summary for summary, _result in runs.values())
     assert (alone["examples"], alone["steps"]) == (shared["examples"], shared["steps"])
     assert alone["coverage"] == shared["coverage"]
+    for workers, (_summary, result) in runs.items():
+        examples = _progress_counts(result)
+        assert examples and examples == sorted(examples) and examples[-1] > 0, result.stderr
+        report_dir = tmp_path / f"n{workers}"
+        assert f"xapi-conformance: reports in {report_dir}" in result.stdout
+        assert not (report_dir / ".progress").exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -65,28 +63,6 @@ def test_report_out_is_honoured_for_one_directory(tmp_path: Path) -> None:
     )
     assert main(["report", str(run_dir), "--out", str(out)]) == 0
     assert (out / "report.html").exists() and not (run_dir / "report.html").exists()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("workers", ["0", "2"])
-def test_the_plugin_used_directly_shows_progress_and_where_the_reports_went(
-    workers: str, tmp_path: Path
-) -> None:
-    """pytest captures the suite's output; the progress lines still reach the terminal."""
-    report_dir = tmp_path / "reports"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-n", workers,
-         "-k", "lifecycle_sweep", "--xapi-profile", "dev", "--xapi-seed", "1",
-         "--xapi-report-dir", str(report_dir)],
-        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("xapi-conformance: ")]
-    assert lines, result.stderr
-    examples = [int(line.split()[2].replace(",", "")) for line in lines]
-    assert examples == sorted(examples) and examples[-1] > 0  # counting up to the end
-    assert f"xapi-conformance: reports in {report_dir}" in result.stdout
-    assert not (report_dir / ".progress").exists()
 
 
 def test_live_progress_lines_never_count_down(tmp_path: Path) -> None:

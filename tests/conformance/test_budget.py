@@ -342,7 +342,7 @@ def test_a_budgeted_run_conforms_and_reports_what_it_left_out(tmp_path: Path) ->
 @pytest.mark.slow
 def test_a_budgeted_run_still_finds_a_fault_first_in_the_sweeps(tmp_path: Path) -> None:
     fault = ("--fault", "power-state-capitalised")  # the lifecycle sweep's third cell shows it
-    status, summary = _run(tmp_path, "--time-budget", "30", *fault)
+    status, summary = _run(tmp_path, "--time-budget", "30", "--max-findings", "1", *fault)
     assert (status, summary["verdict"]) == (1, "diverges")
     assert "VM_BAD_POWER_STATE" in summary["divergences"][0]["message"]
 

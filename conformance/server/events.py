@@ -47,6 +47,7 @@ class EventLog:
         self._queue = NextQueue(capacity=capacity)
         self._fault = fault
         self._listeners: list[Callable[[], None]] = []
+        self._waiting = 0
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread, so it must be quick) after every change."""
@@ -115,7 +116,18 @@ class EventLog:
         between a check and the wait.
         """
         with self._lock:
-            self._lock.wait_for(predicate, seconds)
+            self._waiting += 1
+            self._lock.notify_all()  # for ``wait_for_waiters``
+            try:
+                self._lock.wait_for(predicate, seconds)
+            finally:
+                self._waiting -= 1
+
+    def wait_for_waiters(self, count: int, seconds: float) -> bool:
+        """Block until ``count`` calls wait in ``wait_until`` (or ``seconds`` pass); whether
+        they do: a long poll is known to wait without guessing how long it takes to start."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._waiting >= count, seconds)
 
     # ---- the legacy event.register / event.next ------------------------------------------------
 

@@ -19,6 +19,9 @@ from models.releases import DEFAULT_RELEASE, database_tables, release
 from tests.xapi.conftest import PASSWORD, WIRE, Api, login_as, make_api
 from tests.xapi.oracle import missing
 
+WAIT_S = 60.0
+"""The longest a test waits for what follows from what it did (a long poll starting to wait)."""
+
 
 def _from(api: Api, classes: list[str], token: str, timeout: float) -> dict[str, Any]:
     batch = api.ok("event.from", classes, token, timeout)
@@ -63,8 +66,7 @@ def test_event_next_unblocks_on_logout(wire_api: Api, source: str) -> None:
         target=lambda: answers.append(session.call("event.next")), daemon=True
     )
     waiter.start()
-    time.sleep(0.3)
-    assert waiter.is_alive()  # nothing to answer: it waits
+    assert wire_api.state.events.wait_for_waiters(1, WAIT_S)  # nothing to answer: it waits
     session.raw("session.logout", session.session)
     waiter.join(timeout=5)
     assert answers == [Failure("SESSION_INVALID", (session.session,))]
@@ -93,7 +95,7 @@ def test_event_next_sees_a_pool_other_config_change(wire_api: Api, source: str) 
 
     waiter = threading.Thread(target=watch, daemon=True)
     waiter.start()
-    time.sleep(0.3)
+    assert wire_api.state.events.wait_for_waiters(1, WAIT_S)  # the change wakes it
     session.ok("pool.add_to_other_config", pool, "event_next_test", "1")
     waiter.join(timeout=10)
     assert [(e["class"], e["operation"], e["ref"]) for e in seen] == [("pool", "mod", pool)]

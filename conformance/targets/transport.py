@@ -11,6 +11,7 @@ and the body together take at most ``TargetSettings.timeout``. Bodies larger tha
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import ssl
@@ -82,6 +83,13 @@ class _Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.http = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self.lean = True
+        """Whether exchanges still take the lean path (``_lean_request``, ``_lean_answer``):
+        h11 has not been used on this connection yet, so its state is a fresh connection's."""
+        self.closed_by_peer = False
+        """The lean path read the end of the stream: h11 reads it again, not the socket."""
+        self.unread = b""
+        """What the lean path read of an answer it left to h11."""
 
     def send(self, deadline: float, *events: h11.Event) -> None:
         """Send ``events`` (a whole request) in one write: a request split over several
@@ -100,8 +108,10 @@ class _Connection:
                 raise NotHttp(str(error)) from None
             if event is not h11.NEED_DATA:
                 return cast("h11.Event | type[h11.PAUSED]", event)  # not NEED_DATA
-            _arm(self.sock, deadline)
-            data = self.sock.recv(_CHUNK)
+            data = b""
+            if not self.closed_by_peer:
+                _arm(self.sock, deadline)
+                data = self.sock.recv(_CHUNK)
             if not data and self.http.their_state is h11.SEND_RESPONSE:
                 raise RemoteClosed("closed before answering")
             self.http.receive_data(data)
@@ -155,6 +165,103 @@ def _tls_context(verify: bool | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
 
 
+# The lean path: nearly every answer is a plain ``HTTP/1.1 200`` with a Content-Length, and h11
+# spends more than twice the client CPU of the whole call on it (docs/transport.md). The lean
+# path writes the request and reads such an answer itself; at the first sign of anything else
+# (another status, chunks, an informational answer, line endings not CRLF, a header out of the
+# plain form, bytes past the body, the stream ending early) it hands what it read to h11, which
+# reads the answer as it always does, and the connection keeps to h11 from then on.
+
+_PLAIN_TEXT = re.compile(rb"[\x21-\x7e](?:[ \x21-\x7e]*[\x21-\x7e])?")
+"""A request target or header value the lean path writes as it is (h11 would too)."""
+_LONGEST_LENGTH = 18
+"""The most digits of a Content-Length the lean path reads (h11 reads any other)."""
+_PLAIN_STATUS = re.compile(rb"HTTP/1\.1 200 [A-Za-z ]*")
+_PLAIN_HEADER = re.compile(
+    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e](?:[ \t\x21-\x7e]*[\x21-\x7e])?)?)[ \t]*"
+)
+
+
+def _lean_request(
+    connection: _Connection, target: str, headers: list[tuple[str, str]], body: bytes
+) -> bytes | None:
+    """The request's bytes as h11 writes them, or None where the lean path does not send it."""
+    if not connection.lean or not _plain(target):
+        return None
+    lines = [f"POST {target} HTTP/1.1".encode()]
+    for name, value in headers:
+        line = f"{name}: {value}".encode() if _plain(name) and _plain(value) else b""
+        if not _PLAIN_HEADER.fullmatch(line):
+            return None
+        lines.append(line)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and _PLAIN_TEXT.fullmatch(text.encode()) is not None
+
+
+def _lean_answer(
+    connection: _Connection, deadline: float, limit: int
+) -> tuple[HttpAnswer, bool] | None:
+    """A plain 200 answer and whether the connection may be kept; None, with what was read in
+    ``connection.unread``, for any other answer (``ResponseTooLarge`` past ``limit``)."""
+    read = bytearray()
+    while (end := read.find(b"\r\n\r\n")) < 0:
+        if b"\n\n" in read or len(read) > _MAX_HEAD or not _received(connection, read, deadline):
+            connection.unread = bytes(read)
+            return None
+    head = _plain_head(bytes(read[:end])) if end <= _MAX_HEAD else None
+    if head is None:
+        connection.unread = bytes(read)
+        return None
+    length, location, keep = head
+    if length > limit:
+        raise ResponseTooLarge(length, limit)
+    start = end + 4
+    while len(read) - start < length:
+        if not _received(connection, read, deadline):
+            connection.unread = bytes(read)
+            return None
+    if len(read) - start > length:
+        connection.unread = bytes(read)
+        return None
+    return HttpAnswer(200, location, bytes(read[start:])), keep
+
+
+def _received(connection: _Connection, read: bytearray, deadline: float) -> bool:
+    """Read more of the answer into ``read``; False once the stream has ended."""
+    _arm(connection.sock, deadline)
+    data = connection.sock.recv(_CHUNK)
+    if not data:
+        connection.closed_by_peer = True
+        return False
+    read += data
+    return True
+
+
+def _plain_head(head: bytes) -> tuple[int, str, bool] | None:
+    """A plain 200 head's Content-Length, Location and whether it keeps the connection; None
+    for any other head."""
+    status, *lines = head.split(b"\r\n")
+    if not _PLAIN_STATUS.fullmatch(status):
+        return None
+    fields: dict[bytes, bytes] = {}
+    for line in lines:
+        field = _PLAIN_HEADER.fullmatch(line)
+        if field is None:
+            return None
+        name = field.group(1).lower()
+        if name in fields or name == b"transfer-encoding":
+            return None
+        fields[name] = field.group(2)
+    length = fields.get(b"content-length", b"")
+    if not length.isdigit() or len(length) > _LONGEST_LENGTH:
+        return None
+    tokens = {t.strip().lower() for t in fields.get(b"connection", b"").split(b",")}
+    return int(length), fields.get(b"location", b"").decode("latin-1"), b"close" not in tokens
+
+
 class HttpTransport:
     """One keep-alive connection to the URL's origin; ``post`` is one bounded exchange.
 
@@ -190,20 +297,51 @@ class HttpTransport:
 
     def _exchange(self, path: str, body: bytes, content_type: str, deadline: float) -> HttpAnswer:
         connection = self._open(deadline)
+        target, headers = self._target_of(path), self._headers(content_type, body)
         try:
-            request = h11.Request(
-                method="POST",
-                target=self._target_of(path),
-                headers=self._headers(content_type, body),
-            )
-            connection.send(deadline, request, h11.Data(data=body), h11.EndOfMessage())
-            answer = self._answer(connection, connection.response(deadline), deadline)
+            request = _lean_request(connection, target, headers, body)
+            taken = None
+            if request is not None:
+                _arm(connection.sock, deadline)
+                connection.sock.sendall(request)
+                taken = _lean_answer(connection, deadline, self.settings.max_response_bytes)
+            if taken is not None:
+                answer, reusable = taken
+            else:
+                answer, reusable = self._h11_exchange(
+                    connection, target, headers, body, deadline, sent=request is not None
+                )
         except BaseException:
             self.close()
             raise
-        if not connection.reusable():
+        if not reusable:
             self.close()
         return answer
+
+    def _h11_exchange(
+        self,
+        connection: _Connection,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        deadline: float,
+        *,
+        sent: bool,
+    ) -> tuple[HttpAnswer, bool]:
+        """The exchange through h11 (``sent``: the lean path sent the request and read what
+        ``connection.unread`` holds); the answer, and whether the connection may be kept."""
+        connection.lean = False
+        request = h11.Request(method="POST", target=target, headers=headers)
+        events = (request, h11.Data(data=body), h11.EndOfMessage())
+        if sent:
+            for event in events:
+                connection.http.send(event)  # its bytes are those the lean path sent
+            if connection.unread:  # (no bytes would tell h11 the stream ended)
+                connection.http.receive_data(connection.unread)
+        else:
+            connection.send(deadline, *events)
+        answer = self._answer(connection, connection.response(deadline), deadline)
+        return answer, connection.reusable()
 
     def _target_of(self, path: str) -> str:
         """The request target: the path, or the absolute URL when a proxy relays plain HTTP."""

@@ -217,10 +217,11 @@ def placement_sweep() -> Iterator[Case]:
     VM.get_possible_hosts, then VM.start_on and VM.start: for a VM whose virtual hardware
     platform version no host offers (3), and one every host offers (2); and for a VM with
     more VCPUs than any host has CPUs, asked (never started) before and after platform
-    ``vcpu-unrestricted``."""
+    ``vcpu-unrestricted``; then VM.start of a VM whose affinity is the pool's last host."""
     for version in (3, 2):
         yield vm_case(partial(_placed, version=version))
     yield vm_case(_over_cpus)
+    yield vm_case(_started_by_affinity)
 
 
 def _ask_every_host(harness: Harness, ref: str) -> None:
@@ -235,6 +236,14 @@ def _placed(harness: Harness, ref: str, version: int) -> None:
     harness.call("VM.start_on", ref, sorted(harness.world.hosts)[-1], False, False)
     if harness.world.vms[ref]["power_state"] == "Halted":
         harness.call("VM.start", ref, False, False)
+
+
+def _started_by_affinity(harness: Harness, ref: str) -> None:
+    """xapi ranks a VM's affinity host first (``rank_hosts_by_placement``): a VM whose affinity
+    is the pool's last host starts there, where the model's own choice would be the first."""
+    harness.call("VM.set_affinity", ref, sorted(harness.world.hosts)[-1])
+    harness.call("VM.start", ref, False, False)
+    harness.call("VM.get_resident_on", ref)
 
 
 def _over_cpus(harness: Harness, ref: str) -> None:

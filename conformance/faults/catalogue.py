@@ -15,6 +15,7 @@ from conformance.faults.changes import (
     _OPERATOR_DENIED,
     AUTH_FAILED,
     TEMPLATE_VCPU_SETTERS,
+    _affinity_ignored,
     _any_password,
     _blocked_operations_inherited,
     _capitalised_state,
@@ -380,6 +381,17 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "blocked_operations are checked after the power state instead of first.",
             "VM.unpause, blocked, on a Halted VM answers VM_BAD_POWER_STATE where xapi answers "
             "OPERATION_BLOCKED [vm, R].",
+        ),
+    ),
+    (
+        "affinity-ignored",
+        Seeded(
+            BranchFault(_affinity_ignored, _vm_methods("start", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "VM.start ignores the VM's affinity: it starts the VM on another host that can run it.",
+            "a VM whose affinity is the pool's last host is started; xapi starts it there (its "
+            "affinity host ranks first), the faulty server on another host.",
         ),
     ),
     (

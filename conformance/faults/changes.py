@@ -21,6 +21,7 @@ from models.catalogue import roles_at_least
 from models.checks import update_vm
 from models.others import login
 from models.outcome import Failure, Success, Value
+from models.placement import host_error
 from models.records import read_record
 from models.transition import Branch, Call, Result
 from models.world import NULL_REF, Record, SessionInfo, World
@@ -151,6 +152,19 @@ def _orphan_revert_refused(world: World, call: Call, branch: Branch) -> Branch:
     if snapshot is None or old == NULL_REF or old in world.vms:
         return branch
     return Branch(Failure("VM_REVERT_FAILED", (snapshot, old)), world)
+
+
+def _affinity_ignored(world: World, call: Call, branch: Branch) -> Branch:
+    """A start that puts the VM on a host that can take it other than its affinity host."""
+    ref = _vm_arg(world, call)
+    if ref is None or not isinstance(branch.outcome, Success):
+        return branch
+    vm = world.vms[ref]
+    others = sorted(
+        (h for h in world.hosts.values() if h.ref != vm["affinity"]), key=lambda h: h.ref
+    )
+    able = [h.ref for h in others if host_error(world, ref, vm, h) is None]
+    return _edit_vm(branch, ref, {"resident_on": able[0]}) if able else branch
 
 
 def _kept(*fields: str) -> BranchChange:

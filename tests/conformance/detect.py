@@ -57,6 +57,7 @@ CASES: dict[str, tuple[str, str]] = {
     "blocked-ignored": (BLOCKED_SWEEP, "OPERATION_BLOCKED"),
     "blocked-checked-late": (BLOCKED_SWEEP, "OPERATION_BLOCKED"),
     "migrate-stays": (LIFECYCLE_SWEEP, "resident_on"),
+    "affinity-ignored": (LIFECYCLE_SWEEP, "resident_on"),
     "allowed-ops-stale": ("test_area and operations", "allowed_operations"),
     "assert-valid-lax": ("test_area and operations", "VM.assert_operation_valid"),
     "unblock-ignored": ("test_area and operations", "blocked_operations"),

@@ -240,6 +240,22 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             _bps(vm, "paused", "halted"),
         )
     ),
+    "migrate-stays": lambda d: (
+        (vm := d.in_state("Running"))
+        and (other := _other_host(d, vm))
+        and Scenario(
+            ("VM.pool_migrate", vm, other, {}), None, None, read=("VM.get_resident_on", vm)
+        )
+    ),
+    "affinity-ignored": lambda d: (
+        (vm := d.new_vm(affinity=sorted(d.world.hosts)[-1]))
+        and Scenario(
+            ("VM.start", vm, False, False),
+            sorted(d.world.hosts)[-1],
+            None,
+            read=("VM.get_resident_on", vm),
+        )
+    ),
     "allowed-ops-stale": lambda d: (
         (vm := d.new_vm())
         and Scenario(
@@ -539,6 +555,12 @@ def _step(
     assert len(branches) == 1, branches
     branch = branches[0]
     return branch.outcome, branch.world  # type: ignore[attr-defined]
+
+
+def _other_host(d: Driver, vm: str) -> str:
+    """A host of the pool that VM ``vm`` does not run on."""
+    here = d.field(vm, "resident_on")
+    return next(h for h in sorted(d.world.hosts) if h != here)
 
 
 def _both_sides(name: str, scenario: Scenario, d: Driver) -> tuple[Outcome, Outcome]:

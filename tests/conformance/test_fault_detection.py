@@ -248,6 +248,7 @@ REPLAYED = (
     "default-template-clone-kept",
     "datetime-as-string",
     "migrate-stays",
+    "affinity-ignored",
 )
 
 

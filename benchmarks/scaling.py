@@ -4,7 +4,8 @@ For each worker count it starts a fresh embedded server with the ``xapi`` latenc
 scaled down (what ``serve --latency xapi --latency-scale 0.1`` serves, with a role-limited
 account per role and enough model threads for every worker's calls at once), runs
 ``xapi-conformance run --target URL --profile ci --seed S -n N`` against it, and prints the
-wall-clock and CPU seconds, the verdict, examples, steps, cells judged, the findings and a
+wall-clock and CPU seconds (the run's and its server's, and each per call the server
+answered), the verdict, examples, steps, cells judged, the findings and a
 digest of each reproducer (the target's address masked), so that runs can be compared side by
 side: the same pieces run whatever the number of workers.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -48,24 +50,39 @@ def _role_env(role: str) -> str:
     return "SCALING_" + role.upper().replace("-", "_")
 
 
-def _serve(scale: float, faults: list[str]) -> int:
-    """The ``--serve`` mode: the embedded server as ``serve --latency xapi`` runs it."""
+def _serve(scale: float, faults: list[str], calls_file: Path) -> int:
+    """The ``--serve`` mode: the embedded server as ``serve --latency xapi`` runs it; at its
+    end it writes the number of requests it answered to ``calls_file``."""
     from conformance.server import process
+    from conformance.server.app import Pending, Reply, XenAPIApp
     from conformance.server.config import ServerConfig
     from conformance.server.profiles import load_profile
     from models.world import Account
 
+    answered = itertools.count()
+
+    class Counting(XenAPIApp):
+        def answer(self, path: str, body: bytes) -> Reply | Pending:
+            next(answered)
+            return super().answer(path, body)
+
+    process.XenAPIApp = Counting  # type: ignore[misc]
     accounts = tuple(Account(f"bench-{role}", f"{role}-pw", role) for role in ROLES)
     latency = load_profile("xapi").scaled(scale) if scale > 0 else None
     config = ServerConfig(
         password=PASSWORD, accounts=accounts, faults=tuple(faults), latency=latency, threads=THREADS
     )
-    return process.serve_forever(config)
+    status = process.serve_forever(config)
+    calls_file.write_text(str(next(answered)))
+    return status
 
 
-def _start_server(scale: float, faults: list[str]) -> tuple[subprocess.Popen[str], str]:
+def _start_server(
+    scale: float, faults: list[str], calls_file: Path
+) -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, __file__, "--serve", "--scale", str(scale)]
     command += [arg for fault in faults for arg in ("--fault", fault)]
+    command += ["--calls-file", str(calls_file)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     line = server.stdout.readline()
@@ -166,9 +183,16 @@ def _line(result: dict[str, Any], first: dict[str, Any] | None) -> str:
     speedup = f"{first['wall'] / result['wall']:.2f}x" if first else "1.00x"
     budget = s.get("budget") or {}
     left = f", left out {len(budget.get('left_out', []))}" if budget else ""
+    calls = result.get("calls", 0)
+    per_call = (
+        f" ({result['cpu'] / calls * 1e3:.2f} + {result['server_cpu'] / calls * 1e3:.2f} ms a call "
+        f"of {calls:,})"
+        if calls
+        else ""
+    )
     return (
         f"-n {result['workers']}: {result['wall']:7.1f} s wall ({speedup}), "
-        f"{result['cpu']:6.1f} s CPU (its server {result.get('server_cpu', 0):.1f} s), "
+        f"{result['cpu']:6.1f} s CPU (its server {result.get('server_cpu', 0):.1f} s){per_call}, "
         f"load {result['load']:.1f}; {s['verdict']}, "
         f"{s['examples']} examples, {s['steps']} steps, {_cells(s)} cells, "
         f"areas {len(s.get('areas', []))}{left}; findings {result['reproducers']}"
@@ -198,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, default=None, help="keep each run's results here")
     parser.add_argument("--against", type=Path, default=None, help="compare with a saved run")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--calls-file", type=Path, default=None, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.serve:
-        return _serve(options.scale, options.fault)
+        return _serve(options.scale, options.fault, options.calls_file)
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     results: dict[int, dict[float, dict[str, Any]]] = {}
     saved: list[dict[str, Any]] = []
@@ -209,11 +234,14 @@ def main(argv: list[str] | None = None) -> int:
         first = None
         print(f"== latency xapi x{scale:g}", flush=True)
         for workers in options.workers:
-            server, url = _start_server(scale, options.fault)
-            try:
-                result = _run(url, workers, options)
-            finally:
-                server_cpu = _stop(server)
+            with tempfile.TemporaryDirectory() as scratch:
+                calls_file = Path(scratch) / "calls"
+                server, url = _start_server(scale, options.fault, calls_file)
+                try:
+                    result = _run(url, workers, options)
+                finally:
+                    server_cpu = _stop(server)
+                result["calls"] = int(calls_file.read_text() or 0)
             result["server_cpu"] = server_cpu
             print(_line(result, first), flush=True)
             if earlier is not None:

@@ -657,7 +657,8 @@ def query_where(harness: Harness, vm: Mapping[str, Value]) -> None:
 def queries_sweep() -> Iterator[Case]:
     """The queries after each kind of change: a VM made, started, suspended; a template, a
     default template, a snapshot and a checkpoint; a clone and a copy (whose labels begin with
-    their source's); a rename; a revert; a destroy."""
+    their source's); a rename; a revert; a destroy; then the pool, its hosts and SRs as a
+    client's object cache finds them (``_standing_objects_queried``)."""
     for state, kind in CELLS:
         yield vm_case(query_pool, state, kind)
     for op in ("clone", "copy"):
@@ -665,6 +666,28 @@ def queries_sweep() -> Iterator[Case]:
     yield vm_case(_renamed_then_queried)
     yield vm_case(_reverted_then_queried)
     yield vm_case(_destroyed_then_queried)
+    yield vm_case(_standing_objects_queried)
+
+
+STANDING_CLASSES = ("pool", "host", "SR")
+"""Classes a VM's record names (affinity, resident_on, suspend SR) that a client lists and finds
+by uuid and label: answered from the records the import read."""
+
+
+def _standing_objects_queried(harness: Harness, _ref: str) -> None:
+    """Each standing class's refs (get_all), and each object found by its uuid and label."""
+    for cls in STANDING_CLASSES:
+        listed = harness.call(f"{cls}.get_all")
+        found = listed.value if isinstance(listed, Success) else ()
+        for ref in found if isinstance(found, tuple | list) else ():
+            uuid = harness.call(f"{cls}.get_uuid", ref)
+            if isinstance(uuid, Success):
+                harness.call(f"{cls}.get_by_uuid", uuid.value)
+            if cls != "pool":  # xapi's pool class has no get_by_name_label
+                label = harness.call(f"{cls}.get_name_label", ref)
+                if isinstance(label, Success):
+                    harness.call(f"{cls}.get_by_name_label", label.value)
+        harness.call(f"{cls}.get_by_uuid", BOGUS_UUID)
 
 
 def _copied_then_queried(harness: Harness, ref: str, op: str) -> None:

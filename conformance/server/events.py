@@ -48,6 +48,8 @@ class EventLog:
         self._fault = fault
         self._listeners: list[Callable[[], None]] = []
         self._waiting = 0
+        self.waited = 0
+        """How many calls have waited in ``wait_until`` (not ready when they came)."""
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread, so it must be quick) after every change."""
@@ -116,7 +118,10 @@ class EventLog:
         between a check and the wait.
         """
         with self._lock:
+            if predicate():
+                return
             self._waiting += 1
+            self.waited += 1
             self._lock.notify_all()  # for ``wait_for_waiters``
             try:
                 self._lock.wait_for(predicate, seconds)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reports.files import atomic_write_text
 from reports.records import (
     CallRecord,
     DivergenceRecord,
@@ -31,6 +31,7 @@ __all__ = ["ALLURE_DIR", "write_allure"]
 
 ALLURE_DIR = "allure-results"
 """The folder :func:`write_allure` fills in the report directory (replacing what was there)."""
+_FOLDER_MODE = 0o755
 
 
 @dataclass
@@ -227,11 +228,24 @@ def render_allure(
 def write_allure(
     report_dir: Path, s: RunSummary, reproducers: dict[str, str], secrets: Iterable[str] = ()
 ) -> Path:
-    """Replace ``report_dir/allure-results`` with the results of ``s``; return the folder."""
+    """Replace ``report_dir/allure-results`` with the results of ``s``; return the folder.
+
+    The results go to a new folder that then takes the old one's place, so the folder is the
+    old or the complete new one; its files are written plainly: a run of many findings has
+    tens of thousands (every call of every divergence attached), and syncing each to disk on
+    its own took minutes.
+    """
     files = render_allure(s, reproducers, secrets)
     folder = Path(report_dir) / ALLURE_DIR
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for name, text in files.items():
-        atomic_write_text(folder / name, text)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{ALLURE_DIR}."))
+    try:
+        for name, text in files.items():
+            (fresh / name).write_text(text, encoding="utf-8")
+        fresh.chmod(_FOLDER_MODE)
+        shutil.rmtree(folder, ignore_errors=True)
+        fresh.rename(folder)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
     return folder

@@ -200,8 +200,11 @@ def _error_summary(
     reason: str,
     started: datetime.datetime,
     parts: list[Part] | None = None,
+    *,
+    whole: bool = True,
 ) -> None:
-    """Reports of a run that ended in error: ``reason``, and the counts of ``parts`` if any."""
+    """Reports of a run that ended in error: ``reason``, and the counts of ``parts`` if any;
+    summary.json and report.html only unless ``whole``."""
     facts = RunFacts(
         args.target or "embedded",
         args.protocol,
@@ -214,17 +217,22 @@ def _error_summary(
     summary = merge_parts(parts or [], facts, extra_error=reason, interrupted=parts is not None)
     write_summary(report_dir, summary, _passwords(args))  # first: the rest may be cut short
     write_html(report_dir, summary, _passwords(args))
-    write_reports(report_dir, summary, _passwords(args))
+    if whole:
+        write_reports(report_dir, summary, _passwords(args))
 
 
 INTERRUPTED_TWICE = "interrupted twice: the clean-up was skipped (suite VMs may remain)"
 
 
 def _summary_so_far(args: argparse.Namespace, report_dir: Path, started: datetime.datetime) -> None:
-    """On a second interrupt: unless the run's reports are already written, write them from
-    the parts its processes saved (every second), with the verdict "error"."""
+    """On a second interrupt: unless the run's reports are already written, write its
+    summary.json and report.html from the parts its processes saved (every second), with the
+    verdict "error". The user will not wait: junit.xml, Allure's results and the reproducers
+    are left out (for a run of many findings they took minutes, which the first interrupt's
+    reports may already be spending)."""
     if not (report_dir / "summary.json").exists():
-        _error_summary(args, report_dir, INTERRUPTED_TWICE, started, _parts_so_far(report_dir))
+        parts = _parts_so_far(report_dir)
+        _error_summary(args, report_dir, INTERRUPTED_TWICE, started, parts, whole=False)
 
 
 def _parts_so_far(report_dir: Path) -> list[Part]:
@@ -235,8 +243,8 @@ def _parts_so_far(report_dir: Path) -> list[Part]:
 def _remove_stale(report_dir: Path) -> None:
     """The report directory holds only the current run: earlier runs' files go first."""
     (report_dir / "summary.json").unlink(missing_ok=True)
-    for name in _STALE:
-        path = report_dir / name
+    unfinished = report_dir.glob(f".{ALLURE_DIR}.*")  # a run that exited while writing them
+    for path in [*(report_dir / name for name in _STALE), *unfinished]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:

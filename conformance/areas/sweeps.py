@@ -387,12 +387,21 @@ INTERNAL_ERROR naming the line)."""
 def memory_sweep() -> Iterator[Callable[[Connection, str], None]]:
     """Each memory case on a Halted and a Running plain VM, a template and a snapshot; then
     the memory a VM could have within a total (``MAXIMISED``) for an HVM and a PV guest with
-    a shadow multiplier of 4 (memory_check.ml counts it for HVM guests only)."""
+    a shadow multiplier of 4 (memory_check.ml counts it for HVM guests only); then a VM with
+    its memory pinned started (``_pinned_then_started``)."""
     for method, values in MEMORY_CASES:
         for state, kind in SETTER_CELLS:
             yield _memory_case(method, values, state, kind)
     for policy in BOOT_POLICIES:
         yield partial(_maximised, policy=policy)
+    yield vm_case(_pinned_then_started)
+
+
+def _pinned_then_started(harness: Harness, ref: str) -> None:
+    """A VM whose four memory values are one (static_min = static_max) starts: the boot
+    check refuses only static_max < static_min or dynamic_max < dynamic_min."""
+    harness.call("VM.set_memory_limits", ref, *(512 * MIB,) * 4)
+    harness.call("VM.start", ref, False, False)
 
 
 def _maximised(connection: Connection, area: str, policy: str) -> None:
@@ -435,12 +444,14 @@ def fields_sweep() -> Iterator[Callable[[Connection, str], None]]:
     """Every field getter in every reachable cell, on one VM per cell: what each field reads
     in each power state and VM kind, compared with the model (reads change nothing, so the
     records are compared once, at the cell's end); then values at the edges of their types
-    (``edges_sweep``) and the pool-wide queries after every kind of change (``queries_sweep``)."""
+    (``edges_sweep``), the pool-wide queries after every kind of change (``queries_sweep``),
+    every setter (``setters_sweep``) and every map's keys edited (``_every_map_edited``)."""
     for state, kind in CELLS:
         yield _getters_case(state, kind)
     yield from edges_sweep()
     yield from queries_sweep()
     yield from setters_sweep()
+    yield vm_case(_every_map_edited)
 
 
 def _getters_case(state: str, kind: str) -> Callable[[Connection, str], None]:
@@ -584,6 +595,34 @@ SETTERS = tuple(
     if kind is MessageKind.SET_FIELD and len(m.params) == 2 and not m.removed and field
 )
 """Every VM field setter the catalogue declares, with its field."""
+
+
+MAP_EDITORS = tuple(
+    (m.wire_name, f"VM.remove_from_{field}", field)
+    for m in catalogue.MESSAGES.values()
+    for kind, field in (kind_of(m),)
+    if kind is MessageKind.MAP_ADD
+    and not m.removed
+    and field
+    and f"remove_from_{field}" in catalogue.MESSAGES
+)
+"""Every VM map field a client edits key by key (add_to_…, remove_from_…), with its field."""
+
+
+def _every_map_edited(harness: Harness, ref: str) -> None:
+    """Each map of a Halted VM: a key added, added again (MAP_DUPLICATE_KEY, its parameters
+    naming the class, the field, the VM and the key), removed, removed again (nothing to do)."""
+    for add, remove, field in MAP_EDITORS:
+        key_type = catalogue.FIELDS[field].type.key
+        keys = catalogue.ENUMS[key_type.name] if key_type and key_type.kind == "enum" else ()
+        key = keys[0] if keys else "xapi-conformance-key"
+        for method, args in (
+            (add, (key, "x")),
+            (add, (key, "y")),
+            (remove, (key,)),
+            (remove, (key,)),
+        ):
+            harness.call(method, ref, *args)
 
 
 def setters_sweep() -> Iterator[Case]:

@@ -101,6 +101,14 @@ def _standing_objects(connection: Connection) -> None:
     sweeps.vm_case(sweeps._standing_objects_queried)(connection, "fields")
 
 
+def _map_edits(connection: Connection) -> None:
+    sweeps.vm_case(sweeps._every_map_edited)(connection, "fields")
+
+
+def _pinned_start(connection: Connection) -> None:
+    sweeps.vm_case(sweeps._pinned_then_started)(connection, "memory")
+
+
 def _first_left_out(outcome: Outcome) -> Outcome:
     if isinstance(outcome, Success) and isinstance(outcome.value, tuple | list):
         return Success(tuple(outcome.value[1:]))
@@ -118,6 +126,9 @@ CASES: tuple[tuple[str, Callable[[Connection], None], str, Rewrite], ...] = (
     ("reset of a running VM", _resets, "VM.power_state_reset", _last_param_dropped),
     ("memory maximised", _maximised, "VM.maximise_memory", _a_mib_more),
     ("hosts listed", _standing_objects, "host.get_all", _first_left_out),
+    ("NVRAM key added twice", _map_edits, "VM.add_to_NVRAM", _last_param_dropped),
+    ("pinned memory started", _pinned_start, "VM.start", _refused),
+    ("platform key added twice", _map_edits, "VM.add_to_platform", _last_param_dropped),
     ("SR found by label", _standing_objects, "SR.get_by_name_label", _first_left_out),
 )
 

@@ -38,7 +38,9 @@ __all__ = [
     "EventHistory",
     "NextQueue",
     "class_name",
+    "event_order",
     "format_token",
+    "ocaml_int64",
     "parse_token",
     "snapshot_all",
     "snapshot_changes",
@@ -60,6 +62,8 @@ CAPACITY = 10_000
 """Destroyed objects remembered for tokens to catch up on (their del events), and event.next's
 queue length; bounds the history's memory. Live objects are remembered once each, whatever
 their number of changes."""
+OPERATION_ORDER = ("add", "mod", "del")
+"""The order of operations in an event.from answer."""
 INJECTABLE = {"VM": "vm", "host": "host", "pool": "pool", "SR": "sr", "task": "task"}
 """event.inject's class names (the database's table names, case and all) → event classes."""
 
@@ -83,17 +87,45 @@ def wait_seconds(timeout: float) -> float:
 
 
 def parse_token(token: str) -> int | None:
-    """The generation a token has seen up to (0 for ""); None when it cannot be parsed.
+    """The generation a token has seen up to (0 for ""); None when xapi cannot parse it
+    (``Xapi_event.Token.of_string``: EVENT_FROM_TOKEN_PARSE_FAILURE).
 
-    Tokens look like xapi's ``"%020d,%020d"`` (``Xapi_event.Token``); only the first number
-    carries meaning here: the second counts messages, which the model has none of.
+    xapi splits the token at every comma and reads exactly two parts with OCaml's
+    ``Int64.of_string`` (``ocaml_int64``), so ``"-1,0"`` and ``"0x10,0"`` are tokens too. Only
+    the first number carries meaning here: the second counts messages, which the model has
+    none of.
     """
     if token == "":
         return 0
-    head, sep, tail = token.partition(",")
-    if not (sep and head.isdigit() and tail.isdigit()):
+    parts = token.split(",")
+    if len(parts) != 2:
         return None
-    return int(head)
+    generation, messages = (ocaml_int64(part) for part in parts)
+    return generation if messages is not None else None
+
+
+_BASES = {"x": 16, "o": 8, "b": 2, "u": 10}
+_HEX = "0123456789abcdef"
+
+
+def ocaml_int64(text: str) -> int | None:
+    """OCaml's ``Int64.of_string``, or None where it fails: an optional sign, a ``0x``, ``0o``,
+    ``0b`` or ``0u`` prefix (unsigned: up to 2**64 - 1, wrapping to negative), ``_`` anywhere
+    after the first digit, ASCII digits only, plain decimals within the int64 range."""
+    sign, rest = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
+    base, signed = 10, True
+    if rest[:1] == "0" and rest[1:2].lower() in _BASES:
+        base, signed = _BASES[rest[1:2].lower()], False
+        rest = rest[2:]
+    digits = set(_HEX[:base])
+    if not rest or rest[0].lower() not in digits:
+        return None
+    if any(c != "_" and c.lower() not in digits for c in rest):
+        return None
+    value = int(rest.replace("_", ""), base)
+    if value >= 1 << 64 or (signed and value > (1 << 63) - (sign > 0)):
+        return None
+    return ((sign * value + (1 << 63)) % (1 << 64)) - (1 << 63)
 
 
 def format_token(generation: int) -> str:
@@ -256,8 +288,24 @@ class _Tombstone:
 
 
 def _ordered(events: Iterable[Event]) -> list[Event]:
-    """Class order as xapi's datamodel lists its tables, then refs."""
+    """Class order as xapi's datamodel lists its tables, then refs (a table's rows are a map
+    by ref)."""
     return sorted(events, key=lambda e: (CLASSES.index(e.cls), e.ref))
+
+
+def _deletions_ordered(events: Iterable[Event]) -> list[Event]:
+    """Class order, then the newest deletion first (a table's deleted rows are a list, newest
+    first)."""
+    return sorted(events, key=lambda e: (CLASSES.index(e.cls), -e.id))
+
+
+def event_order(event: Event) -> tuple[int, int, str | int]:
+    """Where ``event`` stands in xapi's event.from answer (``Xapi_event.from_inner``): adds,
+    then mods, then dels; within each, classes in the datamodel's order of tables; adds and
+    mods by ref (bytewise), dels newest deletion first. Unknown classes sort last."""
+    rank = CLASSES.index(event.cls) if event.cls in CLASSES else len(CLASSES)
+    within: str | int = -event.id if event.operation == "del" else event.ref
+    return OPERATION_ORDER.index(event.operation), rank, within
 
 
 @dataclass(frozen=True)
@@ -314,17 +362,20 @@ class EventHistory:
         its records say what they said under that fact all along)."""
         return replace(self, world=world, objects=snapshot_all(world))
 
-    def inject(self, cls: str, ref: str) -> EventHistory | None:
-        """event.inject: a change of a live object of class ``cls`` (a table name: ``VM``,
-        ``SR``...); None when ``ref`` is no object of that class. The token just before the
-        change is ``format_token(history.generation - 1)`` of the history answered."""
+    def inject(self, cls: str, ref: str) -> tuple[EventHistory, Change] | None:
+        """event.inject (``Xapi_event.inject``): a change of a live object of table ``cls``
+        (``VM``, ``SR``...: the table's name, case and all), and the ``mod`` it queues for
+        event.next (a ``RefreshRow``); None when ``ref`` is no object of that table
+        (HANDLE_INVALID). The token just before the change is
+        ``format_token(history.generation - 1)`` of the history answered."""
         key = (INJECTABLE.get(cls, ""), ref)
         if key not in self.stats:
             return None
         stats, recent, deleted = dict(self.stats), dict(self.recent), list(self.deleted)
         change = Change(key, "mod", self.objects[key])
         _bump(stats, recent, deleted, change, self.generation + 1)
-        return replace(self, stats=stats, recent=recent, generation=self.generation + 1)
+        history = replace(self, stats=stats, recent=recent, generation=self.generation + 1)
+        return history, change
 
     def since(self, since: int, classes: Iterable[str]) -> Batch:
         """What event.from answers for a token that has seen generation ``since``."""
@@ -344,9 +395,10 @@ class EventHistory:
         return counts
 
     def _collect(self, since: int, classes: set[str]) -> tuple[list[Event], int]:
-        """Events after generation ``since`` in ``classes`` (adds, mods, dels, each in class
-        then ref order) and the newest generation among the objects matched, as
-        ``Xapi_event.collect_events`` finds them."""
+        """Events after generation ``since`` in ``classes`` and the newest generation among the
+        objects matched, as ``Xapi_event.collect_events`` finds them and ``from_inner`` orders
+        them (``event_order``). An object created and destroyed since is not even matched
+        (``Table.fold_over_deleted`` skips it): its deletion does not move the token."""
         last = since
         adds: list[Event] = []
         mods: list[Event] = []
@@ -366,11 +418,10 @@ class EventHistory:
         for tomb in reversed(self.deleted):
             if tomb.deleted <= since:
                 break
-            if wanted(tomb.cls, tomb.ref, classes):
+            if tomb.created <= since and wanted(tomb.cls, tomb.ref, classes):
                 last = max(last, tomb.deleted)
-                if tomb.created <= since:
-                    dels.append(Event(tomb.deleted, tomb.cls, "del", tomb.ref, None))
-        return [*_ordered(adds), *_ordered(mods), *_ordered(dels)], last
+                dels.append(Event(tomb.deleted, tomb.cls, "del", tomb.ref, None))
+        return [*_ordered(adds), *_ordered(mods), *_deletions_ordered(dels)], last
 
 
 def _bump(

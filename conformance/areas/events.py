@@ -28,6 +28,7 @@ from conformance.judge.events import (
     SeenEvent,
     batch_shape_mismatch,
     coalesced,
+    current_id_mismatch,
     event_mismatch,
     next_order_mismatch,
     next_shape_mismatch,
@@ -40,6 +41,7 @@ from conformance.judge.events import (
 from conformance.judge.refs import RefMap
 from conformance.reproduce.reproducer import (
     CATCH_UP,
+    INJECT,
     LAST_ID,
     LAST_TASK,
     LOGIN,
@@ -85,6 +87,8 @@ class Legacy:
     classes: tuple[str, ...]
     mark: Mark
     answered_up_to: int = -1
+    current_id: int = -1
+    """What event.get_current_id last answered (-1: not yet called)."""
     script: list[tuple[int, LoggedCall]] = field(default_factory=list)
     """Its calls a reproducer replays, each with how many of the example's calls came before:
     event.register, event.unregister, and each event.next (a catch-up, unjudged)."""
@@ -159,11 +163,38 @@ class EventWatch:
         self._judged(SUBSCRIPTION, self.marks[max(0, len(self.marks) - 1 - back)], 0.0)
 
     def filtered(self, classes: Sequence[str]) -> None:
-        """event.from with a narrower subscription (``vm/<ref>``, ``task``, ``host``, ``VM``:
-        classes match case-insensitively) from the first token of the example: nothing outside
-        it may be answered, and every change within it is."""
+        """event.from with another subscription (``vm/<ref>``, ``task``, ``host``, ``VM``:
+        classes match case-insensitively; ``*``: every class) from the first token of the
+        example: nothing outside it may be answered, and every change within it is."""
         self._record()
         self._judged(tuple(classes), self.marks[0], 0.0)
+
+    def inject(self, vm: str, table: str) -> None:
+        """event.inject(table, vm) (``Xapi_event.inject``). With the table's name (``VM``), a
+        token just before a new change of the VM: event.from(["vm"], that token) answers the
+        VM (mod) alone, and later polls and event.next report the change. Any other spelling
+        (``vm``), or a VM destroyed, is HANDLE_INVALID [table, ref]."""
+        self._record()
+        refs = self.harness.refs
+        answer = self.harness.connection.target.call(
+            "event.inject", self._session(), table, refs.to_target(vm)
+        )
+        injected = self.history.inject(table, vm)
+        text = f"event.inject({table!r}, {self._name(vm)})"
+        if injected is None:
+            expected: Outcome = Failure("HANDLE_INVALID", (table, vm))
+            if refs.outcome_to_model(answer) != expected:
+                problem = Mismatch("outcome", "no such object of that table: HANDLE_INVALID")
+                actual = refs.outcome_to_model(answer)
+                self._diverge("inject", problem, [expected], actual, ("vm",), text)
+            return
+        if not isinstance(answer, Success) or not isinstance(answer.value, str):
+            problem = Mismatch("outcome", "event.inject answers a token")
+            self._diverge("inject", problem, [Success("a token")], answer, ("vm",), text)
+        self.history = injected[0]
+        mark = Mark(answer.value, self.history.generation - 1, len(self.harness.log))
+        final = LoggedCall(INJECT, (table, vm), self.harness.session)
+        self._judged(("vm",), mark, 0.0, f"event.from(['vm'], the token of {text})", (final,))
 
     def idle(self) -> None:
         """event.from with nothing new since the token: it waits its timeout, then answers
@@ -261,6 +292,31 @@ class EventWatch:
         legacy.answered_up_to = max([legacy.answered_up_to, *ids])
         legacy.mark = Mark("", self.history.generation, len(self.harness.log))
         self._script(legacy, NEXT_CATCH_UP)
+        self._current_id(legacy)
+
+    def _current_id(self, legacy: Legacy) -> None:
+        """event.get_current_id right after event.next: the id the next queued event gets
+        (``Next.id``), past every id event.next answered, never less than it was."""
+        outcome = self._legacy_call("event.get_current_id", legacy)
+        mismatch = current_id_mismatch(outcome.value, legacy.answered_up_to, legacy.current_id)
+        if mismatch is not None:
+            expected = Success(f"an id past {legacy.answered_up_to}")
+            text = "event.get_current_id() after event.next()"
+            self._diverge("current-id", mismatch, [expected], outcome, legacy.classes, text)
+        legacy.current_id = int(str(outcome.value))
+
+    def register_everything(self) -> None:
+        """event.register(["*"]), then event.unregister of ``vm`` and ``task``, on the legacy
+        subscription: ``*`` alone wants every class (unregister removes the subscriptions it
+        names, not what ``*`` covers), so later event.next calls answer every change."""
+        legacy = self.legacy
+        if legacy is None or legacy.classes == ("*",):
+            return
+        self._legacy_call("event.register", legacy, ["*"])
+        self._script(legacy, "event.register", ["*"])
+        self._legacy_call("event.unregister", legacy, list(SUBSCRIPTION))
+        self._script(legacy, "event.unregister", list(SUBSCRIPTION))
+        legacy.classes = ("*",)
 
     def _register(self) -> Legacy | None:
         """A fresh session's event.register of ``vm`` and ``task`` (None when the login
@@ -417,12 +473,22 @@ class EventWatch:
     # ---- the exchange -------------------------------------------------------------------------
 
     def _judged(
-        self, classes: tuple[str, ...], mark: Mark, timeout: float
+        self,
+        classes: tuple[str, ...],
+        mark: Mark,
+        timeout: float,
+        text: str = "",
+        took_token: tuple[LoggedCall, ...] = (),
     ) -> tuple[tuple[SeenEvent, ...], str]:
+        """event.from(classes, mark's token, timeout) judged against the model. ``text``
+        shows the poll in a finding; ``took_token`` are the steps a reproducer takes the token
+        with where the example took it (a catch-up by default)."""
         question = self._question(tuple(class_name(c) for c in classes), mark)
-        seen, token = self._from(
-            classes, mark.token, timeout, "poll", lambda: self._reproducer(classes, mark, question)
-        )
+
+        def reproducer() -> str:
+            return self._reproducer(classes, mark, question, took_token)
+
+        seen, token = self._from(classes, mark.token, timeout, "poll", reproducer)
         mismatch = event_mismatch(question, seen, self._name)
         if mismatch is not None:
             expected = Success(
@@ -437,21 +503,34 @@ class EventWatch:
                     if question.judged(e.cls, e.ref) or e.cls not in classes
                 )
             )
-            reproducer = self._reproducer(classes, mark, question)
             kind = problem_kind(mismatch)
             blamed = self._blamed(question, seen, mismatch)
             self._diverge(
-                kind, mismatch, [expected], actual, classes, reproducer=reproducer, blamed=blamed
+                kind,
+                mismatch,
+                [expected],
+                actual,
+                classes,
+                text,
+                reproducer=reproducer(),
+                blamed=blamed,
             )
         self._count(seen, question)
         return seen, token
 
-    def _reproducer(self, classes: tuple[str, ...], mark: Mark, question: EventQuestion) -> str:
+    def _reproducer(
+        self,
+        classes: tuple[str, ...],
+        mark: Mark,
+        question: EventQuestion,
+        took_token: tuple[LoggedCall, ...] = (),
+    ) -> str:
         """The script of a poll's finding: the example's calls with a catch-up (event.from,
-        unjudged) where the poll's token was taken, then the poll, judged by the same rules
-        against the VM records the script reads right after it."""
+        unjudged; or ``took_token``) where the poll's token was taken, then the poll, judged
+        by the same rules against the VM records the script reads right after it."""
         session, log = self.harness.session, self.harness.log
-        steps = [*log[: mark.calls], LoggedCall(CATCH_UP, (classes,), session), *log[mark.calls :]]
+        took = took_token or (LoggedCall(CATCH_UP, (classes,), session),)
+        steps = [*log[: mark.calls], *took, *log[mark.calls :]]
         final = LoggedCall("event.from", (classes, TOKEN, 0.0), session)
         expected = Success({**self._expected_events(question), "since": TOKEN})
         text = f"event.from({list(classes)}, token)"

@@ -678,11 +678,22 @@ class EventsMachine(CopyRules):
         """event.from from a token ``back`` polls old."""
         self.watch.resume(back)
 
-    @rule(vm=ConformanceMachine.vms, which=st.sampled_from(["one-vm", "task", "host", "VM"]))
+    @rule(vm=ConformanceMachine.vms, which=st.sampled_from(["one-vm", "task", "host", "VM", "*"]))
     def narrower(self, vm: str, which: str) -> None:
-        """event.from subscribed to one VM, to tasks or to hosts only, or to ``VM`` (xapi
-        matches classes case-insensitively)."""
+        """event.from subscribed to one VM, to tasks or to hosts only, to ``VM`` (xapi
+        matches classes case-insensitively), or to ``*`` (every class)."""
         self.watch.filtered([f"vm/{vm}"] if which == "one-vm" else [which])
+
+    @rule(vm=ConformanceMachine.vms, table=st.sampled_from(["VM", "vm"]))
+    def inject(self, vm: str, table: str) -> None:
+        """event.inject of a VM: by its table's name a change event.from and event.next
+        report; by any other spelling HANDLE_INVALID."""
+        self.watch.inject(vm, table)
+
+    @rule()
+    def register_everything(self) -> None:
+        """event.register(["*"]) on the legacy subscription, its vm and task unregistered."""
+        self.watch.register_everything()
 
     @rule()
     def idle(self) -> None:

@@ -72,7 +72,9 @@ from conformance.faults.changes import (
 from conformance.faults.events import (
     class_filter_ignored,
     counts_empty,
+    current_id_last,
     ids_not_generations,
+    inject_untouched,
     next_class_uppercase,
     next_repeats,
     next_stale_snapshot,
@@ -82,6 +84,7 @@ from conformance.faults.events import (
     task_result_missing,
     token_stuck,
     token_unpadded,
+    wildcard_unmatched,
 )
 from conformance.faults.kinds import (
     _DYNAMIC_SETTERS,
@@ -846,6 +849,41 @@ _ENTRIES += (
             "event.next names classes as the tables are named (VM), not in lowercase.",
             "after event.register(['vm']) and VM.create, xapi's event.next answers an event of "
             "class 'vm'; the faulty server's class is 'VM'.",
+        ),
+    ),
+    # -- the wildcard, event.inject and event.get_current_id (xapi_event.ml)
+    (
+        "event-wildcard-unmatched",
+        Seeded(
+            wildcard_unmatched,
+            "events",
+            "events",
+            "'*' is read as a class name: event.from(['*']) and event.register(['*']) answer "
+            "nothing.",
+            "after VM.create, xapi's event.from(['*'], token) reports the VM (add) among every "
+            "class's events; the faulty server reports nothing.",
+        ),
+    ),
+    (
+        "event-inject-untouched",
+        Seeded(
+            inject_untouched,
+            "events",
+            "events",
+            "event.inject answers a token but changes nothing: no mod event follows.",
+            "after event.inject('VM', vm), xapi's event.from(['vm'], its token) reports vm "
+            "(mod); the faulty server reports nothing.",
+        ),
+    ),
+    (
+        "event-current-id-last",
+        Seeded(
+            current_id_last,
+            "events",
+            "events",
+            "event.get_current_id answers the newest queued event's id, not the next one's.",
+            "after event.next answers an event with id 7, xapi's event.get_current_id answers "
+            "8 (the id the next event gets); the faulty server answers 7.",
         ),
     ),
     # -- faults the ci profile once missed (issue 7, item 6)

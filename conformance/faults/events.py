@@ -21,6 +21,7 @@ from models.events import (
     NextQueue,
     format_token,
     parse_token,
+    wanted,
 )
 from models.transition import Call, Result
 from models.world import World
@@ -30,9 +31,11 @@ __all__ = [
     "EventFault",
     "class_filter_ignored",
     "counts_empty",
+    "current_id_last",
     "event_fault",
     "ids_not_generations",
     "in_flight_hidden",
+    "inject_untouched",
     "next_class_uppercase",
     "next_repeats",
     "next_stale_snapshot",
@@ -42,6 +45,7 @@ __all__ = [
     "task_result_missing",
     "token_stuck",
     "token_unpadded",
+    "wildcard_unmatched",
 ]
 
 Recorded = Callable[[EventHistory, EventHistory, tuple[Change, ...]], EventHistory]
@@ -52,6 +56,11 @@ Queued = Callable[[EventHistory, tuple[Change, ...]], tuple[Change, ...]]
 """(history before, the changes) → the changes event.next's queue gets."""
 Taken = Callable[[NextQueue, str], tuple[NextQueue, tuple[Event, ...] | None]]
 """(queue, session) → the queue after the session's event.next, and what it answers."""
+Injected = Callable[[EventHistory, EventHistory, Change], tuple[EventHistory, tuple[Change, ...]]]
+"""(history before, honest history after an event.inject, its change) → the history the
+server keeps and the changes event.next's queue gets."""
+Current = Callable[[NextQueue], int]
+"""(queue) → what event.get_current_id answers."""
 
 
 def _kept(_before: EventHistory, after: EventHistory, _found: tuple[Change, ...]) -> EventHistory:
@@ -70,6 +79,16 @@ def _take(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Event, ...] 
     return queue.take(session)
 
 
+def _touched(
+    _before: EventHistory, after: EventHistory, change: Change
+) -> tuple[EventHistory, tuple[Change, ...]]:
+    return after, (change,)
+
+
+def _next_id(queue: NextQueue) -> int:
+    return queue.queued
+
+
 @dataclass(frozen=True)
 class EventFault:
     """A deviation of the event log; calls themselves are answered honestly."""
@@ -78,6 +97,8 @@ class EventFault:
     answered: Answered = _as_is
     queued: Queued = _all_queued
     taken: Taken = _take
+    injected: Injected = _touched
+    current: Current = _next_id
 
     def apply(self, world: World, call: Call, honest: Callable[[World, Call], Result]) -> Result:
         """The honest transition: the fault is in the events."""
@@ -96,8 +117,15 @@ def event_fault(faults: Iterable[object]) -> EventFault:
         return HONEST_EVENTS
     queue_faults = [f for f in chosen if f.queued is not _all_queued or f.taken is not _take]
     queue_fault = queue_faults[-1] if queue_faults else HONEST_EVENTS
+    injected = next((f.injected for f in reversed(chosen) if f.injected is not _touched), None)
+    current = next((f.current for f in reversed(chosen) if f.current is not _next_id), None)
     return EventFault(
-        _stack_recorded(chosen), _stack_answered(chosen), queue_fault.queued, queue_fault.taken
+        _stack_recorded(chosen),
+        _stack_answered(chosen),
+        queue_fault.queued,
+        queue_fault.taken,
+        injected or _touched,
+        current or _next_id,
     )
 
 
@@ -288,3 +316,41 @@ def _uppercase(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Event, 
 next_class_uppercase = EventFault(taken=_uppercase)
 """event.next names classes as the database's tables are named (``VM``), not in lowercase as
 xapi's events do."""
+
+
+def _star_literal(history: EventHistory, since: int, classes: set[str], batch: Batch) -> Batch:
+    return history.since(since, classes - {"*"}) if "*" in classes else batch
+
+
+def _star_literal_next(
+    queue: NextQueue, session: str
+) -> tuple[NextQueue, tuple[Event, ...] | None]:
+    sub = queue.subscriptions.get(session)
+    after, events = queue.take(session)
+    if events is None or sub is None:
+        return after, events
+    return after, tuple(e for e in events if wanted(e.cls, e.ref, sub.classes - {"*"}))
+
+
+wildcard_unmatched = EventFault(answered=_star_literal, taken=_star_literal_next)
+"""``*`` is read as a class name, not as every class: event.from(["*"]) and an
+event.register(["*"]) subscription answer nothing of it."""
+
+
+def _untouched(
+    before: EventHistory, after: EventHistory, _change: Change
+) -> tuple[EventHistory, tuple[Change, ...]]:
+    return replace(before, generation=after.generation), ()
+
+
+inject_untouched = EventFault(injected=_untouched)
+"""event.inject answers a token but changes nothing: no mod event of the object follows."""
+
+
+def _last_id(queue: NextQueue) -> int:
+    return queue.queued - 1
+
+
+current_id_last = EventFault(current=_last_id)
+"""event.get_current_id answers the id of the newest queued event, not the id the next one
+will get (xapi's ``Next.id``): a client resuming from it sees that event again."""

@@ -27,6 +27,7 @@ __all__ = [
     "SeenEvent",
     "batch_shape_mismatch",
     "coalesced",
+    "current_id_mismatch",
     "event_mismatch",
     "next_order_mismatch",
     "next_shape_mismatch",
@@ -40,6 +41,7 @@ __all__ = [
 
 _VM_RECORD = XType("record", name="VM")
 _DATETIME = XType("datetime")
+_INT = XType("int")
 CLOCK_SLACK = datetime.timedelta(seconds=2)
 """How far a task's times may lie outside the call's span as the suite's clock measured it:
 xapi's dateTime has whole seconds, and the two clocks are not the same clock."""
@@ -109,6 +111,26 @@ def batch_shape_mismatch(raw: Mapping[str, object], since: str) -> Mismatch | No
     return None
 
 
+def current_id_mismatch(raw: object, answered_up_to: int, before: int) -> Mismatch | None:
+    """Why event.get_current_id's answer, read right after an event.next, is not xapi's
+    ``Next.id`` (the id the next queued event gets): an int64, past every id event.next
+    answered (``answered_up_to``) and never below what it answered ``before`` (-1: never)."""
+    try:
+        current = from_wire(raw, _INT)
+    except WireFormatError as error:
+        return Mismatch("event.get_current_id", str(error))
+    assert isinstance(current, int)
+    if current <= answered_up_to:
+        return Mismatch(
+            "event.get_current_id",
+            f"{current}, not past {answered_up_to}, the last id event.next answered: it is the "
+            "id the next queued event gets",
+        )
+    if current < before:
+        return Mismatch("event.get_current_id", f"{current}, less than the {before} it answered")
+    return None
+
+
 def next_shape_mismatch(raw: Sequence[Mapping[str, object]]) -> Mismatch | None:
     """How an event.next answer's events (``read_events`` read them) are not built as xapi
     builds them: each id a queue position (digits), its timestamp a string, its class
@@ -127,7 +149,7 @@ def _event_shape_mismatch(
     ident = event.get("id")
     if not isinstance(ident, str) or not ident.isdigit():
         return Mismatch("event id", f"{ident!r} of {shown} is not a generation (digits)")
-    if not first < int(ident) <= last and first >= 0:
+    if not first < int(ident) <= last and first >= 0 and event.get("class") != "message":
         return Mismatch(
             "event id",
             f"{ident} of {shown} is not after the token's generation {first} and up to the "

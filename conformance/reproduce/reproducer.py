@@ -11,6 +11,7 @@ from models.outcome import Encoded, Failure, Outcome, Value
 
 __all__ = [
     "CATCH_UP",
+    "INJECT",
     "LAST_ID",
     "LAST_TASK",
     "LOGIN",
@@ -28,6 +29,9 @@ LOGIN = "session.login_with_password"
 CATCH_UP = "(event.from catch-up)"
 """A step that is no call of the example: event.from from the script's token with timeout 0,
 its events not judged, its token kept (``args``: the subscription)."""
+INJECT = "(event.inject, its token kept)"
+"""A step: event.inject(class, ref) by ``session`` (``args``), its token kept as the script's
+event token."""
 TOKEN = "(the event token)"
 """An argument: the token the last catch-up kept."""
 RECORDS = "(the records read now)"
@@ -128,6 +132,9 @@ def _step_line(call: LoggedCall, names: Mapping[str, str], assigned: set[str]) -
         return f"token = catch_up({session}, {_source(call.args[0], names)}, token)"
     if call.method == NEXT_CATCH_UP:
         return f"last_id = next_catch_up({names.get(call.session, repr(call.session))}, last_id)"
+    if call.method == INJECT:
+        rendered = ", ".join(_source(a, names) for a in (call.session, *call.args))
+        return f"token = injected({rendered})"
     expression = _call_expr(call, names, refused=isinstance(call.answer, Failure))
     variable = names.get(call.result_ref or "")
     if variable is None or variable in assigned:
@@ -169,7 +176,7 @@ def render_reproducer(
     for role in roles:
         env = "XAPI_PASSWORD_" + role.role.upper().replace("-", "_")
         lines.append(f"    {role.variable} = login({role.user!r}, os.environ.get({env!r}, ''))")
-    if any(step.method == CATCH_UP for step in steps):
+    if any(step.method in (CATCH_UP, INJECT) for step in steps):
         lines.append('    token = ""')
     if any(step.method == NEXT_CATCH_UP for step in steps) or final.method == "event.next":
         lines.append("    last_id = -1")

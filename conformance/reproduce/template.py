@@ -154,6 +154,12 @@ def catch_up(session, classes, token):
     return batch["token"] if status == "ok" and isinstance(batch, dict) else token
 
 
+def injected(session, cls, ref):
+    """event.inject(cls, ref), printed: the token it answers ("" when it fails)."""
+    status, token = call("event.inject", session, cls, ref)
+    return token if status == "ok" and isinstance(token, str) else ""
+
+
 def next_catch_up(session, last_id):
     """event.next unprinted (where the example called it): the last id it answered."""
     TRACE[0] = False

@@ -84,8 +84,8 @@ class EventLog:
             before = self._history
             after, found = before.record(world)
             self._history = self._fault.recorded(before, after, found)
-            stamp = f"{int(time.time())}."  # OCaml's string_of_float (Unix.time ())
-            self._queue = self._queue.record(self._fault.queued(before, found), world, stamp)
+            queued = self._fault.queued(before, found)
+            self._queue = self._queue.record(queued, world, _timestamp())
             if notify:
                 self._notify()
 
@@ -93,12 +93,13 @@ class EventLog:
         """event.inject: the token just before a change of ``ref`` of table ``cls``; None
         when there is no such object."""
         with self._lock:
-            history = self._history.inject(cls, ref)
-            if history is None:
+            injected = self._history.inject(cls, ref)
+            if injected is None:
                 return None
-            self._history = history
+            self._history, queued = self._fault.injected(self._history, *injected)
+            self._queue = self._queue.record(queued, self._history.world, _timestamp())
             self._notify()
-            return format_token(history.generation - 1)
+            return format_token(self._history.generation - 1)
 
     def since(self, since: int, classes: set[str]) -> Batch:
         """What event.from answers for a token that has seen generation ``since``."""
@@ -144,7 +145,7 @@ class EventLog:
     def current_id(self) -> int:
         """event.get_current_id: the id the next queued event will have."""
         with self._lock:
-            return self._queue.queued
+            return self._fault.current(self._queue)
 
     def registered(self, session: str) -> bool:
         """Whether ``session`` has called event.register or event.unregister."""
@@ -163,6 +164,11 @@ class EventLog:
         with self._lock:
             self._queue, events = self._fault.taken(self._queue, session)
             return events
+
+
+def _timestamp() -> str:
+    """An event.next event's timestamp: OCaml's ``string_of_float (Unix.time ())``."""
+    return f"{int(time.time())}."
 
 
 @dataclass(frozen=True)

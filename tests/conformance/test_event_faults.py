@@ -54,6 +54,9 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-ids-not-generations": r"event id: \d+ of vm \(add\) is not after",
     "event-token-unpadded": r"token: '\d+,0' is not xapi's",
     "event-next-class-uppercase": r"event\.next\(\) .*event class: VM \(add\)",
+    "event-wildcard-unmatched": r"event\.(from\(\['\*'\]|next\(\) registered to \['\*'\]).*never reported",
+    "event-inject-untouched": r"the token of event\.inject\('VM', vm\d+\)\): missing mod",
+    "event-current-id-last": r"event\.get_current_id: \d+, not past \d+",
 }
 """Fault → what its divergence says (a regular expression)."""
 
@@ -77,6 +80,7 @@ REPLAYED = {
     "event-token-unpadded": "call('event.from'",
     "event-counts-empty": "call('event.from'",
     "event-next-class-uppercase": "next_catch_up(",
+    "event-inject-untouched": "token = injected(",
     "event-no-del-on-destroy": "catch_up(",
     "event-next-repeats": "next_catch_up(",
     "event-next-stale-snapshot": "call('event.register'",
@@ -253,3 +257,27 @@ def test_event_next_with_a_stale_snapshot() -> None:
     [right], [wrong] = honest.take_next(session) or (), faulty.take_next(session) or ()
     assert right.snapshot and right.snapshot["name_label"] == "b"
     assert wrong.snapshot and wrong.snapshot["name_label"] == "test-vm"
+
+
+def test_inject_changes_the_object_for_event_from_and_event_next() -> None:
+    """xapi's event.inject touches the row (``Db_cache_impl.touch_row``): event.from from the
+    token it answers reports a mod, and event.next one too (a RefreshRow event). The faulty
+    log answers a token and changes nothing."""
+    d, honest, faulty, session = _next_logs("event-inject-untouched")
+    vm = d.new_vm()
+    _recorded(d, honest, faulty)
+    for log in (honest, faulty):
+        log.take_next(session)
+    for log, expected in ((honest, [("mod", vm)]), (faulty, [])):
+        token = parse_token(log.inject("VM", vm) or "")
+        assert token is not None and _ops(log, token, {"vm"}) == expected
+        assert [(e.operation, e.ref) for e in log.take_next(session) or ()] == expected
+    assert honest.inject("vm", vm) is None
+
+
+def test_get_current_id_is_the_next_events_id() -> None:
+    d, honest, faulty, session = _next_logs("event-current-id-last")
+    d.new_vm()
+    _recorded(d, honest, faulty)
+    [event] = honest.take_next(session) or ()
+    assert honest.current_id() == event.id + 1 == faulty.current_id() + 1

@@ -5,12 +5,14 @@ coalesced, the snapshot the record now, tokens that advance and resume."""
 from __future__ import annotations
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, settings
 
 from models.events import (
     EventHistory,
     NextQueue,
     class_name,
+    event_order,
     format_token,
     parse_token,
     snapshot_all,
@@ -67,6 +69,68 @@ def test_an_object_created_and_destroyed_between_two_polls_is_not_reported() -> 
     d.ok("VM.destroy", vm)
     history = _step(history, d)
     assert _ops(history, 1, ["vm"]) == []
+
+
+def test_an_object_created_and_destroyed_since_the_token_does_not_move_it() -> None:
+    """``Table.fold_over_deleted`` skips a row created after the token: nothing matched, the
+    token stays where it was."""
+    d = driver()
+    history = _history(d)
+    since = history.generation
+    vm = d.new_vm()
+    history = _step(history, d)
+    d.ok("VM.destroy", vm)
+    history = _step(history, d)
+    assert history.generation > since
+    assert history.since(since, ["vm"]).events == ()
+    assert history.since(since, ["vm"]).token == format_token(since)
+
+
+def test_an_answer_holds_adds_then_mods_then_dels_newest_first() -> None:
+    """``Xapi_event.from_inner``: adds and mods in class then ref order, dels newest first."""
+    d = driver()
+    old = [d.new_vm() for _ in range(3)]
+    history = _history(d)
+    since = history.generation
+    new = sorted([d.new_vm(), d.new_vm()])
+    history = _step(history, d)
+    for vm in (old[0], old[2], old[1]):
+        d.ok("VM.destroy", vm)
+        history = _step(history, d)
+    events = history.since(since, ["vm"]).events
+    assert [(e.operation, e.ref) for e in events] == [
+        *(("add", vm) for vm in new),
+        *(("del", vm) for vm in (old[1], old[2], old[0])),
+    ]
+    assert list(events) == sorted(events, key=event_order)
+
+
+@pytest.mark.parametrize(
+    ("token", "generation"),
+    [
+        ("", 0),
+        ("00000000000000000042,00000000000000000000", 42),
+        ("42,0", 42),
+        ("-1,0", -1),
+        ("+7,0", 7),
+        ("0x10,0", 16),
+        ("1_000,0b1", 1000),
+        ("9223372036854775807,0", 2**63 - 1),
+        ("0xffffffffffffffff,0", -1),
+    ],
+)
+def test_a_token_xapi_reads(token: str, generation: int) -> None:
+    """``Token.of_string``: two parts, each OCaml's ``Int64.of_string``."""
+    assert parse_token(token) == generation
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["abc", "1", "1,2,3", ",", "1,", "x,0", "_1,0", "9223372036854775808,0", "\u0661,0", " 1,0"],
+)
+def test_a_token_xapi_cannot_parse(token: str) -> None:
+    """EVENT_FROM_TOKEN_PARSE_FAILURE: what OCaml's ``Int64.of_string`` refuses."""
+    assert parse_token(token) is None
 
 
 def test_tokens_advance_and_an_old_token_resumes_with_everything_since() -> None:
@@ -147,7 +211,10 @@ def test_inject_makes_a_mod_after_the_token_it_answers() -> None:
     history = _history(d)
     injected = history.inject("VM", vm)
     assert injected is not None and history.inject("VM", "OpaqueRef:nope") is None
-    assert _ops(injected, injected.generation - 1, ["vm"]) == [("vm", "mod", vm)]
+    assert history.inject("vm", vm) is None  # the table's name, case and all
+    after, change = injected
+    assert _ops(after, after.generation - 1, ["vm"]) == [("vm", "mod", vm)]
+    assert (change.key, change.operation) == (("vm", vm), "mod")
 
 
 def test_event_next_queues_what_a_registered_session_wants_until_it_ends() -> None:

@@ -386,6 +386,24 @@ class EventHistory:
         """Whether event.from would answer an event for a token at ``since``."""
         return bool(self._collect(since, set(classes))[0])
 
+    def deletions_in_doubt(self, since: int, newest: int, classes: Iterable[str]) -> set[Key]:
+        """The objects whose ``del`` event.from may answer or not for a token the model holds
+        at ``since``, when the target's token may have seen up to ``newest`` (other clients'
+        changes move it past ``since``): destroyed after ``since`` and created by ``newest``,
+        save those it must answer (created by ``since``, destroyed after ``newest``).
+        xapi answers a del for a row created by the token and destroyed after it
+        (``Table.fold_over_deleted``), and a token does not move past a row created and
+        destroyed since it, so such a del may come one poll late."""
+        subscribed = set(classes)
+        return {
+            (tomb.cls, tomb.ref)
+            for tomb in self.deleted
+            if since < tomb.deleted
+            and tomb.created <= newest
+            and not (tomb.created <= since and tomb.deleted > newest)
+            and wanted(tomb.cls, tomb.ref, subscribed)
+        }
+
     def counts(self) -> dict[str, int]:
         """valid_ref_counts: every table of the release's database, sessions included."""
         counts = dict.fromkeys(database_tables(self.world.release), 0)

@@ -52,7 +52,7 @@ from conformance.reproduce.reproducer import (
     LoggedCall,
 )
 from models.checks import assume_drivers, readings
-from models.events import Event, EventHistory, class_name
+from models.events import Event, EventHistory, class_name, parse_token
 from models.outcome import Failure, Outcome, Success, Value
 from models.records import read_record
 from models.world import World, frozen
@@ -70,12 +70,19 @@ _SNAPSHOT_FIELD = re.compile(r"(?:field |result\.)(\w+)")
 
 @dataclass(frozen=True)
 class Mark:
-    """A point the watch polled at: the target's token, the model's generation then, and how
-    many calls the example had made."""
+    """A point the watch polled at: the target's token, the generation the model's token
+    would hold (what the target's holds when no other client writes), how many calls the
+    example had made, and the model's newest generation then (``seen``; -1: ``generation``)."""
 
     token: str
     generation: int
     calls: int
+    seen: int = -1
+
+    @property
+    def newest(self) -> int:
+        """The model's newest generation when the watch polled."""
+        return self.generation if self.seen < 0 else self.seen
 
 
 @dataclass
@@ -138,7 +145,10 @@ class EventWatch:
         self._record()
         mark = self.marks[-1]
         _seen, token = self._judged(SUBSCRIPTION, mark, 0.0)
-        self.marks.append(Mark(token, self.history.generation, len(self.harness.log)))
+        covered = parse_token(self.history.since(mark.generation, SUBSCRIPTION).token)
+        assert covered is not None
+        calls, newest = len(self.harness.log), self.history.generation
+        self.marks.append(Mark(token, covered, calls, newest))
         self.harness.connection.event_token = token
         if len(self.marks) % 2:
             self.legacy_next()
@@ -566,7 +576,14 @@ class EventWatch:
             if self._judged_object(e.cls, e.ref)
         )
         named = self._named(mark.calls)
-        return EventQuestion(classes, expected, self._judged_object, named, self._records)
+        doubt = self.history.deletions_in_doubt(mark.generation, mark.newest, classes)
+        # An Async call's task lives within its step (made, ended and destroyed between two
+        # polls), so the model's history never holds it: its del, due one poll late when the
+        # target's token stopped inside its life, is in doubt too.
+        doubt |= {("task", t) for t in self.tasks if ("task", t) not in self.history.stats}
+        return EventQuestion(
+            classes, expected, self._judged_object, named, self._records, frozenset(doubt)
+        )
 
     def _records(self, event: Event) -> list[Mapping[str, Value]]:
         """The VM's record under each guest-driver assumption still open (one when known)."""

@@ -684,16 +684,15 @@ class EventsMachine(CopyRules):
         matches classes case-insensitively), or to ``*`` (every class)."""
         self.watch.filtered([f"vm/{vm}"] if which == "one-vm" else [which])
 
-    @rule(vm=ConformanceMachine.vms, table=st.sampled_from(["VM", "vm"]))
-    def inject(self, vm: str, table: str) -> None:
-        """event.inject of a VM: by its table's name a change event.from and event.next
-        report; by any other spelling HANDLE_INVALID."""
-        self.watch.inject(vm, table)
-
-    @rule()
-    def register_everything(self) -> None:
-        """event.register(["*"]) on the legacy subscription, its vm and task unregistered."""
-        self.watch.register_everything()
+    @rule(vm=ConformanceMachine.vms, call=st.sampled_from(["inject VM", "inject vm", "register *"]))
+    def event_calls(self, vm: str, call: str) -> None:
+        """event.inject of a VM (by its table's name, a change event.from and event.next
+        report; by any other spelling, HANDLE_INVALID), or event.register(["*"]) on the
+        legacy subscription, its vm and task unregistered."""
+        if call == "register *":
+            self.watch.register_everything()
+        else:
+            self.watch.inject(vm, call.removeprefix("inject "))
 
     @rule()
     def idle(self) -> None:

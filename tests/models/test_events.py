@@ -84,6 +84,11 @@ def test_an_object_created_and_destroyed_since_the_token_does_not_move_it() -> N
     assert history.generation > since
     assert history.since(since, ["vm"]).events == ()
     assert history.since(since, ["vm"]).token == format_token(since)
+    # a token that stopped inside the VM's life (another object changed then) has its del
+    # a poll late: in doubt for a token between ``since`` and now
+    assert ("vm", vm) in history.deletions_in_doubt(since, history.generation, ["vm"])
+    assert history.deletions_in_doubt(since, since, ["vm"]) == set()
+    assert history.deletions_in_doubt(history.generation, history.generation, ["vm"]) == set()
 
 
 def test_an_answer_holds_adds_then_mods_then_dels_newest_first() -> None:
@@ -296,3 +301,4 @@ def test_a_fact_learnt_restates_the_history_without_a_change() -> None:
     assert history.record(learnt)[0].since(token, ["vm"]).events  # the records' change shows
     restated = history.restated(assume_drivers(history.world, False))
     assert _ops(restated.record(learnt)[0], token, ["vm"]) == []
+

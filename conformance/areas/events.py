@@ -205,6 +205,7 @@ class EventWatch:
         mark = Mark(answer.value, self.history.generation - 1, len(self.harness.log))
         final = LoggedCall(INJECT, (table, vm), self.harness.session)
         self._judged(("vm",), mark, 0.0, f"event.from(['vm'], the token of {text})", (final,))
+        self.harness.log.append(final)  # later findings' scripts touch the VM too
 
     def idle(self) -> None:
         """event.from with nothing new since the token: it waits its timeout, then answers

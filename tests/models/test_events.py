@@ -301,4 +301,3 @@ def test_a_fact_learnt_restates_the_history_without_a_change() -> None:
     assert history.record(learnt)[0].since(token, ["vm"]).events  # the records' change shows
     restated = history.restated(assume_drivers(history.world, False))
     assert _ops(restated.record(learnt)[0], token, ["vm"]) == []
-

@@ -284,12 +284,12 @@ class Harness:
         self._diverged = False
         self._touched: set[str] = set()
         self._uuids: dict[str, str] = {}
+        """Each suite VM's uuid as the target first showed it (model ref → uuid)."""
         self._placed: dict[str, str] = {}
         """Each suite VM the example placed on a host xapi's choice makes predictable (a host
         named by the call, or the affinity host), and that host."""
         self._genids: dict[str, tuple[str, str]] = {}
         """Each suite VM's generation_id as the model and the target last showed it."""
-        """Each suite VM's uuid as the target first showed it (model ref → uuid)."""
         self._writers: dict[tuple[str, str], tuple[str, Cell | None]] = {}
         """(VM, field) -> the message that last wrote the field in this example, and its cell."""
         self._changed_by: dict[str, tuple[str, Cell | None]] = {}
@@ -468,8 +468,7 @@ class Harness:
         stays the first the target showed, and is no other live suite VM's."""
         if rules.name not in _UUID_READS or not isinstance(outcome, Success) or len(args) < 2:
             return None
-        value = outcome.value
-        uuid = value.get("uuid") if isinstance(value, Mapping) else value
+        uuid = _field_shown(outcome.value, "uuid")
         if not isinstance(uuid, str):
             return None
         ref = str(args[1])
@@ -490,8 +489,7 @@ class Harness:
         if rules.name not in _GENID_READS or not isinstance(outcome, Success) or len(args) < 2:
             return None
         ref = str(args[1])
-        value = outcome.value
-        shown = value.get("generation_id") if isinstance(value, Mapping) else value
+        shown = _field_shown(outcome.value, "generation_id")
         vm = world.vms.get(ref)
         if vm is None or not isinstance(shown, str):
             return None
@@ -514,8 +512,7 @@ class Harness:
             return None
         ref = str(args[1])
         host, vm = self._placed.get(ref), world.vms.get(ref)
-        value = outcome.value
-        shown = value.get("resident_on") if isinstance(value, Mapping) else value
+        shown = _field_shown(outcome.value, "resident_on")
         if host is None or vm is None or vm["resident_on"] != host or not isinstance(shown, str):
             return None
         if shown in (host, NULL_REF):
@@ -527,12 +524,12 @@ class Harness:
     def _note_placements(self, method: str, before: World, after: World) -> None:
         """Remember, for each VM the step put on a host, that host when xapi's choice is
         predictable (``_placement_mismatch``), and forget it otherwise."""
+        free = method.removeprefix("Async.") in _SERVER_PLACES
         for ref, vm in after.vms.items():
             old = before.vms.get(ref)
             host = vm["resident_on"]
             if old is None or host == old["resident_on"]:
                 continue
-            free = method.removeprefix("Async.") in _SERVER_PLACES
             if host == NULL_REF or (free and server_chooses_host(before, ref)):
                 self._placed.pop(ref, None)
             else:
@@ -1041,6 +1038,11 @@ def _field_view(
     shown = tuple(_field_of(e, field_name) for e in expected)
     getter = replace(call, method=f"VM.get_{field_name}")
     return getter, shown, replace(answer, outcome=_field_of(actual, field_name))
+
+
+def _field_shown(value: Value, name: str) -> Value | None:
+    """Field ``name`` of a VM read's answer: the record's, or the getter's value itself."""
+    return value.get(name) if isinstance(value, Mapping) else value
 
 
 def _field_of(outcome: Outcome, name: str) -> Outcome:

@@ -16,13 +16,14 @@ the judge follow the same rules.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from models.others import host_record, pool_record, task_record
-from models.outcome import Int32, Value
+from models.outcome import Failure, Int32, Value
 from models.records import read_record
 from models.releases import database_tables
 from models.world import World
@@ -42,8 +43,10 @@ __all__ = [
     "format_token",
     "ocaml_int64",
     "parse_token",
+    "read_token",
     "snapshot_all",
     "snapshot_changes",
+    "trackid",
     "wait_seconds",
     "wanted",
 ]
@@ -102,6 +105,19 @@ def parse_token(token: str) -> int | None:
         return None
     generation, messages = (ocaml_int64(part) for part in parts)
     return generation if messages is not None else None
+
+
+def read_token(token: str) -> int | Failure:
+    """The generation ``token`` has seen, or what event.from raises when it cannot read it:
+    EVENT_FROM_TOKEN_PARSE_FAILURE [token] (``Xapi_event.from``), before it waits."""
+    generation = parse_token(token)
+    return Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,)) if generation is None else generation
+
+
+def trackid(session: str) -> str:
+    """How xapi names a session in errors and logs (``Context.trackid_of_session``): the hex
+    MD5 of its ref, so that the ref, a secret, is never shown."""
+    return "trackid=" + hashlib.md5(session.encode(), usedforsecurity=False).hexdigest()
 
 
 _BASES = {"x": 16, "o": 8, "b": 2, "u": 10}
@@ -507,6 +523,14 @@ class NextQueue:
     def registered(self, session: str) -> bool:
         """Whether ``session`` has called event.register or event.unregister."""
         return session in self.subscriptions
+
+    def refusal(self, session: str) -> Failure | None:
+        """What event.next raises before it waits (``Next.assert_subscribed``):
+        SESSION_NOT_REGISTERED [trackid] for a session that never called event.register or
+        event.unregister (either makes its subscription); None once it did."""
+        if self.registered(session):
+            return None
+        return Failure("SESSION_NOT_REGISTERED", (trackid(session),))
 
     def pending(self, session: str) -> tuple[Event, ...] | None:
         """The queued events ``session`` wants since its last event.next; None once its

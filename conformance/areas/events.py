@@ -32,10 +32,12 @@ from conformance.judge.events import (
     event_mismatch,
     next_order_mismatch,
     next_shape_mismatch,
+    order_mismatch,
     outside_mismatch,
     problem_kind,
     read_batch,
     read_events,
+    task_del_mismatch,
     task_event_mismatch,
 )
 from conformance.judge.refs import RefMap
@@ -47,12 +49,14 @@ from conformance.reproduce.reproducer import (
     LOGIN,
     NEXT_CATCH_UP,
     RECORDS,
+    TASK_DEL,
     TASK_EVENT,
     TOKEN,
+    TRACKID,
     LoggedCall,
 )
 from models.checks import assume_drivers, readings
-from models.events import Event, EventHistory, class_name, parse_token
+from models.events import Event, EventHistory, NextQueue, class_name, parse_token, read_token
 from models.outcome import Failure, Outcome, Success, Value
 from models.records import read_record
 from models.world import World, frozen
@@ -65,6 +69,9 @@ IDLE_WAIT_S = 0.1
 """How long the poll with nothing to report waits (event.from's timeout)."""
 MISREPORTED = frozenset({"missing-add", "missing-mod", "missing-del", "wrong-operation"})
 """Event problems of a change reported wrongly or not at all: blamed on the call that made it."""
+MALFORMED_TOKENS = ("abc", "42", "1,2,3", "00000000000000000001,", "1.5,0", "0x,0")
+"""Tokens xapi cannot read (``Xapi_event.Token.of_string``: two parts, each OCaml's
+``Int64.of_string``): event.from raises EVENT_FROM_TOKEN_PARSE_FAILURE [token]."""
 _SNAPSHOT_FIELD = re.compile(r"(?:field |result\.)(\w+)")
 
 
@@ -109,6 +116,8 @@ class EventWatch:
         self.history = EventHistory.start(harness.world)
         self.tasks: dict[str, str] = {}
         """The tasks of the example's Async calls (target refs) and their short names."""
+        self.ended: tuple[TaskEnd, str] | None = None
+        """The last Async call's ended task and the token its own subscription read it at."""
         self.legacy = self._register()
         """The legacy subscription, taken before the example too (None if its login failed)."""
         self.marks: list[Mark] = []
@@ -218,7 +227,8 @@ class EventWatch:
         sees it once, as added, its snapshot a finished task as taskHelper leaves it."""
         self.tasks[end.task] = f"task{len(self.tasks) + 1}"
         classes = (f"task/{end.task}",)
-        seen, _token = self._from(classes, "", 0.0, "task")
+        seen, token = self._from(classes, "", 0.0, "task")
+        self.ended = (end, token)
         outside = outside_mismatch(classes, seen, self._name)
         span = (end.sent, datetime.datetime.now(datetime.UTC))
         mismatch = outside or task_event_mismatch(
@@ -264,6 +274,36 @@ class EventWatch:
         if isinstance(listed, Success) and task in _as_list(listed.value):
             problem = Mismatch("task.get_all", "a destroyed task must not be listed")
             self._diverge("task-destroy", problem, [Success("without it")], listed, ("task",))
+        self._task_deleted(task)
+
+    def _task_deleted(self, task: str) -> None:
+        """The destroyed ``task``'s own subscription, from the token it read the ended task
+        at: its del, alone (the task was created by that token and destroyed after it)."""
+        if self.ended is None or self.ended[0].task != task:
+            return
+        end, token = self.ended
+        self.ended = None
+        classes = (f"task/{task}",)
+        seen, _token = self._from(classes, token, 0.0, "task-del")
+        mismatch = task_del_mismatch(seen, task)
+        if mismatch is not None:
+            shown = Success(tuple(f"{e.cls} ({e.operation})" for e in seen))
+            refs = self.harness.refs
+            sync = end.rules.method.removeprefix("Async.")
+            args = tuple(refs.to_model(a) for a in end.args)
+            final = LoggedCall(TASK_DEL, (sync, *args), str(refs.to_model(end.session)))
+            text = f"event.from(['task/<the task of {end.rules.method}>'], its token, 0)"
+            expected = Success({"task of": end.rules.method})
+            reproducer = self.harness.event_reproducer(self.harness.log, final, expected, text)
+            self._diverge(
+                "task-del",
+                mismatch,
+                [Success("task (del)")],
+                shown,
+                classes,
+                f"{text} after task.destroy",
+                reproducer=reproducer,
+            )
 
     def unregister_tasks(self) -> None:
         """event.unregister of ``task`` on the legacy subscription: later event.next calls
@@ -462,6 +502,58 @@ class EventWatch:
                 "session", problem, [Success("an event batch")], outcome, reproducer=reproducer
             )
 
+    def unregistered_next(self, session: str) -> None:
+        """event.next by ``session`` (model ref), which never called event.register: xapi
+        raises SESSION_NOT_REGISTERED naming the session by its trackid
+        (``Next.assert_subscribed``), before it would wait."""
+        target_session = str(self.harness.refs.to_target(session))
+        outcome = self.harness.connection.target.call("event.next", target_session)
+        expected = NextQueue().refusal(target_session)
+        if outcome != expected:
+            shown = Failure("SESSION_NOT_REGISTERED", (f"trackid of {session}",))
+            problem = Mismatch("outcome", "event.next before event.register must fail")
+            final = LoggedCall("event.next", (), session)
+            named = Failure("SESSION_NOT_REGISTERED", (f"{TRACKID}{session}",))
+            text = f"event.next() by {self._name(session)}, never registered"
+            reproducer = self.harness.event_reproducer(self.harness.log, final, named, text)
+            actual = self.harness.refs.outcome_to_model(outcome)
+            self._diverge("next-unregistered", problem, [shown], actual, (), text, None, reproducer)
+
+    def malformed_token(self, session: str) -> None:
+        """event.from by ``session`` (model ref) with a token xapi cannot read (one of
+        ``MALFORMED_TOKENS``, chosen by the example's length): EVENT_FROM_TOKEN_PARSE_FAILURE
+        [token], before it waits."""
+        token = MALFORMED_TOKENS[len(self.harness.log) % len(MALFORMED_TOKENS)]
+        outcome = self._call(str(self.harness.refs.to_target(session)), SUBSCRIPTION, token, 0.0)
+        expected = read_token(token)
+        assert isinstance(expected, Failure)
+        if outcome != expected:
+            problem = Mismatch("outcome", f"a token xapi cannot read ({token!r}) must fail")
+            final = LoggedCall("event.from", (SUBSCRIPTION, token, 0.0), session)
+            text = f"event.from({list(SUBSCRIPTION)}, {token!r})"
+            reproducer = self.harness.event_reproducer(self.harness.log, final, expected, text)
+            actual = self._shown_outcome(outcome)
+            self._diverge(
+                "token-parse",
+                problem,
+                [expected],
+                actual,
+                text=text,
+                since=None,
+                reproducer=reproducer,
+            )
+
+    def _shown_outcome(self, outcome: Outcome) -> Outcome:
+        """An event.from answer as a finding shows it: an error as it came (refs as the model
+        names them), a batch as its events."""
+        if isinstance(outcome, Failure):
+            return self.harness.refs.outcome_to_model(outcome)
+        try:
+            seen = self._in_model_terms(read_batch(outcome.value)[0])
+        except Malformed:
+            return outcome
+        return Success(tuple(_shown_event(e.cls, e.ref, e.operation, self._name) for e in seen))
+
     def logged_out(self, session: str) -> None:
         """event.from by ``session`` (model ref), already logged out: SESSION_INVALID."""
         target_session = str(self.harness.refs.to_target(session))
@@ -625,6 +717,8 @@ class EventWatch:
             self._diverge(what, bad.mismatch, [Success("an event batch")], outcome, tuple(classes))
         batch = cast(Mapping[str, object], outcome.value)
         shape = batch_shape_mismatch(batch, token) or self._counts_mismatch(batch)
+        if what != "subscribe":  # the catch-up's answer is what earlier examples left
+            shape = shape or order_mismatch(seen)
         if shape is not None:
             expected: list[Outcome] = [Success("xapi's event batch")]
             script = reproducer()

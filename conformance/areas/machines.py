@@ -701,11 +701,15 @@ class EventsMachine(CopyRules):
 
     @rule()
     def logout(self) -> None:
-        """A fresh session's event.from answers; after its logout, SESSION_INVALID."""
+        """A fresh session: event.next before event.register and event.from with a token
+        xapi cannot read fail as xapi's do; its event.from answers; after its logout,
+        SESSION_INVALID."""
         account = self.connection.root.account
         login = self.harness.call(LOGIN, account.name, account.password)
         if isinstance(login, Success):
             session = str(login.value)
+            self.watch.unregistered_next(session)
+            self.watch.malformed_token(session)
             self.watch.session_poll(session)
             self.harness.call("session.logout", session=session)
             self.watch.logged_out(session)

@@ -73,17 +73,21 @@ from conformance.faults.events import (
     class_filter_ignored,
     counts_empty,
     current_id_last,
+    events_by_generation,
     ids_not_generations,
     inject_untouched,
+    lax_token,
     next_class_uppercase,
     next_repeats,
     next_stale_snapshot,
     no_del_on_destroy,
     no_mod_after_power_change,
     stale_snapshot,
+    task_del_dropped,
     task_result_missing,
     token_stuck,
     token_unpadded,
+    unregistered_handle,
     wildcard_unmatched,
 )
 from conformance.faults.kinds import (
@@ -884,6 +888,54 @@ _ENTRIES += (
             "event.get_current_id answers the newest queued event's id, not the next one's.",
             "after event.next answers an event with id 7, xapi's event.get_current_id answers "
             "8 (the id the next event gets); the faulty server answers 7.",
+        ),
+    ),
+    # -- what event.next and event.from raise (xapi_event.ml Next.assert_subscribed, from)
+    (
+        "event-next-unregistered-handle",
+        Seeded(
+            unregistered_handle,
+            "events",
+            "events",
+            "event.next before event.register raises SESSION_NOT_REGISTERED naming the "
+            "session's ref, not its trackid.",
+            "xapi's event.next by a session that never registered raises "
+            "SESSION_NOT_REGISTERED [trackid=<MD5 of the session ref>]; the faulty server "
+            "names the session ref itself (a secret).",
+        ),
+    ),
+    (
+        "event-from-token-lax",
+        Seeded(
+            lax_token,
+            "events",
+            "events",
+            "event.from reads a token it cannot parse as '' (from scratch).",
+            "xapi's event.from(['vm', 'task'], 'abc', 0) raises EVENT_FROM_TOKEN_PARSE_FAILURE "
+            "[abc]; the faulty server answers every VM and task.",
+        ),
+    ),
+    (
+        "task-destroy-no-del",
+        Seeded(
+            task_del_dropped,
+            "events",
+            "events",
+            "A destroyed task leaves no del event.",
+            "after an Async call's task ended and task.destroy, xapi's event.from(['task/<t>'], "
+            "the token it read the ended task at) answers task (del); the faulty server "
+            "answers nothing.",
+        ),
+    ),
+    (
+        "event-order-by-generation",
+        Seeded(
+            events_by_generation,
+            "events",
+            "events",
+            "event.from answers its events in the order of their changes, not xapi's order.",
+            "when one answer holds a VM changed and, later, another created, xapi answers the add "
+            "first (adds, then mods, then dels); the faulty server answers the mod first.",
         ),
     ),
     # -- faults the ci profile once missed (issue 7, item 6)

@@ -21,8 +21,10 @@ from models.events import (
     NextQueue,
     format_token,
     parse_token,
+    read_token,
     wanted,
 )
+from models.outcome import Failure
 from models.transition import Call, Result
 from models.world import World
 
@@ -33,18 +35,22 @@ __all__ = [
     "counts_empty",
     "current_id_last",
     "event_fault",
+    "events_by_generation",
     "ids_not_generations",
     "in_flight_hidden",
     "inject_untouched",
+    "lax_token",
     "next_class_uppercase",
     "next_repeats",
     "next_stale_snapshot",
     "no_del_on_destroy",
     "no_mod_after_power_change",
     "stale_snapshot",
+    "task_del_dropped",
     "task_result_missing",
     "token_stuck",
     "token_unpadded",
+    "unregistered_handle",
     "wildcard_unmatched",
 ]
 
@@ -61,6 +67,10 @@ Injected = Callable[[EventHistory, EventHistory, Change], tuple[EventHistory, tu
 server keeps and the changes event.next's queue gets."""
 Current = Callable[[NextQueue], int]
 """(queue) → what event.get_current_id answers."""
+Refused = Callable[[NextQueue, str], Failure | None]
+"""(queue, session) → what event.next raises before it waits, if anything."""
+Parsed = Callable[[str], int | Failure]
+"""(token) → the generation event.from reads from it, or what it raises."""
 
 
 def _kept(_before: EventHistory, after: EventHistory, _found: tuple[Change, ...]) -> EventHistory:
@@ -89,6 +99,10 @@ def _next_id(queue: NextQueue) -> int:
     return queue.queued
 
 
+def _refusal(queue: NextQueue, session: str) -> Failure | None:
+    return queue.refusal(session)
+
+
 @dataclass(frozen=True)
 class EventFault:
     """A deviation of the event log; calls themselves are answered honestly."""
@@ -99,6 +113,8 @@ class EventFault:
     taken: Taken = _take
     injected: Injected = _touched
     current: Current = _next_id
+    refused: Refused = _refusal
+    parsed: Parsed = read_token
 
     def apply(self, world: World, call: Call, honest: Callable[[World, Call], Result]) -> Result:
         """The honest transition: the fault is in the events."""
@@ -119,6 +135,8 @@ def event_fault(faults: Iterable[object]) -> EventFault:
     queue_fault = queue_faults[-1] if queue_faults else HONEST_EVENTS
     injected = next((f.injected for f in reversed(chosen) if f.injected is not _touched), None)
     current = next((f.current for f in reversed(chosen) if f.current is not _next_id), None)
+    refused = next((f.refused for f in reversed(chosen) if f.refused is not _refusal), None)
+    parsed = next((f.parsed for f in reversed(chosen) if f.parsed is not read_token), None)
     return EventFault(
         _stack_recorded(chosen),
         _stack_answered(chosen),
@@ -126,6 +144,8 @@ def event_fault(faults: Iterable[object]) -> EventFault:
         queue_fault.taken,
         injected or _touched,
         current or _next_id,
+        refused or _refusal,
+        parsed or read_token,
     )
 
 
@@ -354,3 +374,42 @@ def _last_id(queue: NextQueue) -> int:
 current_id_last = EventFault(current=_last_id)
 """event.get_current_id answers the id of the newest queued event, not the id the next one
 will get (xapi's ``Next.id``): a client resuming from it sees that event again."""
+
+
+def _handle_named(queue: NextQueue, session: str) -> Failure | None:
+    refusal = queue.refusal(session)
+    return None if refusal is None else Failure(refusal.code, (session,))
+
+
+unregistered_handle = EventFault(refused=_handle_named)
+"""event.next before event.register raises SESSION_NOT_REGISTERED naming the session's ref
+(the datamodel calls the parameter ``handle``), not xapi's trackid: the secret ref is shown
+wherever the error is logged."""
+
+
+def _lax(token: str) -> int | Failure:
+    generation = read_token(token)
+    return 0 if isinstance(generation, Failure) else generation
+
+
+lax_token = EventFault(parsed=_lax)
+"""event.from reads a token it cannot parse as "" (from scratch): every object is answered,
+where xapi raises EVENT_FROM_TOKEN_PARSE_FAILURE [token]."""
+
+
+def _no_task_del(before: EventHistory, after: EventHistory, _f: tuple[Change, ...]) -> EventHistory:
+    kept = tuple(t for t in after.deleted if t.cls != "task" or t.deleted <= before.generation)
+    return replace(after, deleted=kept)
+
+
+task_del_dropped = EventFault(recorded=_no_task_del)
+"""A destroyed task leaves no del event: a client subscribed to it never learns it is gone."""
+
+
+def _by_generation(_history: EventHistory, _since: int, _c: set[str], batch: Batch) -> Batch:
+    return replace(batch, events=tuple(sorted(batch.events, key=lambda e: e.id)))
+
+
+events_by_generation = EventFault(answered=_by_generation)
+"""event.from answers its events in the order of their changes (by generation), not xapi's
+(adds, then mods, then dels; by class, then ref)."""

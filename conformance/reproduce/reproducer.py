@@ -17,9 +17,11 @@ __all__ = [
     "LOGIN",
     "NEXT_CATCH_UP",
     "RECORDS",
+    "TASK_DEL",
     "TASK_EVENT",
     "TASK_RECORD",
     "TOKEN",
+    "TRACKID",
     "LoggedCall",
     "RoleLogin",
     "render_reproducer",
@@ -50,13 +52,20 @@ span it was sent and ended in, and the pool's hosts (``task_record``)."""
 TASK_EVENT = "(the task event of)"
 """A final call ``(method, *args)``: ``Async.<method>``, then, once its task ended,
 event.from(["task/<task>"], "", 0) (``task_event``)."""
+TRACKID = "(the trackid of)"
+"""A value in an expected answer, followed by a session (model ref): xapi's name for that
+session in errors (``trackid=`` and the MD5 of its ref), as the script computes it."""
+TASK_DEL = "(the task del event of)"
+"""A final call ``(method, *args)``: ``Async.<method>``; once its task ended,
+event.from(["task/<task>"], "", 0), its token kept; once the task is destroyed,
+event.from(["task/<task>"], that token, 0) (``task_del_event``)."""
 _SCRIPT_NAMES = {
     TOKEN: "token",
     RECORDS: "read_records(session)",
     LAST_ID: "last_id",
     LAST_TASK: "tasks[-1]",
 }
-_HELPERS = {TASK_RECORD: "task_record", TASK_EVENT: "task_event"}
+_HELPERS = {TASK_RECORD: "task_record", TASK_EVENT: "task_event", TASK_DEL: "task_del_event"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ class RoleLogin:
 def _source(value: Value, names: Mapping[str, str]) -> str:
     if isinstance(value, bool):
         return repr(value)
+    if isinstance(value, str) and value.startswith(TRACKID):
+        return f"trackid({_source(value.removeprefix(TRACKID), names)})"
     if isinstance(value, str):
         cls, sep, ref = value.partition("/")
         if sep and ref in names:  # an event subscription to one object: "vm/<ref>"

@@ -33,6 +33,7 @@ PLUMBING = '''
 # ---- plumbing ---------------------------------------------------------------------------------
 
 import datetime
+import hashlib
 import http.client
 import itertools
 import json
@@ -123,6 +124,11 @@ def ended(session, task, before_destroy=None):
     return record, seen
 
 
+def trackid(session):
+    """How xapi names a session in errors (Context.trackid_of_session): the MD5 of its ref."""
+    return "trackid=" + hashlib.md5(session.encode()).hexdigest()
+
+
 def now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
@@ -197,6 +203,19 @@ def task_event(session, method, *args):
     status, value = batch
     answer = {{"batch": value, "sent": sent, "ended": now(), "hosts": hosts, "task": task}}
     return (status, answer if status == "ok" else value)
+
+
+def task_del_event(session, method, *args):
+    """Async.<method>; once its task ended, event.from(["task/<task>"], "", 0), its token kept;
+    once the task is destroyed, event.from(["task/<task>"], that token, 0), for the verdict."""
+    status, task = call("Async." + method, session, *args)
+    if status != "ok":
+        return (status, task)
+    tasks.append(task)
+    _, seen = ended(session, task, lambda s, t: call("event.from", s, ["task/" + t], "", 0.0))
+    token = seen[1].get("token", "") if seen[0] == "ok" and isinstance(seen[1], dict) else ""
+    status, batch = call("event.from", session, ["task/" + task], token, 0.0)
+    return (status, {{"batch": batch, "task": task}} if status == "ok" else batch)
 
 
 def read_records(session):

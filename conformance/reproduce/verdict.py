@@ -28,12 +28,14 @@ from conformance.judge.events import (
     event_mismatch,
     next_order_mismatch,
     next_shape_mismatch,
+    order_mismatch,
     read_batch,
     read_events,
+    task_del_mismatch,
     task_event_mismatch,
     task_mismatch,
 )
-from conformance.reproduce.reproducer import TASK_EVENT, TASK_RECORD
+from conformance.reproduce.reproducer import TASK_DEL, TASK_EVENT, TASK_RECORD
 from conformance.wire import WireFormatError
 from conformance.wire.base import DateTimeText
 from conformance.wire.typed import failure_from_wire, raw_value
@@ -108,6 +110,7 @@ def _polled_events_conform(answer: tuple[str, object], expected: tuple[str, obje
         return False
     since = str(wanted.get("since", ""))
     shape = batch_shape_mismatch(value, since) if isinstance(value, Mapping) else None
+    shape = shape or order_mismatch(seen)
     return shape is None and event_mismatch(question, seen, str) is None
 
 
@@ -188,11 +191,26 @@ def _task_event_conforms(answer: tuple[str, object], expected: tuple[str, object
     return task_event_mismatch(seen, str(value["task"]), method, _span(value), hosts) is None
 
 
+def _task_del_conforms(answer: tuple[str, object], _expected: tuple[str, object]) -> bool:
+    """What a client subscribed to an Async call's task sees from the token it read the ended
+    task at, once the task is destroyed (``task_del_event`` in the script): its del alone
+    (``judge.events.task_del_mismatch``)."""
+    status, value = answer
+    if status != "ok" or not isinstance(value, Mapping):
+        return False
+    try:
+        seen, _token = read_batch(_decoded(value["batch"]))
+    except Malformed:
+        return False
+    return task_del_mismatch(seen, str(value["task"])) is None
+
+
 _JUDGED_HERE: dict[str, Callable[[tuple[str, object], tuple[str, object]], bool]] = {
     "event.from": _events_conform,
     "event.next": _next_conforms,
     TASK_RECORD: _task_record_conforms,
     TASK_EVENT: _task_event_conforms,
+    TASK_DEL: _task_del_conforms,
 }
 """Answers judged by the events area's rules, not as a call's answer (an expected error is
 compared as any error)."""

@@ -12,7 +12,6 @@ exception, so it never echoes a byte of the request (a password in a malformed l
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -24,7 +23,7 @@ from conformance.server.events import NextPoll, Poll
 from conformance.server.latency import SlowCalls
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
-from models.events import class_name, parse_token
+from models.events import class_name
 from models.outcome import Failure, Outcome, Success
 from models.rpc import REGISTRY
 from models.schema import XType
@@ -278,9 +277,9 @@ class XenAPIApp:
             return Failure("INTERNAL_ERROR", (bad.text,))
         classes = {class_name(str(c)) for c in classes_raw}
         log = self.state.events
-        first = parse_token(token)
-        if first is None:
-            return Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,))
+        first = log.read_token(token)
+        if isinstance(first, Failure):
+            return first
         state = self.state
 
         def alive() -> bool:
@@ -301,9 +300,9 @@ class XenAPIApp:
                 return Failure("INTERNAL_ERROR", ("Expected string set",))
             log.register(session, {class_name(str(c)) for c in params[1]}, name == "register")
             return Success("")
-        if not log.registered(session):
-            trackid = hashlib.md5(session.encode(), usedforsecurity=False).hexdigest()
-            return Failure("SESSION_NOT_REGISTERED", (f"trackid={trackid}",))
+        refusal = log.refusal(session)
+        if refusal is not None:
+            return refusal
 
         def alive() -> bool:
             return session in state.world.sessions

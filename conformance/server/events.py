@@ -25,6 +25,7 @@ from models.events import (
     format_token,
     wait_seconds,
 )
+from models.outcome import Failure
 from models.world import World
 
 __all__ = ["EventLog", "NextPoll", "Poll"]
@@ -142,15 +143,19 @@ class EventLog:
         with self._lock:
             self._queue = self._queue.register(session, classes, add)
 
+    def refusal(self, session: str) -> Failure | None:
+        """What event.next by ``session`` raises before it waits (SESSION_NOT_REGISTERED)."""
+        with self._lock:
+            return self._fault.refused(self._queue, session)
+
+    def read_token(self, token: str) -> int | Failure:
+        """The generation event.from reads from ``token``, or what it raises."""
+        return self._fault.parsed(token)
+
     def current_id(self) -> int:
         """event.get_current_id: the id the next queued event will have."""
         with self._lock:
             return self._fault.current(self._queue)
-
-    def registered(self, session: str) -> bool:
-        """Whether ``session`` has called event.register or event.unregister."""
-        with self._lock:
-            return self._queue.registered(session)
 
     def has_next(self, session: str) -> bool:
         """Whether event.next would answer ``session`` now (also when its subscription ended)."""

@@ -22,11 +22,13 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance.areas.machines import AREAS
 from conformance.faults import FAULTS
 from conformance.judge.divergence import DivergenceInfo
+from conformance.judge.events import SeenEvent, order_mismatch
 from conformance.server.config import ServerConfig
 from conformance.server.events import EventLog
 from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
-from models.events import parse_token
+from models.events import parse_token, trackid
+from models.outcome import Failure
 from tests.conformance.detect import found
 from tests.conformance.test_harness import (
     DETECT,
@@ -57,6 +59,10 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-wildcard-unmatched": r"event\.(from\(\['\*'\]|next\(\) registered to \['\*'\]).*never reported",
     "event-inject-untouched": r"the token of event\.inject\('VM', vm\d+\)\): missing mod",
     "event-current-id-last": r"event\.get_current_id: \d+, not past \d+",
+    "event-next-unregistered-handle": r"event\.next\(\) by session\d*.*, never registered: outcome",
+    "event-from-token-lax": r"a token xapi cannot read \('[^']*'\) must fail",
+    "task-destroy-no-del": r"after task\.destroy: the destroyed task.s events: .*got nothing",
+    "event-order-by-generation": r"event order: vm vm\d+ \(add\) answered after vm vm\d+ \(mod\)",
 }
 """Fault → what its divergence says (a regular expression)."""
 
@@ -89,6 +95,10 @@ REPLAYED = {
     "task-created-local-time": "task_record(",
     "task-destroy-kept": "tasks[-1]",
     "logout-keeps-session": "call('session.logout'",
+    "event-next-unregistered-handle": "trackid(",
+    "event-from-token-lax": "call('event.from'",
+    "task-destroy-no-del": "task_del_event(",
+    "event-order-by-generation": "catch_up(",
 }
 """Faults whose finding's reproducer is replayed both ways → what the script must hold (the
 subscription, the task or the session it replays)."""
@@ -281,3 +291,52 @@ def test_get_current_id_is_the_next_events_id() -> None:
     _recorded(d, honest, faulty)
     [event] = honest.take_next(session) or ()
     assert honest.current_id() == event.id + 1 == faulty.current_id() + 1
+
+
+def test_event_next_unregistered_names_the_session_not_its_trackid() -> None:
+    d, honest, faulty, _ = _logs("event-next-unregistered-handle")
+    session = next(iter(d.world.sessions))
+    assert honest.refusal(session) == Failure("SESSION_NOT_REGISTERED", (trackid(session),))
+    assert faulty.refusal(session) == Failure("SESSION_NOT_REGISTERED", (session,))
+    for log in (honest, faulty):
+        log.register(session, {"vm"})
+        assert log.refusal(session) is None
+
+
+def test_a_token_that_cannot_be_parsed_read_from_scratch() -> None:
+    _d, honest, faulty, _ = _logs("event-from-token-lax")
+    failure = Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", ("1.5,0",))
+    assert (honest.read_token("1.5,0"), faulty.read_token("1.5,0")) == (failure, 0)
+    assert honest.read_token("00000000000000000003,0") == faulty.read_token("3,0") == 3
+
+
+def test_a_destroyed_task_without_its_del() -> None:
+    d, honest, faulty, _ = _logs("task-destroy-no-del")
+    task = d.ok("Async.VM.clone", d.new_vm(), "c")
+    _recorded(d, honest, faulty)
+    token = parse_token(honest.since(0, {f"task/{task}"}).token) or 0
+    d.ok("task.destroy", task)
+    _recorded(d, honest, faulty)
+    assert _ops(honest, token, {f"task/{task}"}) == [("del", task)]
+    assert _ops(faulty, token, {f"task/{task}"}) == []
+
+
+def test_events_in_the_order_of_their_changes() -> None:
+    """xapi answers adds before mods; the faulty log answers a VM changed before another was
+    created in the order it happened, and the judge of the answer's order says so."""
+    d, honest, faulty, token = _logs("event-order-by-generation")
+    first = d.new_vm()
+    _recorded(d, honest, faulty)
+    since = parse_token(honest.since(token, {"vm"}).token) or 0
+    d.ok("VM.set_name_label", first, "b")
+    _recorded(d, honest, faulty)
+    second = d.new_vm()
+    _recorded(d, honest, faulty)
+    assert _ops(honest, since, {"vm"}) == [("add", second), ("mod", first)]
+    assert _ops(faulty, since, {"vm"}) == [("mod", first), ("add", second)]
+    for log, wrong in ((honest, False), (faulty, True)):
+        seen = [
+            SeenEvent(e.cls, e.operation, e.ref, e.snapshot, str(e.id))
+            for e in log.since(since, {"vm"}).events
+        ]
+        assert (order_mismatch(seen) is not None) == wrong

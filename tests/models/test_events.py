@@ -15,9 +15,12 @@ from models.events import (
     event_order,
     format_token,
     parse_token,
+    read_token,
     snapshot_all,
+    trackid,
     wanted,
 )
+from models.outcome import Failure
 from tests.models.helpers import Driver, driver
 
 
@@ -136,6 +139,12 @@ def test_a_token_xapi_reads(token: str, generation: int) -> None:
 def test_a_token_xapi_cannot_parse(token: str) -> None:
     """EVENT_FROM_TOKEN_PARSE_FAILURE: what OCaml's ``Int64.of_string`` refuses."""
     assert parse_token(token) is None
+    assert read_token(token) == Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,))
+
+
+def test_a_token_read_is_its_generation() -> None:
+    assert read_token("00000000000000000007,00000000000000000000") == 7
+    assert read_token("") == 0
 
 
 def test_tokens_advance_and_an_old_token_resumes_with_everything_since() -> None:
@@ -220,6 +229,18 @@ def test_inject_makes_a_mod_after_the_token_it_answers() -> None:
     after, change = injected
     assert _ops(after, after.generation - 1, ["vm"]) == [("vm", "mod", vm)]
     assert (change.key, change.operation) == (("vm", vm), "mod")
+
+
+def test_event_next_before_event_register_is_refused_with_the_sessions_trackid() -> None:
+    """``Next.assert_subscribed``: SESSION_NOT_REGISTERED [trackid=<MD5 of the ref>], the ref
+    itself never shown; event.unregister makes a subscription too."""
+    session = "OpaqueRef:0b6c5d1e-0000-4000-8000-000000000001"
+    queue = NextQueue()
+    md5 = "6523974f7207274d8ef6c94e80c563bd"  # of the ref's text
+    assert trackid(session) == f"trackid={md5}"
+    assert queue.refusal(session) == Failure("SESSION_NOT_REGISTERED", (f"trackid={md5}",))
+    assert queue.register(session, ["vm"]).refusal(session) is None
+    assert queue.register(session, ["vm"], add=False).refusal(session) is None
 
 
 def test_event_next_queues_what_a_registered_session_wants_until_it_ends() -> None:

@@ -44,11 +44,13 @@ from reports.records import (
 )
 from reports.redact import (
     MASK,
+    Scrubbed,
     redact,
     redact_files,
     redact_summary,
     redact_url_credentials,
     redact_value,
+    scrub,
 )
 from reports.summary import SUMMARY_FILE, read_summary, render_summary_json, write_summary
 
@@ -74,6 +76,7 @@ __all__ = [
     "NotRun",
     "OutcomeRecord",
     "RunSummary",
+    "Scrubbed",
     "TimeBudget",
     "Verdict",
     "atomic_write_bytes",
@@ -96,6 +99,7 @@ __all__ = [
     "render_junit",
     "render_matrix",
     "render_summary_json",
+    "scrub",
     "summary_from_json",
     "summary_to_json",
     "with_findings",

@@ -25,7 +25,7 @@ from reports.records import (
     RunSummary,
     json_safe,
 )
-from reports.redact import redact_summary
+from reports.redact import Scrubbed, scrub
 
 __all__ = ["ALLURE_DIR", "write_allure"]
 
@@ -205,13 +205,11 @@ def _start_ms(s: RunSummary) -> int:
         return 0
 
 
-def render_allure(
-    s: RunSummary, reproducers: dict[str, str], secrets: Iterable[str] = ()
-) -> dict[str, str]:
-    """The files of the allure-results folder for ``s``, by name; ``reproducers`` maps each
-    finding's id to its script."""
-    secrets = tuple(secrets)
-    s = redact_summary(s, secrets)
+def render_allure(s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> dict[str, str]:
+    """The files of the allure-results folder for ``s``, by name (each finding's reproducer
+    attached)."""
+    clean = scrub(s, secrets)
+    s, reproducers = clean.summary, clean.reproducers()
     results = _Results()
     start = _start_ms(s)
     tests = [_finding_result(results, s, f, reproducers, start) for f in s.findings]
@@ -225,9 +223,7 @@ def render_allure(
     return results.files
 
 
-def write_allure(
-    report_dir: Path, s: RunSummary, reproducers: dict[str, str], secrets: Iterable[str] = ()
-) -> Path:
+def write_allure(report_dir: Path, s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> Path:
     """Replace ``report_dir/allure-results`` with the results of ``s``; return the folder.
 
     The results go to a new folder that then takes the old one's place, so the folder is the
@@ -235,7 +231,7 @@ def write_allure(
     tens of thousands (every call of every divergence attached), and syncing each to disk on
     its own took minutes.
     """
-    files = render_allure(s, reproducers, secrets)
+    files = render_allure(s, secrets)
     folder = Path(report_dir) / ALLURE_DIR
     folder.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{ALLURE_DIR}."))

@@ -18,7 +18,7 @@ from reports.records import (
     divergence_id,
     json_safe,
 )
-from reports.redact import redact_summary
+from reports.redact import Scrubbed, scrub
 
 __all__ = ["HTML_FILE", "render_html", "write_html"]
 
@@ -449,13 +449,13 @@ def _page(title: str, body: str) -> str:
 """
 
 
-def render_html(s: RunSummary, secrets: Iterable[str] = ()) -> str:
+def render_html(s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> str:
     """The report page for ``s``: verdict, run facts, divergences, waived ones, coverage.
 
     Every text taken from the records is scrubbed of ``secrets`` (and of URL passwords) and then
     HTML-escaped.
     """
-    s = redact_summary(s, secrets)
+    s = scrub(s, secrets).summary
     numbered = [(divergence_id(i), d) for i, d in enumerate(s.divergences)]
     body = "\n".join(
         [
@@ -478,7 +478,7 @@ def render_html(s: RunSummary, secrets: Iterable[str] = ()) -> str:
     return _page(f"{s.verdict}: {s.target} — xapi-conformance", body)
 
 
-def write_html(report_dir: Path, s: RunSummary, secrets: Iterable[str] = ()) -> Path:
+def write_html(report_dir: Path, s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> Path:
     """Write ``report_dir/report.html`` atomically (creating ``report_dir``); return its path."""
     text = render_html(s, secrets)
     report_dir = Path(report_dir)

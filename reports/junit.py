@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 
 from reports.files import atomic_write_text
 from reports.records import FindingRecord, RunSummary
-from reports.redact import redact_summary
+from reports.redact import Scrubbed, scrub
 
 __all__ = ["JUNIT_FILE", "render_junit", "write_junit"]
 
@@ -73,9 +73,9 @@ def _cases(s: RunSummary) -> list[ET.Element]:
     return cases
 
 
-def render_junit(s: RunSummary, secrets: Iterable[str] = ()) -> str:
+def render_junit(s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> str:
     """The JUnit XML text for ``s``, scrubbed of ``secrets``."""
-    s = redact_summary(s, secrets)
+    s = scrub(s, secrets).summary
     cases = _cases(s)
     count = {
         tag: sum(1 for c in cases if c.find(tag) is not None)
@@ -98,7 +98,7 @@ def render_junit(s: RunSummary, secrets: Iterable[str] = ()) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(report_dir: Path, s: RunSummary, secrets: Iterable[str] = ()) -> Path:
+def write_junit(report_dir: Path, s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> Path:
     """Write ``report_dir/junit.xml`` atomically; return its path."""
     path = Path(report_dir) / JUNIT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from reports.files import atomic_write_text
 from reports.findings import group_findings
 from reports.records import FindingRecord, MessageCount, RunSummary
-from reports.redact import redact_summary
+from reports.redact import Scrubbed, scrub
 
 __all__ = [
     "MATRIX_HTML_FILE",
@@ -158,10 +158,10 @@ def matrix_warnings(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
     return tuple(warnings)
 
 
-def build_matrix(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -> Matrix:
+def build_matrix(summaries: Sequence[RunSummary | Scrubbed], secrets: Iterable[str] = ()) -> Matrix:
     """The matrix for ``summaries``, one column each, texts scrubbed of ``secrets``."""
     secrets = tuple(secrets)
-    runs = [redact_summary(s, secrets) for s in summaries]
+    runs = [scrub(s, secrets).summary for s in summaries]
     methods = _methods(runs)
     return Matrix(
         columns=_unique_labels(runs),
@@ -232,7 +232,9 @@ def _html_table(m: Matrix, reports: Sequence[str]) -> str:
 
 
 def render_matrix(
-    summaries: Sequence[RunSummary], secrets: Iterable[str] = (), reports: Sequence[str] = ()
+    summaries: Sequence[RunSummary | Scrubbed],
+    secrets: Iterable[str] = (),
+    reports: Sequence[str] = (),
 ) -> str:
     """The matrix as a self-contained HTML page (inline CSS, no script); ``reports`` (one per
     run: its report.html as the page reaches it) makes each "diverges" cell a link to the
@@ -273,7 +275,7 @@ def _md_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def matrix_markdown(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()) -> str:
+def matrix_markdown(summaries: Sequence[RunSummary | Scrubbed], secrets: Iterable[str] = ()) -> str:
     """The matrix as a GitHub-flavoured Markdown table, the verdicts as its first row."""
     m = build_matrix(summaries, secrets)
     lines = ["# XenAPI compatibility matrix", "", _LEGEND, ""]
@@ -294,15 +296,15 @@ def matrix_markdown(summaries: Sequence[RunSummary], secrets: Iterable[str] = ()
 
 def write_matrix(
     report_dir: Path,
-    summaries: Sequence[RunSummary],
+    summaries: Sequence[RunSummary | Scrubbed],
     secrets: Iterable[str] = (),
     reports: Sequence[str] = (),
 ) -> Path:
     """Write ``matrix.html`` and ``matrix.md`` atomically in ``report_dir``; return the former.
     ``reports``: each run's report.html, relative to ``report_dir`` (see ``render_matrix``)."""
-    secrets = tuple(secrets)
-    html_text = render_matrix(summaries, secrets, reports)
-    markdown = matrix_markdown(summaries, secrets)
+    clean = [scrub(s, secrets) for s in summaries]
+    html_text = render_matrix(clean, reports=reports)
+    markdown = matrix_markdown(clean)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report_dir / MATRIX_MARKDOWN_FILE, markdown)

@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MASK",
+    "Scrubbed",
     "redact",
     "redact_files",
     "redact_summary",
     "redact_url_credentials",
     "redact_value",
+    "scrub",
 ]
 
 MASK = "***"
@@ -126,6 +128,29 @@ def redact_summary(s: RunSummary, secrets: Iterable[str] = ()) -> RunSummary:
     The verdict is left alone. Credential-bearing URLs are masked even with no secrets given.
     """
     return _walk_record(s, _ordered(secrets))
+
+
+@dataclasses.dataclass(frozen=True)
+class Scrubbed:
+    """A run's summary with every secret and URL password masked: what the report writers
+    render. Only :func:`scrub` makes one."""
+
+    summary: RunSummary
+
+    def reproducers(self) -> dict[str, str]:
+        """Each finding's reproducer script (its example's), by finding id."""
+        s = self.summary
+        return {f.id: s.divergence(f.example).reproducer for f in s.findings}
+
+
+def scrub(s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> Scrubbed:
+    """``s`` with every text scrubbed (see :func:`redact_summary`): the one way into every report
+    writer. A summary scrubbed already is walked again only for the ``secrets`` given now, so a
+    run's reports, written one after another, scrub its summary once."""
+    ordered = _ordered(secrets)
+    if isinstance(s, Scrubbed):
+        return Scrubbed(_walk_record(s.summary, ordered)) if ordered else s
+    return Scrubbed(_walk_record(s, ordered))
 
 
 def _spellings(secret: str) -> set[bytes]:

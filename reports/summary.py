@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reports.files import atomic_write_text
 from reports.records import RunSummary, json_safe, summary_from_json, summary_to_json
-from reports.redact import redact_summary
+from reports.redact import Scrubbed, scrub
 
 __all__ = ["SUMMARY_FILE", "read_summary", "render_summary_json", "write_summary"]
 
@@ -16,17 +16,17 @@ SUMMARY_FILE = "summary.json"
 """The file name :func:`write_summary` writes in the report directory."""
 
 
-def render_summary_json(s: RunSummary, secrets: Iterable[str] = ()) -> str:
+def render_summary_json(s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> str:
     """The text of ``summary.json`` for ``s``: documented key order, indent 2, UTF-8 as is.
 
     Every text is scrubbed of ``secrets`` (and of URL passwords) first. The output is strict JSON:
     a non-finite float or a value JSON cannot hold is written as a string.
     """
-    data = json_safe(summary_to_json(redact_summary(s, secrets)))
+    data = json_safe(summary_to_json(scrub(s, secrets).summary))
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_summary(report_dir: Path, s: RunSummary, secrets: Iterable[str] = ()) -> Path:
+def write_summary(report_dir: Path, s: RunSummary | Scrubbed, secrets: Iterable[str] = ()) -> Path:
     """Write ``report_dir/summary.json`` atomically (creating ``report_dir``); return its path."""
     text = render_summary_json(s, secrets)
     report_dir = Path(report_dir)

@@ -20,7 +20,7 @@ def test_an_area_not_run_is_a_skipped_case_with_its_reason_in_junit_and_allure()
     junit = render_junit(s)
     assert _skipped(junit) == ['      <skipped message="time budget: not run" />']
     assert 'name="memory: not run"' in junit
-    results = [json.loads(v) for k, v in render_allure(s, {}).items() if k.endswith("-result.json")]
+    results = [json.loads(v) for k, v in render_allure(s).items() if k.endswith("-result.json")]
     memory = next(r for r in results if r["name"] == "memory: not run")
     assert memory["status"] == "skipped"
     assert memory["statusDetails"] == {"message": "time budget: not run"}

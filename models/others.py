@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from models.errors import XenAPIError, handle_invalid, map_duplicate_key, uuid_invalid
 from models.outcome import Encoded, Value
+from models.placement import free_memory
 from models.rbac import check_map_update, check_permission
 from models.records import EPOCH
 from models.schema import Message, Param, parse_type
@@ -397,6 +398,14 @@ def _host_enabled(enabled: bool) -> Handler:
     return handler
 
 
+def _host_compute_free_memory(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+    """host.compute_free_memory (xapi_host.ml: memory_check.ml
+    ``host_compute_free_memory_with_maximum_compression``, the figure VM.start's memory check
+    compares with what the VM needs)."""
+    ref = _host_ref(ctx.world, args[0])
+    return done(ctx.world, free_memory(ctx.world, ctx.world.hosts[ref]))
+
+
 def _task_destroy(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     ref = _task_ref(ctx.world, args[0])
     _assert_task_op_valid(ctx, ref)
@@ -539,6 +548,10 @@ def _all_messages() -> dict[str, tuple[Message, Handler]]:
         "host.enable": (
             _message("host.enable", "host ref host", role="pool-operator"),
             _host_enabled(True),
+        ),
+        "host.compute_free_memory": (
+            _message("host.compute_free_memory", "host ref host", "int"),
+            _host_compute_free_memory,
         ),
         "task.destroy": (_message("task.destroy", "task ref self"), _task_destroy),
         "task.cancel": (_message("task.cancel", "task ref self"), _task_cancel),

@@ -7,17 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from conformance.errors import ProtocolError
+from conformance.errors import ProtocolError, TargetError
 from conformance.judge.compare import typed_vm_record
 from conformance.targets.base import Target
 from conformance.wire import WireFormatError, from_wire
 from models import catalogue
 from models.outcome import Failure, Value
+from models.placement import free_memory
 from models.records import type_default
 from models.releases import DEFAULT_RELEASE, Release, release_of_software_version
 from models.world import NULL_REF, Account, Facts, Host, Pool, SessionInfo, World, frozen
 
-__all__ = ["Login", "import_world", "master_release"]
+__all__ = ["Login", "import_world", "master_release", "memory_accounted"]
 
 
 @dataclass(frozen=True)
@@ -202,3 +203,29 @@ def master_release(raw_master: Mapping[str, object]) -> Release:
         return DEFAULT_RELEASE
     found = release_of_software_version({str(k): str(v) for k, v in versions.items()})
     return found or DEFAULT_RELEASE
+
+
+def memory_accounted(target: Target, logins: tuple[Login, ...]) -> bool:
+    """Whether the target's free memory on every host (``host.compute_free_memory``, the figure
+    VM.start's memory check uses) is the model's for the target's state as read now.
+
+    Where it is, the model judges memory checks exactly (``Facts.host_memory_sufficient``);
+    a target that does not answer, or whose hosts' memory the model cannot see (a real pool's
+    physical memory), keeps them in doubt.
+    """
+    try:
+        world = import_world(target, logins, Facts(), "memory")
+        return all(
+            _free_memory_shown(target, logins[0].session, ref) == free_memory(world, host)
+            for ref, host in world.hosts.items()
+        )
+    except TargetError:
+        return False
+
+
+def _free_memory_shown(target: Target, session: str, host: str) -> int | None:
+    outcome = target.call("host.compute_free_memory", session, host)
+    if isinstance(outcome, Failure) or isinstance(outcome.value, bool):
+        return None
+    text = str(outcome.value)
+    return int(text) if text.isdigit() else None

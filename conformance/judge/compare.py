@@ -79,7 +79,7 @@ SHAPE_ONLY_RESULTS: Mapping[str, str] = {
     "get_data_sources": "the host's RRD daemon decides which data sources exist",
     "query_data_source": "a live measurement",
     "get_possible_hosts": "depends on each host's free memory (exact where the suite knows it: "
-    "the embedded server)",
+    "the embedded server, a target whose free memory is the model's)",
     "get_boot_record": "the record as it was at boot, serialised by the server",
     "create_new_blob": "a blob ref the server chooses",
 }

@@ -6,11 +6,11 @@ import contextlib
 import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from conformance.engine.harness import Connection, sweep_run_vms
-from conformance.engine.importer import Login
+from conformance.engine.importer import Login, memory_accounted
 from conformance.errors import LoginFailed, ProtocolError, TargetError, UsageError
 from conformance.judge.compare import Strictness
 from conformance.judge.waivers import Waivers, load_waivers
@@ -136,6 +136,8 @@ def open_connection(config: RunConfig) -> tuple[Connection, Callable[[], None]]:
         target.close()
         stop_server()
         raise
+    if facts.host_memory_sufficient is None and memory_accounted(target, tuple(logins)):
+        facts = replace(facts, host_memory_sufficient=True)
     waivers = load_waivers(config.waivers) if config.waivers else Waivers()
     connection = Connection(
         target=target,

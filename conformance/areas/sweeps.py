@@ -217,11 +217,24 @@ def placement_sweep() -> Iterator[Case]:
     VM.get_possible_hosts, then VM.start_on and VM.start: for a VM whose virtual hardware
     platform version no host offers (3), and one every host offers (2); and for a VM with
     more VCPUs than any host has CPUs, asked (never started) before and after platform
-    ``vcpu-unrestricted``; then VM.start of a VM whose affinity is the pool's last host."""
+    ``vcpu-unrestricted``; then VM.start of a VM whose affinity is the pool's last host; then
+    each host's control domain (``_control_domains_placed``)."""
     for version in (3, 2):
         yield vm_case(partial(_placed, version=version))
     yield vm_case(_over_cpus)
     yield vm_case(_started_by_affinity)
+    yield vm_case(_control_domains_placed)
+
+
+def _control_domains_placed(harness: Harness, _ref: str) -> None:
+    """Each control domain asked about every host and started on each: xapi refuses a host
+    other than its affinity (OPERATION_NOT_ALLOWED with its reason) before anything else, and
+    a start on its own host by its power state, so nothing changes on a real pool either."""
+    world = harness.world
+    for dom0 in sorted(r for r, vm in world.vms.items() if vm["is_control_domain"] is True):
+        _ask_every_host(harness, dom0)
+        for host in sorted(world.hosts):
+            harness.call("VM.start_on", dom0, host, False, False)
 
 
 def _ask_every_host(harness: Harness, ref: str) -> None:

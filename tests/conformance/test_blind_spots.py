@@ -9,7 +9,8 @@ wrong diverges.
 - the start of each crash action on an HVM and a PV guest (``crash_actions_sweep``);
 - the guest plugin called in a row on a running VM, each function first (``_plugin_calls``);
 - power_state_reset of a VM running on the master and on a slave;
-- the memory an HVM and a PV guest could have within a total (VM.maximise_memory).
+- the memory an HVM and a PV guest could have within a total (VM.maximise_memory);
+- each host's control domain asked about, and started on, every host (refused by its affinity).
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def _pinned_start(connection: Connection) -> None:
     sweeps.vm_case(sweeps._pinned_then_started)(connection, "memory")
 
 
+def _control_domains(connection: Connection) -> None:
+    sweeps.vm_case(sweeps._control_domains_placed)(connection, "lifecycle")
+
+
 def _first_left_out(outcome: Outcome) -> Outcome:
     if isinstance(outcome, Success) and isinstance(outcome.value, tuple | list):
         return Success(tuple(outcome.value[1:]))
@@ -130,6 +135,8 @@ CASES: tuple[tuple[str, Callable[[Connection], None], str, Rewrite], ...] = (
     ("pinned memory started", _pinned_start, "VM.start", _refused),
     ("platform key added twice", _map_edits, "VM.add_to_platform", _last_param_dropped),
     ("SR found by label", _standing_objects, "SR.get_by_name_label", _first_left_out),
+    ("control domain asked", _control_domains, "VM.assert_can_boot_here", _last_param_dropped),
+    ("control domain started", _control_domains, "VM.start_on", _last_param_dropped),
 )
 
 

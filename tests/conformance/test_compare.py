@@ -69,6 +69,8 @@ def test_shape_only_fields_are_real_fields_with_reasons() -> None:
         ("resident_on", "OpaqueRef:NULL", "OpaqueRef:NULL", "OpaqueRef:h"),
         ("resident_on", "OpaqueRef:h1", "OpaqueRef:h2", "OpaqueRef:NULL"),
         ("blobs", {"a": "OpaqueRef:1"}, {"a": "OpaqueRef:2"}, {}),
+        ("metrics", "OpaqueRef:m1", "OpaqueRef:m2", "OpaqueRef:NULL"),
+        ("metrics", "OpaqueRef:NULL", "OpaqueRef:NULL", "OpaqueRef:m"),
         (
             "snapshot_time",
             datetime.datetime(2026, 1, 1, 12, tzinfo=datetime.UTC),

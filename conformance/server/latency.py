@@ -97,9 +97,10 @@ class SlowCalls:
         if flights.handles(method) and seconds > 0:
             refused = self.profile.delay(method, succeeded=False)
             return flights.run(method, params, new_task_ref(), seconds, self._pause, refused)
-        succeeded = self.profile.uniform(method) or _succeeds(state, method, params)
+        ahead = None if self.profile.uniform(method) else state.look_ahead(method, params)
+        succeeded = ahead is None or isinstance(ahead.branch.outcome, Success)
         self._sleep(self.profile.delay(method, succeeded=succeeded))
-        outcome = state.call(method, params)
+        outcome = state.call(method, params, ahead)
         if method == "task.cancel" and isinstance(outcome, Success) and len(params) > 1:
             flights.cancel(str(params[1]))
         flights.arrived(new_task_ref(), method)
@@ -121,13 +122,13 @@ class SlowCalls:
             self._sleep(seconds)
 
     def _async(self, state: ServerState, method: str, params: tuple[object, ...]) -> Outcome:
-        branch = state.transition(state.world, Call(method, params, _now()))[0]
-        outcome = branch.outcome
+        ahead = state.look_ahead(method, params)
+        branch, outcome = ahead.branch, ahead.branch.outcome
         flights = self.flights(state)
         if not isinstance(outcome, Success):  # refused before a task exists
             self._sleep(self.profile.delay(method.removeprefix(ASYNC_PREFIX), succeeded=False))
             flights.arrived(new_task_ref(), method)
-            return state.call(method, params)
+            return state.call(method, params, ahead)
         task = branch.world.tasks[str(outcome.value)]
         seconds = self.profile.delay(method, succeeded=task.status == "success")
         name = method.removeprefix(ASYNC_PREFIX)
@@ -137,7 +138,7 @@ class SlowCalls:
             seconds = flights.seconds(method, seconds)
         if seconds <= 0:
             flights.arrived(new_task_ref(), method)
-            return state.call(method, params)
+            return state.call(method, params, ahead)
         ref = self._start_task(state, task, seconds)
         if flying:
             self._fly(state, ref, Call(method, params, _now()), seconds)
@@ -237,13 +238,6 @@ class SlowCalls:
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-
-
-def _succeeds(state: ServerState, method: str, params: tuple[object, ...]) -> bool:
-    """Whether the call would succeed now (looked ahead, not applied)."""
-    return isinstance(
-        state.transition(state.world, Call(method, params, _now()))[0].outcome, Success
-    )
 
 
 def _with_task(world: World, task: Task) -> World:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from conformance.faults import Fault, Transition, compose, lookup, wire_quirks
@@ -19,12 +20,22 @@ from conformance.server.config import ServerConfig, parse_release
 from conformance.server.events import EventLog
 from models.outcome import Outcome
 from models.setup import initial_world
-from models.transition import Call
+from models.transition import Branch, Call
 from models.world import Facts, World
 
-__all__ = ["ServerState"]
+__all__ = ["Lookahead", "ServerState"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lookahead:
+    """A call's first branch worked out before the call is applied (a slow call's delay
+    depends on whether it succeeds): the world and call it was worked out for, and the branch."""
+
+    world: World
+    call: Call
+    branch: Branch
 
 
 class ServerState:
@@ -111,10 +122,28 @@ class ServerState:
             self._changed.notify_all()
             self.events.notify()
 
-    def call(self, method: str, params: tuple[object, ...]) -> Outcome:
-        """Apply one call; when the model offers several branches, the first one is taken."""
-        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    def look_ahead(self, method: str, params: tuple[object, ...]) -> Lookahead:
+        """The branch ``call`` would take now, without applying it."""
+        world, call = self._world, Call(method, params, _now())
+        return Lookahead(world, call, self._transition(world, call)[0])
+
+    def call(
+        self, method: str, params: tuple[object, ...], ahead: Lookahead | None = None
+    ) -> Outcome:
+        """Apply one call; when the model offers several branches, the first one is taken.
+
+        ``ahead``, a lookahead of this call, is taken as it is while the world and the clock's
+        second are still those it was worked out for (the model is a pure function of them)."""
+        call = Call(method, params, _now())
         with self._lock:
-            branch = self._transition(self._world, Call(method, params, now))[0]
+            if ahead is not None and ahead.world is self._world and ahead.call == call:
+                branch = ahead.branch
+            else:
+                branch = self._transition(self._world, call)[0]
             self._commit(branch.world)
         return branch.outcome
+
+
+def _now() -> datetime.datetime:
+    """The server's clock as the model reads it: UTC, whole seconds."""
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)

@@ -43,9 +43,13 @@ class _Clockwork:
         self.now = 0.0
         self.slept: list[float] = []
         self.scheduled: list[tuple[float, Callable[[], None]]] = []
+        self.meanwhile: list[Callable[[], object]] = []
+        """What other clients do during the next sleeps, one action a sleep."""
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
+        if self.meanwhile:
+            self.meanwhile.pop(0)()
 
     def clock(self) -> float:
         return self.now
@@ -172,6 +176,20 @@ def test_a_sync_call_waits_its_class_figure_and_a_refused_one_the_failure_figure
     refused = slow.call("VM.start", slow.session, vm, False, False)
     assert isinstance(refused, Failure) and refused.code == "VM_BAD_POWER_STATE"
     assert slow.time.slept == [XAPI["create"], XAPI["start"], XAPI["failure"]]
+
+
+def test_a_call_meets_the_world_as_its_delay_leaves_it_not_as_it_was_looked_ahead() -> None:
+    """A slow call's delay depends on whether it succeeds, so the call is worked out before
+    it; another client's call during the delay makes it be worked out again on the world it
+    then meets: a VM destroyed meanwhile is a handle no longer valid."""
+    slow = _Slow(load_profile("xapi"))
+    vm, other = slow.vm(), slow.vm()
+    slow.time.meanwhile.append(lambda: slow.state.call("VM.destroy", (slow.session, vm)))
+    late = slow.call("VM.set_name_label", slow.session, vm, "late")
+    assert isinstance(late, Failure) and late.code == "HANDLE_INVALID"
+    assert slow.time.slept[-1] == XAPI["write"]  # the delay of the success looked ahead
+    slow.ok("VM.set_name_label", slow.session, other, "on time")
+    assert slow.ok("VM.get_name_label", slow.session, other) == "on time"
 
 
 def test_an_async_call_stays_pending_with_progress_then_finishes_with_its_effect() -> None:

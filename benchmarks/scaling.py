@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -139,11 +140,15 @@ def _run(url: str, workers: int, options: argparse.Namespace) -> dict[str, Any]:
 
 
 def _reproducers(report: Path, summary: dict[str, Any], url: str) -> list[str]:
-    """Each finding's id and a digest of its reproducer, the target's address masked."""
+    """Each finding's id and a digest of its reproducer, the target's address and the run's
+    tag on its VMs (the run's id and worker) masked."""
+    from conformance.judge.refs import RUN_TAG
+
     digests = []
     for finding in summary.get("findings", []):
         path = report / str(finding.get("reproducer", ""))
         text = path.read_text() if path.is_file() else ""
+        text = re.sub(rf"'{RUN_TAG}': '[^']*'", f"'{RUN_TAG}': 'RUN'", text)
         digest = hashlib.sha256(text.replace(url.rstrip("/"), "URL").encode()).hexdigest()[:10]
         digests.append(f"{finding['id']}:{digest}")
     return digests

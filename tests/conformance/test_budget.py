@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
+from conformance.areas.machines import AREAS
 from conformance.errors import TargetInconsistent, TargetStalled, UsageError
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
 from conformance.runner.budget import (
@@ -27,6 +28,7 @@ from conformance.runner.budget import (
     watching,
 )
 from conformance.runner.plugin import run_started
+from conformance.runner.split import SWEEPS, area_pieces, budget_order, sweep_pieces
 from models.outcome import Success
 
 
@@ -299,6 +301,54 @@ def test_workers_share_the_time_left_by_what_no_worker_has_started(tmp_path: Pat
     for name in names[1:6]:
         second.deadline_for(name)  # the other worker starts five more
     assert first.deadline_for(names[6]) == clock.now + time_left  # two left: all the time left
+
+
+def _xdist_load(order: list[str], workers: int) -> list[list[str]]:
+    """The pieces each worker is handed at first by pytest-xdist's load scheduling: a few
+    consecutive ones each, in the collection's order."""
+    each = max(2, len(order) // workers // 4)
+    return [order[k * each : (k + 1) * each] for k in range(workers)]
+
+
+SCALE = 0.1
+"""The target's latency: ``serve --latency xapi --latency-scale 0.1`` (a piece's estimated
+cost is at a pool's latency)."""
+
+
+@pytest.mark.parametrize("workers", [2, 8])
+def test_a_short_budget_with_workers_starts_every_area_and_sweep(
+    tmp_path: Path, workers: int
+) -> None:
+    """``--time-budget 90 -n N`` of a ``ci`` run: a third of the budget goes to the workers'
+    start-up; each worker runs what xdist hands it, in the budget's order (a few pieces at
+    first, more as it frees up), each piece until its share of the budget is spent or it is
+    done (at its estimated cost); still every area and every sweep starts before its
+    deadline (``run_machine`` runs none after it)."""
+    clock = _Clock()
+    found = area_pieces(AREAS, "ci", None) + [p for name in SWEEPS for p in sweep_pieces(name)]
+    pieces = {f"{'test_area' if p.is_area else p.family}[{p.id}]": p for p in found}
+    budgets = [
+        Budget(90.0, started=clock.now, clock=clock, workers=workers, board=tmp_path)
+        for _ in range(workers)
+    ]
+    for budget in budgets:
+        budget.weights = {name: piece.cost for name, piece in pieces.items()}
+    order = budget_order(pieces)
+    queues = _xdist_load(order, workers)
+    pending = order[sum(len(queue) for queue in queues) :]
+    free_at = [clock.now + 30.0] * workers
+    started: set[str] = set()
+    while any(queues):
+        worker = min((k for k in range(workers) if queues[k]), key=lambda k: free_at[k])
+        clock.now = free_at[worker]
+        name = queues[worker].pop(0)
+        until = budgets[worker].deadline_for(name)
+        if until > clock.now:
+            started.add(pieces[name].family)
+            free_at[worker] = min(until, clock.now + pieces[name].cost * SCALE)
+        if pending and len(queues[worker]) < 2:  # xdist tops the worker up
+            queues[worker].append(pending.pop(0))
+    assert started == {piece.family for piece in pieces.values()}
 
 
 def test_a_lone_process_shares_the_time_among_the_tests_it_has_not_started() -> None:

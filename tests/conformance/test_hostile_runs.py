@@ -3,14 +3,17 @@ complete reports, and no password or session ref in any output."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from conformance.engine.answers import send
 from conformance.errors import TargetStalled
 from conformance.judge.compare import AnswerRules
 from conformance.runner.interrupts import SECOND_SIGNAL_MESSAGE
+from conformance.runner.progress import PROGRESS_DIR
 from conformance.runner.results import tool_version
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
@@ -221,37 +225,97 @@ def _start_run(server_url: str, report_dir: Path, *extra: str) -> subprocess.Pop
     )
 
 
-def _wait_for_progress(report_dir: Path, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline and process.poll() is None:
-        counts = [p.read_text().split() for p in (report_dir / ".progress").glob("*.txt")]
-        if any(c and int(c[0]) >= 5 for c in counts):
-            return
-        time.sleep(0.3)
-    pytest.fail("the run made no progress")
+CREATES_BEFORE_SIGINT = 5
+"""The run's VM.create calls the server has answered when the test sends SIGINT: each is a step
+the run counted before sending it, in an example it had begun."""
+
+
+@contextmanager
+def _counting_creates(upstream: str) -> Iterator[tuple[str, hostile.Proxy, threading.Semaphore]]:
+    """A proxy to ``upstream``: its URL, itself, and a semaphore released at each VM.create it
+    answers."""
+    created = threading.Semaphore(0)
+
+    def count_creates(request: hostile.Request, body: bytes) -> bytes:
+        if hostile.method_of(request) == "VM.create":
+            created.release()
+        return body
+
+    with hostile.proxy(upstream, rewrite=count_creates) as (server, relay):
+        yield server.url, relay, created
+
+
+def _wait_for_progress(report_dir: Path, created: threading.Semaphore) -> None:
+    """Until the run has made ``CREATES_BEFORE_SIGINT`` VMs and its progress files (written after
+    the parts an interrupted run's summary counts) hold as many steps: woken by each VM.create
+    answered, then by each file written (Linux inotify), never by a clock."""
+    for _ in range(CREATES_BEFORE_SIGINT):
+        assert created.acquire(timeout=WAIT_S), "the run made no progress"
+    folder = report_dir / PROGRESS_DIR  # made before the run's first call
+    with _written_files(folder) as written:
+        while _steps_saved(folder) < CREATES_BEFORE_SIGINT:
+            assert written(WAIT_S), "the run saved no progress"
+
+
+def _steps_saved(folder: Path) -> int:
+    """The steps the processes' progress files hold (each file "examples steps findings")."""
+    counts = [path.read_text().split() for path in folder.glob("*.txt")]
+    return sum(int(c[1]) for c in counts if len(c) == 3)
+
+
+IN_CLOSE_WRITE, IN_MOVED_TO = 0x008, 0x080
+
+
+@contextmanager
+def _written_files(folder: Path) -> Iterator[Callable[[float], bool]]:
+    """A function that waits until a file of ``folder`` is written or moved in (at most
+    ``timeout`` seconds; whether one was)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    watch = libc.inotify_init1(os.O_CLOEXEC)
+    assert watch >= 0, os.strerror(ctypes.get_errno())
+    try:
+        added = libc.inotify_add_watch(watch, bytes(folder), IN_CLOSE_WRITE | IN_MOVED_TO)
+        assert added >= 0, os.strerror(ctypes.get_errno())
+
+        def written(timeout: float) -> bool:
+            ready, _, _ = select.select([watch], [], [], timeout)
+            if ready:
+                os.read(watch, 4096)
+            return bool(ready)
+
+        yield written
+    finally:
+        os.close(watch)
+
+
+def _assert_counts_so_far(data: dict[str, object]) -> None:
+    """The summary counts what the run did before the interrupt."""
+    assert int(data["examples"]) >= 1, data  # type: ignore[call-overload]
+    assert int(data["steps"]) >= CREATES_BEFORE_SIGINT, data  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_one_interrupt_writes_reports_with_the_counts_so_far(
     workers: str, upstream: RunningServer, tmp_path: Path
 ) -> None:
-    process = _start_run(upstream.url, tmp_path, "-n", workers)
-    _wait_for_progress(tmp_path, process)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    with _counting_creates(upstream.url) as (url, _relay, created):
+        process = _start_run(url, tmp_path, "-n", workers)
+        _wait_for_progress(tmp_path, created)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 3, stdout + stderr
     assert "Traceback" not in stderr
     data = summary(tmp_path)
     assert data["verdict"] == "error" and "interrupted" in str(data["error"])
-    assert int(data["examples"]) >= 5  # type: ignore[call-overload]
+    _assert_counts_so_far(data)
 
 
 def test_a_second_interrupt_exits_at_once_with_one_line(
     upstream: RunningServer, tmp_path: Path
 ) -> None:
-    with hostile.proxy(upstream.url) as (server, relay):
-        process = _start_run(server.url, tmp_path)
-        _wait_for_progress(tmp_path, process)
+    with _counting_creates(upstream.url) as (url, relay, created):
+        process = _start_run(url, tmp_path)
+        _wait_for_progress(tmp_path, created)
         with relay.arrived:
             relay.stall_after = relay.forwarded  # from now on every call waits
         process.send_signal(signal.SIGINT)
@@ -266,7 +330,7 @@ def test_a_second_interrupt_exits_at_once_with_one_line(
     data = summary(tmp_path)  # the counts reached, though the clean-up never ended
     assert data["verdict"] == "error", data["error"]
     assert "interrupted twice" in str(data["error"])
-    assert int(data["examples"]) >= 5  # type: ignore[call-overload]
+    _assert_counts_so_far(data)
     assert (tmp_path / "report.html").exists()
 
 

@@ -11,7 +11,6 @@ from models.checks import guarded, merge, update_vm
 from models.errors import XenAPIError, handle_invalid
 from models.features import assert_enabled
 from models.memory import MemoryTuple, are_pinned_at_static_max, nested_virt, platform_flag
-from models.misc import HOST_BIOS_STRINGS
 from models.outcome import Success, Value
 from models.placement import (
     choose_host,
@@ -21,7 +20,7 @@ from models.placement import (
 )
 from models.records import NO_DOMAIN
 from models.transition import Ctx, Handler, Result, as_map, attempt, done, failed, vm_of
-from models.world import NULL_REF, Host, Record, World, new_ids
+from models.world import GENERIC_BIOS_STRINGS, NULL_REF, Host, Record, World, new_ids
 
 __all__ = ["CRASH_GRACE_S", "HANDLERS", "guest_stops"]
 
@@ -111,7 +110,7 @@ def _generic_bios_strings(world: World, ref: str) -> World:
     (``Xapi_vm_helpers.consider_generic_bios_strings``) before it is placed."""
     if as_map(world.vms[ref]["bios_strings"]):
         return world
-    return update_vm(world, ref, {"bios_strings": dict(HOST_BIOS_STRINGS)})
+    return update_vm(world, ref, {"bios_strings": dict(GENERIC_BIOS_STRINGS)})
 
 
 def _overhead_refreshed(world: World, ref: str) -> World:

@@ -17,29 +17,9 @@ from models.plugins import call_plugin
 from models.records import read_record
 from models.releases import changed
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
-from models.world import NULL_REF, Record, World, new_ids
+from models.world import GENERIC_BIOS_STRINGS, NULL_REF, Record, World, new_ids
 
-__all__ = ["HANDLERS", "HOST_BIOS_STRINGS"]
-
-HOST_BIOS_STRINGS: dict[str, Value] = {
-    "bios-vendor": "Xen",
-    "bios-version": "",
-    "system-manufacturer": "Xen",
-    "system-product-name": "HVM domU",
-    "system-version": "",
-    "system-serial-number": "",
-    "baseboard-manufacturer": "",
-    "baseboard-product-name": "",
-    "baseboard-version": "",
-    "baseboard-serial-number": "",
-    "baseboard-asset-tag": "",
-    "baseboard-location-in-chassis": "",
-    "enclosure-asset-tag": "",
-    "hp-rombios": "",
-    "oem-1": "Xen",
-    "oem-2": "MS_VM_CERT/SHA1/bdbeb6e0a816d43fa6d3fe8aaef04c2bad9d3e3d",
-}
-"""The BIOS strings a host hands to copy_bios_strings (xapi's defaults)."""
+__all__ = ["HANDLERS"]
 
 BIOS_KEYS = frozenset(
     {
@@ -232,7 +212,7 @@ def set_bios_strings(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         error = _bios_error(key, str(value))
         if error:
             raise error
-    merged = {**HOST_BIOS_STRINGS, **as_map(args[1])}
+    merged = {**GENERIC_BIOS_STRINGS, **as_map(args[1])}
     return done(update_vm(ctx.world, ref, {"bios_strings": merged}, recompute=False))
 
 
@@ -245,7 +225,8 @@ def copy_bios_strings(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         raise XenAPIError("VM_BIOS_STRINGS_ALREADY_SET")
     if host not in ctx.world.hosts:
         raise handle_invalid("host", host)
-    changes: dict[str, Value] = {"bios_strings": dict(HOST_BIOS_STRINGS), "affinity": host}
+    bios_strings = dict(ctx.world.hosts[host].bios_strings)
+    changes: dict[str, Value] = {"bios_strings": bios_strings, "affinity": host}
     return done(update_vm(ctx.world, ref, changes, recompute=False))
 
 

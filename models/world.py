@@ -82,6 +82,30 @@ class SessionInfo:
     originator: str = ""
 
 
+GENERIC_BIOS_STRINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "bios-vendor": "Xen",
+        "bios-version": "",
+        "system-manufacturer": "Xen",
+        "system-product-name": "HVM domU",
+        "system-version": "",
+        "system-serial-number": "",
+        "baseboard-manufacturer": "",
+        "baseboard-product-name": "",
+        "baseboard-version": "",
+        "baseboard-serial-number": "",
+        "baseboard-asset-tag": "",
+        "baseboard-location-in-chassis": "",
+        "enclosure-asset-tag": "",
+        "hp-rombios": "",
+        "oem-1": "Xen",
+        "oem-2": "MS_VM_CERT/SHA1/bdbeb6e0a816d43fa6d3fe8aaef04c2bad9d3e3d",
+    }
+)
+"""constants.ml ``generic_bios_strings`` (with ``standard_type11_strings``): what a VM without
+BIOS strings gets at its first start, and the strings of the simulator's hosts."""
+
+
 @dataclass(frozen=True)
 class Host:
     """A pool member. ``hvm`` mirrors an "hvm-3.0-x86_64" entry in its capabilities."""
@@ -102,6 +126,8 @@ class Host:
     """The versions a host offers its guests (xapi_globs.ml: 0, 1 and 2, has_vendor_device)."""
     memory_overhead: int = 0
     """Host memory xapi keeps back from guests (its record's ``memory_overhead``)."""
+    bios_strings: Mapping[str, str] = field(default_factory=lambda: GENERIC_BIOS_STRINGS)
+    """What VM.copy_bios_strings copies to a VM (its record's ``bios_strings``)."""
 
 
 @dataclass(frozen=True)

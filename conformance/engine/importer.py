@@ -118,7 +118,15 @@ def _host(ref: str, raw: Mapping[str, object]) -> Host:
         enabled=raw.get("enabled", True) not in (False, "false", "0"),
         cpu_count=_count(raw.get("cpu_info"), defaults.cpu_count),
         virtual_hardware_platform_versions=_versions(raw.get("virtual_hardware_platform_versions")),
+        bios_strings=_strings(raw.get("bios_strings"), defaults.bios_strings),
     )
+
+
+def _strings(raw: object, default: Mapping[str, str]) -> Mapping[str, str]:
+    """A host's string map (``bios_strings``), or ``default`` if the record has none."""
+    if not isinstance(raw, Mapping):
+        return default
+    return MappingProxyType({str(k): str(v) for k, v in raw.items()})
 
 
 def _count(cpu_info: object, default: int) -> int:

@@ -171,6 +171,17 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
         ),
     ),
     (
+        "bios-strings-unfilled",
+        Seeded(
+            BranchFault(_kept("bios_strings"), _vm_methods("start", "start_on", asynchronous=True)),
+            "lifecycle",
+            "lifecycle",
+            "A VM's first start leaves its BIOS strings empty (no generic strings filled in).",
+            "xapi's VM.start and VM.start_on give a VM without BIOS strings the generic ones "
+            "(consider_generic_bios_strings); the faulty server leaves the map empty.",
+        ),
+    ),
+    (
         "start-fails",
         Seeded(
             BranchFault(_start_fails, _vm_methods("start", "start_on", asynchronous=True)),

@@ -64,7 +64,6 @@ SHAPE_ONLY_FIELDS: Mapping[str, str] = {
     "scheduled_to_be_resident_on": "a transient placement reservation",
     "suspend_VDI": "a VDI the server creates; only NULL versus a VDI is predictable",
     "consoles": "created by the server for running guests",
-    "bios_strings": "copied from the host at first boot",
     "blobs": "blob refs are chosen by the server; only the names are predictable",
     "current_operations": "task refs of operations in flight (the client never sees a "
     "synchronous call's task): the operations in flight are compared, not their keys",

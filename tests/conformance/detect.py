@@ -40,6 +40,7 @@ CASES: dict[str, tuple[str, str]] = {
     "shutdown-keeps-domid": (LIFECYCLE_SWEEP, "domid"),
     "unpause-running-accepted": (LIFECYCLE_SWEEP, "VM_BAD_POWER_STATE"),
     "start-fails": (LIFECYCLE_SWEEP, "NO_HOSTS_AVAILABLE"),
+    "bios-strings-unfilled": (LIFECYCLE_SWEEP, "bios_strings"),
     "boot-checks-lax": (LIFECYCLE_SWEEP, "VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION"),
     "possible-hosts-all": (LIFECYCLE_SWEEP, "VM.get_possible_hosts"),
     "hard-shutdown-suspended-refused": (LIFECYCLE_SWEEP, "VM.hard_shutdown"),

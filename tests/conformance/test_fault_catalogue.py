@@ -112,6 +112,10 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         (vm := d.in_state("Running"))
         and Scenario(("VM.hard_shutdown", vm), -1, None, read=("VM.get_domid", vm))
     ),
+    "bios-strings-unfilled": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(("VM.start", vm, False, False), None, {}, read=("VM.get_bios_strings", vm))
+    ),
     "start-fails": lambda d: (
         (vm := d.new_vm())
         and Scenario(("VM.start", vm, False, False), OK, Failure("NO_HOSTS_AVAILABLE", ()))

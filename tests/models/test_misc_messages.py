@@ -8,9 +8,8 @@ from types import MappingProxyType
 
 import pytest
 
-from models.misc import HOST_BIOS_STRINGS
 from models.outcome import Failure
-from models.world import NULL_REF, Facts
+from models.world import GENERIC_BIOS_STRINGS, NULL_REF, Facts
 from tests.models.helpers import GIB, MIB, Driver, driver
 
 BIG = 40 * GIB
@@ -276,7 +275,7 @@ def test_set_bios_strings_fills_in_the_host_defaults() -> None:
     ref = d.new_vm()
     d.ok("VM.set_bios_strings", ref, {"bios-vendor": "Test", "bios-version": "Test Inc. A08"})
     assert d.field(ref, "bios_strings") == {
-        **HOST_BIOS_STRINGS,
+        **GENERIC_BIOS_STRINGS,
         "bios-vendor": "Test",
         "bios-version": "Test Inc. A08",
     }
@@ -325,11 +324,18 @@ def test_set_bios_strings_accepts_the_printable_bounds() -> None:
 
 
 def test_copy_bios_strings_copies_the_hosts_strings() -> None:
+    """xapi_vm_helpers.ml copy_bios_strings: the host's own ``bios_strings``, as its record
+    shows them (a real host's differ from the generic strings a first start gives)."""
     d = driver()
-    master, _ = _hosts(d)
-    ref = d.new_vm()
+    master, other = _hosts(d)
+    own = {"bios-vendor": "Dell Inc.", "system-product-name": "PowerEdge R650"}
+    hosts = {**d.world.hosts, other: replace(d.world.hosts[other], bios_strings=own)}
+    d.world = replace(d.world, hosts=MappingProxyType(hosts))
+    ref, second = d.new_vm(), d.new_vm()
     assert d.ok("VM.copy_bios_strings", ref, master) == ""
-    assert d.field(ref, "bios_strings") == HOST_BIOS_STRINGS
+    assert d.field(ref, "bios_strings") == GENERIC_BIOS_STRINGS
+    d.ok("VM.copy_bios_strings", second, other)
+    assert d.field(second, "bios_strings") == own
 
 
 def test_copy_bios_strings_only_once() -> None:
@@ -357,7 +363,7 @@ def test_a_started_vm_has_its_bios_strings_already() -> None:
     d = driver()
     master, _ = _hosts(d)
     ref = d.in_state("Running")
-    assert d.field(ref, "bios_strings") == HOST_BIOS_STRINGS
+    assert d.field(ref, "bios_strings") == GENERIC_BIOS_STRINGS
     assert d.fails("VM.copy_bios_strings", ref, master) == Failure("VM_BIOS_STRINGS_ALREADY_SET")
 
 

@@ -670,15 +670,19 @@ def learn_uuid(harness: Harness, ref: str) -> str | None:
 
 
 def query_pool(harness: Harness, ref: str) -> None:
-    """Every query a client finds VMs with, after a change to VM ``ref``: by uuid (its own and
-    one nobody has), by its label, all refs, all records (the suite's VMs compared exactly)."""
+    """Every query a client finds VMs with, after a change to VM ``ref``: by uuid (its own, in
+    capitals, and one nobody has), by its label (and in capitals: xapi compares both exactly),
+    all refs, all records (the suite's VMs compared exactly)."""
     for vm in harness.suite_vms():
         uuid = learn_uuid(harness, vm)
         if uuid is not None and vm == ref:
-            harness.call("VM.get_by_uuid", uuid)
+            for asked in dict.fromkeys((uuid, uuid.upper())):
+                harness.call("VM.get_by_uuid", asked)
     harness.call("VM.get_by_uuid", BOGUS_UUID)
     if ref in harness.world.vms:
-        harness.call("VM.get_by_name_label", str(harness.world.vms[ref]["name_label"]))
+        label = str(harness.world.vms[ref]["name_label"])
+        for asked in dict.fromkeys((label, label.upper())):
+            harness.call("VM.get_by_name_label", asked)
     harness.call("VM.get_all")
     harness.call("VM.get_all_records")
     if ref in harness.world.vms:

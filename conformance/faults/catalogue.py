@@ -19,6 +19,7 @@ from conformance.faults.changes import (
     _any_password,
     _blocked_operations_inherited,
     _capitalised_state,
+    _case_folded,
     _counting_session,
     _created_local_time,
     _default_template,
@@ -1021,6 +1022,18 @@ _ENTRIES += (
             "VM.get_by_name_label answers every VM whose label begins with the text asked for.",
             'after VM.clone(vm, "xapi-conformance sweep clone"), xapi\'s VM.get_by_name_label('
             '"xapi-conformance sweep") answers [vm]; the faulty server answers the clone too.',
+        ),
+    ),
+    (
+        "queries-ignore-case",
+        Seeded(
+            BranchFault(_case_folded, _vm_methods("get_by_uuid", "get_by_name_label")),
+            "fields",
+            "fields",
+            "VM.get_by_uuid and VM.get_by_name_label match whatever the case of the text asked for.",
+            "xapi compares a uuid and a label exactly: VM.get_by_uuid of a VM's uuid in capitals "
+            "fails with UUID_INVALID and VM.get_by_name_label of its label in capitals answers []; "
+            "the faulty server finds the VM by both.",
         ),
     ),
     (

@@ -480,6 +480,17 @@ def _prefix_match(world: World, call: Call, branch: Branch) -> Branch:
     return replace(branch, outcome=Success(refs)) if isinstance(branch.outcome, Success) else branch
 
 
+def _case_folded(world: World, call: Call, branch: Branch) -> Branch:
+    """get_by_uuid and get_by_name_label match whatever the case (a server that parses uuids,
+    or compares labels without case)."""
+    asked = str(call.args[1]).casefold() if len(call.args) > 1 else ""
+    field = "uuid" if call.method.endswith("get_by_uuid") else "name_label"
+    refs = tuple(r for r, vm in world.vms.items() if str(vm[field]).casefold() == asked)
+    if field == "name_label":
+        return replace(branch, outcome=Success(refs))
+    return replace(branch, outcome=Success(refs[0])) if refs else branch
+
+
 def _snapshots_left_out(world: World, call: Call, branch: Branch) -> Branch:
     """get_all_records leaves out snapshots (as if they were not VMs)."""
     outcome = branch.outcome

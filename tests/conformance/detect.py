@@ -91,6 +91,7 @@ CASES: dict[str, tuple[str, str]] = {
     "datetime-as-string": (FIELDS_SWEEP, "dateTime"),
     "map-key-roles-ignored": ("test_area and roles", "RBAC_PERMISSION_DENIED"),
     "name-label-prefix-match": (FIELDS_SWEEP, "get_by_name_label"),
+    "queries-ignore-case": (FIELDS_SWEEP, "get_by_"),
     "records-without-snapshots": (FIELDS_SWEEP, "get_all_records"),
     "where-filter-ignored": (FIELDS_SWEEP, "get_all_records_where"),
     "snapshot-time-epoch": (LIFECYCLE_SWEEP, "snapshot_time"),

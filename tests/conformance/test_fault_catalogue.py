@@ -477,6 +477,10 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         and d.ok("VM.clone", vm, "test-vm clone")
         and Scenario(("VM.get_by_name_label", "test-vm"), (vm,), None)
     ),
+    "queries-ignore-case": lambda d: (
+        (vm := d.new_vm(name_label="test-vm"))
+        and Scenario(("VM.get_by_name_label", "TEST-VM"), (), (vm,))
+    ),
     "records-without-snapshots": lambda d: (
         (vm := d.new_vm())
         and d.ok("VM.snapshot", vm, "s")

@@ -130,7 +130,7 @@ def test_eight_long_polls_do_not_delay_a_login(tight: RunningServer) -> None:
             "method": "session.login_with_password",
             "params": ["root", PASSWORD],
         },
-        timeout=5,
+        timeout=WAIT_S,
     )
     latency = time.perf_counter() - started
     assert "result" in login.json()

@@ -74,7 +74,7 @@ def test_event_next_unblocks_on_logout(wire_api: Api, source: str) -> None:
     waiter.start()
     assert wire_api.state.events.wait_for_waiters(1, WAIT_S)  # nothing to answer: it waits
     session.raw("session.logout", session.session)
-    waiter.join(timeout=5)
+    waiter.join(timeout=WAIT_S)
     assert answers == [Failure("SESSION_INVALID", (session.session,))]
 
 
@@ -103,7 +103,7 @@ def test_event_next_sees_a_pool_other_config_change(wire_api: Api, source: str) 
     waiter.start()
     assert wire_api.state.events.wait_for_waiters(1, WAIT_S)  # the change wakes it
     session.ok("pool.add_to_other_config", pool, "event_next_test", "1")
-    waiter.join(timeout=10)
+    waiter.join(timeout=WAIT_S)
     assert [(e["class"], e["operation"], e["ref"]) for e in seen] == [("pool", "mod", pool)]
     assert isinstance(seen[0]["id"], str)
     assert seen[0]["snapshot"]["other_config"]["event_next_test"] == "1"
@@ -169,7 +169,7 @@ def test_event_from_sees_a_pool_other_config_change(wire_api: Api, source: str) 
     waiter = threading.Thread(target=lambda: seen.append(_pool_key_seen(wire_api, token, "k")))
     waiter.start()  # the change shows from the token whether it comes before the wait or in it
     wire_api.ok("pool.add_to_other_config", pool, "k", "1")
-    waiter.join(timeout=30)
+    waiter.join(timeout=WAIT_S)
     assert seen == [True]
 
 
@@ -195,8 +195,8 @@ def test_event_from_parallel(wire_api: Api, source: str) -> None:
     first.start()
     second.start()
     wire_api.ok("pool.add_to_other_config", pool, "p", "1")
-    second.join(timeout=30)
-    first.join(timeout=30)
+    second.join(timeout=WAIT_S)
+    first.join(timeout=WAIT_S)
     assert errors == []
     assert seen == [True]
 
@@ -232,8 +232,8 @@ def test_event_inject(wire_api: Api) -> None:
     waiter = threading.Thread(target=lambda: batches.append(_from(wire_api, ["pool"], token, 60.0)))
     waiter.start()  # the inject shows from the token whether it comes before the wait or in it
     wire_api.ok("event.inject", "pool", pool)
-    waiter.join(timeout=30)
-    [batch] = batches  # woken by the inject: a 60 s wait would have outlived the join
+    waiter.join(timeout=WAIT_S)
+    [batch] = batches  # a wait the inject did not wake would have ended with no event
     assert [(e["class"], e["ref"]) for e in batch["events"]] == [("pool", pool)]
 
 

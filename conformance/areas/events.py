@@ -30,6 +30,7 @@ from conformance.judge.events import (
     coalesced,
     current_id_mismatch,
     event_mismatch,
+    next_del_mismatch,
     next_order_mismatch,
     next_shape_mismatch,
     order_mismatch,
@@ -116,6 +117,8 @@ class EventWatch:
         self.history = EventHistory.start(harness.world)
         self.tasks: dict[str, str] = {}
         """The tasks of the example's Async calls (target refs) and their short names."""
+        self.destroyed: dict[str, Mapping[str, Value]] = {}
+        """The example's destroyed VMs and their last records (event.next's del snapshots)."""
         self.ended: tuple[TaskEnd, str] | None = None
         """The last Async call's ended task and the token its own subscription read it at."""
         self.legacy = self._register()
@@ -174,7 +177,10 @@ class EventWatch:
         base = _with_chosen_fields(base, world)
         if base is not self.history.world:
             self.history = self.history.restated(base)
-        self.history = self.history.record(world)[0]
+        self.history, found = self.history.record(world)
+        self.destroyed.update(
+            {c.key[1]: c.snapshot for c in found if c.key[0] == "vm" and c.operation == "del"}
+        )
 
     def resume(self, back: int) -> None:
         """event.from from an older token: every change since, each object once."""
@@ -218,9 +224,12 @@ class EventWatch:
 
     def idle(self) -> None:
         """event.from with nothing new since the token: it waits its timeout, then answers
-        none of the suite's objects."""
+        none of the suite's objects; so does one subscribed to the suite's last VM alone."""
         self._record()
         self._judged(SUBSCRIPTION, self.marks[-1], IDLE_WAIT_S)
+        vms = [ref for ref in self.harness.world.vms if self.harness.refs.kind(ref) == "vm"]
+        if vms:  # a client watching one VM that did not change
+            self._judged((f"vm/{vms[-1]}",), self.marks[-1], IDLE_WAIT_S)
 
     def task_ended(self, end: TaskEnd) -> None:
         """An ``Async.`` call's task has ended: a client subscribed to it (``task/<ref>``)
@@ -332,6 +341,7 @@ class EventWatch:
             self._diverge_next(legacy, bad.mismatch, outcome)
         mismatch = next_shape_mismatch(cast(Sequence[Mapping[str, object]], outcome.value))
         mismatch = mismatch or next_order_mismatch(seen, legacy.answered_up_to, self._name)
+        mismatch = mismatch or next_del_mismatch(seen, self.destroyed, self._name)
         mismatch = mismatch or event_mismatch(question, coalesced(seen), self._name)
         if mismatch is not None:
             shown = Success(
@@ -784,7 +794,8 @@ class EventWatch:
         calls = [c.method for c in self.harness.log[first:]]
         after = f"after {', '.join(calls)}" if calls else "with no call since the token"
         text = text or f"event.from({list(classes)}, token)"
-        message = f"[events] {after}, {text}: {self.harness.refs.display_text(str(mismatch))}"
+        shown = self.harness.refs.display_text(f"{text}: {mismatch}")
+        message = f"[events] {after}, {shown}"
         info = DivergenceInfo(
             method=text.partition("(")[0],
             params=(tuple(classes),),

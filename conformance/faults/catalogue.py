@@ -75,10 +75,12 @@ from conformance.faults.events import (
     counts_empty,
     current_id_last,
     events_by_generation,
+    idle_object_repeated,
     ids_not_generations,
     inject_untouched,
     lax_token,
     next_class_uppercase,
+    next_del_bare,
     next_repeats,
     next_stale_snapshot,
     no_del_on_destroy,
@@ -948,6 +950,28 @@ _ENTRIES += (
             "event.from answers its events in the order of their changes, not xapi's order.",
             "when one answer holds a VM changed and, later, another created, xapi answers the add "
             "first (adds, then mods, then dels); the faulty server answers the mod first.",
+        ),
+    ),
+    (
+        "event-next-del-bare",
+        Seeded(
+            next_del_bare,
+            "events",
+            "events",
+            "event.next's del events carry no snapshot.",
+            "after event.register(['vm']) and VM.destroy(vm), xapi's event.next answers vm "
+            "(del) with the record as it was before the destroy; the faulty server's has none.",
+        ),
+    ),
+    (
+        "event-idle-object-repeated",
+        Seeded(
+            idle_object_repeated,
+            "events",
+            "events",
+            "event.from on vm/<ref> answers the VM as a mod though it did not change.",
+            "when nothing changed vm since the token, xapi's event.from(['vm/<vm>'], token, 0.1) "
+            "answers no event at its timeout; the faulty server answers vm (mod).",
         ),
     ),
     # -- faults the ci profile once missed (issue 7, item 6)

@@ -36,11 +36,13 @@ __all__ = [
     "current_id_last",
     "event_fault",
     "events_by_generation",
+    "idle_object_repeated",
     "ids_not_generations",
     "in_flight_hidden",
     "inject_untouched",
     "lax_token",
     "next_class_uppercase",
+    "next_del_bare",
     "next_repeats",
     "next_stale_snapshot",
     "no_del_on_destroy",
@@ -413,3 +415,32 @@ def _by_generation(_history: EventHistory, _since: int, _c: set[str], batch: Bat
 events_by_generation = EventFault(answered=_by_generation)
 """event.from answers its events in the order of their changes (by generation), not xapi's
 (adds, then mods, then dels; by class, then ref)."""
+
+
+def _bare_dels(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Event, ...] | None]:
+    after, events = queue.take(session)
+    if events is None:
+        return after, None
+    return after, tuple(replace(e, snapshot=None) if e.operation == "del" else e for e in events)
+
+
+next_del_bare = EventFault(taken=_bare_dels)
+"""event.next's del events carry no snapshot, as event.from's do; xapi's carry the record as it
+was before the destroy."""
+
+
+def _objects_repeated(history: EventHistory, since: int, classes: set[str], batch: Batch) -> Batch:
+    objects = [tuple(c.split("/", 1)) for c in classes if "/" in c]
+    if batch.events or not objects or len(objects) != len(classes):
+        return batch
+    events = tuple(
+        Event(history.stats[cls, ref].modified, cls, "mod", ref, history.objects[cls, ref])
+        for cls, ref in objects
+        if (cls, ref) in history.stats
+    )
+    return replace(batch, events=events)
+
+
+idle_object_repeated = EventFault(answered=_objects_repeated)
+"""event.from subscribed to single objects (``vm/<ref>``) answers each one's record as a mod
+when none changed, instead of nothing at its timeout (a heartbeat a client takes for a change)."""

@@ -30,6 +30,7 @@ __all__ = [
     "coalesced",
     "current_id_mismatch",
     "event_mismatch",
+    "next_del_mismatch",
     "next_order_mismatch",
     "next_shape_mismatch",
     "order_mismatch",
@@ -380,6 +381,37 @@ def next_order_mismatch(
                 f"reported {cls} {name(ref)} as {' then '.join(operations)}; an object's add "
                 "comes first and its del last",
             )
+    return None
+
+
+IDENTITY = ("name_label",)
+"""The fields of a del's snapshot judged against the VM's last record: xapi takes it inside
+VM.destroy (current_operations may name the destroy), and uuids are the server's choice."""
+
+
+def next_del_mismatch(
+    seen: Sequence[SeenEvent],
+    destroyed: Mapping[str, Mapping[str, object] | None],
+    name: Callable[[str], str],
+) -> Mismatch | None:
+    """Why event.next's del of a destroyed VM (``destroyed``: ref → its last record, None
+    when not known) is not xapi's: it carries the record as it was before the destroy
+    (``Eventgen``'s PreDelete snapshot), where event.from's del has none."""
+    for event in seen:
+        if event.cls != "vm" or event.operation != "del" or event.ref not in destroyed:
+            continue
+        where = f"the snapshot of vm {name(event.ref)} (del)"
+        if event.snapshot is None:
+            return Mismatch(
+                where, "missing: event.next's del carries the record before the destroy"
+            )
+        last = destroyed[event.ref] or {}
+        for field in (f for f in IDENTITY if f in last):
+            if event.snapshot.get(field) != last[field]:
+                return Mismatch(
+                    f"field {field} in {where}",
+                    f"{event.snapshot.get(field)!r}, not the VM's last {last[field]!r}",
+                )
     return None
 
 

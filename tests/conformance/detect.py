@@ -121,6 +121,8 @@ CASES: dict[str, tuple[str, str]] = {
     "event-from-token-lax": (EVENTS, "EVENT_FROM_TOKEN_PARSE_FAILURE"),
     "task-destroy-no-del": (EVENTS, "task (del)"),
     "event-order-by-generation": (EVENTS, "event order"),
+    "event-next-del-bare": (EVENTS, "(del)"),
+    "event-idle-object-repeated": (EVENTS, "event.from(['vm/"),
     "pool-other-config-write-lost": (ROLES_SWEEP, "pool.get_other_config"),
     "task-owner-ignored": (ROLES_SWEEP, "RBAC_PERMISSION_DENIED"),
     "not-utf8-replaced": (FIELDS_SWEEP, "INVALID_VALUE"),

@@ -22,12 +22,12 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance.areas.machines import AREAS
 from conformance.faults import FAULTS
 from conformance.judge.divergence import DivergenceInfo
-from conformance.judge.events import SeenEvent, order_mismatch
+from conformance.judge.events import SeenEvent, next_del_mismatch, order_mismatch
 from conformance.server.config import ServerConfig
 from conformance.server.events import EventLog
 from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
-from models.events import parse_token, trackid
+from models.events import Event, parse_token, trackid
 from models.outcome import Failure
 from tests.conformance.detect import found
 from tests.conformance.test_harness import (
@@ -63,6 +63,8 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-from-token-lax": r"a token xapi cannot read \('[^']*'\) must fail",
     "task-destroy-no-del": r"after task\.destroy: the destroyed task.s events: .*got nothing",
     "event-order-by-generation": r"event order: vm vm\d+ \(add\) answered after vm vm\d+ \(mod\)",
+    "event-next-del-bare": r"event\.next\(\) .*the snapshot of vm vm\d+ \(del\): missing",
+    "event-idle-object-repeated": r"event\.from\(\['vm/vm\d+'\], token\): .*vm.*\(mod\)",
 }
 """Fault → what its divergence says (a regular expression)."""
 
@@ -99,6 +101,8 @@ REPLAYED = {
     "event-from-token-lax": "call('event.from'",
     "task-destroy-no-del": "task_del_event(",
     "event-order-by-generation": "catch_up(",
+    "event-next-del-bare": "call('event.register'",
+    "event-idle-object-repeated": "catch_up(",
 }
 """Faults whose finding's reproducer is replayed both ways → what the script must hold (the
 subscription, the task or the session it replays)."""
@@ -256,15 +260,22 @@ def test_event_next_repeating_what_it_answered() -> None:
     assert [(e.id, e.operation) for e in faulty.take_next(session) or ()] == first
 
 
-def test_event_next_with_a_stale_snapshot() -> None:
-    d, honest, faulty, session = _next_logs("event-next-stale-snapshot")
+def _next_of_a_vms_change(fault: str, *call: object) -> tuple[str, Event, Event]:
+    """A VM, created and read by event.next; then ``call`` (its method, then its arguments after
+    the VM): the one event event.next answers of it, honest and faulty."""
+    d, honest, faulty, session = _next_logs(fault)
     vm = d.new_vm()
     _recorded(d, honest, faulty)
     for log in (honest, faulty):
         log.take_next(session)
-    d.ok("VM.set_name_label", vm, "b")
+    d.ok(str(call[0]), vm, *call[1:])
     _recorded(d, honest, faulty)
     [right], [wrong] = honest.take_next(session) or (), faulty.take_next(session) or ()
+    return vm, right, wrong
+
+
+def test_event_next_with_a_stale_snapshot() -> None:
+    _vm, right, wrong = _next_of_a_vms_change("event-next-stale-snapshot", "VM.set_name_label", "b")
     assert right.snapshot and right.snapshot["name_label"] == "b"
     assert wrong.snapshot and wrong.snapshot["name_label"] == "test-vm"
 
@@ -340,3 +351,24 @@ def test_events_in_the_order_of_their_changes() -> None:
             for e in log.since(since, {"vm"}).events
         ]
         assert (order_mismatch(seen) is not None) == wrong
+
+
+def test_event_next_dels_without_their_snapshot() -> None:
+    """xapi's event.next del carries the record before the destroy (Eventgen's PreDelete)."""
+    vm, right, wrong = _next_of_a_vms_change("event-next-del-bare", "VM.destroy")
+    assert right.operation == wrong.operation == "del"
+    assert right.snapshot is not None and right.snapshot["uuid"] and wrong.snapshot is None
+    last = {"name_label": right.snapshot["name_label"]}
+    for event, wrong_answer in ((right, False), (wrong, True)):
+        seen = [SeenEvent("vm", "del", vm, event.snapshot, str(event.id))]
+        assert (next_del_mismatch(seen, {vm: last}, str) is not None) == wrong_answer
+
+
+def test_an_idle_poll_of_one_vm_answering_it_again() -> None:
+    d, honest, faulty, _ = _logs("event-idle-object-repeated")
+    vm = d.new_vm()
+    _recorded(d, honest, faulty)
+    token = parse_token(honest.since(0, {"vm"}).token) or 0
+    assert _ops(honest, token, {f"vm/{vm}"}) == []
+    assert _ops(faulty, token, {f"vm/{vm}"}) == [("mod", vm)]
+    assert _ops(faulty, token, {"vm"}) == []

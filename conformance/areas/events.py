@@ -52,6 +52,7 @@ from conformance.reproduce.reproducer import (
     RECORDS,
     TASK_DEL,
     TASK_EVENT,
+    TASK_LISTED,
     TOKEN,
     TRACKID,
     LoggedCall,
@@ -282,7 +283,19 @@ class EventWatch:
             self._diverge("task-destroy", problem, [gone], record, ("task",), reproducer=reproducer)
         if isinstance(listed, Success) and task in _as_list(listed.value):
             problem = Mismatch("task.get_all", "a destroyed task must not be listed")
-            self._diverge("task-destroy", problem, [Success("without it")], listed, ("task",))
+            final = LoggedCall(TASK_LISTED, (), self.harness.session)
+            text = "task.get_all(), the last Async call's task in it"
+            reproducer = self.harness.event_reproducer(
+                self.harness.log, final, Success(False), text
+            )
+            self._diverge(
+                "task-destroy",
+                problem,
+                [Success("without it")],
+                listed,
+                ("task",),
+                reproducer=reproducer,
+            )
         self._task_deleted(task)
 
     def _task_deleted(self, task: str) -> None:

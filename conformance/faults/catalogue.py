@@ -55,6 +55,7 @@ from conformance.faults.changes import (
     _semicolons,
     _session_kept,
     _snapshots_left_out,
+    _soft_destroyed,
     _start_fails,
     _started_unpaused,
     _stored_value,
@@ -728,6 +729,17 @@ _ENTRIES += (
             "task.destroy answers success but the task stays.",
             "after task.destroy(t), xapi answers HANDLE_INVALID [task, t] to task.get_record(t) "
             "and task.get_all no longer lists t; the faulty server still has the task.",
+        ),
+    ),
+    (
+        "task-listed-after-destroy",
+        Seeded(
+            BranchFault(_soft_destroyed, frozenset({"task.destroy", "task.get_record"})),
+            "async",
+            "events",
+            "task.destroy marks the task gone: task.get_record fails, task.get_all still lists it.",
+            "after task.destroy(t), xapi's task.get_all no longer lists t; the faulty server "
+            "answers HANDLE_INVALID to task.get_record(t) but still lists t.",
         ),
     ),
     # -- events (xapi_event.ml from_inner), found by the events area's subscription

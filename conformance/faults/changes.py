@@ -275,6 +275,25 @@ def _destroy_kept(world: World, call: Call, branch: Branch) -> Branch:
     return replace(branch, world=world) if isinstance(branch.outcome, Success) else branch
 
 
+SOFT_DELETED = "xapi-conformance-destroyed"
+"""The other_config key a soft-deleting server marks a destroyed task with."""
+
+
+def _soft_destroyed(world: World, call: Call, branch: Branch) -> Branch:
+    """task.destroy marks the task (a soft delete) and task.get_record hides a marked task;
+    task.get_all, not filtering them, still lists it."""
+    task = world.tasks.get(str(call.args[-1])) if call.args else None
+    if task is None:
+        return branch
+    if call.method == "task.get_record" and SOFT_DELETED in task.other_config:
+        return replace(branch, outcome=Failure("HANDLE_INVALID", ("task", task.ref)))
+    if call.method == "task.destroy" and isinstance(branch.outcome, Success):
+        marked = replace(task, other_config=MappingProxyType({SOFT_DELETED: "true"}))
+        tasks = MappingProxyType({**world.tasks, task.ref: marked})
+        return replace(branch, world=replace(world, tasks=tasks))
+    return branch
+
+
 def _effect_lost(world: World, call: Call, branch: Branch) -> Branch:
     """The task is created and succeeds, but the VMs are as they were before the call."""
     outcome = branch.outcome

@@ -19,6 +19,7 @@ __all__ = [
     "RECORDS",
     "TASK_DEL",
     "TASK_EVENT",
+    "TASK_LISTED",
     "TASK_RECORD",
     "TOKEN",
     "TRACKID",
@@ -59,13 +60,21 @@ TASK_DEL = "(the task del event of)"
 """A final call ``(method, *args)``: ``Async.<method>``; once its task ended,
 event.from(["task/<task>"], "", 0), its token kept; once the task is destroyed,
 event.from(["task/<task>"], that token, 0) (``task_del_event``)."""
+TASK_LISTED = "(the last task listed)"
+"""A final call: whether task.get_all lists the task of the script's last ``Async.`` call,
+destroyed once it ended (``task_listed``)."""
 _SCRIPT_NAMES = {
     TOKEN: "token",
     RECORDS: "read_records(session)",
     LAST_ID: "last_id",
     LAST_TASK: "tasks[-1]",
 }
-_HELPERS = {TASK_RECORD: "task_record", TASK_EVENT: "task_event", TASK_DEL: "task_del_event"}
+_HELPERS = {
+    TASK_RECORD: "task_record",
+    TASK_EVENT: "task_event",
+    TASK_DEL: "task_del_event",
+    TASK_LISTED: "task_listed",
+}
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,12 @@ def task_del_event(session, method, *args):
     return (status, {{"batch": batch, "task": task}} if status == "ok" else batch)
 
 
+def task_listed(session):
+    """Whether task.get_all lists the last Async call's task (destroyed once it ended)."""
+    status, listed = call("task.get_all", session)
+    return (status, tasks[-1] in listed) if status == "ok" else (status, listed)
+
+
 def read_records(session):
     """Every VM the replay created, as VM.get_record answers now (unprinted)."""
     TRACE[0] = False

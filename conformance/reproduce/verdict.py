@@ -36,7 +36,7 @@ from conformance.judge.events import (
     task_event_mismatch,
     task_mismatch,
 )
-from conformance.reproduce.reproducer import TASK_DEL, TASK_EVENT, TASK_RECORD
+from conformance.reproduce.reproducer import TASK_DEL, TASK_EVENT, TASK_LISTED, TASK_RECORD
 from conformance.wire import WireFormatError
 from conformance.wire.base import DateTimeText
 from conformance.wire.typed import failure_from_wire, raw_value
@@ -214,6 +214,7 @@ _JUDGED_HERE: dict[str, Callable[[tuple[str, object], tuple[str, object]], bool]
     TASK_RECORD: _task_record_conforms,
     TASK_EVENT: _task_event_conforms,
     TASK_DEL: _task_del_conforms,
+    TASK_LISTED: lambda answer, expected: tuple(answer) == tuple(expected),
 }
 """Answers judged by the events area's rules, not as a call's answer (an expected error is
 compared as any error)."""

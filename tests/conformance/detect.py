@@ -102,6 +102,7 @@ CASES: dict[str, tuple[str, str]] = {
     "task-not-resident": ("test_area and async", "resident_on"),
     "task-created-local-time": ("test_area and async", "created"),
     "task-destroy-kept": (EVENTS, "destroyed task"),
+    "task-listed-after-destroy": (EVENTS, "must not be listed"),
     "event-no-mod-on-power-change": (EVENTS, "(mod)"),
     "event-stale-snapshot": (EVENTS, "in the snapshot of"),
     "event-token-stuck": (EVENTS, "token"),

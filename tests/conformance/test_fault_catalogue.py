@@ -528,6 +528,10 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             read=("task.get_created", RESULT),
         )
     ),
+    "task-listed-after-destroy": lambda d: (
+        (task := d.ok("Async.VM.clone", d.new_vm(), "c"))
+        and Scenario(("task.destroy", task), None, None, read=("task.get_all",))
+    ),
     "task-destroy-kept": lambda d: (
         (task := d.ok("Async.VM.clone", d.new_vm(), "c"))
         and Scenario(

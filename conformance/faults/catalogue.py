@@ -75,11 +75,11 @@ from conformance.faults.events import (
     class_filter_ignored,
     counts_empty,
     current_id_last,
-    events_by_generation,
     idle_object_repeated,
     ids_not_generations,
     inject_untouched,
     lax_token,
+    mods_first,
     next_class_uppercase,
     next_del_bare,
     next_repeats,
@@ -954,14 +954,14 @@ _ENTRIES += (
         ),
     ),
     (
-        "event-order-by-generation",
+        "event-order-mods-first",
         Seeded(
-            events_by_generation,
+            mods_first,
             "events",
             "events",
-            "event.from answers its events in the order of their changes, not xapi's order.",
-            "when one answer holds a VM changed and, later, another created, xapi answers the add "
-            "first (adds, then mods, then dels); the faulty server answers the mod first.",
+            "event.from answers the objects changed before those created.",
+            "when one answer holds a VM changed and another created, xapi answers the add first "
+            "(adds, then mods, then dels); the faulty server answers the mod first.",
         ),
     ),
     (

@@ -35,12 +35,12 @@ __all__ = [
     "counts_empty",
     "current_id_last",
     "event_fault",
-    "events_by_generation",
     "idle_object_repeated",
     "ids_not_generations",
     "in_flight_hidden",
     "inject_untouched",
     "lax_token",
+    "mods_first",
     "next_class_uppercase",
     "next_del_bare",
     "next_repeats",
@@ -408,13 +408,15 @@ task_del_dropped = EventFault(recorded=_no_task_del)
 """A destroyed task leaves no del event: a client subscribed to it never learns it is gone."""
 
 
-def _by_generation(_history: EventHistory, _since: int, _c: set[str], batch: Batch) -> Batch:
-    return replace(batch, events=tuple(sorted(batch.events, key=lambda e: e.id)))
+def _mods_first(_history: EventHistory, _since: int, _c: set[str], batch: Batch) -> Batch:
+    first = ("mod", "add", "del")
+    events = sorted(batch.events, key=lambda e: first.index(e.operation))
+    return replace(batch, events=tuple(events))
 
 
-events_by_generation = EventFault(answered=_by_generation)
-"""event.from answers its events in the order of their changes (by generation), not xapi's
-(adds, then mods, then dels; by class, then ref)."""
+mods_first = EventFault(answered=_mods_first)
+"""event.from answers the objects changed before those created (rows folded over as modified,
+then as created), not xapi's adds, then mods, then dels."""
 
 
 def _bare_dels(queue: NextQueue, session: str) -> tuple[NextQueue, tuple[Event, ...] | None]:

@@ -121,7 +121,7 @@ CASES: dict[str, tuple[str, str]] = {
     "event-next-unregistered-handle": (EVENTS, "SESSION_NOT_REGISTERED"),
     "event-from-token-lax": (EVENTS, "EVENT_FROM_TOKEN_PARSE_FAILURE"),
     "task-destroy-no-del": (EVENTS, "task (del)"),
-    "event-order-by-generation": (EVENTS, "event order"),
+    "event-order-mods-first": (EVENTS, "event order"),
     "event-next-del-bare": (EVENTS, "(del)"),
     "event-idle-object-repeated": (EVENTS, "event.from(['vm/"),
     "pool-other-config-write-lost": (ROLES_SWEEP, "pool.get_other_config"),

@@ -63,7 +63,7 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-next-unregistered-handle": r"event\.next\(\) by session\d*.*, never registered: outcome",
     "event-from-token-lax": r"a token xapi cannot read \('[^']*'\) must fail",
     "task-destroy-no-del": r"after task\.destroy: the destroyed task.s events: .*got nothing",
-    "event-order-by-generation": r"event order: vm vm\d+ \(add\) answered after vm vm\d+ \(mod\)",
+    "event-order-mods-first": r"event order: vm vm\d+ \(add\) answered after vm vm\d+ \(mod\)",
     "event-next-del-bare": r"event\.next\(\) .*the snapshot of vm vm\d+ \(del\): missing",
     "event-idle-object-repeated": r"event\.from\(\['vm/vm\d+'\], token\): .*vm.*\(mod\)",
 }
@@ -102,7 +102,7 @@ REPLAYED = {
     "event-next-unregistered-handle": "trackid(",
     "event-from-token-lax": "call('event.from'",
     "task-destroy-no-del": "task_del_event(",
-    "event-order-by-generation": "catch_up(",
+    "event-order-mods-first": "catch_up(",
     "event-next-del-bare": "call('event.register'",
     "event-idle-object-repeated": "catch_up(",
 }
@@ -334,10 +334,10 @@ def test_a_destroyed_task_without_its_del() -> None:
     assert _ops(faulty, token, {f"task/{task}"}) == []
 
 
-def test_events_in_the_order_of_their_changes() -> None:
-    """xapi answers adds before mods; the faulty log answers a VM changed before another was
-    created in the order it happened, and the judge of the answer's order says so."""
-    d, honest, faulty, token = _logs("event-order-by-generation")
+def test_mods_answered_before_adds() -> None:
+    """xapi answers adds before mods; the faulty log answers a VM changed before another
+    created, and the judge of the answer's order says so."""
+    d, honest, faulty, token = _logs("event-order-mods-first")
     first = d.new_vm()
     _recorded(d, honest, faulty)
     since = parse_token(honest.since(token, {"vm"}).token) or 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
@@ -22,17 +23,30 @@ class RefMap:
     Each bound pair also gets a short name (``vm1``, ``task3``) for messages and reproducers.
     """
 
+    KEEP = 16
+    """Maps read from the target whose model view is remembered (``to_model``)."""
+
     def __init__(self) -> None:
         self._to_target: dict[str, str] = {}
         self._to_model: dict[str, str] = {}
         self._names: dict[str, str] = {}
         self._kinds: dict[str, str] = {}
         self._counts: dict[str, int] = {}
+        self._binds = 0
+        """Binds so far: a value mapped since the last one maps to the same again."""
+        self._lock = threading.Lock()
+        self._recently_mapped: dict[int, tuple[Value, int, Value]] = {}
+        """The last few maps ``to_model`` mapped, by identity: the map, ``_binds`` then, and
+        its model view. A record the target answers again unchanged is decoded and typed to
+        the very same map (``xmlrpc.decode_response``, ``typed_answer``), never changed once
+        made, so its model view is the one worked out before while no bind came between."""
 
     def bind(self, model_ref: str, target_ref: str, kind: str = "vm") -> None:
         """Record that ``model_ref`` is the model's view of ``target_ref``."""
         self._to_target[model_ref] = target_ref
         self._to_model[target_ref] = model_ref
+        with self._lock:
+            self._binds += 1  # after the tables: a view worked out meanwhile is not kept
         if model_ref not in self._names:
             self._counts[kind] = self._counts.get(kind, 0) + 1
             self._names[model_ref] = f"{kind}{self._counts[kind]}"
@@ -64,7 +78,19 @@ class RefMap:
 
     def to_model(self, value: Value) -> Value:
         """``value`` with every bound target ref replaced by its model ref."""
-        return _mapped(value, self._to_model)
+        if not isinstance(value, Mapping):
+            return _mapped(value, self._to_model)
+        with self._lock:
+            known = self._recently_mapped.get(id(value))
+            binds = self._binds
+        if known is not None and known[0] is value and known[1] == binds:
+            return known[2]
+        mapped = _mapped(value, self._to_model)
+        with self._lock:
+            self._recently_mapped[id(value)] = (value, binds, mapped)
+            if len(self._recently_mapped) > self.KEEP:
+                del self._recently_mapped[next(iter(self._recently_mapped))]
+        return mapped
 
     def outcome_to_model(self, outcome: Outcome) -> Outcome:
         """A target outcome in model terms: refs in values and error params mapped back."""

@@ -134,6 +134,19 @@ def test_ref_map_binds_both_ways_and_names_suite_objects() -> None:
     assert refs.display("OpaqueRef:model") == "vm1"
 
 
+def test_a_map_read_again_maps_as_before_until_a_ref_in_it_is_bound() -> None:
+    """The model view of a map the target answers again unchanged (the very same decoded
+    map) is the one worked out before, while no bind came between."""
+    refs = RefMap()
+    answer = {"OpaqueRef:target-1": {"parent": "OpaqueRef:target-2"}}
+    first = refs.to_model(answer)
+    assert refs.to_model(answer) is first == answer
+    refs.bind("OpaqueRef:model-2", "OpaqueRef:target-2")
+    again = refs.to_model(answer)
+    assert again == {"OpaqueRef:target-1": {"parent": "OpaqueRef:model-2"}}
+    assert refs.to_model(dict(answer)) is not again  # an equal map is mapped anew
+
+
 def _info(actual: Failure) -> DivergenceInfo:
     return DivergenceInfo("VM.start", (), (Success(""),), actual, "lifecycle", "outcome", "m")
 

@@ -353,6 +353,8 @@ class EventWatch:
         except Malformed as bad:
             self._diverge_next(legacy, bad.mismatch, outcome)
         mismatch = next_shape_mismatch(cast(Sequence[Mapping[str, object]], outcome.value))
+        # before coalescing: a task added and destroyed since is coalesced away
+        mismatch = mismatch or outside_mismatch(legacy.classes, seen, self._name)
         mismatch = mismatch or next_order_mismatch(seen, legacy.answered_up_to, self._name)
         mismatch = mismatch or next_del_mismatch(seen, self.destroyed, self._name)
         mismatch = mismatch or event_mismatch(question, coalesced(seen), self._name)

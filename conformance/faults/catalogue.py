@@ -91,6 +91,7 @@ from conformance.faults.events import (
     task_result_missing,
     token_stuck,
     token_unpadded,
+    unregister_ignored,
     unregistered_handle,
     wildcard_unmatched,
 )
@@ -984,6 +985,18 @@ _ENTRIES += (
             "event.from on vm/<ref> answers the VM as a mod though it did not change.",
             "when nothing changed vm since the token, xapi's event.from(['vm/<vm>'], token, 0.1) "
             "answers no event at its timeout; the faulty server answers vm (mod).",
+        ),
+    ),
+    (
+        "event-unregister-ignored",
+        Seeded(
+            unregister_ignored,
+            "events",
+            "events",
+            "event.unregister answers success and changes nothing.",
+            "after event.register(['vm', 'task']) and event.unregister(['task']), xapi's "
+            "event.next answers no task events; the faulty server still answers an Async "
+            "call's task (add, mod, del).",
         ),
     ),
     # -- faults the ci profile once missed (issue 7, item 6)

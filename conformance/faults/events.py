@@ -52,6 +52,7 @@ __all__ = [
     "task_result_missing",
     "token_stuck",
     "token_unpadded",
+    "unregister_ignored",
     "unregistered_handle",
     "wildcard_unmatched",
 ]
@@ -69,6 +70,9 @@ Injected = Callable[[EventHistory, EventHistory, Change], tuple[EventHistory, tu
 server keeps and the changes event.next's queue gets."""
 Current = Callable[[NextQueue], int]
 """(queue) → what event.get_current_id answers."""
+Registered = Callable[[NextQueue, str, Iterable[str], bool], NextQueue]
+"""(queue, session, classes, whether to add them) → the queue after event.register (add) or
+event.unregister."""
 Refused = Callable[[NextQueue, str], Failure | None]
 """(queue, session) → what event.next raises before it waits, if anything."""
 Parsed = Callable[[str], int | Failure]
@@ -101,6 +105,10 @@ def _next_id(queue: NextQueue) -> int:
     return queue.queued
 
 
+def _register(queue: NextQueue, session: str, classes: Iterable[str], add: bool) -> NextQueue:
+    return queue.register(session, classes, add)
+
+
 def _refusal(queue: NextQueue, session: str) -> Failure | None:
     return queue.refusal(session)
 
@@ -117,6 +125,7 @@ class EventFault:
     current: Current = _next_id
     refused: Refused = _refusal
     parsed: Parsed = read_token
+    registered: Registered = _register
 
     def apply(self, world: World, call: Call, honest: Callable[[World, Call], Result]) -> Result:
         """The honest transition: the fault is in the events."""
@@ -139,6 +148,9 @@ def event_fault(faults: Iterable[object]) -> EventFault:
     current = next((f.current for f in reversed(chosen) if f.current is not _next_id), None)
     refused = next((f.refused for f in reversed(chosen) if f.refused is not _refusal), None)
     parsed = next((f.parsed for f in reversed(chosen) if f.parsed is not read_token), None)
+    registered = next(
+        (f.registered for f in reversed(chosen) if f.registered is not _register), None
+    )
     return EventFault(
         _stack_recorded(chosen),
         _stack_answered(chosen),
@@ -148,6 +160,7 @@ def event_fault(faults: Iterable[object]) -> EventFault:
         current or _next_id,
         refused or _refusal,
         parsed or read_token,
+        registered or _register,
     )
 
 
@@ -446,3 +459,14 @@ def _objects_repeated(history: EventHistory, since: int, classes: set[str], batc
 idle_object_repeated = EventFault(answered=_objects_repeated)
 """event.from subscribed to single objects (``vm/<ref>``) answers each one's record as a mod
 when none changed, instead of nothing at its timeout (a heartbeat a client takes for a change)."""
+
+
+def _unregister_ignored(
+    queue: NextQueue, session: str, classes: Iterable[str], add: bool
+) -> NextQueue:
+    return queue.register(session, classes if add else (), add=True)
+
+
+unregister_ignored = EventFault(registered=_unregister_ignored)
+"""event.unregister answers success and changes nothing: the session is still answered the
+classes it unregistered."""

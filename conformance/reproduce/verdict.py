@@ -30,6 +30,7 @@ from conformance.judge.events import (
     next_order_mismatch,
     next_shape_mismatch,
     order_mismatch,
+    outside_mismatch,
     read_batch,
     read_events,
     task_del_mismatch,
@@ -152,6 +153,7 @@ def _next_conforms(answer: tuple[str, object], expected: tuple[str, object]) -> 
     decoded = _decoded(value)
     shape = next_shape_mismatch(decoded) if isinstance(decoded, list) else None
     order = shape or next_order_mismatch(seen, after, str)
+    order = order or outside_mismatch(tuple(wanted["classes"]), seen, str)
     gone = {str(ref): None for ref, record in wanted["records"].items() if record[0] != "ok"}
     order = order or next_del_mismatch(seen, gone, str)
     return order is None and event_mismatch(question, coalesced(seen), str) is None

@@ -141,7 +141,7 @@ class EventLog:
     def register(self, session: str, classes: Iterable[str], add: bool = True) -> None:
         """event.register (``add``) or event.unregister of ``classes`` for ``session``."""
         with self._lock:
-            self._queue = self._queue.register(session, classes, add)
+            self._queue = self._fault.registered(self._queue, session, classes, add)
 
     def refusal(self, session: str) -> Failure | None:
         """What event.next by ``session`` raises before it waits (SESSION_NOT_REGISTERED)."""

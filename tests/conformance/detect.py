@@ -123,6 +123,7 @@ CASES: dict[str, tuple[str, str]] = {
     "task-destroy-no-del": (EVENTS, "task (del)"),
     "event-order-mods-first": (EVENTS, "event order"),
     "event-next-del-bare": (EVENTS, "(del)"),
+    "event-unregister-ignored": (EVENTS, "outside the subscription"),
     "event-idle-object-repeated": (EVENTS, "event.from(['vm/"),
     "pool-other-config-write-lost": (ROLES_SWEEP, "pool.get_other_config"),
     "task-owner-ignored": (ROLES_SWEEP, "RBAC_PERMISSION_DENIED"),

@@ -65,6 +65,7 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "task-destroy-no-del": r"after task\.destroy: the destroyed task.s events: .*got nothing",
     "event-order-mods-first": r"event order: vm vm\d+ \(add\) answered after vm vm\d+ \(mod\)",
     "event-next-del-bare": r"event\.next\(\) .*the snapshot of vm vm\d+ \(del\): missing",
+    "event-unregister-ignored": r"event\.next\(\) registered to \['vm'\]: .*task .* outside the subscription",
     "event-idle-object-repeated": r"event\.from\(\['vm/vm\d+'\], token\): .*vm.*\(mod\)",
 }
 """Fault → what its divergence says (a regular expression)."""
@@ -104,6 +105,7 @@ REPLAYED = {
     "task-destroy-no-del": "task_del_event(",
     "event-order-mods-first": "catch_up(",
     "event-next-del-bare": "call('event.register'",
+    "event-unregister-ignored": "call('event.unregister'",
     "event-idle-object-repeated": "catch_up(",
 }
 """Faults whose finding's reproducer is replayed both ways → what the script must hold (the
@@ -374,3 +376,15 @@ def test_an_idle_poll_of_one_vm_answering_it_again() -> None:
     assert _ops(honest, token, {f"vm/{vm}"}) == []
     assert _ops(faulty, token, {f"vm/{vm}"}) == [("mod", vm)]
     assert _ops(faulty, token, {"vm"}) == []
+
+
+def test_event_unregister_that_changes_nothing() -> None:
+    d, honest, faulty, session = _next_logs("event-unregister-ignored")
+    for log in (honest, faulty):
+        log.register(session, {"task"})
+        log.register(session, {"task"}, add=False)
+    task = d.ok("Async.VM.clone", d.new_vm(), "c")
+    _recorded(d, honest, faulty)
+    right, wrong = honest.take_next(session) or (), faulty.take_next(session) or ()
+    assert {e.cls for e in right} == {"vm"}
+    assert ("task", task) in {(e.cls, e.ref) for e in wrong}

@@ -139,9 +139,13 @@ def _run(url: str, workers: int, options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _reproducers(report: Path, summary: dict[str, Any], url: str) -> list[str]:
-    """Each finding's id and a digest of its reproducer, the target's address and the run's
-    tag on its VMs (the run's id and worker) masked."""
+    """Each finding's id and a digest of its reproducer, with what differs from run to run
+    masked: the target's address, the run's tag on its VMs (the run's id and worker) and the
+    uuids the target drew (a reproducer finds a VM by the uuid it was given)."""
     from conformance.judge.refs import RUN_TAG
 
     digests = []
@@ -149,6 +153,7 @@ def _reproducers(report: Path, summary: dict[str, Any], url: str) -> list[str]:
         path = report / str(finding.get("reproducer", ""))
         text = path.read_text() if path.is_file() else ""
         text = re.sub(rf"'{RUN_TAG}': '[^']*'", f"'{RUN_TAG}': 'RUN'", text)
+        text = _UUID.sub("UUID", text)
         digest = hashlib.sha256(text.replace(url.rstrip("/"), "URL").encode()).hexdigest()[:10]
         digests.append(f"{finding['id']}:{digest}")
     return digests

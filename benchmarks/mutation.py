@@ -55,6 +55,9 @@ SKIPPED = frozenset(
 the import or change what the catalogue declares)."""
 ROLES = ("pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only")
 PASSWORD = "mutation-pw"
+RUN_LIMIT = 3600
+"""Seconds a mutant's run may take before it is judged an error (a whole ci run takes about
+five minutes on a quiet 2-core machine, more than half an hour at load 15)."""
 
 _FLIPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq,
@@ -287,7 +290,7 @@ def _run(
     for role in ROLES:
         command += ["--role-account", f"{role}=m-{role}:{_variable(role)}"]
     return subprocess.run(
-        command, env=_environment(), capture_output=True, text=True, check=False, timeout=1800
+        command, env=_environment(), capture_output=True, text=True, check=False, timeout=RUN_LIMIT
     )
 
 
@@ -308,6 +311,9 @@ def run_mutant(
                 return Verdict(mutant, "stillborn", -1, time.monotonic() - started, "")
             url = f"http://127.0.0.1:{port}/"
             result = _run(url, overlay / "report", seed, budget, areas)
+        except subprocess.TimeoutExpired as expired:
+            ended = f"the run did not end within {expired.timeout:.0f} s"
+            return Verdict(mutant, "error", -1, time.monotonic() - started, ended)
         finally:
             server.terminate()
             server.wait(10)

@@ -99,6 +99,16 @@ Surveyor = Callable[[DivergenceInfo], bool]
 surveyor has noted it as it wants) or ends with it raised (False)."""
 
 
+@dataclass(frozen=True)
+class TallyCounts:
+    """A tally's counters at one moment."""
+
+    examples: int
+    steps: int
+    coverage: Counter[tuple[str, str, str]]
+    messages: Counter[str]
+
+
 @dataclass
 class RunTally:
     """What a test session accumulates: examples, steps, coverage cells, waived divergences."""
@@ -108,6 +118,28 @@ class RunTally:
     coverage: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     divergences: list[DivergenceInfo] = field(default_factory=list)
     messages: Counter[str] = field(default_factory=Counter)
+    held: TallyCounts | None = None
+    """The counters as they stood when a finding's shrink began (``hold``): its replays are
+    not examples of the run, so what reports and the progress line read stays at these."""
+
+    def counts(self) -> TallyCounts:
+        """Examples, steps, coverage and messages of the run, shrink replays left out."""
+        if self.held is not None:
+            return self.held
+        return TallyCounts(self.examples, self.steps, self.coverage, self.messages)
+
+    def hold(self) -> None:
+        """Keep the counters as they are until ``release``, whatever is counted meanwhile."""
+        self.held = TallyCounts(
+            self.examples, self.steps, Counter(self.coverage), Counter(self.messages)
+        )
+
+    def release(self) -> None:
+        """Put the counters back as ``hold`` kept them."""
+        if self.held is not None:
+            self.examples, self.steps = self.held.examples, self.held.steps
+            self.coverage, self.messages = self.held.coverage, self.held.messages
+            self.held = None
 
     def record(self, info: DivergenceInfo) -> None:
         """Keep ``info`` unless the same divergence (generated again, or shrunk) is already kept."""

@@ -184,7 +184,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
 
 @contextlib.contextmanager
 def _progress(report_dir: Path) -> Iterator[None]:
-    """One line updated in place on a terminal; otherwise a plain line every 15 s, then 60 s."""
+    """One line updated in place on a terminal; otherwise a plain line every 15 s, then 60 s;
+    the last line shows the run's final figures (the processes' files are removed after it)."""
     out = terminal()
     live = LiveProgress(report_dir / PROGRESS_DIR, out, in_place=out.isatty())
     live.start()
@@ -192,6 +193,7 @@ def _progress(report_dir: Path) -> Iterator[None]:
         yield
     finally:
         live.stop()
+        shutil.rmtree(report_dir / PROGRESS_DIR, ignore_errors=True)
 
 
 def _error_summary(

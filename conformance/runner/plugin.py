@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
 import secrets
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -274,10 +276,11 @@ def _recorded(divergence: Any, secrets: list[str]) -> Any:
 
 def _absorb(part: Part, connection: Connection) -> None:
     tally = connection.tally
-    part.examples += tally.examples
-    part.steps += tally.steps
-    part.coverage.update(tally.coverage)
-    part.messages.update(tally.messages)
+    counts = tally.counts()
+    part.examples += counts.examples
+    part.steps += counts.steps
+    part.coverage.update(counts.coverage)
+    part.messages.update(counts.messages)
     part.divergences.extend(tally.divergences)  # type: ignore[arg-type]  # recorded below
 
 
@@ -332,43 +335,52 @@ class _Progress:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self._write()
+        self._write(final=True)
 
     def _loop(self) -> None:
         while not self._stop.wait(1.0):
             self._write()
 
-    def _write(self) -> None:
+    def _write(self, *, final: bool = False) -> None:
         from conformance.runner.results import write_part
 
         try:
             snapshot = _snapshot(self._config)
         except RuntimeError:  # the tally changed while it was copied: next second
             return
-        counts = f"{snapshot.examples} {snapshot.steps} {_findings_seen(snapshot)}\n"
+        found = _FINDINGS.ids(snapshot, now=None if final else time.monotonic())
+        counts = f"{snapshot.examples} {snapshot.steps} {len(found)}\n{' '.join(found)}\n"
         write_part(_parts_dir(self._config), _worker(self._config), snapshot)  # first: counts
         self._path.write_text(counts, encoding="utf-8")  # shown are never ahead of those saved
 
 
-_KEYS: dict[tuple[str, str, str], str] = {}
-"""Each divergence's difference key, by (message, method, cause): computed once, not every
-second for every divergence the progress line counts."""
+class _FindingIds:
+    """The ids of the findings a process's divergences make, grouped as the verdict groups
+    them (``reports.group_findings``): worked out again only when a divergence was added, at
+    most every ``EVERY`` seconds while the run goes on (a survey's thousands of divergences)."""
+
+    EVERY = 5.0
+
+    def __init__(self) -> None:
+        self._counted = -1
+        self._at = -math.inf
+        self._ids: tuple[str, ...] = ()
+
+    def ids(self, part: Part, now: float | None = None) -> tuple[str, ...]:
+        """The finding ids of ``part``'s divergences, sorted (``now``: the clock, None for the
+        last figures, which are always exact)."""
+        due = now is None or now - self._at >= self.EVERY
+        if len(part.divergences) != self._counted and due:
+            from reports import group_findings
+
+            self._ids = tuple(sorted(f.id for f in group_findings(part.divergences)))
+            self._counted = len(part.divergences)
+            self._at = now if now is not None else self._at
+        return self._ids
 
 
-def _findings_seen(part: Part) -> int:
-    """The differences among a part's unwaived divergences (races apart): about what the
-    verdict counts, cheaply."""
-    from reports import difference
-
-    keys = set()
-    for d in part.divergences:
-        if d.waived:
-            continue
-        at = (d.message, d.method, d.cause)
-        if at not in _KEYS:
-            _KEYS[at] = difference(d).key
-        keys.add(_KEYS[at])
-    return len(keys)
+_FINDINGS = _FindingIds()
+"""This process's findings so far, for the progress line."""
 
 
 def _show_live_progress(config: pytest.Config) -> None:
@@ -606,7 +618,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if LIVE_KEY in config.stash:
         config.stash[LIVE_KEY].stop()
     shutil.rmtree(parts_dir.parent, ignore_errors=True)
-    shutil.rmtree(_report_dir(config) / ".progress", ignore_errors=True)
+    if not config.getoption("xapi_run_id"):  # ``run`` reads the last figures, then removes it
+        shutil.rmtree(_report_dir(config) / ".progress", ignore_errors=True)
 
 
 def _parts_dir(config: pytest.Config) -> Path:

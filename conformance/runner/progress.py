@@ -19,8 +19,9 @@ from typing import TextIO
 __all__ = ["PROGRESS_DIR", "Counters", "LiveProgress", "terminal"]
 
 PROGRESS_DIR = ".progress"
-"""Under the report directory: one ``<worker>.txt`` of "examples steps findings" each (the
-findings a process has seen: what the verdict counts, not every divergence)."""
+"""Under the report directory: one ``<worker>.txt`` each, its first line "examples steps
+findings", its second the ids of those findings (grouped as the verdict groups them), so that
+a finding two processes both saw counts once."""
 
 
 class Counters:
@@ -30,21 +31,25 @@ class Counters:
     def __init__(self, folder: Path) -> None:
         self._folder = folder
         self._seen: dict[str, tuple[int, int, int]] = {}
+        self._ids: dict[str, frozenset[str]] = {}
 
     def read(self) -> tuple[int, int, int]:
-        """Examples, steps and findings so far, over every process (a finding two processes
-        both saw counts twice until the verdict merges them)."""
+        """Examples, steps and findings so far, over every process (a finding is counted once
+        however many processes saw it, where their files name it)."""
         for path in self._folder.glob("*.txt"):
             with contextlib.suppress(OSError, ValueError):
-                e, s, d = (int(x) for x in path.read_text().split())
-                old = self._seen.get(path.name, (0, 0, 0))
-                self._seen[path.name] = (max(e, old[0]), max(s, old[1]), max(d, old[2]))
+                self._read_file(path.name, path.read_text().splitlines())
         figures = list(self._seen.values())
-        return (
-            sum(f[0] for f in figures),
-            sum(f[1] for f in figures),
-            sum(f[2] for f in figures),
-        )
+        named = frozenset().union(*self._ids.values())
+        unnamed = sum(f[2] for name, f in self._seen.items() if name not in self._ids)
+        return (sum(f[0] for f in figures), sum(f[1] for f in figures), len(named) + unnamed)
+
+    def _read_file(self, name: str, lines: list[str]) -> None:
+        e, s, d = (int(x) for x in lines[0].split())
+        old = self._seen.get(name, (0, 0, 0))
+        self._seen[name] = (max(e, old[0]), max(s, old[1]), max(d, old[2]))
+        if len(lines) > 1:
+            self._ids[name] = self._ids.get(name, frozenset()) | frozenset(lines[1].split())
 
     @property
     def started(self) -> bool:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import Phase, settings
@@ -67,26 +65,6 @@ def _current_choices() -> bytes | None:
         return None
     choices = getattr(data, "choices", None)
     return None if choices is None else choices_to_bytes(choices)
-
-
-@dataclass(frozen=True)
-class _Counts:
-    """A tally's counters, kept across a shrink: its replays are not examples of the run."""
-
-    examples: int
-    steps: int
-    coverage: Counter[tuple[str, str, str]]
-    messages: Counter[str]
-
-    @classmethod
-    def of(cls, connection: Connection) -> _Counts:
-        tally = connection.tally
-        return cls(tally.examples, tally.steps, Counter(tally.coverage), Counter(tally.messages))
-
-    def restore(self, connection: Connection) -> None:
-        tally = connection.tally
-        tally.examples, tally.steps = self.examples, self.steps
-        tally.coverage, tally.messages = self.coverage, self.messages
 
 
 @contextlib.contextmanager
@@ -198,7 +176,7 @@ class Survey:
         watch = Watch(shrinking=seconds)
         replay = settings(base, database=_Replay(blob), phases=[Phase.reuse, Phase.shrink])
         self.focus = key
-        counted = _Counts.of(self.connection)
+        self.connection.tally.hold()
         try:
             with _unseeded():
                 run_watched(machine, self.connection, replay, watch, seed)
@@ -210,7 +188,7 @@ class Survey:
             return watch.smallest
         finally:
             self.focus = None
-            counted.restore(self.connection)
+            self.connection.tally.release()
         return None
 
 

@@ -258,8 +258,9 @@ def _wait_for_progress(report_dir: Path, created: threading.Semaphore) -> None:
 
 
 def _steps_saved(folder: Path) -> int:
-    """The steps the processes' progress files hold (each file "examples steps findings")."""
-    counts = [path.read_text().split() for path in folder.glob("*.txt")]
+    """The steps the processes' progress files hold (each file's first line "examples steps
+    findings")."""
+    counts = [path.read_text().partition("\n")[0].split() for path in folder.glob("*.txt")]
     return sum(int(c[1]) for c in counts if len(c) == 3)
 
 

@@ -84,3 +84,13 @@ def test_live_progress_lines_never_count_down(tmp_path: Path) -> None:
     (folder / "gw1.txt").write_text("3 12 0\n")
     live.stop()
     assert out.getvalue().startswith("p: examples 3 · steps 12 · findings 0 · 00:0")
+
+
+def test_a_finding_two_processes_saw_counts_once(tmp_path: Path) -> None:
+    """Each progress file names its findings (as the verdict groups them): the line counts
+    their union, as the verdict does once the parts merge."""
+    folder = tmp_path / ".progress"
+    folder.mkdir()
+    (folder / "gw0.txt").write_text("5 40 2\nF-1 F-2\n")
+    (folder / "gw1.txt").write_text("2 10 1\nF-2\n")
+    assert Counters(folder).read() == (7, 50, 2)

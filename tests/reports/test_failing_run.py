@@ -127,6 +127,18 @@ def test_a_failing_run_fits_a_screen_and_names_each_finding(
     ]
 
 
+def test_the_last_progress_line_counts_what_the_verdict_counts(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """Examples and steps without the shrinks' replays, findings grouped as the verdict
+    groups them, and the figures of the run's end (not those of the last line shown before)."""
+    result, report = failing_run
+    shown = [line for line in result.stderr.splitlines() if line.startswith("examples ")]
+    data = json.loads((report / "summary.json").read_text())
+    counted = f"examples {data['examples']:,} · steps {data['steps']:,} · "
+    assert shown and shown[-1].startswith(f"{counted}findings {len(data['findings'])} · ")
+
+
 def test_every_report_counts_the_same_findings(
     failing_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:

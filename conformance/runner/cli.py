@@ -111,8 +111,13 @@ def _serve_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="F",
         help="multiply every --latency figure by F (0.1: ten times faster)",
     )
-    serve.add_argument(  # seeded faults are for the suite's own tests, hence hidden
-        "--fault", action="append", default=[], metavar="NAME", help=argparse.SUPPRESS
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="serve with this seeded fault (repeatable; names from --list-faults): a server "
+        "that departs from xapi in a known way, to see what a run reports",
     )
     serve.add_argument(
         "--list-faults",

@@ -295,6 +295,12 @@ def _finding_lines(s: RunSummary, report_dir: Path) -> list[str]:
         )
     if len(s.findings) > SHOWN_FINDINGS:
         lines.append(f"  … and {len(s.findings) - SHOWN_FINDINGS} more in report.html")
+    if s.findings and s.target != "embedded":  # the embedded server is gone with the run
+        first = report_dir / s.findings[0].reproducer
+        lines.append(
+            f"  replay one: python3 {first}  (the run's password variable; exit 1 while it "
+            "diverges, 0 once fixed)"
+        )
     lines += [f"  fixed since the baseline: {f.id} {f.title}" for f in s.fixed]
     if s.waived_divergences:
         lines.append(f"  {len(s.waived_divergences)} divergence(s) waived")

@@ -116,6 +116,8 @@ def test_a_failing_run_fits_a_screen_and_names_each_finding(
             str(finding["id"]) in line and str(finding["reproducer"]) in line for line in printed
         )
     assert not any("def replay" in line or "FAILURES" in line for line in printed)
+    replay = [line for line in printed if line.startswith("  replay one: python3 ")]
+    assert len(replay) == 1 and str(report / "reproducers") in replay[0]
     assert "repeat with --seed 5" in result.stdout
     assert sorted(p.name for p in report.iterdir()) == [
         "allure-results",

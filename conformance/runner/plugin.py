@@ -677,7 +677,7 @@ def _write_reports(config: pytest.Config, parts_dir: Path, interrupted: bool) ->
         config.getoption("allure_report_dir", None),
     ]
     # pytest.log is still open for pytest's last lines: ``run`` redacts it once closed
-    redact_files([Path(p) for p in outputs if p], secrets, skip={"hypothesis-db", "pytest.log"})
+    redact_files([Path(p) for p in outputs if p], secrets, skip={"pytest.log"})
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -237,14 +237,26 @@ def _divergence(d: DivergenceRecord, anchor: str) -> str:
 </section>"""
 
 
+CHARACTER_DIFF_LIMIT = 4000
+"""Answers longer than this together are compared line by line: a character diff of two long
+answers (a pool's records) takes time quadratic in their length."""
+
+
 def _marked(text: str, other: str) -> str:
-    """``text`` escaped, with the pieces that differ from ``other`` in ``<mark>``."""
-    matcher = difflib.SequenceMatcher(a=text, b=other, autojunk=False)
-    pieces = []
+    """``text`` escaped, with the pieces that differ from ``other`` in ``<mark>``: characters
+    for short answers, whole lines of long ones."""
+    if len(text) + len(other) <= CHARACTER_DIFF_LIMIT:
+        return _marked_pieces(list(text), list(other))
+    return _marked_pieces(text.splitlines(keepends=True), other.splitlines(keepends=True))
+
+
+def _marked_pieces(pieces: list[str], others: list[str]) -> str:
+    matcher = difflib.SequenceMatcher(a=pieces, b=others, autojunk=False)
+    marked = []
     for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
-        piece = _e(text[i1:i2])
-        pieces.append(piece if tag == "equal" or not piece else f"<mark>{piece}</mark>")
-    return "".join(pieces)
+        piece = _e("".join(pieces[i1:i2]))
+        marked.append(piece if tag == "equal" or not piece else f"<mark>{piece}</mark>")
+    return "".join(marked)
 
 
 def _closest(expected: Sequence[OutcomeRecord], actual: OutcomeRecord) -> OutcomeRecord | None:

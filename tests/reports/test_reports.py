@@ -578,3 +578,18 @@ def test_package_exports_its_public_names() -> None:
     for name in reports.__all__:
         assert hasattr(reports, name), name
     assert reports.__doc__ == "Report renderers: records in, files out."
+
+
+def test_a_long_answer_is_marked_line_by_line_and_a_short_one_by_character() -> None:
+    """A pool's records differing in one VM: that line alone is marked (a character diff of
+    such answers took minutes per divergence); a short answer marks the differing characters."""
+    from reports import html
+
+    records = "\n".join(f'  "VM-{i}": {{"name_label": "vm {i}"}},' for i in range(3000))
+    marked = html._marked(records, records.replace('"vm 1500"', '"vm X"'))
+    assert marked.count("<mark>") == 1
+    assert (
+        "<mark>  &quot;VM-1500&quot;: {&quot;name_label&quot;: &quot;vm 1500&quot;},\n</mark>"
+        in marked
+    )
+    assert html._marked('{"a": 1}', '{"a": 2}') == "{&quot;a&quot;: <mark>1</mark>}"

@@ -264,7 +264,8 @@ def test_serve_rejects_an_unknown_fault(capsys: pytest.CaptureFixture[str]) -> N
     assert all(name in message for name in FAULTS)
 
 
-def test_fault_option_is_hidden_from_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_help_lists_the_fault_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
-    assert "--fault" not in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "--fault NAME" in shown and "--list-faults" in shown

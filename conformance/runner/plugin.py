@@ -369,8 +369,8 @@ class _FindingIds:
     def ids(self, part: Part, now: float | None = None) -> tuple[str, ...]:
         """The finding ids of ``part``'s divergences, sorted (``now``: the clock, None for the
         last figures, which are always exact)."""
-        due = now is None or now - self._at >= self.EVERY
-        if len(part.divergences) != self._counted and due:
+        changed = len(part.divergences) != self._counted
+        if now is None or (changed and now - self._at >= self.EVERY):
             from reports import group_findings
 
             self._ids = tuple(sorted(f.id for f in group_findings(part.divergences)))

@@ -298,8 +298,8 @@ def _finding_lines(s: RunSummary, report_dir: Path) -> list[str]:
     if s.findings and s.target != "embedded":  # the embedded server is gone with the run
         first = report_dir / s.findings[0].reproducer
         lines.append(
-            f"  replay one: python3 {first}  (the run's password variable; exit 1 while it "
-            "diverges, 0 once fixed)"
+            f"  replay one: python3 {first}  (root's password read from XAPI_PASSWORD; exit 1 "
+            "while it diverges, 0 once fixed)"
         )
     lines += [f"  fixed since the baseline: {f.id} {f.title}" for f in s.fixed]
     if s.waived_divergences:

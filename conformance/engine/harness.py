@@ -184,6 +184,11 @@ class Connection:
     what the target shows (a survey); None: every divergence ends its example."""
     watch: CallWatch | None = None
     """The watch of the machine run in progress, if any (set and cleared by its runner)."""
+    password_env: str = "XAPI_PASSWORD"
+    """The environment variable reproducers read root's password from (``--password-env``)."""
+    role_password_envs: dict[str, str] = field(default_factory=dict)
+    """Per role, the variable reproducers read its account's password from (``--role-account``;
+    a role not named reads ``XAPI_PASSWORD_<ROLE>``)."""
     event_token: str = ""
     """The events area's last event.from token: each example catches up from where the last
     one stopped (a subscription from "" answers every object of the pool once)."""
@@ -1005,7 +1010,12 @@ class Harness:
         names[self.session] = "session"
         used = {call.session for call in [*steps, final]}
         roles = [
-            RoleLogin(f"session_{role.replace('-', '_')}", login.account.name, role)
+            RoleLogin(
+                f"session_{role.replace('-', '_')}",
+                login.account.name,
+                role,
+                self.connection.role_password_envs.get(role, ""),
+            )
             for role, login in self.connection.roles.items()
             if login.session in used
         ]
@@ -1022,6 +1032,7 @@ class Harness:
             display=text,
             url=target.url,
             user=self.connection.root.account.name,
+            password_env=self.connection.password_env,
             protocol=target.protocol,
             strictness=self.connection.strictness,
             exact=exact,

@@ -96,6 +96,8 @@ class RoleLogin:
     variable: str
     user: str
     role: str
+    password_env: str = ""
+    """The variable its password is read from; empty: ``XAPI_PASSWORD_<ROLE>``."""
 
 
 def _source(value: Value, names: Mapping[str, str]) -> str:
@@ -185,16 +187,18 @@ def render_reproducer(
     protocol: str,
     strictness: str,
     exact: bool = False,
+    password_env: str = "XAPI_PASSWORD",
 ) -> str:
     """The script: the call sequence first (log in, replay ``steps``, make ``final``), then the
     plumbing that judges the answer against ``expected`` with the suite's rules
     (``conformance.reproduce.verdict``).
 
-    ``names`` maps model refs (VMs, tasks, sessions) to the variables that hold the target's.
+    ``names`` maps model refs (VMs, tasks, sessions) to the variables that hold the target's;
+    root's password is read from ``password_env``, each role's from its own variable.
     """
-    lines = [HEADER.format(title=title, filename="reproducer.py")]
+    lines = [HEADER.format(title=title, filename="reproducer.py", password_env=password_env)]
     for role in roles:
-        env = "XAPI_PASSWORD_" + role.role.upper().replace("-", "_")
+        env = role.password_env or "XAPI_PASSWORD_" + role.role.upper().replace("-", "_")
         lines.append(f"    {role.variable} = login({role.user!r}, os.environ.get({env!r}, ''))")
     if any(step.method in (CATCH_UP, INJECT) for step in steps):
         lines.append('    token = ""')
@@ -214,5 +218,6 @@ def render_reproducer(
         exact=exact,
         call_text=display,
         method=final.method,
+        password_env=password_env,
     )
     return "\n".join(lines) + plumbing

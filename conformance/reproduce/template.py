@@ -15,8 +15,8 @@ HEADER = '''#!/usr/bin/env python3
 The shortest call sequence the suite found is in replay() just below; the rest is plumbing.
 The calls use the standard library only; the verdict imports xapi-conformance's comparison
 rules (the suite's own), so install it first. Usage:
-    XAPI_PASSWORD=... python3 {filename} [URL] [USER] [xmlrpc|jsonrpc]
-Role-limited sessions read their passwords from XAPI_PASSWORD_<ROLE> (e.g. XAPI_PASSWORD_READ_ONLY).
+    {password_env}=... python3 {filename} [URL] [USER] [xmlrpc|jsonrpc]
+Role-limited sessions read their passwords from the variables their login lines name.
 Every call is printed with the target's answer as it is made.
 Exit status: 1 while the divergence shows, 0 when the target answers as xapi would, 2 when it
 cannot replay (target unreachable, login refused, not a XenAPI answer).
@@ -47,7 +47,7 @@ import xmlrpc.client
 URL = sys.argv[1] if len(sys.argv) > 1 else {url!r}
 USER = sys.argv[2] if len(sys.argv) > 2 else {user!r}
 PROTOCOL = sys.argv[3] if len(sys.argv) > 3 else {protocol!r}
-PASSWORD = os.environ.get("XAPI_PASSWORD", "")
+PASSWORD = os.environ.get({password_env!r}, "")
 STRICTNESS = {strictness!r}
 EXACT = {exact!r}
 CALL_TEXT = {call_text!r}

@@ -285,7 +285,7 @@ def _gaps(what: str, counts: tuple[int, int, int]) -> str:
     return f"; {what}: {unreachable} unreachable, {missing} not exercised"
 
 
-def _finding_lines(s: RunSummary, report_dir: Path) -> list[str]:
+def _finding_lines(s: RunSummary, report_dir: Path, password_env: str) -> list[str]:
     lines = []
     for f in s.findings[:SHOWN_FINDINGS]:
         mark = " (known)" if f.status == "known" else ""
@@ -298,7 +298,7 @@ def _finding_lines(s: RunSummary, report_dir: Path) -> list[str]:
     if s.findings and s.target != "embedded":  # the embedded server is gone with the run
         first = report_dir / s.findings[0].reproducer
         lines.append(
-            f"  replay one: python3 {first}  (root's password read from XAPI_PASSWORD; exit 1 "
+            f"  replay one: python3 {first}  (root's password read from {password_env}; exit 1 "
             "while it diverges, 0 once fixed)"
         )
     lines += [f"  fixed since the baseline: {f.id} {f.title}" for f in s.fixed]
@@ -340,7 +340,7 @@ def _budget_lines(s: RunSummary) -> list[str]:
     return [f"time budget: {s.budget.seconds:g} s, used {s.budget.used:g} s; left out: {left}"]
 
 
-def _print_result(report_dir: Path, started: datetime.datetime) -> int:
+def _print_result(report_dir: Path, started: datetime.datetime, password_env: str) -> int:
     """The verdict, one line per finding, the seed and where the reports are; the exit status."""
     try:
         summary = read_summary(report_dir / "summary.json")
@@ -350,7 +350,11 @@ def _print_result(report_dir: Path, started: datetime.datetime) -> int:
             f"junit.xml and {PYTEST_LOG} in {report_dir} may still tell what happened"
         ) from None
     summary = _with_run_time(report_dir, summary, started)
-    lines = [_verdict_line(summary), *_finding_lines(summary, report_dir), _coverage_line(summary)]
+    lines = [
+        _verdict_line(summary),
+        *_finding_lines(summary, report_dir, password_env),
+        _coverage_line(summary),
+    ]
     lines += _budget_lines(summary)
     if summary.seed is not None:
         lines.append(f"seed: {summary.seed} (repeat with --seed {summary.seed})")
@@ -396,7 +400,7 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if not (report_dir / "summary.json").exists():
             _error_summary(args, report_dir, "", started, _parts_so_far(report_dir))
-    return _print_result(report_dir, started)
+    return _print_result(report_dir, started, args.password_env)
 
 
 def _run(args: argparse.Namespace, report_dir: Path, started: datetime.datetime) -> None:

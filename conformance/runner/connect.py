@@ -38,6 +38,8 @@ class RoleAccount:
     role: str
     user: str
     password: str = field(repr=False)
+    password_env: str = ""
+    """The environment variable the password was read from (named in reproducers)."""
 
 
 def target_settings(
@@ -65,6 +67,8 @@ class RunConfig:
     target: str | None = None
     user: str = "root"
     password: str = field(default="", repr=False)
+    password_env: str = "XAPI_PASSWORD"
+    """The environment variable ``password`` was read from (named in reproducers)."""
     protocol: str = "xmlrpc"
     strictness: Strictness = "exact"
     waivers: Path | None = None
@@ -148,6 +152,8 @@ def open_connection(config: RunConfig) -> tuple[Connection, Callable[[], None]]:
         strictness=config.strictness,
         waivers=waivers,
         release=parse_release(config.xapi_version) if config.xapi_version else None,
+        password_env=config.password_env,
+        role_password_envs={role.role: role.password_env for role in config.roles},
     )
 
     def close() -> None:

@@ -158,7 +158,7 @@ def _role(text: str) -> RoleAccount:
         raise UsageError(f"--role-account expects ROLE=USER:PASSWORD_ENV, got {text!r}")
     if env not in os.environ:
         raise UsageError(f"--role-account {role}: environment variable {env} is not set")
-    return RoleAccount(role, user, os.environ[env])
+    return RoleAccount(role, user, os.environ[env], env)
 
 
 def run_config(config: pytest.Config) -> RunConfig:
@@ -178,6 +178,7 @@ def run_config(config: pytest.Config) -> RunConfig:
         target=target,
         user=config.getoption("xapi_user"),
         password=os.environ.get(env, ""),
+        password_env=env,
         protocol=config.getoption("xapi_protocol"),
         strictness=strictness,
         waivers=Path(waivers) if waivers else None,

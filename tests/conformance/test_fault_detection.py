@@ -228,8 +228,13 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[RunningServer, Run
         honest.stop()
 
 
-def _reproduce(script: Path, url: str, *options: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XAPI_PASSWORD": PASSWORD, "XAPI_PASSWORD_READ_ONLY": "ro-pw"}
+def _reproduce(
+    script: Path, url: str, *options: str, password_env: str = "POOL_SECRET"
+) -> subprocess.CompletedProcess[str]:
+    """The script run with root's password in ``password_env`` only (and read-only's in
+    RO_SECRET), as the run that wrote it was given them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XAPI_PASSWORD")}
+    env |= {password_env: PASSWORD, "RO_SECRET": "ro-pw"}
     return subprocess.run(
         [sys.executable, str(script), url, *options],
         check=False,
@@ -257,10 +262,11 @@ REPLAYED = (
 
 def _found_on(url: str, selection: str) -> DivergenceInfo:
     """The divergence ``selection`` finds first on the server at ``url``, connected as a run with
-    ``--target`` and ``--role-account read-only=ro:…`` connects (over the wire, in-process)."""
-    read_only = RoleAccount("read-only", "ro", "ro-pw")
+    ``--target``, ``--password-env POOL_SECRET`` and ``--role-account read-only=ro:RO_SECRET``
+    connects (over the wire, in-process): its reproducers read those variables."""
+    read_only = RoleAccount("read-only", "ro", "ro-pw", "RO_SECRET")
     connection, close = open_connection(
-        RunConfig(target=url, password=PASSWORD, roles=(read_only,))
+        RunConfig(target=url, password=PASSWORD, password_env="POOL_SECRET", roles=(read_only,))
     )
     try:
         return find(selection, connection)
@@ -301,9 +307,9 @@ def test_a_race_findings_reproducer_shows_the_race_on_the_faulty_server_only(
     assert info is not None, "the race did not show"
     script = tmp_path / "race.py"
     script.write_text(info.reproducer)
-    shown = _reproduce(script, faulty.url, "--repeat", "3")
+    shown = _reproduce(script, faulty.url, "--repeat", "3", password_env="XAPI_PASSWORD")
     assert shown.returncode == 1, shown.stdout + shown.stderr
     assert "the race showed in" in shown.stdout
-    clean = _reproduce(script, honest.url, "--repeat", "3")
+    clean = _reproduce(script, honest.url, "--repeat", "3", password_env="XAPI_PASSWORD")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "the race showed in 0 of 3 runs" in clean.stdout

@@ -32,6 +32,8 @@ from tests.conformance.test_run_command import run
 pytestmark = pytest.mark.slow
 
 PASSWORD = "faulty-pw"
+PASSWORD_ENV = "FAULTY_POOL_PW"
+"""Not XAPI_PASSWORD: the run's reproducers must read the variable the run was given."""
 FAULTS = ("wrong-error-param", "stale-record")
 RUN_ARGS = (
     "--profile",
@@ -42,6 +44,8 @@ RUN_ARGS = (
     "lifecycle_sweep or test_area and fields",
     "-n",
     "2",
+    "--password-env",
+    PASSWORD_ENV,
 )
 """The lifecycle sweep shows the first fault, the fields area the second."""
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -89,7 +93,7 @@ def failing_run(
                 *RUN_ARGS,
                 "--report-dir",
                 str(report),
-                env={"XAPI_PASSWORD": PASSWORD},
+                env={PASSWORD_ENV: PASSWORD},
             )
             saved.write_text(json.dumps([result.returncode, result.stdout, result.stderr]))
     code, stdout, stderr = json.loads(saved.read_text())
@@ -118,6 +122,7 @@ def test_a_failing_run_fits_a_screen_and_names_each_finding(
     assert not any("def replay" in line or "FAILURES" in line for line in printed)
     replay = [line for line in printed if line.startswith("  replay one: python3 ")]
     assert len(replay) == 1 and str(report / "reproducers") in replay[0]
+    assert f"read from {PASSWORD_ENV};" in replay[0]
     assert "repeat with --seed 5" in result.stdout
     assert sorted(p.name for p in report.iterdir()) == [
         "allure-results",
@@ -157,7 +162,8 @@ def test_each_reproducer_exits_1_on_the_faulty_server_and_2_on_a_dead_url(
     failing_run: tuple[subprocess.CompletedProcess[str], Path], faulty_server: RunningServer
 ) -> None:
     _, report = failing_run
-    env = {**os.environ, "XAPI_PASSWORD": PASSWORD}
+    env = {**os.environ, PASSWORD_ENV: PASSWORD}
+    env.pop("XAPI_PASSWORD", None)
     for finding in findings(report):
         script = report / str(finding["reproducer"])
         here = subprocess.run(
@@ -197,7 +203,7 @@ def test_a_repeat_with_the_first_run_as_baseline_exits_0(
         str(first / "summary.json"),
         "--report-dir",
         str(tmp_path),
-        env={"XAPI_PASSWORD": PASSWORD},
+        env={PASSWORD_ENV: PASSWORD},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert {f["status"] for f in findings(tmp_path)} == {"known"}

@@ -55,6 +55,8 @@ _VERDICT_EXIT = {
 }
 _K_WORDS = re.compile(r"[A-Za-z_][\w-]*")
 PYTEST_LOG = "pytest.log"
+HYPOTHESIS_CACHE_VARIABLE = "HYPOTHESIS_STORAGE_DIRECTORY"
+"""Hypothesis's own variable for its cache (a user's setting is kept)."""
 """pytest's own output of a run without -v (each failure with its traceback)."""
 _STALE = (
     JUNIT_FILE,
@@ -403,6 +405,13 @@ def run_command(args: argparse.Namespace) -> int:
     return _print_result(report_dir, started, args.password_env)
 
 
+def hypothesis_cache() -> Path:
+    """Where Hypothesis keeps its cache during a run: the user's cache directory, not a
+    ``.hypothesis/`` in whatever directory the run starts from."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "xapi-conformance" / "hypothesis"
+
+
 def _run(args: argparse.Namespace, report_dir: Path, started: datetime.datetime) -> None:
     """Check the target, run the suite through pytest, sweep what the run left behind."""
     _touch_target(args)
@@ -410,6 +419,7 @@ def _run(args: argparse.Namespace, report_dir: Path, started: datetime.datetime)
         args.seed = secrets.randbelow(2**31)
     print(f"seed: {args.seed} (repeat with --seed {args.seed})", file=sys.stderr, flush=True)
     run_id = secrets.token_hex(4)
+    os.environ.setdefault(HYPOTHESIS_CACHE_VARIABLE, str(hypothesis_cache()))
     try:
         with _progress(report_dir), _pytest_output(report_dir, args.verbose):
             status = pytest.main([*pytest_arguments(args, report_dir), f"--xapi-run-id={run_id}"])

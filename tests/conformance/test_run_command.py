@@ -30,7 +30,7 @@ WAIT_S = 120.0
 
 
 def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``xapi-conformance`` as a user runs it."""
     full_env = {**os.environ, **(env or {})}
@@ -41,6 +41,7 @@ def run(
         text=True,
         env=full_env,
         timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -299,6 +300,21 @@ def test_report_builds_a_matrix_across_runs(tmp_path: Path) -> None:
     assert "ok" in row and "diverges" in row
     assert (out / "matrix.html").stat().st_size > 0
     assert main(["report", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_run_leaves_nothing_in_the_directory_it_starts_from(tmp_path: Path) -> None:
+    """Hypothesis keeps its cache in the user's cache directory, not in a ``.hypothesis/`` in
+    the working directory; the reports go where ``--report-dir`` says."""
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    work = tmp_path / "work"
+    work.mkdir()
+    report = tmp_path / "report"
+    args = ("run", "--profile", "dev", "-k", "test_area and fields", "--max-examples", "3")
+    result = run(*args, "--report-dir", str(report), env=env, cwd=work)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(work.iterdir()) == []
+    assert (cache / "xapi-conformance" / "hypothesis").is_dir()
 
 
 def test_fault_option_is_for_the_embedded_server_only(

@@ -1008,6 +1008,10 @@ class Harness:
         steps = self.log if steps is None else steps
         names = {ref: name for ref in self._named_refs() if (name := self.refs.name(ref))}
         names[self.session] = "session"
+        own_vms = None
+        if final.method in ALL_VM_QUERIES:  # judged as the harness judges it: own VMs only
+            expected = tuple(self._own_only(final.method, e) for e in expected)
+            own_vms = [name for ref, name in names.items() if self._own(ref)]
         used = {call.session for call in [*steps, final]}
         roles = [
             RoleLogin(
@@ -1036,6 +1040,7 @@ class Harness:
             protocol=target.protocol,
             strictness=self.connection.strictness,
             exact=exact,
+            own_vms=own_vms,
         )
 
     def event_reproducer(

@@ -188,6 +188,7 @@ def render_reproducer(
     strictness: str,
     exact: bool = False,
     password_env: str = "XAPI_PASSWORD",
+    own_vms: Sequence[str] | None = None,
 ) -> str:
     """The script: the call sequence first (log in, replay ``steps``, make ``final``), then the
     plumbing that judges the answer against ``expected`` with the suite's rules
@@ -195,6 +196,9 @@ def render_reproducer(
 
     ``names`` maps model refs (VMs, tasks, sessions) to the variables that hold the target's;
     root's password is read from ``password_env``, each role's from its own variable.
+    With ``own_vms`` (the variables of the example's VMs) ``final`` is a query over every VM of
+    the pool: its answer is cut down to those VMs, as the suite judged it, since the VMs other
+    clients hold when the script replays are not the ones they held during the run.
     """
     lines = [HEADER.format(title=title, filename="reproducer.py", password_env=password_env)]
     for role in roles:
@@ -207,7 +211,10 @@ def render_reproducer(
     assigned: set[str] = set()
     lines += [f"    {_step_line(step, names, assigned)}" for step in steps]
     refused = bool(expected) and all(isinstance(e, Failure) for e in expected)
-    lines.append(f"    answer = {_call_expr(final, names, refused=refused)}")
+    answer = _call_expr(final, names, refused=refused)
+    if own_vms is not None:
+        answer = f"own_only({answer}, [{', '.join(own_vms)}])"
+    lines.append(f"    answer = {answer}")
     lines.append(f"    expected = [{', '.join(_outcome_source(e, names) for e in expected)}]")
     lines.append("    return answer, expected")
     plumbing = PLUMBING.format(

@@ -233,6 +233,17 @@ def read_records(session):
         TRACE[0] = True
 
 
+def own_only(answer, mine):
+    """A query's answer over every VM of the pool cut down to the replay's VMs (``mine``): the
+    suite judged only its own, since other clients' VMs come and go."""
+    status, value = answer
+    if status == "ok" and isinstance(value, dict):
+        return status, {{ref: record for ref, record in value.items() if ref in mine}}
+    if status == "ok" and isinstance(value, list):
+        return status, [ref for ref in value if ref in mine]
+    return answer
+
+
 def login(user, password, originator="xapi-conformance reproducer"):
     status, value = call("session.login_with_password", user, password, "2.21", originator)
     if status != "ok":

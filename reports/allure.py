@@ -55,7 +55,7 @@ def _answer_text(answer: OutcomeRecord | None) -> str:
 
 def _step(results: _Results, call: CallRecord, status: str, start: int) -> dict[str, object]:
     return {
-        "name": call.call,
+        "name": call.shown,
         "status": status,
         "stage": "finished",
         "start": start,

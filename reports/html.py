@@ -59,6 +59,7 @@ ol.outcomes{margin:0;padding-left:1.5rem}
 .coverage td.hit{background:#dafbe1}
 .coverage td.miss{background:#ffebe9;color:#cf222e;font-weight:700}
 .coverage td.absent{color:#8c959f;text-align:center}
+.history td.num{text-align:right;white-space:nowrap}
 .coverage colgroup.kind{border-left:3px solid #57606a}
 .note{color:#57606a}
 .identity{font-size:1.05rem;margin:.25rem 0 1rem}
@@ -229,7 +230,7 @@ def _divergence(d: DivergenceRecord, anchor: str) -> str:
 <tr><th scope="row">Message</th><td>{_e(d.message)}</td></tr>
 <tr><th scope="row">Params</th><td><pre>{_e(_json(d.params))}</pre></td></tr>
 </table>
-<div class="sides">
+{_race_history(d)}<div class="sides">
 <div><h4>Expected (model)</h4>{_expected(d.expected)}</div>
 <div><h4>Actual (target)</h4>{_outcome(d.actual)}</div>
 </div>
@@ -283,6 +284,28 @@ def _diff_sides(d: DivergenceRecord) -> str:
     )
 
 
+def _race_history(d: DivergenceRecord) -> str:
+    """A race's calls as a table, one row per call: its session, the call, when it was sent
+    and answered, and the answer; empty for a sequential divergence."""
+    timed = [c for c in d.calls if c.session is not None]
+    if not timed:
+        return ""
+    rows = "\n".join(
+        f"<tr><td>{c.session}</td><td><code>{_e(c.call)}</code></td>"
+        f'<td class="num">{c.sent_ms:g}</td><td class="num">{c.answered_ms:g}</td>'
+        f"<td>{_outcome(c.answer) if c.answer else ''}</td></tr>"
+        for c in timed
+    )
+    head = (
+        "<tr><th>Session</th><th>Call</th><th>Sent (ms)</th><th>Answered (ms)</th>"
+        "<th>Answer</th></tr>"
+    )
+    return (
+        "<h4>The race's calls, session by session</h4>\n"
+        f'<table class="history">\n<thead>{head}</thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n'
+    )
+
+
 def _finding(s: RunSummary, f: FindingRecord) -> str:
     example = s.divergence(f.example)
     status = (
@@ -300,9 +323,9 @@ def _finding(s: RunSummary, f: FindingRecord) -> str:
 <tr><th scope="row">Methods</th><td>{", ".join(f"<code>{_e(m)}</code>" for m in f.methods)}</td></tr>
 <tr><th scope="row">Example</th><td>{_e(example.message)}</td></tr>
 <tr><th scope="row">Reproducer</th><td><a class="reproducer" href="{_e(f.reproducer)}">{_e(f.reproducer)}</a>
-<span class="note">run <code>XAPI_PASSWORD=… python3 {_e(f.reproducer)} [URL]</code>: exit 1 while it diverges, 0 once fixed, 2 when the target cannot be reached</span></td></tr>
+<span class="note">run <code>python3 {_e(f.reproducer)} [URL]</code> with root's password in the variable its docstring names: exit 1 while it diverges, 0 once fixed, 2 when the target cannot be reached</span></td></tr>
 </table>
-{_diff_sides(example)}
+{_race_history(example)}{_diff_sides(example)}
 </section>"""
 
 

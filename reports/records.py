@@ -149,6 +149,22 @@ class CallRecord:
 
     call: str
     answer: OutcomeRecord | None = None
+    session: int | None = None
+    """A race's call: the session that made it (numbered from 1); None for a sequential call."""
+    sent_ms: float | None = None
+    """A race's call: when it was sent, in milliseconds from the race's start."""
+    answered_ms: float | None = None
+    """A race's call: when its answer came back, in milliseconds from the race's start."""
+
+    @property
+    def shown(self) -> str:
+        """The call, with its session and times for a race's call."""
+        if self.session is None:
+            return self.call
+        return (
+            f"{self.call}: session {self.session}, sent {self.sent_ms:g} ms, "
+            f"answered {self.answered_ms:g} ms"
+        )
 
 
 @dataclass(frozen=True)
@@ -431,13 +447,20 @@ def divergence_to_json(d: DivergenceRecord, divergence_id: str = "") -> dict[str
         "waiver_reason": d.waiver_reason,
         "expected_outcomes": [outcome.as_tagged_json() for outcome in d.expected],
         "actual_outcome": d.actual.as_tagged_json(),
-        "calls": [
-            {"call": c.call, "answer": c.answer.as_tagged_json() if c.answer else None}
-            for c in d.calls
-        ],
+        "calls": [_call_to_json(c) for c in d.calls],
         "cause": d.cause,
         "cell": list(d.cell),
     }
+
+
+def _call_to_json(c: CallRecord) -> dict[str, object]:
+    data: dict[str, object] = {
+        "call": c.call,
+        "answer": c.answer.as_tagged_json() if c.answer else None,
+    }
+    if c.session is not None:
+        data |= {"session": c.session, "sent_ms": c.sent_ms, "answered_ms": c.answered_ms}
+    return data
 
 
 def finding_to_json(f: FindingRecord) -> dict[str, object]:
@@ -632,9 +655,23 @@ def _calls(data: object, where: str) -> tuple[CallRecord, ...]:
             CallRecord(
                 _str(obj, "call", at),
                 None if answer is None else OutcomeRecord.from_tagged_json(answer, f"{at}.answer"),
+                *_timing(obj, at),
             )
         )
     return tuple(calls)
+
+
+def _timing(obj: Mapping[str, object], where: str) -> tuple[int | None, float | None, float | None]:
+    """A race call's session and times; all None for a sequential call."""
+    if "session" not in obj:
+        return None, None, None
+    session, sent, answered = (obj.get(k) for k in ("session", "sent_ms", "answered_ms"))
+    if not isinstance(session, int) or isinstance(session, bool):
+        raise ValueError(f"{where}.session: expected an integer")
+    for key, value in (("sent_ms", sent), ("answered_ms", answered)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f"{where}.{key}: expected a number")
+    return session, float(sent), float(answered)  # type: ignore[arg-type]
 
 
 def _verdict(obj: Mapping[str, object], where: str) -> Verdict:

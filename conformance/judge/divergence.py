@@ -9,7 +9,20 @@ from hypothesis.errors import UnsatisfiedAssumption
 
 from models.outcome import Outcome, Value
 
-__all__ = ["Desynced", "Divergence", "DivergenceInfo"]
+__all__ = ["Desynced", "Divergence", "DivergenceInfo", "TimedCall"]
+
+
+@dataclass(frozen=True)
+class TimedCall:
+    """One call of a race as its session made it: when it was sent and answered (milliseconds
+    from the race's start) and the target's answer, in display form."""
+
+    session: int
+    """The session that made it, numbered from 1."""
+    call: str
+    sent_ms: float
+    answered_ms: float
+    answer: Outcome
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class DivergenceInfo:
     call that last wrote it); empty: ``method`` itself."""
     cell: tuple[str, str, str] | None = None
     """The coverage cell (message, power state, VM kind) of the cause's call, when known."""
+    history: tuple[TimedCall, ...] = ()
+    """A race's calls, session by session with their times (empty for a sequential one)."""
 
 
 class Divergence(AssertionError):
@@ -50,7 +65,8 @@ class Divergence(AssertionError):
     def __init__(self, info: DivergenceInfo) -> None:
         text = info.message
         if info.reproducer:
-            text += "\n\nReproducer (run with XAPI_PASSWORD set):\n" + info.reproducer
+            text += "\n\nReproducer (its docstring names the password variable to set):\n"
+            text += info.reproducer
         super().__init__(text)
         self.info = info
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from conformance.engine.answers import Answer, send, typed
 from conformance.engine.harness import Harness
 from conformance.judge.compare import AnswerRules, Mismatch, outcome_mismatch
-from conformance.judge.divergence import Desynced, DivergenceInfo
+from conformance.judge.divergence import Desynced, DivergenceInfo, TimedCall
 from conformance.judge.events import Malformed, read_batch
 from conformance.races.linearize import (
     CREATORS,
@@ -790,24 +790,37 @@ def _adopt(harness: Harness, found: Explained, history: Sequence[Observed]) -> N
 # ---- the divergence ------------------------------------------------------------------------------
 
 
-def history_text(harness: Harness, history: Sequence[Observed]) -> list[str]:
-    """One line per call: lane, call, the times it was sent and answered, the answer."""
-    lines = []
+def timed_calls(harness: Harness, history: Sequence[Observed]) -> list[TimedCall]:
+    """The history's calls in display form, each with its session and times."""
+    timed = []
     for o in history:
         method = f"Async.{o.shown}" if o.is_async else o.shown or o.call.method
         args = ", ".join(_shown(harness, a) for a in o.call.args[1:])  # type: ignore[arg-type]
-        answer = harness.refs.display_outcome(o.outcome)
-        shown = (
-            f"{answer.code} {list(answer.params)}"
-            if isinstance(answer, Failure)
-            else f"success {_shown(harness, answer.value)}"
+        timed.append(
+            TimedCall(
+                o.session + 1,
+                f"#{o.index} {method}({args})",
+                round(o.invoked * 1000, 1),
+                round(o.answered * 1000, 1),
+                harness.refs.display_outcome(o.outcome),
+            )
         )
-        shown = shown if len(shown) <= 100 else shown[:97] + "..."
-        lines.append(
-            f"#{o.index} session {o.session + 1}: {method}({args}) "
-            f"sent {o.invoked * 1000:.0f} ms, answered {o.answered * 1000:.0f} ms: {shown}"
-        )
-    return lines
+    return timed
+
+
+def _history_line(harness: Harness, timed: TimedCall) -> str:
+    answer = timed.answer
+    shown = (
+        f"{answer.code} {list(answer.params)}"
+        if isinstance(answer, Failure)
+        else f"success {_shown(harness, answer.value)}"
+    )
+    shown = shown if len(shown) <= 100 else shown[:97] + "..."
+    number, _, call = timed.call.partition(" ")
+    return (
+        f"{number} session {timed.session}: {call} "
+        f"sent {timed.sent_ms:.0f} ms, answered {timed.answered_ms:.0f} ms: {shown}"
+    )
 
 
 def _shown(harness: Harness, value: Value) -> str:
@@ -883,7 +896,8 @@ def _race_divergence(
     """A race's divergence: ``headline``, then the history one call a line. ``expected`` is
     the model's answer to the culprit at the deepest order tried, when one call's answer ended
     every order (the finding then keys on how it differs, as a sequential one would)."""
-    lines = history_text(harness, history)
+    timed = timed_calls(harness, history)
+    lines = [_history_line(harness, t) for t in timed]
     return DivergenceInfo(
         method=method,
         params=(),
@@ -895,6 +909,7 @@ def _race_divergence(
         reproducer=race_reproducer(harness, race, sessions),
         reason=reason,
         calls=tuple((line, None) for line in lines),
+        history=tuple(timed),
     )
 
 
@@ -915,7 +930,7 @@ Replays the calls before the race, then runs the race's sessions at once, up to 
 (default 20), and reports how often no order of the calls explained what the target did.
 Needs xapi-conformance installed (the judgement uses its model).
 
-Run: XAPI_PASSWORD=... python3 {filename} [URL] [--repeat N]
+Run: {password_env}=... python3 {filename} [URL] [--repeat N]
 Exit 1 while the race shows, 0 when it never did, 2 when the target cannot be reached.
 """
 
@@ -936,6 +951,7 @@ def race_reproducer(harness: Harness, race: Race, sessions: Sequence[str]) -> st
     scenario = {
         "url": harness.connection.target.url,
         "user": harness.connection.root.account.name,
+        "password_env": harness.connection.password_env,
         "protocol": harness.connection.target.protocol,
         "prefix": [_step(call, names) for call in harness.log if call.method != LOGIN],
         "lanes": [
@@ -944,7 +960,12 @@ def race_reproducer(harness: Harness, race: Race, sessions: Sequence[str]) -> st
     }
     title = f"{len(race.lanes)} sessions, {len(race.calls())} calls"
     text = pprint.pformat(json.loads(json.dumps(scenario, default=str)), width=96)
-    return REPRODUCER.format(title=title, filename="reproducer.py", scenario=text)
+    return REPRODUCER.format(
+        title=title,
+        filename="reproducer.py",
+        scenario=text,
+        password_env=harness.connection.password_env,
+    )
 
 
 def _step(call: LoggedCall, names: Mapping[str, str]) -> list[object]:

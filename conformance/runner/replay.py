@@ -35,7 +35,7 @@ def replay_race(scenario: Mapping[str, object], argv: Sequence[str]) -> int:
     config = RunConfig(
         target=args.url,
         user=str(scenario["user"]),
-        password=os.environ.get("XAPI_PASSWORD", ""),
+        password=os.environ.get(str(scenario.get("password_env", "XAPI_PASSWORD")), ""),
         protocol=str(scenario["protocol"]),
     )
     try:

@@ -64,6 +64,19 @@ def outcome_record(outcome: Outcome) -> OutcomeRecord:
     return OutcomeRecord.success(_plain(outcome.value))
 
 
+def _call_records(info: DivergenceInfo) -> tuple[CallRecord, ...]:
+    """The example's calls; a race's with each call's session and times."""
+    if info.history:
+        return tuple(
+            CallRecord(t.call, outcome_record(t.answer), t.session, t.sent_ms, t.answered_ms)
+            for t in info.history
+        )
+    return tuple(
+        CallRecord(text, None if answer is None else outcome_record(answer))
+        for text, answer in info.calls
+    )
+
+
 def divergence_record(info: DivergenceInfo) -> DivergenceRecord:
     """The report form of a divergence."""
     return DivergenceRecord(
@@ -77,10 +90,7 @@ def divergence_record(info: DivergenceInfo) -> DivergenceRecord:
         reproducer=info.reproducer,
         waived=info.waived,
         waiver_reason=info.waiver_reason,
-        calls=tuple(
-            CallRecord(text, None if answer is None else outcome_record(answer))
-            for text, answer in info.calls
-        ),
+        calls=_call_records(info),
         cause=info.cause or info.method,
         cell=info.cell or (),
     )

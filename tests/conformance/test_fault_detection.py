@@ -34,15 +34,19 @@ from conformance.races.concurrency import (
     task_of,
 )
 from conformance.runner.connect import RoleAccount, RunConfig, open_connection
+from conformance.runner.results import divergence_record
 from conformance.server.config import ServerConfig
 from conformance.server.overlap import counted
 from conformance.server.process import RunningServer, start_in_thread
 from models.world import Account
+from reports.html import render_html
+from reports.records import CallRecord, divergence_from_json, divergence_to_json
 from tests.conformance.detect import CASES, CONCURRENCY, find, found
 from tests.conformance.gated import gated, run_overlapping
 from tests.conformance.test_event_faults import FOUND_BY_EVENTS
 from tests.conformance.test_event_faults import REPLAYED as EVENTS_REPLAYED
 from tests.conformance.test_harness import _server, new_vm
+from tests.reports.test_reports import summary
 
 pytestmark = pytest.mark.slow
 
@@ -228,13 +232,11 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[RunningServer, Run
         honest.stop()
 
 
-def _reproduce(
-    script: Path, url: str, *options: str, password_env: str = "POOL_SECRET"
-) -> subprocess.CompletedProcess[str]:
-    """The script run with root's password in ``password_env`` only (and read-only's in
-    RO_SECRET), as the run that wrote it was given them."""
+def _reproduce(script: Path, url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """The script run with root's password in POOL_SECRET only (and read-only's in RO_SECRET),
+    as the run that wrote it was given them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XAPI_PASSWORD")}
-    env |= {password_env: PASSWORD, "RO_SECRET": "ro-pw"}
+    env |= {"POOL_SECRET": PASSWORD, "RO_SECRET": "ro-pw"}
     return subprocess.run(
         [sys.executable, str(script), url, *options],
         check=False,
@@ -303,13 +305,38 @@ def test_a_race_findings_reproducer_shows_the_race_on_the_faulty_server_only(
     against the served faulty server (its operations in flight as ``serve --fault`` keeps them)
     and the honest one."""
     faulty, honest = servers
-    info = _raced(gated(_server(faults=lookup([RACE_REPLAYED]))), RACE_CASES[RACE_REPLAYED])  # type: ignore[arg-type]
+    connection = gated(_server(faults=lookup([RACE_REPLAYED])))  # type: ignore[arg-type]
+    connection.password_env = "POOL_SECRET"  # as a run given --password-env POOL_SECRET
+    info = _raced(connection, RACE_CASES[RACE_REPLAYED])
     assert info is not None, "the race did not show"
     script = tmp_path / "race.py"
     script.write_text(info.reproducer)
-    shown = _reproduce(script, faulty.url, "--repeat", "3", password_env="XAPI_PASSWORD")
+    shown = _reproduce(script, faulty.url, "--repeat", "3")
     assert shown.returncode == 1, shown.stdout + shown.stderr
     assert "the race showed in" in shown.stdout
-    clean = _reproduce(script, honest.url, "--repeat", "3", password_env="XAPI_PASSWORD")
+    clean = _reproduce(script, honest.url, "--repeat", "3")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "the race showed in 0 of 3 runs" in clean.stdout
+
+
+def test_a_race_finding_shows_its_calls_session_by_session_with_their_times() -> None:
+    """A race's divergence carries each call's session, times and answer through summary.json
+    into the HTML's table; a sequential divergence has no such table."""
+    lanes = RACE_CASES[RACE_REPLAYED]
+    info = _raced(gated(_server(faults=lookup([RACE_REPLAYED]))), lanes)  # type: ignore[arg-type]
+    assert info is not None, "the race did not show"
+    text = json.dumps(divergence_to_json(divergence_record(info)))
+    record = divergence_from_json(json.loads(text))
+    assert len(record.calls) == sum(len(lane) for lane in lanes)
+    assert {c.session for c in record.calls} == set(range(1, len(lanes) + 1))
+    assert all(
+        c.sent_ms is not None and c.answered_ms is not None and c.sent_ms <= c.answered_ms
+        for c in record.calls
+    )
+    assert all(c.answer is not None for c in record.calls)
+    page = render_html(summary(divergences=(record,)))
+    table = page.partition('<table class="history">')[2].partition("</table>")[0]
+    assert table.count("<tr><td>") == len(record.calls)
+    sequential = replace(record, calls=(CallRecord("VM.start(vm1, False, False)"),), kind="outcome")
+    page = render_html(summary(divergences=(sequential,)))
+    assert 'class="history"' not in page

@@ -667,6 +667,10 @@ def _lean_response(body: bytes) -> Outcome:
         or ("&" in text and _LEAN_AMPERSAND.search(text))
     ):
         raise _NotLean
+    if text.startswith(_RECORDS_HEAD) and text.endswith(_RECORDS_TAIL):
+        with contextlib.suppress(_NotLean):
+            records = _records(text[len(_RECORDS_HEAD) : len(text) - len(_RECORDS_TAIL)])
+            return _lean_status({"Status": "Success", "Value": records})
     if text.startswith(_COMPACT_HEAD) and text.endswith(_COMPACT_TAIL):
         with contextlib.suppress(_NotLean):
             end = len(text) - len(_COMPACT_TAIL)
@@ -735,6 +739,15 @@ def _compact_value(tokens: list[tuple[str, ...]]) -> object:
     ``_LeanReader``; raises ``_NotLean`` (or an error of ``_LEAN_MISSES``) where they do not."""
     done: list[object] = []
     frames: list[_Frame] = []
+    _walk(tokens, frames, done)
+    if frames or len(done) != 1:
+        raise _NotLean
+    return done[0]
+
+
+def _walk(tokens: list[tuple[str, ...]], frames: list[_Frame], done: list[object]) -> None:
+    """Read ``tokens`` into the open containers ``frames`` (a value that closes with none left
+    open goes to ``done``)."""
     for token in tokens:
         if token[0]:
             _member_token(token, frames[-1])
@@ -754,9 +767,47 @@ def _compact_value(tokens: list[tuple[str, ...]]) -> object:
             frames[-1][1] = _BETWEEN
         else:
             raise _NotLean
-    if frames or len(done) != 1:
+
+
+_RECORDS_HEAD = (
+    _COMPACT_HEAD + "<value><struct><member><name>Status</name><value>Success</value></member>"
+    "<member><name>Value</name><value><struct>"
+)
+_RECORDS_TAIL = "</struct></value></member></struct></value>" + _COMPACT_TAIL
+_RECORD = "<member><name>OpaqueRef:"
+"""A successful answer whose value is a map of records by ref (``get_all_records``), in xapi's
+compact layout, is read record by record (``_records``)."""
+
+
+def _records(text: str) -> dict[str, object]:
+    """The map of records by ref that ``text`` (the map's members) spells; each member is read
+    once while its text recurs (``_record``): a pool's records mostly come back unchanged
+    from one query to the next, another client's VMs among them. Raises ``_NotLean`` where
+    the text does not split into whole members (then the answer is read whole)."""
+    first, *rest = text.split(_RECORD)
+    if first:
         raise _NotLean
-    return done[0]
+    records: dict[str, object] = {}
+    for member in rest:
+        ref, record = _record(member)
+        records.setdefault(ref, record)
+    return records
+
+
+@functools.lru_cache(maxsize=1024)
+def _record(member: str) -> tuple[str, object]:
+    """One member of a map of records (its text after ``_RECORD``): its ref and its record,
+    the very same objects while the text recurs (callers never change a decoded answer)."""
+    outer: _Frame = [{}, _BETWEEN]
+    frames: list[_Frame] = [outer]
+    done: list[object] = []
+    _walk(_COMPACT_TOKEN.findall(_RECORD + member), frames, done)
+    members = outer[0]
+    whole = not done and len(frames) == 1 and outer[1] is _BETWEEN
+    if not whole or not isinstance(members, dict) or len(members) != 1:
+        raise _NotLean
+    ((ref, record),) = members.items()
+    return ref, record
 
 
 def _member_token(token: tuple[str, ...], frame: _Frame) -> None:

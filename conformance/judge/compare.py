@@ -290,11 +290,40 @@ def _checked_records(raw: object, returns: XType, protocol: str) -> Value | None
         return None
     typed: dict[str, Value] = {}
     for key, value in raw.items():
-        record = _checked_vm_record(value, protocol) if isinstance(key, str) else None
+        record = _RECENT_RECORDS.checked(value, protocol) if isinstance(key, str) else None
         if record is None:
             return None
         typed[key] = record
     return typed
+
+
+class _RecentRecords:
+    """The last few raw VM records checked and typed, by the raw record's identity: a record
+    that comes back unchanged in a map of records decodes to the very same object
+    (``xmlrpc.decode_response``), whose typing is then not done again."""
+
+    KEEP = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[tuple[int, str], tuple[object, dict[str, Value] | None]] = {}
+
+    def checked(self, raw: object, protocol: str) -> dict[str, Value] | None:
+        """``_checked_vm_record(raw, protocol)``, typed once while ``raw`` is kept."""
+        key = (id(raw), protocol)
+        with self._lock:
+            known = self._by_id.get(key)
+        if known is not None and known[0] is raw:
+            return known[1]
+        record = _checked_vm_record(raw, protocol)
+        with self._lock:
+            self._by_id[key] = (raw, record)
+            if len(self._by_id) > self.KEEP:
+                del self._by_id[next(iter(self._by_id))]
+        return record
+
+
+_RECENT_RECORDS = _RecentRecords()
 
 
 def _checked_vm_record(raw: object, protocol: str) -> dict[str, Value] | None:

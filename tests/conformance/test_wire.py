@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.errors import ProtocolError
+from conformance.judge.compare import AnswerRules, typed_answer
 from conformance.wire import (
     JsonRpcRequest,
     Quirks,
@@ -26,6 +27,7 @@ from conformance.wire import jsonrpc as jr
 from conformance.wire import xmlrpc as xr
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.schema import XType, parse_type
+from tests.models.helpers import driver
 
 UTC = datetime.UTC
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -244,17 +246,24 @@ def test_a_map_of_records_reads_as_the_full_parser_reads_it(records: Value) -> N
     assert xr.decode_response(body) == _read_whole(body) == received_outcome(Success(records))
 
 
-def test_a_record_that_comes_back_unchanged_is_read_once() -> None:
+def test_a_record_that_comes_back_unchanged_is_read_and_typed_once() -> None:
     """Two answers of a pool's records: the record that did not change between them is the
-    very same object, the changed one is read again."""
-    same = {"name_label": "kept", "other_config": {"a": "b"}, "VBDs": ()}
-    first = xr.encode_response(Success({"OpaqueRef:1": same, "OpaqueRef:2": {"name_label": "x"}}))
-    second = xr.encode_response(Success({"OpaqueRef:1": same, "OpaqueRef:2": {"name_label": "y"}}))
-    read_first, read_second = xr.decode_response(first), xr.decode_response(second)
-    assert isinstance(read_first, Success) and isinstance(read_second, Success)
-    assert isinstance(read_first.value, Mapping) and isinstance(read_second.value, Mapping)
-    assert read_first.value["OpaqueRef:1"] is read_second.value["OpaqueRef:1"]
-    assert read_second.value["OpaqueRef:2"] == {"name_label": "y"}
+    very same object, read and typed, the changed one is read again."""
+    d = driver()
+    kept, changed = d.new_vm(), d.new_vm()
+    before = d.world.vms
+    d.ok("VM.set_name_label", changed, "renamed")
+    returns = AnswerRules.of("VM.get_all_records").answer
+    answers = []
+    for vms in (before, d.world.vms):
+        raw = xr.decode_response(xr.encode_response(Success(dict(vms))))
+        typed, problem = typed_answer(raw, returns, "xmlrpc")
+        assert problem is None and isinstance(raw, Success) and isinstance(typed, Success)
+        assert isinstance(raw.value, Mapping) and isinstance(typed.value, Mapping)
+        answers.append((raw.value, typed.value))
+    (raw_before, typed_before), (raw_after, typed_after) = answers
+    assert raw_before[kept] is raw_after[kept] and typed_before[kept] is typed_after[kept]
+    assert typed_after[changed]["name_label"] == "renamed" != typed_before[changed]["name_label"]
 
 
 @given(typed_values())

@@ -23,6 +23,10 @@ from conformance.targets import JsonRpcTarget, XmlRpcTarget
 from models.outcome import Failure, Success, Value
 from tests.models.helpers import vm_args
 
+EXIT_WAIT_S = 120.0
+"""The longest a test waits for a served process to exit once told to (a bound against a
+hang, never a measure: the machine may be loaded)."""
+
 __all__ = [
     "LoadResult",
     "cpu_seconds",
@@ -192,7 +196,7 @@ def serving(password: str) -> Iterator[tuple[str, int]]:
         assert process.stdout is not None
         yield process.stdout.readline().removeprefix("listening on ").strip(), process.pid
         process.terminate()
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=EXIT_WAIT_S) == 0
     finally:
         process.kill()
         process.wait()

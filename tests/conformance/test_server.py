@@ -23,6 +23,10 @@ from models.transition import Call
 from tests.conformance.conftest import PASSWORD
 from tests.models.helpers import vm_args
 
+EXIT_WAIT_S = 120.0
+"""The longest a test waits for a served process to exit once told to (a bound against a
+hang, never a measure: the machine may be loaded)."""
+
 
 def _login(
     target: XmlRpcTarget | JsonRpcTarget, user: str = "root", password: str = PASSWORD
@@ -248,7 +252,7 @@ def test_serve_prints_one_ready_line_and_stops_on_sigterm() -> None:
             XmlRpcTarget(url).call("session.login_with_password", "root", "pw"), Success
         )
         process.terminate()
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=EXIT_WAIT_S) == 0
         assert process.stdout.read() == ""
     finally:
         process.kill()

@@ -470,7 +470,7 @@ def test_serve_takes_passwords_from_env_and_accounts_file(tmp_path: Path) -> Non
         denied = target.call("VM.create", alice, vm_args())
         assert isinstance(denied, Failure) and denied.code == "RBAC_PERMISSION_DENIED"
         process.terminate()
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=WAIT_S) == 0
     finally:
         process.kill()
         process.wait()

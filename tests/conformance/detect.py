@@ -3,7 +3,8 @@ finds it cheapest, with the ``ci`` profile's sizes, and what its divergence show
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Mapping
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -22,7 +23,7 @@ from conformance.server.profiles import NO_LATENCY
 from conformance.targets.inprocess import InProcessTarget
 from tests.conformance.test_harness import _server, connect
 
-__all__ = ["CASES", "CONCURRENCY", "SWEEPS", "ci_settings", "find", "found"]
+__all__ = ["CASES", "CONCURRENCY", "SWEEPS", "ci_settings", "find", "found", "shown"]
 
 LIFECYCLE_SWEEP = "lifecycle_sweep"
 BLOCKED_SWEEP = "blocked_sweep"
@@ -198,3 +199,9 @@ def found(fault: str) -> DivergenceInfo:
     assert info.area == FAULTS[fault].area, info.message
     assert mark in f"{info.expected!r}{info.kind}{info.message}", info.message
     return info
+
+
+def shown(divergence: Mapping[str, object]) -> str:
+    """What a divergence of a summary.json shows, where a case's text is looked for: its
+    expected outcomes, its kind and its message."""
+    return json.dumps(divergence["expected"]) + str(divergence["kind"]) + str(divergence["message"])

@@ -23,10 +23,12 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from conformance.faults import FAULTS as CATALOGUE
 from conformance.runner.results import STOPPED
 from conformance.server.config import ServerConfig
 from conformance.server.process import RunningServer, start_in_thread
 from reports.records import SCHEMA_VERSION
+from tests.conformance.detect import CASES, shown
 from tests.conformance.test_run_command import run
 
 pytestmark = pytest.mark.slow
@@ -48,6 +50,17 @@ RUN_ARGS = (
     PASSWORD_ENV,
 )
 """The lifecycle sweep shows the first fault, the fields area the second."""
+REPEAT_ARGS = (
+    "--profile",
+    "dev",
+    "--seed",
+    "5",
+    "-k",
+    "lifecycle_sweep",
+    "--password-env",
+    PASSWORD_ENV,
+)
+"""A repeat of the first run's sweep: it shows the first fault alone."""
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ALLURE = Path(__file__).parent / "allure" / "node_modules" / ".bin" / "allure"
 REQUIRED = os.environ.get("XAPI_REQUIRE_BROWSER") == "1"
@@ -134,6 +147,20 @@ def test_a_failing_run_fits_a_screen_and_names_each_finding(
     ]
 
 
+def test_the_command_line_finds_each_fault_in_the_area_the_catalogue_names(
+    failing_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """The lifecycle sweep's fault and the fields area machine's, each with a divergence in its
+    area showing what the fault breaks (tests/conformance/test_fault_detection.py finds every
+    fault in-process)."""
+    _, report = failing_run
+    divergences = json.loads((report / "summary.json").read_text())["divergences"]
+    for fault in FAULTS:
+        _selection, mark = CASES[fault]
+        area = CATALOGUE[fault].area
+        assert any(d["area"] == area and mark in shown(d) for d in divergences), fault
+
+
 def test_the_last_progress_line_counts_what_the_verdict_counts(
     failing_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
@@ -193,12 +220,15 @@ def test_a_repeat_with_the_first_run_as_baseline_exits_0(
     faulty_server: RunningServer,
     tmp_path: Path,
 ) -> None:
+    """The repeat runs the first run's sweep alone (a deterministic fault: its finding is the
+    first run's, every time); that an area machine's finding keeps its id whatever the seed,
+    and so holds against a baseline, tests/conformance/test_stable_findings.py shows."""
     _, first = failing_run
     result = run(
         "run",
         "--target",
         faulty_server.url,
-        *RUN_ARGS,
+        *REPEAT_ARGS,
         "--baseline",
         str(first / "summary.json"),
         "--report-dir",

@@ -23,8 +23,9 @@ class RefMap:
     Each bound pair also gets a short name (``vm1``, ``task3``) for messages and reproducers.
     """
 
-    KEEP = 16
-    """Maps read from the target whose model view is remembered (``to_model``)."""
+    KEEP = 256
+    """Maps read from the target whose model view is remembered (``to_model``): a pool's
+    records each, and the maps of them."""
 
     def __init__(self) -> None:
         self._to_target: dict[str, str] = {}
@@ -85,7 +86,12 @@ class RefMap:
             binds = self._binds
         if known is not None and known[0] is value and known[1] == binds:
             return known[2]
-        mapped = _mapped(value, self._to_model)
+        mapped: Value
+        if value and all(isinstance(item, Mapping) for item in value.values()):
+            # a map of records: each record that came back unchanged maps as before
+            mapped = {self._to_model.get(k, k): self.to_model(v) for k, v in value.items()}
+        else:
+            mapped = _mapped(value, self._to_model)
         with self._lock:
             self._recently_mapped[id(value)] = (value, binds, mapped)
             if len(self._recently_mapped) > self.KEEP:

@@ -147,6 +147,21 @@ def test_a_map_read_again_maps_as_before_until_a_ref_in_it_is_bound() -> None:
     assert refs.to_model(dict(answer)) is not again  # an equal map is mapped anew
 
 
+def test_a_record_read_again_in_another_map_maps_as_before_until_a_ref_in_it_is_bound() -> None:
+    """A map of records (a pool's) maps each record through the same memory: a record that
+    comes back unchanged in the next answer (the very same decoded record) maps as before."""
+    refs = RefMap()
+    kept, changed = {"parent": "OpaqueRef:target-2"}, {"parent": "OpaqueRef:NULL"}
+    first = refs.to_model({"OpaqueRef:target-1": kept, "OpaqueRef:target-3": changed})
+    second = refs.to_model({"OpaqueRef:target-1": kept, "OpaqueRef:target-3": {"parent": ""}})
+    assert isinstance(first, dict) and isinstance(second, dict)
+    assert second["OpaqueRef:target-1"] is first["OpaqueRef:target-1"] == kept
+    assert second["OpaqueRef:target-3"] == {"parent": ""}
+    refs.bind("OpaqueRef:model-2", "OpaqueRef:target-2")
+    third = refs.to_model({"OpaqueRef:target-1": kept})
+    assert third == {"OpaqueRef:target-1": {"parent": "OpaqueRef:model-2"}}
+
+
 def _info(actual: Failure) -> DivergenceInfo:
     return DivergenceInfo("VM.start", (), (Success(""),), actual, "lifecycle", "outcome", "m")
 

@@ -3,8 +3,9 @@
 The roles area's machine draws a role and an edit at random; these cases ask each role every
 question whatever the seed:
 
-- every account's login with wrong passwords and with its own, a user nobody has, the
-  session's record read, the session used, logged out and used again;
+- every account's login with wrong passwords and with its own, a user nobody has (with
+  root's password too) and root's name in capitals, the session's record read, the session
+  used, logged out, used and logged out again;
 - every map-key edit of a VM (``MAP_KEY_EDITS``) with every key whose role is its own
   (``MAP_KEYS``), as each role, the key first added by root where the edit removes it;
 - every write a client can make to the pool's own object (other_config, its keys the
@@ -86,18 +87,23 @@ def _sessions_case(connection: Connection, area: str) -> None:
 
 
 def _logins(harness: Harness) -> None:
-    """Each account (root and each role's) with each wrong password, a user nobody has
-    (SESSION_AUTHENTICATION_FAILED naming the user, xapi_session.ml do_local_auth); then each
-    account's right password with an originator: the session's record and fields read and
-    found by its uuid, the session used, logged out, used again (SESSION_INVALID) and read by
-    root (HANDLE_INVALID)."""
-    accounts = [harness.connection.root.account]
-    accounts += [login.account for login in harness.connection.roles.values()]
+    """Each account (root and each role's) with each wrong password; a user nobody has, with
+    a wrong password and with root's, and root's name in capitals with root's password
+    (SESSION_AUTHENTICATION_FAILED naming the user: xapi_session.ml do_local_auth has PAM
+    authenticate the user named, whose names are exact); then each account's right password
+    with an originator: the session's record and fields read and found by its uuid, the
+    session used, logged out, used again and logged out again (SESSION_INVALID: the session
+    of any call is checked, session.logout's too) and read by root (HANDLE_INVALID)."""
+    root = harness.connection.root.account
+    accounts = [root, *(login.account for login in harness.connection.roles.values())]
     for account in accounts:
         for wrong in WRONG:
             password = f"{account.password}{wrong}" if wrong == "-wrong" else wrong
             harness.call(LOGIN, account.name, password, "2.21", "xapi-conformance")
     harness.call(LOGIN, NOBODY, WRONG[1], "2.21", "xapi-conformance")
+    for name in (NOBODY, root.name.upper()):
+        if name != root.name:
+            harness.call(LOGIN, name, root.password, "2.21", "xapi-conformance")
     for account in accounts:
         session = harness.call(LOGIN, account.name, account.password, "2.21", "XenCenter")
         if not isinstance(session, Success):
@@ -107,6 +113,7 @@ def _logins(harness: Harness) -> None:
         harness.call("VM.get_all", session=ref)
         harness.call("session.logout", session=ref)
         harness.call("VM.get_all", session=ref)
+        harness.call("session.logout", session=ref)
         harness.call("session.get_record", ref)
 
 

@@ -79,6 +79,10 @@ _SERVER_PLACES = frozenset({"VM.start", "VM.resume"})
 """Calls that may leave the host to the server's choice (``server_chooses_host``)."""
 _GENID_READS = frozenset({"VM.get_record", "VM.get_generation_id"})
 """Reads that show a suite VM's generation_id, checked to change when xapi's does."""
+_LISTINGS = frozenset({"VM.get_all", "VM.get_all_records"})
+"""Queries that list every VM, checked to list the hosts' control domains."""
+_SEED_READS = frozenset({"VM.get_record", "VM.get_other_config"})
+"""Reads that show a VM's mac_seed, checked to be shared between VMs as the model shares it."""
 ALL_VM_QUERIES = frozenset(
     {
         "VM.get_all",
@@ -314,6 +318,13 @@ class Harness:
         self.log: list[LoggedCall] = []
         self.strays: list[str] = []
         self.world: World = self._import()
+        self._control_domains = {
+            host.control_domain: host.name_label
+            for host in self.world.hosts.values()
+            if host.control_domain != NULL_REF
+        }
+        """The control domain each host's record names, and the host's name: VMs no client
+        makes or destroys, which every VM.get_all lists."""
         self.off_track = False
         self._verified = False
         """The example's end compared every suite VM's record and found them all as modelled
@@ -327,6 +338,8 @@ class Harness:
         named by the call, or the affinity host), and that host."""
         self._genids: dict[str, tuple[str, str]] = {}
         """Each suite VM's generation_id as the model and the target last showed it."""
+        self._seeds: dict[str, tuple[str, str]] = {}
+        """Each VM's other_config mac_seed as the model and the target last showed it."""
         self._writers: dict[tuple[str, str], tuple[str, Cell | None]] = {}
         """(VM, field) -> the message that last wrote the field in this example, and its cell."""
         self._changed_by: dict[str, tuple[str, Cell | None]] = {}
@@ -488,6 +501,10 @@ class Harness:
                 identity = self._genid_mismatch(rules, args, chosen.world, answer.outcome)
             if chosen is not None and identity is None:
                 identity = self._placement_mismatch(rules, args, chosen.world, answer.outcome)
+            if chosen is not None and identity is None:
+                identity = self._seed_mismatch(rules, args, chosen.world, answer.outcome)
+            if chosen is not None and identity is None:
+                identity = self._standing_mismatch(rules, answer.outcome)
             if chosen is not None and chosen.task and answer.task:
                 self.refs.bind(chosen.task, answer.task, "task")
             if chosen is not None and identity is None:
@@ -538,6 +555,56 @@ class Harness:
         if before[0] == modelled:
             return Mismatch("field generation_id", f"changed from {before[1]} to {shown}")
         return Mismatch("field generation_id", f"still {shown}: xapi draws a fresh one")
+
+    def _seed_mismatch(
+        self, rules: AnswerRules, args: tuple[Value, ...], world: World, outcome: Outcome
+    ) -> Mismatch | None:
+        """A VM's mac_seed is drawn at random (its value compared by shape), but xapi draws a
+        fresh one for each VM made, cloned or copied, and a snapshot keeps its VM's
+        (xapi_vm_clone.ml ``replace_seed``): two VMs' seeds on the target are one exactly when
+        the model's are."""
+        if rules.name not in _SEED_READS or not isinstance(outcome, Success) or len(args) < 2:
+            return None
+        ref = str(args[1])
+        vm, shown = world.vms.get(ref), _field_shown(outcome.value, "other_config")
+        if (
+            vm is None
+            or not isinstance(shown, Mapping)
+            or not isinstance(vm["other_config"], Mapping)
+        ):
+            return None
+        modelled, seen = vm["other_config"].get("mac_seed"), shown.get("mac_seed")
+        self._seeds.pop(ref, None)
+        if not (isinstance(modelled, str) and isinstance(seen, str)):
+            return None
+        for other, (other_modelled, other_seen) in self._seeds.items():
+            if other in world.vms and (other_modelled == modelled) != (other_seen == seen):
+                name = self.refs.display(other)
+                shared = "xapi draws a clone or copy a fresh one"
+                how = (
+                    f"{seen}, {name}'s too: {shared}"
+                    if other_seen == seen
+                    else (f"{seen}, not {name}'s {other_seen}: a snapshot keeps its VM's")
+                )
+                return Mismatch("other_config mac_seed", how)
+        self._seeds[ref] = (modelled, seen)
+        return None
+
+    def _standing_mismatch(self, rules: AnswerRules, outcome: Outcome) -> Mismatch | None:
+        """VM.get_all and get_all_records answer every VM (the database's rows), the control
+        domain each host's record names among them (the comparison of the suite's own VMs
+        leaves the pool's out; clients find a host's dom0 so)."""
+        if rules.name not in _LISTINGS or not isinstance(outcome, Success):
+            return None
+        listed = outcome.value
+        if not isinstance(listed, Mapping | Sequence):
+            return None
+        for ref, host in self._control_domains.items():
+            if ref not in listed:
+                return Mismatch(
+                    "result", f"{ref}, the control domain of host {host!r}, is unlisted"
+                )
+        return None
 
     def _placement_mismatch(
         self, rules: AnswerRules, args: tuple[Value, ...], world: World, outcome: Outcome
@@ -878,6 +945,7 @@ class Harness:
             elif typed.malformed is None and isinstance(outcome.value, Mapping):
                 records[ref] = frozen(_adopted(records.get(ref), outcome.value))
         self.world = replace(self.world, vms=MappingProxyType(records))
+        self._seeds.clear()  # a record adopted may hold the target's seed: pairs start again
 
     def _cause(
         self, call: LoggedCall, mismatch: Mismatch, purpose: Purpose, *, malformed: bool

@@ -20,6 +20,7 @@ from conformance.faults.changes import (
     _blocked_operations_inherited,
     _capitalised_state,
     _case_folded,
+    _control_domains_left_out,
     _counting_session,
     _created_local_time,
     _default_template,
@@ -31,7 +32,9 @@ from conformance.faults.changes import (
     _failed_as_success,
     _filter_ignored,
     _kept,
+    _logout_idempotent,
     _lowercase_class,
+    _mac_seed_inherited,
     _message_only,
     _message_role_only,
     _new_vm_edited,
@@ -44,6 +47,7 @@ from conformance.faults.changes import (
     _operator_denied,
     _originator_dropped,
     _orphan_revert_refused,
+    _password_only,
     _paused_as_running,
     _prefix_match,
     _record_without,
@@ -67,6 +71,7 @@ from conformance.faults.changes import (
     _template_vcpus_stored,
     _type_error_text,
     _unpause_running_accepted,
+    _user_case_folded,
     _uuid_not_ref,
     _wire_case_permission,
     _without_key,
@@ -75,6 +80,7 @@ from conformance.faults.events import (
     class_filter_ignored,
     counts_empty,
     current_id_last,
+    empty_subscription_everything,
     idle_object_repeated,
     ids_not_generations,
     inject_untouched,
@@ -790,6 +796,18 @@ _ENTRIES += (
         ),
     ),
     (
+        "event-empty-subscription-everything",
+        Seeded(
+            empty_subscription_everything,
+            "events",
+            "events",
+            "event.from with an empty list of classes answers every class's events, as for '*'.",
+            "event.from([], token) answers no event in xapi (no subscription matches anything: "
+            "Xapi_event.Subscription.event_matches over an empty list); the faulty server "
+            "reports the suite's VMs and tasks.",
+        ),
+    ),
+    (
         "event-no-del-on-destroy",
         Seeded(
             no_del_on_destroy,
@@ -1023,6 +1041,18 @@ _ENTRIES += (
         ),
     ),
     (
+        "clone-keeps-mac-seed",
+        Seeded(
+            BranchFault(_mac_seed_inherited, _vm_methods("clone", "copy")),
+            "fields",
+            "fields",
+            "A clone or copy keeps its source's other_config mac_seed (no fresh one is drawn).",
+            "xapi_vm_clone.ml replace_seed draws a clone or copy a fresh mac_seed, so its VIFs "
+            "get MACs of their own; the faulty server's clone has its source's, and the two "
+            "VMs' MACs clash.",
+        ),
+    ),
+    (
         "int-typed",
         Seeded(
             WronglyTyped(Quirks(int_typed=True)),
@@ -1094,6 +1124,17 @@ _ENTRIES += (
             "VM.get_all_records leaves out snapshots.",
             "after VM.snapshot(vm, …), xapi's VM.get_all_records holds the snapshot's record; "
             "the faulty server's does not.",
+        ),
+    ),
+    (
+        "control-domains-unlisted",
+        Seeded(
+            BranchFault(_control_domains_left_out, _vm_methods("get_all", "get_all_records")),
+            "fields",
+            "fields",
+            "VM.get_all and VM.get_all_records leave out the hosts' control domains.",
+            "xapi's VM.get_all lists every VM row, each host's control domain (dom0) among them "
+            "(clients find a host's dom0 so); the faulty server's lists none.",
         ),
     ),
     (
@@ -1183,6 +1224,30 @@ _ENTRIES += (
             "</value>.",
         ),
     ),
+    (
+        "double-as-int",
+        Seeded(
+            WronglyTyped(Quirks(double_as_int=True)),
+            "fields",
+            "fields",
+            "Over XML-RPC a double of integral value is written as <int> (1.0 as <int>1</int>).",
+            "VM.get_HVM_shadow_multiplier answers <value><double>1</double></value> in xapi "
+            "(rpclib writes every float as a double); the faulty server <value><int>1</int>"
+            "</value>, which a typed client refuses.",
+        ),
+    ),
+    (
+        "datetime-hyphenated",
+        Seeded(
+            WronglyTyped(Quirks(datetime_hyphenated=True)),
+            "fields",
+            "fields",
+            "Dates are written with hyphens (1970-01-01T00:00:00Z), not in xapi's basic form.",
+            "VM.get_snapshot_time answers 19700101T00:00:00Z in xapi (Date.to_rfc3339 leaves the "
+            "hyphens out: some clients cannot read them); the faulty server "
+            "1970-01-01T00:00:00Z.",
+        ),
+    ),
 )
 
 _ENTRIES += (
@@ -1220,6 +1285,43 @@ _ENTRIES += (
             "A session's record does not keep the originator its login gave.",
             'after session.login_with_password(user, pw, version, "XenCenter"), xapi\'s '
             'session.get_originator answers "XenCenter"; the faulty server\'s answers "".',
+        ),
+    ),
+    (
+        "logout-twice-accepted",
+        Seeded(
+            BranchFault(_logout_idempotent, frozenset({"session.logout"})),
+            "rpc",
+            "roles",
+            "session.logout of a session already logged out answers success.",
+            "xapi checks the session of session.logout as of any call (gen_server.ml "
+            "Session_check.check): a second logout answers SESSION_INVALID [session]; the faulty "
+            "server answers success.",
+        ),
+    ),
+    (
+        "login-name-ignored",
+        Seeded(
+            BranchFault(_password_only, _LOGIN),
+            "rpc",
+            "roles",
+            "session.login_with_password checks the password only: any user name with an "
+            "account's password logs in as that account.",
+            "session.login_with_password(nobody, root's password) is refused by xapi with "
+            'SESSION_AUTHENTICATION_FAILED [nobody, "Authentication failure"] (PAM authenticates '
+            "the user named); the faulty server logs in as root.",
+        ),
+    ),
+    (
+        "user-name-case-folded",
+        Seeded(
+            BranchFault(_user_case_folded, _LOGIN),
+            "rpc",
+            "roles",
+            "session.login_with_password matches user names whatever their case (ROOT is root).",
+            "session.login_with_password(ROOT, root's password) is refused by xapi with "
+            'SESSION_AUTHENTICATION_FAILED [ROOT, "Authentication failure"] (PAM\'s names are '
+            "exact); the faulty server logs in as root.",
         ),
     ),
 )

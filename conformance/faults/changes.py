@@ -23,8 +23,8 @@ from models.others import login
 from models.outcome import Failure, Success, Value
 from models.placement import host_error
 from models.records import read_record
-from models.transition import Branch, Call, Result
-from models.world import NULL_REF, Record, SessionInfo, World
+from models.transition import Branch, Call, Result, as_map
+from models.world import NULL_REF, Account, Record, SessionInfo, World
 
 AUTH_FAILED = "SESSION_AUTHENTICATION_FAILED"
 
@@ -358,6 +358,26 @@ def _session_kept(world: World, call: Call, branch: Branch) -> Branch:
     return replace(branch, world=replace(branch.world, sessions=world.sessions))
 
 
+def _mac_seed_inherited(world: World, call: Call, branch: Branch) -> Branch:
+    """The new VM of a clone or copy keeps its source's mac_seed (no fresh one drawn)."""
+    source, new = _vm_arg(world, call), _new_vm(world, branch)
+    if source is None or new is None:
+        return branch
+    seed = as_map(world.vms[source]["other_config"]).get("mac_seed")
+    other = as_map(branch.world.vms[new]["other_config"])
+    if seed is None:
+        return branch
+    return _edit_vm(branch, new, {"other_config": {**other, "mac_seed": seed}})
+
+
+def _logout_idempotent(_world: World, _call: Call, branch: Branch) -> Branch:
+    """A logout of a session already ended answers success instead of SESSION_INVALID."""
+    outcome = branch.outcome
+    if isinstance(outcome, Failure) and outcome.code == "SESSION_INVALID":
+        return replace(branch, outcome=Success(""))
+    return branch
+
+
 def _blocked_operations_inherited(world: World, call: Call, branch: Branch) -> Branch:
     """The new VM of a clone or copy keeps its source's blocked_operations."""
     source = _vm_arg(world, call)
@@ -384,14 +404,51 @@ def _default_template_kept(world: World, call: Call, branch: Branch) -> Branch:
 # ---- authentication and sessions --------------------------------------------------------------
 
 
+def _login_granted(
+    world: World, call: Call, branch: Branch, as_whom: Callable[[World, Call], Account | None]
+) -> Branch:
+    """A login refused (SESSION_AUTHENTICATION_FAILED) that succeeds as the account ``as_whom``
+    finds for it, if any: what a server that checks less than PAM does."""
+    outcome = branch.outcome
+    if not (isinstance(outcome, Failure) and outcome.code == AUTH_FAILED) or len(call.args) < 4:
+        return branch
+    account = as_whom(world, call)
+    if account is None:
+        return branch
+    ref, after = login(world, account.name, account.password, str(call.args[3]))
+    return Branch(Success(ref), after)
+
+
 def _any_password(world: World, call: Call, branch: Branch) -> Branch:
     """A login refused for its password succeeds when the user exists (no password check)."""
-    outcome = branch.outcome
-    user = world.accounts.get(str(call.args[0])) if call.args else None
-    if not (isinstance(outcome, Failure) and outcome.code == AUTH_FAILED) or user is None:
-        return branch
-    ref, after = login(world, user.name, user.password, str(call.args[3]))
-    return Branch(Success(ref), after)
+    return _login_granted(world, call, branch, lambda w, c: w.accounts.get(str(c.args[0])))
+
+
+def _password_only(world: World, call: Call, branch: Branch) -> Branch:
+    """A login refused succeeds as the account whose password it gave: the name is not checked."""
+
+    def owner(w: World, c: Call) -> Account | None:
+        return next((a for a in w.accounts.values() if a.password == str(c.args[1])), None)
+
+    return _login_granted(world, call, branch, owner)
+
+
+def _user_case_folded(world: World, call: Call, branch: Branch) -> Branch:
+    """A login refused succeeds when its name is an account's in another case (and its
+    password that account's)."""
+
+    def folded(w: World, c: Call) -> Account | None:
+        name, password = str(c.args[0]).casefold(), str(c.args[1])
+        return next(
+            (
+                a
+                for a in w.accounts.values()
+                if a.name.casefold() == name and a.password == password
+            ),
+            None,
+        )
+
+    return _login_granted(world, call, branch, folded)
 
 
 def _message_only(_w: World, _c: Call, params: tuple[str, ...]) -> tuple[str, ...]:
@@ -510,17 +567,32 @@ def _case_folded(world: World, call: Call, branch: Branch) -> Branch:
     return replace(branch, outcome=Success(refs[0])) if refs else branch
 
 
-def _snapshots_left_out(world: World, call: Call, branch: Branch) -> Branch:
-    """get_all_records leaves out snapshots (as if they were not VMs)."""
-    outcome = branch.outcome
-    if not isinstance(outcome, Success) or not isinstance(outcome.value, Mapping):
+def _vms_left_out(flag: str) -> BranchChange:
+    """A listing of VMs (refs, or records by ref) that leaves out those whose ``flag`` is
+    set, as if they were not VMs."""
+
+    def change(world: World, call: Call, branch: Branch) -> Branch:
+        outcome = branch.outcome
+        if not isinstance(outcome, Success):
+            return branch
+
+        def kept(ref: Value) -> bool:
+            return world.vms.get(str(ref), {}).get(flag) is not True
+
+        listed = outcome.value
+        if isinstance(listed, Mapping):
+            return replace(branch, outcome=Success({r: v for r, v in listed.items() if kept(r)}))
+        if isinstance(listed, tuple):
+            return replace(branch, outcome=Success(tuple(r for r in listed if kept(r))))
         return branch
-    kept = {
-        r: v
-        for r, v in outcome.value.items()
-        if world.vms.get(r, {}).get("is_a_snapshot") is not True
-    }
-    return replace(branch, outcome=Success(kept))
+
+    return change
+
+
+_snapshots_left_out = _vms_left_out("is_a_snapshot")
+"""get_all_records leaves out snapshots."""
+_control_domains_left_out = _vms_left_out("is_control_domain")
+"""get_all and get_all_records leave out the hosts' control domains."""
 
 
 def _filter_ignored(world: World, call: Call, branch: Branch) -> Branch:

@@ -34,6 +34,7 @@ __all__ = [
     "class_filter_ignored",
     "counts_empty",
     "current_id_last",
+    "empty_subscription_everything",
     "event_fault",
     "idle_object_repeated",
     "ids_not_generations",
@@ -251,6 +252,14 @@ def _everything(history: EventHistory, since: int, _classes: set[str], batch: Ba
 
 class_filter_ignored = EventFault(answered=_everything)
 """event.from answers every class's events, whatever the subscription."""
+
+
+def _empty_as_star(history: EventHistory, since: int, classes: set[str], batch: Batch) -> Batch:
+    return _everything(history, since, classes, batch) if not classes else batch
+
+
+empty_subscription_everything = EventFault(answered=_empty_as_star)
+"""event.from with no classes answers every class's events (an empty list read as ``*``)."""
 
 
 def _without_result(_history: EventHistory, _since: int, _c: set[str], batch: Batch) -> Batch:

@@ -347,13 +347,16 @@ def wire_mismatch(
 ) -> Mismatch | None:
     """Whether a decoded answer has the wire type xapi sends for ``xtype``, strictly.
 
-    xapi sends int64 as a bare string over XML-RPC and as a number over JSON-RPC; a bool is
+    xapi sends int64 as a bare string over XML-RPC and as a number over JSON-RPC; a double as
+    ``<double>`` over XML-RPC (over JSON-RPC a number, which may have no fraction); a bool is
     never the text "true"; a string is never a number.
     """
     if xtype.kind == "int":
         wanted: tuple[type, ...] = (str,) if protocol == "xmlrpc" else (int,)
         ok = isinstance(raw, wanted) and not isinstance(raw, bool)
         return None if ok else _wrong_type(raw, xtype, protocol, where)
+    if xtype.kind == "float" and protocol == "xmlrpc":
+        return None if type(raw) is float else _wrong_type(raw, xtype, protocol, where)
     if xtype.kind == "datetime" and protocol == "xmlrpc":
         ok = isinstance(raw, DateTimeText | datetime.datetime)
         return None if ok else _wrong_type(raw, xtype, protocol, where)

@@ -43,6 +43,18 @@ class Quirks:
     character references to surrogates (not XML), over JSON-RPC each half as U+FFFD."""
     datetime_text: bool = False
     """A dateTime written as a plain string over XML-RPC (not ``<dateTime.iso8601>``)."""
+    double_as_int: bool = False
+    """A double of integral value written as ``<int>`` over XML-RPC, as a server whose numbers
+    are of one type (JavaScript) writes it; xapi writes every double as ``<double>``."""
+    datetime_hyphenated: bool = False
+    """A date's text in extended ISO 8601 (``2024-01-01T00:00:00Z``), with the hyphens xapi
+    leaves out for clients that cannot read them (``Date.to_rfc3339``)."""
+
+    def date(self, text: str) -> str:
+        """xapi's ``text`` of a date (``YYYYMMDDTHH:MM:SSZ``) as these quirks write it."""
+        if not self.datetime_hyphenated:
+            return text
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
 
 
 XAPI_TYPING: Quirks = Quirks()

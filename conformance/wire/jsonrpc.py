@@ -70,7 +70,7 @@ def _json_value(value: Value, quirks: Quirks = XAPI_TYPING) -> object:
     if isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, datetime.datetime):
-        return datetime_text(value)
+        return quirks.date(datetime_text(value))
     if isinstance(value, Encoded):
         return value_text(value.value)
     if isinstance(value, Int32):

@@ -33,11 +33,14 @@ INT64_MAX = 2**63 - 1
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+\Z")
 _DATETIME_TEXT = re.compile(
-    r"(?:(?P<y>\d{4})(?P<mo>\d{2})(?P<d>\d{2})|(?P<Y>\d{4})-(?P<MO>\d{2})-(?P<D>\d{2}))"
-    r"T(?P<h>\d{2}):?(?P<mi>\d{2}):?(?P<s>\d{2})(?:\.(?P<frac>\d+))?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?\Z",
-    re.IGNORECASE | re.ASCII,
+    r"(?P<y>\d{4})(?P<mo>\d{2})(?P<d>\d{2})T(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})\Z",
+    re.ASCII,
 )
+"""xapi's text of a date (``Date.to_rfc3339``): basic ISO 8601 to the second, without the
+hyphens ("some client limitations" need them absent), then its zone: ``Z`` for the dates xapi
+makes (``Date.now``, ``Date.epoch``) and for those read without one (``of_iso8601`` takes them
+as UTC), ``±hh:mm`` for a date a client gave with that offset."""
 
 
 def datetime_text(moment: datetime.datetime) -> str:
@@ -55,33 +58,28 @@ def datetime_text(moment: datetime.datetime) -> str:
 
 
 def parse_datetime(text: str) -> datetime.datetime:
-    """Parse a datetime as xapi accepts it, into an aware UTC datetime.
+    """Parse a datetime as xapi writes it (``_DATETIME_TEXT``), into an aware UTC datetime.
 
-    Accepts basic ``YYYYMMDDTHH:MM:SSZ`` (what xapi sends; ``xmlrpc.client`` omits the ``Z``)
-    and RFC 3339 ``YYYY-MM-DDTHH:MM:SS[.fff](Z|±hh:mm)``. Without a zone the time is UTC, as in
-    xapi's ``Date.of_iso8601``. Raises ``WireFormatError`` otherwise.
+    Raises ``WireFormatError`` for any other text: an answer's date with hyphens, a fraction
+    of a second or no zone is not one xapi writes, and not one every client of xapi reads.
     """
     match = _DATETIME_TEXT.match(text)
     if match is None:
-        raise WireFormatError(f"not a XenAPI datetime: {text!r}")
+        raise WireFormatError(f"not a XenAPI datetime (YYYYMMDDTHH:MM:SSZ): {text!r}")
     part = match.groupdict()
-    year, month, day = (
-        int(part[basic] or part[ext]) for basic, ext in (("y", "Y"), ("mo", "MO"), ("d", "D"))
+    year, month, day, hour, minute, second = (
+        int(part[name]) for name in ("y", "mo", "d", "h", "mi", "s")
     )
-    hour, minute, second = (int(part[name]) for name in ("h", "mi", "s"))
-    micro = int((part["frac"] or "0")[:6].ljust(6, "0"))
     try:
-        moment = datetime.datetime(
-            year, month, day, hour, minute, second, micro, tzinfo=_zone(part["tz"])
-        )
+        moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=_zone(part["tz"]))
         return moment.astimezone(datetime.UTC)
     except (ValueError, OverflowError) as error:
         raise WireFormatError(f"not a XenAPI datetime: {text!r} ({error})") from None
 
 
-def _zone(text: str | None) -> datetime.tzinfo:
-    """The zone of a ``Z`` or ``±hh[:]mm`` suffix; UTC when absent."""
-    if text is None or text.upper() == "Z":
+def _zone(text: str) -> datetime.tzinfo:
+    """The zone of a ``Z`` or ``±hh:mm`` suffix."""
+    if text == "Z":
         return datetime.UTC
     digits = text[1:].replace(":", "")
     offset = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))

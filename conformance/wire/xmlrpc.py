@@ -104,13 +104,16 @@ def _encode(value: Value, style: _Style, out: list[str]) -> None:
         number = int(float(value)) if style.quirks.int_through_double else value
         out.append(f"<int>{number:d}</int>" if style.quirks.int_typed else f"{number:d}")
     elif isinstance(value, float):
-        out.append(f"<double>{style.double(value)}</double>")
+        if style.quirks.double_as_int and value.is_integer() and abs(value) < 2**31:
+            out.append(f"<int>{int(value)}</int>")
+        else:
+            out.append(f"<double>{style.double(value)}</double>")
     elif isinstance(value, str):
         out.append(
             _halves(style.escape(value)) if style.quirks.non_bmp_mangled else style.escape(value)
         )
     elif isinstance(value, datetime.datetime):
-        text = datetime_text(value)
+        text = style.quirks.date(datetime_text(value))
         out.append(
             text if style.quirks.datetime_text else f"<dateTime.iso8601>{text}</dateTime.iso8601>"
         )

@@ -281,6 +281,8 @@ def test_equal_values_have_no_mismatch() -> None:
         ("rec", VM_RECORD, "xmlrpc", "result"),
         (1.5, XType("string"), "jsonrpc", "result"),
         (True, XType("float"), "jsonrpc", "result"),
+        (1, XType("float"), "xmlrpc", "result"),  # <int>1</int>: xapi writes <double>
+        ({"HVM_shadow_multiplier": 1}, VM_RECORD, "xmlrpc", "field HVM_shadow_multiplier"),
     ],
 )
 def test_wire_mismatch_names_the_wrongly_typed_place(
@@ -296,6 +298,7 @@ def test_wire_mismatch_names_the_wrongly_typed_place(
         ("1", XType("int"), "xmlrpc"),
         (1, XType("int"), "jsonrpc"),
         (1, XType("float"), "jsonrpc"),
+        (1.0, XType("float"), "xmlrpc"),
         ("", XType("void"), "xmlrpc"),
         ({"VCPUs_max": "2", "unknown": 3}, VM_RECORD, "xmlrpc"),
         ("19700101T00:00:00Z", XType("datetime"), "jsonrpc"),

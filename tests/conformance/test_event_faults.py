@@ -45,6 +45,7 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-stale-snapshot": r"in the snapshot of vm vm\d+ \(mod\)",
     "event-token-stuck": r"vm vm\d+ (as add|\(add\) though it did not change)|is not xapi's|event id: \d+ of",
     "event-class-filter-ignored": r"outside the subscription",
+    "event-empty-subscription-everything": r"event\.from\(\[\], .*outside the subscription",
     "event-no-del-on-destroy": r"never reported vm vm\d+ \(del\)",
     "event-task-without-result": r"the task's event: task result",
     "task-destroy-kept": r"a destroyed task must be gone",
@@ -107,6 +108,7 @@ REPLAYED = {
     "event-next-del-bare": "call('event.register'",
     "event-unregister-ignored": "call('event.unregister'",
     "event-idle-object-repeated": "catch_up(",
+    "event-empty-subscription-everything": "catch_up(",
 }
 """Faults whose finding's reproducer is replayed both ways → what the script must hold (the
 subscription, the task or the session it replays)."""

@@ -245,6 +245,7 @@ REPLAYED = (
     "logout-keeps-session",
     "any-password-accepted",
     "session-originator-lost",
+    "login-name-ignored",
     "default-template-clone-kept",
     "datetime-as-string",
     "migrate-stays",

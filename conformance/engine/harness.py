@@ -575,8 +575,8 @@ class Harness:
             return None
         modelled, seen = vm["other_config"].get("mac_seed"), shown.get("mac_seed")
         self._seeds.pop(ref, None)
-        if not (isinstance(modelled, str) and isinstance(seen, str)):
-            return None
+        if not (isinstance(modelled, str) and isinstance(seen, str)) or seen == modelled:
+            return None  # no seed, or one a client wrote (the model's own value): not drawn
         for other, (other_modelled, other_seen) in self._seeds.items():
             if other in world.vms and (other_modelled == modelled) != (other_seen == seen):
                 name = self.refs.display(other)

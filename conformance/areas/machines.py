@@ -30,6 +30,7 @@ from conformance.areas.events import EventWatch
 from conformance.areas.strategies import (
     BAD_REFS,
     LABELS,
+    UNWRITTEN_REFS,
     blocked_maps,
     memory_tuples,
     value_of,
@@ -461,10 +462,11 @@ class RpcMachine(ConformanceMachine):
         extra: tuple[Value, ...] = (False, False) if message == "VM.start" else ()
         self.harness.call(message, ref, *extra)
 
-    @rule(ref=BAD_REFS, message=st.sampled_from(OTHER_CLASS_READS))
+    @rule(ref=UNWRITTEN_REFS, message=st.sampled_from(OTHER_CLASS_READS))
     def other_class_read(self, ref: str, message: str) -> None:
         """A read of another class's object (a VM's disks, networks, metrics) by a ref or a
-        uuid that names nothing: HANDLE_INVALID or UUID_INVALID naming the class."""
+        uuid that names nothing: HANDLE_INVALID or UUID_INVALID naming the class (a ref no
+        example writes: ``UNWRITTEN_REFS``)."""
         self.harness.call(message, BOGUS_UUID if message.endswith("get_by_uuid") else ref)
 
     @rule(

@@ -20,6 +20,9 @@ __all__ = [
     "EDGE_INTS",
     "EDGE_TEXTS",
     "LABELS",
+    "MADE_UP_REF",
+    "UNWRITTEN_REF",
+    "UNWRITTEN_REFS",
     "blocked_maps",
     "memory_tuples",
     "value_of",
@@ -64,9 +67,16 @@ EDGE_TEXTS = (
 """Texts at the edges: empty, blank, beyond the Basic Multilingual Plane, the controls XML
 carries (tab and LF: CR is normalised by XML parsers), markup, combining and zero-width
 characters, and a long one."""
-BAD_REFS = st.sampled_from(
-    ["OpaqueRef:NULL", "OpaqueRef:00000000-dead-beef-0000-000000000000", "not-a-ref", ""]
-)
+MADE_UP_REF = "OpaqueRef:00000000-dead-beef-0000-000000000000"
+"""A ref that names nothing, which setters write (``BAD_REFS``)."""
+UNWRITTEN_REF = "OpaqueRef:00000000-0000-0000-0000-00000000dead"
+"""A ref that names nothing, which no example writes (``UNWRITTEN_REFS``)."""
+BAD_REFS = st.sampled_from(["OpaqueRef:NULL", MADE_UP_REF, "not-a-ref", ""])
+UNWRITTEN_REFS = st.sampled_from(["OpaqueRef:NULL", UNWRITTEN_REF, "not-a-ref", ""])
+"""Refs that name nothing and that no example writes into a record (``BAD_REFS`` are what
+setters write, ``VM.set_affinity`` keeps one): a read of another class's object by one of them
+is HANDLE_INVALID whatever the VMs hold, another client's among them (the model cannot tell
+whether a ref a VM record holds names an object it does not model)."""
 
 
 @st.composite

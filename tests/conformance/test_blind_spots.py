@@ -22,11 +22,13 @@ import pytest
 
 from conformance.areas import sweeps
 from conformance.areas.machines import OTHER_CLASS_READS, RpcMachine
+from conformance.areas.strategies import MADE_UP_REF, UNWRITTEN_REF, vm_record
 from conformance.engine.harness import Connection, Harness
 from conformance.judge.divergence import Divergence
+from conformance.server.app import XenAPIApp
 from conformance.targets.inprocess import InProcessTarget
 from models.outcome import Failure, Outcome, Success
-from tests.conformance.test_harness import Tampered, connect
+from tests.conformance.test_harness import PASSWORD, Tampered, _server, connect
 
 Rewrite = Callable[[Outcome], Outcome]
 
@@ -168,3 +170,28 @@ def test_a_refused_create_spends_its_ref() -> None:
     assert isinstance(refused, Failure) and refused.params[0] != getattr(made, "value", None)
     harness.finish()
     assert not harness.connection.tally.divergences
+
+
+@pytest.mark.parametrize("read_by", ["a ref setters write", "a ref no example writes"])
+def test_another_clients_vm_holding_a_made_up_ref_leaves_other_class_reads_judged(
+    read_by: str,
+) -> None:
+    """Another client (another worker) sets a VM's affinity to the made-up ref setters write,
+    after the example read the pool: the server's model, seeing that VM, cannot tell whether
+    the ref names a VBD; the example's still expects HANDLE_INVALID. The rpc area reads by a
+    ref no example writes, which conforms whatever the VMs hold."""
+    state = _server()
+    other_client = InProcessTarget(XenAPIApp(state), "xmlrpc")
+    session = other_client.call("session.login_with_password", "root", PASSWORD)
+    assert isinstance(session, Success)
+    vm = other_client.call("VM.create", session.value, vm_record("another client"))
+    assert isinstance(vm, Success)
+    harness = Harness(connect(state), "rpc")
+    set_affinity = ("VM.set_affinity", session.value, vm.value, MADE_UP_REF)
+    assert isinstance(other_client.call(*set_affinity), Success)
+    if read_by == "a ref setters write":
+        with pytest.raises(Divergence, match="MESSAGE_METHOD_UNKNOWN"):
+            harness.call("VBD.get_record", MADE_UP_REF)
+    else:
+        harness.call("VBD.get_record", UNWRITTEN_REF)
+    harness.teardown()

@@ -438,6 +438,7 @@ def _article(xtype: XType) -> str:
         "map": "a struct",
         "void": "an empty string",
         "datetime": "a dateTime",
+        "float": "a double",
     }.get(xtype.kind, f"a {xtype.kind}")
 
 

@@ -71,9 +71,21 @@ IDLE_WAIT_S = 0.1
 """How long the poll with nothing to report waits (event.from's timeout)."""
 MISREPORTED = frozenset({"missing-add", "missing-mod", "missing-del", "wrong-operation"})
 """Event problems of a change reported wrongly or not at all: blamed on the call that made it."""
-MALFORMED_TOKENS = ("abc", "42", "1,2,3", "00000000000000000001,", "1.5,0", "0x,0")
+MALFORMED_TOKENS = (
+    "abc",
+    "42",
+    "1,2,3",
+    "00000000000000000001,",
+    "1.5,0",
+    "0x,0",
+    "0,9223372036854775808",
+    "9223372036854775808,0",
+)
 """Tokens xapi cannot read (``Xapi_event.Token.of_string``: two parts, each OCaml's
 ``Int64.of_string``): event.from raises EVENT_FROM_TOKEN_PARSE_FAILURE [token]."""
+INT64_BOUNDS = (-(2**63), 2**63 - 1)
+"""The message counts of the tokens at the edges of int64 the watch also sends: xapi reads
+them (``Int64.of_string``), so event.from answers a batch."""
 _SNAPSHOT_FIELD = re.compile(r"(?:field |result\.)(\w+)")
 
 
@@ -550,7 +562,8 @@ class EventWatch:
     def malformed_token(self, session: str) -> None:
         """event.from by ``session`` (model ref) with a token xapi cannot read (one of
         ``MALFORMED_TOKENS``, chosen by the example's length): EVENT_FROM_TOKEN_PARSE_FAILURE
-        [token], before it waits."""
+        [token], before it waits; then the watch's last token with message counts at the
+        edges of int64 (``INT64_BOUNDS``), which xapi reads."""
         token = MALFORMED_TOKENS[len(self.harness.log) % len(MALFORMED_TOKENS)]
         outcome = self._call(str(self.harness.refs.to_target(session)), SUBSCRIPTION, token, 0.0)
         expected = read_token(token)
@@ -570,6 +583,34 @@ class EventWatch:
                 since=None,
                 reproducer=reproducer,
             )
+        for count in INT64_BOUNDS:
+            self._edge_token(session, f"{self.marks[-1].token.partition(',')[0]},{count}")
+
+    def _edge_token(self, session: str, token: str) -> None:
+        """event.from by ``session`` (model ref) with ``token``, which xapi reads
+        (``read_token``): any event batch, never EVENT_FROM_TOKEN_PARSE_FAILURE (what the
+        batch holds is judged on the watch's own polls). A token the target gave that xapi
+        could not read is judged where it was answered, not here."""
+        if isinstance(read_token(token), Failure):
+            return
+        outcome = self._call(str(self.harness.refs.to_target(session)), SUBSCRIPTION, token, 0.0)
+        if isinstance(outcome, Success):
+            return
+        problem = Mismatch("outcome", f"a token xapi reads ({token!r}) must not fail")
+        final = LoggedCall("event.from", (SUBSCRIPTION, token, 0.0), session)
+        text = f"event.from({list(SUBSCRIPTION)}, {token!r})"
+        batch = Success({"batch": True})
+        reproducer = self.harness.event_reproducer(self.harness.log, final, batch, text)
+        shown = self._shown_outcome(outcome)
+        self._diverge(
+            "token-parse",
+            problem,
+            [Success("an event batch")],
+            shown,
+            text=text,
+            since=None,
+            reproducer=reproducer,
+        )
 
     def _shown_outcome(self, outcome: Outcome) -> Outcome:
         """An event.from answer as a finding shows it: an error as it came (refs as the model

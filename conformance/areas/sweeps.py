@@ -267,15 +267,26 @@ def _over_cpus(harness: Harness, ref: str) -> None:
     _ask_every_host(harness, ref)
 
 
+SUSPEND_DATA: dict[str, Value] = {
+    "last_booted_record": "booted",
+    "last_boot_CPU_flags": {"vendor": "x"},
+}
+"""What a suspended VM's record carries besides its suspend VDI."""
+NAMELESS_VDI = "OpaqueRef:00000000-0000-0000-0000-0000000c0ffe"
+"""A suspend VDI ref a client may put in any VM.create record; it names no VDI (xapi stores it
+only for a Suspended VM, which is never asked for with it)."""
 CREATED_STATES: tuple[tuple[str, dict[str, Value]], ...] = (
     ("Running", {}),
     ("Paused", {}),
     ("Suspended", {}),
-    ("Suspended", {"last_booted_record": "booted", "last_boot_CPU_flags": {"vendor": "x"}}),
+    ("Suspended", SUSPEND_DATA),
+    ("Halted", {**SUSPEND_DATA, "suspend_VDI": NAMELESS_VDI}),
+    ("Running", {**SUSPEND_DATA, "suspend_VDI": NAMELESS_VDI}),
 )
 """Power states VM.create is asked for, with the suspend data a client may give: xapi_vm.ml
-create makes any VM but a Suspended one Halted, and refuses a Suspended one unless it has CPU
-flags, a booted record and a suspend VDI (VM_BAD_POWER_STATE naming the ref it drew)."""
+create makes any VM but a Suspended one Halted, with no suspend data (no booted record, no CPU
+flags, a NULL suspend VDI, whatever the record held), and refuses a Suspended one unless it has
+CPU flags, a booted record and a suspend VDI (VM_BAD_POWER_STATE naming the ref it drew)."""
 
 
 def creates_sweep() -> Iterator[Case]:

@@ -64,6 +64,7 @@ from conformance.faults.changes import (
     _started_unpaused,
     _stored_value,
     _success_without_effect,
+    _suspend_vdi_kept,
     _suspended_refused,
     _tag_appended,
     _task_owner_ignored,
@@ -99,6 +100,7 @@ from conformance.faults.events import (
     token_unpadded,
     unregister_ignored,
     unregistered_handle,
+    unsigned_token,
     wildcard_unmatched,
 )
 from conformance.faults.kinds import (
@@ -961,6 +963,18 @@ _ENTRIES += (
         ),
     ),
     (
+        "event-token-unsigned",
+        Seeded(
+            unsigned_token,
+            "events",
+            "events",
+            "event.from refuses a token with a negative number or int64's largest.",
+            "xapi's event.from(['vm', 'task'], '<generation>,-9223372036854775808', 0) "
+            "answers a batch (Int64.of_string reads it); the faulty server raises "
+            "EVENT_FROM_TOKEN_PARSE_FAILURE.",
+        ),
+    ),
+    (
         "task-destroy-no-del",
         Seeded(
             task_del_dropped,
@@ -1050,6 +1064,17 @@ _ENTRIES += (
             "xapi_vm_clone.ml replace_seed draws a clone or copy a fresh mac_seed, so its VIFs "
             "get MACs of their own; the faulty server's clone has its source's, and the two "
             "VMs' MACs clash.",
+        ),
+    ),
+    (
+        "create-keeps-suspend-vdi",
+        Seeded(
+            BranchFault(_suspend_vdi_kept, _vm_methods("create")),
+            "lifecycle",
+            "lifecycle",
+            "VM.create keeps the record's suspend_VDI for a VM it makes Halted.",
+            "xapi_vm.ml create stores a suspend VDI only for a Suspended VM (NULL otherwise, "
+            "whatever the record held); the faulty server's Halted VM names the record's VDI.",
         ),
     ),
     (

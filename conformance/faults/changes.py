@@ -370,6 +370,15 @@ def _mac_seed_inherited(world: World, call: Call, branch: Branch) -> Branch:
     return _edit_vm(branch, new, {"other_config": {**other, "mac_seed": seed}})
 
 
+def _suspend_vdi_kept(world: World, call: Call, branch: Branch) -> Branch:
+    """VM.create stores the record's suspend_VDI whatever power state it makes the VM."""
+    record = call.args[1] if len(call.args) > 1 else None
+    given = record.get("suspend_VDI") if isinstance(record, Mapping) else None
+    if not isinstance(given, str):
+        return branch
+    return _edit_vm(branch, _new_vm(world, branch), {"suspend_VDI": given})
+
+
 def _logout_idempotent(_world: World, _call: Call, branch: Branch) -> Branch:
     """A logout of a session already ended answers success instead of SESSION_INVALID."""
     outcome = branch.outcome

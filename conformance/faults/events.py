@@ -55,6 +55,7 @@ __all__ = [
     "token_unpadded",
     "unregister_ignored",
     "unregistered_handle",
+    "unsigned_token",
     "wildcard_unmatched",
 ]
 
@@ -419,6 +420,18 @@ def _lax(token: str) -> int | Failure:
 lax_token = EventFault(parsed=_lax)
 """event.from reads a token it cannot parse as "" (from scratch): every object is answered,
 where xapi raises EVENT_FROM_TOKEN_PARSE_FAILURE [token]."""
+
+
+def _unsigned(token: str) -> int | Failure:
+    parts = token.split(",")
+    narrow = any(p.startswith("-") or p.lstrip("+") == str(2**63 - 1) for p in parts)
+    return Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,)) if narrow else read_token(token)
+
+
+unsigned_token = EventFault(parsed=_unsigned)
+"""event.from reads each number of a token as an unsigned count below 2^63 - 1: a negative
+number or int64's largest raises EVENT_FROM_TOKEN_PARSE_FAILURE, where xapi's
+``Int64.of_string`` reads both."""
 
 
 def _no_task_del(before: EventHistory, after: EventHistory, _f: tuple[Change, ...]) -> EventHistory:

@@ -63,6 +63,7 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-current-id-last": r"event\.get_current_id: \d+, not past \d+",
     "event-next-unregistered-handle": r"event\.next\(\) by session\d*.*, never registered: outcome",
     "event-from-token-lax": r"a token xapi cannot read \('[^']*'\) must fail",
+    "event-token-unsigned": r"a token xapi reads \('\d+,-9223372036854775808'\) must not fail",
     "task-destroy-no-del": r"after task\.destroy: the destroyed task.s events: .*got nothing",
     "event-order-mods-first": r"event order: vm vm\d+ \(add\) answered after vm vm\d+ \(mod\)",
     "event-next-del-bare": r"event\.next\(\) .*the snapshot of vm vm\d+ \(del\): missing",
@@ -103,6 +104,7 @@ REPLAYED = {
     "logout-keeps-session": "call('session.logout'",
     "event-next-unregistered-handle": "trackid(",
     "event-from-token-lax": "call('event.from'",
+    "event-token-unsigned": "call('event.from'",
     "task-destroy-no-del": "task_del_event(",
     "event-order-mods-first": "catch_up(",
     "event-next-del-bare": "call('event.register'",
@@ -325,6 +327,14 @@ def test_a_token_that_cannot_be_parsed_read_from_scratch() -> None:
     failure = Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", ("1.5,0",))
     assert (honest.read_token("1.5,0"), faulty.read_token("1.5,0")) == (failure, 0)
     assert honest.read_token("00000000000000000003,0") == faulty.read_token("3,0") == 3
+
+
+def test_a_token_at_the_edges_of_int64_refused() -> None:
+    _d, honest, faulty, _ = _logs("event-token-unsigned")
+    for token in ("3,-9223372036854775808", "3,9223372036854775807", "-1,0"):
+        refused = Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", (token,))
+        assert honest.read_token(token) != refused and faulty.read_token(token) == refused
+    assert honest.read_token("3,0") == faulty.read_token("3,0") == 3
 
 
 def test_a_destroyed_task_without_its_del() -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from conformance.areas.machines import AREAS
+from conformance.areas.strategies import vm_record
+from conformance.areas.sweeps import NAMELESS_VDI
 from conformance.faults import (
     FAULTS,
     TOPICS,
@@ -570,6 +572,12 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
     "clone-keeps-mac-seed": lambda d: (
         (vm := d.new_vm())
         and Scenario(("VM.clone", vm, "c"), None, None, read=("VM.get_other_config", RESULT))
+    ),
+    "create-keeps-suspend-vdi": lambda _d: Scenario(
+        ("VM.create", vm_record("run", suspend_VDI=NAMELESS_VDI)),
+        NULL_REF,
+        NAMELESS_VDI,
+        read=("VM.get_suspend_VDI", RESULT),
     ),
     "clone-keeps-blocked-ops": lambda d: (
         (vm := _blocked(d, "Halted", "start"))

@@ -196,7 +196,7 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
     client picks one (``pool_templates_sweep``), then VM.create in each power state a client
     may ask for (``creates_sweep``), the start of each configuration a start refuses or lets
-    through (``crash_actions_sweep``), the guest plugin called in a row (``_plugin_calls``)
+    through (``crash_actions_sweep``, ``nested_virt_sweep``), the guest plugin called in a row (``_plugin_calls``)
     and a running VM's power_state_reset on each host (``_reset_on``)."""
     yield from placement_sweep()
     for state, kind in CELLS:
@@ -206,6 +206,7 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     yield from pool_templates_sweep()
     yield from creates_sweep()
     yield from crash_actions_sweep()
+    yield from nested_virt_sweep()
     for first in PLUGIN_FUNCTIONS:
         yield vm_case(partial(_plugin_calls, first=first), "Running")
     for host in (0, -1):
@@ -345,6 +346,30 @@ def _configured_start(connection: Connection, area: str, policy: str, action: st
 
     def start(harness: Harness, ref: str) -> None:
         harness.call("VM.start_on", ref, sorted(harness.world.hosts)[-1], False, False)
+        harness.call("VM.start", ref, False, False)
+
+    _run_on(connection, area, made, start)
+
+
+NESTED_VIRT_VALUES = ("true", "1", "yes")
+"""platform:nested-virt values of an unpinned VM's start: xapi_vm.ml start refuses a nested
+one whose memory is not pinned at static max unless forced (MEMORY_CONSTRAINT_VIOLATION_MAXPIN,
+CP-18860), and vm_platform.ml a value that is not a boolean (INVALID_VALUE)."""
+
+
+def nested_virt_sweep() -> Iterator[Case]:
+    """An unpinned VM asking for nested virt (``NESTED_VIRT_VALUES``) started unforced: each
+    start is refused, so nothing runs on a real pool."""
+    for value in NESTED_VIRT_VALUES:
+        yield partial(_nested_start, value=value)
+
+
+def _nested_start(connection: Connection, area: str, value: str) -> None:
+    def made(harness: Harness) -> list[str]:
+        record = vm_record(connection, platform={"nested-virt": value})
+        return [_ref(harness.call("VM.create", record))]
+
+    def start(harness: Harness, ref: str) -> None:
         harness.call("VM.start", ref, False, False)
 
     _run_on(connection, area, made, start)

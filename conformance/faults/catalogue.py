@@ -39,6 +39,7 @@ from conformance.faults.changes import (
     _message_role_only,
     _new_vm_edited,
     _no_params,
+    _not_nested,
     _not_resident,
     _not_template,
     _not_utf8_replaced,
@@ -468,6 +469,22 @@ _ENTRIES: tuple[tuple[str, Seeded], ...] = (
             "operations",
             "VM.remove_from_blocked_operations succeeds but the operation stays blocked.",
             "after the removal, xapi's blocked_operations lacks the key; the faulty server's keeps it.",
+        ),
+    ),
+    (
+        "nested-virt-unpinned-started",
+        Seeded(
+            CheckLifted(
+                _vm_methods("start", "start_on", asynchronous=True),
+                "MEMORY_CONSTRAINT_VIOLATION_MAXPIN",
+                _not_nested,
+            ),
+            "lifecycle",
+            "lifecycle",
+            "A VM asking for nested virt starts unforced with its memory not pinned.",
+            "xapi_vm.ml start refuses an unforced start of a VM with platform:nested-virt whose "
+            "memory is not pinned at static max (MEMORY_CONSTRAINT_VIOLATION_MAXPIN [nested "
+            "virt]); the faulty server starts it.",
         ),
     ),
     # -- templates and snapshots

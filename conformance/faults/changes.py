@@ -331,6 +331,11 @@ def _not_template(call: Call, vm: Record) -> Mapping[str, Value]:
     return {"is_a_template": False}
 
 
+def _not_nested(call: Call, vm: Record) -> Mapping[str, Value]:
+    platform = {k: v for k, v in as_map(vm["platform"]).items() if k != "nested-virt"}
+    return {"platform": platform}
+
+
 def _started_unpaused(call: Call) -> Call:
     paused_index = 3 if _sync(call).endswith("_on") else 2
     args = list(call.args)

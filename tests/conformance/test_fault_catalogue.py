@@ -573,6 +573,14 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         (vm := d.new_vm())
         and Scenario(("VM.clone", vm, "c"), None, None, read=("VM.get_other_config", RESULT))
     ),
+    "nested-virt-unpinned-started": lambda d: (
+        (vm := d.new_vm(platform={"nested-virt": "true"}))
+        and Scenario(
+            ("VM.start", vm, False, False),
+            Failure("MEMORY_CONSTRAINT_VIOLATION_MAXPIN", ("nested virt",)),
+            None,
+        )
+    ),
     "create-keeps-suspend-vdi": lambda _d: Scenario(
         ("VM.create", vm_record("run", suspend_VDI=NAMELESS_VDI)),
         NULL_REF,

@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from reports.records import (
@@ -34,6 +34,7 @@ __all__ = [
     "difference",
     "finding_id",
     "group_findings",
+    "judged_by",
     "with_findings",
 ]
 
@@ -397,15 +398,33 @@ def group_findings(divergences: Sequence[DivergenceRecord]) -> tuple[FindingReco
 
 
 def compare_with_baseline(
-    findings: Sequence[FindingRecord], baseline: Sequence[FindingRecord]
+    findings: Sequence[FindingRecord],
+    baseline: Sequence[FindingRecord],
+    judged: Callable[[FindingRecord], bool] = lambda _f: True,
 ) -> tuple[tuple[FindingRecord, ...], tuple[FixedFinding, ...]]:
     """``findings`` marked ``known`` (in ``baseline``) or ``new``, and the baseline's findings
-    this run no longer shows (fixed)."""
+    this run no longer shows where it ``judged`` them (fixed): one this run did not judge (its
+    area or its messages left out by ``-k`` or a time budget) is not fixed."""
     known = {f.id for f in baseline}
     seen = {f.id for f in findings}
     marked = tuple(replace(f, status="known" if f.id in known else "new") for f in findings)
-    fixed = tuple(FixedFinding(f.id, f.title) for f in baseline if f.id not in seen)
+    fixed = tuple(FixedFinding(f.id, f.title) for f in baseline if f.id not in seen and judged(f))
     return marked, fixed
+
+
+def judged_by(s: RunSummary) -> Callable[[FindingRecord], bool]:
+    """Whether run ``s`` judged where a finding showed: its area ran, and one of its VM
+    messages (its cause, or where it was seen) was called, if it names any."""
+    called = {m.method for m in s.messages if m.count}
+    listed = {m.method for m in s.messages}
+
+    def judged(f: FindingRecord) -> bool:
+        if s.areas and f.area not in s.areas:
+            return False
+        messages = {f.cause, *f.methods} & listed
+        return not messages or bool(messages & called)
+
+    return judged
 
 
 def baseline_findings(baseline: RunSummary) -> tuple[FindingRecord, ...]:
@@ -420,5 +439,5 @@ def with_findings(
     findings = group_findings(s.divergences)
     if baseline is None:
         return replace(s, findings=findings)
-    marked, fixed = compare_with_baseline(findings, baseline_findings(baseline))
+    marked, fixed = compare_with_baseline(findings, baseline_findings(baseline), judged_by(s))
     return replace(s, findings=marked, baseline=baseline_path, fixed=fixed)

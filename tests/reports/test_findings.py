@@ -10,6 +10,7 @@ from xml.etree import ElementTree as ET
 from reports import (
     CallRecord,
     DivergenceRecord,
+    MessageCount,
     OutcomeRecord,
     RunSummary,
     compare_with_baseline,
@@ -135,6 +136,23 @@ def test_a_baseline_marks_known_and_new_findings_and_lists_fixed_ones() -> None:
     assert [f.title for f in fixed] == [
         "VM_BAD_POWER_STATE: parameter 2 has ';' where xapi has ', '"
     ]
+
+
+def test_a_baseline_finding_is_fixed_only_where_the_run_judged_it() -> None:
+    """A run narrowed by ``-k`` (or a time budget) to areas or messages that never showed a
+    baseline finding does not call it fixed; a run that judged its messages does."""
+    baseline = with_findings(run_summary())
+    bad_params = "VM_BAD_POWER_STATE: parameter 2 has ';' where xapi has ', '"
+    stale_name = "the VM's name_label differs from xapi's after a call (stale or wrong)"
+    calls = ("VM.destroy", "VM.hard_reboot", "VM.hard_shutdown", "VM.set_name_label")
+    counted = tuple(MessageCount(m, 1) for m in calls)
+    clean = replace(run_summary(()), messages=(*counted, MessageCount("VM.start", 0)))
+    judged = with_findings(clean, baseline=baseline)
+    assert {bad_params, stale_name} <= {f.title for f in judged.fixed}
+    elsewhere = replace(clean, areas=("memory",))
+    assert with_findings(elsewhere, baseline=baseline).fixed == ()
+    uncalled = replace(clean, messages=tuple(replace(m, count=0) for m in clean.messages))
+    assert bad_params not in {f.title for f in with_findings(uncalled, baseline=baseline).fixed}
 
 
 def test_every_report_counts_the_same_findings(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import xmlrpc.client
 from collections.abc import Mapping, Sequence
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.errors import ProtocolError
@@ -240,6 +240,7 @@ records_by_ref = st.dictionaries(
 """Maps of records by ref (``get_all_records``), a ref among a record's field or map keys too."""
 
 
+@settings(max_examples=40)
 @given(records_by_ref)
 def test_a_map_of_records_reads_as_the_full_parser_reads_it(records: Value) -> None:
     body = xr.encode_response(Success(records))

@@ -63,6 +63,17 @@ class Scenario:
     """The server's clock at the call."""
 
 
+def _login_refused(
+    user: str, password: str, wrong: Outcome | None = None
+) -> Callable[[Driver], Scenario]:
+    """A login xapi refuses (SESSION_AUTHENTICATION_FAILED [user, reason]); ``wrong``: what
+    the fault answers (None: anything else)."""
+    refused = Failure(AUTH_FAILED, (user, "Authentication failure"))
+    return lambda _d: Scenario(
+        (LOGIN, user, password, "2.21", ""), refused, wrong, sessionless=True
+    )
+
+
 def _bps(vm: str, expected: str, actual: str) -> Failure:
     return Failure("VM_BAD_POWER_STATE", (vm, expected, actual))
 
@@ -410,17 +421,9 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             read_session=session,
         )
     ),
-    "any-password-accepted": lambda _d: Scenario(
-        (LOGIN, "root", "wrong", "2.21", ""),
-        Failure(AUTH_FAILED, ("root", "Authentication failure")),
-        None,
-        sessionless=True,
-    ),
-    "auth-failure-unnamed": lambda _d: Scenario(
-        (LOGIN, "nobody", "", "2.21", ""),
-        Failure(AUTH_FAILED, ("nobody", "Authentication failure")),
-        Failure(AUTH_FAILED, ("Authentication failure",)),
-        sessionless=True,
+    "any-password-accepted": _login_refused("root", "wrong"),
+    "auth-failure-unnamed": _login_refused(
+        "nobody", "", Failure(AUTH_FAILED, ("Authentication failure",))
     ),
     "logout-twice-accepted": lambda d: (
         (session := d.login("root", ""))
@@ -429,18 +432,8 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
             ("session.logout",), Failure("SESSION_INVALID", (session,)), "", session=session
         )
     ),
-    "login-name-ignored": lambda _d: Scenario(
-        (LOGIN, "nobody", "", "2.21", ""),
-        Failure(AUTH_FAILED, ("nobody", "Authentication failure")),
-        None,
-        sessionless=True,
-    ),
-    "user-name-case-folded": lambda _d: Scenario(
-        (LOGIN, "ROOT", "", "2.21", ""),
-        Failure(AUTH_FAILED, ("ROOT", "Authentication failure")),
-        None,
-        sessionless=True,
-    ),
+    "login-name-ignored": _login_refused("nobody", ""),
+    "user-name-case-folded": _login_refused("ROOT", ""),
     "session-originator-lost": lambda _d: Scenario(
         (LOGIN, "root", "", "2.21", "XenCenter"),
         "XenCenter",

@@ -196,8 +196,8 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
     client picks one (``pool_templates_sweep``), then VM.create in each power state a client
     may ask for (``creates_sweep``), the start of each configuration a start refuses or lets
-    through (``crash_actions_sweep``, ``nested_virt_sweep``), the guest plugin called in a row (``_plugin_calls``)
-    and a running VM's power_state_reset on each host (``_reset_on``)."""
+    through (``crash_actions_sweep``, ``nested_virt_sweep``), the guest plugin called in a row
+    (``_plugin_calls``) and a running VM's power_state_reset on each host (``_reset_on``)."""
     yield from placement_sweep()
     for state, kind in CELLS:
         for message in LIFECYCLE_MESSAGES:
@@ -297,11 +297,22 @@ def creates_sweep() -> Iterator[Case]:
 
 
 def _created_in(connection: Connection, area: str, state: str, data: dict[str, Value]) -> None:
-    def made(harness: Harness) -> list[str]:
-        record = vm_record(connection, power_state=state, **data)
-        return [_ref(harness.call("VM.create", record))]
+    record = {"power_state": state, **data}
+    _created_then(connection, area, record, partial(_call, method="VM.get_record", args=()))
 
-    _run_on(connection, area, made, partial(_call, method="VM.get_record", args=()))
+
+def _created_then(
+    connection: Connection,
+    area: str,
+    record: dict[str, Value],
+    act: Callable[[Harness, str], None],
+) -> None:
+    """``act`` on a VM made by VM.create of the run's record with ``record``'s fields."""
+
+    def made(harness: Harness) -> list[str]:
+        return [_ref(harness.call("VM.create", vm_record(connection, **record)))]
+
+    _run_on(connection, area, made, act)
 
 
 PLUGIN_FUNCTIONS = ("xapi-conformance-no-fn", "request-rdp-on", "run-script")
@@ -340,15 +351,12 @@ def crash_actions_sweep() -> Iterator[Case]:
 
 
 def _configured_start(connection: Connection, area: str, policy: str, action: str) -> None:
-    def made(harness: Harness) -> list[str]:
-        record = vm_record(connection, HVM_boot_policy=policy, actions_after_crash=action)
-        return [_ref(harness.call("VM.create", record))]
-
     def start(harness: Harness, ref: str) -> None:
         harness.call("VM.start_on", ref, sorted(harness.world.hosts)[-1], False, False)
         harness.call("VM.start", ref, False, False)
 
-    _run_on(connection, area, made, start)
+    record: dict[str, Value] = {"HVM_boot_policy": policy, "actions_after_crash": action}
+    _created_then(connection, area, record, start)
 
 
 NESTED_VIRT_VALUES = ("true", "1", "yes")
@@ -365,14 +373,11 @@ def nested_virt_sweep() -> Iterator[Case]:
 
 
 def _nested_start(connection: Connection, area: str, value: str) -> None:
-    def made(harness: Harness) -> list[str]:
-        record = vm_record(connection, platform={"nested-virt": value})
-        return [_ref(harness.call("VM.create", record))]
+    _created_then(connection, area, {"platform": {"nested-virt": value}}, _unforced_start)
 
-    def start(harness: Harness, ref: str) -> None:
-        harness.call("VM.start", ref, False, False)
 
-    _run_on(connection, area, made, start)
+def _unforced_start(harness: Harness, ref: str) -> None:
+    harness.call("VM.start", ref, False, False)
 
 
 def blocked_sweep() -> Iterator[Cell]:

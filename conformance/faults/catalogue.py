@@ -1290,6 +1290,18 @@ _ENTRIES += (
             "1970-01-01T00:00:00Z.",
         ),
     ),
+    (
+        "empty-text-null",
+        Seeded(
+            WronglyTyped(Quirks(empty_as_null=True)),
+            "fields",
+            "fields",
+            "Over JSON-RPC an empty string is written as null.",
+            'VM.get_name_description of a VM created without one answers "" in xapi; the faulty '
+            "server null, which a client reading text cannot use (and an import of the pool's "
+            "records must not take for a tool error).",
+        ),
+    ),
 )
 
 _ENTRIES += (

@@ -14,7 +14,7 @@ use them through their module (``xmlrpc.encode_request``, ``jsonrpc.decode_respo
 from __future__ import annotations
 
 from conformance.wire import jsonrpc, typed, xmlrpc
-from conformance.wire.base import XAPI_TYPING, DateTimeText, Quirks, WireFormatError
+from conformance.wire.base import XAPI_TYPING, DateTimeText, Quirks, WireFormatError, WireNull
 from conformance.wire.jsonrpc import JsonRpcRequest
 from conformance.wire.typed import from_wire
 from conformance.wire.xmlrpc import parse_value_text, value_text
@@ -25,6 +25,7 @@ __all__ = [
     "JsonRpcRequest",
     "Quirks",
     "WireFormatError",
+    "WireNull",
     "from_wire",
     "jsonrpc",
     "parse_value_text",

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from conformance.errors import ProtocolError
 
-__all__ = ["XAPI_TYPING", "DateTimeText", "Quirks", "WireFormatError", "utf16_halves"]
+__all__ = [
+    "XAPI_TYPING",
+    "DateTimeText",
+    "Quirks",
+    "WireFormatError",
+    "WireNull",
+    "utf16_halves",
+]
 
 
 def utf16_halves(char: str) -> tuple[int, int]:
@@ -18,6 +25,14 @@ def utf16_halves(char: str) -> tuple[int, int]:
 class DateTimeText(str):
     """The text of an XML-RPC ``<dateTime.iso8601>``, as a client decodes it: a string that
     remembers it was sent as a date (a date sent as a plain string is not one xapi sends)."""
+
+    __slots__ = ()
+
+
+class WireNull(str):
+    """A JSON ``null`` or XML-RPC ``<nil/>`` where a value belongs, as a client decodes it: xapi
+    never sends one. It reads as the empty text, so that facts read leniently (the import) can
+    go on, and every typed reading of it is a mismatch: a divergence, never a tool error."""
 
     __slots__ = ()
 
@@ -49,6 +64,10 @@ class Quirks:
     datetime_hyphenated: bool = False
     """A date's text in extended ISO 8601 (``2024-01-01T00:00:00Z``), with the hyphens xapi
     leaves out for clients that cannot read them (``Date.to_rfc3339``)."""
+
+    empty_as_null: bool = False
+    """An empty string written as JSON ``null`` over JSON-RPC (as a server whose objects leave
+    unset text out does); xapi writes ``""``."""
 
     def date(self, text: str) -> str:
         """xapi's ``text`` of a date (``YYYYMMDDTHH:MM:SSZ``) as these quirks write it."""

@@ -65,6 +65,8 @@ def _json_value(value: Value, quirks: Quirks = XAPI_TYPING) -> object:
     if isinstance(value, int) and not isinstance(value, bool) and quirks != XAPI_TYPING:
         number = int(float(value)) if quirks.int_through_double else value
         return str(number) if quirks.int_typed else number
+    if value == "" and isinstance(value, str) and quirks.empty_as_null:
+        return None
     if isinstance(value, str) and quirks.non_bmp_mangled:
         return "".join("\ufffd\ufffd" if ord(char) > 0xFFFF else char for char in value)
     if isinstance(value, str | bool | int | float):
@@ -223,7 +225,8 @@ def decode_response(body: bytes) -> Outcome:
     Results become ``Value`` trees (arrays as tuples). A v2 error is the ``{code, message,
     data}`` object, or the raw ``[code, …]`` array xapi sends when a failure happens outside
     dispatch. Raises ``WireFormatError``, quoting the body, for garbage, a missing or non-int,
-    non-string ``id``, both or neither of ``result``/``error``, or a null result.
+    non-string ``id``, or both or neither of ``result``/``error``. A null, the result or within
+    it, reads as ``WireNull`` (judged a mismatch where it is typed).
     """
     document = _loads(body)
     try:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from conformance.wire.base import WireFormatError
+from conformance.wire.base import WireFormatError, WireNull
 from models.outcome import Failure, Value
 from models.schema import XType
 
@@ -89,9 +89,12 @@ def _zone(text: str) -> datetime.tzinfo:
 def raw_value(raw: object) -> Value:
     """Check that a client-side decoded tree is a XenAPI ``Value``; sequences become tuples.
 
-    Raises ``WireFormatError`` for what xapi never sends as a value: null/nil, base64 bytes,
+    A null (``<nil/>``) becomes ``WireNull``, which every typed reading refuses (``from_wire``).
+    Raises ``WireFormatError`` for what else xapi never sends as a value: base64 bytes,
     non-string struct keys.
     """
+    if raw is None:
+        return WireNull()
     if isinstance(raw, str | bool | int | float | datetime.datetime):
         return raw
     if isinstance(raw, list | tuple):
@@ -131,8 +134,10 @@ def from_wire(raw: object, xtype: XType) -> Value:
       canonical text, e.g. ``"+07"`` → ``"7"`` for an int key);
     - ``record`` to a dict with the values left raw: the caller types them field by field.
 
-    Raises ``WireFormatError`` when ``raw`` cannot be coerced.
+    Raises ``WireFormatError`` when ``raw`` cannot be coerced, a null (``WireNull``) included.
     """
+    if isinstance(raw, WireNull):
+        raise WireFormatError(f"null where xapi sends a {xtype}")
     return _COERCERS[xtype.kind](raw, xtype)
 
 

@@ -97,6 +97,7 @@ CASES: dict[str, tuple[str, str]] = {
     "non-bmp-mangled": (FIELDS_SWEEP, "not a XenAPI answer"),
     "datetime-as-string": (FIELDS_SWEEP, "dateTime"),
     "datetime-hyphenated": (FIELDS_SWEEP, "datetime"),
+    "empty-text-null": (FIELDS_SWEEP, "null"),
     "double-as-int": ("test_area and fields", "float"),
     "map-key-roles-ignored": ("test_area and roles", "RBAC_PERMISSION_DENIED"),
     "name-label-prefix-match": (FIELDS_SWEEP, "get_by_name_label"),

@@ -659,7 +659,9 @@ def test_a_wire_fault_answers_as_the_model_but_types_the_answer_wrongly(name: st
     assert honest == faulty
     quirks = wire_quirks(lookup([name]))
     assert quirks != XAPI_TYPING
-    assert xmlrpc.encode_response(honest.outcome) != xmlrpc.encode_response(honest.outcome, quirks)
+    as_xml = xmlrpc.encode_response(honest.outcome)
+    if quirks not in JSON_ONLY:
+        assert as_xml != xmlrpc.encode_response(honest.outcome, quirks)
     as_xapi = jsonrpc.encode_response(honest.outcome, 1, "2.0")
     if quirks not in XML_ONLY:
         assert as_xapi != jsonrpc.encode_response(honest.outcome, 1, "2.0", quirks)
@@ -667,6 +669,9 @@ def test_a_wire_fault_answers_as_the_model_but_types_the_answer_wrongly(name: st
 
 XML_ONLY = (Quirks(datetime_text=True), Quirks(double_as_int=True))
 """Wire faults JSON-RPC cannot show: its dates are strings and its numbers untyped anyway."""
+JSON_ONLY = (Quirks(empty_as_null=True),)
+"""Wire faults XML-RPC cannot show: a null there is ``<nil/>``, an extension xapi's codec
+lacks, which a server writing empty text as null over JSON still leaves out."""
 
 
 def test_every_fault_has_a_scenario_a_topic_and_an_area() -> None:

@@ -13,14 +13,24 @@ import pytest
 
 from conformance.engine.harness import Harness
 from conformance.errors import MalformedAnswer
+from conformance.faults import lookup
 from conformance.judge.divergence import Divergence
 from conformance.reproduce.verdict import conforms
 from conformance.targets.base import Protocol_
 from conformance.targets.inprocess import InProcessTarget
-from conformance.wire import DateTimeText, Quirks, xmlrpc
+from conformance.wire import (
+    DateTimeText,
+    Quirks,
+    WireFormatError,
+    WireNull,
+    from_wire,
+    jsonrpc,
+    xmlrpc,
+)
 from models.outcome import Outcome, Success
 from models.records import EPOCH
-from tests.conformance.test_harness import Tampered, connect, new_vm
+from models.schema import XType
+from tests.conformance.test_harness import Tampered, _server, connect, new_vm
 
 
 def _unreadable(_: Outcome) -> Outcome:
@@ -114,3 +124,40 @@ def test_the_reproducer_tells_a_date_from_a_string_as_the_suite_does(
     assert conforms(method, ("ok", as_xapi), expected, protocol="xmlrpc", strictness="exact")
     assert not conforms(method, ("ok", date), expected, protocol="xmlrpc", strictness="exact")
     assert conforms(method, ("ok", date), expected, protocol="jsonrpc", strictness="exact")
+
+
+def test_a_null_reads_as_null_and_types_as_nothing() -> None:
+    """A JSON null (xapi never sends one) decodes as ``WireNull``, which no type accepts, not
+    even void's empty text."""
+    outcome = jsonrpc.decode_response(b'{"jsonrpc": "2.0", "result": {"a": null}, "id": 1}')
+    assert isinstance(outcome, Success) and isinstance(outcome.value, dict)
+    null = outcome.value["a"]
+    assert isinstance(null, WireNull)
+    for kind in ("string", "void"):
+        with pytest.raises(WireFormatError, match="null"):
+            from_wire(null, XType(kind))
+    assert from_wire("", XType("void")) == ""
+
+
+@pytest.mark.parametrize("quirky", [True, False], ids=["empty text as null", "as xapi"])
+def test_nulls_in_the_records_a_run_imports_are_judged_not_a_tool_error(quirky: bool) -> None:
+    """Over JSON-RPC, a server writing "" as null: the pool's records still import (their
+    facts read leniently) and the first empty text read is a divergence; as xapi, none."""
+    state = _server(faults=lookup(["empty-text-null"] if quirky else []))
+    harness = Harness(connect(state, protocol="jsonrpc"), "fields")
+    vm = new_vm(harness)
+    if quirky:
+        with pytest.raises(Divergence, match="null where xapi sends a string"):
+            harness.call("VM.get_PV_args", vm)
+    else:
+        harness.call("VM.get_PV_args", vm)
+        harness.finish()
+        assert not harness.connection.tally.divergences
+    harness.teardown()
+
+
+def test_the_reproducer_judges_a_null_as_the_suite_does() -> None:
+    expected = ("ok", "")
+    rules = {"protocol": "jsonrpc", "strictness": "exact"}
+    assert conforms("VM.get_name_description", ("ok", ""), expected, **rules)  # type: ignore[arg-type]
+    assert not conforms("VM.get_name_description", ("ok", None), expected, **rules)  # type: ignore[arg-type]

@@ -239,13 +239,15 @@ class EventWatch:
         """event.from with nothing new since the token: it waits its timeout, then answers
         none of the suite's objects; so does one subscribed to the suite's last VM alone, and
         one subscribed to no class at all from the example's first token (an empty list
-        matches nothing, however much changed)."""
+        matches nothing, however much changed). From that token, one subscribed to ``VM``
+        answers what ``vm`` does (xapi lowercases a subscribed class)."""
         self._record()
         self._judged(SUBSCRIPTION, self.marks[-1], IDLE_WAIT_S)
         vms = [ref for ref in self.harness.world.vms if self.harness.refs.kind(ref) == "vm"]
         if vms:  # a client watching one VM that did not change
             self._judged((f"vm/{vms[-1]}",), self.marks[-1], IDLE_WAIT_S)
         self._judged((), self.marks[0], 0.0)
+        self._judged(("VM",), self.marks[0], 0.0)
 
     def task_ended(self, end: TaskEnd) -> None:
         """An ``Async.`` call's task has ended: a client subscribed to it (``task/<ref>``)

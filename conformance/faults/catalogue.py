@@ -95,6 +95,7 @@ from conformance.faults.events import (
     no_del_on_destroy,
     no_mod_after_power_change,
     stale_snapshot,
+    subscription_case_sensitive,
     task_del_dropped,
     task_result_missing,
     token_stuck,
@@ -930,6 +931,17 @@ _ENTRIES += (
             "nothing.",
             "after VM.create, xapi's event.from(['*'], token) reports the VM (add) among every "
             "class's events; the faulty server reports nothing.",
+        ),
+    ),
+    (
+        "event-subscription-case-sensitive",
+        Seeded(
+            subscription_case_sensitive,
+            "events",
+            "events",
+            "Subscriptions are matched as written: event.from(['VM']) answers no vm events.",
+            "xapi lowercases a subscribed class, so after VM.create event.from(['VM'], token) "
+            "reports the VM (add); the faulty server reports nothing.",
         ),
     ),
     (

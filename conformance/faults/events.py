@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from models.events import (
     Batch,
@@ -19,6 +20,7 @@ from models.events import (
     Event,
     EventHistory,
     NextQueue,
+    class_name,
     format_token,
     parse_token,
     read_token,
@@ -49,6 +51,7 @@ __all__ = [
     "no_del_on_destroy",
     "no_mod_after_power_change",
     "stale_snapshot",
+    "subscription_case_sensitive",
     "task_del_dropped",
     "task_result_missing",
     "token_stuck",
@@ -79,6 +82,8 @@ Refused = Callable[[NextQueue, str], Failure | None]
 """(queue, session) → what event.next raises before it waits, if anything."""
 Parsed = Callable[[str], int | Failure]
 """(token) → the generation event.from reads from it, or what it raises."""
+Subscribed = Callable[[str], str]
+"""(a class a client subscribes to) → the class the server matches events against."""
 
 
 def _kept(_before: EventHistory, after: EventHistory, _found: tuple[Change, ...]) -> EventHistory:
@@ -128,6 +133,7 @@ class EventFault:
     refused: Refused = _refusal
     parsed: Parsed = read_token
     registered: Registered = _register
+    subscribed: Subscribed = class_name
 
     def apply(self, world: World, call: Call, honest: Callable[[World, Call], Result]) -> Result:
         """The honest transition: the fault is in the events."""
@@ -146,23 +152,25 @@ def event_fault(faults: Iterable[object]) -> EventFault:
         return HONEST_EVENTS
     queue_faults = [f for f in chosen if f.queued is not _all_queued or f.taken is not _take]
     queue_fault = queue_faults[-1] if queue_faults else HONEST_EVENTS
-    injected = next((f.injected for f in reversed(chosen) if f.injected is not _touched), None)
-    current = next((f.current for f in reversed(chosen) if f.current is not _next_id), None)
-    refused = next((f.refused for f in reversed(chosen) if f.refused is not _refusal), None)
-    parsed = next((f.parsed for f in reversed(chosen) if f.parsed is not read_token), None)
-    registered = next(
-        (f.registered for f in reversed(chosen) if f.registered is not _register), None
+    singles: dict[str, Any] = {name: _last_deviating(chosen, name) for name in _SINGLE_FIELDS}
+    return replace(
+        HONEST_EVENTS,
+        recorded=_stack_recorded(chosen),
+        answered=_stack_answered(chosen),
+        queued=queue_fault.queued,
+        taken=queue_fault.taken,
+        **singles,
     )
-    return EventFault(
-        _stack_recorded(chosen),
-        _stack_answered(chosen),
-        queue_fault.queued,
-        queue_fault.taken,
-        injected or _touched,
-        current or _next_id,
-        refused or _refusal,
-        parsed or read_token,
-        registered or _register,
+
+
+_SINGLE_FIELDS = ("injected", "current", "refused", "parsed", "registered", "subscribed")
+"""The fields where the last fault that deviates wins (the others stack)."""
+
+
+def _last_deviating(chosen: list[EventFault], name: str) -> object:
+    honest = getattr(HONEST_EVENTS, name)
+    return next(
+        (getattr(f, name) for f in reversed(chosen) if getattr(f, name) is not honest), honest
     )
 
 
@@ -380,6 +388,16 @@ def _star_literal_next(
 wildcard_unmatched = EventFault(answered=_star_literal, taken=_star_literal_next)
 """``*`` is read as a class name, not as every class: event.from(["*"]) and an
 event.register(["*"]) subscription answer nothing of it."""
+
+
+def _as_written(subscription: str) -> str:
+    return subscription
+
+
+subscription_case_sensitive = EventFault(subscribed=_as_written)
+"""Subscriptions are matched as written: ``VM`` is not the ``vm`` class, so event.from(["VM"])
+and event.register(["VM"]) answer none of the VMs' events (xapi lowercases a subscription's
+class)."""
 
 
 def _untouched(

@@ -23,7 +23,6 @@ from conformance.server.events import NextPoll, Poll
 from conformance.server.latency import SlowCalls
 from conformance.server.state import ServerState
 from conformance.wire import WireFormatError, jsonrpc, xmlrpc
-from models.events import class_name
 from models.outcome import Failure, Outcome, Success
 from models.rpc import REGISTRY
 from models.schema import XType
@@ -275,8 +274,8 @@ class XenAPIApp:
             timeout = float(unmarshal(timeout_raw, _FLOAT, {}))  # type: ignore[arg-type]
         except UnmarshalError as bad:
             return Failure("INTERNAL_ERROR", (bad.text,))
-        classes = {class_name(str(c)) for c in classes_raw}
         log = self.state.events
+        classes = log.subscription(classes_raw)
         first = log.read_token(token)
         if isinstance(first, Failure):
             return first
@@ -298,7 +297,7 @@ class XenAPIApp:
         if name != "next":
             if not isinstance(params[1], list):
                 return Failure("INTERNAL_ERROR", ("Expected string set",))
-            log.register(session, {class_name(str(c)) for c in params[1]}, name == "register")
+            log.register(session, log.subscription(params[1]), name == "register")
             return Success("")
         refusal = log.refusal(session)
         if refusal is not None:

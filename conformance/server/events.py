@@ -102,6 +102,10 @@ class EventLog:
             self._notify()
             return format_token(self._history.generation - 1)
 
+    def subscription(self, classes: Iterable[object]) -> set[str]:
+        """The classes a client subscribes to as the server matches them (``class_name``)."""
+        return {self._fault.subscribed(str(c)) for c in classes}
+
     def since(self, since: int, classes: set[str]) -> Batch:
         """What event.from answers for a token that has seen generation ``since``."""
         with self._lock:

@@ -128,6 +128,7 @@ CASES: dict[str, tuple[str, str]] = {
     "event-token-unpadded": (EVENTS, "is not xapi's"),
     "event-next-class-uppercase": (EVENTS, "event class"),
     "event-wildcard-unmatched": (EVENTS, "['*']"),
+    "event-subscription-case-sensitive": (EVENTS, "['VM']"),
     "event-inject-untouched": (EVENTS, "event.inject"),
     "event-current-id-last": (EVENTS, "event.get_current_id"),
     "event-next-unregistered-handle": (EVENTS, "SESSION_NOT_REGISTERED"),

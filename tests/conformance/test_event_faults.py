@@ -59,6 +59,7 @@ FOUND_BY_EVENTS: dict[str, str] = {
     "event-token-unpadded": r"token: '\d+,0' is not xapi's",
     "event-next-class-uppercase": r"event\.next\(\) .*event class: VM \(add\)",
     "event-wildcard-unmatched": r"event\.(from\(\['\*'\]|next\(\) registered to \['\*'\]).*never reported",
+    "event-subscription-case-sensitive": r"event\.from\(\['VM'\].*never reported vm vm\d+",
     "event-inject-untouched": r"the token of event\.inject\('VM', vm\d+\)\): missing mod",
     "event-current-id-last": r"event\.get_current_id: \d+, not past \d+",
     "event-next-unregistered-handle": r"event\.next\(\) by session\d*.*, never registered: outcome",
@@ -111,6 +112,7 @@ REPLAYED = {
     "event-unregister-ignored": "call('event.unregister'",
     "event-idle-object-repeated": "catch_up(",
     "event-empty-subscription-everything": "catch_up(",
+    "event-subscription-case-sensitive": "catch_up(",
 }
 """Faults whose finding's reproducer is replayed both ways → what the script must hold (the
 subscription, the task or the session it replays)."""
@@ -226,6 +228,15 @@ def test_a_class_filter_ignored() -> None:
     _recorded(d, honest, faulty)
     assert _ops(honest, token, {f"vm/{a}"}) == [("add", a)]
     assert ("add", b) in _ops(faulty, token, {f"vm/{a}"})
+
+
+def test_a_subscription_matched_as_written() -> None:
+    d, honest, faulty, token = _logs("event-subscription-case-sensitive")
+    vm = d.new_vm()
+    _recorded(d, honest, faulty)
+    assert _ops(honest, token, honest.subscription(["VM"])) == [("add", vm)]
+    assert _ops(faulty, token, faulty.subscription(["VM"])) == []
+    assert _ops(faulty, token, faulty.subscription(["vm"])) == [("add", vm)]
 
 
 def test_no_del_on_destroy() -> None:

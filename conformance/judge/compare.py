@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from conformance.judge.memo import IdentityMemo
 from conformance.wire import DateTimeText, WireFormatError, from_wire
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
@@ -289,41 +290,22 @@ def _checked_records(raw: object, returns: XType, protocol: str) -> Value | None
     if returns.kind != "map" or returns.item != _VM_RECORD or not isinstance(raw, Mapping):
         return None
     typed: dict[str, Value] = {}
+
+    def checked(record: object) -> dict[str, Value] | None:
+        return _checked_vm_record(record, protocol)
+
     for key, value in raw.items():
-        record = _RECENT_RECORDS.checked(value, protocol) if isinstance(key, str) else None
+        record = (
+            _RECENT_RECORDS.worked_out(value, protocol, checked) if isinstance(key, str) else None
+        )
         if record is None:
             return None
         typed[key] = record
     return typed
 
 
-class _RecentRecords:
-    """The last few raw VM records checked and typed, by the raw record's identity: a record
-    that comes back unchanged in a map of records decodes to the very same object
-    (``xmlrpc.decode_response``), whose typing is then not done again."""
-
-    KEEP = 1024
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_id: dict[tuple[int, str], tuple[object, dict[str, Value] | None]] = {}
-
-    def checked(self, raw: object, protocol: str) -> dict[str, Value] | None:
-        """``_checked_vm_record(raw, protocol)``, typed once while ``raw`` is kept."""
-        key = (id(raw), protocol)
-        with self._lock:
-            known = self._by_id.get(key)
-        if known is not None and known[0] is raw:
-            return known[1]
-        record = _checked_vm_record(raw, protocol)
-        with self._lock:
-            self._by_id[key] = (raw, record)
-            if len(self._by_id) > self.KEEP:
-                del self._by_id[next(iter(self._by_id))]
-        return record
-
-
-_RECENT_RECORDS = _RecentRecords()
+_RECENT_RECORDS: IdentityMemo[dict[str, Value] | None] = IdentityMemo(keep=1024)
+"""The last few raw VM records checked and typed (``_checked_vm_record``)."""
 
 
 def _checked_vm_record(raw: object, protocol: str) -> dict[str, Value] | None:

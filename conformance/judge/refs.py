@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
+from conformance.judge.memo import IdentityMemo
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.world import NULL_REF
 
@@ -36,11 +37,9 @@ class RefMap:
         self._binds = 0
         """Binds so far: a value mapped since the last one maps to the same again."""
         self._lock = threading.Lock()
-        self._recently_mapped: dict[int, tuple[Value, int, Value]] = {}
-        """The last few maps ``to_model`` mapped, by identity: the map, ``_binds`` then, and
-        its model view. A record the target answers again unchanged is decoded and typed to
-        the very same map (``xmlrpc.decode_response``, ``typed_answer``), never changed once
-        made, so its model view is the one worked out before while no bind came between."""
+        self._recently_mapped: IdentityMemo[Value] = IdentityMemo(keep=self.KEEP)
+        """The model views of the last few maps ``to_model`` mapped, each right while no bind
+        came between."""
 
     def bind(self, model_ref: str, target_ref: str, kind: str = "vm") -> None:
         """Record that ``model_ref`` is the model's view of ``target_ref``."""
@@ -81,22 +80,13 @@ class RefMap:
         """``value`` with every bound target ref replaced by its model ref."""
         if not isinstance(value, Mapping):
             return _mapped(value, self._to_model)
-        with self._lock:
-            known = self._recently_mapped.get(id(value))
-            binds = self._binds
-        if known is not None and known[0] is value and known[1] == binds:
-            return known[2]
-        mapped: Value
+        return self._recently_mapped.worked_out(value, self._binds, self._map_to_model)
+
+    def _map_to_model(self, value: Mapping[str, Value]) -> Value:
         if value and all(isinstance(item, Mapping) for item in value.values()):
             # a map of records: each record that came back unchanged maps as before
-            mapped = {self._to_model.get(k, k): self.to_model(v) for k, v in value.items()}
-        else:
-            mapped = _mapped(value, self._to_model)
-        with self._lock:
-            self._recently_mapped[id(value)] = (value, binds, mapped)
-            if len(self._recently_mapped) > self.KEEP:
-                del self._recently_mapped[next(iter(self._recently_mapped))]
-        return mapped
+            return {self._to_model.get(k, k): self.to_model(v) for k, v in value.items()}
+        return _mapped(value, self._to_model)
 
     def outcome_to_model(self, outcome: Outcome) -> Outcome:
         """A target outcome in model terms: refs in values and error params mapped back."""

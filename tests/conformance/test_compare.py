@@ -21,6 +21,7 @@ from conformance.judge.compare import (
     wire_mismatch,
 )
 from conformance.judge.divergence import DivergenceInfo
+from conformance.judge.memo import IdentityMemo
 from conformance.judge.refs import RefMap
 from conformance.judge.waivers import Waiver, Waivers, load_waivers
 from models import catalogue
@@ -160,6 +161,24 @@ def test_a_record_read_again_in_another_map_maps_as_before_until_a_ref_in_it_is_
     refs.bind("OpaqueRef:model-2", "OpaqueRef:target-2")
     third = refs.to_model({"OpaqueRef:target-1": kept})
     assert third == {"OpaqueRef:target-1": {"parent": "OpaqueRef:model-2"}}
+
+
+def test_what_was_worked_out_is_kept_for_the_very_same_object_under_the_same_tag() -> None:
+    memo: IdentityMemo[list[int]] = IdentityMemo(keep=2)
+    works: list[object] = []
+
+    def work(source: dict[str, int]) -> list[int]:
+        works.append(source)
+        return sorted(source.values())
+
+    first, second, third = {"a": 2, "b": 1}, {"a": 2, "b": 1}, {"c": 3}
+    result = memo.worked_out(first, "xmlrpc", work)
+    assert memo.worked_out(first, "xmlrpc", work) is result == [1, 2]
+    assert memo.worked_out(second, "xmlrpc", work) == result  # an equal object: worked anew
+    assert memo.worked_out(first, "jsonrpc", work) is not result  # another tag: anew
+    memo.worked_out(third, "xmlrpc", work)  # over the bound: the oldest (first) is dropped
+    memo.worked_out(first, "jsonrpc", work)
+    assert works == [first, second, first, third, first]
 
 
 def _info(actual: Failure) -> DivergenceInfo:

@@ -20,6 +20,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import TypeVar
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
@@ -156,6 +157,67 @@ def _encode_array(items: Sequence[Value], style: _Style, out: list[str]) -> None
     out.append("</data></array>")
 
 
+_ESCAPED: dict[str, str] = {}
+"""Texts escaped as xapi escapes them, by text: an answer's field names, refs and values
+recur from one answer to the next (a pool's records, read again and again)."""
+_ESCAPED_MAX = 1 << 16
+_XAPI_SPECIAL = re.compile('[&<>"\x00-\x08\x0b\x0c\x0e-\x1f]')
+
+
+def _xapi_text(text: str) -> str:
+    """``_xapi_escape(text)``, remembered."""
+    escaped = _ESCAPED.get(text)
+    if escaped is None:
+        escaped = _xapi_escape(text) if _XAPI_SPECIAL.search(text) else text
+        if len(_ESCAPED) >= _ESCAPED_MAX:
+            _ESCAPED.clear()
+        _ESCAPED[text] = escaped
+    return escaped
+
+
+_MEMBER_HEADS: dict[str, str] = {}
+"""``<member><name>KEY</name>`` by key (the record fields' names, a few hundred)."""
+
+
+def _member_head(key: str) -> str:
+    head = _MEMBER_HEADS.get(key)
+    if head is None:
+        head = f"<member><name>{_xapi_text(key)}</name>"
+        if len(_MEMBER_HEADS) < _ESCAPED_MAX:
+            _MEMBER_HEADS[key] = head
+    return head
+
+
+def _encode_xapi(value: Value, out: list[str]) -> None:
+    """``_encode(value, _XAPI, out)`` for an answer without quirks, by the value's exact type
+    (the types the model answers with); any other value goes the general way."""
+    kind = type(value)
+    if kind is str:
+        out.append(f"<value>{_xapi_text(value)}</value>")  # type: ignore[arg-type]
+    elif kind is dict or kind is MappingProxyType:
+        out.append("<value><struct>")
+        for key, item in value.items():  # type: ignore[union-attr]
+            out.append(_member_head(key) if type(key) is str else _member_head(str(key)))
+            _encode_xapi(item, out)
+            out.append("</member>")
+        out.append("</struct></value>")
+    elif kind is tuple or kind is list:
+        out.append("<value><array><data>")
+        for item in value:  # type: ignore[union-attr]
+            _encode_xapi(item, out)
+        out.append("</data></array></value>")
+    elif kind is bool:
+        out.append(
+            "<value><boolean>1</boolean></value>"
+            if value
+            else "<value><boolean>0</boolean></value>"
+        )
+    elif kind is int:
+        out.append(f"<value>{value:d}</value>")
+    else:
+        _encode(value, _XAPI, out)
+
+
 def encode_request(method: str, params: Sequence[Value]) -> bytes:
     """A ``methodCall`` as a careful client sends it to xapi (client side).
 
@@ -187,7 +249,10 @@ def encode_response(outcome: Outcome, quirks: Quirks = XAPI_TYPING) -> bytes:
     else:
         struct = {"Status": "Failure", "ErrorDescription": tuple(outcome.description)}
     out = [_XML_DECL, "<methodResponse><params><param>"]
-    _encode(struct, replace(_XAPI, quirks=quirks), out)
+    if quirks == XAPI_TYPING:
+        _encode_xapi(struct, out)
+    else:
+        _encode(struct, replace(_XAPI, quirks=quirks), out)
     out.append("</param></params></methodResponse>")
     return "".join(out).encode("utf-8")
 

@@ -175,7 +175,12 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     bytecode is not written (``PYTHONDONTWRITEBYTECODE``): a tenth of each worker's CPU in a
     run with 8 workers. The suite reports divergences in its own words, never by an assert's
     introspection.
+
+    ``--maxschedchunk=1`` (with workers): xdist hands a worker its next piece as it starts one,
+    instead of batches of several taken from the head of the list, so that the pieces,
+    longest first, go to whichever worker frees up first and the workers end close together.
     """
+    parallel = ["--maxschedchunk=1"] if args.workers != "0" else []
     return [
         "--pyargs",
         "conformance.suite",
@@ -186,6 +191,7 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "--tb=short",
         "--no-header",
         "-rN",
+        *parallel,
         *plugin_arguments(args, {"report-dir": str(report_dir)}),
     ]
 

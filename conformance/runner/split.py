@@ -72,6 +72,7 @@ COST: Mapping[str, float] = MappingProxyType(
         "roles": 105.0,
         "async": 105.0,
         "concurrency": 125.0,
+        "events": 90.0,
         "test_lifecycle_sweep": 26.0,
         "test_operations_blocked_sweep": 27.0,
         "test_memory_sweep": 16.0,
@@ -82,7 +83,10 @@ COST: Mapping[str, float] = MappingProxyType(
 """Estimated seconds of one example of an area at 25 steps, or of one cell of a sweep, in a
 ``ci`` run with 8 workers against ``serve --latency xapi --latency-scale 0.05`` on a loaded
 2-core machine (each test's time over its examples or cells, divided by 0.05): the calls'
-latency and the suite's own time together, as they share out a run's time."""
+latency and the suite's own time together, as they share out a run's time. ``events``, from
+8-worker runs at × 0.1: its chunks took about as long as the operations area's (an idle step
+polls with event.from's timeout); estimated at the 10 of an unknown area, they went last and
+held the run's end for a minute and a half."""
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,13 @@ def test_k_may_name_each_test_of_the_suite(name: str) -> None:
     _check_selection(name.removeprefix("test_"))
     with pytest.raises(UsageError):
         _check_selection(f"{name}_typo_x")
+
+
+@pytest.mark.parametrize(("workers", "one_by_one"), [("0", False), ("2", True), ("auto", True)])
+def test_workers_are_handed_one_piece_at_a_time(
+    workers: str, one_by_one: bool, tmp_path: Path
+) -> None:
+    """With workers, xdist hands each its next piece as it starts one (not a batch), so that
+    the pieces, longest first, go to whichever worker frees up first."""
+    cli = build_parser().parse_args(["run", "-n", workers])
+    assert ("--maxschedchunk=1" in pytest_arguments(cli, tmp_path)) is one_by_one

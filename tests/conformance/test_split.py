@@ -17,6 +17,7 @@ from conformance.areas.machines import AREAS
 from conformance.errors import UsageError
 from conformance.runner.profiles import PROFILES, area_examples
 from conformance.runner.split import (
+    COST,
     SWEEPS,
     Piece,
     area_pieces,
@@ -37,6 +38,12 @@ def test_an_areas_chunks_run_exactly_its_examples(profile: str) -> None:
         assert 1 <= piece.size <= PROFILES[profile].chunk
     assert examples == {area: area_examples(profile, area, None) for area in AREAS}
     assert len({piece.id for piece in pieces}) == len(pieces)
+
+
+def test_every_area_and_sweep_has_its_own_cost_estimate() -> None:
+    """An area left out of ``COST`` would be taken for a short one and handed out last, where
+    its chunks hold the run's end (as the events area's did)."""
+    assert set(COST) == set(AREAS) | set(SWEEPS)
 
 
 def test_max_examples_chunks_every_area_alike() -> None:

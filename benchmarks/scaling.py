@@ -19,10 +19,15 @@ run with the first run saved there (measured earlier, e.g. the long one-worker l
 quiet window): the speedup, and whether the verdict, the cells judged (cell by cell) and the
 findings with their reproducers are the same.
 
+``--timeline`` also says when each worker started, collected, began its first piece and ended
+its last (``benchmarks/timeline.py``, loaded into the run's processes), how long the command
+went on after the last piece, and how busy the two sides kept the cores, ten seconds at a time
+(the run's processes and its server, sampled from ``/proc`` every second).
+
 Usage:
     python benchmarks/scaling.py [--workers 1 2 4 8] [--scales 0.1] [--profile ci] [--seed 1]
                                  [--fault NAME] [--time-budget 90] [-k EXPR]
-                                 [--save FILE] [--against FILE]
+                                 [--save FILE] [--against FILE] [--timeline]
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,7 +107,73 @@ def _stop(server: subprocess.Popen[str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(url: str, workers: int, options: argparse.Namespace) -> dict[str, Any]:
+class _CpuSampler(threading.Thread):
+    """The CPU seconds a process tree (and the server) used, sampled every second (Linux)."""
+
+    def __init__(self, roots: list[int]) -> None:
+        super().__init__(daemon=True)
+        self._roots = roots
+        self.samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(1.0):
+            self.samples.append((time.perf_counter(), _tree_cpu(self._roots)))
+
+    def stop(self) -> list[str]:
+        """Stop sampling; how busy the cores were, ten seconds at a time."""
+        self._done.set()
+        self.join()
+        windows, first = [], self.samples[:1]
+        for (at0, cpu0), (at1, cpu1) in itertools.pairwise(self.samples[::10]):
+            windows.append(f"{(cpu1 - cpu0) / (at1 - at0) / (os.cpu_count() or 1):.0%}")
+        return (
+            [
+                f"   cores busy, 10 s at a time from {first[0][0] - _LAUNCHED[0]:.0f} s: "
+                + " ".join(windows)
+            ]
+            if first
+            else []
+        )
+
+
+_LAUNCHED = [0.0]
+
+
+def _tree_cpu(roots: list[int]) -> float:
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid, used in cpu.items():
+        current = pid
+        while current > 1 and current not in roots:
+            current = parents.get(current, 0)
+        if current in roots:
+            total += used
+    return total
+
+
+def _timeline_env(folder: Path) -> dict[str, str]:
+    here = str(Path(__file__).resolve().parent)
+    return {
+        "SCALING_TIMELINE": str(folder),
+        "PYTEST_ADDOPTS": f"{os.environ.get('PYTEST_ADDOPTS', '')} -p timeline".strip(),
+        "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH", "")])),
+    }
+
+
+def _run(
+    url: str, workers: int, options: argparse.Namespace, server_pid: int = 0
+) -> dict[str, Any]:
     """One run: its wall and CPU seconds and what its summary says."""
     command = [sys.executable, "-m", "conformance.runner.cli", "run", "--target", url]
     command += ["--profile", options.profile, "--seed", str(options.seed), "-n", str(workers)]
@@ -117,16 +189,31 @@ def _run(url: str, workers: int, options: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "XAPI_PASSWORD": PASSWORD}
     env.update({_role_env(role): f"{role}-pw" for role in ROLES})
     with tempfile.TemporaryDirectory() as report:
+        timeline = Path(report) / ".timeline"
+        if options.timeline:
+            timeline.mkdir()
+            env.update(_timeline_env(timeline))
         load = os.getloadavg()[0]
-        started = time.perf_counter()
+        launched = time.time()
+        started = _LAUNCHED[0] = time.perf_counter()
         run = subprocess.Popen(
             [*command, "--report-dir", report],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        sampler = _CpuSampler([run.pid, server_pid])
+        if options.timeline:
+            sampler.start()
         _pid, _status, usage = os.wait4(run.pid, 0)
         wall = time.perf_counter() - started
+        recorded: dict[str, Any] = {}
+        if options.timeline:
+            from timeline import read, summary_lines  # this folder: the script's own
+
+            recorded = read(timeline)
+            for line in [*summary_lines(timeline, launched, time.time()), *sampler.stop()]:
+                print(line, flush=True)
         summary = json.loads((Path(report) / "summary.json").read_text())
         reproducers = _reproducers(Path(report), summary, url)
     return {
@@ -136,6 +223,7 @@ def _run(url: str, workers: int, options: argparse.Namespace) -> dict[str, Any]:
         "load": load,
         "summary": summary,
         "reproducers": reproducers,
+        **({"timeline": recorded, "launched": launched} if options.timeline else {}),
     }
 
 
@@ -231,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", default=None)
     parser.add_argument("--save", type=Path, default=None, help="keep each run's results here")
     parser.add_argument("--against", type=Path, default=None, help="compare with a saved run")
+    parser.add_argument("--timeline", action="store_true", help="say when each worker worked")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--calls-file", type=Path, default=None, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -248,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 calls_file = Path(scratch) / "calls"
                 server, url = _start_server(scale, options.fault, calls_file)
                 try:
-                    result = _run(url, workers, options)
+                    result = _run(url, workers, options, server.pid)
                 finally:
                     server_cpu = _stop(server)
                 result["calls"] = int(calls_file.read_text() or 0)

@@ -46,6 +46,7 @@ from conformance.faults.changes import (
     _operation,
     _operation_not_reason,
     _operator_denied,
+    _or_read_as_and,
     _originator_dropped,
     _orphan_revert_refused,
     _password_only,
@@ -1200,6 +1201,18 @@ _ENTRIES += (
             "VM.get_all_records_where answers every VM's record, whatever the expression.",
             'VM.get_all_records_where(\'not field "name__label" = "x" and …\') leaves out the VM '
             "labelled x in xapi; the faulty server answers its record too.",
+        ),
+    ),
+    (
+        "where-or-as-and",
+        Seeded(
+            CallAltered(_or_read_as_and, _vm_methods("get_all_records_where", "get_all_where")),
+            "fields",
+            "fields",
+            "VM.get_all_records_where and get_all_where read 'or' as 'and'.",
+            'VM.get_all_records_where(\'field "name__label" = "x" or field "name__label" = "y"\') '
+            "answers the VM labelled x in xapi (db_filter.ml: Or is a disjunction); the faulty "
+            "server answers none.",
         ),
     ),
     (

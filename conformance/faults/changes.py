@@ -618,6 +618,13 @@ def _filter_ignored(world: World, call: Call, branch: Branch) -> Branch:
     return replace(branch, outcome=Success(every))
 
 
+def _or_read_as_and(call: Call) -> Call:
+    """A filter whose ``or`` is read as ``and`` (a hand-written parser with one connective)."""
+    if len(call.args) < 2 or not isinstance(call.args[1], str):
+        return call
+    return replace(call, args=(call.args[0], call.args[1].replace(" or ", " and ")))
+
+
 REVERT_KEPT = (
     "name_description",
     "other_config",

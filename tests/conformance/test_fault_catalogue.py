@@ -505,6 +505,14 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         d.new_vm()
         and Scenario(("VM.get_all_records_where", 'field "name__label" = "none"'), {}, None)
     ),
+    "where-or-as-and": lambda d: (
+        (vm := d.new_vm(name_label="x"))
+        and Scenario(
+            ("VM.get_all_where", 'field "name__label" = "x" or field "name__label" = "y"'),
+            (vm,),
+            (),
+        )
+    ),
     "snapshot-time-epoch": lambda d: (
         (vm := d.new_vm())
         and Scenario(

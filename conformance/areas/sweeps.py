@@ -665,7 +665,8 @@ MAP_EDITORS = tuple(
 
 def _every_map_edited(harness: Harness, ref: str) -> None:
     """Each map of a Halted VM: a key added, added again (MAP_DUPLICATE_KEY, its parameters
-    naming the class, the field, the VM and the key), removed, removed again (nothing to do)."""
+    naming the class, the field, the VM and the key), removed, removed again (nothing to do);
+    then added once more and the whole map set without it (a setter replaces the map)."""
     for add, remove, field in MAP_EDITORS:
         key_type = catalogue.FIELDS[field].type.key
         keys = catalogue.ENUMS[key_type.name] if key_type and key_type.kind == "enum" else ()
@@ -675,8 +676,20 @@ def _every_map_edited(harness: Harness, ref: str) -> None:
             (add, (key, "y")),
             (remove, (key,)),
             (remove, (key,)),
+            (add, (key, "x")),
         ):
             harness.call(method, ref, *args)
+        _map_set_without(harness, ref, field, key)
+
+
+def _map_set_without(harness: Harness, ref: str, field: str, key: str) -> None:
+    """VM.set_<field> with the map the VM holds, ``key`` left out; the map read back."""
+    vm = harness.world.vms.get(ref)
+    held = vm.get(field) if vm is not None else None
+    if not isinstance(held, Mapping):
+        return
+    harness.call(f"VM.set_{field}", ref, {k: v for k, v in held.items() if k != key})
+    harness.call(f"VM.get_{field}", ref)
 
 
 def setters_sweep() -> Iterator[Case]:

@@ -14,6 +14,7 @@ from conformance.errors import UsageError
 from conformance.faults.changes import (
     _OPERATOR_DENIED,
     AUTH_FAILED,
+    MAP_SETTERS,
     TEMPLATE_VCPU_SETTERS,
     _affinity_ignored,
     _any_password,
@@ -35,6 +36,7 @@ from conformance.faults.changes import (
     _logout_idempotent,
     _lowercase_class,
     _mac_seed_inherited,
+    _map_merged,
     _message_only,
     _message_role_only,
     _new_vm_edited,
@@ -1201,6 +1203,19 @@ _ENTRIES += (
             "VM.get_all_records_where answers every VM's record, whatever the expression.",
             'VM.get_all_records_where(\'not field "name__label" = "x" and …\') leaves out the VM '
             "labelled x in xapi; the faulty server answers its record too.",
+        ),
+    ),
+    (
+        "set-map-merges",
+        Seeded(
+            BranchFault(_map_merged, MAP_SETTERS),
+            "fields",
+            "fields",
+            "VM.set_other_config, set_platform and the other map setters merge the map given "
+            "into the one held.",
+            "after VM.add_to_platform(vm, k, v), xapi's VM.set_platform(vm, {}) leaves the "
+            "platform empty (the generated setter writes the whole field); the faulty server "
+            "keeps k.",
         ),
     ),
     (

@@ -646,6 +646,27 @@ def _revert_keeps_changes(world: World, call: Call, branch: Branch) -> Branch:
     return _edit_vm(branch, vm, {field: world.vms[vm][field] for field in REVERT_KEPT})
 
 
+MAP_SETTERS = _vm_methods(
+    "set_other_config",
+    "set_platform",
+    "set_xenstore_data",
+    "set_HVM_boot_params",
+    "set_VCPUs_params",
+)
+
+
+def _map_merged(world: World, call: Call, branch: Branch) -> Branch:
+    """A map setter merges the map given into the one held: keys left out stay."""
+    ref = _vm_arg(world, call)
+    given = call.args[2] if len(call.args) > 2 else None
+    if ref is None or not isinstance(branch.outcome, Success) or not isinstance(given, Mapping):
+        return branch
+    field = _sync(call).removeprefix("VM.set_")
+    held = world.vms[ref][field]
+    assert isinstance(held, Mapping)
+    return _edit_vm(branch, ref, {field: {**held, **given}})
+
+
 TEMPLATE_VCPU_SETTERS = _vm_methods("set_VCPUs_max", "set_VCPUs_at_startup")
 
 

@@ -106,6 +106,7 @@ CASES: dict[str, tuple[str, str]] = {
     "control-domains-unlisted": (FIELDS_SWEEP, "control domain"),
     "where-filter-ignored": (FIELDS_SWEEP, "get_all_records_where"),
     "where-or-as-and": (FIELDS_SWEEP, "get_all_records_where"),
+    "set-map-merges": (FIELDS_SWEEP, "xapi-conformance-key"),
     "snapshot-time-epoch": (LIFECYCLE_SWEEP, "snapshot_time"),
     "revert-keeps-changes": (LIFECYCLE_SWEEP, "name_description"),
     "template-vcpus-unchecked": (MEMORY_SWEEP, "INVALID_VALUE"),

@@ -505,6 +505,11 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         d.new_vm()
         and Scenario(("VM.get_all_records_where", 'field "name__label" = "none"'), {}, None)
     ),
+    "set-map-merges": lambda d: (
+        (vm := d.new_vm())
+        and [d.ok("VM.add_to_platform", vm, "acpi", "1")]  # a void answer is falsy
+        and Scenario(("VM.set_platform", vm, {}), {}, {"acpi": "1"}, read=("VM.get_platform", vm))
+    ),
     "where-or-as-and": lambda d: (
         (vm := d.new_vm(name_label="x"))
         and Scenario(

@@ -109,10 +109,12 @@ def test_without_a_budget_the_longest_pieces_go_first() -> None:
 
 # ---- end to end: one process and two workers run the same examples ----------------------------
 
-END_TO_END = ("--xapi-profile", "dev", "--xapi-seed", "11", "--xapi-max-examples", "4")
+END_TO_END = ("--xapi-profile", "dev", "--xapi-seed", "11", "--xapi-max-examples", "2")
 """Every area but concurrency (which overlapping call goes first is up to the threads, and
-what its example does next follows what the race did), four examples each: the seed fixes an
-area's examples however many it runs."""
+what its example does next follows what the race did), two examples each: the seed fixes an
+area's examples however many it runs. Each area is one chunk under ``dev`` (ten examples a
+chunk) with two examples as with more: the same pieces and seeds are split between the
+workers."""
 
 
 def _suite(

@@ -196,7 +196,8 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     and revert of a shaped VM (``copies_sweep``), then the pool's default templates as a
     client picks one (``pool_templates_sweep``), then VM.create in each power state a client
     may ask for (``creates_sweep``), the start of each configuration a start refuses or lets
-    through (``crash_actions_sweep``, ``nested_virt_sweep``), the guest plugin called in a row
+    through (``crash_actions_sweep``, ``nested_virt_sweep``), a VM started after its domain
+    type changed (``retyped_sweep``), the guest plugin called in a row
     (``_plugin_calls``) and a running VM's power_state_reset on each host (``_reset_on``)."""
     yield from placement_sweep()
     for state, kind in CELLS:
@@ -207,6 +208,7 @@ def lifecycle_sweep() -> Iterator[Callable[[Connection, str], None]]:
     yield from creates_sweep()
     yield from crash_actions_sweep()
     yield from nested_virt_sweep()
+    yield from retyped_sweep()
     for first in PLUGIN_FUNCTIONS:
         yield vm_case(partial(_plugin_calls, first=first), "Running")
     for host in (0, -1):
@@ -378,6 +380,26 @@ def _nested_start(connection: Connection, area: str, value: str) -> None:
 
 def _unforced_start(harness: Harness, ref: str) -> None:
     harness.call("VM.start", ref, False, False)
+
+
+RETYPERS = ("VM.set_domain_type", "VM.set_HVM_boot_policy")
+"""The setters that turn a PV guest into an HVM one (each sets the other field too)."""
+
+
+def retyped_sweep() -> Iterator[Case]:
+    """A PV guest made HVM by each of ``RETYPERS``, then started: neither setter refreshes the
+    stored memory_overhead (xapi_vm.ml), and message_forwarding.ml start does, before it places
+    the VM (``update_memory_overhead``), so the running VM shows the overhead of an HVM guest."""
+    for setter in RETYPERS:
+        yield partial(_retyped_start, setter=setter)
+
+
+def _retyped_start(connection: Connection, area: str, setter: str) -> None:
+    def start(harness: Harness, ref: str) -> None:
+        harness.call(setter, ref, "hvm" if setter == "VM.set_domain_type" else "BIOS order")
+        harness.call("VM.start", ref, False, False)
+
+    _created_then(connection, area, {"HVM_boot_policy": ""}, start)
 
 
 def blocked_sweep() -> Iterator[Cell]:

@@ -51,6 +51,7 @@ from conformance.faults.changes import (
     _or_read_as_and,
     _originator_dropped,
     _orphan_revert_refused,
+    _overhead_not_refreshed,
     _password_only,
     _paused_as_running,
     _prefix_match,
@@ -1107,6 +1108,18 @@ _ENTRIES += (
             "VM.create keeps the record's suspend_VDI for a VM it makes Halted.",
             "xapi_vm.ml create stores a suspend VDI only for a Suspended VM (NULL otherwise, "
             "whatever the record held); the faulty server's Halted VM names the record's VDI.",
+        ),
+    ),
+    (
+        "start-overhead-stale",
+        Seeded(
+            BranchFault(_overhead_not_refreshed, _vm_methods("start", "start_on")),
+            "lifecycle",
+            "lifecycle",
+            "VM.start keeps the stored memory_overhead instead of refreshing it.",
+            "xapi's start refreshes memory_overhead before placing the VM (message_forwarding.ml); "
+            "after VM.set_domain_type, which leaves it as it was, the faulty server's running VM "
+            "still shows the overhead of its old domain type.",
         ),
     ),
     (

@@ -384,6 +384,14 @@ def _suspend_vdi_kept(world: World, call: Call, branch: Branch) -> Branch:
     return _edit_vm(branch, _new_vm(world, branch), {"suspend_VDI": given})
 
 
+def _overhead_not_refreshed(world: World, call: Call, branch: Branch) -> Branch:
+    """VM.start and start_on keep the stored memory_overhead instead of refreshing it."""
+    ref = _vm_arg(world, call)
+    if ref is None:
+        return branch
+    return _edit_vm(branch, ref, {"memory_overhead": world.vms[ref]["memory_overhead"]})
+
+
 def _logout_idempotent(_world: World, _call: Call, branch: Branch) -> Branch:
     """A logout of a session already ended answers success instead of SESSION_INVALID."""
     outcome = branch.outcome

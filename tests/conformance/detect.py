@@ -43,6 +43,7 @@ CASES: dict[str, tuple[str, str]] = {
     "start-fails": (LIFECYCLE_SWEEP, "NO_HOSTS_AVAILABLE"),
     "bios-strings-unfilled": (LIFECYCLE_SWEEP, "bios_strings"),
     "create-keeps-suspend-vdi": (LIFECYCLE_SWEEP, "suspend_VDI"),
+    "start-overhead-stale": (LIFECYCLE_SWEEP, "memory_overhead"),
     "nested-virt-unpinned-started": (LIFECYCLE_SWEEP, "MEMORY_CONSTRAINT_VIOLATION_MAXPIN"),
     "boot-checks-lax": (LIFECYCLE_SWEEP, "VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION"),
     "possible-hosts-all": (LIFECYCLE_SWEEP, "VM.get_possible_hosts"),

@@ -91,6 +91,13 @@ def _blocked(d: Driver, state: str, op: str) -> str:
     return vm
 
 
+def _retyped(d: Driver) -> str:
+    """A PV guest made HVM (VM.set_domain_type leaves its memory_overhead as it was)."""
+    vm = d.new_vm(HVM_boot_policy="")
+    d.ok("VM.set_domain_type", vm, "hvm")
+    return vm
+
+
 def _template(d: Driver, **other: str) -> str:
     return d.new_vm(is_a_template=True, other_config=other)
 
@@ -592,6 +599,15 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         NULL_REF,
         NAMELESS_VDI,
         read=("VM.get_suspend_VDI", RESULT),
+    ),
+    "start-overhead-stale": lambda d: (
+        (vm := _retyped(d))
+        and Scenario(
+            ("VM.start", vm, False, False),
+            None,
+            d.field(vm, "memory_overhead"),  # a PV guest's, stored before it was made HVM
+            read=("VM.get_memory_overhead", vm),
+        )
     ),
     "clone-keeps-blocked-ops": lambda d: (
         (vm := _blocked(d, "Halted", "start"))

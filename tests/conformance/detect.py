@@ -3,8 +3,14 @@ finds it cheapest, with the ``ci`` profile's sizes, and what its divergence show
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import runpy
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -23,7 +29,16 @@ from conformance.server.profiles import NO_LATENCY
 from conformance.targets.inprocess import InProcessTarget
 from tests.conformance.test_harness import _server, connect
 
-__all__ = ["CASES", "CONCURRENCY", "SWEEPS", "ci_settings", "find", "found", "shown"]
+__all__ = [
+    "CASES",
+    "CONCURRENCY",
+    "SWEEPS",
+    "ci_settings",
+    "find",
+    "found",
+    "replayed",
+    "shown",
+]
 
 LIFECYCLE_SWEEP = "lifecycle_sweep"
 BLOCKED_SWEEP = "blocked_sweep"
@@ -221,3 +236,24 @@ def shown(divergence: Mapping[str, object]) -> str:
     """What a divergence of a summary.json shows, where a case's text is looked for: its
     expected outcomes, its kind and its message."""
     return json.dumps(divergence["expected"]) + str(divergence["kind"]) + str(divergence["message"])
+
+
+def replayed(script: Path, args: Iterable[str], env: Mapping[str, str]) -> tuple[int, str]:
+    """A finding's reproducer run in this process as ``python script *args`` runs it, with the
+    environment variables ``env`` set and none of ``XAPI_PASSWORD*`` (it must read the variables
+    its run named): its exit status and what it printed. What the script does is the claim, not
+    the process it runs in (tests/reports/test_failing_run.py runs reproducers as scripts)."""
+    printed = io.StringIO()
+    with (
+        contextlib.redirect_stdout(printed),
+        contextlib.redirect_stderr(printed),
+        pytest.MonkeyPatch.context() as patch,
+        pytest.raises(SystemExit) as ended,
+    ):
+        patch.setattr(sys, "argv", [str(script), *args])
+        for name in [name for name in os.environ if name.startswith("XAPI_PASSWORD")]:
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        runpy.run_path(str(script), run_name="__main__")
+    return int(ended.value.code or 0), printed.getvalue()

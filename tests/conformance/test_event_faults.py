@@ -9,11 +9,7 @@ log and the faulty one answer the same event.from differently, as the catalogue 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +25,7 @@ from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
 from models.events import Event, parse_token, trackid
 from models.outcome import Failure
-from tests.conformance.detect import found
+from tests.conformance.detect import found, replayed
 from tests.conformance.test_harness import (
     DETECT,
     PASSWORD,
@@ -125,22 +121,10 @@ def _replayed(script: Path, fault: str | None) -> tuple[int, str]:
     running = start_in_thread(
         ServerConfig(password=PASSWORD, accounts=ROLE_ACCOUNTS, faults=faults)
     )
-    printed = io.StringIO()
-    argv = sys.argv
     try:
-        sys.argv = [str(script), running.url]
-        with (
-            contextlib.redirect_stdout(printed),
-            contextlib.redirect_stderr(printed),
-            pytest.MonkeyPatch.context() as patch,
-            pytest.raises(SystemExit) as ended,
-        ):
-            patch.setenv("XAPI_PASSWORD", PASSWORD)
-            runpy.run_path(str(script), run_name="__main__")
+        return replayed(script, [running.url], {"XAPI_PASSWORD": PASSWORD})
     finally:
-        sys.argv = argv
         running.stop()
-    return int(ended.value.code or 0), printed.getvalue()
 
 
 def _found(fault: str) -> DivergenceInfo:

@@ -8,7 +8,9 @@ the command line runs a sweep's fault as a smoke test (an area machine's: the fa
 tests/reports/test_failing_run.py). Each race fault is found by the race its catalogue entry
 describes, run in-process against a server whose barrier makes the lanes overlap whatever the
 load (``tests.conformance.gated``). A finding's reproducer is found in-process over the wire
-against a served faulty server, then run as a script against it and against the honest one.
+against a served faulty server, then run (in this process, as ``python script URL`` runs it)
+against it and against the honest one; tests/reports/test_failing_run.py runs reproducers as
+scripts of their own.
 ``benchmarks/fault_detection.py`` measures whole areas over several seeds.
 """
 
@@ -42,7 +44,7 @@ from conformance.server.process import RunningServer, start_in_thread
 from models.world import Account
 from reports.html import render_html
 from reports.records import CallRecord, divergence_from_json, divergence_to_json
-from tests.conformance.detect import CASES, CONCURRENCY, find, found, shown
+from tests.conformance.detect import CASES, CONCURRENCY, find, found, replayed, shown
 from tests.conformance.gated import gated, run_overlapping
 from tests.conformance.test_event_faults import FOUND_BY_EVENTS
 from tests.conformance.test_event_faults import REPLAYED as EVENTS_REPLAYED
@@ -229,19 +231,11 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[RunningServer, Run
         honest.stop()
 
 
-def _reproduce(script: Path, url: str, *options: str) -> subprocess.CompletedProcess[str]:
-    """The script run with root's password in POOL_SECRET only (and read-only's in RO_SECRET),
-    as the run that wrote it was given them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XAPI_PASSWORD")}
-    env |= {"POOL_SECRET": PASSWORD, "RO_SECRET": "ro-pw"}
-    return subprocess.run(
-        [sys.executable, str(script), url, *options],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+def _reproduce(script: Path, url: str, *options: str) -> tuple[int, str]:
+    """The script run (in this process) with root's password in POOL_SECRET only (and
+    read-only's in RO_SECRET), as the run that wrote it was given them: its exit status and
+    what it printed."""
+    return replayed(script, [url, *options], {"POOL_SECRET": PASSWORD, "RO_SECRET": "ro-pw"})
 
 
 REPLAYED = (
@@ -284,12 +278,10 @@ def test_the_reproducer_diverges_on_the_faulty_server_and_conforms_on_the_refere
     selection, _mark = CASES[fault]
     script = tmp_path / "reproducer.py"
     script.write_text(_found_on(faulty.url, selection).reproducer)
-    again = _reproduce(script, faulty.url)
-    assert again.returncode == 1, again.stdout + again.stderr
-    assert "DIVERGES" in again.stdout
-    clean = _reproduce(script, honest.url)
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "conforms now" in clean.stdout
+    status, printed = _reproduce(script, faulty.url)
+    assert status == 1 and "DIVERGES" in printed, printed
+    status, printed = _reproduce(script, honest.url)
+    assert status == 0 and "conforms now" in printed, printed
 
 
 RACE_REPLAYED = "concurrent-starts-both-succeed"
@@ -309,12 +301,10 @@ def test_a_race_findings_reproducer_shows_the_race_on_the_faulty_server_only(
     assert info is not None, "the race did not show"
     script = tmp_path / "race.py"
     script.write_text(info.reproducer)
-    shown = _reproduce(script, faulty.url, "--repeat", "3")
-    assert shown.returncode == 1, shown.stdout + shown.stderr
-    assert "the race showed in" in shown.stdout
-    clean = _reproduce(script, honest.url, "--repeat", "3")
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "the race showed in 0 of 3 runs" in clean.stdout
+    status, printed = _reproduce(script, faulty.url, "--repeat", "3")
+    assert status == 1 and "the race showed in" in printed, printed
+    status, printed = _reproduce(script, honest.url, "--repeat", "3")
+    assert status == 0 and "the race showed in 0 of 3 runs" in printed, printed
 
 
 def test_a_race_finding_shows_its_calls_session_by_session_with_their_times() -> None:

@@ -1,7 +1,9 @@
 """The one transition function: a raw call in, every acceptable (outcome, next world) out.
 
 The RPC layer runs in xapi's order (semantics §4.1): UTF-8, method name, parameter count,
-unmarshalling, removed messages, session, RBAC, async mode, then the message's own handler.
+unmarshalling, removed messages, session, async mode, then RBAC and the message's own handler
+(for an ``Async.`` call both in its task: gen_server.ml wraps the implementation in
+``Rbac.check``, and server_helpers.ml ``do_dispatch`` runs it in the task's thread).
 """
 
 from __future__ import annotations
@@ -178,14 +180,20 @@ def _authorised(
     session = _session(world, session_ref)
     if entry.message.removed:
         raise XenAPIError("MESSAGE_REMOVED")
-    check_permission(session, name, entry.message, args)
-    _check_map_keys(world, session, name, args)
     if is_async and not entry.message.has_async:
         raise XenAPIError("Fault", f"No async mode for this operation (rpc: {call.method})")
     ctx = Ctx(world, session_ref, session, call.now, call.method)
+
+    def permitted(ctx: Ctx, args: tuple[Value, ...]) -> Result:
+        """RBAC, then the message: xapi's generated server wraps the implementation in
+        ``Rbac.check`` (gen_server.ml ``local_op``), which an Async call runs in its task."""
+        check_permission(session, name, entry.message, args)
+        _check_map_keys(world, session, name, args)
+        return entry.handler(ctx, args)
+
     if is_async:
-        return _as_task(ctx, entry, args)
-    return _handled(ctx, entry, args)
+        return _as_task(ctx, permitted, args)
+    return _handled(ctx, permitted, args)
 
 
 _RBAC_MAP_SETTERS = {"VM.set_other_config": "other_config", "VM.set_platform": "platform"}
@@ -201,17 +209,18 @@ def _check_map_keys(world: World, session: SessionInfo, name: str, args: tuple[V
         check_map_update(session, field, old, args[1])
 
 
-def _handled(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
+def _handled(ctx: Ctx, handler: Handler, args: tuple[Value, ...]) -> Result:
     try:
-        return entry.handler(ctx, args)
+        return handler(ctx, args)
     except XenAPIError as error:
         return failed(ctx.world, error.failure())
 
 
-def _as_task(ctx: Ctx, entry: Entry, args: tuple[Value, ...]) -> Result:
-    """An Async call: the response is a task ref; the outcome lands in the task (§12)."""
+def _as_task(ctx: Ctx, handler: Handler, args: tuple[Value, ...]) -> Result:
+    """An Async call: the response is a task ref; the outcome lands in the task (§12), an
+    RBAC denial included."""
     branches: list[Branch] = []
-    for branch in _handled(ctx, entry, args):
+    for branch in _handled(ctx, handler, args):
         task_ref, task_uuid, world = new_ids(branch.world)
         task = _task(task_ref, task_uuid, ctx, branch.outcome)
         world = replace(world, tasks=MappingProxyType({**world.tasks, task_ref: task}))

@@ -219,8 +219,8 @@ def _task_of_root(harness: Harness, vm: str) -> None:
 
 def _own_tasks(harness: Harness, vm: str) -> None:
     """Each role's own task (an Async.VM.clean_shutdown of a Halted VM, which fails through its
-    task; read-only may not call it): read-only refused the task, the role edits and destroys
-    it."""
+    task; read-only's fails with RBAC_PERMISSION_DENIED, checked in the task as xapi does):
+    read-only refused the task, the role edits and destroys it."""
     other = harness.role_session("read-only")
     for role in ROLE_ORDER:
         session = harness.role_session(role)

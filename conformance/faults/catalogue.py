@@ -26,6 +26,7 @@ from conformance.faults.changes import (
     _created_local_time,
     _default_template,
     _default_template_kept,
+    _denial_answered,
     _destroy_kept,
     _effect_lost,
     _error_code_only,
@@ -1216,6 +1217,19 @@ _ENTRIES += (
             "VM.get_all_records_where answers every VM's record, whatever the expression.",
             'VM.get_all_records_where(\'not field "name__label" = "x" and …\') leaves out the VM '
             "labelled x in xapi; the faulty server answers its record too.",
+        ),
+    ),
+    (
+        "async-denial-answered",
+        Seeded(
+            BranchFault(_denial_answered),
+            "roles",
+            "roles",
+            "An Async call a role may not make answers RBAC_PERMISSION_DENIED itself (no task).",
+            "xapi checks RBAC inside the call it dispatches (gen_server.ml wraps it in Rbac.check),"
+            " which for Async.VM.clean_shutdown by a read-only session runs in the task: xapi "
+            "answers a task that fails with RBAC_PERMISSION_DENIED; the faulty server answers the "
+            "error and makes no task.",
         ),
     ),
     (

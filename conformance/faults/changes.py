@@ -654,6 +654,16 @@ def _revert_keeps_changes(world: World, call: Call, branch: Branch) -> Branch:
     return _edit_vm(branch, vm, {field: world.vms[vm][field] for field in REVERT_KEPT})
 
 
+def _denial_answered(world: World, call: Call, branch: Branch) -> Branch:
+    """An Async call a role may not make answers RBAC_PERMISSION_DENIED itself, making no task
+    (a server that checks permissions before it dispatches)."""
+    made = branch.outcome.value if isinstance(branch.outcome, Success) else None
+    task = branch.world.tasks.get(str(made)) if call.method.startswith("Async.") else None
+    if task is None or task.error_info[:1] != ("RBAC_PERMISSION_DENIED",):
+        return branch
+    return Branch(Failure(task.error_info[0], task.error_info[1:]), world)
+
+
 MAP_SETTERS = _vm_methods(
     "set_other_config",
     "set_platform",

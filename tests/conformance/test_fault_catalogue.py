@@ -512,6 +512,10 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         d.new_vm()
         and Scenario(("VM.get_all_records_where", 'field "name__label" = "none"'), {}, None)
     ),
+    "async-denial-answered": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(("Async.VM.clone", vm, "c"), None, None, session=d.login("ro", "ro-pw"))
+    ),
     "set-map-merges": lambda d: (
         (vm := d.new_vm())
         and [d.ok("VM.add_to_platform", vm, "acpi", "1")]  # a void answer is falsy

@@ -177,9 +177,9 @@ def test_rbac_permission_of_async_call_is_the_sync_name() -> None:
     d = driver(accounts=(Account("ro", "pw", "read-only"),))
     ref = d.new_vm()
     ro = d.login("ro", "pw")
-    outcome = d.raw("Async.VM.start", ro, ref, False, False)
-    assert isinstance(outcome, Failure)
-    assert outcome.params[0] == "vm.start"
+    task = d.raw("Async.VM.start", ro, ref, False, False)
+    assert isinstance(task, Success)
+    assert d.ok("task.get_error_info", task.value)[1] == "vm.start"
 
 
 def test_rbac_keyed_other_config_permission_for_operators() -> None:
@@ -214,6 +214,21 @@ def test_getters_are_open_to_read_only() -> None:
     ref = d.new_vm()
     ro = d.login("ro", "pw")
     assert d.raw("VM.get_name_label", ro, ref) == Success("test-vm")
+
+
+def test_an_async_call_a_role_may_not_make_fails_in_its_task() -> None:
+    """xapi checks RBAC inside the call it dispatches, which for an Async call runs in the
+    task: the call answers a task, which fails with RBAC_PERMISSION_DENIED."""
+    d = driver(accounts=(Account("ro", "pw", "read-only"),))
+    ref = d.new_vm()
+    ro = d.login("ro", "pw")
+    assert d.raw("VM.clone", ro, ref, "c").code == "RBAC_PERMISSION_DENIED"  # type: ignore[union-attr]
+    task = d.raw("Async.VM.clone", ro, ref, "c")
+    assert isinstance(task, Success)
+    record = d.ok("task.get_record", task.value)
+    assert record["status"] == "failure"
+    assert record["error_info"][:2] == ("RBAC_PERMISSION_DENIED", "vm.clone")
+    assert len(d.ok("VM.get_all")) == len(d.world.vms)
 
 
 def test_async_without_async_mode_is_a_fault() -> None:

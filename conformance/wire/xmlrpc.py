@@ -197,9 +197,13 @@ def _encode_xapi(value: Value, out: list[str]) -> None:
     elif kind is dict or kind is MappingProxyType:
         out.append("<value><struct>")
         for key, item in value.items():  # type: ignore[union-attr]
-            out.append(_member_head(key) if type(key) is str else _member_head(str(key)))
-            _encode_xapi(item, out)
-            out.append("</member>")
+            head = _member_head(key) if type(key) is str else _member_head(str(key))
+            if type(item) is str:  # most fields: one piece, no call
+                out.append(f"{head}<value>{_xapi_text(item)}</value></member>")
+            else:
+                out.append(head)
+                _encode_xapi(item, out)
+                out.append("</member>")
         out.append("</struct></value>")
     elif kind is tuple or kind is list:
         out.append("<value><array><data>")

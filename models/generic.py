@@ -8,7 +8,7 @@ from models.catalogue import MessageKind, kind_of
 from models.checks import readings, update_vm
 from models.errors import internal_error, map_duplicate_key, uuid_invalid
 from models.outcome import Success, Value
-from models.records import read_record
+from models.records import read_record, read_records
 from models.schema import Message
 from models.transition import Branch, Ctx, Handler, Result, as_map, done, vm_of
 from models.world import World
@@ -99,9 +99,7 @@ def _get_all(ctx: Ctx, _: tuple[Value, ...]) -> Result:
 
 
 def _get_all_records(ctx: Ctx, _: tuple[Value, ...]) -> Result:
-    return revealing_read(
-        ctx.world, lambda world: {ref: read_record(world, ref) for ref in world.vms}
-    )
+    return revealing_read(ctx.world, read_records)
 
 
 def _get_by_uuid(ctx: Ctx, args: tuple[Value, ...]) -> Result:

@@ -21,6 +21,7 @@ __all__ = [
     "fresh_genid",
     "fresh_vm",
     "read_record",
+    "read_records",
     "type_default",
 ]
 
@@ -217,3 +218,21 @@ def read_record(world: World, ref: str) -> dict[str, Value]:
     record["snapshots"] = tuple(r for r, vm in world.vms.items() if vm["snapshot_of"] == ref)
     record["children"] = tuple(r for r, vm in world.vms.items() if vm["parent"] == ref)
     return record
+
+
+def read_records(world: World) -> dict[str, dict[str, Value]]:
+    """Every VM's record as ``read_record`` reads it, the relations worked out in one pass over
+    the VMs (not one per record: a pool's records read at once)."""
+    snapshots: dict[Value, list[str]] = {}
+    children: dict[Value, list[str]] = {}
+    for ref, vm in world.vms.items():
+        snapshots.setdefault(vm["snapshot_of"], []).append(ref)
+        children.setdefault(vm["parent"], []).append(ref)
+    return {
+        ref: {
+            **vm,
+            "snapshots": tuple(snapshots.get(ref, ())),
+            "children": tuple(children.get(ref, ())),
+        }
+        for ref, vm in world.vms.items()
+    }

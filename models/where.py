@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from models.errors import XenAPIError, internal_error
 from models.generic import revealing_read
 from models.outcome import Value
-from models.records import read_record
+from models.records import read_records
 from models.transition import Ctx, Result
 from models.world import World
 
@@ -231,7 +231,7 @@ def _selected(ctx: Ctx, text: Value) -> Callable[[World], dict[str, dict[str, Va
     expr = parse(str(text))
 
     def records(world: World) -> dict[str, dict[str, Value]]:
-        read = {ref: read_record(world, ref) for ref in world.vms}
+        read = read_records(world)
         return {ref: record for ref, record in read.items() if matches(expr, ref, record)}
 
     records(ctx.world)  # a missing column fails the call before any branch is made

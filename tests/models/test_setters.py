@@ -301,6 +301,22 @@ def test_get_all_records_and_lookups() -> None:
     assert d.fails("VM.get_by_uuid", "nope") == Failure("UUID_INVALID", ("VM", "nope"))
 
 
+def test_a_pools_records_read_at_once_are_each_records_own() -> None:
+    """get_all_records works out the snapshots and children of every VM in one pass: each
+    record, key order included, is the one get_record reads (relations in the pool's order)."""
+    d = driver()
+    parent = d.new_vm(name_label="parent")
+    clones = [d.ok("VM.clone", parent, f"clone-{i}") for i in range(2)]
+    snapshots = [d.ok("VM.snapshot", parent, f"snap-{i}") for i in range(2)]
+    d.ok("VM.snapshot", clones[0], "snap-of-clone")  # its parent: the snapshot
+    records = d.ok("VM.get_all_records")
+    for ref in records:
+        single = d.ok("VM.get_record", ref)
+        assert list(records[ref].items()) == list(single.items())
+    assert records[parent]["snapshots"] == tuple(snapshots)
+    assert any(record["children"] for record in records.values())
+
+
 def _placeholder(xtype: XType, d: Driver) -> object:
     values: dict[str, object] = {
         "string": "x",

@@ -9,12 +9,15 @@ turns the files into each worker's start-up, its pieces and its idle time, and t
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 __all__ = ["read", "summary_lines"]
 
@@ -89,6 +92,15 @@ def _relays(configs: list[Any]) -> bool:
     )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist's controller: a worker is down (its session over, its process not yet gone)."""
+    del error
+    if _CONFIG:
+        _log(_CONFIG[0], "down", worker=str(node.gateway.id))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: Any) -> None:
     """The session starts to finish (fixtures torn down, reports written after)."""
     _log(session.config, "finishing")
@@ -98,6 +110,7 @@ def pytest_unconfigure(config: Any) -> None:
     """The process is done with pytest (and which threads it still runs)."""
     threads = [f"{t.name}{'' if t.daemon else ' (not daemon)'}" for t in threading.enumerate()]
     _log(config, "ended", threads=threads)
+    atexit.register(_log, config, "exiting")
 
 
 def read(folder: Path) -> dict[str, list[dict[str, Any]]]:
@@ -148,14 +161,14 @@ def summary_lines(folder: Path, launched: float, ended: float) -> list[str]:
             f"({busy / (last - first):.0%} of its span)"
         )
     main = {r["event"]: r["at"] for r in events.get("main", [])}
-    worker_ended = [
-        r["at"] for records in workers.values() for r in records if r["event"] == "ended"
-    ]
-    if main and worker_ended:
+    downs = [r["at"] for r in events.get("main", []) if r["event"] == "down"]
+    exits = [r["at"] for records in workers.values() for r in records if r["event"] == "exiting"]
+    if main and downs:
         lines.append(
-            f"   the controller: started {main.get('started', launched) - launched:.1f} s, "
-            f"the last worker ended {max(worker_ended) - launched:.1f} s, reports from "
-            f"{main.get('finishing', ended) - launched:.1f} to {main.get('ended', ended) - launched:.1f} s"
+            f"   the controller: started {main.get('started', launched) - launched:.1f} s, the "
+            f"last worker down {max(downs) - launched:.1f} s, the workers' processes exiting by "
+            f"{max(exits, default=ended) - launched:.1f} s, the controller's session over "
+            f"{main.get('ended', ended) - launched:.1f} s"
         )
     if last_ends:
         span = ended - launched

@@ -36,6 +36,9 @@ class WireNull(str):
 
     __slots__ = ()
 
+    def __repr__(self) -> str:
+        return "null"
+
 
 @dataclass(frozen=True)
 class Quirks:

@@ -147,8 +147,9 @@ def test_nulls_in_the_records_a_run_imports_are_judged_not_a_tool_error(quirky: 
     harness = Harness(connect(state, protocol="jsonrpc"), "fields")
     vm = new_vm(harness)
     if quirky:
-        with pytest.raises(Divergence, match="null where xapi sends a string"):
+        with pytest.raises(Divergence, match="null where xapi sends a string") as raised:
             harness.call("VM.get_PV_args", vm)
+        assert "The target answered success null;" in raised.value.info.message
     else:
         harness.call("VM.get_PV_args", vm)
         harness.finish()

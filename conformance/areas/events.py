@@ -63,7 +63,7 @@ from models.outcome import Failure, Outcome, Success, Value
 from models.records import read_record
 from models.world import World, frozen
 
-__all__ = ["SUBSCRIPTION", "EventWatch"]
+__all__ = ["IDLE_WAIT_S", "SUBSCRIPTION", "EventWatch"]
 
 SUBSCRIPTION = ("vm", "task")
 """What the watch subscribes to: the suite's VMs and the tasks of its Async calls."""
@@ -125,8 +125,10 @@ class Legacy:
 class EventWatch:
     """One example's subscription, on the target and in the model side by side."""
 
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness, idle_wait_s: float = IDLE_WAIT_S) -> None:
         self.harness = harness
+        self.idle_wait_s = idle_wait_s
+        """event.from's timeout in the poll with nothing to report."""
         self.history = EventHistory.start(harness.world)
         self.tasks: dict[str, str] = {}
         """The tasks of the example's Async calls (target refs) and their short names."""
@@ -242,10 +244,10 @@ class EventWatch:
         matches nothing, however much changed). From that token, one subscribed to ``VM``
         answers what ``vm`` does (xapi lowercases a subscribed class)."""
         self._record()
-        self._judged(SUBSCRIPTION, self.marks[-1], IDLE_WAIT_S)
+        self._judged(SUBSCRIPTION, self.marks[-1], self.idle_wait_s)
         vms = [ref for ref in self.harness.world.vms if self.harness.refs.kind(ref) == "vm"]
         if vms:  # a client watching one VM that did not change
-            self._judged((f"vm/{vms[-1]}",), self.marks[-1], IDLE_WAIT_S)
+            self._judged((f"vm/{vms[-1]}",), self.marks[-1], self.idle_wait_s)
         self._judged((), self.marks[0], 0.0)
         self._judged(("VM",), self.marks[0], 0.0)
 

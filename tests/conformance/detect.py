@@ -32,6 +32,7 @@ from tests.conformance.test_harness import _server, connect
 __all__ = [
     "CASES",
     "CONCURRENCY",
+    "QUICK_IDLE_S",
     "SWEEPS",
     "ci_settings",
     "find",
@@ -185,6 +186,13 @@ ON_POOL_TEMPLATES = ("default-template-clone-kept",)
 """Faults shown only on the pool's default templates (serve has them; ``_server`` has none)."""
 
 
+QUICK_IDLE_S = 0.01
+"""The events machine's idle event.from timeout in these searches (a run's is
+``conformance.areas.events.IDLE_WAIT_S``): nothing changes on an in-process server while the poll
+waits, so it answers the same; each idle step waits its timeout twice, which was most of an
+events search's time."""
+
+
 def faulty(fault: str) -> Connection:
     """An in-process embedded server with ``fault``, its operations in flight as the fault's
     windows say (as ``serve --fault``)."""
@@ -218,7 +226,9 @@ def find(selection: str, connection: Connection) -> DivergenceInfo:
                 case(connection, area)
         else:
             area = selection.removeprefix("test_area and ")
-            bound = type("Bound", (AREAS[area],), {"connection": connection})
+            bound = type(
+                "Bound", (AREAS[area],), {"connection": connection, "idle_wait_s": QUICK_IDLE_S}
+            )
             run_state_machine_as_test(bound, settings=ci_settings(area))
     return caught.value.info
 

@@ -25,7 +25,7 @@ from conformance.server.process import start_in_thread
 from conformance.server.state import ServerState
 from models.events import Event, parse_token, trackid
 from models.outcome import Failure
-from tests.conformance.detect import found, replayed
+from tests.conformance.detect import QUICK_IDLE_S, found, replayed
 from tests.conformance.test_harness import (
     DETECT,
     PASSWORD,
@@ -72,7 +72,9 @@ FOUND_BY_EVENTS: dict[str, str] = {
 
 def test_the_honest_server_conforms_to_the_events_area() -> None:
     connection = connect(_server())
-    machine = type("Events", (AREAS["events"],), {"connection": connection})
+    machine = type(
+        "Events", (AREAS["events"],), {"connection": connection, "idle_wait_s": QUICK_IDLE_S}
+    )
     run_state_machine_as_test(machine, settings=replace_settings(max_examples=40, phases=DETECT))
     cells = {k for k in connection.tally.coverage if k[0] == "event.from"}
     assert {("event.from", "vm", op) for op in ("add", "mod")} <= cells  # del: see below

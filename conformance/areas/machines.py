@@ -431,7 +431,7 @@ class RpcMachine(ConformanceMachine):
         extra=st.integers(0, 2),
     )
     def wrong_count(self, vm: str, message: Message, drop: int, extra: int) -> None:
-        args: list[Value] = [vm, *(_neutral(p.type) for p in message.params[1:])]
+        args: list[Value] = [vm, *(neutral(p.type) for p in message.params[1:])]
         args = args[: max(0, len(args) - drop)] + ["extra"] * extra
         self.harness.raw_call(message.wire_name, (self.harness.session, *args))
 
@@ -449,7 +449,7 @@ class RpcMachine(ConformanceMachine):
     @rule(vm=ConformanceMachine.vms, message=st.sampled_from(TYPED_MESSAGES), data=st.data())
     def wrong_type(self, vm: str, message: Message, data: st.DataObject) -> None:
         """One argument of another type than declared: xapi's unmarshaller refuses it first."""
-        args: list[Value] = [vm, *(_neutral(p.type) for p in message.params[1:])]
+        args: list[Value] = [vm, *(neutral(p.type) for p in message.params[1:])]
         index = data.draw(st.integers(1, len(args) - 1), label="argument")
         args[index] = data.draw(st.sampled_from(WRONG_TYPED), label="wrong value")
         self.harness.call(message.wire_name, *args)
@@ -630,7 +630,8 @@ class AsyncMachine(LifecycleMachine):
         self.harness.call("VM.add_to_blocked_operations", vm, op, "xapi-conformance")
 
 
-def _neutral(xtype: XType) -> Value:
+def neutral(xtype: XType) -> Value:
+    """A value of ``xtype`` every unmarshaller reads (the enum's first, an empty map...)."""
     if xtype.kind == "enum":
         return catalogue.ENUMS[xtype.name][0]
     neutral: dict[str, Value] = {

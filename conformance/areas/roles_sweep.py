@@ -6,6 +6,8 @@ question whatever the seed:
 - every account's login with wrong passwords and with its own, a user nobody has (with
   root's password too) and root's name in capitals, the session's record read, the session
   used, logged out, used and logged out again;
+- every VM message a role may not call, as that role, with arguments of the right types
+  (``RBAC_PERMISSION_DENIED``, nothing changed: the denials a client meets);
 - every map-key edit of a VM (``MAP_KEY_EDITS``) with every key whose role is its own
   (``MAP_KEYS``), as each role, the key first added by root where the edit removes it;
 - every write a client can make to the pool's own object (other_config, its keys the
@@ -22,12 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from functools import partial
 
-from conformance.areas.machines import MAP_KEY_EDITS, MAP_KEYS, read_session
+from conformance.areas.machines import MAP_KEY_EDITS, MAP_KEYS, VM_MESSAGES, neutral, read_session
 from conformance.areas.sweeps import Case, vm_case
 from conformance.engine.harness import Connection, Harness
 from conformance.judge.refs import RUN_TAG
 from conformance.reproduce.reproducer import LOGIN
 from models.outcome import Success, Value
+from models.rbac import allowed_roles
 from models.schema import ROLES
 
 __all__ = ["ROLE_ORDER", "roles_sweep"]
@@ -37,14 +40,31 @@ ROLE_ORDER = tuple(role for role in reversed(ROLES) if role not in ("pool-admin"
 
 
 def roles_sweep() -> Iterator[Case]:
-    """One case per role for the VM's map keys, one for logins and sessions, one for the
-    pool's other_config and two for tasks (another user's, a role's own)."""
+    """Two cases per role (the VM messages it may not call, the VM's map keys), one for
+    logins and sessions, one for the pool's other_config and two for tasks (another user's, a
+    role's own)."""
     for role in ROLE_ORDER:
+        yield vm_case(partial(_denied_as, role=role))
         yield vm_case(partial(_map_keys_as, role=role))
     yield _sessions_case
     yield _pool_case
     yield vm_case(_task_of_root)
     yield vm_case(_own_tasks)
+
+
+# ---- what a role may not call -----------------------------------------------------------------
+
+
+def _denied_as(harness: Harness, vm: str, role: str) -> None:
+    """Every VM message ``role`` may not call (by the datamodel's roles), sent as that role with
+    arguments of the declared types, so that only RBAC refuses it."""
+    session = harness.role_session(role)
+    if session is None:
+        return
+    for message in VM_MESSAGES:
+        args = (vm, *(neutral(p.type) for p in message.params[1:]))
+        if not message.removed and role not in allowed_roles(message, args):
+            harness.call(message.wire_name, *args, session=session)
 
 
 # ---- a VM's map keys ------------------------------------------------------------------------

@@ -1220,6 +1220,28 @@ _ENTRIES += (
         ),
     ),
     (
+        "operator-sizes-vms",
+        Seeded(
+            RbacIgnored(
+                _vm_methods(
+                    "set_memory",
+                    "set_memory_limits",
+                    "set_memory_static_range",
+                    "set_memory_dynamic_range",
+                    "set_VCPUs_max",
+                    "set_VCPUs_at_startup",
+                ),
+                frozenset({"vm-operator"}),
+            ),
+            "roles",
+            "roles",
+            "vm-operator sessions may call the memory and VCPU setters.",
+            "datamodel_vm.ml gives the memory setters to vm-power-admin and the VCPU setters to "
+            "vm-admin: xapi answers a vm-operator's VM.set_memory RBAC_PERMISSION_DENIED "
+            '["vm.set_memory", …]; the faulty server resizes the VM.',
+        ),
+    ),
+    (
         "async-denial-answered",
         Seeded(
             BranchFault(_denial_answered),

@@ -308,17 +308,26 @@ def _unswapped(world: World, ref: str) -> World:
 
 @dataclass(frozen=True)
 class RbacIgnored:
-    """Role-limited sessions may call anything: the permission check is skipped."""
+    """Role-limited sessions may call anything: the permission check is skipped (only for
+    ``methods`` and sessions of ``roles``, each when not empty)."""
+
+    methods: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
 
     def apply(self, world: World, call: Call, honest: Transition) -> Result:
         """The honest transition run as if the caller's session were a superuser's."""
         session = call.args[0] if call.args else None
         info = world.sessions.get(session) if isinstance(session, str) else None
-        if info is None or info.superuser:
+        if info is None or info.superuser or not self._covers(call.method, info.role):
             return honest(world, call)
         elevated = MappingProxyType({**world.sessions, session: replace(info, superuser=True)})
         result = honest(replace(world, sessions=elevated), call)
         return tuple(replace(b, world=_demoted(b.world, str(session), info)) for b in result)
+
+    def _covers(self, method: str, role: str) -> bool:
+        return (not self.methods or method in self.methods) and (
+            not self.roles or role in self.roles
+        )
 
 
 def _demoted(world: World, session: str, info: SessionInfo) -> World:

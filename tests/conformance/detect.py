@@ -125,6 +125,7 @@ CASES: dict[str, tuple[str, str]] = {
     "where-or-as-and": (FIELDS_SWEEP, "get_all_records_where"),
     "set-map-merges": (FIELDS_SWEEP, "xapi-conformance-key"),
     "async-denial-answered": (ROLES_SWEEP, "RBAC_PERMISSION_DENIED"),
+    "operator-sizes-vms": (ROLES_SWEEP, "RBAC_PERMISSION_DENIED"),
     "snapshot-time-epoch": (LIFECYCLE_SWEEP, "snapshot_time"),
     "revert-keeps-changes": (LIFECYCLE_SWEEP, "name_description"),
     "template-vcpus-unchecked": (MEMORY_SWEEP, "INVALID_VALUE"),

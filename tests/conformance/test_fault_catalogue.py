@@ -512,6 +512,10 @@ SCENARIOS: dict[str, Callable[[Driver], Scenario]] = {
         d.new_vm()
         and Scenario(("VM.get_all_records_where", 'field "name__label" = "none"'), {}, None)
     ),
+    "operator-sizes-vms": lambda d: (
+        (vm := d.new_vm())
+        and Scenario(("VM.set_VCPUs_max", vm, 2), None, OK, session=d.login("op", "op-pw"))
+    ),
     "async-denial-answered": lambda d: (
         (vm := d.new_vm())
         and Scenario(("Async.VM.clone", vm, "c"), None, None, session=d.login("ro", "ro-pw"))

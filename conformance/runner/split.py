@@ -29,6 +29,7 @@ from conformance.runner.profiles import area_examples, profile_named
 
 __all__ = [
     "COST",
+    "ONE_PIECE",
     "SWEEPS",
     "Piece",
     "area_pieces",
@@ -132,20 +133,25 @@ def _pieces(family: str, total: int, per_piece: int, unit_cost: float) -> list[P
     return pieces
 
 
+ONE_PIECE = frozenset({"templates"})
+"""Areas whose examples act on objects every worker shares: the pool's default templates,
+which the templates area clones and copies. One worker's clone in flight is an operation
+another worker's model cannot see (its ``assert_operation_valid`` on the template then meets
+``OTHER_OPERATION_IN_PROGRESS``, or not, as the workers' timing goes), so the area's examples
+run as one piece, in one worker."""
+
+
 def area_pieces(areas: Iterable[str], profile: str, max_examples: int | None) -> list[Piece]:
-    """Every area's chunks of examples: the profile's chunk size (``Profile.chunk``)."""
+    """Every area's chunks of examples: the profile's chunk size (``Profile.chunk``), one
+    chunk for the areas of ``ONE_PIECE``."""
     chosen = profile_named(profile)
     steps = chosen.steps
-    return [
-        piece
-        for area in areas
-        for piece in _pieces(
-            area,
-            area_examples(profile, area, max_examples),
-            chosen.chunk,
-            COST.get(area, 10.0) * steps / 25,
-        )
-    ]
+    pieces = []
+    for area in areas:
+        examples = area_examples(profile, area, max_examples)
+        chunk = examples if area in ONE_PIECE else chosen.chunk
+        pieces += _pieces(area, examples, chunk, COST.get(area, 10.0) * steps / 25)
+    return pieces
 
 
 def sweep_pieces(name: str) -> list[Piece]:

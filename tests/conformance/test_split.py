@@ -18,6 +18,7 @@ from conformance.errors import UsageError
 from conformance.runner.profiles import PROFILES, area_examples
 from conformance.runner.split import (
     COST,
+    ONE_PIECE,
     SWEEPS,
     Piece,
     area_pieces,
@@ -35,9 +36,18 @@ def test_an_areas_chunks_run_exactly_its_examples(profile: str) -> None:
     examples = Counter[str]()
     for piece in pieces:
         examples[piece.family] += piece.size
-        assert 1 <= piece.size <= PROFILES[profile].chunk
+        assert 1 <= piece.size <= PROFILES[profile].chunk or piece.family in ONE_PIECE
     assert examples == {area: area_examples(profile, area, None) for area in AREAS}
     assert len({piece.id for piece in pieces}) == len(pieces)
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_the_areas_that_act_on_shared_templates_run_in_one_piece(profile: str) -> None:
+    """Two workers cloning the same template would each meet the other's operation, which
+    neither model sees: the templates area is one piece, whatever the profile."""
+    pieces = [p for p in area_pieces(AREAS, profile, None) if p.family in ONE_PIECE]
+    assert {"templates"} == ONE_PIECE and len(pieces) == 1
+    assert pieces[0].size == area_examples(profile, "templates", None)
 
 
 def test_every_area_and_sweep_has_its_own_cost_estimate() -> None:

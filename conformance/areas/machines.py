@@ -178,16 +178,18 @@ class ConformanceMachine(RuleBasedStateMachine):
         other = record.get("other_config")
         tagged = {**(other if isinstance(other, Mapping) else {}), RUN_TAG: self.connection.run_id}
         record = {**record, "other_config": tagged}
-        return _new_vm(self.harness.call("VM.create", record))
+        return self._made(self.harness.call("VM.create", record))
+
+    def _made(self, outcome: Outcome) -> VmResult:
+        """The bundle entry of a call that may have made a VM: its ref where the model made
+        it too, else nothing (a target that diverged, surveyed on, may name a VM the model
+        never made, or none: ``''``)."""
+        made = str(outcome.value) if isinstance(outcome, Success) else ""
+        return made if made in self.harness.world.vms else multiple()
 
     @invariant()
     def records_agree(self) -> None:
         self.harness.check_state()
-
-
-def _new_vm(outcome: Outcome) -> VmResult:
-    """The bundle entry of a call that may have made a VM: its ref, or nothing."""
-    return str(outcome.value) if isinstance(outcome, Success) else multiple()
 
 
 class CopyRules(ConformanceMachine):
@@ -201,7 +203,7 @@ class CopyRules(ConformanceMachine):
     )
     def copy(self, vm: str, op: str, name: str) -> VmResult:
         sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
-        return _new_vm(self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}", *sr))
+        return self._made(self.harness.call(f"VM.{op}", vm, f"xapi-conformance {name}", *sr))
 
     @rule(vm=ConformanceMachine.vms)
     def pool_queries(self, vm: str) -> None:
@@ -622,7 +624,8 @@ class AsyncMachine(LifecycleMachine):
     @rule(target=ConformanceMachine.vms, vm=ConformanceMachine.vms, op=st.sampled_from(COPIES))
     def async_copy(self, vm: str, op: str) -> VmResult:
         sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
-        return _new_vm(self.harness.call_async(f"VM.{op}", vm, "xapi-conformance async", *sr))
+        answer = self.harness.call_async(f"VM.{op}", vm, "xapi-conformance async", *sr)
+        return self._made(answer)
 
     @rule(vm=ConformanceMachine.vms, op=BLOCKABLE_OPS)
     def block(self, vm: str, op: str) -> None:

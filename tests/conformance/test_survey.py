@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import settings
-from hypothesis.stateful import RuleBasedStateMachine, rule
+from hypothesis.stateful import RuleBasedStateMachine, multiple, rule
 
 from conformance.areas.events import EventWatch
 from conformance.areas.machines import AREAS, EventsMachine
@@ -119,6 +119,24 @@ def test_a_machine_survey_notes_every_finding_and_shrinks_each_once() -> None:
     assert found & {"VM.start", "VM.start_on"}
     shrunk = raised.value.info
     assert len(shrunk.calls) <= 3  # create, start (and the record read)
+
+
+@pytest.mark.parametrize("fault", ["lost-async-error", None])
+def test_a_copy_the_model_never_made_joins_no_bundle(fault: str | None) -> None:
+    """Surveyed on past a divergence, an Async clone of a running VM that the faulty server
+    answers with success (its task's result ``''``) gives the area no VM to act on later; on
+    the honest server the clone fails and gives none either, and a halted VM's clone does."""
+    connection = _surveying(*([fault] if fault else []))
+    connection.surveyor = Survey(connection)
+    machine = AREAS["async"](connection)
+    vm = machine.first_vm(vm_record(connection.run_id))
+    machine.async_lifecycle(vm, "start", False)
+    assert machine.async_copy(vm, "clone") == multiple()
+    assert len(connection.tally.divergences) == (1 if fault else 0)
+    machine.async_lifecycle(vm, "hard_shutdown", False)
+    made = machine.async_copy(vm, "clone")
+    assert isinstance(made, str) and made in machine.harness.world.vms
+    machine.teardown()
 
 
 def test_a_survey_keeps_one_divergence_per_difference_method_and_cell() -> None:

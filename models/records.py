@@ -214,25 +214,33 @@ def fresh_genid(current: str, seed: str) -> str:
 
 def read_record(world: World, ref: str) -> dict[str, Value]:
     """The record as a client reads it: stored fields plus the relations computed now."""
-    record = dict(world.vms[ref])
-    record["snapshots"] = tuple(r for r, vm in world.vms.items() if vm["snapshot_of"] == ref)
-    record["children"] = tuple(r for r, vm in world.vms.items() if vm["parent"] == ref)
-    return record
+    return _as_read(world.vms[ref], ref, _relations(world))
 
 
 def read_records(world: World) -> dict[str, dict[str, Value]]:
-    """Every VM's record as ``read_record`` reads it, the relations worked out in one pass over
-    the VMs (not one per record: a pool's records read at once)."""
+    """Every VM's record as ``read_record`` reads it, the relations worked out once for all
+    (a pool's records read at once)."""
+    relations = _relations(world)
+    return {ref: _as_read(vm, ref, relations) for ref, vm in world.vms.items()}
+
+
+_Relations = tuple[dict[Value, list[str]], dict[Value, list[str]]]
+"""The VMs whose ``snapshot_of`` is a ref, and those whose ``parent`` is, by that ref."""
+
+
+def _relations(world: World) -> _Relations:
     snapshots: dict[Value, list[str]] = {}
     children: dict[Value, list[str]] = {}
     for ref, vm in world.vms.items():
         snapshots.setdefault(vm["snapshot_of"], []).append(ref)
         children.setdefault(vm["parent"], []).append(ref)
+    return snapshots, children
+
+
+def _as_read(vm: Mapping[str, Value], ref: str, relations: _Relations) -> dict[str, Value]:
+    snapshots, children = relations
     return {
-        ref: {
-            **vm,
-            "snapshots": tuple(snapshots.get(ref, ())),
-            "children": tuple(children.get(ref, ())),
-        }
-        for ref, vm in world.vms.items()
+        **vm,
+        "snapshots": tuple(snapshots.get(ref, ())),
+        "children": tuple(children.get(ref, ())),
     }

@@ -19,13 +19,14 @@ from conformance.areas.strategies import vm_record
 from conformance.engine.harness import Connection, Harness
 from conformance.faults.catalogue import lookup
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
-from conformance.races.concurrency import Race, RaceCall, run_race
+from conformance.races.concurrency import Race, RaceCall
 from conformance.runner.results import divergence_record
 from conformance.runner.survey import Survey, difference_key, survey_machine, surveyed
 from conformance.server.state import ServerState
 from models.outcome import Failure, Success
 from reports import DivergenceRecord, OutcomeRecord, group_findings
 from reports.findings import finding_id
+from tests.conformance.gated import run_overlapping
 from tests.conformance.test_concurrency import _racy
 from tests.conformance.test_harness import FAST, _server, connect, new_vm
 
@@ -182,7 +183,8 @@ TWO_SHUTDOWNS: Lanes = ((("VM.hard_shutdown", (), False),), (("VM.hard_shutdown"
 def _raced(
     connection: Connection, lanes: Lanes = TWO_STARTS, *, running: bool = False
 ) -> list[DivergenceInfo]:
-    """``lanes`` on a fresh VM (started first when ``running``), surveyed: the races noted."""
+    """``lanes`` on a fresh VM (started first when ``running``), surveyed: the races noted
+    (on a gated server, the lanes held in flight together, whatever the machine's load)."""
     connection.survey = True
     with contextlib.suppress(Divergence), surveyed(connection):
         h = Harness(connection, "concurrency")
@@ -191,7 +193,7 @@ def _raced(
             h.call("VM.start", vm, False, False)
         race = Race(tuple(tuple(RaceCall(m, (vm, *a), s) for m, a, s in lane) for lane in lanes))
         with contextlib.suppress(Desynced):
-            run_race(h, race, [h.session] * len(lanes))
+            run_overlapping(h, race, [h.session] * len(lanes))
         h.teardown()
     return [d for d in connection.tally.divergences if d.kind == "race"]
 

@@ -394,6 +394,9 @@ class FieldsMachine(CopyRules):
     @rule(vm=ConformanceMachine.vms, data=st.data(), message=st.sampled_from(GENERIC_MESSAGES))
     def generic(self, vm: str, data: st.DataObject, message: Message) -> None:
         args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
+        if message.wire_name == "VM.set_other_config" and isinstance(args[0], Mapping):
+            # the run tag stays: a run stopped before this VM's teardown leaves it to the sweep
+            args[0] = {**args[0], RUN_TAG: self.connection.run_id}
         self.harness.call(message.wire_name, vm, *args)
 
     @rule(vm=ConformanceMachine.vms, key=st.sampled_from(["k1", "k2", "folder"]), value=LABELS)

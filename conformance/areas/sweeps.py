@@ -16,7 +16,7 @@ from conformance.areas import strategies
 from conformance.engine.harness import Connection, Harness
 from conformance.errors import ProtocolError, TargetUnreachable
 from conformance.judge.divergence import Desynced, Divergence
-from conformance.judge.refs import RUN_TAG
+from conformance.judge.refs import RUN_TAG, run_label
 from conformance.targets import Target, other_protocol
 from models import catalogue
 from models.catalogue import MessageKind, kind_of
@@ -1004,8 +1004,10 @@ def _template_read(harness: Harness, template: str) -> None:
 
 def picked(harness: Harness, template: str, op: str) -> str:
     """A copy of ``template`` (xapi_vm_clone.ml: no longer a default template, and
-    other_config:base_template_name names its source), tagged as the suite's at once."""
-    label = f"xapi-conformance picked {harness.world.vms[template]['name_label']}"
+    other_config:base_template_name names its source), tagged as the suite's at once; its
+    name says whose it is until then (``run_label``)."""
+    source = harness.world.vms[template]["name_label"]
+    label = run_label(f"xapi-conformance picked {source}", harness.connection.run_id)
     sr: tuple[Value, ...] = (NULL_REF,) if op == "copy" else ()
     copy = _ref(harness.call(f"VM.{op}", template, label, *sr))
     if copy != NULL_REF:

@@ -33,7 +33,7 @@ from conformance.judge.compare import (
     shape_only_here,
 )
 from conformance.judge.divergence import Desynced, Divergence, DivergenceInfo
-from conformance.judge.refs import REF_PREFIX, RUN_TAG, RefMap, snapshots_of_new_vms
+from conformance.judge.refs import REF_PREFIX, RefMap, made_by_run, snapshots_of_new_vms
 from conformance.judge.waivers import Waivers
 from conformance.reproduce.reproducer import (
     LOGIN,
@@ -236,23 +236,18 @@ def destroy_suite_vm(
 
 
 def sweep_run_vms(target: Target, session: str, run_id: str) -> list[str]:
-    """Destroy every VM tagged with this run's id that is still there; returns their refs."""
+    """Destroy every VM of this run (``made_by_run``) that is still there; returns their refs."""
     records = target.call("VM.get_all_records", session)
     if not isinstance(records, Success) or not isinstance(records.value, Mapping):
         return []
-    leftovers = [str(ref) for ref, record in records.value.items() if _tagged(record, run_id)]
+    leftovers = [str(ref) for ref, record in records.value.items() if _made_by(record, run_id)]
     for ref in leftovers:
         destroy_suite_vm(target, session, ref)
     return leftovers
 
 
-def _tagged(record: Value, run_id: str) -> bool:
-    """Tagged by this run: the tag itself, or a worker's tag under it (``run_id.gw0``)."""
-    if not isinstance(record, Mapping):
-        return False
-    other = record.get("other_config")
-    tag = other.get(RUN_TAG) if isinstance(other, Mapping) else None
-    return isinstance(tag, str) and (tag == run_id or tag.startswith(f"{run_id}."))
+def _made_by(record: Value, run_id: str) -> bool:
+    return isinstance(record, Mapping) and made_by_run(record, run_id)
 
 
 def vm_kind(vm: Mapping[str, Value]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
@@ -10,10 +11,43 @@ from conformance.judge.memo import IdentityMemo
 from models.outcome import Encoded, Failure, Outcome, Success, Value
 from models.world import NULL_REF
 
-__all__ = ["RUN_TAG", "RefMap", "snapshots_of_new_vms"]
+__all__ = ["RUN_TAG", "RefMap", "made_by_run", "run_label", "run_masked", "snapshots_of_new_vms"]
 
 RUN_TAG = "xapi-conformance-run"
 """The other_config key that marks a VM as created by a run (value: the run id)."""
+
+_RUN_LABEL = re.compile(r" \(xapi-conformance run ([^()\s]+)\)\Z")
+"""The end of a name ``run_label`` gave, holding the run id."""
+
+
+def run_label(label: str, run_id: str) -> str:
+    """``label`` marked as the run's: the name of a copy of a VM the run did not make (a pool
+    template's clone), which carries no run tag until the call after the copy adds one. A run
+    stopped between the two calls leaves the copy to the closing sweep, which finds it by this
+    name (``made_by_run``)."""
+    return f"{label} (xapi-conformance run {run_id})"
+
+
+def made_by_run(record: Mapping[str, Value], run_id: str) -> bool:
+    """Whether a VM record is run ``run_id``'s or one of its workers' (``run_id.gw0``): tagged
+    in other_config, or named by ``run_label``."""
+    other = record.get("other_config")
+    tag = other.get(RUN_TAG) if isinstance(other, Mapping) else None
+    label = record.get("name_label")
+    named = _RUN_LABEL.search(label) if isinstance(label, str) else None
+    return _of_run(tag, run_id) or (named is not None and _of_run(named[1], run_id))
+
+
+def run_masked(text: str) -> str:
+    """``text`` (a reproducer's source) with the run ids that mark a run's VMs (their tag and
+    ``run_label`` names) written ``RUN``: what differs between two runs of the same calls."""
+    text = re.sub(rf"'{RUN_TAG}': '[^']*'", f"'{RUN_TAG}': 'RUN'", text)
+    return re.sub(r"\(xapi-conformance run [^()\s]+\)", "(xapi-conformance run RUN)", text)
+
+
+def _of_run(mark: object, run_id: str) -> bool:
+    return isinstance(mark, str) and (mark == run_id or mark.startswith(f"{run_id}."))
+
 
 REF_PREFIX = "OpaqueRef:"
 

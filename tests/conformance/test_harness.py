@@ -16,11 +16,13 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.areas.machines import AREAS
 from conformance.areas.strategies import vm_record
+from conformance.areas.sweeps import picked, pool_templates
 from conformance.engine.harness import Connection, Harness, sweep_run_vms
 from conformance.engine.importer import Login
 from conformance.errors import TargetTimeout
 from conformance.faults import Transition
 from conformance.judge.divergence import Desynced, Divergence
+from conformance.judge.refs import run_label
 from conformance.judge.waivers import Waiver, Waivers
 from conformance.server.app import XenAPIApp
 from conformance.server.config import ServerConfig
@@ -647,6 +649,29 @@ def test_an_exchange_cut_short_ends_the_example_without_a_comparison(
     h.finish()  # compares nothing: the target has a snapshot the model never saw
     # the teardown removed the VM; the run's closing sweep removes the snapshot it never knew
     assert len(sweep_run_vms(connection.target, connection.root.session, "harness-tests")) == 1
+
+
+def test_a_pool_template_copy_cut_short_before_its_tag_is_still_swept() -> None:
+    # A clone of a template the run did not make carries no run tag until the next call: the
+    # run's closing sweep finds it by the name it was given, and leaves another run's alone.
+    connection = connect(
+        _server(templates=True),
+        wrap=lambda inner: InterruptedAfter(inner, "VM.clone", KeyboardInterrupt),
+    )
+    h = Harness(connection, "templates")
+    template = pool_templates(h)[0]
+    with pytest.raises(KeyboardInterrupt):
+        picked(h, template, "clone")
+    h.finish()
+    other_run = run_label("someone else's copy", "another-run")
+    unwrapped = connection.target.inner  # type: ignore[attr-defined]
+    unwrapped.call("VM.clone", connection.root.session, template, other_run)
+    swept = sweep_run_vms(connection.target, connection.root.session, "harness-tests")
+    assert len(swept) == 1
+    left = connection.target.call("VM.get_all_records", connection.root.session)
+    assert isinstance(left, Success) and isinstance(left.value, dict)
+    labels = [record["name_label"] for record in left.value.values()]  # type: ignore[index]
+    assert other_run in labels and not any("picked" in str(label) for label in labels)
 
 
 def test_an_example_in_step_is_compared_at_its_end() -> None:

@@ -11,20 +11,21 @@ from typing import Any
 
 import pytest
 
-from conformance.judge.refs import RUN_TAG
+from conformance.judge.refs import run_masked
 from tests.conformance.test_run_command import run
 
 FAULT = "stale-record"
 """A fault of the fields area's examples (not of a sweep's cells): what finds it depends on
 the examples each chunk's seed draws."""
 RUN_ARGS = ("--profile", "dev", "--seed", "5", "-k", "test_area and fields", "--fault", FAULT)
-_OWN_TO_A_RUN = re.compile(rf"('{RUN_TAG}': )'[^']*'|'http://127\.0\.0\.1:\d+/'")
-"""What a reproducer names of its own run: the tag its VMs carry (the run's id and worker)
-and the embedded server's address."""
+_ADDRESS = re.compile(r"'http://127\.0\.0\.1:\d+/'")
+"""The embedded server's address, which a reproducer names."""
 
 
 def _masked(script: str) -> str:
-    return _OWN_TO_A_RUN.sub(lambda found: f"{found.group(1) or ''}'(the run's)'", script)
+    """What a reproducer names of its own run masked: the marks on its VMs (the run's id and
+    worker) and the embedded server's address."""
+    return _ADDRESS.sub("'(the run's)'", run_masked(script))
 
 
 def _findings(report: Path, workers: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timeline import now, read, summary_lines  # this folder: the script's own
+
 PASSWORD = "scaling-pw"
 ROLES = ("pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only")
 THREADS = 64
@@ -194,7 +196,7 @@ def _run(
             timeline.mkdir()
             env.update(_timeline_env(timeline))
         load = os.getloadavg()[0]
-        launched = time.time()
+        launched = now()
         started = _LAUNCHED[0] = time.perf_counter()
         run = subprocess.Popen(
             [*command, "--report-dir", report],
@@ -209,10 +211,8 @@ def _run(
         wall = time.perf_counter() - started
         recorded: dict[str, Any] = {}
         if options.timeline:
-            from timeline import read, summary_lines  # this folder: the script's own
-
             recorded = read(timeline)
-            for line in [*summary_lines(timeline, launched, time.time()), *sampler.stop()]:
+            for line in [*summary_lines(timeline, launched, now()), *sampler.stop()]:
                 print(line, flush=True)
         summary = json.loads((Path(report) / "summary.json").read_text())
         reproducers = _reproducers(Path(report), summary, url)
@@ -234,14 +234,13 @@ def _reproducers(report: Path, summary: dict[str, Any], url: str) -> list[str]:
     """Each finding's id and a digest of its reproducer, with what differs from run to run
     masked: the target's address, the run's tag on its VMs (the run's id and worker) and the
     uuids the target drew (a reproducer finds a VM by the uuid it was given)."""
-    from conformance.judge.refs import RUN_TAG
+    from conformance.judge.refs import run_masked
 
     digests = []
     for finding in summary.get("findings", []):
         path = report / str(finding.get("reproducer", ""))
         text = path.read_text() if path.is_file() else ""
-        text = re.sub(rf"'{RUN_TAG}': '[^']*'", f"'{RUN_TAG}': 'RUN'", text)
-        text = _UUID.sub("UUID", text)
+        text = _UUID.sub("UUID", run_masked(text))
         digest = hashlib.sha256(text.replace(url.rstrip("/"), "URL").encode()).hexdigest()[:10]
         digests.append(f"{finding['id']}:{digest}")
     return digests

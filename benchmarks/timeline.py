@@ -19,26 +19,27 @@ from typing import Any
 
 import pytest
 
-__all__ = ["read", "summary_lines"]
+__all__ = ["now", "read", "summary_lines"]
 
 _ENV = "SCALING_TIMELINE"
 
 
+def now() -> float:
+    """Seconds since the machine booted: one clock for every process, which a step of the
+    system clock does not move (the time of its start in ``/proc`` counts from boot too)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 def _process_started() -> float:
-    """When this process started, on the wall clock (Linux ``/proc``; now elsewhere)."""
+    """When this process started (Linux ``/proc``; now elsewhere)."""
     try:
         ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time()
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return now()
 
 
-_LOADED = time.time()
+_LOADED = now()
 
 
 def _log(config: Any, event: str, **fields: Any) -> None:
@@ -47,7 +48,7 @@ def _log(config: Any, event: str, **fields: Any) -> None:
         return
     workerinput = getattr(config, "workerinput", None)
     name = str(workerinput["workerid"]) if workerinput else "main"
-    line = json.dumps({"process": name, "event": event, "at": time.time(), **fields})
+    line = json.dumps({"process": name, "event": event, "at": now(), **fields})
     with open(Path(folder) / f"{name}.jsonl", "a", encoding="utf-8") as out:
         out.write(line + "\n")
 

@@ -261,16 +261,19 @@ def _judged(summary: dict[str, Any]) -> list[str]:
 
 
 def _compared(result: dict[str, Any], earlier: dict[str, Any]) -> str:
-    """How ``result`` compares with ``earlier`` (a saved run): speedup and sameness."""
-    now, then = result["summary"], earlier["summary"]
+    """How ``result`` compares with ``earlier`` (a saved run): the speedup of the run with more
+    workers over the one with fewer, and sameness."""
+    ours, theirs = result["summary"], earlier["summary"]
     same = {
-        "verdict": now["verdict"] == then["verdict"],
-        "cells": _judged(now) == _judged(then),
+        "verdict": ours["verdict"] == theirs["verdict"],
+        "cells": _judged(ours) == _judged(theirs),
         "findings": sorted(result["reproducers"]) == sorted(earlier["reproducers"]),
     }
+    more, fewer = sorted((result, earlier), key=lambda run: -int(run["workers"]))
     return (
         f"   against the saved -n {earlier['workers']} ({earlier['wall']:.1f} s wall): "
-        f"{earlier['wall'] / result['wall']:.2f}x faster; "
+        f"-n {more['workers']} {fewer['wall'] / more['wall']:.2f}x as fast as -n "
+        f"{fewer['workers']}; "
         + ", ".join(f"{name} {'same' if ok else 'DIFFERENT'}" for name, ok in same.items())
     )
 

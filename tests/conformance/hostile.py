@@ -277,8 +277,9 @@ class Proxy:
     rewrite: Callable[[Request, bytes], bytes] | None = None
     forwarded: int = 0
     arrived: threading.Condition = field(default_factory=threading.Condition)
-    dead: threading.Event = field(default_factory=threading.Event)
     stalled: threading.Event = field(default_factory=threading.Event)
+    die: Callable[[], None] = lambda: None
+    """Closes the listening socket (``proxy`` sets it)."""
 
     def behave(self, request: Request, sock: socket.socket, stop: threading.Event) -> bool:
         with self.arrived:
@@ -286,7 +287,7 @@ class Proxy:
             count = self.forwarded
             self.arrived.notify_all()
         if self.die_after is not None and count > self.die_after:
-            self.dead.set()
+            self.die()  # before this connection closes: the client's next connect is refused
             return False
         if self.stall_after is not None and count > self.stall_after:
             self.stalled.set()
@@ -323,15 +324,8 @@ def proxy(upstream: str, **options: Any) -> Iterator[tuple[Hostile, Proxy]]:
     """A proxy to ``upstream`` (see ``Proxy`` for the options)."""
     relay = Proxy(upstream, **options)
     with hostile_server(relay.behave) as server:
-        watcher = threading.Thread(target=_close_when_dead, args=(server, relay), daemon=True)
-        watcher.start()
+        relay.die = server.close
         yield server, relay
-
-
-def _close_when_dead(server: Hostile, relay: Proxy) -> None:
-    """Once dead, refuse: the listening socket is closed."""
-    relay.dead.wait()
-    server.close()
 
 
 def method_of(request: Request) -> str:

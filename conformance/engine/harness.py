@@ -240,14 +240,10 @@ def sweep_run_vms(target: Target, session: str, run_id: str) -> list[str]:
     records = target.call("VM.get_all_records", session)
     if not isinstance(records, Success) or not isinstance(records.value, Mapping):
         return []
-    leftovers = [str(ref) for ref, record in records.value.items() if _made_by(record, run_id)]
+    leftovers = [str(ref) for ref, record in records.value.items() if made_by_run(record, run_id)]
     for ref in leftovers:
         destroy_suite_vm(target, session, ref)
     return leftovers
-
-
-def _made_by(record: Value, run_id: str) -> bool:
-    return isinstance(record, Mapping) and made_by_run(record, run_id)
 
 
 def vm_kind(vm: Mapping[str, Value]) -> str:

@@ -16,8 +16,9 @@ __all__ = ["RUN_TAG", "RefMap", "made_by_run", "run_label", "run_masked", "snaps
 RUN_TAG = "xapi-conformance-run"
 """The other_config key that marks a VM as created by a run (value: the run id)."""
 
-_RUN_LABEL = re.compile(r" \(xapi-conformance run ([^()\s]+)\)\Z")
-"""The end of a name ``run_label`` gave, holding the run id."""
+_RUN_MARK = "(xapi-conformance run {})"
+"""How ``run_label`` marks a name with a run id."""
+_RUN_MARKED = re.compile(re.escape(_RUN_MARK).replace(r"\{\}", r"([^()\s]+)"))
 
 
 def run_label(label: str, run_id: str) -> str:
@@ -25,16 +26,18 @@ def run_label(label: str, run_id: str) -> str:
     template's clone), which carries no run tag until the call after the copy adds one. A run
     stopped between the two calls leaves the copy to the closing sweep, which finds it by this
     name (``made_by_run``)."""
-    return f"{label} (xapi-conformance run {run_id})"
+    return f"{label} {_RUN_MARK.format(run_id)}"
 
 
-def made_by_run(record: Mapping[str, Value], run_id: str) -> bool:
+def made_by_run(record: Value, run_id: str) -> bool:
     """Whether a VM record is run ``run_id``'s or one of its workers' (``run_id.gw0``): tagged
     in other_config, or named by ``run_label``."""
+    if not isinstance(record, Mapping):
+        return False
     other = record.get("other_config")
     tag = other.get(RUN_TAG) if isinstance(other, Mapping) else None
     label = record.get("name_label")
-    named = _RUN_LABEL.search(label) if isinstance(label, str) else None
+    named = _RUN_MARKED.search(label) if isinstance(label, str) else None
     return _of_run(tag, run_id) or (named is not None and _of_run(named[1], run_id))
 
 
@@ -42,7 +45,7 @@ def run_masked(text: str) -> str:
     """``text`` (a reproducer's source) with the run ids that mark a run's VMs (their tag and
     ``run_label`` names) written ``RUN``: what differs between two runs of the same calls."""
     text = re.sub(rf"'{RUN_TAG}': '[^']*'", f"'{RUN_TAG}': 'RUN'", text)
-    return re.sub(r"\(xapi-conformance run [^()\s]+\)", "(xapi-conformance run RUN)", text)
+    return _RUN_MARKED.sub(_RUN_MARK.format("RUN"), text)
 
 
 def _of_run(mark: object, run_id: str) -> bool:

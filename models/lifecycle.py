@@ -280,8 +280,11 @@ def resume_on(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.resume_on: like resume, on the given host, propagating its boot errors."""
     ref, paused = str(args[0]), args[2] is True
     vm_of(ctx.world, ref)
-    host = _host(ctx.world, args[1])
-    return guarded(ctx.world, ref, "resume_on", lambda _: _resumed(ctx.world, ref, host, paused))
+
+    def body(_: Record) -> Result:  # the host is first read after the op check
+        return _resumed(ctx.world, ref, _host(ctx.world, args[1]), paused)
+
+    return guarded(ctx.world, ref, "resume_on", body)
 
 
 def power_state_reset(ctx: Ctx, args: tuple[Value, ...]) -> Result:
@@ -301,16 +304,18 @@ def power_state_reset(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 def pool_migrate(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.pool_migrate (message_forwarding.ml): op check (strict unless options force=true),
-    assert_can_boot_here on ``host`` (a localhost migration included), the Xen_motion
-    feature, then resident on ``host``."""
+    """VM.pool_migrate (message_forwarding.ml): unless options force=true, a VM not Halted has
+    its CPU checked against ``host`` first (so a bad host is HANDLE_INVALID before any op
+    check); the op check (strict unless forced), assert_can_boot_here on ``host`` (a localhost
+    migration included), the Xen_motion feature, then resident on ``host``."""
     ref = str(args[0])
-    vm_of(ctx.world, ref)
-    host = _host(ctx.world, args[1])
     options = args[2] if isinstance(args[2], Mapping) else {}
     strict = str(options.get("force", "false")).lower() != "true"
+    if strict and vm_of(ctx.world, ref)["power_state"] != "Halted":
+        _host(ctx.world, args[1])  # cpuid_helpers.ml assert_vm_is_compatible reads it first
 
     def body(vm: Record) -> Result:
+        host = _host(ctx.world, args[1])
         _bootable_on(ctx.world, ref, host)  # message_forwarding.ml reserve_memory_for_vm
         assert_enabled(ctx.world.pool.restrictions, "Xen_motion")  # xapi_vm_migrate.ml
         if vm["resident_on"] == host.ref:

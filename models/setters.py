@@ -247,6 +247,8 @@ def _ha_priority(world: World, ref: str, value: str) -> Result:
     vm = vm_of(world, ref)
     if value not in _HA_PRIORITIES:
         raise invalid_value("ha_restart_priority", value)
+    if vm["ha_restart_priority"] == value:  # xapi_vm.ml: nothing is written unless it changes
+        return done(world)
     changes: dict[str, Value] = {"ha_restart_priority": value}
     if vm["power_state"] == "Running":
         changes["ha_always_run"] = value == "restart"

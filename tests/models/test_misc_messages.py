@@ -514,6 +514,24 @@ def test_pool_migrate_to_an_unknown_host() -> None:
     )
 
 
+def test_an_unknown_host_is_read_after_the_power_state_check_where_nothing_reads_it_before() -> (
+    None
+):
+    # message_forwarding.ml: pool_migrate's CPU check (cpuid_helpers.ml) reads the host only for
+    # a VM that is not Halted, and resume_on reads it only once its op check passed.
+    d = driver()
+    halted, running, suspended = (d.in_state(s) for s in ("Halted", "Running", "Suspended"))
+    assert d.fails("VM.pool_migrate", halted, "OpaqueRef:nohost", {}) == Failure(
+        "VM_BAD_POWER_STATE", (halted, "running", "halted")
+    )
+    assert d.fails("VM.resume_on", running, "OpaqueRef:nohost", False, False) == Failure(
+        "VM_BAD_POWER_STATE", (running, "suspended", "running")
+    )
+    assert d.fails("VM.resume_on", suspended, "OpaqueRef:nohost", False, False) == Failure(
+        "HANDLE_INVALID", ("host", "OpaqueRef:nohost")
+    )
+
+
 @pytest.mark.parametrize(("state", "actual"), [("Halted", "halted"), ("Suspended", "suspended")])
 def test_pool_migrate_needs_a_running_vm(state: str, actual: str) -> None:
     d = driver()

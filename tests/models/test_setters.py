@@ -180,6 +180,18 @@ def test_ha_restart_priority() -> None:
     assert d.field(ref, "ha_restart_priority") == ""
 
 
+def test_ha_restart_priority_unchanged_leaves_ha_always_run_as_it_is() -> None:
+    # xapi_vm.ml set_ha_restart_priority writes (and turns protection on or off) only when the
+    # priority changes: a running VM created with ha_always_run keeps it on the same priority.
+    d = driver()
+    ref = d.new_vm(ha_always_run=True)
+    d.ok("VM.start", ref, False, False)
+    d.ok("VM.set_ha_restart_priority", ref, "")
+    assert d.field(ref, "ha_always_run") is True
+    d.ok("VM.set_ha_always_run", ref, False)
+    assert d.field(ref, "ha_always_run") is True
+
+
 def test_domain_type_and_boot_policy_follow_each_other() -> None:
     d = driver()
     ref = d.new_vm()

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 from models import catalogue
 from models.checks import guarded, refresh, update_vm
-from models.errors import XenAPIError, handle_invalid
+from models.errors import XenAPIError
 from models.features import assert_enabled
 from models.outcome import Failure, Value
 from models.records import NO_DOMAIN, derived_copy, fresh_genid, fresh_vm
@@ -86,8 +86,8 @@ def _copier(op: str) -> Handler:
         ref, name = str(args[0]), str(args[1])
 
         def body(vm: Record) -> Result:
-            if op == "copy" and args[2] != NULL_REF and str(args[2]) not in ctx.world.srs:
-                raise handle_invalid("SR", str(args[2]))
+            # VM.copy's SR need not exist: an invalid reference copies each disk within its
+            # own SR (xapi_vm.ml copy; datamodel_vm.ml: "it uses the existing SRs")
             new_ref, record, world = derived_copy(
                 ctx.world, vm, name, as_snapshot_of=None, now=ctx.now
             )
@@ -111,6 +111,8 @@ def _snapshotter(op: str) -> Handler:
                 ctx.world, vm, name, as_snapshot_of=ref, now=ctx.now
             )
             world = _metrics_copied(world, ref, new_ref)
+            if op == "checkpoint" and vm["power_state"] != "Running":
+                record["snapshot_info"] = {}  # xapi_vm_snapshot.ml: filled in only live
             state = "Halted"
             if op == "checkpoint" and vm["power_state"] in ("Running", "Suspended"):
                 state = "Suspended"
@@ -191,8 +193,15 @@ def revert(ctx: Ctx, args: tuple[Value, ...]) -> Result:
         world, target = _recreated(world, snap_ref, target)
 
     def revert_target(_: Record) -> Result:
+        return guarded(world, target, "reverting", shut_then_reverted)
+
+    def shut_then_reverted(vm: Record) -> Result:
+        # message_forwarding.ml VM.revert: a VM not Halted is first shut down through the API
+        # (Client.VM.hard_shutdown), whose operation check (blocked operations included) runs
+        if vm["power_state"] == "Halted":
+            return _reverted(world, snap_ref, vm, target)
         return guarded(
-            world, target, "reverting", lambda vm: _reverted(world, snap_ref, vm, target)
+            world, target, "hard_shutdown", lambda live: _reverted(world, snap_ref, live, target)
         )
 
     return guarded(world, snap_ref, "revert", revert_target)
@@ -256,23 +265,24 @@ def _reverted(world: World, snap_ref: str, vm: Record, target: str) -> Result:
 def provision(ctx: Ctx, args: tuple[Value, ...]) -> Result:
     """VM.provision (templates only): the VM stops being a template, then its disks are made.
 
-    xapi clears ``is_a_template`` first (kept even if a later step fails), then creates the disks
-    other_config:disks lists (each SR named by uuid), then drops the ``disks`` and
-    ``postinstall`` keys. The model has no VDIs: it checks the SRs and drops the keys.
+    xapi reads the spec in other_config:disks first (a malformed one fails with the VM still a
+    template), then clears ``is_a_template`` (kept even if a later step fails), creates the
+    disks the spec lists (each SR named by uuid), and drops the ``disks`` and ``postinstall``
+    keys. The model has no VDIs: it checks the SRs and drops the keys.
     """
     ref = str(args[0])
     return guarded(ctx.world, ref, "provision", lambda vm: _provisioned(ctx.world, ref, vm))
 
 
 def _provisioned(world: World, ref: str, vm: Record) -> Result:
-    world = update_vm(world, ref, {"is_a_template": False})
     other_config = dict(as_map(vm["other_config"]))
-    if "disks" not in other_config and "postinstall" not in other_config:
-        return done(world)
-    try:
+    try:  # message_forwarding.ml reads the spec before xapi_vm.ml clears is_a_template
         sr_uuids = _disk_srs(str(other_config.get("disks", "")))
     except ValueError:
         return failed(world, Failure("INTERNAL_ERROR", ("Xapi_templates.Parse_failure",)))
+    world = update_vm(world, ref, {"is_a_template": False})
+    if "disks" not in other_config and "postinstall" not in other_config:
+        return done(world)
     known = {str(sr.get("uuid", "")) for sr in world.srs.values()}
     for sr_uuid in sr_uuids:
         if sr_uuid not in known:

@@ -109,3 +109,31 @@ def test_snapshot_info_records_the_power_state_at_snapshot() -> None:
         "power-state-at-snapshot": "Running",
     }
     assert d.field(snap, "snapshot_metadata") != ""
+
+
+def test_checkpoint_records_snapshot_info_only_of_a_running_vm() -> None:
+    # xapi_vm_snapshot.ml checkpoint: snapshot_info starts empty and is filled in only when the
+    # VM is suspended live; a suspended or paused VM's checkpoint carries none.
+    d = driver()
+    running, suspended, paused = (d.in_state(s) for s in ("Running", "Suspended", "Paused"))
+    live = d.ok("VM.checkpoint", running, "live")
+    assert d.field(live, "snapshot_info") == {
+        "disk-snapshot-type": "crash_consistent",
+        "power-state-at-snapshot": "Running",
+    }
+    for vm in (suspended, paused):
+        assert d.field(d.ok("VM.checkpoint", vm, "not live"), "snapshot_info") == {}
+
+
+def test_revert_of_a_live_vm_whose_hard_shutdown_is_blocked_fails_and_leaves_it_running() -> None:
+    # message_forwarding.ml VM.revert shuts a VM that is not Halted down through the API
+    # (Client.VM.hard_shutdown), so hard_shutdown's operation check, blocked list included, runs.
+    d = driver()
+    vm = d.in_state("Running")
+    snap = d.ok("VM.snapshot", vm, "snap")
+    d.ok("VM.add_to_blocked_operations", vm, "hard_shutdown", "kept up")
+    assert d.fails("VM.revert", snap) == Failure("OPERATION_BLOCKED", (vm, "kept up"))
+    assert d.field(vm, "power_state") == "Running"
+    d.ok("VM.remove_from_blocked_operations", vm, "hard_shutdown")
+    d.ok("VM.revert", snap)
+    assert d.field(vm, "power_state") == "Halted"

@@ -43,6 +43,7 @@ def op_context(world: World, *, drivers: bool, strict: bool = True) -> OpContext
         or world.pool.other_config.get("allow_clone_suspended_vm") == "true",
         guest_has_pv_drivers=drivers,
         booted_flags=world.booted_flags,
+        booted_domain_types=world.booted_domain_types,
     )
 
 

@@ -64,21 +64,43 @@ def destroy(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 def _metrics_copied(world: World, source: str, new: str) -> World:
     """xapi_vm_helpers.ml ``copy_metrics``: the new VM's VM_metrics are a copy of the source's,
-    with the nomigrate and nested-virt flags its last boot captured (none captured: none)."""
-    flags = dict(world.booted_flags)
-    flags.pop(new, None)
+    with the nomigrate and nested-virt flags and the domain type its last boot captured (none
+    captured: none)."""
+    flags, types = dict(world.booted_flags), dict(world.booted_domain_types)
+    for captured in (flags, types):
+        captured.pop(new, None)
     if source in world.booted_flags:
         flags[new] = world.booted_flags[source]
-    return replace(world, booted_flags=MappingProxyType(flags))
+    if source in world.booted_domain_types:
+        types[new] = world.booted_domain_types[source]
+    return replace(
+        world, booted_flags=MappingProxyType(flags), booted_domain_types=MappingProxyType(types)
+    )
 
 
-def _add_copy(world: World, ref: str, record: dict[str, Value], source: Record) -> World:
-    """A copy of a Suspended VM is Suspended; a copy of a snapshot is always hard-shut."""
+def _add_copy(world: World, ref: str, record: dict[str, Value], source: Record, op: str) -> World:
+    """A copy of a Suspended VM is Suspended; a clone of a snapshot is hard-shut at once
+    (xapi_vm.ml clone calls hard_shutdown itself), a copy of one only through the API
+    (``_snapshot_copy_shut``)."""
     record.update(power_state="Halted", suspend_VDI=NULL_REF)
-    if source["power_state"] == "Suspended" and source["is_a_snapshot"] is not True:
+    if source["power_state"] == "Suspended" and (
+        op == "copy" or source["is_a_snapshot"] is not True
+    ):
         vdi, _, world = new_ids(world)
         record.update(power_state="Suspended", suspend_VDI=vdi)
     return refresh(with_vm(world, ref, record), ref)
+
+
+def _snapshot_copy_shut(world: World, source: Record, new_ref: str) -> Result:
+    """xapi_vm.ml copy: a snapshot's copy not Halted is shut down through the API
+    (Client.VM.hard_shutdown), whose op check refuses it, a template (VM_IS_TEMPLATE): the call
+    fails and the Suspended copy stays."""
+    if source["is_a_snapshot"] is not True or world.vms[new_ref]["power_state"] == "Halted":
+        return done(world, new_ref)
+    halted = {"power_state": "Halted", "suspend_VDI": NULL_REF}
+    return guarded(
+        world, new_ref, "hard_shutdown", lambda _: done(update_vm(world, new_ref, halted), new_ref)
+    )
 
 
 def _copier(op: str) -> Handler:
@@ -92,7 +114,8 @@ def _copier(op: str) -> Handler:
                 ctx.world, vm, name, as_snapshot_of=None, now=ctx.now
             )
             world = _metrics_copied(world, ref, new_ref)
-            return done(refresh(_add_copy(world, new_ref, record, vm), ref), new_ref)
+            world = refresh(_add_copy(world, new_ref, record, vm, op), ref)
+            return _snapshot_copy_shut(world, vm, new_ref) if op == "copy" else done(world, new_ref)
 
         return guarded(ctx.world, ref, op, body)
 

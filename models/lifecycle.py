@@ -53,10 +53,16 @@ def _boot(world: World, ref: str, host: Host, paused: bool) -> World:
 
 
 def _captured(world: World, ref: str) -> World:
-    """A new domain: xenopsd captures nomigrate and nested-virt from the platform now."""
+    """A new domain: xenopsd captures nomigrate and nested-virt from the platform now, and
+    reports the domain's type."""
     vm = world.vms[ref]
     flags = (platform_flag(vm, "nomigrate"), nested_virt(vm))
-    return replace(world, booted_flags=MappingProxyType({**world.booted_flags, ref: flags}))
+    types = {**world.booted_domain_types, ref: str(vm["domain_type"])}
+    return replace(
+        world,
+        booted_flags=MappingProxyType({**world.booted_flags, ref: flags}),
+        booted_domain_types=MappingProxyType(types),
+    )
 
 
 def _chosen(world: World, ref: str) -> Host:

@@ -259,6 +259,9 @@ class OpContext:
     """How many VTPMs the VM already has."""
     booted_flags: Mapping[str, tuple[bool, bool]] = field(default_factory=dict)
     """Per VM, ``(nomigrate, nested_virt)`` captured at its last boot (xapi's VM_metrics)."""
+    booted_domain_types: Mapping[str, str] = field(default_factory=dict)
+    """Per VM, its domain type at its last boot (VM_metrics.current_domain_type); a VM whose
+    boot the model did not see is taken at its record's ``domain_type``."""
 
 
 def _str_field(vm: Mapping[str, Value], key: str, default: str) -> str:
@@ -406,7 +409,7 @@ def _facts(vm_ref: str, vm: Mapping[str, Value], ctx: OpContext, *, strict: bool
         is_control_domain=is_control_domain,
         is_dom0=is_control_domain and _int_field(vm, "domid", -1) == 0,
         is_system_domain=_bool_of_assoc(_str_map(vm, "other_config"), "is_system_domain"),
-        domain_type=_str_field(vm, "domain_type", ""),
+        domain_type=ctx.booted_domain_types.get(vm_ref) or _str_field(vm, "domain_type", ""),
         nomigrate=nomigrate,
         nested_virt=nested,
         strict=strict,
@@ -530,7 +533,8 @@ def _check_control_domain(s: _Subject) -> Failure | None:
 
 
 def _has_implicit_feature_support(facts: _Facts) -> bool:
-    """Not live, booted PV/PVH (the model reads ``domain_type``), or PV drivers present."""
+    """Not live, booted PV/PVH (xapi_vm_lifecycle.ml ``has_definitely_booted_pv`` reads the
+    domain type of the last boot, not the record's), or PV drivers present."""
     booted_pv = facts.domain_type in _PV_DOMAIN_TYPES
     return not facts.is_live or booted_pv or facts.guest_has_pv_drivers
 

@@ -186,6 +186,9 @@ class World:
     booted_flags: Mapping[str, tuple[bool, bool]] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Per VM, ``(nomigrate, nested_virt)`` as xenopsd captured them from the platform at its
     last boot (xapi's VM_metrics); later platform changes do not count until the next boot."""
+    booted_domain_types: Mapping[str, str] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """Per VM, its domain type at its last boot (VM_metrics.current_domain_type, as xenopsd
+    reports the domain): a later VM.set_domain_type does not change it until the next boot."""
     snapshot_sources: Mapping[str, Record] = field(default_factory=_empty)  # type: ignore[arg-type]
     """Per snapshot ref, the source VM's record when it was taken: what xapi serialises into
     ``snapshot_metadata`` and VM.revert restores from (the wire field itself is opaque)."""

@@ -643,3 +643,17 @@ def test_power_state_reset_of_a_paused_vm_on_the_master_halts_it() -> None:
     assert d.field(ref, "power_state") == "Halted"
     assert d.field(ref, "resident_on") == NULL_REF
     assert d.field(ref, "domid") == -1
+
+
+def test_the_guest_feature_check_reads_the_domain_type_of_the_last_boot() -> None:
+    # xapi_vm_lifecycle.ml has_definitely_booted_pv reads VM_metrics.current_domain_type, which
+    # xenopsd reports at boot: a live VM.set_domain_type does not change it.
+    d = driver(facts=Facts(guest_has_pv_drivers=False))
+    hvm = d.new_vm()  # HVM_boot_policy set: an HVM guest, here without PV drivers
+    d.ok("VM.start", hvm, False, False)
+    d.ok("VM.set_domain_type", hvm, "pv")
+    assert d.fails("VM.clean_shutdown", hvm) == Failure("VM_LACKS_FEATURE", (hvm,))
+    pv = d.new_vm(HVM_boot_policy="")
+    d.ok("VM.start", pv, False, False)
+    d.ok("VM.set_domain_type", pv, "hvm")
+    d.ok("VM.clean_shutdown", pv)

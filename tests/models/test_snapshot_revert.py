@@ -137,3 +137,19 @@ def test_revert_of_a_live_vm_whose_hard_shutdown_is_blocked_fails_and_leaves_it_
     d.ok("VM.remove_from_blocked_operations", vm, "hard_shutdown")
     d.ok("VM.revert", snap)
     assert d.field(vm, "power_state") == "Halted"
+
+
+def test_a_copy_of_a_suspended_snapshot_is_refused_by_its_own_shutdown_and_stays() -> None:
+    # xapi_vm_clone.ml: a copy of a Suspended VM is Suspended, and a snapshot's copy a template;
+    # xapi_vm.ml copy then shuts it down through the API, whose op check refuses a template,
+    # while clone shuts its copy down directly.
+    d = driver()
+    checkpoint = d.ok("VM.checkpoint", d.in_state("Running"), "cp")
+    before = set(d.ok("VM.get_all"))
+    failure = d.fails("VM.copy", checkpoint, "copied", "OpaqueRef:NULL")
+    (copy,) = set(d.ok("VM.get_all")) - before
+    assert failure == Failure("VM_IS_TEMPLATE", (copy, "hard_shutdown"))
+    assert d.field(copy, "power_state") == "Suspended"
+    assert d.field(copy, "is_a_template") is True
+    clone = d.ok("VM.clone", checkpoint, "cloned")
+    assert d.field(clone, "power_state") == "Halted"

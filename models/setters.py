@@ -161,6 +161,9 @@ def _multiplier(op: str) -> Handler:
         def body(vm: Record) -> Result:
             if value < 1.0:
                 raise invalid_value("multiplier", ocaml_float(value))
+            if op == "changing_shadow_memory_live" and _booted_pv(ctx.world, ref, vm):
+                # xenopsd refuses a PV domain (Unimplemented), which xapi_xenops.ml ignores
+                return done(update_vm(ctx.world, ref, {}))
             changes = _with_overhead(ctx.world, vm, {"HVM_shadow_multiplier": value})
             return done(update_vm(ctx.world, ref, changes))
 
@@ -169,9 +172,14 @@ def _multiplier(op: str) -> Handler:
     handler.__doc__ = (
         f"Shadow multiplier setter ({op}): the multiplier must be at least 1.0; the overhead"
         " follows (xapi_vm_helpers.ml set_HVM_shadow_multiplier, xapi_vm.ml"
-        " set_shadow_multiplier_live)."
+        " set_shadow_multiplier_live); live on a PV domain nothing changes (xenopsd)."
     )
     return handler
+
+
+def _booted_pv(world: World, ref: str, vm: Record) -> bool:
+    """Whether the VM's domain is PV: its type at its last boot (the record's if not seen)."""
+    return world.booted_domain_types.get(ref, str(vm["domain_type"])) == "pv"
 
 
 def _no_op(op: str) -> Handler:

@@ -409,3 +409,18 @@ def test_appliance_is_refused_on_templates_snapshots_and_control_domains(kind: s
         "OPERATION_NOT_ALLOWED",
         ("Control domains, templates and snapshots cannot be assigned to appliances.",),
     )
+
+
+def test_shadow_multiplier_live_on_a_pv_domain_changes_nothing() -> None:
+    # xenops_server_xen.ml refuses set_shadow_multiplier on a PV domain (Unimplemented) and
+    # xapi_xenops.ml ignores that: the field and the overhead stay; an HVM domain takes it.
+    d = driver()
+    pv = d.new_vm(HVM_boot_policy="")
+    d.ok("VM.start", pv, False, False)
+    overhead = d.field(pv, "memory_overhead")
+    d.ok("VM.set_shadow_multiplier_live", pv, 2.0)
+    assert d.field(pv, "HVM_shadow_multiplier") == 1.0
+    assert d.field(pv, "memory_overhead") == overhead
+    hvm = d.in_state("Running")
+    d.ok("VM.set_shadow_multiplier_live", hvm, 2.0)
+    assert d.field(hvm, "HVM_shadow_multiplier") == 2.0

@@ -313,9 +313,13 @@ def set_has_vendor_device(ctx: Ctx, args: tuple[Value, ...]) -> Result:
 
 
 def set_suspend_VDI(ctx: Ctx, args: tuple[Value, ...]) -> Result:
-    """VM.set_suspend_VDI: Suspended only; the model has no VDIs, so any VDI is unknown."""
+    """VM.set_suspend_VDI: Suspended only; the VM's own suspend VDI changes nothing (xapi_vm.ml
+    acts only when the VDI differs); the model has no other VDIs, so any other is unknown."""
     ref, value = str(args[0]), str(args[1])
-    _in_state(vm_of(ctx.world, ref), ref, "Suspended")
+    vm = vm_of(ctx.world, ref)
+    _in_state(vm, ref, "Suspended")
+    if value == vm["suspend_VDI"]:
+        return done(ctx.world)
     raise handle_invalid("VDI", value)
 
 

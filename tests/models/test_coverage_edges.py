@@ -52,6 +52,9 @@ def test_set_suspend_VDI_on_a_suspended_vm_names_the_unknown_vdi() -> None:
         "HANDLE_INVALID", ("VDI", "OpaqueRef:vdi")
     )
     assert d.field(ref, "suspend_VDI") == image
+    # xapi_vm.ml set_suspend_VDI acts only when the VDI differs: its own changes nothing
+    d.ok("VM.set_suspend_VDI", ref, image)
+    assert d.field(ref, "suspend_VDI") == image
 
 
 def test_add_to_NVRAM_with_an_existing_key_is_a_duplicate() -> None:

@@ -80,10 +80,12 @@ def wire(value):
 
 def send(method, args):
     if PROTOCOL == "jsonrpc":
-        body = json.dumps({{"jsonrpc": "2.0", "method": method, "params": args, "id": next(IDS)}})
+        sent = next(IDS)
+        body = json.dumps({{"jsonrpc": "2.0", "method": method, "params": args, "id": sent}})
         request = urllib.request.Request(URL.rstrip("/") + "/jsonrpc", body.encode(),
                                          {{"Content-Type": "application/json"}})
         answer = json.load(urllib.request.urlopen(request, timeout=300))
+        checked_id(answer, sent)
         if "error" in answer and answer["error"] is not None:
             error = answer["error"]
             return ("error", [error["message"], *error.get("data", [])] if isinstance(error, dict) else error)
@@ -93,6 +95,17 @@ def send(method, args):
     if answer.get("Status") == "Success":
         return ("ok", answer.get("Value"))
     return ("error", answer.get("ErrorDescription"))
+
+
+def checked_id(answer, sent):
+    """An answer must echo the request's id (the suite's JSON-RPC rule): else it is not one."""
+    try:
+        from conformance.wire.jsonrpc import id_mismatch
+    except ImportError:
+        return  # matches() says to install xapi-conformance
+    problem = id_mismatch(answer.get("id") if isinstance(answer, dict) else None, sent)
+    if problem:
+        raise ValueError(problem)
 
 
 def call(method, *args):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import ssl
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import urlsplit
 
 from conformance.errors import (
@@ -224,9 +225,12 @@ class JsonRpcTarget(_HttpTarget):
 
     def _call(self, method: str, params: tuple[Value, ...]) -> Outcome:
         """POST one JSON-RPC request; decode either error shape."""
-        body = jsonrpc.encode_request(method, params, next(self._ids), self.version)
+        request_id = next(self._ids)
+        body = jsonrpc.encode_request(method, params, request_id, self.version)
         answer = self._post("/jsonrpc", body, method)
-        return self._decoded(method, jsonrpc.decode_response, answer)
+        return self._decoded(
+            method, partial(jsonrpc.decode_response, request_id=request_id), answer
+        )
 
 
 def open_target(url: str, protocol: str, settings: TargetSettings | None = None) -> Target:

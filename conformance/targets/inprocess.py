@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable
+from functools import partial
 
 from conformance.errors import MalformedAnswer, ProtocolError
 from conformance.server.app import XenAPIApp
@@ -28,8 +29,10 @@ class InProcessTarget:
     def call(self, method: str, *params: Value) -> Outcome:
         """One call through the codecs and the app."""
         if self.protocol == "jsonrpc":
-            body = jsonrpc.encode_request(method, params, next(self._ids))
-            return _decoded(jsonrpc.decode_response, self._post("/jsonrpc", body))
+            request_id = next(self._ids)
+            body = jsonrpc.encode_request(method, params, request_id)
+            decode = partial(jsonrpc.decode_response, request_id=request_id)
+            return _decoded(decode, self._post("/jsonrpc", body))
         return _decoded(
             xmlrpc.decode_response, self._post("/", xmlrpc.encode_request(method, params))
         )

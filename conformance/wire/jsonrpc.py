@@ -32,6 +32,7 @@ __all__ = [
     "decode_response",
     "encode_request",
     "encode_response",
+    "id_mismatch",
 ]
 
 Version: TypeAlias = Literal["1.0", "2.0"]
@@ -174,6 +175,16 @@ def _is_id(value: object) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
 
+def id_mismatch(answer_id: object, request_id: object) -> str | None:
+    """What is wrong with an answer's ``id`` for the request with ``request_id``, if anything:
+    rpclib echoes the id it read, of the same JSON type (a number stays a number)."""
+    if type(answer_id) is type(request_id) and answer_id == request_id:
+        return None
+    return (
+        f"the id member is {json.dumps(answer_id)} where the request's was {json.dumps(request_id)}"
+    )
+
+
 def _version(document: dict[str, object]) -> Version:
     if "jsonrpc" not in document:
         return "1.0"
@@ -219,25 +230,31 @@ def _request_params(document: dict[str, object], version: Version) -> tuple[obje
     raise WireFormatError("the params member is missing or not an array")
 
 
-def decode_response(body: bytes) -> Outcome:
-    """The outcome of a v1 or v2 response (client side).
+def decode_response(body: bytes, request_id: object = None) -> Outcome:
+    """The outcome of a v1 or v2 response (client side) to the request with ``request_id``.
 
     Results become ``Value`` trees (arrays as tuples). A v2 error is the ``{code, message,
     data}`` object, or the raw ``[code, …]`` array xapi sends when a failure happens outside
     dispatch. Raises ``WireFormatError``, quoting the body, for garbage, a missing or non-int,
-    non-string ``id``, or both or neither of ``result``/``error``. A null, the result or within
-    it, reads as ``WireNull`` (judged a mismatch where it is typed).
+    non-string ``id``, an ``id`` other than the request's (given one: rpclib echoes it, of the
+    same JSON type, and a client matches answers to requests by it), or both or neither of
+    ``result``/``error``. A null, the result or within it, reads as ``WireNull`` (judged a
+    mismatch where it is typed).
     """
     document = _loads(body)
     try:
-        return _response(document)
+        return _response(document, request_id)
     except WireFormatError as error:
         raise WireFormatError(f"{error}; received {_excerpt(body)}") from None
 
 
-def _response(document: dict[str, object]) -> Outcome:
-    if not _is_id(document.get("id")):
+def _response(document: dict[str, object], request_id: object) -> Outcome:
+    answer_id = document.get("id")
+    if not _is_id(answer_id):
         raise WireFormatError("the id member is missing, null or neither an int nor a string")
+    problem = id_mismatch(answer_id, request_id) if request_id is not None else None
+    if problem:
+        raise WireFormatError(problem)
     if _version(document) == "1.0":
         return _v1_outcome(document)
     return _v2_outcome(document)

@@ -6,13 +6,21 @@ is a ``TargetError`` whose message says what happened, never with the password i
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 
 import pytest
 
 from conformance.engine.harness import Harness
-from conformance.errors import ProtocolError, TargetStalled, TargetTimeout, TargetUnreachable
+from conformance.errors import (
+    MalformedAnswer,
+    ProtocolError,
+    TargetStalled,
+    TargetTimeout,
+    TargetUnreachable,
+)
 from conformance.runner.cli import build_parser
 from conformance.runner.command import _touch_target
 from conformance.runner.connect import RunConfig, open_connection
@@ -142,6 +150,22 @@ def test_a_server_that_closes_idle_connections_is_reconnected(server: RunningSer
             assert isinstance(_login(target), Success)
             assert relay.closed.acquire(timeout=WAIT_S), "the server kept the connection"
         assert isinstance(_login(target), Success)
+
+
+def _id_as_text(_request: hostile.Request, body: bytes) -> bytes:
+    """A JSON-RPC answer whose numeric id comes back as a string."""
+    document = json.loads(body)
+    return json.dumps({**document, "id": str(document["id"])}).encode()
+
+
+def test_a_json_rpc_answer_that_does_not_echo_the_id_is_malformed(server: RunningServer) -> None:
+    assert isinstance(_login(JsonRpcTarget(server.url)), Success)
+    wrong_id = re.escape("""id member is "1" where the request's was 1""")
+    with (
+        hostile.proxy(server.url, rewrite=_id_as_text) as (relay, _),
+        pytest.raises(MalformedAnswer, match=wrong_id),
+    ):
+        _login(JsonRpcTarget(relay.url))
 
 
 def test_a_server_gone_mid_run_is_unreachable(server: RunningServer) -> None:

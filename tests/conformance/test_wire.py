@@ -976,3 +976,13 @@ def test_xapi_layout_is_read_in_one_scan(outcome: Outcome) -> None:
 )
 def test_the_lean_decoder_agrees_on_edge_cases(body: bytes) -> None:
     assert _decoded(body) == _full_parser(body)
+
+
+def test_a_json_answer_must_echo_the_requests_id_as_sent() -> None:
+    answer = b'{"jsonrpc":"2.0","result":"ok","id":%s}'
+    assert jr.decode_response(answer % b"7", request_id=7) == Success("ok")
+    assert jr.decode_response(answer % b'"a7"', request_id="a7") == Success("ok")
+    assert jr.decode_response(answer % b'"7"') == Success("ok")  # no request to hold it to
+    for wrong in (b'"7"', b"8"):
+        with pytest.raises(WireFormatError, match=r"id member is .* where the request's was 7"):
+            jr.decode_response(answer % wrong, request_id=7)

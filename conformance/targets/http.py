@@ -8,6 +8,7 @@ refs the target was given masked.
 from __future__ import annotations
 
 import itertools
+import re
 import ssl
 from collections.abc import Callable
 from functools import partial
@@ -45,6 +46,8 @@ SECRET_PARAMS = {
 """Messages that carry passwords, and where: these values are masked in every message."""
 
 _LOGINS = frozenset(SECRET_PARAMS) - {"session.change_password"}
+_REF = re.compile(r"OpaqueRef:[0-9A-Za-z-]+")
+"""A ref in a login's answer that did not read: the session, a secret not yet known as one."""
 
 
 def _checked_url(url: str) -> str:
@@ -98,9 +101,9 @@ class _HttpTarget:
         try:
             outcome = decode(body)
         except WireFormatError as error:
+            text = _REF.sub("OpaqueRef:***", str(error)) if method in _LOGINS else str(error)
             raise MalformedAnswer(
-                f"{self.url} answered {method} with a malformed body: "
-                f"{excerpt(str(error), self.secrets)}"
+                f"{self.url} answered {method} with a malformed body: {excerpt(text, self.secrets)}"
             ) from None
         return outcome
 

@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -21,16 +22,19 @@ from conformance.errors import (
     TargetTimeout,
     TargetUnreachable,
 )
+from conformance.judge.divergence import Divergence
 from conformance.runner.cli import build_parser
 from conformance.runner.command import _touch_target
 from conformance.runner.connect import RunConfig, open_connection
 from conformance.server.process import RunningServer
 from conformance.targets import JsonRpcTarget, TargetSettings, XmlRpcTarget
+from conformance.targets.inprocess import InProcessTarget
 from conformance.targets.transport import excerpt
 from models.outcome import Success
 from tests.conformance import hostile
 from tests.conformance.conftest import PASSWORD
-from tests.conformance.test_harness import new_vm
+from tests.conformance.detect import replayed
+from tests.conformance.test_harness import Tampered, connect, new_vm
 
 FAST = TargetSettings(timeout=1.0)
 """For hostile servers: a short deadline (they misbehave for ``hostile.HOSTILE_S``)."""
@@ -314,3 +318,26 @@ def test_the_closing_sweep_of_a_stalled_target_is_one_try(
         else:
             _touch_target(args, "sweep-run")
         assert (relay.forwarded == 1) is stalls
+
+
+def test_a_reproducer_does_not_take_an_answer_with_another_id(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    # A JSON-RPC finding's reproducer replayed through a proxy that answers a numeric id as a
+    # string cannot replay (exit 2, as the suite's run cannot log in), where the server itself
+    # conforms (exit 0): it never says "conforms now" to answers the suite refuses.
+    def wrap(inner: InProcessTarget) -> Tampered:
+        return Tampered(inner, "VM.get_name_label", lambda _o: Success(("a",)))
+
+    harness = Harness(connect(protocol="jsonrpc", wrap=wrap), "fields")
+    with pytest.raises(Divergence) as raised:
+        harness.call("VM.get_name_label", new_vm(harness))
+    harness.teardown()
+    script = tmp_path / "reproducer.py"
+    script.write_text(raised.value.info.reproducer)
+    env = {"XAPI_PASSWORD": PASSWORD}
+    code, printed = replayed(script, [server.url, "root", "jsonrpc"], env)
+    assert code == 0, printed
+    with hostile.proxy(server.url, rewrite=_id_as_text) as (relay, _):
+        code, printed = replayed(script, [relay.url, "root", "jsonrpc"], env)
+    assert code == 2 and "the id member is" in printed, printed

@@ -20,6 +20,7 @@ __all__ = [
     "are_pinned_at_static_max",
     "are_valid",
     "boot_check",
+    "booted_domain_type",
     "check_constraints",
     "dmc_enabled",
     "metrics_flags",
@@ -179,6 +180,15 @@ def metrics_flags(vm: Mapping[str, Value], captured: tuple[bool, bool] | None) -
     if vm.get("metrics", "OpaqueRef:NULL") != "OpaqueRef:NULL":
         return captured if captured is not None else (False, False)
     return platform_flag(vm, "nomigrate"), nested_virt(vm)
+
+
+def booted_domain_type(vm: Mapping[str, Value], captured: str | None) -> str:
+    """The domain type xapi reads of a live VM (VM_metrics ``current_domain_type``): what its
+    last boot reported (``captured``), or its record's where the model saw no boot."""
+    if captured:
+        return captured
+    recorded = vm.get("domain_type", "")
+    return recorded if isinstance(recorded, str) else ""
 
 
 def dmc_enabled(pool_restrictions: Mapping[str, str]) -> bool:

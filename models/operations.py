@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from models.catalogue import ENUMS
-from models.memory import metrics_flags
+from models.memory import booted_domain_type, metrics_flags
 from models.outcome import Failure, Value
 
 __all__ = [
@@ -409,7 +409,7 @@ def _facts(vm_ref: str, vm: Mapping[str, Value], ctx: OpContext, *, strict: bool
         is_control_domain=is_control_domain,
         is_dom0=is_control_domain and _int_field(vm, "domid", -1) == 0,
         is_system_domain=_bool_of_assoc(_str_map(vm, "other_config"), "is_system_domain"),
-        domain_type=ctx.booted_domain_types.get(vm_ref) or _str_field(vm, "domain_type", ""),
+        domain_type=booted_domain_type(vm, ctx.booted_domain_types.get(vm_ref)),
         nomigrate=nomigrate,
         nested_virt=nested,
         strict=strict,

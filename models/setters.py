@@ -8,7 +8,7 @@ from models.accounting import vm_memory_overhead
 from models.checks import guarded, refresh, update_vm
 from models.errors import XenAPIError, handle_invalid, invalid_value, vm_bad_power_state
 from models.features import assert_enabled
-from models.memory import MemoryContext, MemoryTuple, check_constraints
+from models.memory import MemoryContext, MemoryTuple, booted_domain_type, check_constraints
 from models.outcome import Value
 from models.placement import free_memory, ocaml_float, resident_host
 from models.transition import Ctx, Handler, Result, as_map, done, vm_of
@@ -179,7 +179,7 @@ def _multiplier(op: str) -> Handler:
 
 def _booted_pv(world: World, ref: str, vm: Record) -> bool:
     """Whether the VM's domain is PV: its type at its last boot (the record's if not seen)."""
-    return world.booted_domain_types.get(ref, str(vm["domain_type"])) == "pv"
+    return booted_domain_type(vm, world.booted_domain_types.get(ref)) == "pv"
 
 
 def _no_op(op: str) -> Handler:

@@ -175,10 +175,12 @@ class ConformanceMachine(RuleBasedStateMachine):
         return self._create(record)
 
     def _create(self, record: dict[str, Value]) -> VmResult:
-        other = record.get("other_config")
-        tagged = {**(other if isinstance(other, Mapping) else {}), RUN_TAG: self.connection.run_id}
-        record = {**record, "other_config": tagged}
-        return self._made(self.harness.call("VM.create", record))
+        tagged = self._run_tagged(record.get("other_config"))
+        return self._made(self.harness.call("VM.create", {**record, "other_config": tagged}))
+
+    def _run_tagged(self, other: object) -> dict[str, Value]:
+        """A drawn other_config with the run's tag, which the run's closing sweep looks for."""
+        return {**(other if isinstance(other, Mapping) else {}), RUN_TAG: self.connection.run_id}
 
     def _made(self, outcome: Outcome) -> VmResult:
         """The bundle entry of a call that may have made a VM: its ref where the model made
@@ -394,9 +396,9 @@ class FieldsMachine(CopyRules):
     @rule(vm=ConformanceMachine.vms, data=st.data(), message=st.sampled_from(GENERIC_MESSAGES))
     def generic(self, vm: str, data: st.DataObject, message: Message) -> None:
         args = [data.draw(value_of(p.type), label=p.name) for p in message.params[1:]]
-        if message.wire_name == "VM.set_other_config" and isinstance(args[0], Mapping):
+        if message.wire_name == "VM.set_other_config":
             # the run tag stays: a run stopped before this VM's teardown leaves it to the sweep
-            args[0] = {**args[0], RUN_TAG: self.connection.run_id}
+            args[0] = self._run_tagged(args[0])
         self.harness.call(message.wire_name, vm, *args)
 
     @rule(vm=ConformanceMachine.vms, key=st.sampled_from(["k1", "k2", "folder"]), value=LABELS)
